@@ -1,0 +1,436 @@
+//! A configuration: an OPTIONS document with a typed view of the catalog options in it.
+//!
+//! The document stays the single source of truth (unknown keys, other column families and
+//! everything lsmtune does not tune ride along verbatim); catalog values are read from and written
+//! to it through each option's `Storage`, so the virtual options (block cache capacity, filter
+//! bits and kind, fields of nested structs) live where RocksDB expects them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::catalog::{Catalog, CatalogEntry, OptionSpec, Scope, Storage, raw_key_of};
+use super::ini::{OptionsDoc, unescape};
+use super::value::{RawValue, Value, coerce};
+
+/// Split a nested struct value `{a=1;b={x=2;};}` into its fields, in order.
+pub fn parse_struct(value: &str) -> Option<Vec<(String, String)>> {
+    let inner = value.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut fields = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let bytes = inner.as_bytes();
+    let mut push = |part: &str| {
+        let part = part.trim();
+        if part.is_empty() {
+            return true;
+        }
+        match part.split_once('=') {
+            Some((k, v)) => {
+                fields.push((k.trim().to_string(), v.trim().to_string()));
+                true
+            }
+            None => false,
+        }
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
+            b';' if depth == 0 => {
+                if !push(&inner[start..i]) {
+                    return None;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !push(&inner[start..]) {
+        return None;
+    }
+    Some(fields)
+}
+
+/// Render fields as RocksDB writes a nested struct: `{a=1;b=2;}`.
+pub fn render_struct(fields: &[(String, String)]) -> String {
+    let mut s = String::from("{");
+    for (k, v) in fields {
+        s.push_str(k);
+        s.push('=');
+        s.push_str(v);
+        s.push(';');
+    }
+    s.push('}');
+    s
+}
+
+/// Parse the capacity out of a `block_cache` value: `1073741824`, `1G`, or `{capacity=1G;...}`.
+fn block_cache_capacity(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    let text = if raw.starts_with('{') {
+        parse_struct(raw)?
+            .into_iter()
+            .find(|(k, _)| k == "capacity")?
+            .1
+    } else {
+        raw.to_string()
+    };
+    super::value::parse_number(&text).map(|(v, _)| v as i64)
+}
+
+/// `(kind, bits)` of a `filter_policy` value; `None` for an unreadable one.
+/// `nullptr` is (bloom, 0). The legacy `rocksdb.BuiltinBloomFilter` records no bits.
+fn parse_filter_policy(raw: &str) -> Option<(&'static str, f64)> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw == "nullptr" {
+        return Some(("bloom", 0.0));
+    }
+    let mut parts = raw.split(':');
+    let name = parts.next()?;
+    let kind = match name {
+        "bloomfilter"
+        | "rocksdb.BloomFilter"
+        | "rocksdb.internal.FastLocalBloomFilter"
+        | "rocksdb.internal.LegacyBloomFilter" => "bloom",
+        "ribbonfilter" | "rocksdb.RibbonFilter" | "rocksdb.internal.Standard128RibbonFilter" => {
+            "ribbon"
+        }
+        _ => return None,
+    };
+    let bits: f64 = parts.next()?.trim().parse().ok()?;
+    Some((kind, bits))
+}
+
+fn filter_policy_string(kind: &str, bits: f64) -> String {
+    if bits <= 0.0 {
+        return "nullptr".into();
+    }
+    let bits = trim_float(bits);
+    match kind {
+        "ribbon" => format!("ribbonfilter:{bits}:-1"),
+        _ => format!("bloomfilter:{bits}:false"),
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The raw key (in the spec's section) whose value stores the spec.
+pub fn storage_key(spec: &OptionSpec) -> &'static str {
+    match spec.storage {
+        Storage::Plain => raw_key_of(spec.key),
+        Storage::Field { parent, .. } => parent,
+        Storage::BlockCacheCapacity => "block_cache",
+        Storage::FilterBits | Storage::FilterKind => "filter_policy",
+    }
+}
+
+/// The raw string stored for a spec, if the document has one.
+pub fn read_raw(doc: &OptionsDoc, spec: &OptionSpec) -> Option<String> {
+    let section = spec.scope.section();
+    match spec.storage {
+        Storage::Plain => doc.get(&section, raw_key_of(spec.key)).map(unescape),
+        Storage::Field { parent, field } => {
+            let fields = parse_struct(&unescape(doc.get(&section, parent)?))?;
+            fields.into_iter().find(|(k, _)| k == field).map(|(_, v)| v)
+        }
+        Storage::BlockCacheCapacity => doc.get(&section, "block_cache").map(unescape),
+        Storage::FilterBits | Storage::FilterKind => {
+            doc.get(&section, "filter_policy").map(unescape)
+        }
+    }
+}
+
+/// Read a catalog option from a document as a typed value, or `None` when the document does not
+/// set it (or sets something unreadable).
+pub fn read_typed(doc: &OptionsDoc, spec: &OptionSpec) -> Option<Value> {
+    let raw = read_raw(doc, spec)?;
+    match spec.storage {
+        Storage::BlockCacheCapacity => block_cache_capacity(&raw).map(Value::Int),
+        Storage::FilterBits => parse_filter_policy(&raw).map(|(_, bits)| Value::Double(bits)),
+        Storage::FilterKind => {
+            parse_filter_policy(&raw).map(|(kind, _)| Value::Str(kind.to_string()))
+        }
+        Storage::Plain | Storage::Field { .. } => {
+            coerce(&spec.ty, &RawValue::Text(raw)).ok().map(|c| c.value)
+        }
+    }
+}
+
+/// Write a typed value of a catalog option into a document.
+pub fn write_typed(doc: &mut OptionsDoc, spec: &OptionSpec, value: &Value) {
+    let section = spec.scope.section();
+    match spec.storage {
+        Storage::Plain => doc.set(&section, raw_key_of(spec.key), &value.to_string()),
+        Storage::Field { parent, field } => {
+            let mut fields = doc
+                .get(&section, parent)
+                .and_then(|v| parse_struct(&unescape(v)))
+                .unwrap_or_default();
+            match fields.iter_mut().find(|(k, _)| k == field) {
+                Some(slot) => slot.1 = value.to_string(),
+                None => fields.push((field.to_string(), value.to_string())),
+            }
+            doc.set(&section, parent, &render_struct(&fields));
+        }
+        Storage::BlockCacheCapacity => doc.set(&section, "block_cache", &value.to_string()),
+        Storage::FilterBits => {
+            let kind = doc
+                .get(&section, "filter_policy")
+                .and_then(parse_filter_policy)
+                .map(|(k, _)| k)
+                .unwrap_or("bloom");
+            let bits = value.as_f64().unwrap_or(0.0);
+            doc.set(&section, "filter_policy", &filter_policy_string(kind, bits));
+        }
+        Storage::FilterKind => {
+            let bits = doc
+                .get(&section, "filter_policy")
+                .and_then(parse_filter_policy)
+                .map(|(_, b)| b)
+                .unwrap_or(0.0);
+            let kind = value.as_str().unwrap_or("bloom");
+            doc.set(&section, "filter_policy", &filter_policy_string(kind, bits));
+        }
+    }
+}
+
+/// Two values are the same setting (10 == 10.000000, 1 == 1.0).
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+        _ => a == b,
+    }
+}
+
+/// A configuration: a full OPTIONS document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub doc: OptionsDoc,
+}
+
+impl Config {
+    pub fn new(doc: OptionsDoc) -> Config {
+        Config { doc }
+    }
+
+    /// The effective value of a catalog option: as set in the document, or the default.
+    pub fn get(&self, entry: &CatalogEntry) -> Value {
+        read_typed(&self.doc, &entry.spec).unwrap_or_else(|| entry.default.clone())
+    }
+
+    /// Effective value by catalog key (panics on a key not in the catalog: a programming error).
+    pub fn value(&self, catalog: &Catalog, key: &str) -> Value {
+        let entry = catalog
+            .get(key)
+            .unwrap_or_else(|| panic!("`{key}` is not in the catalog"));
+        self.get(entry)
+    }
+
+    pub fn int(&self, catalog: &Catalog, key: &str) -> i64 {
+        let v = self.value(catalog, key);
+        v.as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .unwrap_or(0)
+    }
+
+    pub fn float(&self, catalog: &Catalog, key: &str) -> f64 {
+        self.value(catalog, key).as_f64().unwrap_or(0.0)
+    }
+
+    pub fn flag(&self, catalog: &Catalog, key: &str) -> bool {
+        self.value(catalog, key).as_bool().unwrap_or(false)
+    }
+
+    pub fn text(&self, catalog: &Catalog, key: &str) -> String {
+        self.value(catalog, key).to_string()
+    }
+
+    pub fn set(&mut self, entry: &CatalogEntry, value: &Value) {
+        write_typed(&mut self.doc, &entry.spec, value);
+    }
+
+    pub fn set_key(&mut self, catalog: &Catalog, key: &str, value: Value) {
+        let entry = catalog
+            .get(key)
+            .unwrap_or_else(|| panic!("`{key}` is not in the catalog"));
+        self.set(entry, &value);
+    }
+
+    /// Every catalog option whose effective value differs between `self` and `other`:
+    /// key → (self's value, other's value).
+    pub fn diff(&self, other: &Config, catalog: &Catalog) -> BTreeMap<String, (Value, Value)> {
+        catalog
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let (a, b) = (self.get(e), other.get(e));
+                (!same_value(&a, &b)).then(|| (e.spec.key.to_string(), (a, b)))
+            })
+            .collect()
+    }
+}
+
+/// A difference between two documents at the level of raw keys (for `options diff`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawDiff {
+    pub section: String,
+    pub key: String,
+    pub left: Option<String>,
+    pub right: Option<String>,
+}
+
+/// Every raw key whose value differs between two documents, section by section. Numbers that
+/// are equal (`10` and `10.000000`) are not differences.
+pub fn raw_diff(a: &OptionsDoc, b: &OptionsDoc) -> Vec<RawDiff> {
+    let mut kinds: Vec<_> = a.sections.iter().map(|s| s.kind.clone()).collect();
+    for s in &b.sections {
+        if !kinds.contains(&s.kind) {
+            kinds.push(s.kind.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for kind in kinds {
+        if kind == super::ini::SectionKind::Version {
+            continue;
+        }
+        let left = a.section(&kind);
+        let right = b.section(&kind);
+        let mut keys: Vec<&str> = Vec::new();
+        for s in [left, right].into_iter().flatten() {
+            for (k, _) in &s.entries {
+                if !keys.contains(&k.as_str()) {
+                    keys.push(k);
+                }
+            }
+        }
+        for key in keys {
+            let l = left.and_then(|s| s.get(key));
+            let r = right.and_then(|s| s.get(key));
+            let equal = match (l, r) {
+                (Some(x), Some(y)) => {
+                    x == y
+                        || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(p), Ok(q)) if p == q)
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            if !equal {
+                out.push(RawDiff {
+                    section: kind.header(),
+                    key: key.to_string(),
+                    left: l.map(str::to_string),
+                    right: r.map(str::to_string),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The scope a raw section belongs to for the default column family, if any.
+pub fn scope_of(kind: &super::ini::SectionKind) -> Option<Scope> {
+    use super::ini::SectionKind as K;
+    match kind {
+        K::Db => Some(Scope::Db),
+        K::Cf(name) if name == "default" => Some(Scope::Cf),
+        K::Table { factory, cf } if cf == "default" && factory == "BlockBasedTable" => {
+            Some(Scope::Table)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::catalog::specs;
+    use crate::options::ini::SectionKind;
+
+    fn spec(key: &str) -> OptionSpec {
+        specs().into_iter().find(|s| s.key == key).unwrap()
+    }
+
+    #[test]
+    fn nested_structs_round_trip() {
+        let v = "{allow_compaction=false;age_for_warm=0;file_temperature_age_thresholds=;max_table_files_size=1073741824;}";
+        let fields = parse_struct(v).unwrap();
+        assert_eq!(fields.len(), 4);
+        assert_eq!(
+            fields[2],
+            ("file_temperature_age_thresholds".into(), "".into())
+        );
+        assert_eq!(render_struct(&fields), v);
+        let nested = parse_struct("{a={x=1;y=2;};b=3}").unwrap();
+        assert_eq!(nested[0], ("a".into(), "{x=1;y=2;}".into()));
+        assert!(parse_struct("not a struct").is_none());
+    }
+
+    #[test]
+    fn virtual_options_live_where_rocksdb_reads_them() {
+        let mut doc = OptionsDoc::default();
+        let table = Scope::Table.section();
+        doc.set(&table, "filter_policy", "nullptr");
+        assert_eq!(
+            read_typed(&doc, &spec("table.filter_bits_per_key")),
+            Some(Value::Double(0.0))
+        );
+        write_typed(
+            &mut doc,
+            &spec("table.filter_bits_per_key"),
+            &Value::Double(10.0),
+        );
+        assert_eq!(
+            doc.get(&table, "filter_policy"),
+            Some("bloomfilter:10:false")
+        );
+        write_typed(
+            &mut doc,
+            &spec("table.filter_type"),
+            &Value::Str("ribbon".into()),
+        );
+        assert_eq!(doc.get(&table, "filter_policy"), Some("ribbonfilter:10:-1"));
+        assert_eq!(
+            read_typed(&doc, &spec("table.filter_type")),
+            Some(Value::Str("ribbon".into()))
+        );
+
+        write_typed(
+            &mut doc,
+            &spec("table.block_cache_size"),
+            &Value::Int(1 << 30),
+        );
+        assert_eq!(doc.get(&table, "block_cache"), Some("1073741824"));
+        doc.set(&table, "block_cache", "{capacity=2G;num_shard_bits=4;}");
+        assert_eq!(
+            read_typed(&doc, &spec("table.block_cache_size")),
+            Some(Value::Int(2 << 30))
+        );
+
+        let cf = SectionKind::Cf("default".into());
+        doc.set(
+            &cf,
+            "compaction_options_universal",
+            "{size_ratio=1;min_merge_width=2;}",
+        );
+        let sr = spec("compaction_options_universal.size_ratio");
+        assert_eq!(read_typed(&doc, &sr), Some(Value::Int(1)));
+        write_typed(&mut doc, &sr, &Value::Int(10));
+        assert_eq!(
+            doc.get(&cf, "compaction_options_universal"),
+            Some("{size_ratio=10;min_merge_width=2;}")
+        );
+    }
+
+    #[test]
+    fn raw_diff_ignores_equal_numbers() {
+        let a = OptionsDoc::parse("[CFOptions \"default\"]\n x=10\n y=1\n z=a\n").unwrap();
+        let b = OptionsDoc::parse("[CFOptions \"default\"]\n x=10.000000\n y=2\n w=1\n").unwrap();
+        let d = raw_diff(&a, &b);
+        let keys: Vec<&str> = d.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, vec!["y", "z", "w"]);
+    }
+}
