@@ -1,0 +1,297 @@
+//! The benchmark seam: `BenchEngine::measure(config, workload) -> Measurement`, with two
+//! engines — the in-process harness (run in an isolated worker process) and an external
+//! `db_bench` — and the repeat loop that turns runs into a summary with a confidence interval.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::db_bench;
+use super::measure::{Measurement, dir_size};
+use super::stats::Summary;
+use super::worker::{Limits, RunFailure, run_isolated, watch};
+use super::workload::{Kind, Workload};
+use crate::options::{OptionsDoc, rocks};
+
+/// Something that measures a configuration on a workload.
+pub trait BenchEngine {
+    /// `inprocess` or `db_bench <version>`.
+    fn name(&self) -> String;
+    /// One run in `work`, a fresh folder the caller owns.
+    fn measure(
+        &self,
+        doc: &OptionsDoc,
+        workload: &Workload,
+        work: &Path,
+    ) -> Result<Measurement, RunFailure>;
+}
+
+/// The in-process harness, each run in a worker process.
+pub struct InProcess {
+    pub exe: PathBuf,
+    pub limits: Limits,
+    /// Live operation count of the running measurement, for progress displays.
+    pub live_ops: Arc<AtomicU64>,
+}
+
+impl BenchEngine for InProcess {
+    fn name(&self) -> String {
+        "inprocess".into()
+    }
+
+    fn measure(
+        &self,
+        doc: &OptionsDoc,
+        w: &Workload,
+        work: &Path,
+    ) -> Result<Measurement, RunFailure> {
+        run_isolated(
+            &self.exe,
+            doc,
+            w,
+            work,
+            self.limits,
+            None,
+            Some(self.live_ops.clone()),
+        )
+    }
+}
+
+/// An external db_bench binary. Files are downgraded once per configuration to what its
+/// RocksDB version loads.
+pub struct DbBench {
+    pub path: PathBuf,
+    pub version: String,
+    pub limits: Limits,
+    downgraded: Mutex<Vec<(OptionsDoc, OptionsDoc, Vec<String>)>>,
+}
+
+impl DbBench {
+    pub fn new(path: PathBuf, limits: Limits) -> anyhow::Result<DbBench> {
+        let version = db_bench::version(&path)?;
+        Ok(DbBench {
+            path,
+            version,
+            limits,
+            downgraded: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The copy of `doc` this db_bench loads, and what was dropped to get it.
+    pub fn compatible(&self, doc: &OptionsDoc) -> anyhow::Result<(OptionsDoc, Vec<String>)> {
+        let mut cache = self.downgraded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, d, dropped)) = cache.iter().find(|(o, _, _)| o == doc) {
+            return Ok((d.clone(), dropped.clone()));
+        }
+        let result = db_bench::downgrade(&self.path, doc)?;
+        cache.push((doc.clone(), result.doc.clone(), result.dropped.clone()));
+        Ok((result.doc, result.dropped))
+    }
+
+    fn run(&self, args: &[String], work: &Path, tag: &str) -> Result<(String, u64), RunFailure> {
+        let out_file = work.join(format!("db_bench-{tag}.out"));
+        let stdout = std::fs::File::create(&out_file).map_err(|e| RunFailure::Spawn {
+            message: e.to_string(),
+        })?;
+        let stderr = stdout.try_clone().map_err(|e| RunFailure::Spawn {
+            message: e.to_string(),
+        })?;
+        let mut child = Command::new(&self.path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| RunFailure::Spawn {
+                message: format!("{}: {e}", self.path.display()),
+            })?;
+        let (status, peak) = watch(&mut child, self.limits)?;
+        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+        if !status.success() {
+            let last: Vec<&str> = text.lines().rev().take(5).collect();
+            let msg = last.into_iter().rev().collect::<Vec<_>>().join(" | ");
+            return Err(RunFailure::Error {
+                message: format!("db_bench failed ({status}): {msg}"),
+            });
+        }
+        Ok((text, peak))
+    }
+}
+
+/// db_bench's name for a workload, if it runs it.
+fn db_bench_name(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::FillSeq
+        | Kind::FillRandom
+        | Kind::Overwrite
+        | Kind::ReadRandom
+        | Kind::ReadRandomWriteRandom
+        | Kind::ReadWhileWriting
+        | Kind::SeekRandom
+        | Kind::UpdateRandom => Some(kind.name()),
+        _ => None,
+    }
+}
+
+impl BenchEngine for DbBench {
+    fn name(&self) -> String {
+        format!("db_bench {}", self.version)
+    }
+
+    fn measure(
+        &self,
+        doc: &OptionsDoc,
+        w: &Workload,
+        work: &Path,
+    ) -> Result<Measurement, RunFailure> {
+        let Some(name) = db_bench_name(w.kind) else {
+            return Err(RunFailure::Error {
+                message: format!(
+                    "the db_bench engine does not run {}; use --engine inprocess",
+                    w.kind
+                ),
+            });
+        };
+        let (compat, _) = self.compatible(doc).map_err(|e| RunFailure::Error {
+            message: format!("{e:#}"),
+        })?;
+        let options_file = work.join("OPTIONS-db_bench.ini");
+        compat
+            .write(&options_file, "candidate for db_bench (lsmtune)")
+            .map_err(|e| RunFailure::Spawn {
+                message: e.to_string(),
+            })?;
+        let db = work.join("db");
+        let common = vec![
+            format!("--db={}", db.display()),
+            format!("--options_file={}", options_file.display()),
+            // db_bench hands its own cache to the options loader: size it as the file asks.
+            format!("--cache_size={}", rocks::block_cache_capacity(doc)),
+            format!("--num={}", w.num),
+            format!("--key_size={}", w.key_size),
+            format!("--value_size={}", w.value_size),
+            format!("--compression_ratio={}", w.compression_ratio),
+            format!("--seed={}", w.seed.max(1)),
+        ];
+        let mut fill_seconds = 0.0;
+        if w.kind.needs_fill() {
+            let mut args = common.clone();
+            args.extend([
+                String::from("--benchmarks=fillrandom"),
+                String::from("--threads=1"),
+            ]);
+            let start = std::time::Instant::now();
+            self.run(&args, work, "fill")?;
+            fill_seconds = start.elapsed().as_secs_f64();
+        }
+        let mut args = common;
+        args.extend([
+            format!("--benchmarks={name}"),
+            format!("--threads={}", w.threads),
+            format!("--use_existing_db={}", u8::from(w.kind.needs_fill())),
+            String::from("--histogram=1"),
+            format!("--readwritepercent={}", w.readwritepercent),
+            format!("--seek_nexts={}", w.seek_nexts),
+        ]);
+        if let Some(ops) = w.ops {
+            args.push(format!("--reads={ops}"));
+            args.push(format!("--writes={ops}"));
+        }
+        if let Some(d) = w.duration {
+            args.push(format!("--duration={}", d.as_secs().max(1)));
+        }
+        let (text, peak) = self.run(&args, work, "measure")?;
+        let report = db_bench::parse_report(&text, name).ok_or_else(|| RunFailure::Error {
+            message: format!("db_bench printed no result line for {name}"),
+        })?;
+        Ok(Measurement {
+            engine: self.name(),
+            workload: w.clone(),
+            ops: report.ops,
+            seconds: report.seconds,
+            ops_per_sec: report.ops_per_sec,
+            mb_per_sec: report.mb_per_sec.unwrap_or(
+                report.ops_per_sec * (w.key_size + w.value_size) as f64 / (1 << 20) as f64,
+            ),
+            latency_us: report.latency.unwrap_or_default(),
+            reads_found: report.found,
+            counters: None,
+            diagnostics: None,
+            size_on_disk: dir_size(&db),
+            cpu_seconds: None,
+            peak_rss_bytes: (peak > 0).then_some(peak),
+            fill_seconds,
+        })
+    }
+}
+
+/// A workload measured `repeats` times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRun {
+    pub engine: String,
+    pub workload: Workload,
+    pub measurements: Vec<Measurement>,
+    pub failures: Vec<RunFailure>,
+    /// ops/s over the successful repeats.
+    pub ops_per_sec: Option<Summary>,
+}
+
+impl BenchRun {
+    pub fn throughputs(&self) -> Vec<f64> {
+        self.measurements.iter().map(|m| m.ops_per_sec).collect()
+    }
+}
+
+/// A scratch folder for one run, created by us inside `parent` (or the temp folder) and removed
+/// when dropped; never the parent itself.
+pub fn run_dir(parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
+    let b = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("lsmtune-bench-");
+        b
+    };
+    match parent {
+        Some(p) => b.tempdir_in(p),
+        None => b.tempdir(),
+    }
+}
+
+/// Measure `repeats` times, each repeat in a fresh folder with seed `seed + repeat`.
+/// `on_repeat(i, outcome)` is called after each.
+pub fn run_repeats(
+    engine: &dyn BenchEngine,
+    doc: &OptionsDoc,
+    workload: &Workload,
+    repeats: usize,
+    parent: Option<&Path>,
+    mut on_repeat: impl FnMut(usize, &Result<Measurement, RunFailure>),
+) -> BenchRun {
+    let mut measurements = Vec::new();
+    let mut failures = Vec::new();
+    for r in 0..repeats {
+        let mut w = workload.clone();
+        w.seed = workload.seed.wrapping_add(r as u64);
+        let outcome = match run_dir(parent) {
+            Ok(dir) => engine.measure(doc, &w, dir.path()),
+            Err(e) => Err(RunFailure::Spawn {
+                message: format!("cannot create a run folder: {e}"),
+            }),
+        };
+        on_repeat(r, &outcome);
+        match outcome {
+            Ok(m) => measurements.push(m),
+            Err(f) => failures.push(f),
+        }
+    }
+    let ops: Vec<f64> = measurements.iter().map(|m| m.ops_per_sec).collect();
+    BenchRun {
+        engine: engine.name(),
+        workload: workload.clone(),
+        ops_per_sec: Summary::of(&ops),
+        measurements,
+        failures,
+    }
+}

@@ -1,0 +1,299 @@
+//! The in-process benchmark: open RocksDB from an OPTIONS document through RocksDB's own loader
+//! (as a user's program would), fill it when the workload reads, then run the measured phase on
+//! `threads` threads with a latency histogram per thread, and collect RocksDB's counters, CPU
+//! time and peak RSS. Runs inside the worker process (see `worker`), never in the caller.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use hdrhistogram::Histogram;
+use rocksdb::DB;
+
+use super::measure::{Diagnostics, Latency, Measurement, RocksCounters, dir_size};
+use super::workload::{Kind, Op, OpChooser, Rng, ValuePool, Workload, Zipfian, make_key};
+use crate::options::{OptionsDoc, rocks};
+
+/// Live progress: operations done in the current phase.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub ops: AtomicU64,
+    pub filling: AtomicBool,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds are valid")
+}
+
+/// CPU seconds (user + system) of this process so far, and its peak RSS in bytes.
+fn rusage() -> (f64, u64) {
+    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF is always valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+        ru.ru_maxrss as u64 * 1024,
+    )
+}
+
+/// Fill `[0, num)`: YCSB loads every key once (scrambled order); db_bench-style workloads write
+/// `num` random keys with replacement, as `db_bench --benchmarks=fillrandom` does.
+fn fill(db: &DB, w: &Workload, progress: &Progress) -> Result<()> {
+    progress.filling.store(true, Ordering::Relaxed);
+    let mut rng = Rng::new(w.seed ^ 0xF111);
+    let mut values = ValuePool::new(w.seed, w.compression_ratio, w.value_size);
+    let mut key = Vec::with_capacity(w.key_size);
+    let ycsb = OpChooser::wants_zipfian(w.kind);
+    // A stride coprime with num visits every key once.
+    let stride = {
+        let mut s = (w.num / 2) | 1;
+        while gcd(s, w.num) != 1 {
+            s += 2;
+        }
+        s % w.num.max(1)
+    };
+    for i in 0..w.num {
+        let k = if ycsb {
+            (i.wrapping_mul(stride.max(1))) % w.num
+        } else {
+            rng.below(w.num)
+        };
+        make_key(k, w.key_size, &mut key);
+        db.put(&key, values.next(w.value_size))
+            .map_err(|e| anyhow!("fill: {e}"))?;
+        if i % 1024 == 0 {
+            progress.ops.store(i, Ordering::Relaxed);
+        }
+    }
+    progress.filling.store(false, Ordering::Relaxed);
+    progress.ops.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+struct ThreadResult {
+    hist: Histogram<u64>,
+    ops: u64,
+    reads: u64,
+    found: u64,
+}
+
+/// One measuring thread.
+fn worker_thread(
+    db: &DB,
+    w: &Workload,
+    id: usize,
+    zipf: Option<&Zipfian>,
+    latest: &AtomicU64,
+    deadline: Option<Instant>,
+    progress: &Progress,
+) -> Result<ThreadResult> {
+    let mut rng = Rng::new(w.seed.wrapping_add(1 + id as u64 * 7919));
+    let mut values = ValuePool::new(
+        w.seed.wrapping_add(id as u64),
+        w.compression_ratio,
+        w.value_size,
+    );
+    let chooser = OpChooser::new(w, zipf);
+    let mut hist = new_histogram();
+    let mut key = Vec::with_capacity(w.key_size);
+    let (mut ops, mut reads, mut found) = (0u64, 0u64, 0u64);
+    let limit = w.ops_per_thread();
+    let mut seq = id as u64 * limit;
+    loop {
+        if let Some(d) = deadline {
+            if ops % 64 == 0 && Instant::now() >= d {
+                break;
+            }
+        } else if ops >= limit {
+            break;
+        }
+        let op = if w.kind == Kind::FillSeq {
+            seq += 1;
+            Op::Write((seq - 1) % w.num)
+        } else {
+            chooser.next(&mut rng, latest.load(Ordering::Relaxed))
+        };
+        let start = Instant::now();
+        match op {
+            Op::Read(k) => {
+                make_key(k, w.key_size, &mut key);
+                reads += 1;
+                if db
+                    .get_pinned(&key)
+                    .map_err(|e| anyhow!("get: {e}"))?
+                    .is_some()
+                {
+                    found += 1;
+                }
+            }
+            Op::Write(k) => {
+                make_key(k, w.key_size, &mut key);
+                db.put(&key, values.next(w.value_size))
+                    .map_err(|e| anyhow!("put: {e}"))?;
+            }
+            Op::ReadModifyWrite(k) => {
+                make_key(k, w.key_size, &mut key);
+                reads += 1;
+                if db
+                    .get_pinned(&key)
+                    .map_err(|e| anyhow!("get: {e}"))?
+                    .is_some()
+                {
+                    found += 1;
+                }
+                db.put(&key, values.next(w.value_size))
+                    .map_err(|e| anyhow!("put: {e}"))?;
+            }
+            Op::Scan(k, n) => {
+                make_key(k, w.key_size, &mut key);
+                let mut it = db.raw_iterator();
+                it.seek(&key);
+                let mut i = 0;
+                while it.valid() && i < n {
+                    std::hint::black_box(it.value());
+                    it.next();
+                    i += 1;
+                }
+                it.status().map_err(|e| anyhow!("scan: {e}"))?;
+            }
+            Op::Insert => {
+                let k = latest.fetch_add(1, Ordering::Relaxed) + 1;
+                make_key(k, w.key_size, &mut key);
+                db.put(&key, values.next(w.value_size))
+                    .map_err(|e| anyhow!("insert: {e}"))?;
+            }
+        }
+        let ns = start.elapsed().as_nanos().max(1) as u64;
+        hist.saturating_record(ns);
+        ops += 1;
+        if ops % 256 == 0 {
+            progress.ops.fetch_add(256, Ordering::Relaxed);
+        }
+    }
+    Ok(ThreadResult {
+        hist,
+        ops,
+        reads,
+        found,
+    })
+}
+
+/// Run a workload against a fresh database at `db_dir` opened from `doc`.
+pub fn run(
+    doc: &OptionsDoc,
+    w: &Workload,
+    db_dir: &Path,
+    progress: &Progress,
+) -> Result<Measurement> {
+    w.validate().map_err(|e| anyhow!(e))?;
+    let (db, loaded) =
+        rocks::open_with(doc, db_dir, true).map_err(|e| anyhow!("RocksDB refused to open: {e}"))?;
+    let fill_start = Instant::now();
+    if w.kind.needs_fill() {
+        fill(&db, w, progress)?;
+        rocks::settle(&db, Duration::from_secs(120));
+    }
+    let fill_seconds = fill_start.elapsed().as_secs_f64();
+    let zipf = OpChooser::wants_zipfian(w.kind).then(|| Zipfian::new(w.num));
+    let latest = AtomicU64::new(w.num.saturating_sub(1));
+    let before = rocks::counters(&db, &loaded.db);
+    let (cpu0, _) = rusage();
+    let start = Instant::now();
+    let deadline = w.duration.map(|d| start + d);
+    let stop_writer = AtomicBool::new(false);
+    let results: Vec<Result<ThreadResult>> = std::thread::scope(|s| {
+        let writer = (w.kind == Kind::ReadWhileWriting).then(|| {
+            s.spawn(|| -> Result<()> {
+                let mut rng = Rng::new(w.seed ^ 0xBEEF);
+                let mut values = ValuePool::new(w.seed ^ 0xBEEF, w.compression_ratio, w.value_size);
+                let mut key = Vec::new();
+                while !stop_writer.load(Ordering::Relaxed) {
+                    make_key(rng.below(w.num), w.key_size, &mut key);
+                    db.put(&key, values.next(w.value_size))
+                        .map_err(|e| anyhow!("writer: {e}"))?;
+                }
+                Ok(())
+            })
+        });
+        let handles: Vec<_> = (0..w.threads)
+            .map(|id| {
+                let (db, zipf, latest) = (&db, zipf.as_ref(), &latest);
+                s.spawn(move || worker_thread(db, w, id, zipf, latest, deadline, progress))
+            })
+            .collect();
+        let out: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
+            })
+            .collect();
+        stop_writer.store(true, Ordering::Relaxed);
+        if let Some(wr) = writer
+            && let Ok(Err(e)) = wr.join()
+        {
+            return vec![Err(e)];
+        }
+        out
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let (cpu1, peak_rss) = rusage();
+    let after = rocks::counters(&db, &loaded.db);
+    let mut hist = new_histogram();
+    let (mut ops, mut reads, mut found) = (0, 0, 0);
+    for r in results {
+        let r = r?;
+        hist.add(&r.hist).map_err(|e| anyhow!("histogram: {e}"))?;
+        ops += r.ops;
+        reads += r.reads;
+        found += r.found;
+    }
+    let counters = delta(&before, &after);
+    drop(db);
+    let size_on_disk = dir_size(db_dir);
+    let ops_per_sec = ops as f64 / seconds.max(1e-9);
+    Ok(Measurement {
+        engine: "inprocess".into(),
+        workload: w.clone(),
+        ops,
+        seconds,
+        ops_per_sec,
+        mb_per_sec: ops_per_sec * (w.key_size + w.value_size) as f64 / (1 << 20) as f64,
+        latency_us: Latency::from_histogram(&hist),
+        reads_found: (reads > 0).then_some((found, reads)),
+        diagnostics: Some(Diagnostics::from_counters(&counters, seconds, w.threads)),
+        counters: Some(counters),
+        size_on_disk,
+        cpu_seconds: Some(cpu1 - cpu0),
+        peak_rss_bytes: Some(peak_rss),
+        fill_seconds,
+    })
+}
+
+/// Counter deltas over the measured phase; the LSM shape is taken as it is after.
+fn delta(a: &RocksCounters, b: &RocksCounters) -> RocksCounters {
+    RocksCounters {
+        stall_micros: b.stall_micros.saturating_sub(a.stall_micros),
+        user_bytes_written: b.user_bytes_written.saturating_sub(a.user_bytes_written),
+        flush_write_bytes: b.flush_write_bytes.saturating_sub(a.flush_write_bytes),
+        compact_read_bytes: b.compact_read_bytes.saturating_sub(a.compact_read_bytes),
+        compact_write_bytes: b.compact_write_bytes.saturating_sub(a.compact_write_bytes),
+        block_cache_hit: b.block_cache_hit.saturating_sub(a.block_cache_hit),
+        block_cache_miss: b.block_cache_miss.saturating_sub(a.block_cache_miss),
+        bloom_useful: b.bloom_useful.saturating_sub(a.bloom_useful),
+        bloom_full_positive: b.bloom_full_positive.saturating_sub(a.bloom_full_positive),
+        bloom_full_true_positive: b
+            .bloom_full_true_positive
+            .saturating_sub(a.bloom_full_true_positive),
+        memtable_hit: b.memtable_hit.saturating_sub(a.memtable_hit),
+        l0_files: b.l0_files,
+        sst_bytes: b.sst_bytes,
+        pending_compaction_bytes: b.pending_compaction_bytes,
+    }
+}

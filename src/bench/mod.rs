@@ -1,0 +1,16 @@
+//! Measuring configurations: workloads with db_bench's names and YCSB A-F, the in-process
+//! harness (isolated in a worker process), the external `db_bench` engine, and statistics over
+//! repeats that decide whether a candidate is better.
+
+pub mod db_bench;
+pub mod engine;
+pub mod inprocess;
+pub mod measure;
+pub mod stats;
+pub mod worker;
+pub mod workload;
+
+pub use engine::{BenchEngine, BenchRun, DbBench, InProcess, run_repeats};
+pub use measure::Measurement;
+pub use worker::{Limits, RunFailure};
+pub use workload::{Kind, Workload};

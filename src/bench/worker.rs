@@ -1,0 +1,298 @@
+//! Isolation of a benchmark run in a worker process (this same binary, hidden `__worker`
+//! subcommand): a crash, abort, hang or runaway memory of RocksDB comes back as a typed
+//! `RunFailure` with the error text, and never takes down the caller.
+//!
+//! The parent writes a `RunSpec` as JSON, starts the worker, polls it (wall-clock timeout, RSS
+//! read from /proc against the memory limit), reads progress lines from its stdout for the live
+//! display, and reads the `Measurement` the worker wrote as JSON.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::inprocess::{self, Progress};
+use super::measure::Measurement;
+use super::workload::Workload;
+use crate::options::OptionsDoc;
+
+/// Faults a worker can be told to inject, for testing the isolation (never used otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    Abort,
+    Hang,
+    Alloc,
+    Error,
+}
+
+/// What a worker is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub options_file: PathBuf,
+    pub workload: Workload,
+    pub db_dir: PathBuf,
+    pub result_file: PathBuf,
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+/// Limits on a worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub timeout: Duration,
+    /// Kill the worker when its resident memory exceeds this many bytes.
+    pub memory: u64,
+}
+
+/// Why a run produced no measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunFailure {
+    #[error("RocksDB or the workload failed: {message}")]
+    Error { message: String },
+    #[error("the worker crashed ({how}); last output: {stderr}")]
+    Crash { how: String, stderr: String },
+    #[error("the run did not finish within {seconds} s and was stopped")]
+    Timeout { seconds: u64 },
+    #[error("the worker used {rss} bytes, over the memory limit of {limit} bytes, and was stopped")]
+    OutOfMemory { rss: u64, limit: u64 },
+    #[error("could not run the worker: {message}")]
+    Spawn { message: String },
+}
+
+/// Result of a worker, as written to its result file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum WorkerOutcome {
+    Ok { measurement: Box<Measurement> },
+    Failed { message: String },
+}
+
+/// The executable that runs workers: `LSMTUNE_WORKER_EXE`, or this binary when it is lsmtune.
+pub fn worker_exe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LSMTUNE_WORKER_EXE") {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe().context("cannot find the running executable")?;
+    let name = me
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if name.starts_with("lsmtune") {
+        Ok(me)
+    } else {
+        bail!("benchmark workers run the lsmtune binary; set LSMTUNE_WORKER_EXE to its path")
+    }
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn tail(path: &Path, max: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = text.trim();
+    let start = text.len().saturating_sub(max);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// Wait for a child under limits: kill it past the timeout or over the memory limit.
+/// Returns its exit status and the peak RSS seen.
+pub fn watch(
+    child: &mut std::process::Child,
+    limits: Limits,
+) -> std::result::Result<(std::process::ExitStatus, u64), RunFailure> {
+    let pid = child.id();
+    let start = Instant::now();
+    let mut peak = 0;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok((status, peak)),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(RunFailure::Spawn {
+                    message: e.to_string(),
+                });
+            }
+        }
+        if start.elapsed() > limits.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RunFailure::Timeout {
+                seconds: limits.timeout.as_secs(),
+            });
+        }
+        if let Some(rss) = rss_of(pid) {
+            peak = peak.max(rss);
+            if rss > limits.memory {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunFailure::OutOfMemory {
+                    rss,
+                    limit: limits.memory,
+                });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Run one workload in a worker process. `work` is a folder the caller owns; the worker's
+/// database, spec and logs go there.
+pub fn run_isolated(
+    exe: &Path,
+    doc: &OptionsDoc,
+    workload: &Workload,
+    work: &Path,
+    limits: Limits,
+    fault: Option<Fault>,
+    live_ops: Option<Arc<AtomicU64>>,
+) -> std::result::Result<Measurement, RunFailure> {
+    let spawn_err = |e: &dyn std::fmt::Display| RunFailure::Spawn {
+        message: e.to_string(),
+    };
+    let options_file = work.join("OPTIONS-candidate.ini");
+    doc.write(&options_file, "candidate under benchmark (lsmtune)")
+        .map_err(|e| spawn_err(&e))?;
+    let spec = RunSpec {
+        options_file,
+        workload: workload.clone(),
+        db_dir: work.join("db"),
+        result_file: work.join("result.json"),
+        fault,
+    };
+    let spec_file = work.join("spec.json");
+    std::fs::write(
+        &spec_file,
+        serde_json::to_vec(&spec).map_err(|e| spawn_err(&e))?,
+    )
+    .map_err(|e| spawn_err(&e))?;
+    let stderr_file = work.join("worker.stderr");
+    let stderr = std::fs::File::create(&stderr_file).map_err(|e| spawn_err(&e))?;
+    let mut child = Command::new(exe)
+        .arg("__worker")
+        .arg(&spec_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| spawn_err(&format!("{}: {e}", exe.display())))?;
+    if let Some(stdout) = child.stdout.take() {
+        let live = live_ops.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if let (Some(live), Some(n)) = (&live, line.strip_prefix("progress "))
+                    && let Ok(n) = n.trim().parse()
+                {
+                    live.store(n, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let (status, _peak) = watch(&mut child, limits)?;
+    let outcome = std::fs::read(&spec.result_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<WorkerOutcome>(&b).ok());
+    match (status.success(), outcome) {
+        (true, Some(WorkerOutcome::Ok { measurement })) => Ok(*measurement),
+        (_, Some(WorkerOutcome::Failed { message })) => Err(RunFailure::Error { message }),
+        (_, _) => {
+            use std::os::unix::process::ExitStatusExt;
+            let how = match (status.code(), status.signal()) {
+                (_, Some(sig)) => format!("killed by signal {sig}"),
+                (Some(code), _) => format!("exit code {code} without a result"),
+                _ => "unknown".into(),
+            };
+            Err(RunFailure::Crash {
+                how,
+                stderr: tail(&stderr_file, 2000),
+            })
+        }
+    }
+}
+
+/// The worker side: read the spec, run, write the outcome. Returns the process exit code.
+pub fn worker_main(spec_file: &Path) -> i32 {
+    let spec: RunSpec = match std::fs::read(spec_file)
+        .map_err(|e| anyhow!("{e}"))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| anyhow!("{e}")))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("worker: cannot read spec {}: {e}", spec_file.display());
+            return 2;
+        }
+    };
+    let outcome = match run_spec(&spec) {
+        Ok(measurement) => WorkerOutcome::Ok {
+            measurement: Box::new(measurement),
+        },
+        Err(e) => WorkerOutcome::Failed {
+            message: format!("{e:#}"),
+        },
+    };
+    let ok = matches!(outcome, WorkerOutcome::Ok { .. });
+    match serde_json::to_vec(&outcome).map(|b| std::fs::write(&spec.result_file, b)) {
+        Ok(Ok(())) => {
+            if ok {
+                0
+            } else {
+                1
+            }
+        }
+        _ => {
+            eprintln!("worker: cannot write {}", spec.result_file.display());
+            2
+        }
+    }
+}
+
+fn run_spec(spec: &RunSpec) -> Result<Measurement> {
+    match spec.fault {
+        Some(Fault::Abort) => std::process::abort(),
+        Some(Fault::Hang) => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        Some(Fault::Alloc) => {
+            let mut hog: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hog.push(vec![1u8; 16 << 20]);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Some(Fault::Error) => bail!("injected failure"),
+        None => {}
+    }
+    let doc = OptionsDoc::read(&spec.options_file)?;
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = {
+        let (progress, done) = (progress.clone(), done.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            while !done.load(Ordering::Relaxed) {
+                let n = progress.ops.load(Ordering::Relaxed);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "progress {n}");
+                let _ = out.flush();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let result = inprocess::run(&doc, &spec.workload, &spec.db_dir, &progress);
+    done.store(true, Ordering::Relaxed);
+    let _ = reporter.join();
+    result
+}

@@ -1,0 +1,524 @@
+//! Workloads with db_bench's names, flags and meaning (fillseq, fillrandom, overwrite, readrandom,
+//! readrandomwriterandom, readwhilewriting, seekrandom, updaterandom) and YCSB A-F, plus the
+//! generators they need: keys, compressible values, uniform / zipfian / latest choosers.
+//!
+//! Semantics follow db_bench so the in-process harness and `db_bench` measure the same thing:
+//! each thread performs `ops` operations (default `num`) unless a duration is given; keys are
+//! drawn from `[0, num)`; fills are random with replacement, like db_bench's fillrandom.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    FillSeq,
+    FillRandom,
+    Overwrite,
+    ReadRandom,
+    ReadRandomWriteRandom,
+    ReadWhileWriting,
+    SeekRandom,
+    UpdateRandom,
+    #[serde(rename = "ycsb-a")]
+    YcsbA,
+    #[serde(rename = "ycsb-b")]
+    YcsbB,
+    #[serde(rename = "ycsb-c")]
+    YcsbC,
+    #[serde(rename = "ycsb-d")]
+    YcsbD,
+    #[serde(rename = "ycsb-e")]
+    YcsbE,
+    #[serde(rename = "ycsb-f")]
+    YcsbF,
+}
+
+pub const ALL_KINDS: &[Kind] = &[
+    Kind::FillSeq,
+    Kind::FillRandom,
+    Kind::Overwrite,
+    Kind::ReadRandom,
+    Kind::ReadRandomWriteRandom,
+    Kind::ReadWhileWriting,
+    Kind::SeekRandom,
+    Kind::UpdateRandom,
+    Kind::YcsbA,
+    Kind::YcsbB,
+    Kind::YcsbC,
+    Kind::YcsbD,
+    Kind::YcsbE,
+    Kind::YcsbF,
+];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::FillSeq => "fillseq",
+            Kind::FillRandom => "fillrandom",
+            Kind::Overwrite => "overwrite",
+            Kind::ReadRandom => "readrandom",
+            Kind::ReadRandomWriteRandom => "readrandomwriterandom",
+            Kind::ReadWhileWriting => "readwhilewriting",
+            Kind::SeekRandom => "seekrandom",
+            Kind::UpdateRandom => "updaterandom",
+            Kind::YcsbA => "ycsb-a",
+            Kind::YcsbB => "ycsb-b",
+            Kind::YcsbC => "ycsb-c",
+            Kind::YcsbD => "ycsb-d",
+            Kind::YcsbE => "ycsb-e",
+            Kind::YcsbF => "ycsb-f",
+        }
+    }
+
+    /// Does the database need to be filled before the measured phase?
+    pub fn needs_fill(self) -> bool {
+        !matches!(self, Kind::FillSeq | Kind::FillRandom)
+    }
+
+    /// One line on what it measures.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::FillSeq => "write keys in sequential order",
+            Kind::FillRandom => "write keys in random order",
+            Kind::Overwrite => "overwrite existing keys in random order",
+            Kind::ReadRandom => "point reads of random keys",
+            Kind::ReadRandomWriteRandom => "random reads and writes, --readwritepercent reads",
+            Kind::ReadWhileWriting => "random reads while one thread writes (reads measured)",
+            Kind::SeekRandom => "seek to random keys, read --seek-nexts entries",
+            Kind::UpdateRandom => "read-modify-write of random keys",
+            Kind::YcsbA => "YCSB A: 50% reads, 50% updates, zipfian",
+            Kind::YcsbB => "YCSB B: 95% reads, 5% updates, zipfian",
+            Kind::YcsbC => "YCSB C: 100% reads, zipfian",
+            Kind::YcsbD => "YCSB D: 95% reads of the latest keys, 5% inserts",
+            Kind::YcsbE => "YCSB E: 95% short scans (zipfian start, 1-100 keys), 5% inserts",
+            Kind::YcsbF => "YCSB F: 50% reads, 50% read-modify-writes, zipfian",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let want = s.trim().to_ascii_lowercase().replace('_', "-");
+        ALL_KINDS
+            .iter()
+            .copied()
+            .find(|k| k.name() == want || k.name().replace('-', "") == want.replace('-', ""))
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload `{s}`; one of: {}",
+                    ALL_KINDS
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// A workload: the benchmark and its parameters (db_bench flag names in comments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: Kind,
+    /// --num: keys in the key space (and keys written by a fill).
+    pub num: u64,
+    /// --key_size
+    pub key_size: usize,
+    /// --value_size
+    pub value_size: usize,
+    /// --threads
+    pub threads: usize,
+    /// --reads / --writes: operations per thread in the measured phase (default `num`).
+    pub ops: Option<u64>,
+    /// --duration: measure for this long instead of a count.
+    pub duration: Option<Duration>,
+    /// --readwritepercent: share of reads in readrandomwriterandom (0-100).
+    pub readwritepercent: u32,
+    /// --seek_nexts: entries read after each seek.
+    pub seek_nexts: u32,
+    /// --seed
+    pub seed: u64,
+    /// --compression_ratio: how compressible values are (0.5 = to half their size).
+    pub compression_ratio: f64,
+}
+
+impl Workload {
+    pub fn new(kind: Kind) -> Workload {
+        Workload {
+            kind,
+            num: 100_000,
+            key_size: 16,
+            value_size: 100,
+            threads: 1,
+            ops: None,
+            duration: None,
+            readwritepercent: 90,
+            seek_nexts: 0,
+            seed: 42,
+            compression_ratio: 0.5,
+        }
+    }
+
+    /// Operations each thread performs in the measured phase (when no duration is set).
+    pub fn ops_per_thread(&self) -> u64 {
+        self.ops.unwrap_or(self.num)
+    }
+
+    /// Check the parameters; the message says which flag is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.num == 0 {
+            return Err("--num must be at least 1".into());
+        }
+        if !(8..=1024).contains(&self.key_size) {
+            return Err("--key-size must be 8..=1024 bytes".into());
+        }
+        if self.value_size > 64 << 20 {
+            return Err("--value-size must be at most 64 MiB".into());
+        }
+        if !(1..=1024).contains(&self.threads) {
+            return Err("--threads must be 1..=1024".into());
+        }
+        if self.readwritepercent > 100 {
+            return Err("--readwritepercent must be 0..=100".into());
+        }
+        if !(self.compression_ratio > 0.0 && self.compression_ratio <= 1.0) {
+            return Err("--compression-ratio must be in (0, 1]".into());
+        }
+        if self.ops == Some(0) {
+            return Err("--ops must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Small fast deterministic RNG (SplitMix64 seeding a xorshift*), one per thread.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [0, n).
+    #[inline]
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+
+    /// Uniform in [0, 1).
+    #[inline]
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Write key number `k` into `buf` as db_bench does: big-endian digits first, zero padded.
+#[inline]
+pub fn make_key(k: u64, key_size: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    let be = k.to_be_bytes();
+    if key_size >= 8 {
+        buf.extend_from_slice(&be);
+        buf.resize(key_size, b'0');
+    } else {
+        buf.extend_from_slice(&be[8 - key_size..]);
+    }
+}
+
+/// A pool of compressible bytes; values are windows into it (db_bench's RandomGenerator).
+#[derive(Debug, Clone)]
+pub struct ValuePool {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl ValuePool {
+    /// `compression_ratio` 0.5 means each 100-byte piece is 50 random bytes repeated.
+    pub fn new(seed: u64, compression_ratio: f64, value_size: usize) -> ValuePool {
+        let mut rng = Rng::new(seed ^ 0xA5A5);
+        let len = (1 << 20).max(value_size * 2);
+        let mut data = Vec::with_capacity(len + 100);
+        while data.len() < len {
+            let raw = ((100.0 * compression_ratio) as usize).max(1);
+            let piece: Vec<u8> = (0..raw).map(|_| b' ' + (rng.below(95) as u8)).collect();
+            for i in 0..100 {
+                data.push(piece[i % raw]);
+            }
+        }
+        ValuePool { data, pos: 0 }
+    }
+
+    #[inline]
+    pub fn next(&mut self, len: usize) -> &[u8] {
+        if self.pos + len > self.data.len() {
+            self.pos = 0;
+        }
+        let s = &self.data[self.pos..self.pos + len];
+        self.pos += len;
+        s
+    }
+}
+
+/// YCSB's zipfian generator over [0, n) with constant 0.99 (Gray et al.), scrambled with FNV so
+/// popular keys spread over the key space, as YCSB's ScrambledZipfianGenerator does.
+#[derive(Debug, Clone)]
+pub struct Zipfian {
+    n: u64,
+    theta: f64,
+    alpha: f64,
+    zetan: f64,
+    eta: f64,
+}
+
+impl Zipfian {
+    pub const THETA: f64 = 0.99;
+
+    pub fn new(n: u64) -> Zipfian {
+        let theta = Self::THETA;
+        let zetan = zeta(n, theta);
+        let zeta2 = zeta(2, theta);
+        let alpha = 1.0 / (1.0 - theta);
+        let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
+        Zipfian {
+            n,
+            theta,
+            alpha,
+            zetan,
+            eta,
+        }
+    }
+
+    /// Rank in [0, n): 0 is the most popular.
+    #[inline]
+    pub fn rank(&self, rng: &mut Rng) -> u64 {
+        let u = rng.unit();
+        let uz = u * self.zetan;
+        if uz < 1.0 {
+            return 0;
+        }
+        if uz < 1.0 + 0.5f64.powf(self.theta) {
+            return 1.min(self.n - 1);
+        }
+        let v = (self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64;
+        v.min(self.n - 1)
+    }
+
+    /// A key in [0, n), popular ranks scattered by FNV-1a.
+    #[inline]
+    pub fn scrambled(&self, rng: &mut Rng) -> u64 {
+        fnv64(self.rank(rng)) % self.n
+    }
+}
+
+fn zeta(n: u64, theta: f64) -> f64 {
+    (1..=n).map(|i| 1.0 / (i as f64).powf(theta)).sum()
+}
+
+#[inline]
+fn fnv64(v: u64) -> u64 {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in v.to_le_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    h
+}
+
+/// What one operation of a mixed workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read(u64),
+    Write(u64),
+    /// Read then write the same key.
+    ReadModifyWrite(u64),
+    /// Seek to a key and read this many entries.
+    Scan(u64, u32),
+    /// Append a new key (YCSB D/E inserts).
+    Insert,
+}
+
+/// Chooses the operations of a workload for one thread.
+pub struct OpChooser<'a> {
+    w: &'a Workload,
+    zipf: Option<&'a Zipfian>,
+}
+
+impl<'a> OpChooser<'a> {
+    pub fn new(w: &'a Workload, zipf: Option<&'a Zipfian>) -> Self {
+        OpChooser { w, zipf }
+    }
+
+    fn zipf_key(&self, rng: &mut Rng) -> u64 {
+        match self.zipf {
+            Some(z) => z.scrambled(rng),
+            None => rng.below(self.w.num),
+        }
+    }
+
+    /// The next operation. `latest` is the newest key written so far (for YCSB D).
+    pub fn next(&self, rng: &mut Rng, latest: u64) -> Op {
+        let num = self.w.num;
+        let p = rng.below(100) as u32;
+        match self.w.kind {
+            Kind::FillSeq | Kind::FillRandom | Kind::Overwrite => Op::Write(rng.below(num)),
+            Kind::ReadRandom => Op::Read(rng.below(num)),
+            Kind::ReadRandomWriteRandom => {
+                let k = rng.below(num);
+                if p < self.w.readwritepercent {
+                    Op::Read(k)
+                } else {
+                    Op::Write(k)
+                }
+            }
+            Kind::ReadWhileWriting => Op::Read(rng.below(num)),
+            Kind::SeekRandom => Op::Scan(rng.below(num), self.w.seek_nexts),
+            Kind::UpdateRandom => Op::ReadModifyWrite(rng.below(num)),
+            Kind::YcsbA => {
+                let k = self.zipf_key(rng);
+                if p < 50 { Op::Read(k) } else { Op::Write(k) }
+            }
+            Kind::YcsbB => {
+                let k = self.zipf_key(rng);
+                if p < 95 { Op::Read(k) } else { Op::Write(k) }
+            }
+            Kind::YcsbC => Op::Read(self.zipf_key(rng)),
+            Kind::YcsbD => {
+                if p < 95 {
+                    // "latest": recent keys are the most popular.
+                    let back = match self.zipf {
+                        Some(z) => z.rank(rng),
+                        None => 0,
+                    };
+                    Op::Read(latest.saturating_sub(back))
+                } else {
+                    Op::Insert
+                }
+            }
+            Kind::YcsbE => {
+                if p < 95 {
+                    Op::Scan(self.zipf_key(rng), 1 + rng.below(100) as u32)
+                } else {
+                    Op::Insert
+                }
+            }
+            Kind::YcsbF => {
+                let k = self.zipf_key(rng);
+                if p < 50 {
+                    Op::Read(k)
+                } else {
+                    Op::ReadModifyWrite(k)
+                }
+            }
+        }
+    }
+
+    /// Whether the workload draws zipfian keys.
+    pub fn wants_zipfian(kind: Kind) -> bool {
+        matches!(
+            kind,
+            Kind::YcsbA | Kind::YcsbB | Kind::YcsbC | Kind::YcsbD | Kind::YcsbE | Kind::YcsbF
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_parse_loosely() {
+        for k in ALL_KINDS {
+            assert_eq!(k.name().parse::<Kind>().unwrap(), *k);
+        }
+        assert_eq!("YCSB_A".parse::<Kind>().unwrap(), Kind::YcsbA);
+        assert_eq!("ycsba".parse::<Kind>().unwrap(), Kind::YcsbA);
+        assert!(
+            "readsomething"
+                .parse::<Kind>()
+                .unwrap_err()
+                .contains("fillrandom")
+        );
+    }
+
+    #[test]
+    fn keys_sort_like_numbers() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        make_key(255, 16, &mut a);
+        make_key(256, 16, &mut b);
+        assert_eq!(a.len(), 16);
+        assert!(a < b);
+    }
+
+    #[test]
+    fn values_compress_about_as_asked() {
+        let mut pool = ValuePool::new(1, 0.5, 100);
+        let v = pool.next(100).to_vec();
+        assert_eq!(v.len(), 100);
+        assert_eq!(&v[..50], &v[50..]);
+    }
+
+    #[test]
+    fn zipfian_is_skewed_and_in_range() {
+        let z = Zipfian::new(10_000);
+        let mut rng = Rng::new(7);
+        let mut hits0 = 0;
+        for _ in 0..100_000 {
+            let r = z.rank(&mut rng);
+            assert!(r < 10_000);
+            if r == 0 {
+                hits0 += 1;
+            }
+            assert!(z.scrambled(&mut rng) < 10_000);
+        }
+        // P(rank 0) = 1 / zeta(10000, 0.99) ~ 0.097.
+        assert!((8_000..11_500).contains(&hits0), "{hits0}");
+    }
+
+    #[test]
+    fn readwritepercent_is_honoured() {
+        let mut w = Workload::new(Kind::ReadRandomWriteRandom);
+        w.readwritepercent = 90;
+        let chooser = OpChooser::new(&w, None);
+        let mut rng = Rng::new(3);
+        let reads = (0..10_000)
+            .filter(|_| matches!(chooser.next(&mut rng, 0), Op::Read(_)))
+            .count();
+        assert!((8_800..9_200).contains(&reads), "{reads}");
+    }
+
+    #[test]
+    fn validation_names_the_flag() {
+        let mut w = Workload::new(Kind::FillRandom);
+        w.threads = 0;
+        assert!(w.validate().unwrap_err().contains("--threads"));
+        w.threads = 1;
+        w.readwritepercent = 101;
+        assert!(w.validate().unwrap_err().contains("--readwritepercent"));
+    }
+}
