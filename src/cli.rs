@@ -1,0 +1,917 @@
+//! The command line: argument definitions (clap), one `match` over the commands, human and JSON
+//! output, and the exit codes.
+//!
+//! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
+//! an error (unreadable file, bad flag, RocksDB refused the base); 70 an internal error (a bug).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::options::{
+    self, CalibrateOptions, Calibrator, Config, OptionsDoc, calibrate, catalog::Catalog,
+    config::raw_diff, rocks, value::human_bytes,
+};
+
+/// lsmtune tunes RocksDB for a machine and a workload with a language model in a closed loop.
+///
+/// Today: the option model. `lsmtune options show` lists the tunable options of the linked
+/// RocksDB, `validate` checks an OPTIONS file the way RocksDB will, `diff` compares two, and
+/// `calibrate` turns a raw proposal (JSON, key=value lines, or an OPTIONS file) into an OPTIONS
+/// file RocksDB is certain to accept, printing every correction it made.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lsmtune",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
+    #[command(subcommand)]
+    Options(OptionsCommand),
+    /// Benchmark a configuration on a workload, with repeats and a confidence interval.
+    ///
+    /// Read workloads first fill the database with the configuration under test, then measure.
+    /// Each repeat runs in its own worker process (a crash, hang or memory blow-up of RocksDB is
+    /// reported, not fatal) in a fresh folder that is removed afterwards.
+    ///
+    /// Examples:
+    ///   lsmtune bench --workload readrandom --threads 2 --repeats 3
+    ///   lsmtune bench --workload ycsb-a --options OPTIONS-tuned.ini --json run.json
+    ///   lsmtune bench --workload fillrandom --engine db_bench --threads 2
+    Bench(BenchArgs),
+    /// Internal: run one benchmark in this process (started by `bench`).
+    #[command(name = "__worker", hide = true)]
+    Worker { spec: PathBuf },
+}
+
+/// Which engine measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// The in-process harness (RocksDB linked into lsmtune), isolated per run.
+    Inprocess,
+    /// An external db_bench binary (`--db-bench PATH`, default: on PATH).
+    #[value(name = "db_bench")]
+    DbBench,
+}
+
+/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" | "mins" => v * 60.0,
+        "h" | "hour" | "hours" => v * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs < 1e7) {
+        return Err(format!("`{text}` must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Flags of `lsmtune bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload: fillseq, fillrandom, overwrite, readrandom, readrandomwriterandom,
+    /// readwhilewriting, seekrandom, updaterandom, ycsb-a ... ycsb-f.
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
+    pub workload: crate::bench::Kind,
+    /// OPTIONS file to measure (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub options: Option<PathBuf>,
+    /// Measurements to take (each in a fresh database).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[arg(long, value_enum, default_value_t = EngineChoice::Inprocess)]
+    pub engine: EngineChoice,
+    /// The db_bench binary for --engine db_bench.
+    #[arg(long)]
+    pub db_bench: Option<PathBuf>,
+    /// Write the runs as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Keys in the key space (db_bench --num).
+    #[arg(long, default_value_t = 100_000)]
+    pub num: u64,
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Measure for this long instead of a count (30s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Percent reads in readrandomwriterandom.
+    #[arg(long, default_value_t = 90)]
+    pub readwritepercent: u32,
+    /// Entries read after each seek in seekrandom.
+    #[arg(long, default_value_t = 0)]
+    pub seek_nexts: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// How compressible values are (0.5 = to half).
+    #[arg(long, default_value_t = 0.5)]
+    pub compression_ratio: f64,
+    /// Folder in which run folders are created and removed (default: the temp folder).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stop a run that takes longer than this.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: std::time::Duration,
+    /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
+    pub memory_limit: u64,
+}
+
+impl BenchArgs {
+    pub fn workload(&self) -> Result<crate::bench::Workload> {
+        let mut w = crate::bench::Workload::new(self.workload);
+        w.num = self.num;
+        w.key_size = self.key_size;
+        w.value_size = self.value_size;
+        w.threads = self.threads;
+        w.ops = self.ops;
+        w.duration = self.duration;
+        w.readwritepercent = self.readwritepercent;
+        w.seek_nexts = self.seek_nexts;
+        w.seed = self.seed;
+        w.compression_ratio = self.compression_ratio;
+        w.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(w)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptionsCommand {
+    /// Show the catalog of tunable options (no FILE), or an OPTIONS file annotated with defaults
+    /// and meanings.
+    ///
+    /// Examples:
+    ///   lsmtune options show
+    ///   lsmtune options show --category compaction
+    ///   lsmtune options show /path/to/OPTIONS-000005
+    Show {
+        /// An OPTIONS file to annotate.
+        file: Option<PathBuf>,
+        /// Only this category (memtable, compaction, flush, threads, io, wal, write_path,
+        /// compression, table, cache, filter, blob, misc).
+        #[arg(long)]
+        category: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an OPTIONS file the way the linked RocksDB will load it, plus lsmtune's ranges and
+    /// dependency rules. Exit 0 when RocksDB accepts it, 1 when it does not (or with --strict,
+    /// on any warning), 2 when the file cannot be read.
+    Validate {
+        file: PathBuf,
+        /// Treat warnings (out of lsmtune's ranges, dependency rules) as failures.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what differs between two OPTIONS files: tunable options with their meanings first,
+    /// then every other key.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Calibrate a raw proposal into an OPTIONS file RocksDB accepts, printing each correction.
+    ///
+    /// PROPOSAL is a file (or - for stdin) holding a JSON object such as
+    /// {"changes": {"write_buffer_size": "128MB", "compression": "lz4"}}, `key=value` lines,
+    /// or a whole OPTIONS file. The changes are applied on top of --base (default: the linked
+    /// RocksDB's defaults).
+    ///
+    /// Example:
+    ///   echo 'write_buffer_size=128MB' | lsmtune options calibrate - --out OPTIONS-tuned.ini
+    Calibrate {
+        /// The proposal: a file path, or - for standard input.
+        proposal: String,
+        /// Where to write the calibrated OPTIONS file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        calib: CalibrateArgs,
+        /// Print the result as JSON (changes and corrections).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an OPTIONS file loadable by an older RocksDB's db_bench (e.g. Debian's 7.8.3, which
+    /// refuses keys newer versions write): asks db_bench, drops each key it names, repeats.
+    ///
+    /// Example:
+    ///   lsmtune options downgrade OPTIONS-tuned.ini --out OPTIONS-db_bench.ini
+    ///   db_bench --options_file=OPTIONS-db_bench.ini --benchmarks=readrandom ...
+    Downgrade {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// The db_bench binary (default: db_bench on PATH).
+        #[arg(long)]
+        db_bench: Option<PathBuf>,
+    },
+    /// Write the linked RocksDB's default OPTIONS file.
+    Defaults {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Flags shared by every command that calibrates.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Memory RocksDB may use for block cache + memtables: a size (8G, 512MiB) or a share of
+    /// this machine's memory (40%). Default: 50% of memory.
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+    /// Accept options that change durability or semantics (disabling paranoid checks,
+    /// unordered_write, manual_wal_flush, FIFO compaction, ...).
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// At most this many changes are taken from one proposal.
+    #[arg(long, default_value_t = 16)]
+    pub max_changes: usize,
+}
+
+impl CalibrateArgs {
+    pub fn options(&self) -> CalibrateOptions {
+        CalibrateOptions {
+            memory_budget: self
+                .memory_budget
+                .unwrap_or_else(crate::sysinfo::default_memory_budget),
+            allow_unsafe: self.allow_unsafe,
+            max_changes: self.max_changes,
+        }
+    }
+
+    /// The prepared base configuration and the corrections preparing it took.
+    pub fn base(&self, calibrator: &Calibrator) -> Result<(Config, Vec<options::Correction>)> {
+        let doc = match &self.base {
+            Some(path) => OptionsDoc::read(path)?,
+            None => rocks::linked_defaults()?.clone(),
+        };
+        calibrator
+            .prepare_base(doc)
+            .with_context(|| match &self.base {
+                Some(p) => format!("base {}", p.display()),
+                None => "RocksDB defaults".into(),
+            })
+    }
+}
+
+/// A failure that maps to exit code 1 (the check ran and said no).
+#[derive(Debug)]
+struct CheckFailed;
+
+impl std::fmt::Display for CheckFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("check failed")
+    }
+}
+
+impl std::error::Error for CheckFailed {}
+
+/// Entry point used by `main`: run, print the error once, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    if let Command::Worker { spec } = &cli.command {
+        return crate::bench::worker::worker_main(spec);
+    }
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) if e.is::<CheckFailed>() => 1,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+        Err(_) => {
+            eprintln!("internal error: lsmtune hit a bug (the message above); please report it");
+            70
+        }
+    }
+}
+
+/// Run one parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Options(cmd) => run_options(cmd),
+        Command::Bench(args) => bench_cmd(&args),
+        Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
+            0 => Ok(()),
+            code => bail!("worker exited with {code}"),
+        },
+    }
+}
+
+fn run_options(cmd: OptionsCommand) -> Result<()> {
+    let catalog = options::catalog()?;
+    match cmd {
+        OptionsCommand::Show {
+            file,
+            category,
+            json,
+        } => match file {
+            None => show_catalog(catalog, category.as_deref(), json),
+            Some(path) => show_file(catalog, &path, json),
+        },
+        OptionsCommand::Validate { file, strict, json } => validate(catalog, &file, strict, json),
+        OptionsCommand::Diff { a, b, json } => diff(catalog, &a, &b, json),
+        OptionsCommand::Calibrate {
+            proposal,
+            out,
+            calib,
+            json,
+        } => calibrate_cmd(catalog, &proposal, &out, &calib, json),
+        OptionsCommand::Downgrade {
+            file,
+            out,
+            db_bench,
+        } => {
+            let bin = crate::bench::db_bench::locate(db_bench.as_deref())?;
+            let doc = OptionsDoc::read(&file)?;
+            let result = crate::bench::db_bench::downgrade(&bin, &doc)?;
+            for d in &result.dropped {
+                println!("dropped {d}");
+            }
+            result.doc.write(
+                &out,
+                &format!(
+                    "{} made loadable by {} (lsmtune options downgrade); {} setting(s) dropped",
+                    file.display(),
+                    bin.display(),
+                    result.dropped.len()
+                ),
+            )?;
+            println!(
+                "wrote {} ({} setting(s) dropped; {} loads it)",
+                out.display(),
+                result.dropped.len(),
+                bin.display()
+            );
+            Ok(())
+        }
+        OptionsCommand::Defaults { out } => {
+            let doc = rocks::linked_defaults()?;
+            doc.write(
+                &out,
+                &format!(
+                    "RocksDB {} defaults, written by lsmtune {}",
+                    catalog.rocksdb_version,
+                    env!("CARGO_PKG_VERSION")
+                ),
+            )?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn category_name(c: options::catalog::Category) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn display_value(ty: &options::value::OptionType, v: &options::value::Value) -> String {
+    match (ty, v) {
+        (options::value::OptionType::Size { .. }, options::value::Value::Int(i)) if *i >= 1024 => {
+            human_bytes(*i)
+        }
+        _ => v.to_string(),
+    }
+}
+
+fn show_catalog(catalog: &Catalog, category: Option<&str>, json: bool) -> Result<()> {
+    let entries: Vec<_> = catalog
+        .entries
+        .iter()
+        .filter(|e| category.is_none_or(|c| category_name(e.spec.category) == c))
+        .collect();
+    if entries.is_empty() {
+        bail!(
+            "no option in category `{}`; categories: memtable, compaction, flush, threads, io, wal, write_path, compression, table, cache, filter, blob, misc",
+            category.unwrap_or_default()
+        );
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    println!(
+        "{} tunable options of RocksDB {} (defaults read from the linked library)\n",
+        entries.len(),
+        catalog.rocksdb_version
+    );
+    println!(
+        "{:<48} {:<11} {:<14} {:<28} meaning",
+        "key", "section", "default", "type"
+    );
+    for e in entries {
+        let safety = match e.spec.safety {
+            options::catalog::Safety::Safe => String::new(),
+            s => format!(" [{}]", s.describe()),
+        };
+        let ty = e.spec.ty.describe();
+        let ty = if ty.len() > 28 {
+            format!("{}...", &ty[..25])
+        } else {
+            ty
+        };
+        println!(
+            "{:<48} {:<11} {:<14} {:<28} {}{}",
+            e.spec.key,
+            e.spec.scope.name(),
+            display_value(&e.spec.ty, &e.default),
+            ty,
+            e.spec.meaning,
+            safety
+        );
+    }
+    if !catalog.missing.is_empty() {
+        println!(
+            "\nnot in this RocksDB (left out): {}",
+            catalog.missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn show_file(catalog: &Catalog, path: &Path, json: bool) -> Result<()> {
+    let doc = OptionsDoc::read(path)?;
+    let mut rows = Vec::new();
+    for section in &doc.sections {
+        let scope = options::config::scope_of(&section.kind);
+        let check_scope = match &section.kind {
+            options::ini::SectionKind::Db => Some(options::catalog::Scope::Db),
+            options::ini::SectionKind::Cf(_) => Some(options::catalog::Scope::Cf),
+            options::ini::SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
+                Some(options::catalog::Scope::Table)
+            }
+            _ => None,
+        };
+        for (k, v) in &section.entries {
+            let entry = scope.and_then(|s| catalog.by_raw(s, k));
+            let known = match check_scope {
+                Some(s) => rocks::check_key(s, k, v).is_ok(),
+                None => true,
+            };
+            rows.push(serde_json::json!({
+                "section": section.kind.header(),
+                "key": k,
+                "value": v,
+                "tunable": entry.is_some(),
+                "known_to_rocksdb": known,
+                "default": entry.map(|e| e.default.to_string()),
+                "meaning": entry.map(|e| e.spec.meaning),
+            }));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{}: written by RocksDB {}, read against RocksDB {}",
+        path.display(),
+        doc.rocksdb_version().unwrap_or("(no version)"),
+        catalog.rocksdb_version
+    );
+    let mut current = String::new();
+    let mut unknown = 0;
+    for r in &rows {
+        let section = r["section"].as_str().unwrap_or_default();
+        if section != current {
+            println!("\n[{section}]");
+            current = section.to_string();
+        }
+        let value = r["value"].as_str().unwrap_or_default();
+        let key = r["key"].as_str().unwrap_or_default();
+        let mark = if !r["known_to_rocksdb"].as_bool().unwrap_or(true) {
+            unknown += 1;
+            format!("  <- unknown to RocksDB {}", catalog.rocksdb_version)
+        } else if let Some(d) = r["default"].as_str() {
+            let differs = d != value
+                && !matches!((d.parse::<f64>(), value.parse::<f64>()), (Ok(a), Ok(b)) if a == b);
+            format!(
+                "  # {}{}",
+                r["meaning"].as_str().unwrap_or_default(),
+                if differs {
+                    format!(" (default {d})")
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            String::new()
+        };
+        println!("  {key}={value}{mark}");
+    }
+    if unknown > 0 {
+        println!(
+            "\n{unknown} key(s) unknown to RocksDB {}: kept when reading; `options calibrate --base` drops them with a note.",
+            catalog.rocksdb_version
+        );
+    }
+    Ok(())
+}
+
+fn validate(catalog: &Catalog, path: &Path, strict: bool, json: bool) -> Result<()> {
+    let doc = OptionsDoc::read(path)?;
+    let findings = calibrate::validate(catalog, &doc);
+    let errors = findings.iter().filter(|f| f.level == "error").count();
+    let warnings = findings.len() - errors;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "file": path,
+                "rocksdb_version": catalog.rocksdb_version,
+                "valid": errors == 0,
+                "findings": findings,
+            }))?
+        );
+    } else {
+        for f in &findings {
+            let place = match (f.section.is_empty(), f.key.is_empty()) {
+                (true, true) => String::new(),
+                (true, false) => format!("{}: ", f.key),
+                (false, true) => format!("[{}]: ", f.section),
+                (false, false) => format!("[{}] {}: ", f.section, f.key),
+            };
+            println!("{}: {place}{}", f.level, f.message);
+        }
+        if errors == 0 {
+            println!(
+                "{}: valid for RocksDB {} ({warnings} warning(s))",
+                path.display(),
+                catalog.rocksdb_version
+            );
+        } else {
+            println!(
+                "{}: NOT valid for RocksDB {}: {errors} error(s), {warnings} warning(s)",
+                path.display(),
+                catalog.rocksdb_version
+            );
+        }
+    }
+    if errors > 0 || (strict && warnings > 0) {
+        return Err(CheckFailed.into());
+    }
+    Ok(())
+}
+
+fn diff(catalog: &Catalog, a: &Path, b: &Path, json: bool) -> Result<()> {
+    let da = OptionsDoc::read(a)?;
+    let db = OptionsDoc::read(b)?;
+    let tuned = Config::new(da.clone()).diff(&Config::new(db.clone()), catalog);
+    let raw = raw_diff(&da, &db);
+    if json {
+        let tuned_json: Vec<_> = tuned
+            .iter()
+            .map(|(k, (l, r))| serde_json::json!({"key": k, "a": l, "b": r}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"tunable": tuned_json, "raw": raw}))?
+        );
+        return Ok(());
+    }
+    println!("a = {}\nb = {}\n", a.display(), b.display());
+    if tuned.is_empty() {
+        println!(
+            "tunable options: no difference (defaults of RocksDB {} fill in what a file leaves out)",
+            catalog.rocksdb_version
+        );
+    } else {
+        println!(
+            "tunable options ({} differ; missing keys count as RocksDB {} defaults):",
+            tuned.len(),
+            catalog.rocksdb_version
+        );
+        for (k, (l, r)) in &tuned {
+            let e = catalog.get(k).expect("diff keys come from the catalog");
+            println!(
+                "  {k}: {} -> {}    # {}",
+                display_value(&e.spec.ty, l),
+                display_value(&e.spec.ty, r),
+                e.spec.meaning
+            );
+        }
+    }
+    if !raw.is_empty() {
+        println!("\nevery key that differs, as written ({}):", raw.len());
+        for d in &raw {
+            println!(
+                "  [{}] {}: {} -> {}",
+                d.section,
+                d.key,
+                d.left.as_deref().unwrap_or("(absent)"),
+                d.right.as_deref().unwrap_or("(absent)")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_proposal(source: &str) -> Result<String> {
+    if source == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the proposal from standard input")?;
+        return Ok(s);
+    }
+    let bytes = std::fs::read(source).with_context(|| format!("cannot read proposal {source}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn calibrate_cmd(
+    catalog: &Catalog,
+    source: &str,
+    out: &Path,
+    args: &CalibrateArgs,
+    json: bool,
+) -> Result<()> {
+    let text = read_proposal(source)?;
+    let calibrator = Calibrator::new(catalog, args.options());
+    let (base, base_corrections) = args.base(&calibrator)?;
+    let result = calibrator.calibrate_text(&base, &text);
+    let header = format!(
+        "Calibrated by lsmtune {} for RocksDB {}\nbase: {}\nproposal: {}",
+        env!("CARGO_PKG_VERSION"),
+        catalog.rocksdb_version,
+        args.base
+            .as_ref()
+            .map_or("RocksDB defaults".into(), |p| p.display().to_string()),
+        source
+    );
+    result.config.doc.write(out, &header)?;
+    let memory = calibrate::estimate_memory(catalog, &result.config);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "out": out,
+                "format": result.format,
+                "reasoning": result.reasoning,
+                "changes": result.changes,
+                "corrections": result.corrections,
+                "base_corrections": base_corrections,
+                "memory_estimate": memory,
+            }))?
+        );
+        return Ok(());
+    }
+    for c in &base_corrections {
+        println!("base: {c}");
+    }
+    println!(
+        "read {} entr{} from the proposal (as {})",
+        result.proposed,
+        if result.proposed == 1 { "y" } else { "ies" },
+        result.format
+    );
+    if result.corrections.is_empty() {
+        println!("no corrections");
+    } else {
+        println!("{} correction(s):", result.corrections.len());
+        for c in &result.corrections {
+            println!("  {c}");
+        }
+    }
+    if result.changes.is_empty() {
+        println!("no change to the base");
+    } else {
+        println!("{} change(s) to the base:", result.changes.len());
+        for (k, v) in &result.changes {
+            let e = catalog.get(k).expect("changes are catalog keys");
+            println!("  {k} = {}", display_value(&e.spec.ty, v));
+        }
+    }
+    println!(
+        "memory estimate: {} (block cache {}, memtables {})",
+        human_bytes(memory.total as i64),
+        human_bytes(memory.block_cache as i64),
+        human_bytes(memory.memtables as i64)
+    );
+    println!(
+        "wrote {} (RocksDB {} opens it)",
+        out.display(),
+        catalog.rocksdb_version
+    );
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, scale: f64, unit: &str) -> String {
+    v.map_or("-".into(), |x| format!("{:.1}{unit}", x * scale))
+}
+
+fn bench_cmd(args: &BenchArgs) -> Result<()> {
+    use crate::bench::{self, BenchEngine};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let workload = args.workload()?;
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if let Some(dir) = &args.work_dir
+        && !dir.is_dir()
+    {
+        bail!("--work-dir {} is not an existing folder", dir.display());
+    }
+    let catalog = options::catalog()?;
+    let calibrator = Calibrator::new(catalog, CalibrateOptions::default());
+    let doc = match &args.options {
+        Some(path) => {
+            let (config, notes) = calibrator
+                .prepare_base(OptionsDoc::read(path)?)
+                .with_context(|| format!("--options {}", path.display()))?;
+            for n in notes {
+                eprintln!("note: {n}");
+            }
+            config.doc
+        }
+        None => rocks::linked_defaults()?.clone(),
+    };
+    let limits = bench::Limits {
+        timeout: args.timeout,
+        memory: args.memory_limit,
+    };
+    let live = Arc::new(AtomicU64::new(0));
+    let engine: Box<dyn BenchEngine> = match args.engine {
+        EngineChoice::Inprocess => Box::new(bench::InProcess {
+            exe: bench::worker::worker_exe()?,
+            limits,
+            live_ops: live.clone(),
+        }),
+        EngineChoice::DbBench => {
+            let path = bench::db_bench::locate(args.db_bench.as_deref())?;
+            let engine = bench::DbBench::new(path, limits)?;
+            let (_, dropped) = engine.compatible(&doc)?;
+            if !dropped.is_empty() {
+                eprintln!(
+                    "note: {} setting(s) this db_bench {} does not know were left out: {}",
+                    dropped.len(),
+                    engine.version,
+                    dropped.join(", ")
+                );
+            }
+            Box::new(engine)
+        }
+    };
+    println!(
+        "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
+        workload.kind,
+        engine.name(),
+        workload.num,
+        workload.key_size,
+        workload.value_size,
+        workload.threads,
+        args.repeats
+    );
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let repeat_no = Arc::new(AtomicU64::new(1));
+    let ticker = {
+        let (bar, done, live, repeat_no) =
+            (bar.clone(), done.clone(), live.clone(), repeat_no.clone());
+        let repeats = args.repeats;
+        std::thread::spawn(move || {
+            let mut last = (std::time::Instant::now(), 0u64);
+            while !done.load(Ordering::Relaxed) {
+                let ops = live.load(Ordering::Relaxed);
+                let dt = last.0.elapsed().as_secs_f64();
+                let rate = if ops >= last.1 && dt > 0.0 {
+                    (ops - last.1) as f64 / dt
+                } else {
+                    0.0
+                };
+                last = (std::time::Instant::now(), ops);
+                bar.set_message(format!(
+                    "repeat {}/{repeats}: {ops} ops ({:.0} ops/s)",
+                    repeat_no.load(Ordering::Relaxed),
+                    rate
+                ));
+                bar.tick();
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        })
+    };
+    let run = bench::run_repeats(
+        engine.as_ref(),
+        &doc,
+        &workload,
+        args.repeats,
+        args.work_dir.as_deref(),
+        |i, outcome| {
+            match outcome {
+                Ok(m) => bar.println(format!(
+                    "  repeat {}: {:.0} ops/s, {:.1} MiB/s, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
+                    i + 1,
+                    m.ops_per_sec,
+                    m.mb_per_sec,
+                    m.latency_us.p50,
+                    m.latency_us.p99,
+                    m.latency_us.p999
+                )),
+                Err(f) => bar.println(format!("  repeat {}: FAILED: {f}", i + 1)),
+            }
+            live.store(0, Ordering::Relaxed);
+            repeat_no.store(i as u64 + 2, Ordering::Relaxed);
+        },
+    );
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    if let Some(s) = &run.ops_per_sec {
+        println!(
+            "throughput: {:.0} ops/s +- {:.0} (95% CI, {:.1}%), sd {:.0}, n = {}",
+            s.mean,
+            s.ci95,
+            100.0 * s.rel_ci(),
+            s.sd,
+            s.n
+        );
+    }
+    if let Some(m) = run.measurements.last() {
+        if let Some(d) = &m.diagnostics {
+            println!(
+                "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
+                fmt_opt(d.stall_share, 100.0, "%"),
+                fmt_opt(d.write_amplification, 1.0, "x"),
+                fmt_opt(d.block_cache_hit_rate, 100.0, "%"),
+                fmt_opt(d.bloom_usefulness, 100.0, "%"),
+                d.l0_files
+            );
+        }
+        println!(
+            "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
+            human_bytes(m.size_on_disk as i64),
+            m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
+            m.peak_rss_bytes
+                .map_or("-".into(), |r| human_bytes(r as i64)),
+            m.fill_seconds
+        );
+    }
+    if let Some(path) = &args.json {
+        options::ini::write_atomic(path, serde_json::to_string_pretty(&run)?.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if run.measurements.is_empty() {
+        bail!(
+            "every repeat failed: {}",
+            run.failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}

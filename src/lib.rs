@@ -1,0 +1,12 @@
+//! lsmtune: closed-loop RocksDB tuning.
+//!
+//! Module map (the table of contents):
+//! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
+//! - [`bench`]: measuring configurations (for now: the external db_bench as a file checker).
+//! - [`sysinfo`]: facts about the machine.
+//! - [`cli`]: the command line.
+
+pub mod bench;
+pub mod cli;
+pub mod options;
+pub mod sysinfo;
