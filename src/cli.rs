@@ -415,6 +415,7 @@ fn category_name(c: options::catalog::Category) -> String {
 
 fn display_value(ty: &options::value::OptionType, v: &options::value::Value) -> String {
     match (ty, v) {
+        (_, options::value::Value::Double(d)) => format!("{d}"),
         (options::value::OptionType::Size { .. }, options::value::Value::Int(i)) if *i >= 1024 => {
             human_bytes(*i)
         }

@@ -771,45 +771,63 @@ impl<'c> Calibrator<'c> {
 /// moves the other side.
 fn apply_dependencies(w: &mut Work) {
     use Value::*;
-    // L0 triggers: compaction <= slowdown <= stop.
+    // L0 triggers: compaction < slowdown < stop, with gaps (equal triggers are legal but make
+    // writes stall the moment a compaction is due). Gap: a quarter, at least 2 files.
     if let (Some(trig), Some(slow), Some(stop)) = (
         w.int("level0_file_num_compaction_trigger"),
         w.int("level0_slowdown_writes_trigger"),
         w.int("level0_stop_writes_trigger"),
-    ) && !(trig <= slow && slow <= stop)
+    ) && !(trig < slow && slow < stop)
     {
+        let gap = |v: i64| (v / 4).max(2);
         if w.is_touched("level0_file_num_compaction_trigger")
             || !w.is_touched("level0_slowdown_writes_trigger")
         {
-            let slow2 = slow.max(trig);
-            let stop2 = stop.max(slow2);
+            let slow2 = if slow > trig {
+                slow
+            } else {
+                (trig + gap(trig)).min(1024)
+            };
+            let stop2 = if stop > slow2 {
+                stop
+            } else {
+                (slow2 + gap(slow2)).min(1024)
+            };
             w.adjust(
                 "level0_slowdown_writes_trigger",
                 Int(slow2),
                 Rule::Dependency,
-                "must be >= level0_file_num_compaction_trigger".into(),
+                "must be above level0_file_num_compaction_trigger".into(),
             );
             w.adjust(
                 "level0_stop_writes_trigger",
                 Int(stop2),
                 Rule::Dependency,
-                "must be >= level0_slowdown_writes_trigger".into(),
+                "must be above level0_slowdown_writes_trigger".into(),
             );
         } else {
             // The slowdown/stop side was set on purpose: lower the trigger(s) under it.
-            let stop2 = stop.max(slow);
+            let stop2 = if stop > slow {
+                stop
+            } else {
+                (slow + gap(slow)).min(1024)
+            };
             w.adjust(
                 "level0_stop_writes_trigger",
                 Int(stop2),
                 Rule::Dependency,
-                "must be >= level0_slowdown_writes_trigger".into(),
+                "must be above level0_slowdown_writes_trigger".into(),
             );
-            let trig2 = trig.min(slow);
+            let trig2 = if trig < slow {
+                trig
+            } else {
+                (slow - gap(slow)).max(1)
+            };
             w.adjust(
                 "level0_file_num_compaction_trigger",
                 Int(trig2),
                 Rule::Dependency,
-                "must be <= level0_slowdown_writes_trigger".into(),
+                "must be below level0_slowdown_writes_trigger".into(),
             );
         }
     }
