@@ -112,6 +112,13 @@ pub struct BenchArgs {
     /// Write the runs as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Compare against a previous run (a `--json` file): better / no significant difference /
+    /// worse, with the effect and its 95% interval (Welch's t-test).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Smallest relative effect called a difference (0.02 = 2%).
+    #[arg(long, default_value_t = 0.02)]
+    pub min_effect: f64,
     /// Keys in the key space (db_bench --num).
     #[arg(long, default_value_t = 100_000)]
     pub num: u64,
@@ -762,6 +769,19 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
     {
         bail!("--work-dir {} is not an existing folder", dir.display());
     }
+    let baseline: Option<bench::BenchRun> = match &args.baseline {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --baseline {}", path.display()))?;
+            Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "--baseline {} is not a `lsmtune bench --json` file",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
     let catalog = options::catalog()?;
     let calibrator = Calibrator::new(catalog, CalibrateOptions::default());
     let doc = match &args.options {
@@ -792,11 +812,17 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
             let engine = bench::DbBench::new(path, limits)?;
             let (_, dropped) = engine.compatible(&doc)?;
             if !dropped.is_empty() {
+                let shown: Vec<&str> = dropped.iter().take(6).map(String::as_str).collect();
                 eprintln!(
-                    "note: {} setting(s) this db_bench {} does not know were left out: {}",
+                    "note: {} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
                     dropped.len(),
                     engine.version,
-                    dropped.join(", ")
+                    shown.join(", "),
+                    if dropped.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
                 );
             }
             Box::new(engine)
@@ -899,6 +925,22 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
                 .map_or("-".into(), |r| human_bytes(r as i64)),
             m.fill_seconds
         );
+    }
+    if let Some(base) = &baseline {
+        if base.workload != run.workload || base.engine != run.engine {
+            eprintln!("note: the baseline was measured with another workload or engine");
+        }
+        match bench::stats::compare(&base.throughputs(), &run.throughputs(), args.min_effect) {
+            Some(c) => println!(
+                "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
+                c.verdict,
+                100.0 * c.effect,
+                100.0 * c.effect_low,
+                100.0 * c.effect_high,
+                c.p_value
+            ),
+            None => println!("vs baseline: needs at least 2 successful repeats on each side"),
+        }
     }
     if let Some(path) = &args.json {
         options::ini::write_atomic(path, serde_json::to_string_pretty(&run)?.as_bytes())?;

@@ -250,6 +250,43 @@ fn bench_command_for_a_user() {
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
 
+    // A second run compared with the first (Welch): one of the three verdicts is printed.
+    let o = lsmtune(&[
+        "bench",
+        "--workload",
+        "readrandom",
+        "--num",
+        "2000",
+        "--threads",
+        "2",
+        "--repeats",
+        "2",
+        "--baseline",
+        json.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("vs baseline: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        ["better (", "no significant difference (", "worse ("]
+            .iter()
+            .any(|v| line.contains(v)),
+        "{line}"
+    );
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, "{}").unwrap();
+    let o = lsmtune(&[
+        "bench",
+        "--workload",
+        "readrandom",
+        "--baseline",
+        not_json.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+
     for bad in [
         vec!["bench", "--workload", "nosuch"],
         vec!["bench", "--workload", "readrandom", "--threads", "0"],

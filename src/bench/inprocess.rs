@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use hdrhistogram::Histogram;
-use rocksdb::DB;
+use rocksdb::{DB, ReadOptions, WriteOptions};
 
 use super::measure::{Diagnostics, Latency, Measurement, RocksCounters, dir_size};
 use super::workload::{Kind, Op, OpChooser, Rng, ValuePool, Workload, Zipfian, make_key};
@@ -54,6 +54,7 @@ fn fill(db: &DB, w: &Workload, progress: &Progress) -> Result<()> {
         }
         s % w.num.max(1)
     };
+    let wo = WriteOptions::default();
     for i in 0..w.num {
         let k = if ycsb {
             (i.wrapping_mul(stride.max(1))) % w.num
@@ -61,7 +62,7 @@ fn fill(db: &DB, w: &Workload, progress: &Progress) -> Result<()> {
             rng.below(w.num)
         };
         make_key(k, w.key_size, &mut key);
-        db.put(&key, values.next(w.value_size))
+        db.put_opt(&key, values.next(w.value_size), &wo)
             .map_err(|e| anyhow!("fill: {e}"))?;
         if i % 1024 == 0 {
             progress.ops.store(i, Ordering::Relaxed);
@@ -105,6 +106,9 @@ fn worker_thread(
     let (mut ops, mut reads, mut found) = (0u64, 0u64, 0u64);
     let limit = w.ops_per_thread();
     let mut seq = id as u64 * limit;
+    // Built once: rust-rocksdb's get/put without options build a fresh ReadOptions /
+    // WriteOptions through FFI on every call, which costs measurably per operation.
+    let (ro, wo) = (ReadOptions::default(), WriteOptions::default());
     loop {
         if let Some(d) = deadline {
             if ops % 64 == 0 && Instant::now() >= d {
@@ -120,39 +124,30 @@ fn worker_thread(
             chooser.next(&mut rng, latest.load(Ordering::Relaxed))
         };
         let start = Instant::now();
+        let (read, write) = match op {
+            Op::Read(k) => (Some(k), None),
+            Op::Write(k) => (None, Some(k)),
+            Op::ReadModifyWrite(k) => (Some(k), Some(k)),
+            _ => (None, None),
+        };
+        if let Some(k) = read {
+            make_key(k, w.key_size, &mut key);
+            reads += 1;
+            let hit = db
+                .get_pinned_opt(&key, &ro)
+                .map_err(|e| anyhow!("get: {e}"))?;
+            found += u64::from(hit.is_some());
+        }
+        if let Some(k) = write {
+            make_key(k, w.key_size, &mut key);
+            db.put_opt(&key, values.next(w.value_size), &wo)
+                .map_err(|e| anyhow!("put: {e}"))?;
+        }
         match op {
-            Op::Read(k) => {
-                make_key(k, w.key_size, &mut key);
-                reads += 1;
-                if db
-                    .get_pinned(&key)
-                    .map_err(|e| anyhow!("get: {e}"))?
-                    .is_some()
-                {
-                    found += 1;
-                }
-            }
-            Op::Write(k) => {
-                make_key(k, w.key_size, &mut key);
-                db.put(&key, values.next(w.value_size))
-                    .map_err(|e| anyhow!("put: {e}"))?;
-            }
-            Op::ReadModifyWrite(k) => {
-                make_key(k, w.key_size, &mut key);
-                reads += 1;
-                if db
-                    .get_pinned(&key)
-                    .map_err(|e| anyhow!("get: {e}"))?
-                    .is_some()
-                {
-                    found += 1;
-                }
-                db.put(&key, values.next(w.value_size))
-                    .map_err(|e| anyhow!("put: {e}"))?;
-            }
+            Op::Read(_) | Op::Write(_) | Op::ReadModifyWrite(_) => {}
             Op::Scan(k, n) => {
                 make_key(k, w.key_size, &mut key);
-                let mut it = db.raw_iterator();
+                let mut it = db.raw_iterator_opt(ReadOptions::default());
                 it.seek(&key);
                 let mut i = 0;
                 while it.valid() && i < n {
@@ -165,7 +160,7 @@ fn worker_thread(
             Op::Insert => {
                 let k = latest.fetch_add(1, Ordering::Relaxed) + 1;
                 make_key(k, w.key_size, &mut key);
-                db.put(&key, values.next(w.value_size))
+                db.put_opt(&key, values.next(w.value_size), &wo)
                     .map_err(|e| anyhow!("insert: {e}"))?;
             }
         }
@@ -213,9 +208,10 @@ pub fn run(
                 let mut rng = Rng::new(w.seed ^ 0xBEEF);
                 let mut values = ValuePool::new(w.seed ^ 0xBEEF, w.compression_ratio, w.value_size);
                 let mut key = Vec::new();
+                let wo = WriteOptions::default();
                 while !stop_writer.load(Ordering::Relaxed) {
                     make_key(rng.below(w.num), w.key_size, &mut key);
-                    db.put(&key, values.next(w.value_size))
+                    db.put_opt(&key, values.next(w.value_size), &wo)
                         .map_err(|e| anyhow!("writer: {e}"))?;
                 }
                 Ok(())

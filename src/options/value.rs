@@ -114,13 +114,12 @@ pub fn human_bytes(v: i64) -> String {
         ("KiB", 1 << 10),
     ];
     for (name, unit) in UNITS {
-        if v != 0 && v % unit == 0 {
-            return format!("{} {name}", v / unit);
-        }
-    }
-    for (name, unit) in UNITS {
         if v.abs() >= unit {
-            return format!("{:.1} {name}", v as f64 / unit as f64);
+            return if v % unit == 0 {
+                format!("{} {name}", v / unit)
+            } else {
+                format!("{:.1} {name}", v as f64 / unit as f64)
+            };
         }
     }
     format!("{v} B")
@@ -478,15 +477,7 @@ mod tests {
 
     #[test]
     fn enums_match_loosely_but_never_ambiguously() {
-        const COMP: &[&str] = &[
-            "kNoCompression",
-            "kSnappyCompression",
-            "kZlibCompression",
-            "kBZip2Compression",
-            "kLZ4Compression",
-            "kLZ4HCCompression",
-            "kZSTD",
-        ];
+        const COMP: &[&str] = crate::options::catalog::COMPRESSIONS;
         assert_eq!(match_enum(COMP, "kLZ4Compression"), Some("kLZ4Compression"));
         assert_eq!(match_enum(COMP, "lz4"), Some("kLZ4Compression"));
         assert_eq!(match_enum(COMP, "LZ4HC"), Some("kLZ4HCCompression"));
@@ -508,5 +499,7 @@ mod tests {
         assert_eq!(human_bytes(64 << 10), "64 KiB");
         assert_eq!(human_bytes(1000), "1000 B");
         assert_eq!(human_bytes(1_500_000), "1.4 MiB");
+        assert_eq!(human_bytes(45228 << 10), "44.2 MiB");
+        assert_eq!(human_bytes(1536 << 10), "1.5 MiB");
     }
 }
