@@ -49,9 +49,61 @@ pub enum Command {
     ///   lsmtune bench --workload ycsb-a --options OPTIONS-tuned.ini --json run.json
     ///   lsmtune bench --workload fillrandom --engine db_bench --threads 2
     Bench(BenchArgs),
+    /// Local models: write a tiny random-weight test model.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Talk to a language model directly.
+    #[command(subcommand)]
+    Llm(LlmCommand),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Write a tiny deterministic random-weight model (GGUF + a tokenizer.json trained here) for
+    /// tests and offline trials: it exercises the real loading and generation code.
+    ///
+    /// Example:
+    ///   lsmtune models make-test-model --arch qwen2 --out /tmp/tiny
+    ///   lsmtune llm chat --model /tmp/tiny --prompt "Tune RocksDB"
+    MakeTestModel {
+        /// Architecture (qwen2).
+        #[arg(long, default_value = "qwen2")]
+        arch: String,
+        /// Folder to create (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Weight format of the matrices: q8_0, q4_0 or f32.
+        #[arg(long, default_value = "q8_0")]
+        dtype: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// Send one prompt, stream the reply, print token counts and tokens/s.
+    Chat {
+        /// A .gguf file (tokenizer.json beside it) or a folder holding both.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 /// Which engine measures.
@@ -343,6 +395,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Options(cmd) => run_options(cmd),
         Command::Bench(args) => bench_cmd(&args),
+        Command::Models(cmd) => models_cmd(cmd),
+        Command::Llm(cmd) => llm_cmd(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
             code => bail!("worker exited with {code}"),
@@ -957,4 +1011,100 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn models_cmd(cmd: ModelsCommand) -> Result<()> {
+    match cmd {
+        ModelsCommand::MakeTestModel {
+            arch,
+            out,
+            seed,
+            dtype,
+        } => {
+            use candle_core::quantized::GgmlDType;
+            if arch != "qwen2" {
+                bail!("--arch {arch}: only qwen2 test models can be written so far");
+            }
+            let dtype = match dtype.to_ascii_lowercase().as_str() {
+                "q8_0" => GgmlDType::Q8_0,
+                "q4_0" => GgmlDType::Q4_0,
+                "f32" => GgmlDType::F32,
+                other => bail!("--dtype {other}: use q8_0, q4_0 or f32"),
+            };
+            if out.exists()
+                && std::fs::read_dir(&out)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true)
+            {
+                bail!(
+                    "{} exists and is not empty; name a new folder",
+                    out.display()
+                );
+            }
+            let path = crate::llm::testmodel::write_qwen2_gguf(
+                &out,
+                crate::llm::testmodel::Shape::TINY,
+                seed,
+                dtype,
+            )?;
+            println!(
+                "wrote {} and {}",
+                path.display(),
+                out.join("tokenizer.json").display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn llm_cmd(cmd: LlmCommand) -> Result<()> {
+    use crate::llm::{GenParams, Llm, Message, local};
+    use std::io::Write;
+    match cmd {
+        LlmCommand::Chat {
+            model,
+            prompt,
+            system,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+        } => {
+            let files = local::ModelFiles::resolve(&model)?;
+            let load_start = std::time::Instant::now();
+            let mut llm = local::LocalModel::load(&files)?;
+            eprintln!(
+                "loaded {} in {:.2} s",
+                llm.name(),
+                load_start.elapsed().as_secs_f64()
+            );
+            let mut messages = Vec::new();
+            if let Some(s) = system {
+                messages.push(Message::system(s));
+            }
+            messages.push(Message::user(prompt));
+            let params = GenParams {
+                max_tokens,
+                temperature,
+                top_p,
+                seed,
+                ..GenParams::default()
+            };
+            let mut stdout = std::io::stdout();
+            let c = llm.chat(&messages, None, &params, &mut |t| {
+                let _ = stdout.write_all(t.as_bytes());
+                let _ = stdout.flush();
+            })?;
+            println!();
+            eprintln!(
+                "prompt {} tokens ({:.1} tok/s prefill), reply {} tokens ({:.1} tok/s decode), finished by {:?}",
+                c.prompt_tokens,
+                c.prefill_tokens_per_second(),
+                c.completion_tokens,
+                c.decode_tokens_per_second(),
+                c.finish
+            );
+            Ok(())
+        }
+    }
 }

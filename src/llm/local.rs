@@ -1,0 +1,370 @@
+//! The local backend: a GGUF model run with candle on the CPU, its tokenizer (tokenizer.json
+//! beside the GGUF), its chat template (tokenizer_config.json, GGUF metadata, or the family's
+//! built-in), sampling (temperature, top-p, seed, repeat penalty, stop strings, max tokens), an
+//! optional token constraint, and the KV cache kept across turns: a turn whose prompt extends
+//! what the cache already holds prefills only the new tokens.
+//!
+//! Families today: qwen2 (GGUF). Llama, Phi-3, Qwen3 and safetensors follow the same shape.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_qwen2;
+use tokenizers::Tokenizer;
+
+use super::template::{self, ChatTemplate};
+use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
+
+/// Where the files of a local model are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFiles {
+    pub gguf: PathBuf,
+    pub tokenizer: PathBuf,
+    pub tokenizer_config: Option<PathBuf>,
+}
+
+impl ModelFiles {
+    /// Resolve `--model` given as a GGUF file (tokenizer.json beside it) or a folder holding one
+    /// GGUF and tokenizer.json. The error lists what was looked for.
+    pub fn resolve(spec: &Path) -> Result<ModelFiles> {
+        let (dir, gguf) = if spec.is_file() {
+            let dir = spec.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (dir, spec.to_path_buf())
+        } else if spec.is_dir() {
+            let mut ggufs: Vec<PathBuf> = std::fs::read_dir(spec)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+                .collect();
+            ggufs.sort();
+            match ggufs.len() {
+                0 => bail!(
+                    "no .gguf file in {} (looked for <dir>/*.gguf and <dir>/tokenizer.json)",
+                    spec.display()
+                ),
+                1 => (spec.to_path_buf(), ggufs.remove(0)),
+                _ => bail!(
+                    "{} holds several .gguf files; name one: {}",
+                    spec.display(),
+                    ggufs
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        } else {
+            bail!(
+                "model `{}` not found: pass a .gguf file (with tokenizer.json beside it) or a folder holding both",
+                spec.display()
+            );
+        };
+        let tokenizer = dir.join("tokenizer.json");
+        if !tokenizer.is_file() {
+            bail!(
+                "{} has no tokenizer.json beside it ({}); copy the model's tokenizer.json there",
+                gguf.display(),
+                tokenizer.display()
+            );
+        }
+        let config = dir.join("tokenizer_config.json");
+        Ok(ModelFiles {
+            gguf,
+            tokenizer,
+            tokenizer_config: config.is_file().then_some(config),
+        })
+    }
+}
+
+/// A loaded GGUF model.
+pub struct LocalModel {
+    name: String,
+    model: quantized_qwen2::ModelWeights,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    eos: Vec<u32>,
+    device: Device,
+    /// Tokens whose keys/values are in the model's cache, in order.
+    cached: Vec<u32>,
+    /// The text of the last turn (prompt + reply) and the exact tokens it was, so the next turn
+    /// continues from the model's own tokens instead of re-tokenizing its reply.
+    history_text: String,
+    history_tokens: Vec<u32>,
+    /// Keep the KV cache between turns (off = prefill every prompt from scratch).
+    pub reuse_kv: bool,
+}
+
+/// End-of-turn tokens of the families we know, as spelled in their vocabularies.
+const EOS_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "</s>",
+];
+
+fn template_from_config(path: &Path) -> Option<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let tmpl = v.get("chat_template")?.as_str()?.to_string();
+    let tok = |k: &str| {
+        v.get(k)
+            .and_then(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .or_else(|| t.get("content")?.as_str().map(str::to_string))
+            })
+            .unwrap_or_default()
+    };
+    Some((tmpl, tok("bos_token"), tok("eos_token")))
+}
+
+impl LocalModel {
+    pub fn load(files: &ModelFiles) -> Result<LocalModel> {
+        let device = Device::Cpu;
+        let mut file = std::fs::File::open(&files.gguf)
+            .with_context(|| format!("cannot open {}", files.gguf.display()))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| anyhow!("{} is not a GGUF file: {e}", files.gguf.display()))?;
+        let arch = content
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok().cloned())
+            .unwrap_or_default();
+        if arch != "qwen2" {
+            bail!(
+                "{}: architecture `{arch}` is not supported yet (supported: qwen2)",
+                files.gguf.display()
+            );
+        }
+        let gguf_template = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok().cloned());
+        let model = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
+            .map_err(|e| anyhow!("loading {}: {e}", files.gguf.display()))?;
+        let tokenizer = Tokenizer::from_file(&files.tokenizer)
+            .map_err(|e| anyhow!("loading {}: {e}", files.tokenizer.display()))?;
+        let eos: Vec<u32> = EOS_TOKENS
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        if eos.is_empty() {
+            bail!(
+                "{} has no end-of-turn token ({})",
+                files.tokenizer.display(),
+                EOS_TOKENS.join(", ")
+            );
+        }
+        let (source, bos, eos_text) = files
+            .tokenizer_config
+            .as_deref()
+            .and_then(template_from_config)
+            .or_else(|| gguf_template.map(|t| (t, String::new(), String::new())))
+            .unwrap_or_else(|| {
+                (
+                    template::builtin(&arch)
+                        .unwrap_or(template::CHATML)
+                        .to_string(),
+                    String::new(),
+                    String::new(),
+                )
+            });
+        let template = ChatTemplate::new(&source, &bos, &eos_text)?;
+        Ok(LocalModel {
+            name: format!("local:{arch} ({})", files.gguf.display()),
+            model,
+            tokenizer,
+            template,
+            eos,
+            device,
+            cached: Vec::new(),
+            history_text: String::new(),
+            history_tokens: Vec::new(),
+            reuse_kv: true,
+        })
+    }
+
+    /// Forget the KV cache (the next turn prefills its whole prompt).
+    pub fn reset(&mut self) {
+        self.model.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenizing the prompt: {e}"))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Tokens of a rendered prompt: the previous turn's exact tokens plus the new suffix when
+    /// the prompt continues the previous turn, else a fresh encoding.
+    fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>> {
+        if !self.history_text.is_empty()
+            && let Some(suffix) = prompt.strip_prefix(self.history_text.as_str())
+        {
+            let mut tokens = self.history_tokens.clone();
+            tokens.extend(self.encode(suffix)?);
+            return Ok(tokens);
+        }
+        self.encode(prompt)
+    }
+
+    /// Feed tokens at the end of the cache; returns the logits after the last one.
+    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let logits = self.model.forward(&input, self.cached.len())?;
+        self.cached.extend_from_slice(tokens);
+        Ok(logits
+            .squeeze(0)?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?)
+    }
+}
+
+impl Llm for LocalModel {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        mut constraint: Option<&mut dyn TokenConstraint>,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion> {
+        let prompt = self.template.render(messages, true)?;
+        let tokens = self.prompt_tokens(&prompt)?;
+        if tokens.is_empty() {
+            bail!("the prompt encodes to no tokens");
+        }
+        // Reuse the cache when it holds a strict prefix of this prompt.
+        let reuse =
+            self.reuse_kv && self.cached.len() < tokens.len() && tokens.starts_with(&self.cached);
+        if !reuse {
+            self.reset();
+        }
+        let cached_tokens = self.cached.len();
+        let prefill_start = Instant::now();
+        let mut logits = self.feed(&tokens[cached_tokens..])?;
+        let prefill_seconds = prefill_start.elapsed().as_secs_f64();
+
+        let sampling = if params.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else if params.top_p > 0.0 && params.top_p < 1.0 {
+            Sampling::TopP {
+                p: params.top_p,
+                temperature: params.temperature,
+            }
+        } else {
+            Sampling::All {
+                temperature: params.temperature,
+            }
+        };
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let decode_start = Instant::now();
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        // What on_text has received; held back while the text ends in a partial UTF-8 sequence.
+        let mut emitted = 0usize;
+        let finish = loop {
+            if generated.len() >= params.max_tokens {
+                break Finish::Length;
+            }
+            if params.repeat_penalty != 1.0 {
+                let start = generated.len().saturating_sub(params.repeat_last_n);
+                for &t in &generated[start..] {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l = if *l >= 0.0 {
+                            *l / params.repeat_penalty
+                        } else {
+                            *l * params.repeat_penalty
+                        };
+                    }
+                }
+            }
+            if let Some(c) = constraint.as_deref_mut()
+                && let Some(mask) = c.mask(logits.len())?
+            {
+                let eos_logits: Vec<(usize, f32)> = self
+                    .eos
+                    .iter()
+                    .filter_map(|&e| logits.get(e as usize).map(|l| (e as usize, *l)))
+                    .collect();
+                for (i, l) in logits.iter_mut().enumerate() {
+                    if !mask.get(i).copied().unwrap_or(false) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+                // End-of-turn exactly when the constraint is satisfied.
+                let complete = c.is_complete();
+                for (e, original) in eos_logits {
+                    logits[e] = if complete {
+                        original
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                }
+                if logits.iter().all(|l| *l == f32::NEG_INFINITY) {
+                    break Finish::Constraint;
+                }
+            }
+            let token = sampler.sample(&Tensor::new(logits.as_slice(), &self.device)?)?;
+            if self.eos.contains(&token) {
+                break Finish::Eos;
+            }
+            if let Some(c) = constraint.as_deref_mut() {
+                c.consume(token)?;
+            }
+            generated.push(token);
+            let full = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|e| anyhow!("decoding: {e}"))?;
+            text = full;
+            if !text.ends_with('\u{FFFD}') && text.len() > emitted && text.is_char_boundary(emitted)
+            {
+                on_text(&text[emitted..]);
+                emitted = text.len();
+            }
+            if let Some(stop) = params
+                .stop
+                .iter()
+                .find(|s| !s.is_empty() && text.ends_with(s.as_str()))
+            {
+                text.truncate(text.len() - stop.len());
+                break Finish::Stop;
+            }
+            logits = self.feed(&[token])?;
+        };
+        if text.len() > emitted && text.is_char_boundary(emitted) {
+            on_text(&text[emitted..]);
+        }
+        // Remember this turn's exact tokens, unless a stop string cut the text short of them.
+        if finish == Finish::Stop {
+            self.history_text.clear();
+            self.history_tokens.clear();
+        } else {
+            self.history_text = format!("{prompt}{text}");
+            self.history_tokens = tokens.clone();
+            self.history_tokens.extend_from_slice(&generated);
+        }
+        Ok(Completion {
+            text,
+            prompt_tokens: tokens.len(),
+            cached_tokens,
+            completion_tokens: generated.len(),
+            prefill_seconds,
+            decode_seconds: decode_start.elapsed().as_secs_f64(),
+            finish,
+        })
+    }
+}

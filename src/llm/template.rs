@@ -1,0 +1,121 @@
+//! Chat templates: the model's own Jinja template (from tokenizer_config.json or GGUF metadata)
+//! rendered with minijinja (with Python-compatible string methods), or a built-in template per
+//! family when the model ships none.
+
+use anyhow::{Context, Result, anyhow};
+use minijinja::{Environment, Value, context};
+
+use super::{Message, Role};
+
+/// ChatML, as Qwen2/Qwen3 use it.
+pub const CHATML: &str = "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+/// Llama 3 headers.
+pub const LLAMA3: &str = "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message.role }}<|end_header_id|>\n\n{{ message.content | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
+
+/// Phi-3.
+pub const PHI3: &str = "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+
+/// The built-in template of a model family (`qwen2`, `qwen3`, `llama`, `phi3`).
+pub fn builtin(family: &str) -> Option<&'static str> {
+    match family {
+        "qwen2" | "qwen3" => Some(CHATML),
+        "llama" | "mistral" => Some(LLAMA3),
+        "phi3" => Some(PHI3),
+        _ => None,
+    }
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    pub bos_token: String,
+    pub eos_token: String,
+}
+
+impl ChatTemplate {
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<ChatTemplate> {
+        let mut env = Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template_owned("chat", source.to_string())
+            .context("the chat template does not parse")?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Render the conversation, ending with the assistant's turn opened when asked.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let tmpl = self.env.get_template("chat").map_err(|e| anyhow!("{e}"))?;
+        let messages: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                let mut map = std::collections::BTreeMap::new();
+                map.insert("role".to_string(), Value::from(role));
+                map.insert("content".to_string(), Value::from(m.content.as_str()));
+                Value::from(map)
+            })
+            .collect();
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        })
+        .map_err(|e| anyhow!("rendering the chat template: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chatml_renders_turns_and_the_generation_prompt() {
+        let t = ChatTemplate::new(CHATML, "", "<|im_end|>").unwrap();
+        let out = t
+            .render(&[Message::system("be brief"), Message::user("hi")], true)
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn hf_style_templates_with_python_methods_render() {
+        // The shape of real templates: .strip(), raise_exception, loop.first.
+        let src = "{% for m in messages %}{% if m.role not in ['user','system','assistant'] %}{{ raise_exception('bad role') }}{% endif %}{% if loop.first %}{{ bos_token }}{% endif %}[{{ m.role|upper }}] {{ m.content.strip() }}\n{% endfor %}";
+        let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
+        let out = t.render(&[Message::user("  hello  ")], false).unwrap();
+        assert_eq!(out, "<s>[USER] hello\n");
+        assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+    }
+
+    #[test]
+    fn every_family_has_a_builtin_that_renders() {
+        for fam in ["qwen2", "qwen3", "llama", "phi3"] {
+            let t = ChatTemplate::new(builtin(fam).unwrap(), "<s>", "</s>").unwrap();
+            let out = t.render(&[Message::user("ping")], true).unwrap();
+            assert!(out.contains("ping"), "{fam}: {out}");
+        }
+        assert!(builtin("gpt2").is_none());
+    }
+}

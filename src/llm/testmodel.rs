@@ -1,0 +1,252 @@
+//! Tiny deterministic random-weight models, written by the project itself so the real loading
+//! and generation code is tested with no download: a byte-level BPE tokenizer trained offline
+//! on text about RocksDB options (tokenizer.json with ChatML special tokens), and Qwen2-shaped
+//! weights written as GGUF (Q8_0 matrices, F32 norms and biases) with the metadata candle's
+//! loader reads.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+use candle_core::{Device, Tensor};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::bench::workload::Rng;
+
+/// Dimensions of a generated model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub layers: usize,
+    pub intermediate: usize,
+    /// Target vocabulary of the trained tokenizer (special tokens included).
+    pub vocab: usize,
+    pub context: usize,
+}
+
+impl Shape {
+    /// Small enough to load and generate in milliseconds.
+    pub const TINY: Shape = Shape {
+        hidden: 64,
+        heads: 4,
+        kv_heads: 2,
+        layers: 2,
+        intermediate: 128,
+        vocab: 1024,
+        context: 4096,
+    };
+}
+
+pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+/// Text the tokenizer learns from: option names, values, JSON proposals and chat words.
+fn corpus() -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in crate::options::catalog::specs() {
+        lines.push(format!("{{\"{}\": {}}}", s.key, s.meaning));
+        lines.push(format!("{}={}", s.key, s.ty.describe()));
+    }
+    for n in [
+        0u64,
+        1,
+        2,
+        4,
+        8,
+        10,
+        16,
+        32,
+        64,
+        128,
+        256,
+        1024,
+        4096,
+        65536,
+        1 << 20,
+        1 << 26,
+        1 << 30,
+    ] {
+        lines.push(format!("\"value\": {n}, \"bytes\": {n}, true, false, null"));
+    }
+    lines.push("{\"reasoning\": \"The workload is write heavy, so larger memtables reduce flushes.\", \"changes\": {}}".into());
+    lines.push(
+        "system user assistant You are a RocksDB tuning expert. Propose option changes as JSON."
+            .into(),
+    );
+    lines.push(
+        "throughput ops/s latency p99 write amplification stall compaction cache hit rate".into(),
+    );
+    lines
+}
+
+/// Train the tokenizer and save it as `tokenizer.json` in `dir`.
+pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
+    let specials: Vec<AddedToken> = SPECIAL_TOKENS
+        .iter()
+        .map(|t| AddedToken::from(t.to_string(), true))
+        .collect();
+    let trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab)
+        .min_frequency(1)
+        .show_progress(false)
+        .special_tokens(specials)
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let mut trainer = TrainerWrapper::from(trainer);
+    let mut tokenizer = Tokenizer::new(BPE::default());
+    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tokenizer.with_decoder(Some(ByteLevel::default()));
+    let text = corpus();
+    tokenizer
+        .train(&mut trainer, text.iter())
+        .map_err(|e| anyhow::anyhow!("training the test tokenizer: {e}"))?;
+    let path = dir.join("tokenizer.json");
+    tokenizer
+        .save(&path, false)
+        .map_err(|e| anyhow::anyhow!("saving {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    // Sum of two uniforms: a cheap, deterministic bell shape in [-scale, scale].
+    let data: Vec<f32> = (0..n)
+        .map(|_| ((rng.unit() + rng.unit()) as f32 - 1.0) * scale)
+        .collect();
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+}
+
+/// Write a Qwen2-shaped random-weight GGUF (`model.gguf`) and its tokenizer into `dir`.
+/// Deterministic for a given seed.
+pub fn write_qwen2_gguf(dir: &Path, shape: Shape, seed: u64, dtype: GgmlDType) -> Result<PathBuf> {
+    if shape.heads == 0
+        || shape.kv_heads == 0
+        || !shape.hidden.is_multiple_of(shape.heads)
+        || !shape.heads.is_multiple_of(shape.kv_heads)
+    {
+        bail!("hidden must divide by heads and heads by kv_heads");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tok_path = write_tokenizer(dir, shape.vocab)?;
+    let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let vocab = tok.get_vocab_size(true);
+    let (h, i) = (shape.hidden, shape.intermediate);
+    let kv = shape.kv_heads * (h / shape.heads);
+    let mut rng = Rng::new(seed);
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    let mut add = |name: String, t: Tensor, dt: GgmlDType| -> Result<()> {
+        tensors.push((name, QTensor::quantize(&t, dt)?));
+        Ok(())
+    };
+    add(
+        "token_embd.weight".into(),
+        random(&mut rng, &[vocab, h], 0.5)?,
+        dtype,
+    )?;
+    add(
+        "output_norm.weight".into(),
+        Tensor::ones(h, candle_core::DType::F32, &Device::Cpu)?,
+        GgmlDType::F32,
+    )?;
+    add(
+        "output.weight".into(),
+        random(&mut rng, &[vocab, h], 0.5)?,
+        dtype,
+    )?;
+    for l in 0..shape.layers {
+        let p = format!("blk.{l}");
+        add(
+            format!("{p}.attn_q.weight"),
+            random(&mut rng, &[h, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.attn_k.weight"),
+            random(&mut rng, &[kv, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.attn_v.weight"),
+            random(&mut rng, &[kv, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.attn_q.bias"),
+            random(&mut rng, &[h], 0.02)?,
+            GgmlDType::F32,
+        )?;
+        add(
+            format!("{p}.attn_k.bias"),
+            random(&mut rng, &[kv], 0.02)?,
+            GgmlDType::F32,
+        )?;
+        add(
+            format!("{p}.attn_v.bias"),
+            random(&mut rng, &[kv], 0.02)?,
+            GgmlDType::F32,
+        )?;
+        add(
+            format!("{p}.attn_output.weight"),
+            random(&mut rng, &[h, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.ffn_gate.weight"),
+            random(&mut rng, &[i, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.ffn_up.weight"),
+            random(&mut rng, &[i, h], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.ffn_down.weight"),
+            random(&mut rng, &[h, i], 0.2)?,
+            dtype,
+        )?;
+        add(
+            format!("{p}.attn_norm.weight"),
+            Tensor::ones(h, candle_core::DType::F32, &Device::Cpu)?,
+            GgmlDType::F32,
+        )?;
+        add(
+            format!("{p}.ffn_norm.weight"),
+            Tensor::ones(h, candle_core::DType::F32, &Device::Cpu)?,
+            GgmlDType::F32,
+        )?;
+    }
+    use gguf_file::Value as V;
+    let u32v = |v: usize| V::U32(v as u32);
+    let metadata: Vec<(&str, V)> = vec![
+        ("general.architecture", V::String("qwen2".into())),
+        ("general.name", V::String("lsmtune-test-qwen2".into())),
+        ("qwen2.attention.head_count", u32v(shape.heads)),
+        ("qwen2.attention.head_count_kv", u32v(shape.kv_heads)),
+        ("qwen2.embedding_length", u32v(h)),
+        ("qwen2.feed_forward_length", u32v(i)),
+        ("qwen2.context_length", u32v(shape.context)),
+        ("qwen2.block_count", u32v(shape.layers)),
+        ("qwen2.attention.layer_norm_rms_epsilon", V::F32(1e-6)),
+        ("qwen2.rope.freq_base", V::F32(1_000_000.0)),
+        (
+            "tokenizer.chat_template",
+            V::String(super::template::CHATML.into()),
+        ),
+    ];
+    let path = dir.join("model.gguf");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?,
+    );
+    let md: Vec<(&str, &V)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &md, &ts)?;
+    use std::io::Write;
+    file.flush()?;
+    Ok(path)
+}
