@@ -69,7 +69,7 @@ pub enum ModelsCommand {
     ///   lsmtune models make-test-model --arch qwen2 --out /tmp/tiny
     ///   lsmtune llm chat --model /tmp/tiny --prompt "Tune RocksDB"
     MakeTestModel {
-        /// Architecture (qwen2).
+        /// Architecture: qwen2 or llama.
         #[arg(long, default_value = "qwen2")]
         arch: String,
         /// Folder to create (must not exist or be empty).
@@ -1022,9 +1022,8 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             dtype,
         } => {
             use candle_core::quantized::GgmlDType;
-            if arch != "qwen2" {
-                bail!("--arch {arch}: only qwen2 test models can be written so far");
-            }
+            let arch: crate::llm::testmodel::Arch =
+                arch.parse().map_err(|e: String| anyhow::anyhow!(e))?;
             let dtype = match dtype.to_ascii_lowercase().as_str() {
                 "q8_0" => GgmlDType::Q8_0,
                 "q4_0" => GgmlDType::Q4_0,
@@ -1041,8 +1040,9 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
                     out.display()
                 );
             }
-            let path = crate::llm::testmodel::write_qwen2_gguf(
+            let path = crate::llm::testmodel::write_gguf(
                 &out,
+                arch,
                 crate::llm::testmodel::Shape::TINY,
                 seed,
                 dtype,

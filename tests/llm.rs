@@ -7,12 +7,19 @@ use std::process::Command;
 
 use candle_core::quantized::GgmlDType;
 use lsmtune::llm::local::{LocalModel, ModelFiles};
-use lsmtune::llm::testmodel::{Shape, write_qwen2_gguf};
+use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
 use lsmtune::llm::{Finish, GenParams, Llm, Message, TokenConstraint};
 
 fn model_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let gguf = write_qwen2_gguf(&dir.path().join("tiny"), Shape::TINY, 7, GgmlDType::Q8_0).unwrap();
+    let gguf = write_gguf(
+        &dir.path().join("tiny"),
+        Arch::Qwen2,
+        Shape::TINY,
+        7,
+        GgmlDType::Q8_0,
+    )
+    .unwrap();
     (dir, gguf)
 }
 
@@ -173,6 +180,35 @@ fn a_constraint_restricts_every_sampled_token() {
             "seed {seed}: {:?}",
             out.text
         );
+    }
+}
+
+#[test]
+fn every_test_architecture_and_weight_format_loads_and_keeps_its_cache() {
+    for arch in [Arch::Qwen2, Arch::Llama] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::F32] {
+            let dir = tempfile::tempdir().unwrap();
+            let gguf = write_gguf(dir.path(), arch, Shape::TINY, 3, dtype).unwrap();
+            let mut m = load(&gguf);
+            assert!(m.name().starts_with(&format!("local:{}", arch.name())));
+            let p = params(0.0, 6);
+            let t1 = vec![Message::user("hello")];
+            let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
+            assert!(r1.prompt_tokens > 2, "{arch:?} {dtype:?}");
+            let mut t2 = t1.clone();
+            t2.push(Message::assistant(r1.text.clone()));
+            t2.push(Message::user("again"));
+            let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
+            assert!(
+                r2.cached_tokens >= r1.prompt_tokens,
+                "{arch:?} {dtype:?}: {r2:?}"
+            );
+            let mut scratch = load(&gguf);
+            scratch.reuse_kv = false;
+            scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
+            let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
+            assert_eq!(r2.text, s2.text, "{arch:?} {dtype:?}");
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 //! optional token constraint, and the KV cache kept across turns: a turn whose prompt extends
 //! what the cache already holds prefills only the new tokens.
 //!
-//! Families today: qwen2 (GGUF). Llama, Phi-3, Qwen3 and safetensors follow the same shape.
+//! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3.
+//! Safetensors checkpoints follow the same shape.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,7 +14,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_qwen2;
+use candle_transformers::models::{
+    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+};
 use tokenizers::Tokenizer;
 
 use super::template::{self, ChatTemplate};
@@ -80,10 +83,55 @@ impl ModelFiles {
     }
 }
 
+/// The weights of one supported family. Every family's forward resets its cache when fed at
+/// position 0, which is how a full prefill starts over.
+enum Weights {
+    Qwen2(quantized_qwen2::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+    Llama(quantized_llama::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+/// Architectures (`general.architecture`) this backend runs.
+pub const SUPPORTED_ARCHS: &[&str] = &["qwen2", "qwen3", "llama", "mistral", "phi3"];
+
+impl Weights {
+    fn load(
+        arch: &str,
+        content: gguf_file::Content,
+        file: &mut std::fs::File,
+        device: &Device,
+    ) -> candle_core::Result<Weights> {
+        Ok(match arch {
+            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+            "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+            "phi3" => Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(
+                false, content, file, device,
+            )?),
+            _ => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
+        })
+    }
+
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Qwen2(m) => m.forward(x, pos),
+            Weights::Qwen3(m) => m.forward(x, pos),
+            Weights::Llama(m) => m.forward(x, pos),
+            Weights::Phi3(m) => m.forward(x, pos),
+        }
+    }
+}
+
 /// A loaded GGUF model.
 pub struct LocalModel {
     name: String,
-    model: quantized_qwen2::ModelWeights,
+    model: Weights,
     tokenizer: Tokenizer,
     template: ChatTemplate,
     eos: Vec<u32>,
@@ -135,17 +183,18 @@ impl LocalModel {
             .get("general.architecture")
             .and_then(|v| v.to_string().ok().cloned())
             .unwrap_or_default();
-        if arch != "qwen2" {
+        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
             bail!(
-                "{}: architecture `{arch}` is not supported yet (supported: qwen2)",
-                files.gguf.display()
+                "{}: architecture `{arch}` is not supported (supported: {})",
+                files.gguf.display(),
+                SUPPORTED_ARCHS.join(", ")
             );
         }
         let gguf_template = content
             .metadata
             .get("tokenizer.chat_template")
             .and_then(|v| v.to_string().ok().cloned());
-        let model = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &device)
+        let model = Weights::load(&arch, content, &mut file, &device)
             .map_err(|e| anyhow!("loading {}: {e}", files.gguf.display()))?;
         let tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| anyhow!("loading {}: {e}", files.tokenizer.display()))?;
@@ -191,7 +240,7 @@ impl LocalModel {
 
     /// Forget the KV cache (the next turn prefills its whole prompt).
     pub fn reset(&mut self) {
-        self.model.clear_kv_cache();
+        // The next feed starts at position 0, which clears every family's cache.
         self.cached.clear();
     }
 

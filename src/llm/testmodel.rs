@@ -1,8 +1,8 @@
 //! Tiny deterministic random-weight models, written by the project itself so the real loading
 //! and generation code is tested with no download: a byte-level BPE tokenizer trained offline
-//! on text about RocksDB options (tokenizer.json with ChatML special tokens), and Qwen2-shaped
-//! weights written as GGUF (Q8_0 matrices, F32 norms and biases) with the metadata candle's
-//! loader reads.
+//! on text about RocksDB options (tokenizer.json with ChatML and Llama 3 special tokens), and
+//! Qwen2- or Llama-shaped weights written as GGUF (quantized matrices, F32 norms and biases) with
+//! the metadata candle's loaders read.
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,46 @@ impl Shape {
     };
 }
 
-pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+pub const SPECIAL_TOKENS: [&str; 7] = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+];
+
+/// Which architecture to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Qwen2: q/k/v biases, NEOX rope, ChatML.
+    Qwen2,
+    /// Llama: no biases, interleaved rope, Llama 3 chat headers.
+    Llama,
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "qwen2" => Ok(Arch::Qwen2),
+            "llama" => Ok(Arch::Llama),
+            other => Err(format!(
+                "--arch {other}: test models come as qwen2 or llama"
+            )),
+        }
+    }
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Qwen2 => "qwen2",
+            Arch::Llama => "llama",
+        }
+    }
+}
 
 /// Text the tokenizer learns from: option names, values, JSON proposals and chat words.
 fn corpus() -> Vec<String> {
@@ -120,9 +159,15 @@ fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
 
-/// Write a Qwen2-shaped random-weight GGUF (`model.gguf`) and its tokenizer into `dir`.
+/// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer into `dir`.
 /// Deterministic for a given seed.
-pub fn write_qwen2_gguf(dir: &Path, shape: Shape, seed: u64, dtype: GgmlDType) -> Result<PathBuf> {
+pub fn write_gguf(
+    dir: &Path,
+    arch: Arch,
+    shape: Shape,
+    seed: u64,
+    dtype: GgmlDType,
+) -> Result<PathBuf> {
     if shape.heads == 0
         || shape.kv_heads == 0
         || !shape.hidden.is_multiple_of(shape.heads)
@@ -174,21 +219,23 @@ pub fn write_qwen2_gguf(dir: &Path, shape: Shape, seed: u64, dtype: GgmlDType) -
             random(&mut rng, &[kv, h], 0.2)?,
             dtype,
         )?;
-        add(
-            format!("{p}.attn_q.bias"),
-            random(&mut rng, &[h], 0.02)?,
-            GgmlDType::F32,
-        )?;
-        add(
-            format!("{p}.attn_k.bias"),
-            random(&mut rng, &[kv], 0.02)?,
-            GgmlDType::F32,
-        )?;
-        add(
-            format!("{p}.attn_v.bias"),
-            random(&mut rng, &[kv], 0.02)?,
-            GgmlDType::F32,
-        )?;
+        if arch == Arch::Qwen2 {
+            add(
+                format!("{p}.attn_q.bias"),
+                random(&mut rng, &[h], 0.02)?,
+                GgmlDType::F32,
+            )?;
+            add(
+                format!("{p}.attn_k.bias"),
+                random(&mut rng, &[kv], 0.02)?,
+                GgmlDType::F32,
+            )?;
+            add(
+                format!("{p}.attn_v.bias"),
+                random(&mut rng, &[kv], 0.02)?,
+                GgmlDType::F32,
+            )?;
+        }
         add(
             format!("{p}.attn_output.weight"),
             random(&mut rng, &[h, h], 0.2)?,
@@ -222,28 +269,35 @@ pub fn write_qwen2_gguf(dir: &Path, shape: Shape, seed: u64, dtype: GgmlDType) -
     }
     use gguf_file::Value as V;
     let u32v = |v: usize| V::U32(v as u32);
-    let metadata: Vec<(&str, V)> = vec![
-        ("general.architecture", V::String("qwen2".into())),
-        ("general.name", V::String("lsmtune-test-qwen2".into())),
-        ("qwen2.attention.head_count", u32v(shape.heads)),
-        ("qwen2.attention.head_count_kv", u32v(shape.kv_heads)),
-        ("qwen2.embedding_length", u32v(h)),
-        ("qwen2.feed_forward_length", u32v(i)),
-        ("qwen2.context_length", u32v(shape.context)),
-        ("qwen2.block_count", u32v(shape.layers)),
-        ("qwen2.attention.layer_norm_rms_epsilon", V::F32(1e-6)),
-        ("qwen2.rope.freq_base", V::F32(1_000_000.0)),
+    let a = arch.name();
+    let key = |k: &str| format!("{a}.{k}");
+    let template = match arch {
+        Arch::Qwen2 => super::template::CHATML,
+        Arch::Llama => super::template::LLAMA3,
+    };
+    let metadata: Vec<(String, V)> = vec![
+        ("general.architecture".into(), V::String(a.into())),
         (
-            "tokenizer.chat_template",
-            V::String(super::template::CHATML.into()),
+            "general.name".into(),
+            V::String(format!("lsmtune-test-{a}")),
         ),
+        (key("attention.head_count"), u32v(shape.heads)),
+        (key("attention.head_count_kv"), u32v(shape.kv_heads)),
+        (key("embedding_length"), u32v(h)),
+        (key("feed_forward_length"), u32v(i)),
+        (key("context_length"), u32v(shape.context)),
+        (key("block_count"), u32v(shape.layers)),
+        (key("rope.dimension_count"), u32v(h / shape.heads)),
+        (key("attention.layer_norm_rms_epsilon"), V::F32(1e-6)),
+        (key("rope.freq_base"), V::F32(1_000_000.0)),
+        ("tokenizer.chat_template".into(), V::String(template.into())),
     ];
     let path = dir.join("model.gguf");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&path)
             .with_context(|| format!("cannot create {}", path.display()))?,
     );
-    let md: Vec<(&str, &V)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let md: Vec<(&str, &V)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut file, &md, &ts)?;
     use std::io::Write;
