@@ -62,6 +62,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
+    /// Show the known models (models/manifest.json) and local model folders, and where each was
+    /// found: the models folder (LSMTUNE_MODELS_DIR, default ./models) or the Hugging Face cache
+    /// (HF_HUB_CACHE / HF_HOME). Never touches the network.
+    List,
     /// Write a tiny deterministic random-weight model (GGUF + a tokenizer.json trained here) for
     /// tests and offline trials: it exercises the real loading and generation code.
     ///
@@ -87,9 +91,10 @@ pub enum ModelsCommand {
 pub enum LlmCommand {
     /// Send one prompt, stream the reply, print token counts and tokens/s.
     Chat {
-        /// A .gguf file (tokenizer.json beside it) or a folder holding both.
+        /// A .gguf file (tokenizer.json beside it), a folder holding both, a known name
+        /// (NAME[:QUANT], see `models list`), or ORG/REPO[:FILE] in the Hugging Face cache.
         #[arg(long)]
-        model: PathBuf,
+        model: String,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -1015,6 +1020,21 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
 
 fn models_cmd(cmd: ModelsCommand) -> Result<()> {
     match cmd {
+        ModelsCommand::List => {
+            let hub = crate::llm::hub::Hub::from_env();
+            println!(
+                "models folder: {}\nHugging Face cache: {}\n",
+                hub.models_dir.display(),
+                hub.hf_cache.display()
+            );
+            for (spec, found) in hub.list() {
+                match found {
+                    Some(f) => println!("  {spec:<36} found: {}", f.gguf.display()),
+                    None => println!("  {spec:<36} not present"),
+                }
+            }
+            Ok(())
+        }
         ModelsCommand::MakeTestModel {
             arch,
             out,
@@ -1070,7 +1090,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             top_p,
             seed,
         } => {
-            let files = local::ModelFiles::resolve(&model)?;
+            let files = crate::llm::hub::Hub::from_env().resolve(&model)?;
             let load_start = std::time::Instant::now();
             let mut llm = local::LocalModel::load(&files)?;
             eprintln!(

@@ -277,3 +277,79 @@ fn cli_writes_a_test_model_and_chats_with_it() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
+    use lsmtune::llm::hub::{Hub, manifest};
+    let (_d, gguf) = model_dir();
+    let tokenizer = gguf.parent().unwrap().join("tokenizer.json");
+    let root = tempfile::tempdir().unwrap();
+    let hub = Hub {
+        hf_cache: root.path().join("hf/hub"),
+        models_dir: root.path().join("models"),
+    };
+    let entry = manifest()
+        .into_iter()
+        .find(|e| e.family == "qwen2")
+        .unwrap();
+    let file = &entry.files[&entry.default_quant].file;
+
+    // Nothing there: the error names every place searched and how to place the files.
+    let err = hub.resolve(&entry.name).unwrap_err().to_string();
+    assert!(
+        err.contains("Searched") && err.contains(file) && err.contains("air-gapped"),
+        "{err}"
+    );
+
+    // The Hugging Face cache layout: refs/main names the snapshot.
+    let put = |repo: &str, rev: &str, name: &str, from: &Path| {
+        let dir = hub
+            .hf_cache
+            .join(format!("models--{}", repo.replace('/', "--")));
+        std::fs::create_dir_all(dir.join("refs")).unwrap();
+        std::fs::write(dir.join("refs/main"), rev).unwrap();
+        std::fs::create_dir_all(dir.join("snapshots").join(rev)).unwrap();
+        std::fs::copy(from, dir.join("snapshots").join(rev).join(name)).unwrap();
+    };
+    put(&entry.repo, "abc123", file, &gguf);
+    put(
+        &entry.tokenizer_repo,
+        "def456",
+        "tokenizer.json",
+        &tokenizer,
+    );
+    let files = hub.resolve(&entry.name).unwrap();
+    assert!(
+        files.gguf.ends_with(format!("snapshots/abc123/{file}")),
+        "{files:?}"
+    );
+    let mut m = LocalModel::load(&files).unwrap();
+    m.chat(&[Message::user("hi")], None, &params(0.0, 4), &mut |_| {})
+        .unwrap();
+
+    // The models folder wins over the cache.
+    let local = hub.models_dir.join(&entry.name);
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::copy(&gguf, local.join(file)).unwrap();
+    std::fs::copy(&tokenizer, local.join("tokenizer.json")).unwrap();
+    assert_eq!(hub.resolve(&entry.name).unwrap().gguf, local.join(file));
+    // ORG/REPO:FILE straight from the cache, with the tokenizer beside it.
+    let tok_dir = hub
+        .hf_cache
+        .join(format!("models--{}", entry.repo.replace('/', "--")));
+    std::fs::copy(&tokenizer, tok_dir.join("snapshots/abc123/tokenizer.json")).unwrap();
+    let spec = format!("{}:{file}", entry.repo);
+    assert!(hub.resolve(&spec).unwrap().gguf.ends_with(file));
+    assert!(
+        hub.resolve(&format!("{}:q9_9", entry.name))
+            .unwrap_err()
+            .to_string()
+            .contains("no quantization")
+    );
+    let listed = hub.list();
+    assert!(
+        listed
+            .iter()
+            .any(|(s, f)| s.starts_with(&entry.name) && f.is_some())
+    );
+}

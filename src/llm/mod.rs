@@ -3,6 +3,7 @@
 //! issue. `template` renders chat templates, `testmodel` writes tiny random-weight models so the
 //! real loading code is tested without any download.
 
+pub mod hub;
 pub mod local;
 pub mod template;
 pub mod testmodel;

@@ -1,0 +1,242 @@
+//! Finding model files without a network: a path, a name from the manifest (models/manifest.json,
+//! compiled in) looked up in the models folder and the Hugging Face cache, or `org/repo[:file]`
+//! in the Hugging Face cache. When nothing is found, the error lists every place searched and how
+//! to place the files on an air-gapped machine. (Downloading with hf-hub is not built yet.)
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+
+use super::local::ModelFiles;
+
+const MANIFEST: &str = include_str!("../../models/manifest.json");
+
+/// One quantization of a manifest model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestFile {
+    pub file: String,
+    pub size_mb: Option<u64>,
+    pub sha256: Option<String>,
+}
+
+/// A known-good model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestEntry {
+    pub name: String,
+    pub family: String,
+    pub repo: String,
+    pub tokenizer_repo: String,
+    pub default_quant: String,
+    pub files: BTreeMap<String, ManifestFile>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestDoc {
+    models: Vec<ManifestEntry>,
+}
+
+/// The compiled-in manifest.
+pub fn manifest() -> Vec<ManifestEntry> {
+    serde_json::from_str::<ManifestDoc>(MANIFEST)
+        .map(|d| d.models)
+        .unwrap_or_default()
+}
+
+/// Where models are looked for.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// The Hugging Face hub cache (`.../huggingface/hub`).
+    pub hf_cache: PathBuf,
+    /// A folder of `NAME/` model folders.
+    pub models_dir: PathBuf,
+}
+
+impl Hub {
+    /// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; models folder
+    /// `LSMTUNE_MODELS_DIR`, else `./models`.
+    pub fn from_env() -> Hub {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let hf_cache = env("HF_HUB_CACHE")
+            .or_else(|| env("HF_HOME").map(|h| h.join("hub")))
+            .or_else(|| env("HOME").map(|h| h.join(".cache/huggingface/hub")))
+            .unwrap_or_else(|| PathBuf::from(".cache/huggingface/hub"));
+        let models_dir = env("LSMTUNE_MODELS_DIR").unwrap_or_else(|| PathBuf::from("models"));
+        Hub {
+            hf_cache,
+            models_dir,
+        }
+    }
+
+    fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.hf_cache
+            .join(format!("models--{}", repo.replace('/', "--")))
+    }
+
+    /// Snapshot folders of a cached repo: the one `refs/main` names first, then the others.
+    fn snapshots(&self, repo: &str) -> Vec<PathBuf> {
+        let dir = self.repo_dir(repo);
+        let mut out = Vec::new();
+        if let Ok(rev) = std::fs::read_to_string(dir.join("refs/main")) {
+            out.push(dir.join("snapshots").join(rev.trim()));
+        }
+        if let Ok(entries) = std::fs::read_dir(dir.join("snapshots")) {
+            let mut others: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            others.sort();
+            for p in others {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// A file of a repo in the Hugging Face cache.
+    pub fn cached_file(&self, repo: &str, file: &str) -> Option<PathBuf> {
+        self.snapshots(repo)
+            .into_iter()
+            .map(|s| s.join(file))
+            .find(|p| p.is_file())
+    }
+
+    /// Resolve `--model`: a path, `NAME[:QUANT]` from the manifest, or `ORG/REPO[:FILE]`.
+    pub fn resolve(&self, spec: &str) -> Result<ModelFiles> {
+        let path = Path::new(spec);
+        if path.exists() {
+            return ModelFiles::resolve(path);
+        }
+        let mut searched: Vec<String> = vec![format!("{spec} as a path")];
+        let (name, variant) = match spec.split_once(':') {
+            Some((n, v)) => (n, Some(v)),
+            None => (spec, None),
+        };
+        if let Some(entry) = manifest().into_iter().find(|e| e.name == name) {
+            let quant = variant.unwrap_or(&entry.default_quant).to_ascii_lowercase();
+            let Some(mf) = entry.files.get(&quant) else {
+                bail!(
+                    "{name} has no quantization `{quant}`; known: {}",
+                    entry.files.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            // 1. models/NAME/ with the GGUF and tokenizer.json side by side.
+            let local = self.models_dir.join(&entry.name);
+            searched.push(format!("{}", local.join(&mf.file).display()));
+            if local.join(&mf.file).is_file() && local.join("tokenizer.json").is_file() {
+                return ModelFiles::resolve(&local.join(&mf.file));
+            }
+            // 2. the Hugging Face cache: GGUF repo + tokenizer repo.
+            searched.push(format!(
+                "{}/snapshots/*/{}",
+                self.repo_dir(&entry.repo).display(),
+                mf.file
+            ));
+            searched.push(format!(
+                "{}/snapshots/*/tokenizer.json",
+                self.repo_dir(&entry.tokenizer_repo).display()
+            ));
+            let gguf = self.cached_file(&entry.repo, &mf.file);
+            let tok = self.cached_file(&entry.tokenizer_repo, "tokenizer.json");
+            if let (Some(gguf), Some(tokenizer)) = (gguf, tok) {
+                let tokenizer_config =
+                    self.cached_file(&entry.tokenizer_repo, "tokenizer_config.json");
+                return Ok(ModelFiles {
+                    gguf,
+                    tokenizer,
+                    tokenizer_config,
+                });
+            }
+            bail!(
+                "model {name}:{quant} not found. Searched:\n  {}\nOn an air-gapped machine, copy {} (from {}) and tokenizer.json (from {}) into {}/, or into the Hugging Face cache layout under {}.",
+                searched.join("\n  "),
+                mf.file,
+                entry.repo,
+                entry.tokenizer_repo,
+                local.display(),
+                self.hf_cache.display()
+            );
+        }
+        if name.contains('/') {
+            let snaps = self.snapshots(name);
+            searched.push(format!("{}/snapshots/*", self.repo_dir(name).display()));
+            for snap in &snaps {
+                let candidate = match variant {
+                    Some(file) => snap.join(file),
+                    None => snap.clone(),
+                };
+                if candidate.exists()
+                    && let Ok(files) = ModelFiles::resolve(&candidate)
+                {
+                    return Ok(files);
+                }
+            }
+        }
+        bail!(
+            "model `{spec}` not found. Searched:\n  {}\nKnown names: {}. Pass a .gguf file (tokenizer.json beside it), a folder, NAME[:QUANT], or ORG/REPO[:FILE] present in the Hugging Face cache ({}).",
+            searched.join("\n  "),
+            manifest()
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.hf_cache.display()
+        )
+    }
+
+    /// Every manifest model and quantization, with where it was found (or not).
+    pub fn list(&self) -> Vec<(String, Option<ModelFiles>)> {
+        let mut out = Vec::new();
+        for e in manifest() {
+            for quant in e.files.keys() {
+                let spec = format!("{}:{quant}", e.name);
+                out.push((spec.clone(), self.resolve(&spec).ok()));
+            }
+        }
+        if let Ok(dirs) = std::fs::read_dir(&self.models_dir) {
+            let mut dirs: Vec<PathBuf> = dirs
+                .flatten()
+                .map(|d| d.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            for d in dirs {
+                if let Ok(files) = ModelFiles::resolve(&d) {
+                    out.push((d.display().to_string(), Some(files)));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_parses_and_every_entry_is_complete() {
+        let m = manifest();
+        assert!(m.len() >= 2);
+        for e in &m {
+            assert!(e.files.contains_key(&e.default_quant), "{}", e.name);
+            assert!(
+                e.repo.contains('/') && e.tokenizer_repo.contains('/'),
+                "{}",
+                e.name
+            );
+            assert!(
+                super::super::local::SUPPORTED_ARCHS.contains(&e.family.as_str()),
+                "{}",
+                e.name
+            );
+            for f in e.files.values() {
+                assert!(f.file.ends_with(".gguf"), "{}", e.name);
+            }
+        }
+    }
+}
