@@ -81,14 +81,39 @@ pub enum ModelsCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Weight format of the matrices: q8_0, q4_0 or f32.
+        /// Weight format of the matrices: q8_0, q4_0, q4_k, q6_k or f32 (tensors whose rows do
+        /// not fit a K-quant's 256-wide blocks fall back to q8_0, as in real mixed GGUFs).
         #[arg(long, default_value = "q8_0")]
         dtype: String,
+        /// Dimensions: `tiny` (tests) or `qwen2.5-0.5b` (real size and 151,936-token vocabulary,
+        /// for speed measurements; about 500 MB at q8_0).
+        #[arg(long, default_value = "tiny")]
+        shape: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LlmCommand {
+    /// Measure prefill and decode speed (tokens/s) of a local model: a prompt of about
+    /// --prompt-tokens tokens, then exactly --gen-tokens generated (end-of-sequence ignored),
+    /// each repeat from an empty KV cache.
+    ///
+    /// Example:
+    ///   lsmtune models make-test-model --shape qwen2.5-0.5b --out /tmp/q05
+    ///   lsmtune llm bench --model /tmp/q05 --prompt-tokens 128 --gen-tokens 64
+    Bench {
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send one prompt, stream the reply, print token counts and tokens/s.
     Chat {
         /// A .gguf file (tokenizer.json beside it), a folder holding both, a known name
@@ -1040,6 +1065,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             out,
             seed,
             dtype,
+            shape,
         } => {
             use candle_core::quantized::GgmlDType;
             let arch: crate::llm::testmodel::Arch =
@@ -1047,8 +1073,15 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             let dtype = match dtype.to_ascii_lowercase().as_str() {
                 "q8_0" => GgmlDType::Q8_0,
                 "q4_0" => GgmlDType::Q4_0,
+                "q4_k" => GgmlDType::Q4K,
+                "q6_k" => GgmlDType::Q6K,
                 "f32" => GgmlDType::F32,
-                other => bail!("--dtype {other}: use q8_0, q4_0 or f32"),
+                other => bail!("--dtype {other}: use q8_0, q4_0, q4_k, q6_k or f32"),
+            };
+            let shape = match shape.as_str() {
+                "tiny" => crate::llm::testmodel::Shape::TINY,
+                "qwen2.5-0.5b" => crate::llm::testmodel::Shape::QWEN2_5_0_5B,
+                other => bail!("--shape {other}: use tiny or qwen2.5-0.5b"),
             };
             if out.exists()
                 && std::fs::read_dir(&out)
@@ -1060,13 +1093,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
                     out.display()
                 );
             }
-            let path = crate::llm::testmodel::write_gguf(
-                &out,
-                arch,
-                crate::llm::testmodel::Shape::TINY,
-                seed,
-                dtype,
-            )?;
+            let path = crate::llm::testmodel::write_gguf(&out, arch, shape, seed, dtype)?;
             println!(
                 "wrote {} and {}",
                 path.display(),
@@ -1081,6 +1108,60 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
     use crate::llm::{GenParams, Llm, Message, local};
     use std::io::Write;
     match cmd {
+        LlmCommand::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            repeats,
+            json,
+        } => {
+            let files = crate::llm::hub::Hub::from_env().resolve(&model)?;
+            let mut llm = local::LocalModel::load(&files)?;
+            llm.reuse_kv = false;
+            let mut text = String::from("Tune RocksDB for a write-heavy workload. ");
+            while llm.count_tokens(&text)? < prompt_tokens {
+                text.push_str(
+                    "Compaction, memtables, block cache, bloom filters and write stalls. ",
+                );
+            }
+            let params = GenParams {
+                max_tokens: gen_tokens,
+                temperature: 0.0,
+                repeat_penalty: 1.0,
+                ignore_eos: true,
+                ..GenParams::default()
+            };
+            let mut prefill = Vec::new();
+            let mut decode = Vec::new();
+            let mut prompt_len = 0;
+            for _ in 0..repeats.max(1) {
+                let c = llm.chat(&[Message::user(text.clone())], None, &params, &mut |_| {})?;
+                prompt_len = c.prompt_tokens;
+                prefill.push(c.prefill_tokens_per_second());
+                decode.push(c.decode_tokens_per_second());
+            }
+            let p = crate::bench::stats::Summary::of(&prefill);
+            let d = crate::bench::stats::Summary::of(&decode);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
+                        "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d})
+                );
+            } else {
+                println!(
+                    "{}: prompt {prompt_len} tokens, {gen_tokens} generated, {repeats} repeat(s)",
+                    llm.name()
+                );
+                if let (Some(p), Some(d)) = (p, d) {
+                    println!(
+                        "prefill {:.1} tok/s +- {:.1}, decode {:.1} tok/s +- {:.1} (95% CI)",
+                        p.mean, p.ci95, d.mean, d.ci95
+                    );
+                }
+            }
+            Ok(())
+        }
         LlmCommand::Chat {
             model,
             prompt,

@@ -244,6 +244,11 @@ impl LocalModel {
         self.cached.clear();
     }
 
+    /// Tokens the model's tokenizer makes of a text.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.encode(text)?.len())
+    }
+
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
         Ok(self
             .tokenizer
@@ -367,7 +372,7 @@ impl Llm for LocalModel {
                 }
             }
             let token = sampler.sample(&Tensor::new(logits.as_slice(), &self.device)?)?;
-            if self.eos.contains(&token) {
+            if self.eos.contains(&token) && !params.ignore_eos {
                 break Finish::Eos;
             }
             if let Some(c) = constraint.as_deref_mut() {

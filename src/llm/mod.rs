@@ -60,6 +60,9 @@ pub struct GenParams {
     pub repeat_last_n: usize,
     /// Generation ends when the text ends with one of these (not included in the result).
     pub stop: Vec<String>,
+    /// Keep generating past end-of-sequence (for speed measurements of a fixed length).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl Default for GenParams {
@@ -72,6 +75,7 @@ impl Default for GenParams {
             repeat_penalty: 1.1,
             repeat_last_n: 64,
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }

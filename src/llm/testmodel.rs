@@ -27,9 +27,23 @@ pub struct Shape {
     /// Target vocabulary of the trained tokenizer (special tokens included).
     pub vocab: usize,
     pub context: usize,
+    /// Share the embedding matrix as the output layer (no `output.weight`), as Qwen2.5-0.5B does.
+    pub tie_embeddings: bool,
 }
 
 impl Shape {
+    /// The dimensions of Qwen2.5-0.5B (151,936-token vocabulary), for speed measurements.
+    pub const QWEN2_5_0_5B: Shape = Shape {
+        hidden: 896,
+        heads: 14,
+        kv_heads: 2,
+        layers: 24,
+        intermediate: 4864,
+        vocab: 151_936,
+        context: 32_768,
+        tie_embeddings: true,
+    };
+
     /// Small enough to load and generate in milliseconds.
     pub const TINY: Shape = Shape {
         hidden: 64,
@@ -39,6 +53,7 @@ impl Shape {
         intermediate: 128,
         vocab: 1024,
         context: 4096,
+        tie_embeddings: false,
     };
 }
 
@@ -150,6 +165,65 @@ pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The GGUF `tokenizer.ggml.*` keys (gpt2-style BPE), so llama.cpp can load the file too.
+fn tokenizer_metadata(
+    tok: &Tokenizer,
+    path: &Path,
+    vocab: usize,
+) -> Result<Vec<(String, gguf_file::Value)>> {
+    use gguf_file::Value as V;
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let merges: Vec<V> = json["model"]["merges"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|p| match p {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Array(a) => Some(
+                        a.iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    _ => None,
+                })
+                .map(V::String)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tokens = Vec::with_capacity(vocab);
+    let mut types = Vec::with_capacity(vocab);
+    for id in 0..vocab as u32 {
+        match tok.id_to_token(id) {
+            Some(t) => {
+                let special = SPECIAL_TOKENS.contains(&t.as_str());
+                tokens.push(V::String(t));
+                types.push(V::I32(if special { 3 } else { 1 }));
+            }
+            None => {
+                tokens.push(V::String(format!("[PAD{id}]")));
+                types.push(V::I32(5));
+            }
+        }
+    }
+    let id = |t: &str| tok.token_to_id(t).map(V::U32);
+    let mut out = vec![
+        ("tokenizer.ggml.model".to_string(), V::String("gpt2".into())),
+        ("tokenizer.ggml.pre".to_string(), V::String("qwen2".into())),
+        ("tokenizer.ggml.tokens".to_string(), V::Array(tokens)),
+        ("tokenizer.ggml.token_type".to_string(), V::Array(types)),
+        ("tokenizer.ggml.merges".to_string(), V::Array(merges)),
+    ];
+    if let Some(eos) = id("<|im_end|>") {
+        out.push(("tokenizer.ggml.eos_token_id".into(), eos));
+    }
+    if let Some(bos) = id("<|endoftext|>") {
+        out.push(("tokenizer.ggml.bos_token_id".into(), bos.clone()));
+        out.push(("tokenizer.ggml.padding_token_id".into(), bos));
+    }
+    Ok(out)
+}
+
 fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     // Sum of two uniforms: a cheap, deterministic bell shape in [-scale, scale].
@@ -176,14 +250,24 @@ pub fn write_gguf(
         bail!("hidden must divide by heads and heads by kv_heads");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tok_path = write_tokenizer(dir, shape.vocab)?;
+    // The tokenizer learns what the small corpus supports; the model's vocabulary may be larger
+    // (ids past the tokenizer's are padding tokens, as in real checkpoints).
+    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
     let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let vocab = tok.get_vocab_size(true);
+    let vocab = tok.get_vocab_size(true).max(shape.vocab);
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
     let mut rng = Rng::new(seed);
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |name: String, t: Tensor, dt: GgmlDType| -> Result<()> {
+        // K-quants need rows that are multiples of 256 (Qwen2.5-0.5B's 896 is not); like real
+        // mixed-precision GGUFs, such tensors fall back to Q8_0.
+        let row = t.dims().last().copied().unwrap_or(1);
+        let dt = if row % dt.block_size() == 0 {
+            dt
+        } else {
+            GgmlDType::Q8_0
+        };
         tensors.push((name, QTensor::quantize(&t, dt)?));
         Ok(())
     };
@@ -197,11 +281,13 @@ pub fn write_gguf(
         Tensor::ones(h, candle_core::DType::F32, &Device::Cpu)?,
         GgmlDType::F32,
     )?;
-    add(
-        "output.weight".into(),
-        random(&mut rng, &[vocab, h], 0.5)?,
-        dtype,
-    )?;
+    if !shape.tie_embeddings {
+        add(
+            "output.weight".into(),
+            random(&mut rng, &[vocab, h], 0.5)?,
+            dtype,
+        )?;
+    }
     for l in 0..shape.layers {
         let p = format!("blk.{l}");
         add(
@@ -292,6 +378,8 @@ pub fn write_gguf(
         (key("rope.freq_base"), V::F32(1_000_000.0)),
         ("tokenizer.chat_template".into(), V::String(template.into())),
     ];
+    let mut metadata = metadata;
+    metadata.extend(tokenizer_metadata(&tok, &tok_path, vocab)?);
     let path = dir.join("model.gguf");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&path)
