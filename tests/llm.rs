@@ -217,19 +217,31 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
     // Tied output layer (no output.weight) and a K-quant whose 256-wide blocks do not fit the
     // 64-wide rows: those tensors fall back to Q8_0, and the model still loads and runs.
     let dir = tempfile::tempdir().unwrap();
-    let shape = Shape { tie_embeddings: true, vocab: 2000, ..Shape::TINY };
+    let shape = Shape {
+        tie_embeddings: true,
+        vocab: 2000,
+        ..Shape::TINY
+    };
     let gguf = write_gguf(dir.path(), Arch::Qwen2, shape, 5, GgmlDType::Q4K).unwrap();
     let mut f = std::fs::File::open(&gguf).unwrap();
     let content = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
     assert!(!content.tensor_infos.contains_key("output.weight"));
-    assert_eq!(content.tensor_infos["blk.0.attn_q.weight"].ggml_dtype, GgmlDType::Q8_0);
+    assert_eq!(
+        content.tensor_infos["blk.0.attn_q.weight"].ggml_dtype,
+        GgmlDType::Q8_0
+    );
     let tokens = match &content.metadata["tokenizer.ggml.tokens"] {
         candle_core::quantized::gguf_file::Value::Array(a) => a.len(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(tokens, content.tensor_infos["token_embd.weight"].shape.dims()[0]);
+    assert_eq!(
+        tokens,
+        content.tensor_infos["token_embd.weight"].shape.dims()[0]
+    );
     let mut m = load(&gguf);
-    let c = m.chat(&[Message::user("hi")], None, &params(0.0, 5), &mut |_| {}).unwrap();
+    let c = m
+        .chat(&[Message::user("hi")], None, &params(0.0, 5), &mut |_| {})
+        .unwrap();
     assert!(c.prompt_tokens > 2);
 }
 
