@@ -89,6 +89,9 @@ pub enum ModelsCommand {
         /// for speed measurements; about 500 MB at q8_0).
         #[arg(long, default_value = "tiny")]
         shape: String,
+        /// gguf, or safetensors (full precision with config.json; qwen2 only).
+        #[arg(long, default_value = "gguf")]
+        format: String,
     },
 }
 
@@ -1054,7 +1057,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             );
             for (spec, found) in hub.list() {
                 match found {
-                    Some(f) => println!("  {spec:<36} found: {}", f.gguf.display()),
+                    Some(f) => println!("  {spec:<36} found: {}", f.weights.display()),
                     None => println!("  {spec:<36} not present"),
                 }
             }
@@ -1066,6 +1069,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             seed,
             dtype,
             shape,
+            format,
         } => {
             use candle_core::quantized::GgmlDType;
             let arch: crate::llm::testmodel::Arch =
@@ -1093,7 +1097,14 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
                     out.display()
                 );
             }
-            let path = crate::llm::testmodel::write_gguf(&out, arch, shape, seed, dtype)?;
+            let path = match format.as_str() {
+                "gguf" => crate::llm::testmodel::write_gguf(&out, arch, shape, seed, dtype)?,
+                "safetensors" if arch == crate::llm::testmodel::Arch::Qwen2 => {
+                    crate::llm::testmodel::write_qwen2_safetensors(&out, shape, seed)?
+                }
+                "safetensors" => bail!("--format safetensors: only --arch qwen2 so far"),
+                other => bail!("--format {other}: use gguf or safetensors"),
+            };
             println!(
                 "wrote {} and {}",
                 path.display(),

@@ -246,6 +246,53 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
 }
 
 #[test]
+fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
+    use lsmtune::llm::local::WeightFormat;
+    use lsmtune::llm::testmodel::write_qwen2_safetensors;
+    for tie in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = Shape {
+            tie_embeddings: tie,
+            ..Shape::TINY
+        };
+        let folder = write_qwen2_safetensors(dir.path(), shape, 9).unwrap();
+        let files = ModelFiles::resolve(&folder).unwrap();
+        assert_eq!(files.format, WeightFormat::Safetensors);
+        assert!(files.tokenizer_config.is_some());
+        let mut m = LocalModel::load(&files).unwrap();
+        let p = params(0.0, 6);
+        let t1 = vec![Message::user("hello")];
+        let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
+        let mut t2 = t1.clone();
+        t2.push(Message::assistant(r1.text.clone()));
+        t2.push(Message::user("again"));
+        let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
+        assert!(r2.cached_tokens >= r1.prompt_tokens, "tie {tie}: {r2:?}");
+        let mut scratch = LocalModel::load(&files).unwrap();
+        scratch.reuse_kv = false;
+        scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
+        let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
+        assert_eq!(r2.text, s2.text, "tie {tie}");
+    }
+    // A safetensors folder of an unsupported family is a clear error.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = write_qwen2_safetensors(dir.path(), Shape::TINY, 1).unwrap();
+    let cfg = folder.join("config.json");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"qwen2\"", "\"gpt_neox\"");
+    std::fs::write(&cfg, text).unwrap();
+    let err = LocalModel::load(&ModelFiles::resolve(&folder).unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("gpt_neox") && err.contains("not supported"),
+        "{err}"
+    );
+}
+
+#[test]
 fn resolving_a_model_explains_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let err = ModelFiles::resolve(&dir.path().join("nope"))
@@ -253,7 +300,10 @@ fn resolving_a_model_explains_what_is_missing() {
         .to_string();
     assert!(err.contains("not found"), "{err}");
     let err = ModelFiles::resolve(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("no .gguf"), "{err}");
+    assert!(
+        err.contains("no model") && err.contains("*.gguf") && err.contains("config.json"),
+        "{err}"
+    );
     std::fs::write(dir.path().join("m.gguf"), b"not a gguf").unwrap();
     let err = ModelFiles::resolve(dir.path()).unwrap_err().to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
@@ -353,7 +403,7 @@ fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
     );
     let files = hub.resolve(&entry.name).unwrap();
     assert!(
-        files.gguf.ends_with(format!("snapshots/abc123/{file}")),
+        files.weights.ends_with(format!("snapshots/abc123/{file}")),
         "{files:?}"
     );
     let mut m = LocalModel::load(&files).unwrap();
@@ -365,14 +415,14 @@ fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
     std::fs::create_dir_all(&local).unwrap();
     std::fs::copy(&gguf, local.join(file)).unwrap();
     std::fs::copy(&tokenizer, local.join("tokenizer.json")).unwrap();
-    assert_eq!(hub.resolve(&entry.name).unwrap().gguf, local.join(file));
+    assert_eq!(hub.resolve(&entry.name).unwrap().weights, local.join(file));
     // ORG/REPO:FILE straight from the cache, with the tokenizer beside it.
     let tok_dir = hub
         .hf_cache
         .join(format!("models--{}", entry.repo.replace('/', "--")));
     std::fs::copy(&tokenizer, tok_dir.join("snapshots/abc123/tokenizer.json")).unwrap();
     let spec = format!("{}:{file}", entry.repo);
-    assert!(hub.resolve(&spec).unwrap().gguf.ends_with(file));
+    assert!(hub.resolve(&spec).unwrap().weights.ends_with(file));
     assert!(
         hub.resolve(&format!("{}:q9_9", entry.name))
             .unwrap_err()

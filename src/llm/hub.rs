@@ -146,7 +146,8 @@ impl Hub {
                 let tokenizer_config =
                     self.cached_file(&entry.tokenizer_repo, "tokenizer_config.json");
                 return Ok(ModelFiles {
-                    gguf,
+                    weights: gguf,
+                    format: super::local::WeightFormat::Gguf,
                     tokenizer,
                     tokenizer_config,
                 });

@@ -5,38 +5,60 @@
 //! what the cache already holds prefills only the new tokens.
 //!
 //! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3.
-//! Safetensors checkpoints follow the same shape.
+//! Safetensors (with config.json): qwen2.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{
-    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
 };
 use tokenizers::Tokenizer;
 
 use super::template::{self, ChatTemplate};
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
 
+/// How the weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// One `.gguf` file (quantized or not).
+    Gguf,
+    /// A folder of `*.safetensors` with the model's `config.json`.
+    Safetensors,
+}
+
 /// Where the files of a local model are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelFiles {
-    pub gguf: PathBuf,
+    /// The `.gguf` file, or the folder holding `*.safetensors` and `config.json`.
+    pub weights: PathBuf,
+    pub format: WeightFormat,
     pub tokenizer: PathBuf,
     pub tokenizer_config: Option<PathBuf>,
 }
 
 impl ModelFiles {
-    /// Resolve `--model` given as a GGUF file (tokenizer.json beside it) or a folder holding one
-    /// GGUF and tokenizer.json. The error lists what was looked for.
+    /// Resolve `--model` given as a GGUF file (tokenizer.json beside it), a folder holding one
+    /// GGUF and tokenizer.json, or a folder of safetensors with config.json and tokenizer.json.
+    /// The error lists what was looked for.
     pub fn resolve(spec: &Path) -> Result<ModelFiles> {
-        let (dir, gguf) = if spec.is_file() {
+        let (dir, weights, format) = if spec.is_file() {
             let dir = spec.parent().unwrap_or(Path::new(".")).to_path_buf();
-            (dir, spec.to_path_buf())
+            (dir, spec.to_path_buf(), WeightFormat::Gguf)
+        } else if spec.is_dir()
+            && spec.join("config.json").is_file()
+            && !safetensors_in(spec)?.is_empty()
+        {
+            (
+                spec.to_path_buf(),
+                spec.to_path_buf(),
+                WeightFormat::Safetensors,
+            )
         } else if spec.is_dir() {
             let mut ggufs: Vec<PathBuf> = std::fs::read_dir(spec)?
                 .flatten()
@@ -46,10 +68,10 @@ impl ModelFiles {
             ggufs.sort();
             match ggufs.len() {
                 0 => bail!(
-                    "no .gguf file in {} (looked for <dir>/*.gguf and <dir>/tokenizer.json)",
+                    "no model in {} (looked for <dir>/*.gguf, or <dir>/*.safetensors with <dir>/config.json; and <dir>/tokenizer.json)",
                     spec.display()
                 ),
-                1 => (spec.to_path_buf(), ggufs.remove(0)),
+                1 => (spec.to_path_buf(), ggufs.remove(0), WeightFormat::Gguf),
                 _ => bail!(
                     "{} holds several .gguf files; name one: {}",
                     spec.display(),
@@ -70,22 +92,35 @@ impl ModelFiles {
         if !tokenizer.is_file() {
             bail!(
                 "{} has no tokenizer.json beside it ({}); copy the model's tokenizer.json there",
-                gguf.display(),
+                weights.display(),
                 tokenizer.display()
             );
         }
         let config = dir.join("tokenizer_config.json");
         Ok(ModelFiles {
-            gguf,
+            weights,
+            format,
             tokenizer,
             tokenizer_config: config.is_file().then_some(config),
         })
     }
 }
 
-/// The weights of one supported family. Every family's forward resets its cache when fed at
-/// position 0, which is how a full prefill starts over.
+/// The `*.safetensors` files of a folder, sorted.
+fn safetensors_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The weights of one supported family and format.
 enum Weights {
+    /// Full-precision Qwen2 from safetensors.
+    Qwen2Full(qwen2::ModelForCausalLM),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
     Llama(quantized_llama::ModelWeights),
@@ -120,12 +155,52 @@ impl Weights {
 
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            Weights::Qwen2Full(m) => m.forward(x, pos),
             Weights::Qwen2(m) => m.forward(x, pos),
             Weights::Qwen3(m) => m.forward(x, pos),
             Weights::Llama(m) => m.forward(x, pos),
             Weights::Phi3(m) => m.forward(x, pos),
         }
     }
+
+    /// Drop the KV cache (Phi-3 resets its own when fed at position 0).
+    fn clear(&mut self) {
+        match self {
+            Weights::Qwen2Full(m) => m.clear_kv_cache(),
+            Weights::Qwen2(m) => m.clear_kv_cache(),
+            Weights::Qwen3(m) => m.clear_kv_cache(),
+            Weights::Llama(m) => m.clear_kv_cache(),
+            Weights::Phi3(_) => {}
+        }
+    }
+}
+
+/// Load a safetensors checkpoint: `config.json` names the family (qwen2 today).
+fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weights)> {
+    let config_path = files.weights.join("config.json");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&config_path)
+            .with_context(|| format!("cannot read {}", config_path.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", config_path.display()))?;
+    let arch = config["model_type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if arch != "qwen2" {
+        bail!(
+            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2; use a GGUF for llama, qwen3, phi3)",
+            files.weights.display()
+        );
+    }
+    let cfg: qwen2::Config = serde_json::from_value(config)
+        .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
+    let shards = safetensors_in(&files.weights)?;
+    // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
+    let model = qwen2::ModelForCausalLM::new(&cfg, vb)
+        .map_err(|e| anyhow!("loading {}: {e}", files.weights.display()))?;
+    Ok((arch, Weights::Qwen2Full(model)))
 }
 
 /// A loaded GGUF model.
@@ -171,31 +246,43 @@ fn template_from_config(path: &Path) -> Option<(String, String, String)> {
     Some((tmpl, tok("bos_token"), tok("eos_token")))
 }
 
+/// Load a GGUF: its architecture, weights, and chat template when it carries one.
+fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, Option<String>)> {
+    let mut file = std::fs::File::open(&files.weights)
+        .with_context(|| format!("cannot open {}", files.weights.display()))?;
+    let content = gguf_file::Content::read(&mut file)
+        .map_err(|e| anyhow!("{} is not a GGUF file: {e}", files.weights.display()))?;
+    let arch = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_default();
+    if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
+        bail!(
+            "{}: architecture `{arch}` is not supported (supported: {})",
+            files.weights.display(),
+            SUPPORTED_ARCHS.join(", ")
+        );
+    }
+    let template = content
+        .metadata
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.to_string().ok().cloned());
+    let model = Weights::load(&arch, content, &mut file, device)
+        .map_err(|e| anyhow!("loading {}: {e}", files.weights.display()))?;
+    Ok((arch, model, template))
+}
+
 impl LocalModel {
     pub fn load(files: &ModelFiles) -> Result<LocalModel> {
         let device = Device::Cpu;
-        let mut file = std::fs::File::open(&files.gguf)
-            .with_context(|| format!("cannot open {}", files.gguf.display()))?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| anyhow!("{} is not a GGUF file: {e}", files.gguf.display()))?;
-        let arch = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok().cloned())
-            .unwrap_or_default();
-        if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
-            bail!(
-                "{}: architecture `{arch}` is not supported (supported: {})",
-                files.gguf.display(),
-                SUPPORTED_ARCHS.join(", ")
-            );
-        }
-        let gguf_template = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok().cloned());
-        let model = Weights::load(&arch, content, &mut file, &device)
-            .map_err(|e| anyhow!("loading {}: {e}", files.gguf.display()))?;
+        let (arch, model, gguf_template) = match files.format {
+            WeightFormat::Safetensors => {
+                let (arch, model) = load_safetensors(files, &device)?;
+                (arch, model, None)
+            }
+            WeightFormat::Gguf => load_gguf(files, &device)?,
+        };
         let tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| anyhow!("loading {}: {e}", files.tokenizer.display()))?;
         let eos: Vec<u32> = EOS_TOKENS
@@ -225,7 +312,7 @@ impl LocalModel {
             });
         let template = ChatTemplate::new(&source, &bos, &eos_text)?;
         Ok(LocalModel {
-            name: format!("local:{arch} ({})", files.gguf.display()),
+            name: format!("local:{arch} ({})", files.weights.display()),
             model,
             tokenizer,
             template,
@@ -240,7 +327,7 @@ impl LocalModel {
 
     /// Forget the KV cache (the next turn prefills its whole prompt).
     pub fn reset(&mut self) {
-        // The next feed starts at position 0, which clears every family's cache.
+        self.model.clear();
         self.cached.clear();
     }
 
@@ -276,8 +363,9 @@ impl LocalModel {
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = self.model.forward(&input, self.cached.len())?;
         self.cached.extend_from_slice(tokens);
+        // (batch, vocab) from the GGUF families, (batch, 1, vocab) from safetensors ones.
         Ok(logits
-            .squeeze(0)?
+            .flatten_all()?
             .to_dtype(candle_core::DType::F32)?
             .to_vec1::<f32>()?)
     }

@@ -392,3 +392,78 @@ pub fn write_gguf(
     file.flush()?;
     Ok(path)
 }
+
+/// Write a Qwen2-shaped random-weight safetensors checkpoint (`model.safetensors` with Hugging
+/// Face tensor names, `config.json`, `tokenizer.json`) into `dir`. Deterministic for a seed.
+pub fn write_qwen2_safetensors(dir: &Path, shape: Shape, seed: u64) -> Result<PathBuf> {
+    if shape.heads == 0 || !shape.hidden.is_multiple_of(shape.heads) {
+        bail!("hidden must divide by heads");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
+    let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let vocab = tok.get_vocab_size(true).max(shape.vocab);
+    let (h, i) = (shape.hidden, shape.intermediate);
+    let kv = shape.kv_heads * (h / shape.heads);
+    let mut rng = Rng::new(seed);
+    let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu);
+    let mut t: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
+    t.insert(
+        "model.embed_tokens.weight".into(),
+        random(&mut rng, &[vocab, h], 0.5)?,
+    );
+    t.insert("model.norm.weight".into(), ones(h)?);
+    if !shape.tie_embeddings {
+        t.insert("lm_head.weight".into(), random(&mut rng, &[vocab, h], 0.5)?);
+    }
+    for l in 0..shape.layers {
+        let p = format!("model.layers.{l}");
+        let mut put = |name: &str, dims: &[usize], scale: f32| -> Result<()> {
+            t.insert(format!("{p}.{name}"), random(&mut rng, dims, scale)?);
+            Ok(())
+        };
+        put("self_attn.q_proj.weight", &[h, h], 0.2)?;
+        put("self_attn.k_proj.weight", &[kv, h], 0.2)?;
+        put("self_attn.v_proj.weight", &[kv, h], 0.2)?;
+        put("self_attn.q_proj.bias", &[h], 0.02)?;
+        put("self_attn.k_proj.bias", &[kv], 0.02)?;
+        put("self_attn.v_proj.bias", &[kv], 0.02)?;
+        put("self_attn.o_proj.weight", &[h, h], 0.2)?;
+        put("mlp.gate_proj.weight", &[i, h], 0.2)?;
+        put("mlp.up_proj.weight", &[i, h], 0.2)?;
+        put("mlp.down_proj.weight", &[h, i], 0.2)?;
+        t.insert(format!("{p}.input_layernorm.weight"), ones(h)?);
+        t.insert(format!("{p}.post_attention_layernorm.weight"), ones(h)?);
+    }
+    candle_core::safetensors::save(&t, dir.join("model.safetensors"))?;
+    let config = serde_json::json!({
+        "architectures": ["Qwen2ForCausalLM"],
+        "model_type": "qwen2",
+        "vocab_size": vocab,
+        "hidden_size": h,
+        "intermediate_size": i,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.kv_heads,
+        "max_position_embeddings": shape.context,
+        "sliding_window": shape.context,
+        "max_window_layers": shape.layers,
+        "tie_word_embeddings": shape.tie_embeddings,
+        "rope_theta": 1_000_000.0,
+        "rms_norm_eps": 1e-6,
+        "use_sliding_window": false,
+        "hidden_act": "silu",
+        "torch_dtype": "float32"
+    });
+    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+    let tok_config = serde_json::json!({
+        "chat_template": super::template::CHATML,
+        "bos_token": null,
+        "eos_token": "<|im_end|>"
+    });
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_vec_pretty(&tok_config)?,
+    )?;
+    Ok(dir.to_path_buf())
+}
