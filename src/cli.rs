@@ -89,7 +89,7 @@ pub enum ModelsCommand {
         /// for speed measurements; about 500 MB at q8_0).
         #[arg(long, default_value = "tiny")]
         shape: String,
-        /// gguf, or safetensors (full precision with config.json; qwen2 only).
+        /// gguf, or safetensors (full precision with config.json).
         #[arg(long, default_value = "gguf")]
         format: String,
     },
@@ -1099,10 +1099,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             }
             let path = match format.as_str() {
                 "gguf" => crate::llm::testmodel::write_gguf(&out, arch, shape, seed, dtype)?,
-                "safetensors" if arch == crate::llm::testmodel::Arch::Qwen2 => {
-                    crate::llm::testmodel::write_qwen2_safetensors(&out, shape, seed)?
-                }
-                "safetensors" => bail!("--format safetensors: only --arch qwen2 so far"),
+                "safetensors" => crate::llm::testmodel::write_safetensors(&out, arch, shape, seed)?,
                 other => bail!("--format {other}: use gguf or safetensors"),
             };
             println!(

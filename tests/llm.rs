@@ -199,10 +199,13 @@ fn every_test_architecture_and_weight_format_loads_and_keeps_its_cache() {
             t2.push(Message::assistant(r1.text.clone()));
             t2.push(Message::user("again"));
             let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
-            assert!(
-                r2.cached_tokens >= r1.prompt_tokens,
-                "{arch:?} {dtype:?}: {r2:?}"
-            );
+            // See the safetensors test: Llama 3's template trims the reply.
+            if arch == Arch::Qwen2 || r1.text.trim() == r1.text {
+                assert!(
+                    r2.cached_tokens >= r1.prompt_tokens,
+                    "{arch:?} {dtype:?}: {r2:?}"
+                );
+            }
             let mut scratch = load(&gguf);
             scratch.reuse_kv = false;
             scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
@@ -248,18 +251,24 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
 #[test]
 fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
     use lsmtune::llm::local::WeightFormat;
-    use lsmtune::llm::testmodel::write_qwen2_safetensors;
-    for tie in [false, true] {
+    use lsmtune::llm::testmodel::write_safetensors;
+    for (arch, tie) in [
+        (Arch::Qwen2, false),
+        (Arch::Qwen2, true),
+        (Arch::Llama, false),
+        (Arch::Llama, true),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let shape = Shape {
             tie_embeddings: tie,
             ..Shape::TINY
         };
-        let folder = write_qwen2_safetensors(dir.path(), shape, 9).unwrap();
+        let folder = write_safetensors(dir.path(), arch, shape, 9).unwrap();
         let files = ModelFiles::resolve(&folder).unwrap();
         assert_eq!(files.format, WeightFormat::Safetensors);
         assert!(files.tokenizer_config.is_some());
         let mut m = LocalModel::load(&files).unwrap();
+        assert!(m.name().starts_with(&format!("local:{}", arch.name())));
         let p = params(0.0, 6);
         let t1 = vec![Message::user("hello")];
         let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
@@ -267,16 +276,26 @@ fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
         t2.push(Message::assistant(r1.text.clone()));
         t2.push(Message::user("again"));
         let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
-        assert!(r2.cached_tokens >= r1.prompt_tokens, "tie {tie}: {r2:?}");
+        // The Llama 3 template renders `content | trim`: a reply with surrounding whitespace is
+        // not reproduced verbatim, the prompt no longer continues the cached tokens, and a full
+        // prefill is the right fallback. Otherwise the cache must be reused.
+        if arch == Arch::Qwen2 || r1.text.trim() == r1.text {
+            assert!(
+                r2.cached_tokens >= r1.prompt_tokens,
+                "{arch:?} tie {tie}: {r2:?}"
+            );
+        } else {
+            assert_eq!(r2.cached_tokens, 0, "{arch:?} tie {tie}: {r2:?}");
+        }
         let mut scratch = LocalModel::load(&files).unwrap();
         scratch.reuse_kv = false;
         scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
         let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
-        assert_eq!(r2.text, s2.text, "tie {tie}");
+        assert_eq!(r2.text, s2.text, "{arch:?} tie {tie}");
     }
     // A safetensors folder of an unsupported family is a clear error.
     let dir = tempfile::tempdir().unwrap();
-    let folder = write_qwen2_safetensors(dir.path(), Shape::TINY, 1).unwrap();
+    let folder = write_safetensors(dir.path(), Arch::Qwen2, Shape::TINY, 1).unwrap();
     let cfg = folder.join("config.json");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()

@@ -5,7 +5,7 @@
 //! what the cache already holds prefills only the new tokens.
 //!
 //! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3.
-//! Safetensors (with config.json): qwen2.
+//! Safetensors (with config.json): qwen2, llama.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{
-    quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
+    llama, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
 };
 use tokenizers::Tokenizer;
 
@@ -121,6 +121,12 @@ fn safetensors_in(dir: &Path) -> Result<Vec<PathBuf>> {
 enum Weights {
     /// Full-precision Qwen2 from safetensors.
     Qwen2Full(qwen2::ModelForCausalLM),
+    /// Full-precision Llama from safetensors; its KV cache lives outside the model.
+    LlamaFull {
+        model: llama::Llama,
+        cache: llama::Cache,
+        config: llama::Config,
+    },
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
     Llama(quantized_llama::ModelWeights),
@@ -156,6 +162,7 @@ impl Weights {
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Weights::Qwen2Full(m) => m.forward(x, pos),
+            Weights::LlamaFull { model, cache, .. } => model.forward(x, pos, cache),
             Weights::Qwen2(m) => m.forward(x, pos),
             Weights::Qwen3(m) => m.forward(x, pos),
             Weights::Llama(m) => m.forward(x, pos),
@@ -164,18 +171,22 @@ impl Weights {
     }
 
     /// Drop the KV cache (Phi-3 resets its own when fed at position 0).
-    fn clear(&mut self) {
+    fn clear(&mut self) -> candle_core::Result<()> {
         match self {
+            Weights::LlamaFull { cache, config, .. } => {
+                *cache = llama::Cache::new(true, DType::F32, config, &Device::Cpu)?;
+            }
             Weights::Qwen2Full(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
             Weights::Qwen3(m) => m.clear_kv_cache(),
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Phi3(_) => {}
         }
+        Ok(())
     }
 }
 
-/// Load a safetensors checkpoint: `config.json` names the family (qwen2 today).
+/// Load a safetensors checkpoint: `config.json` names the family (qwen2, llama).
 fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weights)> {
     let config_path = files.weights.join("config.json");
     let config: serde_json::Value = serde_json::from_slice(
@@ -187,20 +198,42 @@ fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weig
         .as_str()
         .unwrap_or_default()
         .to_string();
-    if arch != "qwen2" {
+    if !matches!(arch.as_str(), "qwen2" | "llama" | "mistral") {
         bail!(
-            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2; use a GGUF for llama, qwen3, phi3)",
+            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2, llama; use a GGUF for qwen3, phi3)",
             files.weights.display()
         );
     }
-    let cfg: qwen2::Config = serde_json::from_value(config)
-        .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
     let shards = safetensors_in(&files.weights)?;
     // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
-    let model = qwen2::ModelForCausalLM::new(&cfg, vb)
-        .map_err(|e| anyhow!("loading {}: {e}", files.weights.display()))?;
-    Ok((arch, Weights::Qwen2Full(model)))
+    let where_ = files.weights.display().to_string();
+    if arch == "qwen2" {
+        let cfg: qwen2::Config = serde_json::from_value(config)
+            .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
+        let model =
+            qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| anyhow!("loading {where_}: {e}"))?;
+        return Ok((arch, Weights::Qwen2Full(model)));
+    }
+    let cfg: llama::LlamaConfig = serde_json::from_value(config)
+        .with_context(|| format!("{} is not a Llama config", config_path.display()))?;
+    let cfg = cfg.into_config(false);
+    // candle's Llama::load unwraps per-layer loads: turn a panic on a malformed checkpoint into
+    // an error instead of taking the caller down.
+    let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        llama::Llama::load(vb, &cfg)
+    }))
+    .map_err(|_| anyhow!("loading {where_}: a layer is missing or malformed"))?
+    .map_err(|e| anyhow!("loading {where_}: {e}"))?;
+    let cache = llama::Cache::new(true, DType::F32, &cfg, device)?;
+    Ok((
+        arch,
+        Weights::LlamaFull {
+            model,
+            cache,
+            config: cfg,
+        },
+    ))
 }
 
 /// A loaded GGUF model.
@@ -326,9 +359,10 @@ impl LocalModel {
     }
 
     /// Forget the KV cache (the next turn prefills its whole prompt).
-    pub fn reset(&mut self) {
-        self.model.clear();
+    pub fn reset(&mut self) -> Result<()> {
         self.cached.clear();
+        self.model.clear()?;
+        Ok(())
     }
 
     /// Tokens the model's tokenizer makes of a text.
@@ -392,7 +426,7 @@ impl Llm for LocalModel {
         let reuse =
             self.reuse_kv && self.cached.len() < tokens.len() && tokens.starts_with(&self.cached);
         if !reuse {
-            self.reset();
+            self.reset()?;
         }
         let cached_tokens = self.cached.len();
         let prefill_start = Instant::now();

@@ -393,9 +393,10 @@ pub fn write_gguf(
     Ok(path)
 }
 
-/// Write a Qwen2-shaped random-weight safetensors checkpoint (`model.safetensors` with Hugging
-/// Face tensor names, `config.json`, `tokenizer.json`) into `dir`. Deterministic for a seed.
-pub fn write_qwen2_safetensors(dir: &Path, shape: Shape, seed: u64) -> Result<PathBuf> {
+/// Write a random-weight safetensors checkpoint of `arch` (`model.safetensors` with Hugging Face
+/// tensor names, `config.json`, `tokenizer.json`, `tokenizer_config.json`) into `dir`.
+/// Deterministic for a seed.
+pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Result<PathBuf> {
     if shape.heads == 0 || !shape.hidden.is_multiple_of(shape.heads) {
         bail!("hidden must divide by heads");
     }
@@ -425,9 +426,11 @@ pub fn write_qwen2_safetensors(dir: &Path, shape: Shape, seed: u64) -> Result<Pa
         put("self_attn.q_proj.weight", &[h, h], 0.2)?;
         put("self_attn.k_proj.weight", &[kv, h], 0.2)?;
         put("self_attn.v_proj.weight", &[kv, h], 0.2)?;
-        put("self_attn.q_proj.bias", &[h], 0.02)?;
-        put("self_attn.k_proj.bias", &[kv], 0.02)?;
-        put("self_attn.v_proj.bias", &[kv], 0.02)?;
+        if arch == Arch::Qwen2 {
+            put("self_attn.q_proj.bias", &[h], 0.02)?;
+            put("self_attn.k_proj.bias", &[kv], 0.02)?;
+            put("self_attn.v_proj.bias", &[kv], 0.02)?;
+        }
         put("self_attn.o_proj.weight", &[h, h], 0.2)?;
         put("mlp.gate_proj.weight", &[i, h], 0.2)?;
         put("mlp.up_proj.weight", &[i, h], 0.2)?;
@@ -436,9 +439,15 @@ pub fn write_qwen2_safetensors(dir: &Path, shape: Shape, seed: u64) -> Result<Pa
         t.insert(format!("{p}.post_attention_layernorm.weight"), ones(h)?);
     }
     candle_core::safetensors::save(&t, dir.join("model.safetensors"))?;
+    let (architecture, template) = match arch {
+        Arch::Qwen2 => ("Qwen2ForCausalLM", super::template::CHATML),
+        Arch::Llama => ("LlamaForCausalLM", super::template::LLAMA3),
+    };
     let config = serde_json::json!({
-        "architectures": ["Qwen2ForCausalLM"],
-        "model_type": "qwen2",
+        "architectures": [architecture],
+        "model_type": arch.name(),
+        "bos_token_id": tok.token_to_id("<|begin_of_text|>"),
+        "eos_token_id": tok.token_to_id("<|eot_id|>"),
         "vocab_size": vocab,
         "hidden_size": h,
         "intermediate_size": i,
@@ -456,10 +465,14 @@ pub fn write_qwen2_safetensors(dir: &Path, shape: Shape, seed: u64) -> Result<Pa
         "torch_dtype": "float32"
     });
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+    let (bos, eos) = match arch {
+        Arch::Qwen2 => ("", "<|im_end|>"),
+        Arch::Llama => ("<|begin_of_text|>", "<|eot_id|>"),
+    };
     let tok_config = serde_json::json!({
-        "chat_template": super::template::CHATML,
-        "bos_token": null,
-        "eos_token": "<|im_end|>"
+        "chat_template": template,
+        "bos_token": bos,
+        "eos_token": eos
     });
     std::fs::write(
         dir.join("tokenizer_config.json"),
