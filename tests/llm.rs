@@ -183,34 +183,49 @@ fn a_constraint_restricts_every_sampled_token() {
     }
 }
 
+/// Two turns on one model keep the KV cache (when the template reproduces the reply) and give
+/// the same reply as a model that prefills every turn from scratch.
+fn two_turns_reuse_the_cache_like_from_scratch(files: &ModelFiles, arch: Arch, label: &str) {
+    let mut m = LocalModel::load(files).unwrap();
+    assert!(
+        m.name().starts_with(&format!("local:{}", arch.name())),
+        "{label}"
+    );
+    let p = params(0.0, 6);
+    let t1 = vec![Message::user("hello")];
+    let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
+    assert!(r1.prompt_tokens > 2, "{arch:?} {label}");
+    let mut t2 = t1.clone();
+    t2.push(Message::assistant(r1.text.clone()));
+    t2.push(Message::user("again"));
+    let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
+    // The Llama 3 template renders `content | trim`: a reply with surrounding whitespace is not
+    // reproduced verbatim, the prompt no longer continues the cached tokens, and a full prefill
+    // is the right fallback. Otherwise the cache must be reused.
+    if arch == Arch::Qwen2 || r1.text.trim() == r1.text {
+        assert!(
+            r2.cached_tokens >= r1.prompt_tokens,
+            "{arch:?} {label}: {r2:?}"
+        );
+    } else {
+        assert_eq!(r2.cached_tokens, 0, "{arch:?} {label}: {r2:?}");
+    }
+    let mut scratch = LocalModel::load(files).unwrap();
+    scratch.reuse_kv = false;
+    scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
+    let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
+    assert_eq!(s2.cached_tokens, 0, "{arch:?} {label}");
+    assert_eq!(r2.text, s2.text, "{arch:?} {label}");
+}
+
 #[test]
 fn every_test_architecture_and_weight_format_loads_and_keeps_its_cache() {
     for arch in [Arch::Qwen2, Arch::Llama] {
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::F32] {
             let dir = tempfile::tempdir().unwrap();
             let gguf = write_gguf(dir.path(), arch, Shape::TINY, 3, dtype).unwrap();
-            let mut m = load(&gguf);
-            assert!(m.name().starts_with(&format!("local:{}", arch.name())));
-            let p = params(0.0, 6);
-            let t1 = vec![Message::user("hello")];
-            let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
-            assert!(r1.prompt_tokens > 2, "{arch:?} {dtype:?}");
-            let mut t2 = t1.clone();
-            t2.push(Message::assistant(r1.text.clone()));
-            t2.push(Message::user("again"));
-            let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
-            // See the safetensors test: Llama 3's template trims the reply.
-            if arch == Arch::Qwen2 || r1.text.trim() == r1.text {
-                assert!(
-                    r2.cached_tokens >= r1.prompt_tokens,
-                    "{arch:?} {dtype:?}: {r2:?}"
-                );
-            }
-            let mut scratch = load(&gguf);
-            scratch.reuse_kv = false;
-            scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
-            let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
-            assert_eq!(r2.text, s2.text, "{arch:?} {dtype:?}");
+            let files = ModelFiles::resolve(&gguf).unwrap();
+            two_turns_reuse_the_cache_like_from_scratch(&files, arch, &format!("{dtype:?}"));
         }
     }
 }
@@ -267,31 +282,7 @@ fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
         let files = ModelFiles::resolve(&folder).unwrap();
         assert_eq!(files.format, WeightFormat::Safetensors);
         assert!(files.tokenizer_config.is_some());
-        let mut m = LocalModel::load(&files).unwrap();
-        assert!(m.name().starts_with(&format!("local:{}", arch.name())));
-        let p = params(0.0, 6);
-        let t1 = vec![Message::user("hello")];
-        let r1 = m.chat(&t1, None, &p, &mut |_| {}).unwrap();
-        let mut t2 = t1.clone();
-        t2.push(Message::assistant(r1.text.clone()));
-        t2.push(Message::user("again"));
-        let r2 = m.chat(&t2, None, &p, &mut |_| {}).unwrap();
-        // The Llama 3 template renders `content | trim`: a reply with surrounding whitespace is
-        // not reproduced verbatim, the prompt no longer continues the cached tokens, and a full
-        // prefill is the right fallback. Otherwise the cache must be reused.
-        if arch == Arch::Qwen2 || r1.text.trim() == r1.text {
-            assert!(
-                r2.cached_tokens >= r1.prompt_tokens,
-                "{arch:?} tie {tie}: {r2:?}"
-            );
-        } else {
-            assert_eq!(r2.cached_tokens, 0, "{arch:?} tie {tie}: {r2:?}");
-        }
-        let mut scratch = LocalModel::load(&files).unwrap();
-        scratch.reuse_kv = false;
-        scratch.chat(&t1, None, &p, &mut |_| {}).unwrap();
-        let s2 = scratch.chat(&t2, None, &p, &mut |_| {}).unwrap();
-        assert_eq!(r2.text, s2.text, "{arch:?} tie {tie}");
+        two_turns_reuse_the_cache_like_from_scratch(&files, arch, &format!("tie {tie}"));
     }
     // A safetensors folder of an unsupported family is a clear error.
     let dir = tempfile::tempdir().unwrap();

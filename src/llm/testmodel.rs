@@ -224,6 +224,25 @@ fn tokenizer_metadata(
     Ok(out)
 }
 
+/// What every writer does first: check the shape, create `dir`, train and load the tokenizer.
+/// Returns the tokenizer, its path, and the model vocabulary size.
+fn prepare(dir: &Path, shape: Shape) -> Result<(Tokenizer, PathBuf, usize)> {
+    if shape.heads == 0
+        || shape.kv_heads == 0
+        || !shape.hidden.is_multiple_of(shape.heads)
+        || !shape.heads.is_multiple_of(shape.kv_heads)
+    {
+        bail!("hidden must divide by heads and heads by kv_heads");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The tokenizer learns what the small corpus supports; the model's vocabulary may be larger
+    // (ids past the tokenizer's are padding tokens, as in real checkpoints).
+    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
+    let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let vocab = tok.get_vocab_size(true).max(shape.vocab);
+    Ok((tok, tok_path, vocab))
+}
+
 fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     // Sum of two uniforms: a cheap, deterministic bell shape in [-scale, scale].
@@ -242,19 +261,7 @@ pub fn write_gguf(
     seed: u64,
     dtype: GgmlDType,
 ) -> Result<PathBuf> {
-    if shape.heads == 0
-        || shape.kv_heads == 0
-        || !shape.hidden.is_multiple_of(shape.heads)
-        || !shape.heads.is_multiple_of(shape.kv_heads)
-    {
-        bail!("hidden must divide by heads and heads by kv_heads");
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // The tokenizer learns what the small corpus supports; the model's vocabulary may be larger
-    // (ids past the tokenizer's are padding tokens, as in real checkpoints).
-    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
-    let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let vocab = tok.get_vocab_size(true).max(shape.vocab);
+    let (tok, tok_path, vocab) = prepare(dir, shape)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
     let mut rng = Rng::new(seed);
@@ -397,13 +404,7 @@ pub fn write_gguf(
 /// tensor names, `config.json`, `tokenizer.json`, `tokenizer_config.json`) into `dir`.
 /// Deterministic for a seed.
 pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Result<PathBuf> {
-    if shape.heads == 0 || !shape.hidden.is_multiple_of(shape.heads) {
-        bail!("hidden must divide by heads");
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
-    let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let vocab = tok.get_vocab_size(true).max(shape.vocab);
+    let (tok, _, vocab) = prepare(dir, shape)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
     let mut rng = Rng::new(seed);
