@@ -49,7 +49,7 @@ pub enum Command {
     ///   lsmtune bench --workload ycsb-a --options OPTIONS-tuned.ini --json run.json
     ///   lsmtune bench --workload fillrandom --engine db_bench --threads 2
     Bench(BenchArgs),
-    /// Local models: write a tiny random-weight test model.
+    /// Local models: list what is present, download, write a tiny random-weight test model.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Talk to a language model directly.
@@ -66,6 +66,23 @@ pub enum ModelsCommand {
     /// found: the models folder (LSMTUNE_MODELS_DIR, default ./models) or the Hugging Face cache
     /// (HF_HUB_CACHE / HF_HOME). Never touches the network.
     List,
+    /// Download a model into the Hugging Face cache (HF_HUB_CACHE / HF_HOME; endpoint
+    /// HF_ENDPOINT; token HF_TOKEN for gated repos), with a progress bar. Files already cached
+    /// are not fetched again. What lands is what `--model SPEC` then finds with no network.
+    ///
+    /// SPEC is a manifest name (`qwen2.5-0.5b-instruct`, `qwen2.5-0.5b-instruct:q8_0`; see
+    /// `models list`), `ORG/REPO:FILE.gguf` (plus that repo's tokenizer.json), or `ORG/REPO`
+    /// for a safetensors checkpoint (config, tokenizer, weights and shards).
+    ///
+    /// Examples:
+    ///   lsmtune models pull qwen2.5-0.5b-instruct
+    ///   lsmtune models pull Qwen/Qwen2.5-0.5B-Instruct
+    Pull {
+        spec: String,
+        /// Never touch the network (also HF_HUB_OFFLINE=1): only report what is cached.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Write a tiny deterministic random-weight model (GGUF + a tokenizer.json trained here) for
     /// tests and offline trials: it exercises the real loading and generation code.
     ///
@@ -95,6 +112,28 @@ pub enum ModelsCommand {
     },
 }
 
+/// `--model` and `--offline`, shared by every command that loads a local model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelSource {
+    /// The model: a .gguf file (tokenizer.json beside it), a folder (one .gguf, or safetensors +
+    /// config.json, with tokenizer.json), a manifest name such as `qwen2.5-0.5b-instruct[:q8_0]`
+    /// (see `lsmtune models list`), or `ORG/REPO[:FILE]` from the Hugging Face cache. What is not
+    /// found locally is downloaded unless --offline / HF_HUB_OFFLINE=1.
+    #[arg(long)]
+    pub model: String,
+    /// Never touch the network: use only local files and the Hugging Face cache.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl ModelSource {
+    /// Resolve (and when allowed, download) the model's files.
+    pub fn files(&self) -> Result<crate::llm::local::ModelFiles> {
+        crate::llm::hub::Hub::from_env()
+            .find(&self.model, self.offline || crate::http::offline_from_env())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LlmCommand {
     /// Measure prefill and decode speed (tokens/s) of a local model: a prompt of about
@@ -105,8 +144,8 @@ pub enum LlmCommand {
     ///   lsmtune models make-test-model --shape qwen2.5-0.5b --out /tmp/q05
     ///   lsmtune llm bench --model /tmp/q05 --prompt-tokens 128 --gen-tokens 64
     Bench {
-        #[arg(long)]
-        model: String,
+        #[command(flatten)]
+        model: ModelSource,
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
         #[arg(long, default_value_t = 64)]
@@ -119,10 +158,8 @@ pub enum LlmCommand {
     },
     /// Send one prompt, stream the reply, print token counts and tokens/s.
     Chat {
-        /// A .gguf file (tokenizer.json beside it), a folder holding both, a known name
-        /// (NAME[:QUANT], see `models list`), or ORG/REPO[:FILE] in the Hugging Face cache.
-        #[arg(long)]
-        model: String,
+        #[command(flatten)]
+        model: ModelSource,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -1063,6 +1100,21 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             }
             Ok(())
         }
+        ModelsCommand::Pull { spec, offline } => {
+            let hub = crate::llm::hub::Hub::from_env();
+            let files = if offline || crate::http::offline_from_env() {
+                hub.resolve(&spec)
+                    .map_err(|e| anyhow::anyhow!("{e}\n(offline: nothing was downloaded)"))?
+            } else {
+                hub.pull(&spec)?
+            };
+            println!("weights:   {}", files.weights.display());
+            println!("tokenizer: {}", files.tokenizer.display());
+            if let Some(c) = &files.tokenizer_config {
+                println!("template:  {}", c.display());
+            }
+            Ok(())
+        }
         ModelsCommand::MakeTestModel {
             arch,
             out,
@@ -1123,7 +1175,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             repeats,
             json,
         } => {
-            let files = crate::llm::hub::Hub::from_env().resolve(&model)?;
+            let files = model.files()?;
             let mut llm = local::LocalModel::load(&files)?;
             llm.reuse_kv = false;
             let mut text = String::from("Tune RocksDB for a write-heavy workload. ");
@@ -1179,7 +1231,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             top_p,
             seed,
         } => {
-            let files = crate::llm::hub::Hub::from_env().resolve(&model)?;
+            let files = model.files()?;
             let load_start = std::time::Instant::now();
             let mut llm = local::LocalModel::load(&files)?;
             eprintln!(

@@ -2,13 +2,15 @@
 //!
 //! Module map (the table of contents):
 //! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
-//! - [`bench`]: measuring configurations (for now: the external db_bench as a file checker).
+//! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local candle backend, chat templates, test models).
 //! - [`sysinfo`]: facts about the machine.
+//! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
 
 pub mod bench;
 pub mod cli;
+pub mod http;
 pub mod llm;
 pub mod options;
 pub mod sysinfo;

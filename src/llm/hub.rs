@@ -1,7 +1,9 @@
 //! Finding model files without a network: a path, a name from the manifest (models/manifest.json,
 //! compiled in) looked up in the models folder and the Hugging Face cache, or `org/repo[:file]`
 //! in the Hugging Face cache. When nothing is found, the error lists every place searched and how
-//! to place the files on an air-gapped machine. (Downloading with hf-hub is not built yet.)
+//! to place the files on an air-gapped machine. [`Hub::pull`] downloads what is missing into the
+//! Hugging Face cache (through [`crate::http`]) unless the network is off (`--offline`,
+//! `HF_HUB_OFFLINE=1`), and [`Hub::find`] is resolve-then-pull, used by every `--model`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +53,8 @@ pub struct Hub {
     pub hf_cache: PathBuf,
     /// A folder of `NAME/` model folders.
     pub models_dir: PathBuf,
+    /// Where downloads come from (`HF_ENDPOINT`, default https://huggingface.co).
+    pub endpoint: String,
 }
 
 impl Hub {
@@ -70,6 +74,7 @@ impl Hub {
         Hub {
             hf_cache,
             models_dir,
+            endpoint: crate::http::hf_endpoint(),
         }
     }
 
@@ -189,6 +194,108 @@ impl Hub {
         )
     }
 
+    /// Resolve `spec` locally; when it is not present and `offline` is false, download it into
+    /// the Hugging Face cache and resolve again. With `offline` the error says what to place where.
+    pub fn find(&self, spec: &str, offline: bool) -> Result<ModelFiles> {
+        match self.resolve(spec) {
+            Ok(f) => Ok(f),
+            Err(e) if offline || Path::new(spec).exists() || !pullable(spec) => Err(e),
+            Err(local) => self.pull(spec).map_err(|net| {
+                anyhow::anyhow!(
+                    "{local}\n\nDownloading failed too: {net}\n(Set HF_HUB_OFFLINE=1 or pass --offline to never try the network.)"
+                )
+            }),
+        }
+    }
+
+    /// Download `NAME[:QUANT]` (manifest) or `ORG/REPO[:FILE]` into the Hugging Face cache
+    /// (files already cached are not fetched again) and return the resolved model.
+    ///
+    /// - `NAME[:QUANT]`: the GGUF from the entry's repo, tokenizer.json and (when the repo has
+    ///   it) tokenizer_config.json from its tokenizer repo.
+    /// - `ORG/REPO:FILE.gguf`: that file, plus tokenizer.json / tokenizer_config.json of the
+    ///   same repo.
+    /// - `ORG/REPO` (a safetensors checkpoint): config.json, tokenizer files, and
+    ///   model.safetensors or every shard listed in model.safetensors.index.json.
+    pub fn pull(&self, spec: &str) -> Result<ModelFiles> {
+        use crate::http::{DownloadError, hf_download};
+        let optional = |repo: &str, file: &str| -> Result<Option<PathBuf>> {
+            match hf_download(&self.endpoint, &self.hf_cache, repo, file) {
+                Ok(p) => Ok(Some(p)),
+                Err(DownloadError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let (name, variant) = match spec.split_once(':') {
+            Some((n, v)) => (n, Some(v)),
+            None => (spec, None),
+        };
+        if let Some(entry) = manifest().into_iter().find(|e| e.name == name) {
+            let quant = variant.unwrap_or(&entry.default_quant).to_ascii_lowercase();
+            let Some(mf) = entry.files.get(&quant) else {
+                bail!(
+                    "{name} has no quantization `{quant}`; known: {}",
+                    entry.files.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            let weights = hf_download(&self.endpoint, &self.hf_cache, &entry.repo, &mf.file)?;
+            let tokenizer = hf_download(
+                &self.endpoint,
+                &self.hf_cache,
+                &entry.tokenizer_repo,
+                "tokenizer.json",
+            )?;
+            let tokenizer_config = optional(&entry.tokenizer_repo, "tokenizer_config.json")?;
+            return Ok(ModelFiles {
+                weights,
+                format: super::local::WeightFormat::Gguf,
+                tokenizer,
+                tokenizer_config,
+            });
+        }
+        if !name.contains('/') {
+            bail!(
+                "`{spec}` is neither a known model name ({}) nor ORG/REPO[:FILE]",
+                manifest()
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        match variant {
+            Some(file) => {
+                let weights = hf_download(&self.endpoint, &self.hf_cache, name, file)?;
+                hf_download(&self.endpoint, &self.hf_cache, name, "tokenizer.json").map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}\nGGUF repos often lack tokenizer.json: pull the tokenizer from the original model repo (e.g. `lsmtune models pull ORG/ORIGINAL-REPO:tokenizer.json`) and copy it beside {}",
+                        weights.display()
+                    )
+                })?;
+                optional(name, "tokenizer_config.json")?;
+                ModelFiles::resolve(&weights)
+            }
+            None => {
+                let config = hf_download(&self.endpoint, &self.hf_cache, name, "config.json")?;
+                hf_download(&self.endpoint, &self.hf_cache, name, "tokenizer.json")?;
+                optional(name, "tokenizer_config.json")?;
+                if optional(name, "model.safetensors")?.is_none() {
+                    let index = hf_download(
+                        &self.endpoint,
+                        &self.hf_cache,
+                        name,
+                        "model.safetensors.index.json",
+                    )?;
+                    for shard in safetensors_shards(&index)? {
+                        hf_download(&self.endpoint, &self.hf_cache, name, &shard)?;
+                    }
+                }
+                let snapshot = config.parent().unwrap_or(Path::new(".")).to_path_buf();
+                ModelFiles::resolve(&snapshot)
+            }
+        }
+    }
+
     /// Every manifest model and quantization, with where it was found (or not).
     pub fn list(&self) -> Vec<(String, Option<ModelFiles>)> {
         let mut out = Vec::new();
@@ -213,6 +320,31 @@ impl Hub {
         }
         out
     }
+}
+
+/// Whether `spec` names something the hub could have: a manifest name or `ORG/REPO[:FILE]`.
+fn pullable(spec: &str) -> bool {
+    let name = spec.split_once(':').map(|(n, _)| n).unwrap_or(spec);
+    manifest().iter().any(|e| e.name == name)
+        || (name.matches('/').count() == 1 && !name.starts_with(['/', '.']))
+}
+
+/// The distinct shard file names of a `model.safetensors.index.json`.
+fn safetensors_shards(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index)?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", index.display()))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| anyhow::anyhow!("{}: no weight_map", index.display()))?;
+    let mut shards: Vec<String> = map
+        .values()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    Ok(shards)
 }
 
 #[cfg(test)]

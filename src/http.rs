@@ -1,0 +1,144 @@
+//! Every network call lsmtune makes goes through this module: downloads from the Hugging Face
+//! hub (hf-hub's blocking client, into the standard cache layout) and, for the OpenAI-compatible
+//! backend, JSON over HTTP (ureq). Nothing here prints or stores credentials; errors name the
+//! host, the path and the status, never a header value.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::{ApiBuilder, ApiError};
+use hf_hub::{Cache, Repo};
+
+/// The hub endpoint: `HF_ENDPOINT`, else huggingface.co.
+pub fn hf_endpoint() -> String {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| e.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| "https://huggingface.co".to_string())
+}
+
+/// Why a hub download failed, in the terms a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(
+        "{repo}/{file} does not exist on {endpoint} (HTTP 404): check the repo id and file name"
+    )]
+    NotFound {
+        endpoint: String,
+        repo: String,
+        file: String,
+    },
+    #[error(
+        "{endpoint} refused {repo}/{file} (HTTP {status}): the repo may be gated or private; accept its licence on the hub and set HF_TOKEN (or run `huggingface-cli login`)"
+    )]
+    Denied {
+        endpoint: String,
+        repo: String,
+        file: String,
+        status: u16,
+    },
+    #[error("{endpoint} answered HTTP {status} for {repo}/{file}")]
+    Status {
+        endpoint: String,
+        repo: String,
+        file: String,
+        status: u16,
+    },
+    #[error(
+        "cannot reach {endpoint} ({detail}); on a machine without network use --offline and place the files by hand (see `lsmtune models list`)"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error("download of {repo}/{file} from {endpoint} failed: {detail}")]
+    Other {
+        endpoint: String,
+        repo: String,
+        file: String,
+        detail: String,
+    },
+}
+
+/// Download one file of a model repo into the Hugging Face cache whose hub folder is `hf_cache`
+/// (`.../huggingface/hub`), or return the cached copy. A progress bar is drawn on a terminal.
+/// The token comes from `HF_TOKEN` or the cache's token file; it is only sent, never shown.
+pub fn hf_download(
+    endpoint: &str,
+    hf_cache: &Path,
+    repo: &str,
+    file: &str,
+) -> Result<PathBuf, DownloadError> {
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    let cache = Cache::new(hf_cache.to_path_buf());
+    if let Some(p) = cache.model(repo.to_string()).get(file) {
+        return Ok(p);
+    }
+    let token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| cache.token());
+    let api = ApiBuilder::from_cache(cache)
+        .with_endpoint(endpoint.clone())
+        .with_token(token)
+        .with_retries(3)
+        .with_progress(std::io::stderr().is_terminal())
+        .with_user_agent("lsmtune", env!("CARGO_PKG_VERSION"))
+        .build()
+        .map_err(|e| DownloadError::Other {
+            endpoint: endpoint.clone(),
+            repo: repo.to_string(),
+            file: file.to_string(),
+            detail: e.to_string(),
+        })?;
+    api.repo(Repo::model(repo.to_string()))
+        .download(file)
+        .map_err(|e| classify(e, &endpoint, repo, file))
+}
+
+fn classify(e: ApiError, endpoint: &str, repo: &str, file: &str) -> DownloadError {
+    let (endpoint, repo, file) = (endpoint.to_string(), repo.to_string(), file.to_string());
+    let inner = match e {
+        ApiError::TooManyRetries(inner) => *inner,
+        other => other,
+    };
+    match inner {
+        ApiError::RequestError(err) => match *err {
+            ureq::Error::Status(404, _) => DownloadError::NotFound {
+                endpoint,
+                repo,
+                file,
+            },
+            ureq::Error::Status(status @ (401 | 403), _) => DownloadError::Denied {
+                endpoint,
+                repo,
+                file,
+                status,
+            },
+            ureq::Error::Status(status, _) => DownloadError::Status {
+                endpoint,
+                repo,
+                file,
+                status,
+            },
+            ureq::Error::Transport(t) => DownloadError::Unreachable {
+                endpoint,
+                detail: t.kind().to_string(),
+            },
+        },
+        other => DownloadError::Other {
+            endpoint,
+            repo,
+            file,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// True when `HF_HUB_OFFLINE` asks for no network (any value but empty, 0, false, no).
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            !(v.is_empty() || v == "0" || v == "false" || v == "no")
+        })
+        .unwrap_or(false)
+}
