@@ -142,3 +142,97 @@ pub fn offline_from_env() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// An answer from an HTTP endpoint, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// `Retry-After` in seconds, when the server sent one (delta-seconds form).
+    pub retry_after: Option<f64>,
+    pub body: String,
+}
+
+/// Why no answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum Transport {
+    #[error("no answer from {url} within {seconds:.0} s")]
+    Timeout { url: String, seconds: f64 },
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("talking to {url} failed: {detail}")]
+    Other { url: String, detail: String },
+}
+
+/// POST a JSON body and return the reply, any status. `bearer` is sent as
+/// `Authorization: Bearer ...` and appears nowhere else (not in errors, not in logs).
+pub fn post_json(
+    url: &str,
+    bearer: Option<&str>,
+    body: &serde_json::Value,
+    timeout: std::time::Duration,
+) -> Result<Reply, Transport> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(timeout.min(std::time::Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut req = agent.post(url).set("Content-Type", "application/json");
+    if let Some(key) = bearer {
+        req = req.set("Authorization", &format!("Bearer {key}"));
+    }
+    let response = match req.send_string(&body.to_string()) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => {
+            let url = url.to_string();
+            let detail = t
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| t.kind().to_string());
+            let io_timeout = std::error::Error::source(&t)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                    )
+                });
+            return Err(match t.kind() {
+                ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns => {
+                    Transport::Connect { url, detail }
+                }
+                _ if io_timeout || detail.contains("timed out") => Transport::Timeout {
+                    url,
+                    seconds: timeout.as_secs_f64(),
+                },
+                _ => Transport::Other { url, detail },
+            });
+        }
+    };
+    let status = response.status();
+    let retry_after = response
+        .header("Retry-After")
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let body = response.into_string().map_err(|e| {
+        let url = url.to_string();
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        ) {
+            Transport::Timeout {
+                url,
+                seconds: timeout.as_secs_f64(),
+            }
+        } else {
+            Transport::Other {
+                url,
+                detail: e.to_string(),
+            }
+        }
+    })?;
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
+}

@@ -126,16 +126,19 @@ struct DigitsOnly {
 }
 
 impl TokenConstraint for DigitsOnly {
-    fn mask(&mut self, vocab_size: usize) -> anyhow::Result<Option<Vec<bool>>> {
-        let mut m = self.allowed.clone();
-        m.resize(vocab_size, false);
-        Ok(Some(m))
+    fn restrict(&mut self, logits: &mut [f32]) -> anyhow::Result<bool> {
+        for (i, l) in logits.iter_mut().enumerate() {
+            if !self.allowed.get(i).copied().unwrap_or(false) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        Ok(true)
     }
     fn consume(&mut self, _token: u32) -> anyhow::Result<()> {
         self.seen += 1;
         Ok(())
     }
-    fn is_complete(&self) -> bool {
+    fn is_complete(&mut self) -> bool {
         self.seen > 0
     }
 }
@@ -220,7 +223,7 @@ fn two_turns_reuse_the_cache_like_from_scratch(files: &ModelFiles, arch: Arch, l
 
 #[test]
 fn every_test_architecture_and_weight_format_loads_and_keeps_its_cache() {
-    for arch in [Arch::Qwen2, Arch::Llama] {
+    for arch in [Arch::Qwen2, Arch::Llama, Arch::Qwen3, Arch::Phi3] {
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::F32] {
             let dir = tempfile::tempdir().unwrap();
             let gguf = write_gguf(dir.path(), arch, Shape::TINY, 3, dtype).unwrap();

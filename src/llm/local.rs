@@ -14,12 +14,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{
     llama, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
 };
 use tokenizers::Tokenizer;
 
+use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
 
@@ -236,6 +236,47 @@ fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weig
     ))
 }
 
+/// The reply as it grows, token by token, decoded incrementally: only the tokens since the
+/// last complete character are decoded again at each step (not the whole reply), while
+/// tokenizer-level joins (e.g. SentencePiece spaces) still come out right.
+#[derive(Default)]
+struct Detokenizer {
+    tokens: Vec<u32>,
+    text: String,
+    /// Start of the tokens not yet committed to `text` as whole characters.
+    pending_from: usize,
+    /// Length of `text` up to the committed tokens.
+    committed_len: usize,
+    /// What `on_text` has received.
+    emitted: usize,
+    /// Where a stop string begins, when one ended the turn.
+    stop_at: Option<usize>,
+}
+
+impl Detokenizer {
+    fn push(&mut self, tokenizer: &Tokenizer, token: u32) -> Result<()> {
+        self.tokens.push(token);
+        // Decode a little context before the pending tokens so joins are rendered the same
+        // as in a whole-reply decode, then keep only what the pending tokens add.
+        let ctx = self.pending_from.saturating_sub(4);
+        let decode = |ids: &[u32]| {
+            tokenizer
+                .decode(ids, true)
+                .map_err(|e| anyhow!("decoding: {e}"))
+        };
+        let before = decode(&self.tokens[ctx..self.pending_from])?;
+        let all = decode(&self.tokens[ctx..])?;
+        let added = all.strip_prefix(before.as_str()).unwrap_or(&all);
+        self.text.truncate(self.committed_len);
+        self.text.push_str(added);
+        if !added.ends_with('\u{FFFD}') {
+            self.pending_from = self.tokens.len();
+            self.committed_len = self.text.len();
+        }
+        Ok(())
+    }
+}
+
 /// A loaded GGUF model.
 pub struct LocalModel {
     name: String,
@@ -365,6 +406,16 @@ impl LocalModel {
         Ok(())
     }
 
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The model's end-of-turn tokens.
+    pub fn eos_tokens(&self) -> &[u32] {
+        &self.eos
+    }
+
     /// Tokens the model's tokenizer makes of a text.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
         Ok(self.encode(text)?.len())
@@ -392,8 +443,52 @@ impl LocalModel {
         self.encode(prompt)
     }
 
+    /// Append generated tokens to the reply: stream the new text, and say whether a stop string
+    /// ended the turn.
+    fn take(
+        &self,
+        out: &mut Detokenizer,
+        tokens: &[u32],
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Option<Finish>> {
+        for &t in tokens {
+            out.push(&self.tokenizer, t)?;
+            if !out.text.ends_with('\u{FFFD}')
+                && out.text.len() > out.emitted
+                && out.text.is_char_boundary(out.emitted)
+            {
+                on_text(&out.text[out.emitted..]);
+                out.emitted = out.text.len();
+            }
+            if let Some(stop) = params
+                .stop
+                .iter()
+                .find(|s| !s.is_empty() && out.text.ends_with(s.as_str()))
+            {
+                out.stop_at = Some(out.text.len() - stop.len());
+                return Ok(Some(Finish::Stop));
+            }
+        }
+        Ok(None)
+    }
+
     /// Feed tokens at the end of the cache; returns the logits after the last one.
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        // candle 0.11's quantized Qwen3 keeps two caches on the CPU: one-token steps append
+        // only to the decode cache, so a multi-token step after them attends to a cache missing
+        // those tokens. Past the first prefill, feed Qwen3 one token at a time.
+        if matches!(self.model, Weights::Qwen3(_)) && !self.cached.is_empty() && tokens.len() > 1 {
+            let mut logits = Vec::new();
+            for &t in tokens {
+                logits = self.feed_batch(&[t])?;
+            }
+            return Ok(logits);
+        }
+        self.feed_batch(tokens)
+    }
+
+    fn feed_batch(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = self.model.forward(&input, self.cached.len())?;
         self.cached.extend_from_slice(tokens);
@@ -433,31 +528,31 @@ impl Llm for LocalModel {
         let mut logits = self.feed(&tokens[cached_tokens..])?;
         let prefill_seconds = prefill_start.elapsed().as_secs_f64();
 
-        let sampling = if params.temperature <= 0.0 {
-            Sampling::ArgMax
-        } else if params.top_p > 0.0 && params.top_p < 1.0 {
-            Sampling::TopP {
-                p: params.top_p,
-                temperature: params.temperature,
-            }
-        } else {
-            Sampling::All {
-                temperature: params.temperature,
-            }
-        };
-        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let mut sampler = Sampler::new(params.seed, params.temperature, params.top_p);
         let decode_start = Instant::now();
-        let mut generated: Vec<u32> = Vec::new();
-        let mut text = String::new();
-        // What on_text has received; held back while the text ends in a partial UTF-8 sequence.
-        let mut emitted = 0usize;
+        let mut out = Detokenizer::default();
         let finish = loop {
-            if generated.len() >= params.max_tokens {
+            if out.tokens.len() >= params.max_tokens {
                 break Finish::Length;
             }
+            // Tokens the constraint forces: taken without sampling, fed in one batch.
+            if let Some(c) = constraint.as_deref_mut() {
+                let mut forced = c.forced()?;
+                forced.truncate(params.max_tokens - out.tokens.len());
+                if !forced.is_empty() {
+                    for &t in &forced {
+                        c.consume(t)?;
+                    }
+                    if let Some(f) = self.take(&mut out, &forced, params, on_text)? {
+                        break f;
+                    }
+                    logits = self.feed(&forced)?;
+                    continue;
+                }
+            }
             if params.repeat_penalty != 1.0 {
-                let start = generated.len().saturating_sub(params.repeat_last_n);
-                for &t in &generated[start..] {
+                let start = out.tokens.len().saturating_sub(params.repeat_last_n);
+                for &t in &out.tokens[start..] {
                     if let Some(l) = logits.get_mut(t as usize) {
                         *l = if *l >= 0.0 {
                             *l / params.repeat_penalty
@@ -467,60 +562,48 @@ impl Llm for LocalModel {
                     }
                 }
             }
-            if let Some(c) = constraint.as_deref_mut()
-                && let Some(mask) = c.mask(logits.len())?
-            {
+            if let Some(c) = constraint.as_deref_mut() {
                 let eos_logits: Vec<(usize, f32)> = self
                     .eos
                     .iter()
                     .filter_map(|&e| logits.get(e as usize).map(|l| (e as usize, *l)))
                     .collect();
-                for (i, l) in logits.iter_mut().enumerate() {
-                    if !mask.get(i).copied().unwrap_or(false) {
-                        *l = f32::NEG_INFINITY;
-                    }
-                }
+                let any = c.restrict(&mut logits)?;
                 // End-of-turn exactly when the constraint is satisfied.
                 let complete = c.is_complete();
-                for (e, original) in eos_logits {
+                for &(e, original) in &eos_logits {
                     logits[e] = if complete {
                         original
                     } else {
                         f32::NEG_INFINITY
                     };
                 }
-                if logits.iter().all(|l| *l == f32::NEG_INFINITY) {
+                if !any && !complete {
                     break Finish::Constraint;
                 }
             }
-            let token = sampler.sample(&Tensor::new(logits.as_slice(), &self.device)?)?;
+            let Some(token) = sampler.sample(&logits) else {
+                // Nothing finite to choose from: the constraint left no token.
+                break Finish::Constraint;
+            };
             if self.eos.contains(&token) && !params.ignore_eos {
                 break Finish::Eos;
             }
             if let Some(c) = constraint.as_deref_mut() {
                 c.consume(token)?;
             }
-            generated.push(token);
-            let full = self
-                .tokenizer
-                .decode(&generated, true)
-                .map_err(|e| anyhow!("decoding: {e}"))?;
-            text = full;
-            if !text.ends_with('\u{FFFD}') && text.len() > emitted && text.is_char_boundary(emitted)
-            {
-                on_text(&text[emitted..]);
-                emitted = text.len();
-            }
-            if let Some(stop) = params
-                .stop
-                .iter()
-                .find(|s| !s.is_empty() && text.ends_with(s.as_str()))
-            {
-                text.truncate(text.len() - stop.len());
-                break Finish::Stop;
+            if let Some(f) = self.take(&mut out, &[token], params, on_text)? {
+                break f;
             }
             logits = self.feed(&[token])?;
         };
+        let generated = out.tokens;
+        let mut text = out.text;
+        let emitted = out.emitted;
+        if finish == Finish::Stop {
+            // The stop string itself is not part of the reply.
+            text.truncate(out.stop_at.unwrap_or(text.len()));
+        }
         if text.len() > emitted && text.is_char_boundary(emitted) {
             on_text(&text[emitted..]);
         }

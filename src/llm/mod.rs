@@ -1,10 +1,12 @@
 //! Language models behind one trait: `Llm::chat(messages, constraint, params)`. The local backend
-//! runs open-weight models with candle (`local`); the OpenAI-compatible client arrives with its
-//! issue. `template` renders chat templates, `testmodel` writes tiny random-weight models so the
+//! runs open-weight models with candle (`local`); `openai` speaks to any OpenAI-compatible
+//! endpoint. `hub` finds model files, `template` renders chat templates, `testmodel` writes tiny random-weight models so the
 //! real loading code is tested without any download.
 
 pub mod hub;
 pub mod local;
+pub mod openai;
+pub mod sampling;
 pub mod template;
 pub mod testmodel;
 
@@ -118,12 +120,19 @@ impl Completion {
 
 /// Restricts which token may come next (grammar-constrained decoding plugs in here).
 pub trait TokenConstraint {
-    /// Allowed next tokens as a mask over the vocabulary, or `None` when anything goes.
-    fn mask(&mut self, vocab_size: usize) -> anyhow::Result<Option<Vec<bool>>>;
-    /// The sampled token, to advance the constraint's state.
+    /// Set the logits of tokens not allowed next to negative infinity (end-of-turn tokens are
+    /// the sampler's business: it allows them exactly when [`is_complete`](Self::is_complete)).
+    /// Returns whether any token is still allowed.
+    fn restrict(&mut self, logits: &mut [f32]) -> anyhow::Result<bool>;
+    /// Tokens certain to come next, which the sampler takes without sampling (fed to the model
+    /// in one batch). None by default.
+    fn forced(&mut self) -> anyhow::Result<Vec<u32>> {
+        Ok(Vec::new())
+    }
+    /// The token taken, to advance the constraint's state.
     fn consume(&mut self, token: u32) -> anyhow::Result<()>;
-    /// Whether the output so far is complete (end-of-sequence may be emitted).
-    fn is_complete(&self) -> bool;
+    /// Whether the output so far is complete (end-of-turn may be emitted).
+    fn is_complete(&mut self) -> bool;
 }
 
 /// A language model that answers chats.

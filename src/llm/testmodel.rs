@@ -57,7 +57,7 @@ impl Shape {
     };
 }
 
-pub const SPECIAL_TOKENS: [&str; 7] = [
+pub const SPECIAL_TOKENS: [&str; 11] = [
     "<|endoftext|>",
     "<|im_start|>",
     "<|im_end|>",
@@ -65,6 +65,10 @@ pub const SPECIAL_TOKENS: [&str; 7] = [
     "<|start_header_id|>",
     "<|end_header_id|>",
     "<|eot_id|>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|end|>",
 ];
 
 /// Which architecture to write.
@@ -74,6 +78,10 @@ pub enum Arch {
     Qwen2,
     /// Llama: no biases, interleaved rope, Llama 3 chat headers.
     Llama,
+    /// Qwen3: no biases, per-head RMS norms of q and k, ChatML (GGUF only).
+    Qwen3,
+    /// Phi-3: fused qkv and gate/up projections, Phi-3 chat tags (GGUF only).
+    Phi3,
 }
 
 impl std::str::FromStr for Arch {
@@ -82,8 +90,10 @@ impl std::str::FromStr for Arch {
         match s {
             "qwen2" => Ok(Arch::Qwen2),
             "llama" => Ok(Arch::Llama),
+            "qwen3" => Ok(Arch::Qwen3),
+            "phi3" => Ok(Arch::Phi3),
             other => Err(format!(
-                "--arch {other}: test models come as qwen2 or llama"
+                "--arch {other}: test models come as qwen2, llama, qwen3 or phi3"
             )),
         }
     }
@@ -94,6 +104,8 @@ impl Arch {
         match self {
             Arch::Qwen2 => "qwen2",
             Arch::Llama => "llama",
+            Arch::Qwen3 => "qwen3",
+            Arch::Phi3 => "phi3",
         }
     }
 }
@@ -163,6 +175,125 @@ pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
         .save(&path, false)
         .map_err(|e| anyhow::anyhow!("saving {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Grow a trained byte-level BPE tokenizer to `target` tokens with synthetic words: pseudo-random
+/// syllable words in four casings, with and without a leading space, plus numbers and JSON
+/// punctuation runs. The set is prefix-closed, and each new token merges its longest proper
+/// prefix with its last symbol, so the result is a valid BPE (deterministic: no randomness
+/// beyond a fixed-seed generator).
+pub fn extend_vocabulary(path: &Path, target: usize) -> Result<()> {
+    use std::collections::HashSet;
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let vocab = json["model"]["vocab"]
+        .as_object()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{}: no BPE vocab", path.display()))?;
+    let added = json["added_tokens"].as_array().map_or(0, |a| a.len());
+    let mut next_id = vocab
+        .values()
+        .filter_map(|v| v.as_u64())
+        .max()
+        .map_or(0, |m| m as usize + 1)
+        .max(added);
+    let mut known: HashSet<String> = vocab.keys().cloned().collect();
+    let mut new_tokens: Vec<String> = Vec::new();
+    let add = |word: &str, known: &mut HashSet<String>, new_tokens: &mut Vec<String>| {
+        let chars: Vec<char> = word.chars().collect();
+        for end in 2..=chars.len() {
+            let t: String = chars[..end].iter().collect();
+            if known.insert(t.clone()) {
+                new_tokens.push(t);
+            }
+        }
+    };
+    let onsets = [
+        "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z",
+        "st", "tr", "ch", "sh", "th", "pl", "gr", "br", "cl", "sp", "qu", "",
+    ];
+    let vowels = ["a", "e", "i", "o", "u", "ea", "ou", "io", "ai", "y"];
+    let codas = [
+        "", "", "n", "r", "s", "t", "l", "m", "nd", "st", "ng", "ck", "x",
+    ];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rand = move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n
+    };
+    // Numbers and punctuation first, as real vocabularies have them.
+    for n in 0..1000 {
+        add(&n.to_string(), &mut known, &mut new_tokens);
+        add(&format!("Ġ{n}"), &mut known, &mut new_tokens);
+    }
+    for p in [
+        "\",\"",
+        "\":Ġ\"",
+        "\"}]",
+        "\"},Ġ{\"",
+        "{\"",
+        "}}",
+        "__",
+        "::",
+        "==",
+        "()",
+    ] {
+        add(p, &mut known, &mut new_tokens);
+    }
+    let room = target.saturating_sub(next_id);
+    while new_tokens.len() < room {
+        let syllables = 1 + rand(4);
+        let mut w = String::new();
+        for _ in 0..syllables {
+            w.push_str(onsets[rand(onsets.len())]);
+            w.push_str(vowels[rand(vowels.len())]);
+            w.push_str(codas[rand(codas.len())]);
+        }
+        let cap: String = w
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c })
+            .collect();
+        for form in [
+            w.clone(),
+            format!("Ġ{w}"),
+            cap.clone(),
+            format!("Ġ{cap}"),
+            format!("_{w}"),
+        ] {
+            add(&form, &mut known, &mut new_tokens);
+        }
+    }
+    new_tokens.truncate(room);
+    // Shorter first, so a token's prefix always merges before it.
+    new_tokens.sort_by_key(|t| t.chars().count());
+    let vocab_obj = json["model"]["vocab"]
+        .as_object_mut()
+        .expect("checked above");
+    let mut merges = Vec::with_capacity(new_tokens.len());
+    for t in &new_tokens {
+        vocab_obj.insert(t.clone(), serde_json::json!(next_id));
+        next_id += 1;
+        let split = t.char_indices().last().map_or(0, |(i, _)| i);
+        merges.push(serde_json::json!([&t[..split], &t[split..]]));
+    }
+    let list = json["model"]["merges"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow::anyhow!("{}: no BPE merges", path.display()))?;
+    // Merges stored as "a b" strings in older files: keep the file's form.
+    let as_strings = list.first().is_some_and(|m| m.is_string());
+    for m in merges {
+        if as_strings {
+            let a = m[0].as_str().unwrap_or_default();
+            let b = m[1].as_str().unwrap_or_default();
+            list.push(serde_json::json!(format!("{a} {b}")));
+        } else {
+            list.push(m);
+        }
+    }
+    std::fs::write(path, serde_json::to_vec(&json)?)?;
+    Ok(())
 }
 
 /// The GGUF `tokenizer.ggml.*` keys (gpt2-style BPE), so llama.cpp can load the file too.
@@ -238,6 +369,11 @@ fn prepare(dir: &Path, shape: Shape) -> Result<(Tokenizer, PathBuf, usize)> {
     // The tokenizer learns what the small corpus supports; the model's vocabulary may be larger
     // (ids past the tokenizer's are padding tokens, as in real checkpoints).
     let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
+    if shape.vocab > 8192 {
+        // A real-sized vocabulary, so that per-token costs that scale with it (logits, the
+        // grammar's token trie) are measured at their real size.
+        extend_vocabulary(&tok_path, shape.vocab - 293)?;
+    }
     let tok = Tokenizer::from_file(&tok_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let vocab = tok.get_vocab_size(true).max(shape.vocab);
     Ok((tok, tok_path, vocab))
@@ -288,7 +424,8 @@ pub fn write_gguf(
         Tensor::ones(h, candle_core::DType::F32, &Device::Cpu)?,
         GgmlDType::F32,
     )?;
-    if !shape.tie_embeddings {
+    // candle's Phi-3 loader always reads output.weight.
+    if !shape.tie_embeddings || arch == Arch::Phi3 {
         add(
             "output.weight".into(),
             random(&mut rng, &[vocab, h], 0.5)?,
@@ -297,21 +434,39 @@ pub fn write_gguf(
     }
     for l in 0..shape.layers {
         let p = format!("blk.{l}");
-        add(
-            format!("{p}.attn_q.weight"),
-            random(&mut rng, &[h, h], 0.2)?,
-            dtype,
-        )?;
-        add(
-            format!("{p}.attn_k.weight"),
-            random(&mut rng, &[kv, h], 0.2)?,
-            dtype,
-        )?;
-        add(
-            format!("{p}.attn_v.weight"),
-            random(&mut rng, &[kv, h], 0.2)?,
-            dtype,
-        )?;
+        if arch == Arch::Phi3 {
+            add(
+                format!("{p}.attn_qkv.weight"),
+                random(&mut rng, &[h + 2 * kv, h], 0.2)?,
+                dtype,
+            )?;
+        } else {
+            add(
+                format!("{p}.attn_q.weight"),
+                random(&mut rng, &[h, h], 0.2)?,
+                dtype,
+            )?;
+            add(
+                format!("{p}.attn_k.weight"),
+                random(&mut rng, &[kv, h], 0.2)?,
+                dtype,
+            )?;
+            add(
+                format!("{p}.attn_v.weight"),
+                random(&mut rng, &[kv, h], 0.2)?,
+                dtype,
+            )?;
+        }
+        if arch == Arch::Qwen3 {
+            let head_dim = h / shape.heads;
+            for n in ["attn_q_norm", "attn_k_norm"] {
+                add(
+                    format!("{p}.{n}.weight"),
+                    Tensor::ones(head_dim, candle_core::DType::F32, &Device::Cpu)?,
+                    GgmlDType::F32,
+                )?;
+            }
+        }
         if arch == Arch::Qwen2 {
             add(
                 format!("{p}.attn_q.bias"),
@@ -334,16 +489,25 @@ pub fn write_gguf(
             random(&mut rng, &[h, h], 0.2)?,
             dtype,
         )?;
-        add(
-            format!("{p}.ffn_gate.weight"),
-            random(&mut rng, &[i, h], 0.2)?,
-            dtype,
-        )?;
-        add(
-            format!("{p}.ffn_up.weight"),
-            random(&mut rng, &[i, h], 0.2)?,
-            dtype,
-        )?;
+        if arch == Arch::Phi3 {
+            // gate and up, fused: [2 * intermediate, hidden].
+            add(
+                format!("{p}.ffn_up.weight"),
+                random(&mut rng, &[2 * i, h], 0.2)?,
+                dtype,
+            )?;
+        } else {
+            add(
+                format!("{p}.ffn_gate.weight"),
+                random(&mut rng, &[i, h], 0.2)?,
+                dtype,
+            )?;
+            add(
+                format!("{p}.ffn_up.weight"),
+                random(&mut rng, &[i, h], 0.2)?,
+                dtype,
+            )?;
+        }
         add(
             format!("{p}.ffn_down.weight"),
             random(&mut rng, &[h, i], 0.2)?,
@@ -365,8 +529,9 @@ pub fn write_gguf(
     let a = arch.name();
     let key = |k: &str| format!("{a}.{k}");
     let template = match arch {
-        Arch::Qwen2 => super::template::CHATML,
+        Arch::Qwen2 | Arch::Qwen3 => super::template::CHATML,
         Arch::Llama => super::template::LLAMA3,
+        Arch::Phi3 => super::template::PHI3,
     };
     let metadata: Vec<(String, V)> = vec![
         ("general.architecture".into(), V::String(a.into())),
@@ -386,6 +551,10 @@ pub fn write_gguf(
         ("tokenizer.chat_template".into(), V::String(template.into())),
     ];
     let mut metadata = metadata;
+    if arch == Arch::Qwen3 {
+        metadata.push((key("attention.key_length"), u32v(h / shape.heads)));
+        metadata.push((key("attention.value_length"), u32v(h / shape.heads)));
+    }
     metadata.extend(tokenizer_metadata(&tok, &tok_path, vocab)?);
     let path = dir.join("model.gguf");
     let mut file = std::io::BufWriter::new(
@@ -404,6 +573,12 @@ pub fn write_gguf(
 /// tensor names, `config.json`, `tokenizer.json`, `tokenizer_config.json`) into `dir`.
 /// Deterministic for a seed.
 pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Result<PathBuf> {
+    if !matches!(arch, Arch::Qwen2 | Arch::Llama) {
+        bail!(
+            "safetensors test models come as qwen2 or llama ({} is GGUF only here)",
+            arch.name()
+        );
+    }
     let (tok, _, vocab) = prepare(dir, shape)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
@@ -442,7 +617,7 @@ pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Res
     candle_core::safetensors::save(&t, dir.join("model.safetensors"))?;
     let (architecture, template) = match arch {
         Arch::Qwen2 => ("Qwen2ForCausalLM", super::template::CHATML),
-        Arch::Llama => ("LlamaForCausalLM", super::template::LLAMA3),
+        _ => ("LlamaForCausalLM", super::template::LLAMA3),
     };
     let config = serde_json::json!({
         "architectures": [architecture],
@@ -468,7 +643,7 @@ pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Res
     std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
     let (bos, eos) = match arch {
         Arch::Qwen2 => ("", "<|im_end|>"),
-        Arch::Llama => ("<|begin_of_text|>", "<|eot_id|>"),
+        _ => ("<|begin_of_text|>", "<|eot_id|>"),
     };
     let tok_config = serde_json::json!({
         "chat_template": template,

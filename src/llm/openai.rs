@@ -1,0 +1,353 @@
+//! The OpenAI-compatible backend: chat completions on OpenAI, vLLM, llama.cpp's server, Ollama
+//! or anything speaking the same wire format (the HTTP itself is in [`crate::http`]).
+//!
+//! The proposal schema goes out as `response_format: {type: json_schema, strict: true}`; a
+//! server that refuses it is asked again with `json_object`, then with no response format, and
+//! the downgrade is remembered and reported. 429 and 5xx are retried with exponential backoff
+//! (honouring `Retry-After`), a timeout a bounded number of times; 401, 404, refused connections,
+//! non-JSON bodies and truncated replies are clear errors or flagged finishes. The API key is
+//! only ever written into the Authorization header: `Debug` hides it and no message contains it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::{Value as J, json};
+
+use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
+use crate::http::{self, Transport};
+
+/// An API key that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Option<ApiKey> {
+        let k = key.into().trim().to_string();
+        (!k.is_empty()).then_some(ApiKey(k))
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(hidden)")
+    }
+}
+
+/// How the reply's form is requested, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// `json_schema` with `strict: true`.
+    JsonSchema,
+    /// `json_object`: JSON, shape not enforced.
+    JsonObject,
+    /// Nothing requested: the prompt alone asks for JSON.
+    Plain,
+}
+
+impl ResponseFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseFormat::JsonSchema => "json_schema (strict)",
+            ResponseFormat::JsonObject => "json_object",
+            ResponseFormat::Plain => "none",
+        }
+    }
+
+    fn weaker(self) -> Option<ResponseFormat> {
+        match self {
+            ResponseFormat::JsonSchema => Some(ResponseFormat::JsonObject),
+            ResponseFormat::JsonObject => Some(ResponseFormat::Plain),
+            ResponseFormat::Plain => None,
+        }
+    }
+}
+
+/// Where and how to reach the endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Base URL up to and including `/v1`, e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<ApiKey>,
+    /// Per request.
+    pub timeout: Duration,
+    /// Retries after the first attempt (429, 5xx, timeouts).
+    pub max_retries: u32,
+    /// First backoff; doubled per retry, capped at 30 s; `Retry-After` wins when larger.
+    pub backoff: Duration,
+}
+
+impl Endpoint {
+    /// `base_url`/`model` from flags or `OPENAI_BASE_URL` / `OPENAI_MODEL`; the key from the
+    /// environment variable `key_env` (default `OPENAI_API_KEY`). None when no base URL is
+    /// configured anywhere.
+    pub fn from_env(
+        base_url: Option<String>,
+        model: Option<String>,
+        key_env: &str,
+    ) -> Option<Endpoint> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let base_url = base_url.or_else(|| env("OPENAI_BASE_URL"))?;
+        Some(Endpoint {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model
+                .or_else(|| env("OPENAI_MODEL"))
+                .unwrap_or_else(|| "gpt-4o".to_string()),
+            api_key: env(key_env).and_then(ApiKey::new),
+            timeout: Duration::from_secs(120),
+            max_retries: 4,
+            backoff: Duration::from_millis(500),
+        })
+    }
+}
+
+/// A chat-completions client.
+pub struct OpenAiBackend {
+    pub endpoint: Endpoint,
+    /// The JSON Schema a reply must follow (sent as `response_format`), if any.
+    schema: Option<J>,
+    format: ResponseFormat,
+    /// What happened that a user should know (downgrades, retries).
+    pub notices: Vec<String>,
+    /// Attempts that failed and were retried, over the backend's life.
+    pub retries: u32,
+}
+
+impl OpenAiBackend {
+    pub fn new(endpoint: Endpoint, schema: Option<J>) -> OpenAiBackend {
+        let format = if schema.is_some() {
+            ResponseFormat::JsonSchema
+        } else {
+            ResponseFormat::Plain
+        };
+        OpenAiBackend {
+            endpoint,
+            schema,
+            format,
+            notices: Vec::new(),
+            retries: 0,
+        }
+    }
+
+    /// The response format now in use (after any downgrade).
+    pub fn format(&self) -> ResponseFormat {
+        self.format
+    }
+
+    fn url(&self) -> String {
+        format!("{}/chat/completions", self.endpoint.base_url)
+    }
+
+    fn body(&self, messages: &[Message], params: &GenParams) -> J {
+        let mut body = json!({
+            "model": self.endpoint.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+        });
+        if !params.stop.is_empty() {
+            body["stop"] = json!(params.stop);
+        }
+        match (self.format, &self.schema) {
+            (ResponseFormat::JsonSchema, Some(schema)) => {
+                body["response_format"] = json!({
+                    "type": "json_schema",
+                    "json_schema": {"name": "proposal", "strict": true, "schema": schema}
+                });
+            }
+            (ResponseFormat::JsonObject, _) => {
+                body["response_format"] = json!({"type": "json_object"});
+            }
+            _ => {}
+        }
+        body
+    }
+
+    /// One request with retries; returns the successful reply's JSON, or the status and body
+    /// of a refusal (4xx other than 429) for the caller to explain or work around.
+    fn request(&mut self, body: &J) -> Result<std::result::Result<J, (u16, String)>> {
+        let url = self.url();
+        let mut attempt = 0u32;
+        loop {
+            let key = self.endpoint.api_key.as_ref().map(|k| k.0.as_str());
+            let outcome = http::post_json(&url, key, body, self.endpoint.timeout);
+            let wait = match outcome {
+                Ok(reply) if (200..300).contains(&reply.status) => {
+                    return serde_json::from_str(&reply.body).map(Ok).map_err(|_| {
+                        anyhow!(
+                            "{url} answered HTTP {} with a body that is not JSON: {}",
+                            reply.status,
+                            excerpt(&reply.body)
+                        )
+                    });
+                }
+                Ok(reply) if reply.status == 429 || reply.status >= 500 => {
+                    if attempt >= self.endpoint.max_retries {
+                        bail!(
+                            "{url} answered HTTP {} {} times in a row; giving up: {}",
+                            reply.status,
+                            attempt + 1,
+                            error_message(&reply.body)
+                        );
+                    }
+                    let backoff = self.backoff(attempt);
+                    let wait = reply
+                        .retry_after
+                        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)))
+                        .map_or(backoff, |r| r.max(backoff));
+                    self.notices.push(format!(
+                        "HTTP {} from the endpoint; retrying in {:.1} s",
+                        reply.status,
+                        wait.as_secs_f64()
+                    ));
+                    wait
+                }
+                Ok(reply) => return Ok(Err((reply.status, reply.body))),
+                Err(Transport::Timeout { url, seconds }) => {
+                    if attempt >= self.endpoint.max_retries {
+                        bail!(
+                            "no answer from {url} within {seconds:.0} s, {} attempts; raise --openai-timeout or check the server",
+                            attempt + 1
+                        );
+                    }
+                    self.notices
+                        .push(format!("no answer within {seconds:.0} s; retrying"));
+                    self.backoff(attempt)
+                }
+                Err(Transport::Connect { url, detail }) => bail!(
+                    "cannot connect to {url} ({detail}): is the server running, and is --openai-base-url right?"
+                ),
+                Err(e @ Transport::Other { .. }) => bail!("{e}"),
+            };
+            attempt += 1;
+            self.retries += 1;
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let d = self.endpoint.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
+        Duration::from_secs_f64(d.min(30.0))
+    }
+
+    /// A non-retryable HTTP status, explained.
+    fn refusal(&self, status: u16, body: &str) -> anyhow::Error {
+        let url = self.url();
+        let msg = error_message(body);
+        match status {
+            401 | 403 => anyhow!(
+                "{url} refused the request (HTTP {status}): the API key is missing or not accepted; set it in the environment variable named by --openai-api-key-env (default OPENAI_API_KEY). Server said: {msg}"
+            ),
+            404 => anyhow!(
+                "{url} answered HTTP 404: check --openai-base-url (it usually ends in /v1) and that the model `{}` exists there. Server said: {msg}",
+                self.endpoint.model
+            ),
+            _ => anyhow!("{url} answered HTTP {status}: {msg}"),
+        }
+    }
+}
+
+/// A short, single-line excerpt of a body for an error message.
+fn excerpt(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: String = one_line.chars().take(200).collect();
+    if one_line.chars().count() > 200 {
+        s.push_str("...");
+    }
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
+/// The `error.message` of an OpenAI-style error body, else an excerpt.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<J>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| excerpt(body))
+}
+
+/// Does a 400 answer say the response format is what the server cannot do?
+fn refuses_format(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("response_format")
+        || b.contains("json_schema")
+        || b.contains("json_object")
+        || b.contains("strict")
+        || b.contains("schema")
+}
+
+impl Llm for OpenAiBackend {
+    fn name(&self) -> String {
+        format!(
+            "openai:{} ({})",
+            self.endpoint.model, self.endpoint.base_url
+        )
+    }
+
+    /// Remote models take no token constraint: the schema travels as `response_format`.
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        _constraint: Option<&mut dyn TokenConstraint>,
+        params: &GenParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Completion> {
+        let started = Instant::now();
+        let reply = loop {
+            let body = self.body(messages, params);
+            match self.request(&body)? {
+                Ok(v) => break v,
+                Err((status, body)) => match self.format.weaker() {
+                    Some(weaker)
+                        if matches!(status, 400 | 422) && refuses_format(&error_message(&body)) =>
+                    {
+                        self.notices.push(format!(
+                            "the endpoint refused response_format {} (HTTP {status}: {}); asking with {} instead",
+                            self.format.name(),
+                            error_message(&body),
+                            weaker.name()
+                        ));
+                        self.format = weaker;
+                    }
+                    _ => return Err(self.refusal(status, &body)),
+                },
+            }
+        };
+        let choice = reply
+            .pointer("/choices/0")
+            .ok_or_else(|| anyhow!("the reply has no choices: {}", excerpt(&reply.to_string())))?;
+        let text = choice
+            .pointer("/message/content")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let finish = match choice.get("finish_reason").and_then(|f| f.as_str()) {
+            Some("length") => Finish::Length,
+            Some("stop") | None => Finish::Eos,
+            Some(_) => Finish::Stop,
+        };
+        if finish == Finish::Length {
+            self.notices.push(format!(
+                "the reply was cut at max_tokens ({}): it may be incomplete",
+                params.max_tokens
+            ));
+        }
+        on_text(&text);
+        let usage = |p: &str| reply.pointer(p).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        Ok(Completion {
+            text,
+            prompt_tokens: usage("/usage/prompt_tokens"),
+            cached_tokens: usage("/usage/prompt_tokens_details/cached_tokens"),
+            completion_tokens: usage("/usage/completion_tokens"),
+            prefill_seconds: 0.0,
+            decode_seconds: started.elapsed().as_secs_f64(),
+            finish,
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! The OpenAI-compatible backend against a chat-completions server on loopback, inside the
+//! test, that answers from a script and injects faults: 429 with Retry-After, 500s, a hang past
+//! the timeout, malformed JSON, a refused connection, 401/404, a server refusing the strict JSON
+//! schema, prose around the JSON, and a reply cut at max_tokens. The API key must appear in no
+//! error and no debug output.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lsmtune::llm::openai::{ApiKey, Endpoint, OpenAiBackend, ResponseFormat};
+use lsmtune::llm::{Finish, GenParams, Llm, Message};
+use serde_json::json;
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+#[derive(Clone)]
+enum Answer {
+    Status(u16, String, Vec<(String, String)>),
+    Hang(Duration),
+}
+
+fn ok(content: &str, finish: &str) -> Answer {
+    let body = json!({
+        "id": "x", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150,
+                  "prompt_tokens_details": {"cached_tokens": 64}}
+    });
+    Answer::Status(200, body.to_string(), vec![])
+}
+
+fn status(code: u16, body: &str) -> Answer {
+    Answer::Status(code, body.to_string(), vec![])
+}
+
+/// (Authorization header, body) of every request received.
+type Seen = Arc<Mutex<Vec<(Option<String>, serde_json::Value)>>>;
+
+struct Server {
+    base_url: String,
+    seen: Seen,
+}
+
+fn serve(script: Vec<Answer>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let script = script.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap_or(0);
+                let (mut len, mut auth) = (0usize, None);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap_or(("", ""));
+                    match k.to_ascii_lowercase().as_str() {
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        "authorization" => auth = Some(v.trim().to_string()),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0u8; len];
+                reader.read_exact(&mut body).unwrap();
+                log.lock().unwrap().push((
+                    auth,
+                    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                ));
+                let answer = script.lock().unwrap().pop_front();
+                match answer {
+                    Some(Answer::Status(code, body, headers)) => {
+                        let mut s = format!(
+                            "HTTP/1.1 {code} X\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                        );
+                        for (k, v) in headers {
+                            s.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+                        let _ = stream.write_all(s.as_bytes());
+                    }
+                    Some(Answer::Hang(d)) => std::thread::sleep(d),
+                    None => {
+                        let _ = stream.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    Server { base_url, seen }
+}
+
+fn endpoint(base_url: &str) -> Endpoint {
+    Endpoint {
+        base_url: base_url.to_string(),
+        model: "test-model".into(),
+        api_key: ApiKey::new(KEY),
+        timeout: Duration::from_millis(1500),
+        max_retries: 2,
+        backoff: Duration::from_millis(50),
+    }
+}
+
+fn schema() -> serde_json::Value {
+    lsmtune::grammar::schema::proposal_schema(
+        lsmtune::options::catalog().unwrap(),
+        &Default::default(),
+    )
+}
+
+fn ask(b: &mut OpenAiBackend) -> anyhow::Result<lsmtune::llm::Completion> {
+    b.chat(
+        &[Message::system("tune"), Message::user("propose")],
+        None,
+        &GenParams::default(),
+        &mut |_| {},
+    )
+}
+
+fn no_key(text: &str) {
+    assert!(
+        !text.contains(KEY) && !text.contains("SECRET"),
+        "key leaked: {text}"
+    );
+}
+
+#[test]
+fn a_reply_with_the_strict_schema_the_key_and_usage() {
+    let reply = r#"{"reasoning": "stalls", "changes": [{"write_buffer_size": 134217728}]}"#;
+    let s = serve(vec![ok(reply, "stop")]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
+    let c = ask(&mut b).unwrap();
+    assert_eq!(c.text, reply);
+    assert_eq!(
+        (c.prompt_tokens, c.completion_tokens, c.cached_tokens),
+        (120, 30, 64)
+    );
+    assert_eq!(c.finish, Finish::Eos);
+    let seen = s.seen.lock().unwrap();
+    let (auth, body) = &seen[0];
+    assert_eq!(auth.as_deref(), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(body["model"], "test-model");
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    assert_eq!(body["response_format"]["json_schema"]["schema"], schema());
+    assert_eq!(body["messages"][1]["content"], "propose");
+    no_key(&format!("{:?} {:?} {}", b.endpoint, b.notices, b.name()));
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried_with_retry_after() {
+    let s = serve(vec![
+        Answer::Status(429, "{}".into(), vec![("Retry-After".into(), "1".into())]),
+        status(503, r#"{"error": {"message": "overloaded"}}"#),
+        ok("{}", "stop"),
+    ]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), None);
+    let t = Instant::now();
+    ask(&mut b).unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "Retry-After honoured"
+    );
+    assert_eq!(b.retries, 2);
+    assert_eq!(s.seen.lock().unwrap().len(), 3);
+    assert!(
+        b.notices.iter().any(|n| n.contains("429")),
+        "{:?}",
+        b.notices
+    );
+
+    // Bounded: three 500s with max_retries 2 is an error naming the status.
+    let s = serve(vec![status(500, "boom"); 3]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), None);
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(e.contains("HTTP 500") && e.contains("giving up"), "{e}");
+    no_key(&e);
+}
+
+#[test]
+fn a_hang_past_the_timeout_is_retried_then_reported() {
+    let s = serve(vec![Answer::Hang(Duration::from_secs(4)); 2]);
+    let mut e = endpoint(&s.base_url);
+    e.timeout = Duration::from_millis(400);
+    e.max_retries = 1;
+    let mut b = OpenAiBackend::new(e, None);
+    let t = Instant::now();
+    let err = ask(&mut b).unwrap_err().to_string();
+    assert!(
+        err.contains("no answer") && err.contains("2 attempts"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    no_key(&err);
+}
+
+#[test]
+fn clear_errors_for_bad_bodies_refusals_and_no_server() {
+    let s = serve(vec![
+        status(200, "<html>not json</html>"),
+        status(
+            401,
+            r#"{"error": {"message": "Incorrect API key provided: sk-t***789"}}"#,
+        ),
+        status(
+            404,
+            r#"{"error": {"message": "The model `test-model` does not exist"}}"#,
+        ),
+    ]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), None);
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(e.contains("not JSON") && e.contains("<html>"), "{e}");
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(
+        e.contains("HTTP 401") && e.contains("OPENAI_API_KEY"),
+        "{e}"
+    );
+    no_key(&e);
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(
+        e.contains("HTTP 404") && e.contains("--openai-base-url"),
+        "{e}"
+    );
+
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let mut b = OpenAiBackend::new(endpoint(&url), None);
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot connect") && e.contains("server running"),
+        "{e}"
+    );
+    no_key(&e);
+}
+
+#[test]
+fn a_server_refusing_the_schema_is_asked_again_with_weaker_formats() {
+    let reply = "Sure! Here you go:\n```json\n{\"reasoning\": \"r\", \"changes\": [{\"max_background_jobs\": 4}]}\n```\nGood luck.";
+    let s = serve(vec![
+        status(
+            400,
+            r#"{"error": {"message": "response_format json_schema is not supported"}}"#,
+        ),
+        status(
+            400,
+            r#"{"error": {"message": "response_format json_object is not supported"}}"#,
+        ),
+        ok(reply, "stop"),
+        ok(reply, "stop"),
+    ]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
+    let p = lsmtune::propose::ask(
+        &mut b,
+        None,
+        &[Message::user("propose")],
+        &GenParams::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(b.format(), ResponseFormat::Plain);
+    assert_eq!(b.notices.len(), 2, "{:?}", b.notices);
+    assert!(b.notices[0].contains("json_schema") && b.notices[0].contains("json_object"));
+    // Prose around the JSON still yields the proposal for the calibrator.
+    assert_eq!(p.raw.entries.len(), 1);
+    assert_eq!(p.raw.entries[0].key, "max_background_jobs");
+    let seen = s.seen.lock().unwrap();
+    assert_eq!(seen[0].1["response_format"]["type"], "json_schema");
+    assert_eq!(seen[1].1["response_format"]["type"], "json_object");
+    assert!(seen[2].1.get("response_format").is_none());
+    drop(seen);
+    // The downgrade is remembered: the next turn starts plain.
+    ask(&mut b).unwrap();
+    assert!(s.seen.lock().unwrap()[3].1.get("response_format").is_none());
+
+    // A 400 about something else is an error, not a downgrade.
+    let s = serve(vec![status(
+        400,
+        r#"{"error": {"message": "messages: too long"}}"#,
+    )]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
+    let e = ask(&mut b).unwrap_err().to_string();
+    assert!(e.contains("HTTP 400") && e.contains("too long"), "{e}");
+    assert_eq!(b.format(), ResponseFormat::JsonSchema);
+}
+
+#[test]
+fn a_reply_cut_at_max_tokens_is_flagged() {
+    let s = serve(vec![ok("{\"reasoning\": \"the workload is wri", "length")]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
+    let c = ask(&mut b).unwrap();
+    assert_eq!(c.finish, Finish::Length);
+    assert!(b.notices.iter().any(|n| n.contains("cut at max_tokens")));
+}
