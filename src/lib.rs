@@ -4,13 +4,18 @@
 //! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local candle backend, chat templates, test models).
+//! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
+//! - [`prompt`], [`propose`]: what a model is told, and one proposal from it.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
 
 pub mod bench;
 pub mod cli;
+pub mod grammar;
 pub mod http;
 pub mod llm;
 pub mod options;
+pub mod prompt;
+pub mod propose;
 pub mod sysinfo;

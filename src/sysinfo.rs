@@ -82,3 +82,156 @@ mod tests {
         assert!(parse_memory_budget("lots").is_err());
     }
 }
+
+/// What the tuner knows of the machine, for prompts and reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Facts {
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub cpu_model: Option<String>,
+    /// The block device holding the data folder, e.g. `nvme0n1`, with its model when known.
+    pub storage_device: Option<String>,
+    /// Spinning disk (true), solid state (false), unknown (None, e.g. tmpfs or overlay).
+    pub rotational: Option<bool>,
+    /// File system type of the data folder, e.g. `ext4`, `xfs`, `tmpfs`.
+    pub filesystem: Option<String>,
+    pub free_bytes: Option<u64>,
+    pub rocksdb_version: String,
+}
+
+impl Facts {
+    /// Gather the facts for a data folder (which must exist).
+    pub fn gather(data_dir: &Path, rocksdb_version: &str) -> Facts {
+        let (storage_device, rotational) = block_device(data_dir);
+        Facts {
+            cores: cores(),
+            memory_bytes: total_memory(),
+            cpu_model: cpu_model(),
+            storage_device,
+            rotational,
+            filesystem: filesystem(data_dir),
+            free_bytes: free_bytes(data_dir),
+            rocksdb_version: rocksdb_version.to_string(),
+        }
+    }
+
+    /// One line per fact, for a prompt or a report.
+    pub fn describe(&self) -> String {
+        use crate::options::value::human_bytes;
+        let mut lines = vec![
+            format!(
+                "CPU: {} cores{}",
+                self.cores,
+                self.cpu_model
+                    .as_ref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
+            format!("memory: {}", human_bytes(self.memory_bytes as i64)),
+        ];
+        let kind = match self.rotational {
+            Some(true) => "spinning disk",
+            Some(false) => "SSD",
+            None => "unknown kind",
+        };
+        lines.push(format!(
+            "storage: {} ({kind}), file system {}, {} free",
+            self.storage_device.as_deref().unwrap_or("unknown device"),
+            self.filesystem.as_deref().unwrap_or("unknown"),
+            self.free_bytes
+                .map(|b| human_bytes(b as i64))
+                .unwrap_or_else(|| "?".into())
+        ));
+        lines.push(format!("RocksDB: {}", self.rocksdb_version));
+        lines.join("\n")
+    }
+}
+
+fn cpu_model() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; `st` is written by statvfs before it is read.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// The file system type of the mount holding `dir` (longest matching mount point).
+fn filesystem(dir: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, fs) = (f.next()?, f.next()?, f.next()?);
+            let point = point.replace("\\040", " ");
+            dir.starts_with(&point)
+                .then(|| (point.len(), fs.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs)| fs)
+}
+
+/// The whole-disk block device behind `dir` (via /sys/dev/block/MAJ:MIN), its model, and
+/// whether it spins. None for virtual file systems.
+fn block_device(dir: &Path) -> (Option<String>, Option<bool>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return (None, None);
+    };
+    let dev = meta.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let Ok(mut sys) = std::fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")) else {
+        return (None, None);
+    };
+    // A partition's folder has a `partition` file; the disk is its parent.
+    if sys.join("partition").exists()
+        && let Some(parent) = sys.parent()
+    {
+        sys = parent.to_path_buf();
+    }
+    let name = sys.file_name().map(|n| n.to_string_lossy().to_string());
+    let read = |p: &str| {
+        std::fs::read_to_string(sys.join(p))
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let rotational = read("queue/rotational").map(|r| r == "1");
+    let model = read("device/model").filter(|m| !m.is_empty());
+    let device = match (name, model) {
+        (Some(n), Some(m)) => Some(format!("{n}: {m}")),
+        (n, _) => n,
+    };
+    (device, rotational)
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use super::*;
+
+    #[test]
+    fn facts_of_the_temp_folder_are_plausible() {
+        let dir = std::env::temp_dir();
+        let f = Facts::gather(&dir, "11.8.1");
+        assert!(f.cores >= 1);
+        assert!(f.memory_bytes >= 256 << 20);
+        assert!(f.filesystem.is_some(), "{f:?}");
+        assert!(f.free_bytes.is_some_and(|b| b > 0), "{f:?}");
+        let text = f.describe();
+        assert!(
+            text.contains("cores") && text.contains("RocksDB: 11.8.1"),
+            "{text}"
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
 //! an error (unreadable file, bad flag, RocksDB refused the base); 70 an internal error (a bug).
 
+mod propose;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,20 @@ pub enum Command {
     /// Talk to a language model directly.
     #[command(subcommand)]
     Llm(LlmCommand),
+    /// Ask a local model for proposals and show them calibrated, without benchmarking: what
+    /// would the model change, and what did the calibrator have to correct?
+    ///
+    /// The model decodes under the proposal grammar (see `lsmtune grammar schema`): it can only
+    /// write existing option names and values of the right type and range.
+    ///
+    /// Examples:
+    ///   lsmtune models make-test-model --out /tmp/tiny
+    ///   lsmtune propose --model /tmp/tiny --workload readrandom --n 3
+    ///   lsmtune propose --model qwen2.5-0.5b-instruct --unconstrained
+    Propose(propose::ProposeArgs),
+    /// The proposal grammar: the JSON Schema generated from the option catalog.
+    #[command(subcommand)]
+    Grammar(propose::GrammarCommand),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
@@ -152,6 +168,13 @@ pub enum LlmCommand {
         gen_tokens: usize,
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Also decode under the proposal grammar, interleaved with the unconstrained runs
+        /// (same model, prompt and seeds; the free run is cut to the constrained run's length,
+        /// since decode speed falls as the context grows): tokens/s of both, their ratio, and
+        /// the grammar's mask time per token (p50, p99). Reasoning is bounded to 120 characters
+        /// so the run reaches the option keys and values.
+        #[arg(long)]
+        grammar: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -467,6 +490,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench_cmd(&args),
         Command::Models(cmd) => models_cmd(cmd),
         Command::Llm(cmd) => llm_cmd(cmd),
+        Command::Propose(args) => propose::propose_cmd(args),
+        Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
             code => bail!("worker exited with {code}"),
@@ -1173,6 +1198,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             prompt_tokens,
             gen_tokens,
             repeats,
+            grammar,
             json,
         } => {
             let files = model.files()?;
@@ -1184,29 +1210,102 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                     "Compaction, memtables, block cache, bloom filters and write stalls. ",
                 );
             }
-            let params = GenParams {
-                max_tokens: gen_tokens,
-                temperature: 0.0,
-                repeat_penalty: 1.0,
-                ignore_eos: true,
-                ..GenParams::default()
+            let constrained = if grammar {
+                let opts = crate::grammar::schema::SchemaOptions {
+                    reasoning_chars: 120,
+                    ..Default::default()
+                };
+                let schema =
+                    crate::grammar::schema::proposal_schema(crate::options::catalog()?, &opts);
+                let t = std::time::Instant::now();
+                let g = crate::grammar::Grammar::json_schema(
+                    llm.tokenizer(),
+                    llm.eos_tokens(),
+                    &schema,
+                )?;
+                eprintln!(
+                    "grammar compiled in {:.2} s for a {}-token vocabulary",
+                    t.elapsed().as_secs_f64(),
+                    llm.tokenizer().get_vocab_size(true)
+                );
+                Some(g)
+            } else {
+                None
             };
             let mut prefill = Vec::new();
             let mut decode = Vec::new();
+            let mut decode_g = Vec::new();
+            let mut decode_m = Vec::new();
+            let mut masks = Vec::new();
+            let mut forced = 0usize;
+            let mut tokens_g = 0usize;
             let mut prompt_len = 0;
-            for _ in 0..repeats.max(1) {
-                let c = llm.chat(&[Message::user(text.clone())], None, &params, &mut |_| {})?;
+            for r in 0..repeats.max(1) {
+                let params = GenParams {
+                    max_tokens: gen_tokens,
+                    temperature: 0.7,
+                    seed: r as u64,
+                    repeat_penalty: 1.0,
+                    ignore_eos: true,
+                    ..GenParams::default()
+                };
+                let prompt = [Message::user(text.clone())];
+                // Under the grammar first: every token sampled under its mask (the masking
+                // cost alone), then the same seed with forced tokens taken in batches.
+                let mut free_len = gen_tokens;
+                if let Some(g) = &constrained {
+                    let cparams = GenParams {
+                        ignore_eos: false,
+                        ..params.clone()
+                    };
+                    for take_forced in [false, true] {
+                        let mut con = g.constraint();
+                        con.take_forced = take_forced;
+                        let c = llm.chat(&prompt, Some(&mut con), &cparams, &mut |_| {})?;
+                        if take_forced {
+                            decode_g.push(c.decode_tokens_per_second());
+                            tokens_g += c.completion_tokens;
+                            forced += con.forced;
+                        } else {
+                            decode_m.push(c.decode_tokens_per_second());
+                            masks.extend_from_slice(&con.mask_seconds);
+                            // Decode speed falls as the context grows: compare equal lengths.
+                            free_len = c.completion_tokens.max(1);
+                        }
+                    }
+                }
+                let fparams = GenParams {
+                    max_tokens: free_len,
+                    ..params
+                };
+                let c = llm.chat(&prompt, None, &fparams, &mut |_| {})?;
                 prompt_len = c.prompt_tokens;
                 prefill.push(c.prefill_tokens_per_second());
                 decode.push(c.decode_tokens_per_second());
             }
             let p = crate::bench::stats::Summary::of(&prefill);
             let d = crate::bench::stats::Summary::of(&decode);
+            let dg = crate::bench::stats::Summary::of(&decode_g);
+            let dm = crate::bench::stats::Summary::of(&decode_m);
+            let ratio_of = |xs: &[f64]| {
+                let r: Vec<f64> = xs.iter().zip(&decode).map(|(g, u)| g / u).collect();
+                crate::bench::stats::Summary::of(&r)
+            };
+            let ratio = ratio_of(&decode_g);
+            let ratio_m = ratio_of(&decode_m);
+            let mask_p50 = crate::propose::quantile(&masks, 0.5) * 1e6;
+            let mask_p99 = crate::propose::quantile(&masks, 0.99) * 1e6;
             if json {
                 println!(
                     "{}",
                     serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
-                        "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d})
+                        "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d,
+                        "constrained_decode_tok_s": dg, "constrained_over_free": ratio,
+                        "masked_decode_tok_s": dm, "masked_over_free": ratio_m,
+                        "mask_p50_us": grammar.then_some(mask_p50),
+                        "mask_p99_us": grammar.then_some(mask_p99),
+                        "masks": masks.len(), "forced_tokens": forced,
+                        "constrained_tokens": tokens_g})
                 );
             } else {
                 println!(
@@ -1217,6 +1316,22 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                     println!(
                         "prefill {:.1} tok/s +- {:.1}, decode {:.1} tok/s +- {:.1} (95% CI)",
                         p.mean, p.ci95, d.mean, d.ci95
+                    );
+                }
+                if let (Some(dm), Some(r)) = (dm, ratio_m) {
+                    println!(
+                        "masked decode (every token sampled under the mask) {:.1} tok/s +- {:.1}; masked/free {:.3} +- {:.3}",
+                        dm.mean, dm.ci95, r.mean, r.ci95
+                    );
+                }
+                if let (Some(dg), Some(r)) = (dg, ratio) {
+                    println!(
+                        "constrained decode (forced tokens batched) {:.1} tok/s +- {:.1} ({} tokens, {} forced); constrained/free {:.3} +- {:.3}",
+                        dg.mean, dg.ci95, tokens_g, forced, r.mean, r.ci95
+                    );
+                    println!(
+                        "mask per sampled token: p50 {mask_p50:.1} us, p99 {mask_p99:.1} us ({} masks)",
+                        masks.len()
                     );
                 }
             }

@@ -86,7 +86,7 @@ fn push_json_entries(
                 }
             },
             J::Array(items) if prefix.is_empty() && section_scope(k).is_some() => {
-                // "changes": [{"key": .., "value": ..}, ...]
+                // "changes": [{"key": .., "value": ..}, ...] or [{"key": value}, ...]
                 for item in items {
                     let Some(o) = item.as_object() else {
                         out.skipped
@@ -105,6 +105,10 @@ fn push_json_entries(
                             value: RawValue::Json(value.clone()),
                             scope,
                         }),
+                        // [{"write_buffer_size": 67108864}, ...]: the grammar's own form.
+                        _ if o.len() == 1 => {
+                            push_json_entries(o, scope, prefix, out);
+                        }
                         _ => out
                             .skipped
                             .push(format!("array item without key/value: {item}")),
@@ -287,6 +291,23 @@ mod tests {
         assert_eq!(p.entries[1].scope, Some(Scope::Table));
         assert_eq!(p.entries[1].key, "block_size");
         assert_eq!(p.entries[2].key, "compaction_options_universal.size_ratio");
+    }
+
+    #[test]
+    fn the_grammar_form_a_list_of_single_key_objects() {
+        let p = parse(
+            r#"{"reasoning": "stalls", "changes": [{"write_buffer_size": 134217728}, {"table.filter_bits_per_key": 10.0}, {"compression": "kLZ4Compression"}]}"#,
+        );
+        assert_eq!(p.reasoning.as_deref(), Some("stalls"));
+        assert_eq!(
+            keys(&p),
+            vec![
+                "write_buffer_size",
+                "table.filter_bits_per_key",
+                "compression"
+            ]
+        );
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
     }
 
     #[test]

@@ -1,0 +1,278 @@
+//! `lsmtune propose` (what a model suggests, without benchmarking) and `lsmtune grammar`
+//! (the proposal schema: print it, or regenerate the committed copy).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use super::ModelSource;
+use crate::grammar::Grammar;
+use crate::grammar::schema::{self, SchemaOptions};
+use crate::llm::{GenParams, Llm, Message, local::LocalModel};
+use crate::options::{self, CalibrateOptions, Calibrator, Rule};
+
+/// Shape of the proposals: shared by `propose`, `grammar schema` and (later) `tune`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// At most this many changes per proposal.
+    #[arg(long, default_value_t = 8)]
+    pub max_changes: usize,
+    /// Also offer options that trade durability or semantics for speed.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Longest reasoning text, in characters.
+    #[arg(long, default_value_t = 600)]
+    pub reasoning_chars: usize,
+}
+
+impl SchemaArgs {
+    pub fn options(&self) -> Result<SchemaOptions> {
+        if self.max_changes == 0 || self.max_changes > 64 {
+            bail!("--max-changes must be 1..=64");
+        }
+        if self.reasoning_chars > 20_000 {
+            bail!("--reasoning-chars must be at most 20000");
+        }
+        Ok(SchemaOptions {
+            max_changes: self.max_changes,
+            allow_unsafe: self.allow_unsafe,
+            reasoning_chars: self.reasoning_chars,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    #[command(flatten)]
+    pub model: ModelSource,
+    /// The workload the proposals are for.
+    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
+    pub workload: crate::bench::Kind,
+    /// Keys in the workload's key space (as `bench --num`).
+    #[arg(long, default_value_t = 100_000)]
+    pub num: u64,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Proposals to print (seeds --seed, --seed+1, ...).
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 1024)]
+    pub max_tokens: usize,
+    /// Let the model write freely (no grammar): shows what the grammar prevents.
+    #[arg(long)]
+    pub unconstrained: bool,
+    /// RocksDB's memory budget for the calibration (8G, 40%; default half of memory).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    /// One JSON object per proposal instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrammarCommand {
+    /// Print the proposal JSON Schema generated from the option catalog of the linked RocksDB
+    /// (the grammar local models decode under, and what OpenAI-compatible endpoints receive).
+    ///
+    /// Examples:
+    ///   lsmtune grammar schema --max-changes 4
+    ///   lsmtune grammar schema --write    # regenerate grammars/proposal.schema.json
+    Schema {
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Regenerate the committed default schema (grammars/proposal.schema.json, relative to
+        /// the current folder); refuses other flags.
+        #[arg(long, conflicts_with = "out")]
+        write: bool,
+    },
+}
+
+pub fn grammar_cmd(cmd: GrammarCommand) -> Result<()> {
+    match cmd {
+        GrammarCommand::Schema { schema, out, write } => {
+            let opts = schema.options()?;
+            if write && opts != SchemaOptions::default() {
+                bail!("--write regenerates the default schema; drop the other flags");
+            }
+            let text = schema::render(&schema::proposal_schema(options::catalog()?, &opts));
+            let target = if write {
+                let p = PathBuf::from(schema::COMMITTED_PATH);
+                if !p.parent().is_some_and(|d| d.is_dir()) {
+                    bail!(
+                        "run --write from the repository root ({} has no grammars/ folder)",
+                        std::env::current_dir()?.display()
+                    );
+                }
+                Some(p)
+            } else {
+                out
+            };
+            match target {
+                Some(p) => {
+                    options::ini::write_atomic(&p, text.as_bytes())?;
+                    eprintln!("wrote {} ({} bytes)", p.display(), text.len());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
+    let catalog = options::catalog()?;
+    let opts = args.schema.options()?;
+    let budget = args
+        .memory_budget
+        .unwrap_or_else(crate::sysinfo::default_memory_budget);
+    let calibrator = Calibrator::new(
+        catalog,
+        CalibrateOptions {
+            memory_budget: budget,
+            allow_unsafe: opts.allow_unsafe,
+            max_changes: opts.max_changes,
+        },
+    );
+    let base_doc = match &args.base {
+        Some(p) => options::OptionsDoc::read(p)?,
+        None => options::rocks::linked_defaults()?.clone(),
+    };
+    let (base, _) = calibrator.prepare_base(base_doc)?;
+    let mut workload = crate::bench::Workload::new(args.workload);
+    workload.num = args.num;
+    workload.threads = args.threads;
+    let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), &catalog.rocksdb_version);
+    let first = crate::prompt::FirstTurn {
+        facts: &facts,
+        workload: &workload,
+        catalog,
+        config: &base,
+        schema: &opts,
+        memory_budget: budget,
+    };
+    let messages = [
+        Message::system(crate::prompt::system(&opts)),
+        Message::user(first.render()),
+    ];
+
+    let files = args.model.files()?;
+    let mut llm = LocalModel::load(&files)?;
+    let grammar = if args.unconstrained {
+        None
+    } else {
+        let started = std::time::Instant::now();
+        let g = Grammar::json_schema(
+            llm.tokenizer(),
+            llm.eos_tokens(),
+            &schema::proposal_schema(catalog, &opts),
+        )?;
+        if !args.json {
+            eprintln!(
+                "grammar compiled for {} in {:.2} s",
+                llm.name(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Some(g)
+    };
+    for i in 0..args.n.max(1) {
+        let params = GenParams {
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            seed: args.seed + i as u64,
+            ..GenParams::default()
+        };
+        let live = !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        if !args.json {
+            println!("--- proposal {} (seed {})", i + 1, params.seed);
+        }
+        let p = crate::propose::ask(&mut llm, grammar.as_ref(), &messages, &params, &mut |t| {
+            if live {
+                print!("{t}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+        })?;
+        let cal = calibrator.calibrate(&base, &p.raw);
+        let wrong: Vec<&crate::options::Correction> = cal
+            .corrections
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.rule,
+                    Rule::UnknownKey | Rule::Type | Rule::Unparsable | Rule::Range | Rule::Unsafe
+                )
+            })
+            .collect();
+        let changes = &cal.changes;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "seed": params.seed,
+                    "text": p.completion.text,
+                    "finish": p.completion.finish,
+                    "prompt_tokens": p.completion.prompt_tokens,
+                    "completion_tokens": p.completion.completion_tokens,
+                    "decode_tok_s": p.completion.decode_tokens_per_second(),
+                    "mask": p.mask,
+                    "parsed_entries": p.raw.entries.len(),
+                    "changes": changes.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+                    "corrections": cal.corrections.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                })
+            );
+            continue;
+        }
+        if !live {
+            print!("{}", p.completion.text);
+        }
+        println!();
+        let c = &p.completion;
+        let mask = p
+            .mask
+            .map(|m| {
+                format!(
+                    ", mask p50 {:.0} us p99 {:.0} us, {} forced tokens",
+                    m.p50_us, m.p99_us, m.forced_tokens
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "[{} prompt tokens, {} generated at {:.1} tok/s, finished by {:?}{mask}]",
+            c.prompt_tokens,
+            c.completion_tokens,
+            c.decode_tokens_per_second(),
+            c.finish
+        );
+        println!(
+            "calibrated: {} change(s), {} correction(s) ({} for wrong keys, types or ranges)",
+            changes.len(),
+            cal.corrections.len(),
+            wrong.len()
+        );
+        for (k, to) in changes {
+            let from = catalog
+                .get(k)
+                .map(|e| base.get(e).to_string())
+                .unwrap_or_default();
+            println!("  {k}: {from} -> {to}");
+        }
+        for corr in &cal.corrections {
+            println!("  {corr}");
+        }
+    }
+    Ok(())
+}
