@@ -6,6 +6,7 @@
 //! - [`llm`]: language models behind one trait (local candle backend, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
 //! - [`prompt`], [`propose`]: what a model is told, and one proposal from it.
+//! - [`tune`]: the tuning loop, proposers (LLM, expert, random), journal and resume, report.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
@@ -19,3 +20,4 @@ pub mod options;
 pub mod prompt;
 pub mod propose;
 pub mod sysinfo;
+pub mod tune;

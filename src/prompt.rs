@@ -91,3 +91,96 @@ impl FirstTurn<'_> {
         s
     }
 }
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", x * 100.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// The processed diagnostics of a measurement, one line: what a small model can reason with.
+pub fn diagnostics_line(d: &crate::bench::measure::Diagnostics) -> String {
+    format!(
+        "write stalls {} of the time; write amplification {}; block cache hit rate {}; bloom filter skipped {} of reads it was asked about (false positives {}); {} L0 files",
+        pct(d.stall_share),
+        d.write_amplification
+            .map(|w| format!("{w:.1}"))
+            .unwrap_or_else(|| "n/a".into()),
+        pct(d.block_cache_hit_rate),
+        pct(d.bloom_usefulness),
+        pct(d.bloom_false_positive_rate),
+        d.l0_files
+    )
+}
+
+/// The user turn after an iteration: what was applied (after calibration), what the calibrator
+/// had to fix, the measured effect with its interval, a failure's error text, and the
+/// diagnostics of the best configuration, then the ask for the next proposal.
+pub fn feedback(
+    it: &crate::tune::journal::Iteration,
+    ctx: &crate::tune::proposer::Context,
+) -> String {
+    use crate::tune::journal::Decision;
+    let mut s = format!("Iteration {} result: ", it.iteration);
+    if it.changes.is_empty() {
+        s.push_str("nothing to apply");
+    } else {
+        let applied: Vec<String> = it.changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.push_str(&format!("applied {}", applied.join(", ")));
+    }
+    s.push_str(".\n");
+    let fixes: Vec<&String> = it
+        .corrections
+        .iter()
+        .filter(|c| !c.starts_with("[no_change]"))
+        .take(6)
+        .collect();
+    if !fixes.is_empty() {
+        s.push_str("Calibrator corrections (fix these in your next answer):\n");
+        for c in fixes {
+            s.push_str(&format!("- {c}\n"));
+        }
+    }
+    if it.changes.is_empty() && it.corrections.iter().any(|c| c.starts_with("[no_change]")) {
+        s.push_str("Every value you proposed was already the current value.\n");
+    }
+    match (it.decision, &it.comparison, &it.failure) {
+        (Decision::Failed, _, Some(f)) => {
+            s.push_str(&format!("It FAILED: {f}\nAvoid what caused this.\n"))
+        }
+        (_, Some(c), _) => s.push_str(&format!(
+            "Throughput {:+.1}% vs the best so far (95% interval {:+.1}% to {:+.1}%): {}.\n",
+            c.effect * 100.0,
+            c.effect_low * 100.0,
+            c.effect_high * 100.0,
+            match it.decision {
+                Decision::Accepted => "KEPT as the new best",
+                _ => "not kept (not significantly better)",
+            }
+        )),
+        _ => {}
+    }
+    s.push_str(&format!(
+        "Best so far: {:.0} ops/s ({:+.1}% vs the start).\n",
+        ctx.best_ops,
+        (ctx.best_ops / ctx.baseline_ops.max(1e-9) - 1.0) * 100.0
+    ));
+    if let Some(d) = &ctx.best_diagnostics {
+        s.push_str(&format!(
+            "Diagnostics of the best: {}.\n",
+            diagnostics_line(d)
+        ));
+    }
+    let changed = ctx.best.diff(ctx.base, ctx.catalog);
+    if !changed.is_empty() {
+        let list: Vec<String> = changed
+            .iter()
+            .map(|(k, (now, _))| format!("{k}={now}"))
+            .collect();
+        s.push_str(&format!(
+            "The best configuration changes: {}.\n",
+            list.join(", ")
+        ));
+    }
+    s.push_str("Propose the next changes to the best configuration.");
+    s
+}

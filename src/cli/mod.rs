@@ -5,6 +5,7 @@
 //! an error (unreadable file, bad flag, RocksDB refused the base); 70 an internal error (a bug).
 
 mod propose;
+mod tune;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,21 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Tune RocksDB for a workload on this machine, end to end: measure the start, then ask for
+    /// changes, calibrate, benchmark them interleaved with the best so far, keep only confirmed
+    /// gains, feed the results back, and stop at convergence. Writes OPTIONS-tuned.ini,
+    /// report.md, report.json, throughput.svg and journal.jsonl into --out.
+    ///
+    /// Proposers (--backend): a local model under the proposal grammar, an OpenAI-compatible
+    /// endpoint, the built-in expert rules, or random valid changes. `auto` takes a local model
+    /// if one is found, else the endpoint if configured, else the expert rules, and says which.
+    ///
+    /// Examples:
+    ///   lsmtune tune --workload readrandom                    # a few minutes on 2 cores
+    ///   lsmtune tune --workload fillrandom --model qwen2.5-0.5b-instruct --iterations 8
+    ///   OPENAI_BASE_URL=http://127.0.0.1:8080/v1 lsmtune tune --backend openai --workload ycsb-a
+    ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
+    Tune(tune::TuneArgs),
     /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
     #[command(subcommand)]
     Options(OptionsCommand),
@@ -491,6 +507,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models_cmd(cmd),
         Command::Llm(cmd) => llm_cmd(cmd),
         Command::Propose(args) => propose::propose_cmd(args),
+        Command::Tune(args) => tune::tune_cmd(args),
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),

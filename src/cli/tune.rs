@@ -1,0 +1,504 @@
+//! `lsmtune tune`: arguments, the choice of proposer (`--backend`), the live progress line, and
+//! the summary at the end. The loop itself is in [`crate::tune`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::bench;
+use crate::grammar::{Grammar, schema};
+use crate::llm::openai::{Endpoint, OpenAiBackend};
+use crate::llm::{GenParams, local::LocalModel};
+use crate::tune::journal::{Decision, Iteration, Record, Settings};
+use crate::tune::proposer::{self, Fallback, LlmProposer, Proposer, RandomProposer};
+use crate::tune::{Progress, Tuner, expert::ExpertProposer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// A local model if one resolves (--model, or a manifest model already on disk), else the
+    /// endpoint if configured, else the expert rules.
+    Auto,
+    Local,
+    Openai,
+    Expert,
+    Random,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The workload to tune for (as `lsmtune bench --workload`).
+    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<bench::Kind>())]
+    pub workload: bench::Kind,
+    /// Who proposes changes.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// A local model (path, manifest name, or ORG/REPO[:FILE]; see `lsmtune models list`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Never touch the network for models (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// OpenAI-compatible endpoint, up to /v1 (else OPENAI_BASE_URL).
+    #[arg(long)]
+    pub openai_base_url: Option<String>,
+    /// Model name at the endpoint (else OPENAI_MODEL, else gpt-4o).
+    #[arg(long)]
+    pub openai_model: Option<String>,
+    /// The environment variable holding the API key (the key itself is never a flag).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub openai_api_key_env: String,
+    /// Per-request timeout of the endpoint.
+    #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
+    pub openai_timeout: Duration,
+    /// Most iterations (benchmarked candidates).
+    #[arg(long, default_value_t = 8)]
+    pub iterations: usize,
+    /// Stop starting new iterations once this much time has passed (e.g. 10m, 1h).
+    #[arg(long, value_parser = super::parse_duration)]
+    pub time_budget: Option<Duration>,
+    /// Output folder (created; must not hold another tune unless --resume).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the tune in this folder (its journal.jsonl), with its original settings.
+    #[arg(long, conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// RocksDB's memory budget (8G, 40%; default half of memory).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// At most this many changes per proposal.
+    #[arg(long, default_value_t = 6)]
+    pub max_changes: usize,
+    /// Repeats per measurement (each candidate is measured interleaved with the best so far).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Extra interleaved repeats that must confirm a gain before it is kept.
+    #[arg(long, default_value_t = 2)]
+    pub confirm: usize,
+    /// Smallest relative gain that counts (0.03 = 3%).
+    #[arg(long, default_value_t = 0.03)]
+    pub min_effect: f64,
+    /// Converged after this many iterations in a row without a kept gain.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Keys in the key space. The default (with --value-size) makes a database larger than a
+    /// memtable, so flushes and compactions are part of what is measured.
+    #[arg(long, default_value_t = 300_000)]
+    pub num: u64,
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    #[arg(long, default_value_t = 400)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Operations per thread in the measured phase (default --num).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Sampling temperature of the model.
+    #[arg(long, default_value_t = 0.6)]
+    pub temperature: f64,
+    /// Longest model reply, in tokens.
+    #[arg(long, default_value_t = 768)]
+    pub max_tokens: usize,
+    /// Folder in which benchmark run folders are created and removed (default: temp folder).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stop a benchmark run that takes longer than this.
+    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
+    pub run_timeout: Duration,
+    /// Stop a benchmark run whose memory exceeds this (size or share of memory).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
+    pub memory_limit: u64,
+    /// No progress line (for logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TuneArgs {
+    fn settings(&self) -> Result<Settings> {
+        if self.repeats < 2 {
+            bail!("--repeats must be at least 2 (a comparison needs two values per side)");
+        }
+        if self.iterations == 0 {
+            bail!("--iterations must be at least 1");
+        }
+        if self.max_changes == 0 || self.max_changes > 64 {
+            bail!("--max-changes must be 1..=64");
+        }
+        let mut w = bench::Workload::new(self.workload);
+        w.num = self.num;
+        w.key_size = self.key_size;
+        w.value_size = self.value_size;
+        w.threads = self.threads.max(1);
+        w.ops = self.ops;
+        w.seed = self.seed;
+        Ok(Settings {
+            workload: w,
+            base_file: self.base.clone(),
+            iterations: self.iterations,
+            time_budget_secs: crate::tune::secs(self.time_budget),
+            repeats: self.repeats,
+            confirm_repeats: self.confirm,
+            min_effect: self.min_effect,
+            patience: self.patience.max(1),
+            memory_budget: self
+                .memory_budget
+                .unwrap_or_else(crate::sysinfo::default_memory_budget),
+            allow_unsafe: self.allow_unsafe,
+            max_changes: self.max_changes,
+            reasoning_chars: 400,
+            backend: format!("{:?}", self.backend).to_ascii_lowercase(),
+            model: self.model.clone(),
+            seed: self.seed,
+        })
+    }
+}
+
+/// The live progress line: phase, then tokens/s while a model writes, ops/s while a benchmark
+/// runs; one printed line per finished iteration.
+struct Live {
+    bar: indicatif::ProgressBar,
+    phase: Mutex<String>,
+    tokens: AtomicU64,
+    text_start: Mutex<Option<Instant>>,
+}
+
+impl Progress for Live {
+    fn phase(&self, text: &str) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = text.to_string();
+        self.tokens.store(0, Ordering::Relaxed);
+        *self.text_start.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+    fn text(&self, _piece: &str) {
+        let mut s = self.text_start.lock().unwrap_or_else(|e| e.into_inner());
+        if s.is_none() {
+            *s = Some(Instant::now());
+        }
+        self.tokens.fetch_add(1, Ordering::Relaxed);
+    }
+    fn repeat(&self, label: &str, ops: Option<f64>) {
+        let what = match ops {
+            Some(o) => format!("{o:.0} ops/s"),
+            None => "failed".into(),
+        };
+        self.bar.println(format!("    {label}: {what}"));
+    }
+    fn iteration(&self, it: &Iteration) {
+        self.bar.println(iteration_line(it));
+    }
+}
+
+fn iteration_line(it: &Iteration) -> String {
+    let changes: Vec<String> = it.changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let effect = it
+        .comparison
+        .map(|c| {
+            format!(
+                "{:+.1}% [{:+.1}, {:+.1}]",
+                c.effect * 100.0,
+                c.effect_low * 100.0,
+                c.effect_high * 100.0
+            )
+        })
+        .unwrap_or_default();
+    let decision = match it.decision {
+        Decision::Accepted => "KEPT".to_string(),
+        Decision::Rejected => "not kept".to_string(),
+        Decision::NoChange => "nothing to change".to_string(),
+        Decision::Failed => format!("failed: {}", it.failure.as_deref().unwrap_or("?")),
+    };
+    format!(
+        "iteration {} ({}): {} {} -> {}",
+        it.iteration,
+        it.proposer,
+        if changes.is_empty() {
+            "-".to_string()
+        } else {
+            changes.join(", ")
+        },
+        effect,
+        decision
+    )
+}
+
+/// Build the proposer `--backend` asks for, and say why.
+fn choose(args: &TuneArgs, settings: &Settings) -> Result<(Box<dyn Proposer>, String)> {
+    let catalog = crate::options::catalog()?;
+    let opts = schema::SchemaOptions {
+        max_changes: settings.max_changes,
+        allow_unsafe: settings.allow_unsafe,
+        reasoning_chars: settings.reasoning_chars,
+    };
+    let proposal_schema = schema::proposal_schema(catalog, &opts);
+    let params = GenParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        seed: args.seed,
+        ..GenParams::default()
+    };
+    let endpoint = Endpoint::from_env(
+        args.openai_base_url.clone(),
+        args.openai_model.clone(),
+        &args.openai_api_key_env,
+    )
+    .map(|mut e| {
+        e.timeout = args.openai_timeout;
+        e
+    });
+    let openai = |e: Endpoint| -> Box<dyn Proposer> {
+        Box::new(LlmProposer::new(
+            Box::new(proposer::Endpoint(OpenAiBackend::new(
+                e,
+                Some(proposal_schema.clone()),
+            ))),
+            None,
+            params.clone(),
+        ))
+    };
+    let offline = args.offline || crate::http::offline_from_env();
+    let local = |spec: &str| -> Result<Box<dyn Proposer>> {
+        let files = crate::llm::hub::Hub::from_env().find(spec, offline)?;
+        let m = LocalModel::load(&files)?;
+        let g = Grammar::json_schema(m.tokenizer(), m.eos_tokens(), &proposal_schema)?;
+        Ok(Box::new(LlmProposer::new(
+            Box::new(m),
+            Some(g),
+            params.clone(),
+        )))
+    };
+    // A local model failing mid-run hands over to the endpoint when there is one.
+    let with_fallback = |p: Box<dyn Proposer>| -> Box<dyn Proposer> {
+        match &endpoint {
+            Some(e) => Box::new(Fallback::new(p, Some(openai(e.clone())))),
+            None => p,
+        }
+    };
+    Ok(match args.backend {
+        Backend::Expert => (
+            Box::new(ExpertProposer),
+            "asked for (--backend expert)".into(),
+        ),
+        Backend::Random => (
+            Box::new(RandomProposer::new(args.seed)),
+            "asked for (--backend random)".into(),
+        ),
+        Backend::Openai => match endpoint.clone() {
+            Some(e) => (openai(e), "asked for (--backend openai)".into()),
+            None => bail!(
+                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${}",
+                args.openai_api_key_env
+            ),
+        },
+        Backend::Local => {
+            let Some(spec) = &args.model else {
+                bail!("--backend local needs --model (see `lsmtune models list`)");
+            };
+            match (local(spec), &endpoint) {
+                (Ok(p), _) => (with_fallback(p), "asked for (--backend local)".into()),
+                (Err(e), Some(ep)) => (
+                    openai(ep.clone()),
+                    format!(
+                        "the local model could not be loaded ({e:#}); using the configured endpoint"
+                    ),
+                ),
+                (Err(e), None) => return Err(e),
+            }
+        }
+        Backend::Auto => {
+            let spec = args.model.clone().or_else(|| {
+                crate::llm::hub::Hub::from_env()
+                    .list()
+                    .into_iter()
+                    .find_map(|(spec, found)| found.map(|_| spec))
+            });
+            let tried_local = spec.as_ref().map(|s| (s.clone(), local(s)));
+            match (tried_local, endpoint.clone()) {
+                (Some((s, Ok(p))), _) => (with_fallback(p), format!("auto: local model {s} found")),
+                (Some((s, Err(e))), Some(ep)) => (
+                    openai(ep),
+                    format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured"),
+                ),
+                (None, Some(ep)) => (
+                    openai(ep),
+                    "auto: no local model found; the endpoint is configured".into(),
+                ),
+                (Some((s, Err(e))), None) => (
+                    Box::new(ExpertProposer),
+                    format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
+                ),
+                (None, None) => (
+                    Box::new(ExpertProposer),
+                    "auto: no local model found and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules".into(),
+                ),
+            }
+        }
+    })
+}
+
+pub fn tune_cmd(args: TuneArgs) -> Result<()> {
+    // Settings: from the journal when resuming, else from the flags.
+    let (settings, out, reason_hint) = match &args.resume {
+        Some(dir) => {
+            let records = crate::tune::journal::load(dir)?;
+            let Some(Record::Start { settings, .. }) = records.first() else {
+                bail!("{} holds no tune to resume", dir.display());
+            };
+            (*settings.clone(), dir.clone(), Some(()))
+        }
+        None => {
+            let s = args.settings()?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.name())));
+            (s, out, None)
+        }
+    };
+    if let Some(dir) = &args.work_dir
+        && !dir.is_dir()
+    {
+        bail!("--work-dir {} is not an existing folder", dir.display());
+    }
+    // A resumed run asks for the same kind of proposer it had.
+    let mut effective = TuneArgs { ..args };
+    if reason_hint.is_some() {
+        effective.backend = match settings.backend.as_str() {
+            "local" => Backend::Local,
+            "openai" => Backend::Openai,
+            "expert" => Backend::Expert,
+            "random" => Backend::Random,
+            _ => Backend::Auto,
+        };
+        if effective.model.is_none() {
+            effective.model = settings.model.clone();
+        }
+        effective.seed = settings.seed;
+    }
+    let (mut proposer, reason) = choose(&effective, &settings)?;
+    eprintln!("proposer: {} ({reason})", proposer.name());
+
+    let live_ops = Arc::new(AtomicU64::new(0));
+    let engine = bench::InProcess {
+        exe: bench::worker::worker_exe()?,
+        limits: bench::Limits {
+            timeout: effective.run_timeout,
+            memory: effective.memory_limit,
+        },
+        live_ops: live_ops.clone(),
+    };
+    let bar = if effective.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let live = Arc::new(Live {
+        bar: bar.clone(),
+        phase: Mutex::new(String::new()),
+        tokens: AtomicU64::new(0),
+        text_start: Mutex::new(None),
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (live, done, ops) = (live.clone(), done.clone(), live_ops.clone());
+        std::thread::spawn(move || {
+            let mut last = (Instant::now(), 0u64);
+            while !done.load(Ordering::Relaxed) {
+                let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
+                let n = ops.load(Ordering::Relaxed);
+                let dt = last.0.elapsed().as_secs_f64();
+                let rate = if n >= last.1 && dt > 0.0 {
+                    (n - last.1) as f64 / dt
+                } else {
+                    0.0
+                };
+                last = (Instant::now(), n);
+                let tokens = live.tokens.load(Ordering::Relaxed);
+                let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
+                    Some(t) if tokens > 0 => format!(
+                        " · {tokens} pieces, {:.1}/s",
+                        tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
+                    ),
+                    _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
+                    _ => String::new(),
+                };
+                live.bar.set_message(format!("{phase}{extra}"));
+                live.bar.tick();
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let tuner = Tuner {
+        settings: settings.clone(),
+        out: out.clone(),
+        engine: &engine,
+        work_dir: effective.work_dir.clone(),
+        progress: live.as_ref(),
+        proposer_reason: reason,
+    };
+    let w = &settings.workload;
+    eprintln!(
+        "tuning {} ({} keys x {} + {} bytes, {} threads) into {}",
+        w.kind,
+        w.num,
+        w.key_size,
+        w.value_size,
+        w.threads,
+        out.display()
+    );
+    let result = if effective.resume.is_some() {
+        tuner.resume(proposer.as_mut())
+    } else {
+        tuner.start(proposer.as_mut())
+    };
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    let end = result?;
+    let report = crate::tune::report::build(&out).context("building the report")?;
+    if let Record::End {
+        reason,
+        comparison,
+        kept_base,
+        ..
+    } = &end
+    {
+        println!("stopped: {reason}");
+        match (comparison, kept_base) {
+            (Some(c), false) => println!(
+                "tuned vs start: {:+.1}% (95% interval {:+.1}% to {:+.1}%, {})",
+                c.effect * 100.0,
+                c.effect_low * 100.0,
+                c.effect_high * 100.0,
+                c.verdict
+            ),
+            (Some(c), true) => println!(
+                "the best candidate was not confirmed at the end ({:+.1}%): kept the start",
+                c.effect * 100.0
+            ),
+            _ => println!("no candidate beat the start: kept it"),
+        }
+    }
+    for c in &report.changes {
+        println!("  {}: {} -> {}", c.key, c.start, c.tuned);
+    }
+    println!(
+        "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
+        crate::tune::tuned_file(&out).display(),
+        out.join("report.md").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The expert proposer: RocksDB tuning-guide and advisor-style rules applied to the workload,
+//! the machine facts and the processed diagnostics of the best configuration. Deterministic; it
+//! is the fallback when no model and no endpoint is available, and a baseline for comparison.
+//!
+//! Each rule is a small bundle of related changes with the reason a tuning guide gives. Rules are
+//! ordered by what the diagnostics show (stalls first for writers, cache misses and filterless
+//! point reads first for readers); a rule is skipped when its changes are already in effect or
+//! were tried and not kept.
+
+use anyhow::Result;
+
+use super::proposer::{Context, Proposal, Proposer, tried, value_json};
+use crate::bench::Kind;
+use crate::options::value::Value;
+
+/// One rule's proposal: changes and the reason.
+struct Advice {
+    name: &'static str,
+    changes: Vec<(&'static str, Value)>,
+    reason: String,
+}
+
+const MIB: i64 = 1 << 20;
+
+fn writes(k: Kind) -> bool {
+    !matches!(
+        k,
+        Kind::ReadRandom | Kind::SeekRandom | Kind::YcsbB | Kind::YcsbC
+    )
+}
+
+fn point_reads(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::ReadRandom
+            | Kind::ReadRandomWriteRandom
+            | Kind::ReadWhileWriting
+            | Kind::UpdateRandom
+            | Kind::YcsbA
+            | Kind::YcsbB
+            | Kind::YcsbC
+            | Kind::YcsbD
+            | Kind::YcsbF
+    )
+}
+
+fn scans(k: Kind) -> bool {
+    matches!(k, Kind::SeekRandom | Kind::YcsbE)
+}
+
+/// The rules that apply, most pressing first.
+fn advice(ctx: &Context) -> Vec<Advice> {
+    let kind = ctx.workload.kind;
+    let best = ctx.best;
+    let cat = ctx.catalog;
+    let int = |k: &str| best.int(cat, k);
+    let d = ctx.best_diagnostics.unwrap_or_default();
+    let cores = ctx.facts.cores.max(1) as i64;
+    let budget = ctx.memory_budget as i64;
+    let w = ctx.workload;
+    let data = (w.num as i64) * (w.key_size + w.value_size) as i64;
+    let mut out: Vec<Advice> = Vec::new();
+
+    let stalls = d.stall_share.unwrap_or(0.0);
+    let cache_hit = d.block_cache_hit_rate.unwrap_or(0.0);
+
+    // --- reads ---
+    let mut reads: Vec<Advice> = Vec::new();
+    if point_reads(kind) && best.float(cat, "table.filter_bits_per_key") < 1.0 {
+        reads.push(Advice {
+            name: "bloom filter",
+            changes: vec![
+                ("table.filter_bits_per_key", Value::Double(10.0)),
+                ("table.filter_type", Value::Str("bloom".into())),
+            ],
+            reason: "point reads with no filter read a data block in every level that lacks \
+                     the key; a 10-bit bloom filter skips ~99% of those"
+                .into(),
+        });
+    }
+    if point_reads(kind) || scans(kind) {
+        let want = (data * 2).clamp(64 * MIB, (budget / 2).max(64 * MIB));
+        let want = (want / MIB) * MIB;
+        if int("table.block_cache_size") < want && cache_hit < 0.99 {
+            reads.push(Advice {
+                name: "block cache",
+                changes: vec![("table.block_cache_size", Value::Int(want))],
+                reason: format!(
+                    "block cache hit rate {:.0}%: a cache holding the working set ({} MiB of \
+                     data) turns disk reads into memory reads",
+                    cache_hit * 100.0,
+                    data / MIB
+                ),
+            });
+        }
+    }
+    if point_reads(kind) {
+        reads.push(Advice {
+            name: "data block hash index",
+            changes: vec![(
+                "table.data_block_index_type",
+                Value::Str("kDataBlockBinaryAndHash".into()),
+            )],
+            reason: "a hash index inside data blocks finds a key without binary search".into(),
+        });
+        reads.push(Advice {
+            name: "memtable bloom",
+            changes: vec![
+                ("memtable_prefix_bloom_size_ratio", Value::Double(0.1)),
+                ("memtable_whole_key_filtering", Value::Bool(true)),
+            ],
+            reason: "a bloom filter on the memtable answers misses without a skiplist search"
+                .into(),
+        });
+        if ctx.workload.kind != Kind::ReadRandom {
+            reads.push(Advice {
+                name: "filters for hits",
+                changes: vec![("optimize_filters_for_hits", Value::Bool(true))],
+                reason: "keys read mostly exist: the last level's filter rarely helps".into(),
+            });
+        }
+    }
+    if scans(kind) {
+        reads.push(Advice {
+            name: "larger blocks for scans",
+            changes: vec![("table.block_size", Value::Int(16 * 1024))],
+            reason: "scans read consecutive keys: larger blocks mean fewer block reads".into(),
+        });
+    }
+
+    // --- writes ---
+    let mut wr: Vec<Advice> = Vec::new();
+    if writes(kind) {
+        let wb = int("write_buffer_size");
+        let target = (wb * 2).min((budget / 8).max(wb));
+        if target > wb {
+            wr.push(Advice {
+                name: "larger memtables",
+                changes: vec![
+                    ("write_buffer_size", Value::Int(target)),
+                    ("max_write_buffer_number", Value::Int(4)),
+                    ("target_file_size_base", Value::Int(target)),
+                    ("max_bytes_for_level_base", Value::Int(target * 4)),
+                ],
+                reason: format!(
+                    "stalls {:.1}% of the time, write amplification {:.1}: larger memtables \
+                     flush less often, into fewer and larger L0 files",
+                    stalls * 100.0,
+                    d.write_amplification.unwrap_or(0.0)
+                ),
+            });
+        }
+        let jobs = (cores * 2).clamp(4, 16);
+        if int("max_background_jobs") < jobs {
+            wr.push(Advice {
+                name: "background jobs",
+                changes: vec![
+                    ("max_background_jobs", Value::Int(jobs)),
+                    ("max_subcompactions", Value::Int(cores.min(4))),
+                ],
+                reason: format!(
+                    "{cores} cores: more flush/compaction threads keep L0 from backing up"
+                ),
+            });
+        }
+        if int("level0_slowdown_writes_trigger") < 40 {
+            wr.push(Advice {
+                name: "later write throttling",
+                changes: vec![
+                    ("level0_file_num_compaction_trigger", Value::Int(8)),
+                    ("level0_slowdown_writes_trigger", Value::Int(40)),
+                    ("level0_stop_writes_trigger", Value::Int(64)),
+                ],
+                reason: format!(
+                    "{} L0 files after the run: slowdowns start at 20 by default; a later \
+                     trigger lets bursts through while compaction catches up",
+                    d.l0_files
+                ),
+            });
+        }
+        if w.threads > 1 && !best.flag(cat, "enable_pipelined_write") {
+            wr.push(Advice {
+                name: "pipelined writes",
+                changes: vec![("enable_pipelined_write", Value::Bool(true))],
+                reason: "several writer threads: the WAL and memtable stages overlap".into(),
+            });
+        }
+        if best.text(cat, "compression") != "kNoCompression" {
+            wr.push(Advice {
+                name: "no compression above the last level",
+                changes: vec![
+                    ("compression", Value::Str("kNoCompression".into())),
+                    (
+                        "bottommost_compression",
+                        Value::Str("kLZ4Compression".into()),
+                    ),
+                ],
+                reason: format!(
+                    "{cores} cores shared by writers and compaction: data rewritten by \
+                     compaction is compressed once, in the last level"
+                ),
+            });
+        }
+        wr.push(Advice {
+            name: "smoother syncs",
+            changes: vec![
+                ("bytes_per_sync", Value::Int(MIB)),
+                ("wal_bytes_per_sync", Value::Int(MIB)),
+            ],
+            reason: "writing back in 1 MiB steps avoids large sync stalls".into(),
+        });
+    }
+
+    // Order: what the diagnostics point at first.
+    let write_pressure = stalls > 0.01 || d.l0_files > 8;
+    let read_pressure = point_reads(kind) && (cache_hit < 0.9 || d.bloom_usefulness.is_none());
+    if write_pressure && !read_pressure {
+        out.extend(wr);
+        out.extend(reads);
+    } else if read_pressure || !writes(kind) {
+        out.extend(reads);
+        out.extend(wr);
+    } else {
+        out.extend(wr);
+        out.extend(reads);
+    }
+    out
+}
+
+/// The rule-based proposer.
+pub struct ExpertProposer;
+
+impl Proposer for ExpertProposer {
+    fn name(&self) -> String {
+        "expert".into()
+    }
+
+    fn propose(&mut self, ctx: &Context, _on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
+        let tried = tried(ctx.history);
+        let already = |key: &str, v: &Value| {
+            ctx.catalog
+                .get(key)
+                .is_some_and(|e| crate::options::config::same_value(&ctx.best.get(e), v))
+        };
+        let pick = advice(ctx).into_iter().find(|a| {
+            let new: Vec<&(&str, Value)> =
+                a.changes.iter().filter(|(k, v)| !already(k, v)).collect();
+            !new.is_empty()
+                && !new
+                    .iter()
+                    .all(|(k, v)| tried.contains(&(k.to_string(), v.to_string())))
+        });
+        let (name, reason, changes) = match pick {
+            Some(a) => (a.name, a.reason, a.changes),
+            None => (
+                "nothing left",
+                "every rule that applies was tried".into(),
+                vec![],
+            ),
+        };
+        let mut items = Vec::new();
+        for (k, v) in changes.iter().take(ctx.schema.max_changes) {
+            items.push(serde_json::json!({ *k: value_json(v) }));
+        }
+        let text = serde_json::json!({
+            "reasoning": format!("{name}: {reason}"),
+            "changes": items,
+        })
+        .to_string();
+        Ok(Proposal {
+            raw: crate::options::proposal::parse(&text),
+            text,
+            prompt: None,
+            llm: None,
+            notes: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! `journal.jsonl` in the output folder: one JSON record per line, appended and flushed to disk
+//! as each step completes (the start with the baseline, then every iteration, then the end), so
+//! a killed run loses nothing finished and `tune --resume` can rebuild its state exactly.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::bench::Workload;
+use crate::bench::measure::Diagnostics;
+use crate::bench::stats::Comparison;
+use crate::sysinfo::Facts;
+
+pub const FILE: &str = "journal.jsonl";
+
+/// What `tune` was asked to do; a resumed run continues with the same settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub workload: Workload,
+    /// The starting OPTIONS file given by the user (None: RocksDB's defaults).
+    pub base_file: Option<PathBuf>,
+    pub iterations: usize,
+    pub time_budget_secs: Option<f64>,
+    pub repeats: usize,
+    pub confirm_repeats: usize,
+    pub min_effect: f64,
+    pub patience: usize,
+    pub memory_budget: u64,
+    pub allow_unsafe: bool,
+    pub max_changes: usize,
+    pub reasoning_chars: usize,
+    /// How the proposer was asked for: `auto`, `local`, `openai`, `expert`, `random`.
+    pub backend: String,
+    pub model: Option<String>,
+    pub seed: u64,
+}
+
+/// One benchmark of one configuration: throughputs per repeat and averaged diagnostics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Sample {
+    pub ops_per_sec: Vec<f64>,
+    pub diagnostics: Option<Diagnostics>,
+    pub p99_us: Option<f64>,
+    /// Failures of repeats, as text.
+    pub failures: Vec<String>,
+}
+
+/// What the model (if any) cost for one proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmUse {
+    pub backend: String,
+    pub prompt_tokens: usize,
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    pub seconds: f64,
+    pub finish: String,
+    pub notices: Vec<String>,
+}
+
+/// What became of a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Significantly better than the best so far (confirmed): the new best.
+    Accepted,
+    /// Measured, not significantly better.
+    Rejected,
+    /// Calibration left nothing to change.
+    NoChange,
+    /// The proposer failed (model error) or the candidate could not be measured.
+    Failed,
+}
+
+/// One iteration, as completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Iteration {
+    pub iteration: usize,
+    pub proposer: String,
+    /// The user message sent (LLM proposers), and the raw reply.
+    pub prompt: Option<String>,
+    pub reply: Option<String>,
+    pub llm: Option<LlmUse>,
+    pub reasoning: Option<String>,
+    /// Entries the proposal carried before calibration.
+    pub proposed: usize,
+    /// Entries that needed a key/type/range/safety correction (invalid before calibration).
+    pub invalid: usize,
+    /// Calibrated changes against the best configuration: key -> new value.
+    pub changes: BTreeMap<String, String>,
+    /// Calibrator corrections, as `[rule] key: from -> to: reason`.
+    pub corrections: Vec<String>,
+    /// The candidate OPTIONS file, relative to the output folder.
+    pub candidate_file: Option<String>,
+    /// The best configuration re-measured alongside the candidate (interleaved).
+    pub best: Option<Sample>,
+    pub candidate: Option<Sample>,
+    pub comparison: Option<Comparison>,
+    pub decision: Decision,
+    /// Why it failed, in words the model can act on.
+    pub failure: Option<String>,
+    pub bench_seconds: f64,
+    pub llm_seconds: f64,
+    /// Seconds since the tune started, when this iteration ended.
+    pub elapsed: f64,
+    /// Mean ops/s of the best configuration after this iteration (as measured this iteration).
+    pub best_ops: f64,
+    /// Events worth recording (a fallback proposer taking over).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    Start {
+        version: String,
+        settings: Box<Settings>,
+        facts: Facts,
+        rocksdb: String,
+        /// Corrections made to the starting file so RocksDB opens it.
+        base_notes: Vec<String>,
+        baseline: Sample,
+        proposer: String,
+        /// Why this proposer (backend selection), in one line.
+        proposer_reason: String,
+    },
+    Iteration(Box<Iteration>),
+    End {
+        reason: String,
+        final_base: Sample,
+        final_best: Sample,
+        comparison: Option<Comparison>,
+        /// True when the best was not confirmed against the start and the start was kept.
+        kept_base: bool,
+        elapsed: f64,
+    },
+}
+
+/// Append one record and flush it to disk.
+pub fn append(dir: &Path, record: &Record) -> Result<()> {
+    let path = dir.join(FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot append to {}", path.display()))?;
+    let mut line = serde_json::to_string(record)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// Every complete record of a journal. A last line cut short by a kill is ignored (it was
+/// never acknowledged); a damaged line elsewhere is an error.
+pub fn load(dir: &Path) -> Result<Vec<Record>> {
+    let path = dir.join(FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}

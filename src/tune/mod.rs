@@ -1,0 +1,563 @@
+//! The tuning loop, the product: measure the starting configuration, then per iteration ask a
+//! proposer for changes, calibrate them, benchmark the candidate interleaved with the best so far,
+//! keep it only when it is significantly better (confirmed with extra repeats), and feed the
+//! processed result back. Stops at convergence (no gain in `patience` iterations in a row), at
+//! `--iterations` or at `--time-budget`; a final interleaved comparison of the best against the
+//! start gives the gain with its interval, and the start is kept if the best is not confirmed.
+//! Every step lands in `journal.jsonl` as it completes; `--resume` continues from it.
+
+pub mod expert;
+pub mod journal;
+pub mod proposer;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::bench::stats::{Comparison, Verdict, compare};
+use crate::bench::{BenchEngine, Workload};
+use crate::grammar::schema::SchemaOptions;
+use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc, Rule};
+use journal::{Decision, Iteration, Record, Sample, Settings};
+use proposer::{Context, Proposer};
+
+/// What the loop reports as it goes (the CLI draws a progress line from it).
+pub trait Progress {
+    /// A new phase: `baseline`, `iteration 3/8: asking expert`, ...
+    fn phase(&self, text: &str);
+    /// Generated text from a model, as it streams.
+    fn text(&self, _piece: &str) {}
+    /// One benchmark repeat finished.
+    fn repeat(&self, _label: &str, _ops_per_sec: Option<f64>) {}
+    /// One iteration finished.
+    fn iteration(&self, _it: &Iteration) {}
+}
+
+/// Progress that says nothing.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn phase(&self, _text: &str) {}
+}
+
+/// The output folder's files.
+pub const TUNED_FILE: &str = "OPTIONS-tuned.ini";
+pub const BASE_FILE: &str = "OPTIONS-base.ini";
+
+/// Everything the loop needs besides the proposer.
+pub struct Tuner<'a> {
+    pub settings: Settings,
+    pub out: PathBuf,
+    pub engine: &'a dyn BenchEngine,
+    /// Parent of the run folders (None: the temp folder).
+    pub work_dir: Option<PathBuf>,
+    pub progress: &'a dyn Progress,
+    /// One-line reason the proposer was chosen (for the journal and report).
+    pub proposer_reason: String,
+}
+
+/// The state rebuilt from a journal (or fresh).
+struct State {
+    catalog: &'static Catalog,
+    facts: crate::sysinfo::Facts,
+    base: Config,
+    best: Config,
+    baseline: Sample,
+    best_sample: Sample,
+    history: Vec<Iteration>,
+    /// Seconds spent before this process (a resumed run).
+    elapsed_before: f64,
+    schema: SchemaOptions,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Average diagnostics over several measurements.
+fn merge_diagnostics(
+    ds: &[crate::bench::measure::Diagnostics],
+) -> Option<crate::bench::measure::Diagnostics> {
+    use crate::bench::measure::Diagnostics;
+    if ds.is_empty() {
+        return None;
+    }
+    let avg = |f: &dyn Fn(&Diagnostics) -> Option<f64>| {
+        let v: Vec<f64> = ds.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| mean(&v))
+    };
+    Some(Diagnostics {
+        stall_share: avg(&|d| d.stall_share),
+        write_amplification: avg(&|d| d.write_amplification),
+        block_cache_hit_rate: avg(&|d| d.block_cache_hit_rate),
+        bloom_usefulness: avg(&|d| d.bloom_usefulness),
+        bloom_false_positive_rate: avg(&|d| d.bloom_false_positive_rate),
+        l0_files: (ds.iter().map(|d| d.l0_files).sum::<u64>() as f64 / ds.len() as f64).round()
+            as u64,
+    })
+}
+
+impl Tuner<'_> {
+    fn calibrator(&self, catalog: &'static Catalog) -> Calibrator<'static> {
+        Calibrator::new(
+            catalog,
+            CalibrateOptions {
+                memory_budget: self.settings.memory_budget,
+                allow_unsafe: self.settings.allow_unsafe,
+                max_changes: self.settings.max_changes,
+            },
+        )
+    }
+
+    fn schema(&self) -> SchemaOptions {
+        SchemaOptions {
+            max_changes: self.settings.max_changes,
+            allow_unsafe: self.settings.allow_unsafe,
+            reasoning_chars: self.settings.reasoning_chars,
+        }
+    }
+
+    /// Measure `configs` in turn, `rounds` times (a, b, a, b, ...), each repeat in a fresh
+    /// folder with its own seed; returns one sample per config.
+    fn measure_interleaved(
+        &self,
+        configs: &[(&str, &OptionsDoc)],
+        rounds: usize,
+        seed: u64,
+    ) -> Vec<Sample> {
+        let mut samples = vec![Sample::default(); configs.len()];
+        let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> =
+            vec![Vec::new(); configs.len()];
+        let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+        for r in 0..rounds {
+            for (i, (label, doc)) in configs.iter().enumerate() {
+                let mut w: Workload = self.settings.workload.clone();
+                w.seed = seed.wrapping_add(r as u64);
+                let outcome = match crate::bench::engine::run_dir(self.work_dir.as_deref()) {
+                    Ok(dir) => self.engine.measure(doc, &w, dir.path()),
+                    Err(e) => Err(crate::bench::RunFailure::Spawn {
+                        message: format!("cannot create a run folder: {e}"),
+                    }),
+                };
+                match outcome {
+                    Ok(m) => {
+                        self.progress.repeat(label, Some(m.ops_per_sec));
+                        samples[i].ops_per_sec.push(m.ops_per_sec);
+                        p99s[i].push(m.latency_us.p99);
+                        if let Some(d) = m.diagnostics {
+                            diags[i].push(d);
+                        }
+                    }
+                    Err(f) => {
+                        self.progress.repeat(label, None);
+                        samples[i].failures.push(f.to_string());
+                    }
+                }
+            }
+        }
+        for (i, s) in samples.iter_mut().enumerate() {
+            s.diagnostics = merge_diagnostics(&diags[i]);
+            s.p99_us = (!p99s[i].is_empty()).then(|| mean(&p99s[i]));
+        }
+        samples
+    }
+
+    /// Start a new tune in an empty (or new) output folder.
+    pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+        if self.out.join(journal::FILE).exists() {
+            bail!(
+                "{} already holds a tune (journal.jsonl); continue it with --resume {} or pick a new --out",
+                self.out.display(),
+                self.out.display()
+            );
+        }
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("cannot create {}", self.out.display()))?;
+        let catalog = crate::options::catalog()?;
+        let calibrator = self.calibrator(catalog);
+        let doc = match &self.settings.base_file {
+            Some(p) => OptionsDoc::read(p)?,
+            None => crate::options::rocks::linked_defaults()?.clone(),
+        };
+        let (base, notes) = calibrator.prepare_base(doc)?;
+        base.doc
+            .write(&self.out.join(BASE_FILE), "the starting configuration")?;
+        let facts_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let facts = crate::sysinfo::Facts::gather(&facts_dir, &catalog.rocksdb_version);
+        self.progress.phase("measuring the starting configuration");
+        let baseline = self
+            .measure_interleaved(
+                &[("start", &base.doc)],
+                self.settings.repeats,
+                self.settings.seed,
+            )
+            .remove(0);
+        if baseline.ops_per_sec.len() < 2 {
+            bail!(
+                "the starting configuration could not be measured twice: {}",
+                baseline.failures.join("; ")
+            );
+        }
+        let start = Record::Start {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            settings: Box::new(self.settings.clone()),
+            facts: facts.clone(),
+            rocksdb: catalog.rocksdb_version.clone(),
+            base_notes: notes.iter().map(|c| c.to_string()).collect(),
+            baseline: baseline.clone(),
+            proposer: proposer.name(),
+            proposer_reason: self.proposer_reason.clone(),
+        };
+        journal::append(&self.out, &start)?;
+        let state = State {
+            catalog,
+            facts,
+            best: base.clone(),
+            base,
+            best_sample: baseline.clone(),
+            baseline,
+            history: Vec::new(),
+            elapsed_before: 0.0,
+            schema: self.schema(),
+        };
+        self.run(state, proposer)
+    }
+
+    /// Continue the tune journaled in `self.out`.
+    pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+        let records = journal::load(&self.out)?;
+        let Some(Record::Start {
+            facts, baseline, ..
+        }) = records.first().cloned()
+        else {
+            bail!(
+                "{} has no start record",
+                self.out.join(journal::FILE).display()
+            );
+        };
+        if let Some(end @ Record::End { .. }) = records.last() {
+            return Ok(end.clone());
+        }
+        let catalog = crate::options::catalog()?;
+        let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
+        let history: Vec<Iteration> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Iteration(it) => Some((**it).clone()),
+                _ => None,
+            })
+            .collect();
+        let mut best = base.clone();
+        let mut best_sample = baseline.clone();
+        for it in &history {
+            if it.decision == Decision::Accepted
+                && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
+            {
+                best = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                best_sample = s.clone();
+            }
+        }
+        let elapsed_before = history.last().map_or(0.0, |it| it.elapsed);
+        let state = State {
+            catalog,
+            facts,
+            base,
+            best,
+            baseline,
+            best_sample,
+            history,
+            elapsed_before,
+            schema: self.schema(),
+        };
+        {
+            let ctx = self.context(&state, state.history.len() + 1);
+            proposer.restore(&ctx);
+        }
+        self.run(state, proposer)
+    }
+
+    fn context<'s>(&'s self, st: &'s State, iteration: usize) -> Context<'s> {
+        Context {
+            catalog: st.catalog,
+            facts: &st.facts,
+            workload: &self.settings.workload,
+            base: &st.base,
+            best: &st.best,
+            best_diagnostics: st.best_sample.diagnostics,
+            best_ops: mean(&st.best_sample.ops_per_sec),
+            baseline_ops: mean(&st.baseline.ops_per_sec),
+            history: &st.history,
+            memory_budget: self.settings.memory_budget,
+            schema: &st.schema,
+            iteration,
+        }
+    }
+
+    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+        let started = Instant::now();
+        let elapsed = |st: &State| st.elapsed_before + started.elapsed().as_secs_f64();
+        let budget = self.settings.time_budget_secs;
+        let calibrator = self.calibrator(st.catalog);
+        let reason = loop {
+            let n = st.history.len() + 1;
+            if n > self.settings.iterations {
+                break format!("{} iterations done", self.settings.iterations);
+            }
+            let stale = st
+                .history
+                .iter()
+                .rev()
+                .take_while(|it| it.decision != Decision::Accepted)
+                .count();
+            if stale >= self.settings.patience {
+                break format!(
+                    "converged: no significant gain in {} iterations in a row",
+                    self.settings.patience
+                );
+            }
+            if let Some(b) = budget {
+                // Stop when the next iteration would likely overrun the budget.
+                let per = if st.history.is_empty() {
+                    0.0
+                } else {
+                    elapsed(&st) / st.history.len() as f64
+                };
+                if elapsed(&st) + per > b {
+                    break format!("time budget of {b:.0} s reached");
+                }
+            }
+            let it = self.iteration(&st, n, proposer, &calibrator, elapsed(&st))?;
+            journal::append(&self.out, &Record::Iteration(Box::new(it.clone())))?;
+            self.progress.iteration(&it);
+            if it.decision == Decision::Accepted
+                && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
+            {
+                st.best = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                st.best_sample = s.clone();
+            } else if let Some(b) = &it.best
+                && b.ops_per_sec.len() >= 2
+            {
+                // The freshest measurement of the best (diagnostics for the next prompt).
+                st.best_sample = b.clone();
+            }
+            st.history.push(it);
+        };
+        self.finish(&st, reason, elapsed(&st))
+    }
+
+    fn iteration(
+        &self,
+        st: &State,
+        n: usize,
+        proposer: &mut dyn Proposer,
+        calibrator: &Calibrator,
+        elapsed_at_start: f64,
+    ) -> Result<Iteration> {
+        let t0 = Instant::now();
+        let of = self.settings.iterations;
+        self.progress
+            .phase(&format!("iteration {n}/{of}: asking {}", proposer.name()));
+        let ctx = self.context(st, n);
+        let mut on_text = |t: &str| self.progress.text(t);
+        let proposal = proposer.propose(&ctx, &mut on_text);
+        let llm_seconds = t0.elapsed().as_secs_f64();
+        let best_ops = mean(&st.best_sample.ops_per_sec);
+        let mut it = Iteration {
+            iteration: n,
+            proposer: proposer.name(),
+            prompt: None,
+            reply: None,
+            llm: None,
+            reasoning: None,
+            proposed: 0,
+            invalid: 0,
+            changes: Default::default(),
+            corrections: Vec::new(),
+            candidate_file: None,
+            best: None,
+            candidate: None,
+            comparison: None,
+            decision: Decision::Failed,
+            failure: None,
+            bench_seconds: 0.0,
+            llm_seconds,
+            elapsed: 0.0,
+            best_ops,
+            notes: Vec::new(),
+        };
+        let proposal = match proposal {
+            Ok(p) => p,
+            Err(e) => {
+                it.failure = Some(format!("the proposer failed: {e:#}"));
+                it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
+                return Ok(it);
+            }
+        };
+        it.notes = proposal.notes.clone();
+        it.proposer = proposer.name();
+        it.prompt = proposal.prompt.clone();
+        it.reply = Some(proposal.text.clone());
+        it.llm = proposal.llm.clone();
+        let cal = calibrator.calibrate(&st.best, &proposal.raw);
+        it.reasoning = cal.reasoning.clone();
+        it.proposed = cal.proposed;
+        it.invalid = cal
+            .corrections
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.rule,
+                    Rule::UnknownKey
+                        | Rule::NotTunable
+                        | Rule::Type
+                        | Rule::Unparsable
+                        | Rule::Range
+                        | Rule::Unsafe
+                )
+            })
+            .count();
+        it.corrections = cal.corrections.iter().map(|c| c.to_string()).collect();
+        it.changes = cal
+            .changes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        if cal.changes.is_empty() {
+            it.decision = Decision::NoChange;
+            it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
+            return Ok(it);
+        }
+        let file = format!("candidates/iter-{n:03}.ini");
+        std::fs::create_dir_all(self.out.join("candidates"))?;
+        cal.config.doc.write(
+            &self.out.join(&file),
+            &format!("lsmtune candidate of iteration {n}"),
+        )?;
+        it.candidate_file = Some(file);
+
+        // Interleaved: best, candidate, best, candidate, ...
+        let tb = Instant::now();
+        self.progress
+            .phase(&format!("iteration {n}/{of}: benchmarking the candidate"));
+        let seed = self.settings.seed.wrapping_add(1000 * n as u64);
+        let mut s = self.measure_interleaved(
+            &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
+            self.settings.repeats,
+            seed,
+        );
+        let mut cand = s.pop().unwrap_or_default();
+        let mut best = s.pop().unwrap_or_default();
+        let mut cmp = compare(
+            &best.ops_per_sec,
+            &cand.ops_per_sec,
+            self.settings.min_effect,
+        );
+        if cand.ops_per_sec.len() < 2 {
+            it.failure = Some(format!(
+                "the candidate could not be measured: {}",
+                cand.failures.join("; ")
+            ));
+        } else if cmp.is_some_and(|c| c.verdict == Verdict::Better)
+            && self.settings.confirm_repeats > 0
+        {
+            // Confirm with more interleaved pairs before believing it.
+            self.progress
+                .phase(&format!("iteration {n}/{of}: confirming the gain"));
+            let mut more = self.measure_interleaved(
+                &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
+                self.settings.confirm_repeats,
+                seed.wrapping_add(500),
+            );
+            let c2 = more.pop().unwrap_or_default();
+            let b2 = more.pop().unwrap_or_default();
+            cand.ops_per_sec.extend(c2.ops_per_sec);
+            cand.failures.extend(c2.failures);
+            best.ops_per_sec.extend(b2.ops_per_sec);
+            best.failures.extend(b2.failures);
+            cmp = compare(
+                &best.ops_per_sec,
+                &cand.ops_per_sec,
+                self.settings.min_effect,
+            );
+        }
+        it.decision = if it.failure.is_some() {
+            Decision::Failed
+        } else if !cand.failures.is_empty() {
+            it.failure = Some(format!(
+                "{} of the candidate's runs failed: {}",
+                cand.failures.len(),
+                cand.failures.join("; ")
+            ));
+            Decision::Failed
+        } else if cmp.is_some_and(|c| c.verdict == Verdict::Better) {
+            Decision::Accepted
+        } else {
+            Decision::Rejected
+        };
+        it.comparison = cmp;
+        if it.decision == Decision::Accepted {
+            it.best_ops = mean(&cand.ops_per_sec);
+        } else if best.ops_per_sec.len() >= 2 {
+            it.best_ops = mean(&best.ops_per_sec);
+        }
+        it.best = Some(best);
+        it.candidate = Some(cand);
+        it.bench_seconds = tb.elapsed().as_secs_f64();
+        it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
+        Ok(it)
+    }
+
+    /// The final comparison, the tuned file, the report.
+    fn finish(&self, st: &State, reason: String, elapsed_now: f64) -> Result<Record> {
+        let improved = st.best.diff(&st.base, st.catalog);
+        let (final_base, final_best, comparison) = if improved.is_empty() {
+            (st.baseline.clone(), st.baseline.clone(), None)
+        } else {
+            self.progress
+                .phase("final check: the best against the start, interleaved");
+            let mut s = self.measure_interleaved(
+                &[("start", &st.base.doc), ("best", &st.best.doc)],
+                self.settings.repeats + self.settings.confirm_repeats,
+                self.settings.seed.wrapping_add(999_999),
+            );
+            let b = s.pop().unwrap_or_default();
+            let a = s.pop().unwrap_or_default();
+            let c = compare(&a.ops_per_sec, &b.ops_per_sec, self.settings.min_effect);
+            (a, b, c)
+        };
+        // Never end below the start: keep it unless the best is at least not worse.
+        let kept_base = !improved.is_empty()
+            && comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse);
+        let tuned = if kept_base { &st.base } else { &st.best };
+        tuned.doc.write(
+            &self.out.join(TUNED_FILE),
+            "tuned by lsmtune (see report.md)",
+        )?;
+        let end = Record::End {
+            reason,
+            final_base,
+            final_best,
+            comparison,
+            kept_base,
+            elapsed: elapsed_now,
+        };
+        journal::append(&self.out, &end)?;
+        report::write_all(&self.out)?;
+        Ok(end)
+    }
+}
+
+/// Where a tune's files are, for users of a finished run.
+pub fn tuned_file(out: &Path) -> PathBuf {
+    out.join(TUNED_FILE)
+}
+
+/// A duration from seconds, for settings.
+pub fn secs(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64())
+}

@@ -1,0 +1,446 @@
+//! What a finished tune leaves for people: `report.md` (machine, workload, per-iteration table,
+//! final gain with its interval, the diff against the start with the reasoning behind each
+//! change), `report.json` (the same, for programs), `throughput.svg` (per-iteration throughput
+//! with intervals and the best so far), and every prompt and reply under `prompts/`. All of it
+//! is derived from `journal.jsonl`, so it can be rebuilt at any time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use plotters::prelude::*;
+use serde::Serialize;
+
+use super::journal::{self, Decision, Iteration, Record, Sample, Settings};
+use crate::bench::stats::{Comparison, Summary};
+use crate::options::{Config, OptionsDoc};
+use crate::sysinfo::Facts;
+
+/// The report's data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub settings: Settings,
+    pub facts: Facts,
+    pub rocksdb: String,
+    pub proposer: String,
+    pub proposer_reason: String,
+    pub base_notes: Vec<String>,
+    pub baseline: Option<Summary>,
+    pub iterations: Vec<Iteration>,
+    pub end_reason: String,
+    pub final_start: Option<Summary>,
+    pub final_best: Option<Summary>,
+    pub final_comparison: Option<Comparison>,
+    pub kept_start: bool,
+    pub elapsed_seconds: f64,
+    /// Tuned value per changed option, with where it came from.
+    pub changes: Vec<ChangeNote>,
+    pub totals: Totals,
+}
+
+/// One option the tuned file changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeNote {
+    pub key: String,
+    pub start: String,
+    pub tuned: String,
+    /// The iteration that set it, and the proposer's reasoning then.
+    pub iteration: Option<usize>,
+    pub reasoning: Option<String>,
+}
+
+/// Sums over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub bench_seconds: f64,
+    pub llm_seconds: f64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub proposed_entries: usize,
+    pub invalid_entries: usize,
+    pub corrections: usize,
+    pub failures: usize,
+    pub accepted: usize,
+}
+
+fn summary(s: &Sample) -> Option<Summary> {
+    Summary::of(&s.ops_per_sec)
+}
+
+/// Build the report from a journal.
+pub fn build(out: &Path) -> Result<Report> {
+    let records = journal::load(out)?;
+    let Some(Record::Start {
+        settings,
+        facts,
+        rocksdb,
+        base_notes,
+        baseline,
+        proposer,
+        proposer_reason,
+        ..
+    }) = records.first().cloned()
+    else {
+        bail!("{}: no start record", out.display());
+    };
+    let iterations: Vec<Iteration> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Iteration(it) => Some((**it).clone()),
+            _ => None,
+        })
+        .collect();
+    let end = records.iter().find_map(|r| match r {
+        Record::End {
+            reason,
+            final_base,
+            final_best,
+            comparison,
+            kept_base,
+            elapsed,
+        } => Some((
+            reason.clone(),
+            summary(final_base),
+            summary(final_best),
+            *comparison,
+            *kept_base,
+            *elapsed,
+        )),
+        _ => None,
+    });
+    let (end_reason, final_start, final_best, final_comparison, kept_start, elapsed) = end
+        .unwrap_or_else(|| {
+            (
+                "not finished".into(),
+                None,
+                None,
+                None,
+                false,
+                iterations.last().map_or(0.0, |i| i.elapsed),
+            )
+        });
+    let mut totals = Totals::default();
+    for it in &iterations {
+        totals.bench_seconds += it.bench_seconds;
+        totals.llm_seconds += it.llm_seconds;
+        if let Some(l) = &it.llm {
+            totals.prompt_tokens += l.prompt_tokens;
+            totals.completion_tokens += l.completion_tokens;
+        }
+        totals.proposed_entries += it.proposed;
+        totals.invalid_entries += it.invalid;
+        totals.corrections += it.corrections.len();
+        totals.failures += usize::from(it.decision == Decision::Failed);
+        totals.accepted += usize::from(it.decision == Decision::Accepted);
+    }
+    // Diff of the tuned file against the start, with the reasoning of the iteration that set
+    // each value.
+    let catalog = crate::options::catalog()?;
+    let mut changes = Vec::new();
+    let (start_doc, tuned_doc) = (
+        OptionsDoc::read(&out.join(super::BASE_FILE)),
+        OptionsDoc::read(&out.join(super::TUNED_FILE)),
+    );
+    if let (Ok(a), Ok(b)) = (start_doc, tuned_doc) {
+        let (a, b) = (Config::new(a), Config::new(b));
+        for (key, (tuned, start)) in b.diff(&a, catalog) {
+            let origin = iterations
+                .iter()
+                .rev()
+                .find(|it| it.decision == Decision::Accepted && it.changes.contains_key(&key));
+            changes.push(ChangeNote {
+                key,
+                start: start.to_string(),
+                tuned: tuned.to_string(),
+                iteration: origin.map(|it| it.iteration),
+                reasoning: origin.and_then(|it| it.reasoning.clone()),
+            });
+        }
+    }
+    Ok(Report {
+        settings: *settings,
+        facts,
+        rocksdb,
+        proposer,
+        proposer_reason,
+        base_notes,
+        baseline: summary(&baseline),
+        iterations,
+        end_reason,
+        final_start,
+        final_best,
+        final_comparison,
+        kept_start,
+        elapsed_seconds: elapsed,
+        changes,
+        totals,
+    })
+}
+
+fn ops(s: &Option<Summary>) -> String {
+    s.map(|s| format!("{:.0} ± {:.0}", s.mean, s.ci95))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The Markdown report.
+pub fn markdown(r: &Report) -> String {
+    let mut m = String::new();
+    let w = &r.settings.workload;
+    let _ = writeln!(m, "# lsmtune report\n");
+    let _ = writeln!(
+        m,
+        "Workload **{}** ({}): {} keys, {} + {} bytes, {} thread(s); {} repeat(s) per measurement, \
+         interleaved with the best so far; gains confirmed with {} more.\n",
+        w.kind,
+        w.kind.describe(),
+        w.num,
+        w.key_size,
+        w.value_size,
+        w.threads,
+        r.settings.repeats,
+        r.settings.confirm_repeats
+    );
+    let _ = writeln!(m, "Proposer: **{}** ({})\n", r.proposer, r.proposer_reason);
+    let _ = writeln!(m, "## Machine\n\n```\n{}\n```\n", r.facts.describe());
+    let _ = writeln!(m, "## Result\n");
+    match (&r.final_comparison, r.kept_start) {
+        (Some(c), false) => {
+            let _ = writeln!(
+                m,
+                "Tuned vs start, measured side by side at the end: **{:+.1}%** (95% interval \
+                 {:+.1}% to {:+.1}%, {}): {} vs {} ops/s.\n",
+                c.effect * 100.0,
+                c.effect_low * 100.0,
+                c.effect_high * 100.0,
+                c.verdict,
+                ops(&r.final_best),
+                ops(&r.final_start)
+            );
+        }
+        (Some(c), true) => {
+            let _ = writeln!(
+                m,
+                "The best candidate was **not** confirmed against the start at the end ({:+.1}%, \
+                 {}): `OPTIONS-tuned.ini` is the starting configuration.\n",
+                c.effect * 100.0,
+                c.verdict
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                m,
+                "No candidate beat the start: `OPTIONS-tuned.ini` is the starting configuration \
+                 ({} ops/s).\n",
+                ops(&r.baseline)
+            );
+        }
+    }
+    let _ = writeln!(
+        m,
+        "Stopped: {}. {} iteration(s) in {:.0} s (benchmarks {:.0} s, proposals {:.0} s).\n",
+        r.end_reason,
+        r.iterations.len(),
+        r.elapsed_seconds,
+        r.totals.bench_seconds,
+        r.totals.llm_seconds
+    );
+    if !r.changes.is_empty() {
+        let _ = writeln!(m, "## Changes in OPTIONS-tuned.ini\n");
+        let _ = writeln!(
+            m,
+            "| option | start | tuned | from | why |\n|---|---|---|---|---|"
+        );
+        for c in &r.changes {
+            let _ = writeln!(
+                m,
+                "| `{}` | {} | {} | {} | {} |",
+                c.key,
+                c.start,
+                c.tuned,
+                c.iteration
+                    .map(|i| format!("iteration {i}"))
+                    .unwrap_or_else(|| "-".into()),
+                c.reasoning
+                    .as_deref()
+                    .unwrap_or("-")
+                    .replace('|', "/")
+                    .replace('\n', " ")
+            );
+        }
+        let _ = writeln!(m);
+    }
+    let _ = writeln!(m, "## Iterations\n");
+    let _ = writeln!(
+        m,
+        "Start: {} ops/s.\n\n| # | changes (calibrated) | corrections | candidate ops/s | best ops/s (same run) | effect (95% CI) | decision |\n|---|---|---|---|---|---|---|",
+        ops(&r.baseline)
+    );
+    for it in &r.iterations {
+        let changes = if it.changes.is_empty() {
+            "-".to_string()
+        } else {
+            it.changes
+                .iter()
+                .map(|(k, v)| format!("`{k}`={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let effect = it
+            .comparison
+            .map(|c| {
+                format!(
+                    "{:+.1}% ({:+.1}..{:+.1})",
+                    c.effect * 100.0,
+                    c.effect_low * 100.0,
+                    c.effect_high * 100.0
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        let decision = match (it.decision, &it.failure) {
+            (Decision::Failed, Some(f)) => format!("failed: {}", f.replace('|', "/")),
+            (d, _) => format!("{d:?}").to_ascii_lowercase(),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            it.iteration,
+            changes,
+            it.corrections.len(),
+            ops(&it.candidate.as_ref().and_then(summary)),
+            ops(&it.best.as_ref().and_then(summary)),
+            effect,
+            decision
+        );
+    }
+    let t = &r.totals;
+    let _ = writeln!(
+        m,
+        "\nProposals carried {} entries, {} of them invalid before calibration (key, type, range \
+         or safety); {} corrections in all; {} failed iteration(s). Model tokens: {} prompt, {} \
+         completion.\n",
+        t.proposed_entries,
+        t.invalid_entries,
+        t.corrections,
+        t.failures,
+        t.prompt_tokens,
+        t.completion_tokens
+    );
+    if !r.base_notes.is_empty() {
+        let _ = writeln!(m, "## Corrections to the starting file\n");
+        for n in &r.base_notes {
+            let _ = writeln!(m, "- {n}");
+        }
+        let _ = writeln!(m);
+    }
+    let _ = writeln!(
+        m,
+        "Files: `OPTIONS-tuned.ini` (loadable by RocksDB; for an older db_bench, `lsmtune options \
+         downgrade`), `throughput.svg`, `report.json`, `journal.jsonl`, `candidates/`, `prompts/`."
+    );
+    m
+}
+
+/// Per-iteration throughput with intervals and the best so far.
+pub fn plot(r: &Report, path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut points: Vec<(f64, f64, f64)> = Vec::new(); // (x, mean, ci)
+    if let Some(b) = r.baseline {
+        points.push((0.0, b.mean, b.ci95));
+    }
+    for it in &r.iterations {
+        if let Some(s) = it.candidate.as_ref().and_then(summary) {
+            points.push((it.iteration as f64, s.mean, s.ci95));
+        }
+    }
+    let mut best: Vec<(f64, f64)> = Vec::new();
+    let mut cur = r.baseline.map_or(0.0, |b| b.mean);
+    best.push((0.0, cur));
+    for it in &r.iterations {
+        if it.decision == Decision::Accepted {
+            cur = it.best_ops;
+        }
+        best.push((it.iteration as f64, cur));
+    }
+    let top = points
+        .iter()
+        .map(|p| p.1 + p.2)
+        .chain(best.iter().map(|b| b.1))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let n = r.iterations.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: throughput per iteration ({})",
+                r.settings.workload.kind, r.proposer
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..n + 0.5, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_labels(r.iterations.len() + 2)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("iteration (0 = start)")
+        .y_desc("ops/s")
+        .draw()?;
+    chart
+        .draw_series(points.iter().map(|&(x, y, e)| {
+            ErrorBar::new_vertical(x, (y - e).max(0.0), y, y + e, BLUE.filled(), 8)
+        }))?
+        .label("candidate (mean, 95% CI)")
+        .legend(|(x, y)| Circle::new((x, y), 4, BLUE.filled()));
+    chart.draw_series(
+        points
+            .iter()
+            .map(|&(x, y, _)| Circle::new((x, y), 4, BLUE.filled())),
+    )?;
+    chart
+        .draw_series(LineSeries::new(best.iter().copied(), RED.stroke_width(2)))?
+        .label("best so far")
+        .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Write report.md, report.json, throughput.svg and prompts/ from the journal in `out`.
+pub fn write_all(out: &Path) -> Result<()> {
+    let r = build(out)?;
+    crate::options::ini::write_atomic(&out.join("report.md"), markdown(&r).as_bytes())?;
+    crate::options::ini::write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(&r)?.as_bytes(),
+    )?;
+    plot(&r, &out.join("throughput.svg"))?;
+    let prompts = out.join("prompts");
+    for it in &r.iterations {
+        if it.prompt.is_none() && it.reply.is_none() {
+            continue;
+        }
+        std::fs::create_dir_all(&prompts)?;
+        if let Some(p) = &it.prompt {
+            std::fs::write(
+                prompts.join(format!("iter-{:03}-prompt.txt", it.iteration)),
+                p,
+            )?;
+        }
+        if let Some(p) = &it.reply {
+            std::fs::write(
+                prompts.join(format!("iter-{:03}-reply.txt", it.iteration)),
+                p,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! The tuning loop end to end on small workloads: with the expert proposer, with the tiny
+//! random-weight model under the grammar (local backend), with a proposer that fails and a
+//! fallback that takes over, and a run killed mid-way then resumed with nothing lost or re-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use lsmtune::tune::journal::{self, Decision, Record};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
+
+/// A small, quick workload for every test.
+const SMALL: &[&str] = &[
+    "--num",
+    "20000",
+    "--value-size",
+    "100",
+    "--repeats",
+    "2",
+    "--confirm",
+    "1",
+    "--quiet",
+];
+
+fn tune(out: &Path, extra: &[&str]) -> std::process::Output {
+    let empty = out.with_extension("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    Command::new(BIN)
+        .arg("tune")
+        .args(SMALL)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        // No model anywhere, no endpoint: `auto` must fall to the expert.
+        .env("HF_HUB_CACHE", &empty)
+        .env("LSMTUNE_MODELS_DIR", &empty)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn iterations(records: &[Record]) -> Vec<journal::Iteration> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Iteration(it) => Some((**it).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn check_outputs(out: &Path) {
+    for f in [
+        "OPTIONS-tuned.ini",
+        "OPTIONS-base.ini",
+        "report.md",
+        "report.json",
+        "throughput.svg",
+        "journal.jsonl",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing in {}", out.display());
+    }
+    // RocksDB's own verdict on the tuned file.
+    let o = Command::new(BIN)
+        .args(["options", "validate"])
+        .arg(out.join("OPTIONS-tuned.ini"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(report["iterations"].as_array().is_some());
+    let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("best so far"));
+}
+
+#[test]
+fn auto_without_model_or_endpoint_tunes_with_the_expert() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = tune(&out, &["--workload", "readrandom", "--iterations", "3"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("using the built-in expert rules"), "{err}");
+    check_outputs(&out);
+    let records = journal::load(&out).unwrap();
+    assert!(matches!(records.first(), Some(Record::Start { .. })));
+    assert!(matches!(records.last(), Some(Record::End { .. })));
+    let its = iterations(&records);
+    assert!(!its.is_empty() && its.len() <= 3);
+    // The expert's first move for point reads without a filter is the bloom filter.
+    assert!(
+        its[0].changes.contains_key("table.filter_bits_per_key"),
+        "{:?}",
+        its[0].changes
+    );
+    for it in &its {
+        assert_eq!(it.invalid, 0);
+        assert!(it.decision != Decision::Failed, "{:?}", it.failure);
+        assert!(it.best.is_some() && it.candidate.is_some());
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Iterations") && md.contains("expert"),
+        "{md}"
+    );
+    // A second tune into the same folder is refused (use --resume).
+    let o = tune(&out, &["--iterations", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+}
+
+#[test]
+fn the_tiny_local_model_tunes_under_the_grammar() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    let o = Command::new(BIN)
+        .args(["models", "make-test-model", "--out"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = dir.path().join("run");
+    let o = tune(
+        &out,
+        &[
+            "--workload",
+            "fillrandom",
+            "--backend",
+            "local",
+            "--model",
+            model.to_str().unwrap(),
+            "--iterations",
+            "2",
+            "--patience",
+            "5",
+            "--max-tokens",
+            "300",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check_outputs(&out);
+    let its = iterations(&journal::load(&out).unwrap());
+    assert_eq!(its.len(), 2);
+    for it in &its {
+        assert!(it.proposer.starts_with("local:qwen2"), "{}", it.proposer);
+        let llm = it.llm.as_ref().unwrap();
+        assert!(
+            llm.prompt_tokens > 100 && llm.completion_tokens > 0,
+            "{llm:?}"
+        );
+        assert_eq!(
+            it.invalid, 0,
+            "grammar let an invalid entry through: {:?}",
+            it.corrections
+        );
+        assert!(
+            it.reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("{\"reasoning\": "))
+        );
+    }
+    // The second turn continues the conversation (KV cache reused) and carries feedback.
+    let second = its[1].prompt.as_deref().unwrap();
+    assert!(second.starts_with("Iteration 1 result"), "{second}");
+    assert!(its[1].llm.as_ref().unwrap().cached_tokens > 100);
+    assert!(out.join("prompts/iter-001-prompt.txt").is_file());
+    assert!(out.join("prompts/iter-002-reply.txt").is_file());
+}
+
+#[test]
+fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut child = Command::new(BIN)
+        .arg("tune")
+        .args(SMALL)
+        .args([
+            "--workload",
+            "fillrandom",
+            "--backend",
+            "random",
+            "--iterations",
+            "5",
+        ])
+        .args(["--patience", "9"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first iteration is journaled.
+    let t = Instant::now();
+    loop {
+        let n = journal::load(&out)
+            .map(|r| iterations(&r).len())
+            .unwrap_or(0);
+        if n >= 1 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no iteration journaled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
+    let done_before = iterations(&journal::load(&out).unwrap()).len();
+    assert!(done_before < 5);
+    assert!(!before.contains("\"record\":\"end\""));
+
+    let o = Command::new(BIN)
+        .args(["tune", "--quiet", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
+    // Everything journaled before the kill is kept as it was...
+    let complete: String = before
+        .lines()
+        .filter(|l| serde_json::from_str::<Record>(l).is_ok())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(after.starts_with(&complete), "journal rewritten");
+    // ...and each iteration ran exactly once.
+    let its = iterations(&journal::load(&out).unwrap());
+    let numbers: Vec<usize> = its.iter().map(|i| i.iteration).collect();
+    assert_eq!(numbers, (1..=5).collect::<Vec<_>>());
+    assert!(matches!(
+        journal::load(&out).unwrap().last(),
+        Some(Record::End { .. })
+    ));
+    check_outputs(&out);
+    // Resuming a finished run changes nothing.
+    let o = Command::new(BIN)
+        .args(["tune", "--quiet", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(out.join(journal::FILE)).unwrap(),
+        after
+    );
+}
+
+/// A proposer that always fails, as a local model that runs out of memory would.
+struct Broken;
+impl lsmtune::tune::proposer::Proposer for Broken {
+    fn name(&self) -> String {
+        "local:broken".into()
+    }
+    fn propose(
+        &mut self,
+        _ctx: &lsmtune::tune::proposer::Context,
+        _on_text: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<lsmtune::tune::proposer::Proposal> {
+        anyhow::bail!("out of memory while loading weights")
+    }
+}
+
+fn tuner_settings(iterations: usize) -> journal::Settings {
+    let mut w = lsmtune::bench::Workload::new(lsmtune::bench::Kind::FillRandom);
+    w.num = 10_000;
+    journal::Settings {
+        workload: w,
+        base_file: None,
+        iterations,
+        time_budget_secs: None,
+        repeats: 2,
+        confirm_repeats: 0,
+        min_effect: 0.03,
+        patience: 9,
+        memory_budget: 2 << 30,
+        allow_unsafe: false,
+        max_changes: 4,
+        reasoning_chars: 100,
+        backend: "local".into(),
+        model: None,
+        seed: 1,
+    }
+}
+
+fn engine() -> lsmtune::bench::InProcess {
+    lsmtune::bench::InProcess {
+        exe: PathBuf::from(BIN),
+        limits: lsmtune::bench::Limits {
+            timeout: Duration::from_secs(120),
+            memory: 4 << 30,
+        },
+        live_ops: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+#[test]
+fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
+    use lsmtune::tune::{Quiet, Tuner, expert::ExpertProposer, proposer::Fallback};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let tuner = Tuner {
+        settings: tuner_settings(2),
+        out: dir.path().join("run"),
+        engine: &engine,
+        work_dir: None,
+        progress: &Quiet,
+        proposer_reason: "test".into(),
+    };
+    let mut p = Fallback::new(Box::new(Broken), Some(Box::new(ExpertProposer)));
+    tuner.start(&mut p).unwrap();
+    let its = iterations(&journal::load(&dir.path().join("run")).unwrap());
+    assert_eq!(its.len(), 2);
+    assert_eq!(its[0].proposer, "expert");
+    assert!(
+        its[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("fell back from local:broken") && n.contains("out of memory")),
+        "{:?}",
+        its[0].notes
+    );
+    // Without a fallback the failure is recorded and the loop goes on (no panic, no abort).
+    let dir = tempfile::tempdir().unwrap();
+    let tuner = Tuner {
+        out: dir.path().join("run"),
+        ..tuner
+    };
+    tuner.start(&mut Broken).unwrap();
+    let its = iterations(&journal::load(&dir.path().join("run")).unwrap());
+    assert!(its.iter().all(|i| i.decision == Decision::Failed
+        && i.failure.as_deref().unwrap().contains("out of memory")));
+    // Nothing was kept: the tuned file is the start.
+    let a = std::fs::read_to_string(dir.path().join("run/OPTIONS-base.ini")).unwrap();
+    let b = std::fs::read_to_string(dir.path().join("run/OPTIONS-tuned.ini")).unwrap();
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&a), body(&b));
+}
