@@ -7,12 +7,14 @@
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
 //! - [`prompt`], [`propose`]: what a model is told, and one proposal from it.
 //! - [`tune`]: the tuning loop, proposers (LLM, expert, random), journal and resume, report.
+//! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
 
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod grammar;
 pub mod http;
 pub mod llm;

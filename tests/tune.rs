@@ -327,6 +327,7 @@ fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
         work_dir: None,
         progress: &Quiet,
         proposer_reason: "test".into(),
+        baseline: None,
     };
     let mut p = Fallback::new(Box::new(Broken), Some(Box::new(ExpertProposer)));
     tuner.start(&mut p).unwrap();

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
 //! an error (unreadable file, bad flag, RocksDB refused the base); 70 an internal error (a bug).
 
+mod compare;
 mod propose;
 mod tune;
 
@@ -53,6 +54,16 @@ pub enum Command {
     ///   OPENAI_BASE_URL=http://127.0.0.1:8080/v1 lsmtune tune --backend openai --workload ycsb-a
     ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
     Tune(tune::TuneArgs),
+    /// Compare proposers fairly: every proposer × workload × seed is an ordinary tune with the
+    /// same workload definition, seeds and iteration budget, sharing one baseline measurement
+    /// per workload. Writes results.md / .csv / .json (gain with CI, iterations to 95% of the
+    /// best, benchmark and LLM time, tokens, invalid-proposal rate, corrections, failures) and
+    /// best_so_far.svg. Running the same command again resumes it.
+    ///
+    /// Examples:
+    ///   lsmtune compare --proposers expert,random --workloads fillrandom,readrandom --seeds 3 --out cmp
+    ///   lsmtune compare --proposers local:qwen2.5-0.5b-instruct,openai:gpt-4o,expert --out cmp2
+    Compare(compare::CompareArgs),
     /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
     #[command(subcommand)]
     Options(OptionsCommand),
@@ -508,6 +519,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Llm(cmd) => llm_cmd(cmd),
         Command::Propose(args) => propose::propose_cmd(args),
         Command::Tune(args) => tune::tune_cmd(args),
+        Command::Compare(args) => compare::compare_cmd(args),
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),

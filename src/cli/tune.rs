@@ -166,8 +166,8 @@ impl TuneArgs {
 
 /// The live progress line: phase, then tokens/s while a model writes, ops/s while a benchmark
 /// runs; one printed line per finished iteration.
-struct Live {
-    bar: indicatif::ProgressBar,
+pub(super) struct Live {
+    pub bar: indicatif::ProgressBar,
     phase: Mutex<String>,
     tokens: AtomicU64,
     text_start: Mutex<Option<Instant>>,
@@ -231,8 +231,43 @@ fn iteration_line(it: &Iteration) -> String {
     )
 }
 
+/// What building a proposer needs (from `tune`'s flags, or a `compare` proposer spec).
+#[derive(Debug, Clone)]
+pub(super) struct ProposerOpts {
+    pub backend: Backend,
+    pub model: Option<String>,
+    pub offline: bool,
+    pub openai_base_url: Option<String>,
+    pub openai_model: Option<String>,
+    pub openai_api_key_env: String,
+    pub openai_timeout: Duration,
+    pub temperature: f64,
+    pub max_tokens: usize,
+    pub seed: u64,
+}
+
+impl TuneArgs {
+    fn proposer_opts(&self) -> ProposerOpts {
+        ProposerOpts {
+            backend: self.backend,
+            model: self.model.clone(),
+            offline: self.offline,
+            openai_base_url: self.openai_base_url.clone(),
+            openai_model: self.openai_model.clone(),
+            openai_api_key_env: self.openai_api_key_env.clone(),
+            openai_timeout: self.openai_timeout,
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+        }
+    }
+}
+
 /// Build the proposer `--backend` asks for, and say why.
-fn choose(args: &TuneArgs, settings: &Settings) -> Result<(Box<dyn Proposer>, String)> {
+pub(super) fn choose(
+    args: &ProposerOpts,
+    settings: &Settings,
+) -> Result<(Box<dyn Proposer>, String)> {
     let catalog = crate::options::catalog()?;
     let opts = schema::SchemaOptions {
         max_changes: settings.max_changes,
@@ -345,6 +380,77 @@ fn choose(args: &TuneArgs, settings: &Settings) -> Result<(Box<dyn Proposer>, St
     })
 }
 
+/// A live progress line (spinner, phase, pieces/s while a model writes, ops/s while a
+/// benchmark runs) fed by a ticker thread; `stop` ends it.
+pub(super) struct LiveLine {
+    pub live: Arc<Live>,
+    done: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveLine {
+    pub fn start(quiet: bool, live_ops: Arc<AtomicU64>) -> LiveLine {
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new_spinner()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        let live = Arc::new(Live {
+            bar,
+            phase: Mutex::new(String::new()),
+            tokens: AtomicU64::new(0),
+            text_start: Mutex::new(None),
+        });
+        let done = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (live, done, ops) = (live.clone(), done.clone(), live_ops);
+            std::thread::spawn(move || {
+                let mut last = (Instant::now(), 0u64);
+                while !done.load(Ordering::Relaxed) {
+                    let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
+                    let n = ops.load(Ordering::Relaxed);
+                    let dt = last.0.elapsed().as_secs_f64();
+                    let rate = if n >= last.1 && dt > 0.0 {
+                        (n - last.1) as f64 / dt
+                    } else {
+                        0.0
+                    };
+                    last = (Instant::now(), n);
+                    let tokens = live.tokens.load(Ordering::Relaxed);
+                    let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
+                        Some(t) if tokens > 0 => format!(
+                            " · {tokens} pieces, {:.1}/s",
+                            tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
+                        ),
+                        _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
+                        _ => String::new(),
+                    };
+                    live.bar.set_message(format!("{phase}{extra}"));
+                    live.bar.tick();
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            })
+        };
+        LiveLine {
+            live,
+            done,
+            ticker: Some(ticker),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        self.live.bar.finish_and_clear();
+    }
+}
+
 pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     // Settings: from the journal when resuming, else from the flags.
     let (settings, out, reason_hint) = match &args.resume {
@@ -384,7 +490,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         }
         effective.seed = settings.seed;
     }
-    let (mut proposer, reason) = choose(&effective, &settings)?;
+    let (mut proposer, reason) = choose(&effective.proposer_opts(), &settings)?;
     eprintln!("proposer: {} ({reason})", proposer.name());
 
     let live_ops = Arc::new(AtomicU64::new(0));
@@ -396,58 +502,15 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         },
         live_ops: live_ops.clone(),
     };
-    let bar = if effective.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new_spinner()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    let live = Arc::new(Live {
-        bar: bar.clone(),
-        phase: Mutex::new(String::new()),
-        tokens: AtomicU64::new(0),
-        text_start: Mutex::new(None),
-    });
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = {
-        let (live, done, ops) = (live.clone(), done.clone(), live_ops.clone());
-        std::thread::spawn(move || {
-            let mut last = (Instant::now(), 0u64);
-            while !done.load(Ordering::Relaxed) {
-                let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
-                let n = ops.load(Ordering::Relaxed);
-                let dt = last.0.elapsed().as_secs_f64();
-                let rate = if n >= last.1 && dt > 0.0 {
-                    (n - last.1) as f64 / dt
-                } else {
-                    0.0
-                };
-                last = (Instant::now(), n);
-                let tokens = live.tokens.load(Ordering::Relaxed);
-                let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
-                    Some(t) if tokens > 0 => format!(
-                        " · {tokens} pieces, {:.1}/s",
-                        tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
-                    ),
-                    _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
-                    _ => String::new(),
-                };
-                live.bar.set_message(format!("{phase}{extra}"));
-                live.bar.tick();
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    let mut line = LiveLine::start(effective.quiet, live_ops.clone());
     let tuner = Tuner {
         settings: settings.clone(),
         out: out.clone(),
         engine: &engine,
         work_dir: effective.work_dir.clone(),
-        progress: live.as_ref(),
+        progress: line.live.as_ref(),
         proposer_reason: reason,
+        baseline: None,
     };
     let w = &settings.workload;
     eprintln!(
@@ -464,9 +527,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     } else {
         tuner.start(proposer.as_mut())
     };
-    done.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
-    bar.finish_and_clear();
+    line.stop();
     let end = result?;
     let report = crate::tune::report::build(&out).context("building the report")?;
     if let Record::End {

@@ -55,6 +55,21 @@ pub struct Tuner<'a> {
     pub progress: &'a dyn Progress,
     /// One-line reason the proposer was chosen (for the journal and report).
     pub proposer_reason: String,
+    /// A measurement of the starting configuration to use instead of measuring it (compare
+    /// mode shares one per workload); it must be of the same configuration and workload.
+    pub baseline: Option<Sample>,
+}
+
+/// Measure a configuration `repeats` times on the tuner's engine (compare mode's shared
+/// baseline). Seeds as the tuner's own baseline.
+pub fn measure_start(tuner: &Tuner, doc: &OptionsDoc) -> Sample {
+    tuner
+        .measure_interleaved(
+            &[("start", doc)],
+            tuner.settings.repeats,
+            tuner.settings.seed,
+        )
+        .remove(0)
 }
 
 /// The state rebuilt from a journal (or fresh).
@@ -189,14 +204,13 @@ impl Tuner<'_> {
             .write(&self.out.join(BASE_FILE), "the starting configuration")?;
         let facts_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         let facts = crate::sysinfo::Facts::gather(&facts_dir, &catalog.rocksdb_version);
-        self.progress.phase("measuring the starting configuration");
-        let baseline = self
-            .measure_interleaved(
-                &[("start", &base.doc)],
-                self.settings.repeats,
-                self.settings.seed,
-            )
-            .remove(0);
+        let baseline = match &self.baseline {
+            Some(b) => b.clone(),
+            None => {
+                self.progress.phase("measuring the starting configuration");
+                measure_start(self, &base.doc)
+            }
+        };
         if baseline.ops_per_sec.len() < 2 {
             bail!(
                 "the starting configuration could not be measured twice: {}",

@@ -1,0 +1,280 @@
+//! `lsmtune compare`: run proposers × workloads × seeds as ordinary tunes under one folder,
+//! sharing one baseline measurement per workload, then write one table and one plot. Running the
+//! same command again resumes: finished tunes are skipped, an interrupted one continues.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use super::tune::{Backend, LiveLine, ProposerOpts, choose};
+use crate::bench;
+use crate::compare::{self, ProposerSpec};
+use crate::tune::journal::{self, Record, Sample, Settings};
+use crate::tune::{Tuner, measure_start};
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Comma-separated: local:MODEL, openai:MODEL, expert, random.
+    #[arg(long, default_value = "expert,random")]
+    pub proposers: String,
+    /// Comma-separated workloads.
+    #[arg(long, default_value = "fillrandom,readrandom")]
+    pub workloads: String,
+    /// Tunes per proposer and workload, with seeds 1..=N.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: u64,
+    /// Iterations per tune (the same budget for every proposer).
+    #[arg(long, default_value_t = 5)]
+    pub iterations: usize,
+    /// Output folder; run the same command again to resume.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[arg(long, default_value_t = 2)]
+    pub confirm: usize,
+    #[arg(long, default_value_t = 0.03)]
+    pub min_effect: f64,
+    /// Stop a tune after this many iterations without a kept gain (default: never, so every
+    /// proposer gets the same number of candidates).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+    #[arg(long, default_value_t = 6)]
+    pub max_changes: usize,
+    #[arg(long, default_value_t = 300_000)]
+    pub num: u64,
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    #[arg(long, default_value_t = 400)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long)]
+    pub offline: bool,
+    /// Endpoint for openai:MODEL proposers (else OPENAI_BASE_URL).
+    #[arg(long)]
+    pub openai_base_url: Option<String>,
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub openai_api_key_env: String,
+    #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
+    pub openai_timeout: Duration,
+    #[arg(long, default_value_t = 0.6)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 768)]
+    pub max_tokens: usize,
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
+    pub run_timeout: Duration,
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
+    pub memory_limit: u64,
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+pub fn compare_cmd(args: CompareArgs) -> Result<()> {
+    let proposers: Vec<ProposerSpec> = split(&args.proposers)
+        .iter()
+        .map(|p| ProposerSpec::parse(p))
+        .collect::<Result<_>>()?;
+    let workloads: Vec<bench::Kind> = split(&args.workloads)
+        .iter()
+        .map(|w| w.parse::<bench::Kind>().map_err(|e| anyhow::anyhow!(e)))
+        .collect::<Result<_>>()?;
+    if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
+        bail!("--proposers, --workloads and --seeds must not be empty");
+    }
+    if args.repeats < 2 {
+        bail!("--repeats must be at least 2");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let seeds: Vec<u64> = (1..=args.seeds).collect();
+    let live_ops = Arc::new(AtomicU64::new(0));
+    let engine = bench::InProcess {
+        exe: bench::worker::worker_exe()?,
+        limits: bench::Limits {
+            timeout: args.run_timeout,
+            memory: args.memory_limit,
+        },
+        live_ops: live_ops.clone(),
+    };
+    let mut line = LiveLine::start(args.quiet, live_ops);
+    let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line);
+    line.stop();
+    result?;
+    let mut rows = Vec::new();
+    for &w in &workloads {
+        for p in &proposers {
+            rows.push(compare::row(&args.out, w, p, &seeds)?);
+        }
+    }
+    compare::write_results(&args.out, &rows)?;
+    print!("{}", compare::markdown(&rows));
+    println!(
+        "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",
+        args.out.join("results.md").display()
+    );
+    Ok(())
+}
+
+fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, p: &ProposerSpec) -> Settings {
+    let mut w = bench::Workload::new(kind);
+    w.num = args.num;
+    w.key_size = args.key_size;
+    w.value_size = args.value_size;
+    w.threads = args.threads.max(1);
+    w.seed = seed;
+    let (backend, model) = match p {
+        ProposerSpec::Local(m) => ("local", Some(m.clone())),
+        ProposerSpec::OpenAi(m) => ("openai", Some(m.clone())),
+        ProposerSpec::Expert => ("expert", None),
+        ProposerSpec::Random => ("random", None),
+    };
+    Settings {
+        workload: w,
+        base_file: None,
+        iterations: args.iterations,
+        time_budget_secs: None,
+        repeats: args.repeats,
+        confirm_repeats: args.confirm,
+        min_effect: args.min_effect,
+        patience: args.patience.unwrap_or(usize::MAX).max(1),
+        memory_budget: args
+            .memory_budget
+            .unwrap_or_else(crate::sysinfo::default_memory_budget),
+        allow_unsafe: false,
+        max_changes: args.max_changes,
+        reasoning_chars: 400,
+        backend: backend.into(),
+        model,
+        seed,
+    }
+}
+
+fn run_all(
+    args: &CompareArgs,
+    proposers: &[ProposerSpec],
+    workloads: &[bench::Kind],
+    seeds: &[u64],
+    engine: &bench::InProcess,
+    line: &LiveLine,
+) -> Result<()> {
+    let total = proposers.len() * workloads.len() * seeds.len();
+    let mut done = 0;
+    for &kind in workloads {
+        // One baseline per workload, measured once and kept on disk for resumes.
+        let base_path = compare::baseline_file(&args.out, kind);
+        let first = settings(args, kind, seeds[0], &proposers[0]);
+        let baseline: Sample = match std::fs::read(&base_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged", base_path.display()))?,
+            Err(_) => {
+                let tuner = Tuner {
+                    settings: first.clone(),
+                    out: args.out.clone(),
+                    engine,
+                    work_dir: args.work_dir.clone(),
+                    progress: line.live.as_ref(),
+                    proposer_reason: String::new(),
+                    baseline: None,
+                };
+                crate::tune::Progress::phase(
+                    line.live.as_ref(),
+                    &format!("{kind}: measuring the shared baseline"),
+                );
+                let doc = crate::options::rocks::linked_defaults()?.clone();
+                let (base, _) = crate::options::Calibrator::new(
+                    crate::options::catalog()?,
+                    crate::options::CalibrateOptions {
+                        memory_budget: first.memory_budget,
+                        allow_unsafe: false,
+                        max_changes: first.max_changes,
+                    },
+                )
+                .prepare_base(doc)?;
+                let s = measure_start(&tuner, &base.doc);
+                if s.ops_per_sec.len() < 2 {
+                    bail!(
+                        "{kind}: the baseline could not be measured: {:?}",
+                        s.failures
+                    );
+                }
+                std::fs::create_dir_all(base_path.parent().unwrap_or(&args.out))?;
+                crate::options::ini::write_atomic(&base_path, &serde_json::to_vec(&s)?)?;
+                s
+            }
+        };
+        for p in proposers {
+            for &seed in seeds {
+                done += 1;
+                let dir = compare::run_dir(&args.out, kind, p, seed);
+                let records = journal::load(&dir).ok();
+                if matches!(
+                    records.as_ref().and_then(|r| r.last()),
+                    Some(Record::End { .. })
+                ) {
+                    continue;
+                }
+                let s = settings(args, kind, seed, p);
+                let opts = ProposerOpts {
+                    backend: match p {
+                        ProposerSpec::Local(_) => Backend::Local,
+                        ProposerSpec::OpenAi(_) => Backend::Openai,
+                        ProposerSpec::Expert => Backend::Expert,
+                        ProposerSpec::Random => Backend::Random,
+                    },
+                    model: match p {
+                        ProposerSpec::Local(m) => Some(m.clone()),
+                        _ => None,
+                    },
+                    offline: args.offline,
+                    openai_base_url: args.openai_base_url.clone(),
+                    openai_model: match p {
+                        ProposerSpec::OpenAi(m) => Some(m.clone()),
+                        _ => None,
+                    },
+                    openai_api_key_env: args.openai_api_key_env.clone(),
+                    openai_timeout: args.openai_timeout,
+                    temperature: args.temperature,
+                    max_tokens: args.max_tokens,
+                    seed,
+                };
+                let (mut proposer, reason) = choose(&opts, &s)?;
+                line.live.bar.println(format!(
+                    "[{done}/{total}] {kind} · {} · seed {seed}",
+                    p.label()
+                ));
+                let tuner = Tuner {
+                    settings: s,
+                    out: dir.clone(),
+                    engine,
+                    work_dir: args.work_dir.clone(),
+                    progress: line.live.as_ref(),
+                    proposer_reason: reason,
+                    baseline: Some(baseline.clone()),
+                };
+                if records.is_some_and(|r| !r.is_empty()) {
+                    tuner.resume(proposer.as_mut())?;
+                } else {
+                    std::fs::create_dir_all(dir.parent().unwrap_or(&args.out))?;
+                    tuner.start(proposer.as_mut())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Compare mode for researchers: proposers × workloads × seeds, each a normal (resumable) tune
+//! with the same workload definition, seeds and budgets, sharing one baseline measurement per
+//! workload. This module holds the layout of a compare folder, the aggregation of finished
+//! tunes into one table (Markdown, CSV, JSON) and one plot (best-so-far vs iteration).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::bench::Kind;
+use crate::bench::stats::Summary;
+use crate::tune::journal::{self, Decision, Record};
+
+/// A proposer as named on the command line: `local:MODEL`, `openai:MODEL`, `expert`, `random`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposerSpec {
+    Local(String),
+    OpenAi(String),
+    Expert,
+    Random,
+}
+
+impl ProposerSpec {
+    pub fn parse(text: &str) -> Result<ProposerSpec> {
+        let t = text.trim();
+        Ok(match t.split_once(':') {
+            Some(("local", m)) if !m.is_empty() => ProposerSpec::Local(m.to_string()),
+            Some(("openai", m)) if !m.is_empty() => ProposerSpec::OpenAi(m.to_string()),
+            None if t == "expert" => ProposerSpec::Expert,
+            None if t == "random" => ProposerSpec::Random,
+            _ => bail!("proposer `{t}`: use local:MODEL, openai:MODEL, expert or random"),
+        })
+    }
+
+    /// As written on the command line.
+    pub fn label(&self) -> String {
+        match self {
+            ProposerSpec::Local(m) => format!("local:{m}"),
+            ProposerSpec::OpenAi(m) => format!("openai:{m}"),
+            ProposerSpec::Expert => "expert".into(),
+            ProposerSpec::Random => "random".into(),
+        }
+    }
+
+    /// A folder name for the label.
+    pub fn slug(&self) -> String {
+        self.label()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where one tune of a compare lives.
+pub fn run_dir(out: &Path, workload: Kind, proposer: &ProposerSpec, seed: u64) -> PathBuf {
+    out.join("runs")
+        .join(workload.name())
+        .join(proposer.slug())
+        .join(format!("seed-{seed}"))
+}
+
+/// Where the shared baseline of a workload is kept.
+pub fn baseline_file(out: &Path, workload: Kind) -> PathBuf {
+    out.join("baselines")
+        .join(format!("{}.json", workload.name()))
+}
+
+/// One row of the result table: a proposer on a workload, over its seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub proposer: String,
+    pub workload: String,
+    pub seeds: usize,
+    /// Final gain over the baseline (tuned/start - 1) per seed, from each tune's final
+    /// interleaved comparison (0 when the start was kept).
+    pub gains: Vec<f64>,
+    /// Mean gain and its 95% interval over seeds (the single tune's interval with one seed).
+    pub gain_mean: f64,
+    pub gain_low: f64,
+    pub gain_high: f64,
+    /// Iterations until the best reached 95% of its final level (mean over seeds).
+    pub iterations_to_95: f64,
+    pub iterations: f64,
+    pub bench_seconds: f64,
+    pub llm_seconds: f64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Share of proposed entries that needed a key/type/range/safety correction.
+    pub invalid_rate: Option<f64>,
+    pub corrections: usize,
+    pub failures: usize,
+    /// Best-so-far throughput relative to the baseline, per iteration (0 = start), per seed.
+    pub curves: Vec<Vec<f64>>,
+}
+
+/// Aggregate the finished tunes of `proposer` on `workload`.
+pub fn row(out: &Path, workload: Kind, proposer: &ProposerSpec, seeds: &[u64]) -> Result<Row> {
+    let mut r = Row {
+        proposer: proposer.label(),
+        workload: workload.name().to_string(),
+        seeds: 0,
+        gains: Vec::new(),
+        gain_mean: 0.0,
+        gain_low: 0.0,
+        gain_high: 0.0,
+        iterations_to_95: 0.0,
+        iterations: 0.0,
+        bench_seconds: 0.0,
+        llm_seconds: 0.0,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        invalid_rate: None,
+        corrections: 0,
+        failures: 0,
+        curves: Vec::new(),
+    };
+    let (mut proposed, mut invalid) = (0usize, 0usize);
+    let mut to95 = Vec::new();
+    let mut its_n = Vec::new();
+    let mut single_ci = None;
+    for &seed in seeds {
+        let dir = run_dir(out, workload, proposer, seed);
+        let Ok(records) = journal::load(&dir) else {
+            continue;
+        };
+        let Some(Record::End {
+            comparison,
+            kept_base,
+            ..
+        }) = records.last()
+        else {
+            continue;
+        };
+        let Some(Record::Start { baseline, .. }) = records.first() else {
+            continue;
+        };
+        r.seeds += 1;
+        let gain = match comparison {
+            Some(c) if !kept_base => {
+                single_ci = Some((c.effect_low, c.effect_high));
+                c.effect
+            }
+            _ => 0.0,
+        };
+        r.gains.push(gain);
+        let base = Summary::of(&baseline.ops_per_sec)
+            .map_or(1.0, |s| s.mean)
+            .max(1e-9);
+        let mut curve = vec![1.0];
+        let mut best = 1.0f64;
+        let mut n = 0;
+        for rec in &records {
+            if let Record::Iteration(it) = rec {
+                n += 1;
+                r.bench_seconds += it.bench_seconds;
+                r.llm_seconds += it.llm_seconds;
+                if let Some(l) = &it.llm {
+                    r.prompt_tokens += l.prompt_tokens;
+                    r.completion_tokens += l.completion_tokens;
+                }
+                proposed += it.proposed;
+                invalid += it.invalid;
+                r.corrections += it.corrections.len();
+                r.failures += usize::from(it.decision == Decision::Failed);
+                if it.decision == Decision::Accepted {
+                    best = best.max(it.best_ops / base);
+                }
+                curve.push(best);
+            }
+        }
+        let last = *curve.last().unwrap_or(&1.0);
+        let reach = curve
+            .iter()
+            .position(|&v| v - 1.0 >= 0.95 * (last - 1.0))
+            .unwrap_or(0);
+        to95.push(reach as f64);
+        its_n.push(n as f64);
+        r.curves.push(curve);
+    }
+    if r.seeds == 0 {
+        return Ok(r);
+    }
+    let g = Summary::of(&r.gains);
+    r.gain_mean = g.map_or(0.0, |s| s.mean);
+    match (r.seeds, g) {
+        (1, _) => {
+            let (lo, hi) = single_ci.unwrap_or((r.gain_mean, r.gain_mean));
+            r.gain_low = lo;
+            r.gain_high = hi;
+        }
+        (_, Some(s)) => {
+            r.gain_low = s.mean - s.ci95;
+            r.gain_high = s.mean + s.ci95;
+        }
+        _ => {}
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    r.iterations_to_95 = mean(&to95);
+    r.iterations = mean(&its_n);
+    r.invalid_rate = (proposed > 0).then(|| invalid as f64 / proposed as f64);
+    Ok(r)
+}
+
+/// The table in Markdown.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "| proposer | workload | seeds | gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | prompt tok | completion tok | invalid before calibration | corrections | failures |"
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            r.proposer,
+            r.workload,
+            r.seeds,
+            r.gain_mean * 100.0,
+            r.gain_low * 100.0,
+            r.gain_high * 100.0,
+            r.iterations_to_95,
+            r.iterations,
+            r.bench_seconds,
+            r.llm_seconds,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.invalid_rate
+                .map(|x| format!("{:.1}%", x * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            r.corrections,
+            r.failures
+        );
+    }
+    m
+}
+
+/// The table as CSV.
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,corrections,failures\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{}",
+            r.proposer,
+            r.workload,
+            r.seeds,
+            r.gain_mean,
+            r.gain_low,
+            r.gain_high,
+            r.iterations_to_95,
+            r.iterations,
+            r.bench_seconds,
+            r.llm_seconds,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.invalid_rate
+                .map(|x| format!("{x:.4}"))
+                .unwrap_or_default(),
+            r.corrections,
+            r.failures
+        );
+    }
+    s
+}
+
+/// Best-so-far (relative to the baseline) vs iteration, one line per proposer: the mean over
+/// workloads and seeds, with a band from the lowest to the highest run.
+pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
+    let mut proposers: Vec<String> = rows.iter().map(|r| r.proposer.clone()).collect();
+    proposers.dedup();
+    proposers.sort();
+    proposers.dedup();
+    let len = rows
+        .iter()
+        .flat_map(|r| r.curves.iter().map(|c| c.len()))
+        .max()
+        .unwrap_or(1);
+    let top = rows
+        .iter()
+        .flat_map(|r| r.curves.iter().flatten().copied())
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "best so far vs iteration (throughput / baseline; band: min..max over runs)",
+            ("sans-serif", 17),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..(len.max(2) - 1) as f64, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_labels(len.max(2))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_desc("iteration (0 = start)")
+        .y_desc("x baseline")
+        .draw()?;
+    for (i, p) in proposers.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let curves: Vec<&Vec<f64>> = rows
+            .iter()
+            .filter(|r| &r.proposer == p)
+            .flat_map(|r| r.curves.iter())
+            .collect();
+        if curves.is_empty() {
+            continue;
+        }
+        let at = |c: &Vec<f64>, k: usize| c.get(k).or(c.last()).copied().unwrap_or(1.0);
+        let mean: Vec<(f64, f64)> = (0..len)
+            .map(|k| {
+                let v: f64 = curves.iter().map(|c| at(c, k)).sum::<f64>() / curves.len() as f64;
+                (k as f64, v)
+            })
+            .collect();
+        let lo: Vec<(f64, f64)> = (0..len)
+            .map(|k| {
+                (
+                    k as f64,
+                    curves.iter().map(|c| at(c, k)).fold(f64::MAX, f64::min),
+                )
+            })
+            .collect();
+        let hi: Vec<(f64, f64)> = (0..len)
+            .map(|k| {
+                (
+                    k as f64,
+                    curves.iter().map(|c| at(c, k)).fold(f64::MIN, f64::max),
+                )
+            })
+            .collect();
+        let mut band = lo.clone();
+        band.extend(hi.iter().rev());
+        chart.draw_series(std::iter::once(Polygon::new(
+            band,
+            color.mix(0.15).filled(),
+        )))?;
+        chart
+            .draw_series(LineSeries::new(mean, color.stroke_width(2)))?
+            .label(p.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Write results.md, results.csv, results.json and best_so_far.svg into `out`.
+pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
+    use crate::options::ini::write_atomic;
+    write_atomic(&out.join("results.md"), markdown(rows).as_bytes())?;
+    write_atomic(&out.join("results.csv"), csv(rows).as_bytes())?;
+    write_atomic(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(rows)?.as_bytes(),
+    )?;
+    plot(rows, &out.join("best_so_far.svg"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposer_specs_parse_and_name_folders() {
+        assert_eq!(
+            ProposerSpec::parse("local:qwen2.5-0.5b-instruct:q8_0").unwrap(),
+            ProposerSpec::Local("qwen2.5-0.5b-instruct:q8_0".into())
+        );
+        assert_eq!(
+            ProposerSpec::parse("openai:gpt-4o").unwrap(),
+            ProposerSpec::OpenAi("gpt-4o".into())
+        );
+        assert_eq!(
+            ProposerSpec::parse(" expert").unwrap(),
+            ProposerSpec::Expert
+        );
+        assert!(ProposerSpec::parse("local:").is_err());
+        assert!(ProposerSpec::parse("gpt").is_err());
+        assert_eq!(
+            ProposerSpec::Local("/m/x.gguf".into()).slug(),
+            "local__m_x.gguf"
+        );
+    }
+}
