@@ -304,3 +304,88 @@ fn a_reply_cut_at_max_tokens_is_flagged() {
     assert_eq!(c.finish, Finish::Length);
     assert!(b.notices.iter().any(|n| n.contains("cut at max_tokens")));
 }
+
+#[test]
+fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
+    let reply = r#"{"reasoning": "more background jobs", "changes": [{"max_background_jobs": 4}]}"#;
+    let s = serve(vec![ok(reply, "stop"); 8]);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |out: &std::path::Path, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+            .args([
+                "tune",
+                "--workload",
+                "fillrandom",
+                "--num",
+                "10000",
+                "--value-size",
+                "100",
+            ])
+            .args([
+                "--repeats",
+                "2",
+                "--confirm",
+                "1",
+                "--iterations",
+                "1",
+                "--quiet",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .env("OPENAI_BASE_URL", &s.base_url)
+            .env("OPENAI_API_KEY", KEY)
+            .env("HF_HUB_CACHE", &empty)
+            .env("LSMTUNE_MODELS_DIR", &empty)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    // auto: no local model anywhere, an endpoint configured.
+    let out = dir.path().join("auto");
+    let o = run(&out, &[]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("no local model found; the endpoint is configured"),
+        "{err}"
+    );
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("\"proposer\":\"openai:gpt-4o"),
+        "{journal}"
+    );
+    assert!(journal.contains("max_background_jobs"));
+    // The request went out with the key, and the key is nowhere in what the tune wrote.
+    assert!(
+        s.seen.lock().unwrap()[0]
+            .0
+            .as_deref()
+            .unwrap()
+            .ends_with(KEY)
+    );
+    for f in [
+        "journal.jsonl",
+        "report.md",
+        "report.json",
+        "OPTIONS-tuned.ini",
+    ] {
+        no_key(&std::fs::read_to_string(out.join(f)).unwrap());
+    }
+    no_key(&err);
+    no_key(&String::from_utf8_lossy(&o.stdout));
+
+    // local asked for, but the model cannot be loaded: the endpoint takes over, and says why.
+    let out = dir.path().join("local");
+    let o = run(
+        &out,
+        &["--backend", "local", "--model", "/nonexistent/model.gguf"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("the local model could not be loaded"), "{err}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("the local model could not be loaded"), "{md}");
+}

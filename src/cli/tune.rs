@@ -14,7 +14,7 @@ use crate::grammar::{Grammar, schema};
 use crate::llm::openai::{Endpoint, OpenAiBackend};
 use crate::llm::{GenParams, local::LocalModel};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
-use crate::tune::proposer::{self, Fallback, LlmProposer, Proposer, RandomProposer};
+use crate::tune::proposer::{Fallback, LlmProposer, Proposer, RandomProposer};
 use crate::tune::{Progress, Tuner, expert::ExpertProposer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +195,10 @@ impl Progress for Live {
     }
     fn iteration(&self, it: &Iteration) {
         self.bar.println(iteration_line(it));
+        let notices = it.llm.iter().flat_map(|l| l.notices.iter());
+        for n in notices.chain(it.notes.iter()) {
+            self.bar.println(format!("    note: {n}"));
+        }
     }
 }
 
@@ -292,10 +296,7 @@ pub(super) fn choose(
     });
     let openai = |e: Endpoint| -> Box<dyn Proposer> {
         Box::new(LlmProposer::new(
-            Box::new(proposer::Endpoint(OpenAiBackend::new(
-                e,
-                Some(proposal_schema.clone()),
-            ))),
+            Box::new(OpenAiBackend::new(e, Some(proposal_schema.clone()))),
             None,
             params.clone(),
         ))

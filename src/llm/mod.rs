@@ -148,4 +148,9 @@ pub trait Llm {
         params: &GenParams,
         on_text: &mut dyn FnMut(&str),
     ) -> anyhow::Result<Completion>;
+    /// Events since the last call that a user should know of (a remote endpoint's retries and
+    /// format downgrades); taken, so each is reported once.
+    fn take_notices(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -9,7 +9,6 @@ use crate::bench::Workload;
 use crate::bench::measure::Diagnostics;
 use crate::grammar::Grammar;
 use crate::grammar::schema::{SchemaOptions, proposable_keys};
-use crate::llm::openai::OpenAiBackend;
 use crate::llm::{GenParams, Llm, Message};
 use crate::options::proposal::RawProposal;
 use crate::options::value::{OptionType, Value};
@@ -136,6 +135,7 @@ impl Proposer for LlmProposer {
             on_text,
         )?;
         let c = &p.completion;
+        let notices = self.llm.take_notices();
         Ok(Proposal {
             text: c.text.clone(),
             raw: p.raw,
@@ -147,34 +147,10 @@ impl Proposer for LlmProposer {
                 completion_tokens: c.completion_tokens,
                 seconds: started.elapsed().as_secs_f64(),
                 finish: format!("{:?}", c.finish).to_ascii_lowercase(),
-                notices: Vec::new(),
+                notices,
             }),
             notes: Vec::new(),
         })
-    }
-}
-
-/// An OpenAI-compatible backend as an [`Llm`] whose notices (downgrades, retries) end up in
-/// the journal.
-pub struct Endpoint(pub OpenAiBackend);
-
-impl Llm for Endpoint {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn chat(
-        &mut self,
-        messages: &[Message],
-        constraint: Option<&mut dyn crate::llm::TokenConstraint>,
-        params: &GenParams,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<crate::llm::Completion> {
-        let before = self.0.notices.len();
-        let out = self.0.chat(messages, constraint, params, on_text);
-        for n in &self.0.notices[before..] {
-            eprintln!("note: {n}");
-        }
-        out
     }
 }
 

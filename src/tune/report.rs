@@ -325,6 +325,24 @@ pub fn markdown(r: &Report) -> String {
         t.prompt_tokens,
         t.completion_tokens
     );
+    let notes: Vec<String> = r
+        .iterations
+        .iter()
+        .flat_map(|it| {
+            it.llm
+                .iter()
+                .flat_map(|l| l.notices.iter())
+                .chain(it.notes.iter())
+                .map(move |n| format!("iteration {}: {n}", it.iteration))
+        })
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(m, "## Notes\n");
+        for n in &notes {
+            let _ = writeln!(m, "- {n}");
+        }
+        let _ = writeln!(m);
+    }
     if !r.base_notes.is_empty() {
         let _ = writeln!(m, "## Corrections to the starting file\n");
         for n in &r.base_notes {
