@@ -131,6 +131,51 @@ pub fn compare(baseline: &[f64], candidate: &[f64], min_effect: f64) -> Option<C
     })
 }
 
+/// Compare interleaved pairs: `baseline[i]` and `candidate[i]` were measured back to back in
+/// round i. The test is on the per-round log ratios (a one-sample t-test), so slow drift of the
+/// machine that moves both members of a pair alike cancels out; Welch's test on the pooled
+/// samples would count it as noise. The effect is the geometric-mean ratio minus one, with its
+/// 95% interval. Needs at least two complete pairs; pairs with a non-positive value are skipped.
+pub fn compare_paired(baseline: &[f64], candidate: &[f64], min_effect: f64) -> Option<Comparison> {
+    let logs: Vec<f64> = baseline
+        .iter()
+        .zip(candidate)
+        .filter(|(a, b)| **a > 0.0 && **b > 0.0)
+        .map(|(a, b)| (b / a).ln())
+        .collect();
+    let s = Summary::of(&logs)?;
+    if s.n < 2 {
+        return None;
+    }
+    let df = (s.n - 1) as f64;
+    let se = s.sd / (s.n as f64).sqrt();
+    let (p_value, half) = if se == 0.0 {
+        (if s.mean == 0.0 { 1.0 } else { 0.0 }, 0.0)
+    } else {
+        let t = s.mean / se;
+        (
+            (2.0 * (1.0 - t_cdf(t.abs(), df))).clamp(0.0, 1.0),
+            t_quantile(0.975, df) * se,
+        )
+    };
+    let effect = s.mean.exp() - 1.0;
+    let verdict = if p_value < 0.05 && effect > min_effect {
+        Verdict::Better
+    } else if p_value < 0.05 && effect < -min_effect {
+        Verdict::Worse
+    } else {
+        Verdict::NoSignificantDifference
+    };
+    Some(Comparison {
+        verdict,
+        effect,
+        effect_low: (s.mean - half).exp() - 1.0,
+        effect_high: (s.mean + half).exp() - 1.0,
+        p_value,
+        df,
+    })
+}
+
 /// ln Γ(x) (Lanczos, g = 7).
 fn ln_gamma(x: f64) -> f64 {
     const C: [f64; 9] = [
@@ -345,5 +390,47 @@ mod tests {
         let rate = differ as f64 / trials as f64;
         assert!(rate < 0.075, "A/A false-positive rate {rate}");
         assert!(rate > 0.02, "a test that never fires is broken too: {rate}");
+    }
+}
+
+#[cfg(test)]
+mod paired_tests {
+    use super::*;
+
+    #[test]
+    fn drift_that_moves_both_sides_alike_cancels_in_the_paired_test() {
+        // Each round slower than the last (the machine got busy), the candidate always ~1.5x.
+        let best = [500_930.0, 344_801.0, 258_030.0];
+        let cand = [749_630.0, 514_337.0, 419_207.0];
+        let welch = compare(&best, &cand, 0.03).unwrap();
+        assert_eq!(welch.verdict, Verdict::NoSignificantDifference);
+        let paired = compare_paired(&best, &cand, 0.03).unwrap();
+        assert_eq!(paired.verdict, Verdict::Better, "{paired:?}");
+        assert!((paired.effect - 0.53).abs() < 0.03, "{paired:?}");
+        assert!(
+            paired.effect_low > 0.3 && paired.effect_high < 0.8,
+            "{paired:?}"
+        );
+    }
+
+    #[test]
+    fn paired_no_difference_and_worse() {
+        let a = [100.0, 101.0, 99.0, 100.5];
+        let same = [100.2, 100.7, 99.4, 100.1];
+        assert_eq!(
+            compare_paired(&a, &same, 0.02).unwrap().verdict,
+            Verdict::NoSignificantDifference
+        );
+        let worse = [80.0, 81.0, 79.5, 80.2];
+        let c = compare_paired(&a, &worse, 0.02).unwrap();
+        assert_eq!(c.verdict, Verdict::Worse);
+        assert!(c.effect_low < c.effect && c.effect < c.effect_high);
+        // A significant but tiny effect is not a difference.
+        let tiny = [100.5, 101.5, 99.5, 101.0];
+        assert_eq!(
+            compare_paired(&a, &tiny, 0.02).unwrap().verdict,
+            Verdict::NoSignificantDifference
+        );
+        assert!(compare_paired(&[1.0], &[2.0], 0.0).is_none());
     }
 }

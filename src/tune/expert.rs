@@ -131,24 +131,56 @@ fn advice(ctx: &Context) -> Vec<Advice> {
     // --- writes ---
     let mut wr: Vec<Advice> = Vec::new();
     if writes(kind) {
-        let wb = int("write_buffer_size");
-        let target = (wb * 2).min((budget / 8).max(wb));
-        if target > wb {
+        if w.threads > 1 && !best.flag(cat, "enable_pipelined_write") {
             wr.push(Advice {
-                name: "larger memtables",
+                name: "pipelined writes",
+                changes: vec![("enable_pipelined_write", Value::Bool(true))],
+                reason: format!(
+                    "{} writer threads: with pipelining one group writes the WAL while the \
+                     previous one inserts into the memtable",
+                    w.threads
+                ),
+            });
+        }
+        let wb = int("write_buffer_size");
+        if stalls < 0.01 && d.l0_files < 8 && wb > 8 * MIB {
+            // No back-pressure: the memtable's cost is the insert itself, a skiplist walk whose
+            // cache misses grow with its size.
+            let target = (wb / 2).max(8 * MIB);
+            wr.push(Advice {
+                name: "smaller memtables",
                 changes: vec![
                     ("write_buffer_size", Value::Int(target)),
                     ("max_write_buffer_number", Value::Int(4)),
-                    ("target_file_size_base", Value::Int(target)),
-                    ("max_bytes_for_level_base", Value::Int(target * 4)),
                 ],
                 reason: format!(
-                    "stalls {:.1}% of the time, write amplification {:.1}: larger memtables \
-                     flush less often, into fewer and larger L0 files",
+                    "writes stall {:.1}% of the time with {} L0 files: flushing keeps up, so a \
+                     smaller memtable ({} MiB) makes each insert cheaper (fewer cache misses \
+                     in the skiplist)",
                     stalls * 100.0,
-                    d.write_amplification.unwrap_or(0.0)
+                    d.l0_files,
+                    target / MIB
                 ),
             });
+        } else if stalls >= 0.01 || d.l0_files >= 8 {
+            let target = (wb * 2).min((budget / 8).max(wb));
+            if target > wb {
+                wr.push(Advice {
+                    name: "larger memtables",
+                    changes: vec![
+                        ("write_buffer_size", Value::Int(target)),
+                        ("max_write_buffer_number", Value::Int(4)),
+                        ("target_file_size_base", Value::Int(target)),
+                        ("max_bytes_for_level_base", Value::Int(target * 4)),
+                    ],
+                    reason: format!(
+                        "writes stall {:.1}% of the time, write amplification {:.1}: larger \
+                         memtables flush less often, into fewer and larger L0 files",
+                        stalls * 100.0,
+                        d.write_amplification.unwrap_or(0.0)
+                    ),
+                });
+            }
         }
         let jobs = (cores * 2).clamp(4, 16);
         if int("max_background_jobs") < jobs {
@@ -163,7 +195,7 @@ fn advice(ctx: &Context) -> Vec<Advice> {
                 ),
             });
         }
-        if int("level0_slowdown_writes_trigger") < 40 {
+        if (stalls > 0.0 || d.l0_files >= 8) && int("level0_slowdown_writes_trigger") < 40 {
             wr.push(Advice {
                 name: "later write throttling",
                 changes: vec![
@@ -172,17 +204,11 @@ fn advice(ctx: &Context) -> Vec<Advice> {
                     ("level0_stop_writes_trigger", Value::Int(64)),
                 ],
                 reason: format!(
-                    "{} L0 files after the run: slowdowns start at 20 by default; a later \
-                     trigger lets bursts through while compaction catches up",
-                    d.l0_files
+                    "{} L0 files and stalls {:.1}% of the time: slowdowns start at 20 L0 files \
+                     by default; a later trigger lets bursts through while compaction catches up",
+                    d.l0_files,
+                    stalls * 100.0
                 ),
-            });
-        }
-        if w.threads > 1 && !best.flag(cat, "enable_pipelined_write") {
-            wr.push(Advice {
-                name: "pipelined writes",
-                changes: vec![("enable_pipelined_write", Value::Bool(true))],
-                reason: "several writer threads: the WAL and memtable stages overlap".into(),
             });
         }
         if best.text(cat, "compression") != "kNoCompression" {
@@ -211,18 +237,22 @@ fn advice(ctx: &Context) -> Vec<Advice> {
         });
     }
 
-    // Order: what the diagnostics point at first.
+    // Order: what the diagnostics point at first. The big read levers (filter, cache) lead for
+    // readers; for mixed workloads the write rules come before the minor read ones.
+    let major = reads
+        .iter()
+        .take_while(|a| matches!(a.name, "bloom filter" | "block cache"))
+        .count();
+    let minor = reads.split_off(major);
     let write_pressure = stalls > 0.01 || d.l0_files > 8;
-    let read_pressure = point_reads(kind) && (cache_hit < 0.9 || d.bloom_usefulness.is_none());
-    if write_pressure && !read_pressure {
+    if write_pressure || !point_reads(kind) && !scans(kind) {
         out.extend(wr);
         out.extend(reads);
-    } else if read_pressure || !writes(kind) {
-        out.extend(reads);
-        out.extend(wr);
+        out.extend(minor);
     } else {
-        out.extend(wr);
         out.extend(reads);
+        out.extend(wr);
+        out.extend(minor);
     }
     out
 }

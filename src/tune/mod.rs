@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::bench::stats::{Comparison, Verdict, compare};
+use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
 use crate::bench::{BenchEngine, Workload};
 use crate::grammar::schema::SchemaOptions;
 use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc, Rule};
@@ -84,6 +84,19 @@ struct State {
     /// Seconds spent before this process (a resumed run).
     elapsed_before: f64,
     schema: SchemaOptions,
+}
+
+/// Candidate vs best from interleaved rounds: the paired test when every round produced both
+/// measurements (drift cancels), else Welch's test on what was measured.
+fn judge(best: &Sample, cand: &Sample, min_effect: f64) -> Option<Comparison> {
+    if best.failures.is_empty()
+        && cand.failures.is_empty()
+        && best.ops_per_sec.len() == cand.ops_per_sec.len()
+    {
+        compare_paired(&best.ops_per_sec, &cand.ops_per_sec, min_effect)
+    } else {
+        compare(&best.ops_per_sec, &cand.ops_per_sec, min_effect)
+    }
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -541,7 +554,7 @@ impl Tuner<'_> {
             );
             let b = s.pop().unwrap_or_default();
             let a = s.pop().unwrap_or_default();
-            let c = compare(&a.ops_per_sec, &b.ops_per_sec, self.settings.min_effect);
+            let c = judge(&a, &b, self.settings.min_effect);
             (a, b, c)
         };
         // Never end below the start: keep it unless the best is at least not worse.
