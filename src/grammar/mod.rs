@@ -27,6 +27,8 @@ use crate::llm::TokenConstraint;
 struct HfTokEnv {
     trie: TokTrie,
     tokenizer: Tokenizer,
+    /// Forced text comes from a small set (keys, separators): tokenize each once.
+    memo: std::sync::Mutex<HashMap<Vec<u8>, Vec<TokenId>>>,
 }
 
 impl TokenizerEnv for HfTokEnv {
@@ -35,12 +37,21 @@ impl TokenizerEnv for HfTokEnv {
     }
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
-        self.trie.tokenize_with_greedy_fallback(s, |text| {
+        if let Some(t) = self.memo.lock().ok().and_then(|m| m.get(s).cloned()) {
+            return t;
+        }
+        let t = self.trie.tokenize_with_greedy_fallback(s, |text| {
             self.tokenizer
                 .encode(text, false)
                 .map(|e| e.get_ids().to_vec())
                 .unwrap_or_default()
-        })
+        });
+        if let Ok(mut m) = self.memo.lock()
+            && m.len() < 100_000
+        {
+            m.insert(s.to_vec(), t.clone());
+        }
+        t
     }
 }
 
@@ -146,6 +157,71 @@ pub struct Grammar {
     /// A matcher at the start of the grammar, cloned for each generation.
     start: Matcher,
     n_vocab: usize,
+    /// The `maxLength` of a leading `reasoning` string, enforced here instead of by the
+    /// grammar (see [`StringBound`]).
+    bound: Option<Arc<StringBound>>,
+}
+
+/// A leading string property's length limit, enforced outside llguidance. A bounded string
+/// (`maxLength`) compiles to one lexer state per character, which keeps llguidance's sliced
+/// fast path from applying and makes each mask inside the string cost a walk of the whole
+/// token trie near the limit. The grammar gets the string unbounded; this counts the
+/// characters written (each escape character counts, so the decoded text is never longer) and,
+/// in the last stretch before the limit, drops tokens that would run past it.
+struct StringBound {
+    /// Bytes before the string's content: `{"reasoning": "`.
+    prefix: Vec<u8>,
+    limit: usize,
+    /// Per token: characters it adds to the string before its first unescaped `"` (or in all,
+    /// when it has none), capped at 255.
+    reach: Vec<u8>,
+    /// Text token ids, longest reach first: near the limit only a prefix needs blocking.
+    by_reach: Vec<u32>,
+    words: Vec<Vec<u8>>,
+}
+
+/// Where a constraint is with respect to the bounded string.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum InString {
+    /// Still writing the prefix (bytes matched so far).
+    Before(usize),
+    /// Inside: characters written, and whether the last byte was an unescaped backslash.
+    Inside(usize, bool),
+    After,
+}
+
+fn token_reach(word: &[u8]) -> u8 {
+    if word.first() == Some(&TokTrie::SPECIAL_TOKEN_MARKER) {
+        return u8::MAX;
+    }
+    let mut chars = 0usize;
+    let mut escaped = false;
+    for &b in word {
+        if b == b'"' && !escaped {
+            return chars.min(255) as u8;
+        }
+        escaped = b == b'\\' && !escaped;
+        if b & 0xC0 != 0x80 {
+            chars += 1;
+        }
+    }
+    // A token ending in a lone backslash must leave room for the escape it starts (\uXXXX).
+    if escaped {
+        chars += 5;
+    }
+    chars.min(255) as u8
+}
+
+/// Take a top-level `reasoning.maxLength` out of the schema, for [`StringBound`].
+fn split_reasoning_bound(schema: &J) -> (J, Option<usize>) {
+    let mut schema = schema.clone();
+    let limit = schema
+        .pointer_mut("/properties/reasoning")
+        .and_then(|r| r.as_object_mut())
+        .and_then(|r| r.remove("maxLength"))
+        .and_then(|m| m.as_u64())
+        .map(|m| m as usize);
+    (schema, limit)
 }
 
 /// The JSON layout the grammar enforces: compact, single spaces after `,` and `:`.
@@ -182,9 +258,30 @@ impl Grammar {
         };
         let words = token_bytes(tokenizer, n_vocab);
         let trie = TokTrie::from(&info, &words).with_eos_tokens(eos);
+        let (schema, limit) = split_reasoning_bound(schema);
+        let schema = &schema;
+        let first_key_is_reasoning = schema
+            .pointer("/required/0")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k == "reasoning");
+        let bound = limit.filter(|_| first_key_is_reasoning).map(|limit| {
+            let reach: Vec<u8> = words.iter().map(|w| token_reach(w)).collect();
+            let mut by_reach: Vec<u32> = (0..words.len() as u32)
+                .filter(|&i| words[i as usize].first() != Some(&TokTrie::SPECIAL_TOKEN_MARKER))
+                .collect();
+            by_reach.sort_by_key(|&i| std::cmp::Reverse(reach[i as usize]));
+            Arc::new(StringBound {
+                prefix: br#"{"reasoning": ""#.to_vec(),
+                limit,
+                reach,
+                by_reach,
+                words: words.clone(),
+            })
+        });
         let env: TokEnv = Arc::new(HfTokEnv {
             trie,
             tokenizer: tokenizer.clone(),
+            memo: std::sync::Mutex::new(HashMap::new()),
         });
         let caps = InferenceCapabilities {
             ff_tokens: true,
@@ -209,17 +306,22 @@ impl Grammar {
             factory,
             start,
             n_vocab,
+            bound,
         })
     }
 
-    /// A constraint at the start of the grammar.
+    /// A constraint at the start of the grammar. The clone shares the lexer's state cache with
+    /// every other constraint of this grammar, so lexer states derived in one generation are
+    /// reused by the next (generations run one at a time).
     pub fn constraint(&self) -> GrammarConstraint {
         GrammarConstraint {
-            matcher: self.start.deep_clone(),
+            matcher: self.start.clone(),
             n_vocab: self.n_vocab,
             mask_seconds: Vec::new(),
             forced: 0,
             take_forced: true,
+            bound: self.bound.clone(),
+            at: InString::Before(0),
             _factory: self.factory.clone(),
         }
     }
@@ -229,13 +331,16 @@ impl Grammar {
 pub struct GrammarConstraint {
     matcher: Matcher,
     n_vocab: usize,
-    /// Time of each mask computation, for benchmarks.
+    /// Time of each `restrict` (llguidance's mask, applying it, the string bound), for
+    /// benchmarks.
     pub mask_seconds: Vec<f64>,
     /// Tokens taken without sampling because the grammar forced them.
     pub forced: usize,
     /// Offer forced tokens to the sampler (off: every token is sampled under its mask, which
     /// isolates the cost of masking in benchmarks).
     pub take_forced: bool,
+    bound: Option<Arc<StringBound>>,
+    at: InString,
     _factory: Arc<ParserFactory>,
 }
 
@@ -255,7 +360,6 @@ impl TokenConstraint for GrammarConstraint {
             .matcher
             .compute_mask_or_eos()
             .map_err(|e| anyhow!("grammar: {e}"))?;
-        self.mask_seconds.push(t.elapsed().as_secs_f64());
         let words = mask.as_slice();
         let mut any = false;
         for (w, chunk) in logits.chunks_mut(32).enumerate() {
@@ -276,6 +380,33 @@ impl TokenConstraint for GrammarConstraint {
                 }
             }
         }
+        if let (Some(b), InString::Inside(chars, escaped)) = (&self.bound, self.at) {
+            let room = b.limit.saturating_sub(chars);
+            if escaped {
+                // After a lone backslash the next byte is escaped: it cannot end the string,
+                // and it adds a character. Rare: check every token.
+                for (i, l) in logits.iter_mut().enumerate() {
+                    let w = b.words.get(i).map(Vec::as_slice).unwrap_or_default();
+                    let reach = usize::from(!w.is_empty())
+                        + token_reach(w.get(1..).unwrap_or_default()) as usize;
+                    if reach > room {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            } else {
+                for &i in b
+                    .by_reach
+                    .iter()
+                    .take_while(|&&i| b.reach[i as usize] as usize > room)
+                {
+                    if let Some(l) = logits.get_mut(i as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            // The closing quote (reach 0) is always still allowed inside the string.
+        }
+        self.mask_seconds.push(t.elapsed().as_secs_f64());
         Ok(any)
     }
 
@@ -290,6 +421,32 @@ impl TokenConstraint for GrammarConstraint {
     }
 
     fn consume(&mut self, token: u32) -> Result<()> {
+        if let Some(b) = &self.bound {
+            for &byte in b
+                .words
+                .get(token as usize)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                self.at = match self.at {
+                    InString::Before(n) if b.prefix.get(n) == Some(&byte) => {
+                        if n + 1 == b.prefix.len() {
+                            InString::Inside(0, false)
+                        } else {
+                            InString::Before(n + 1)
+                        }
+                    }
+                    // Not the expected layout: stop bounding rather than bound the wrong text.
+                    InString::Before(_) => InString::After,
+                    InString::Inside(_, false) if byte == b'"' => InString::After,
+                    InString::Inside(chars, escaped) => InString::Inside(
+                        chars + usize::from(byte & 0xC0 != 0x80),
+                        byte == b'\\' && !escaped,
+                    ),
+                    InString::After => InString::After,
+                };
+            }
+        }
         self.matcher
             .consume_token(token)
             .map_err(|e| anyhow!("grammar refused token {token}: {e}"))
@@ -336,6 +493,29 @@ mod tests {
         // The special tokens of the test tokenizer are marked.
         let im_end = tok.token_to_id("<|im_end|>").unwrap() as usize;
         assert_eq!(&words[im_end][1..], b"<|im_end|>");
+    }
+
+    #[test]
+    fn string_reach_counts_characters_up_to_the_closing_quote() {
+        assert_eq!(token_reach(b"abc"), 3);
+        assert_eq!(token_reach("é\"x".as_bytes()), 1);
+        assert_eq!(token_reach(b"\",\""), 0);
+        assert_eq!(
+            token_reach(b"a\\\"b"),
+            4,
+            "an escaped quote does not end the string"
+        );
+        assert_eq!(
+            token_reach(b"ab\\"),
+            3 + 5,
+            "room is kept for the escape it starts"
+        );
+        assert_eq!(token_reach(&[TokTrie::SPECIAL_TOKEN_MARKER, b'x']), 255);
+        let (s, limit) = split_reasoning_bound(&serde_json::json!(
+            {"properties": {"reasoning": {"type": "string", "maxLength": 40}}}
+        ));
+        assert_eq!(limit, Some(40));
+        assert!(s.pointer("/properties/reasoning/maxLength").is_none());
     }
 
     #[test]

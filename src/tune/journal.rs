@@ -55,7 +55,13 @@ pub struct LlmUse {
     pub prompt_tokens: usize,
     pub cached_tokens: usize,
     pub completion_tokens: usize,
+    /// Wall time of the whole call, and the model's own prefill / decode split (local models;
+    /// 0 for endpoints).
     pub seconds: f64,
+    #[serde(default)]
+    pub prefill_seconds: f64,
+    #[serde(default)]
+    pub decode_seconds: f64,
     pub finish: String,
     pub notices: Vec<String>,
 }

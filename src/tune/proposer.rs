@@ -146,6 +146,8 @@ impl Proposer for LlmProposer {
                 cached_tokens: c.cached_tokens,
                 completion_tokens: c.completion_tokens,
                 seconds: started.elapsed().as_secs_f64(),
+                prefill_seconds: c.prefill_seconds,
+                decode_seconds: c.decode_seconds,
                 finish: format!("{:?}", c.finish).to_ascii_lowercase(),
                 notices,
             }),
