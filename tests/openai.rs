@@ -285,6 +285,19 @@ fn a_server_refusing_the_schema_is_asked_again_with_weaker_formats() {
     ask(&mut b).unwrap();
     assert!(s.seen.lock().unwrap()[3].1.get("response_format").is_none());
 
+    // llama-cpp-python's server answers an unknown response_format with a 500 and a pydantic
+    // validation error (seen with benches/openai_llamacpp_server.sh): also a downgrade, at once.
+    let pydantic = "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}";
+    let s = serve(vec![status(500, pydantic), ok(reply, "stop")]);
+    let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
+    ask(&mut b).unwrap();
+    assert_eq!(b.format(), ResponseFormat::JsonObject);
+    assert_eq!(b.retries, 0, "a format refusal is not retried");
+    assert_eq!(
+        s.seen.lock().unwrap()[1].1["response_format"]["type"],
+        "json_object"
+    );
+
     // A 400 about something else is an error, not a downgrade.
     let s = serve(vec![status(
         400,
@@ -308,7 +321,12 @@ fn a_reply_cut_at_max_tokens_is_flagged() {
 #[test]
 fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     let reply = r#"{"reasoning": "more background jobs", "changes": [{"max_background_jobs": 4}]}"#;
-    let s = serve(vec![ok(reply, "stop"); 8]);
+    let mut script = vec![status(
+        400,
+        r#"{"error": {"message": "response_format json_schema is not supported"}}"#,
+    )];
+    script.extend(vec![ok(reply, "stop"); 8]);
+    let s = serve(script);
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -358,6 +376,12 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
         "{journal}"
     );
     assert!(journal.contains("max_background_jobs"));
+    // The downgrade is recorded with the iteration and shown to the user.
+    assert!(journal.contains("refused response_format"), "{journal}");
+    assert!(
+        err.contains("note: the endpoint refused response_format"),
+        "{err}"
+    );
     // The request went out with the key, and the key is nowhere in what the tune wrote.
     assert!(
         s.seen.lock().unwrap()[0]

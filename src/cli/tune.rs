@@ -194,10 +194,18 @@ impl Progress for Live {
         self.bar.println(format!("    {label}: {what}"));
     }
     fn iteration(&self, it: &Iteration) {
-        self.bar.println(iteration_line(it));
+        // With --quiet the bar is hidden: iteration lines and notes still go to the log.
+        let say = |line: String| {
+            if self.bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                self.bar.println(line);
+            }
+        };
+        say(iteration_line(it));
         let notices = it.llm.iter().flat_map(|l| l.notices.iter());
         for n in notices.chain(it.notes.iter()) {
-            self.bar.println(format!("    note: {n}"));
+            say(format!("    note: {n}"));
         }
     }
 }

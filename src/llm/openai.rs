@@ -158,8 +158,13 @@ impl OpenAiBackend {
                     "json_schema": {"name": "proposal", "strict": true, "schema": schema}
                 });
             }
-            (ResponseFormat::JsonObject, _) => {
-                body["response_format"] = json!({"type": "json_object"});
+            (ResponseFormat::JsonObject, schema) => {
+                // llama.cpp's servers take a schema inside json_object; others ignore it or
+                // refuse it (then the next downgrade drops the response format).
+                body["response_format"] = match schema {
+                    Some(schema) => json!({"type": "json_object", "schema": schema}),
+                    None => json!({"type": "json_object"}),
+                };
             }
             _ => {}
         }
@@ -183,6 +188,16 @@ impl OpenAiBackend {
                             excerpt(&reply.body)
                         )
                     });
+                }
+                // Some servers (llama-cpp-python) answer an unsupported response_format with a
+                // 500 carrying the validation error: that is a refusal to downgrade from, not
+                // an outage to wait out.
+                Ok(reply)
+                    if reply.status >= 500
+                        && self.format != ResponseFormat::Plain
+                        && refuses_format(&error_message(&reply.body)) =>
+                {
+                    return Ok(Err((reply.status, reply.body)));
                 }
                 Ok(reply) if reply.status == 429 || reply.status >= 500 => {
                     if attempt >= self.endpoint.max_retries {
@@ -290,6 +305,10 @@ impl Llm for OpenAiBackend {
         )
     }
 
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// Remote models take no token constraint: the schema travels as `response_format`.
     fn chat(
         &mut self,
@@ -305,7 +324,8 @@ impl Llm for OpenAiBackend {
                 Ok(v) => break v,
                 Err((status, body)) => match self.format.weaker() {
                     Some(weaker)
-                        if matches!(status, 400 | 422) && refuses_format(&error_message(&body)) =>
+                        if (matches!(status, 400 | 422) || status >= 500)
+                            && refuses_format(&error_message(&body)) =>
                     {
                         self.notices.push(format!(
                             "the endpoint refused response_format {} (HTTP {status}: {}); asking with {} instead",
