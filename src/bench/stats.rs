@@ -90,6 +90,17 @@ pub struct Comparison {
     pub df: f64,
 }
 
+/// Significant at 5% (two-sided) and larger than `min_effect` either way, or no difference.
+fn verdict_of(p_value: f64, effect: f64, min_effect: f64) -> Verdict {
+    if p_value < 0.05 && effect > min_effect {
+        Verdict::Better
+    } else if p_value < 0.05 && effect < -min_effect {
+        Verdict::Worse
+    } else {
+        Verdict::NoSignificantDifference
+    }
+}
+
 /// Compare two samples. Significance at 5% (two-sided); additionally the effect must exceed
 /// `min_effect` (relative, e.g. 0.01) so that drift smaller than anything worth tuning for is
 /// never called a difference. Needs at least two values on each side.
@@ -114,13 +125,7 @@ pub fn compare(baseline: &[f64], candidate: &[f64], min_effect: f64) -> Option<C
     };
     let effect = diff / a.mean;
     let (low, high) = ((diff - half) / a.mean, (diff + half) / a.mean);
-    let verdict = if p_value < 0.05 && effect > min_effect {
-        Verdict::Better
-    } else if p_value < 0.05 && effect < -min_effect {
-        Verdict::Worse
-    } else {
-        Verdict::NoSignificantDifference
-    };
+    let verdict = verdict_of(p_value, effect, min_effect);
     Some(Comparison {
         verdict,
         effect,
@@ -159,13 +164,7 @@ pub fn compare_paired(baseline: &[f64], candidate: &[f64], min_effect: f64) -> O
         )
     };
     let effect = s.mean.exp() - 1.0;
-    let verdict = if p_value < 0.05 && effect > min_effect {
-        Verdict::Better
-    } else if p_value < 0.05 && effect < -min_effect {
-        Verdict::Worse
-    } else {
-        Verdict::NoSignificantDifference
-    };
+    let verdict = verdict_of(p_value, effect, min_effect);
     Some(Comparison {
         verdict,
         effect,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{Backend, LiveLine, ProposerOpts, choose};
+use super::tune::{Backend, LiveLine, ProposerOpts, SizeArgs, choose};
 use crate::bench;
 use crate::compare::{self, ProposerSpec};
 use crate::tune::journal::{self, Record, Sample, Settings};
@@ -47,14 +47,8 @@ pub struct CompareArgs {
     pub memory_budget: Option<u64>,
     #[arg(long, default_value_t = 6)]
     pub max_changes: usize,
-    #[arg(long, default_value_t = 300_000)]
-    pub num: u64,
-    #[arg(long, default_value_t = 16)]
-    pub key_size: usize,
-    #[arg(long, default_value_t = 400)]
-    pub value_size: usize,
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub size: SizeArgs,
     #[arg(long)]
     pub offline: bool,
     /// Endpoint for openai:MODEL proposers (else OPENAI_BASE_URL).
@@ -132,11 +126,7 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
 }
 
 fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, p: &ProposerSpec) -> Settings {
-    let mut w = bench::Workload::new(kind);
-    w.num = args.num;
-    w.key_size = args.key_size;
-    w.value_size = args.value_size;
-    w.threads = args.threads.max(1);
+    let mut w = args.size.workload(kind);
     w.seed = seed;
     let (backend, model) = match p {
         ProposerSpec::Local(m) => ("local", Some(m.clone())),

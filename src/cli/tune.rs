@@ -28,6 +28,33 @@ pub enum Backend {
     Random,
 }
 
+/// The workload's size, shared by `tune` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct SizeArgs {
+    /// Keys in the key space. The default (with --value-size) makes a database larger than a
+    /// memtable, so flushes and compactions are part of what is measured.
+    #[arg(long, default_value_t = 300_000)]
+    pub num: u64,
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    #[arg(long, default_value_t = 400)]
+    pub value_size: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+impl SizeArgs {
+    /// A workload of `kind` with these sizes.
+    pub fn workload(&self, kind: bench::Kind) -> bench::Workload {
+        let mut w = bench::Workload::new(kind);
+        w.num = self.num;
+        w.key_size = self.key_size;
+        w.value_size = self.value_size;
+        w.threads = self.threads.max(1);
+        w
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TuneArgs {
     /// The workload to tune for (as `lsmtune bench --workload`).
@@ -89,16 +116,8 @@ pub struct TuneArgs {
     /// Converged after this many iterations in a row without a kept gain.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
-    /// Keys in the key space. The default (with --value-size) makes a database larger than a
-    /// memtable, so flushes and compactions are part of what is measured.
-    #[arg(long, default_value_t = 300_000)]
-    pub num: u64,
-    #[arg(long, default_value_t = 16)]
-    pub key_size: usize,
-    #[arg(long, default_value_t = 400)]
-    pub value_size: usize,
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub size: SizeArgs,
     /// Operations per thread in the measured phase (default --num).
     #[arg(long)]
     pub ops: Option<u64>,
@@ -135,11 +154,7 @@ impl TuneArgs {
         if self.max_changes == 0 || self.max_changes > 64 {
             bail!("--max-changes must be 1..=64");
         }
-        let mut w = bench::Workload::new(self.workload);
-        w.num = self.num;
-        w.key_size = self.key_size;
-        w.value_size = self.value_size;
-        w.threads = self.threads.max(1);
+        let mut w = self.size.workload(self.workload);
         w.ops = self.ops;
         w.seed = self.seed;
         Ok(Settings {

@@ -117,18 +117,8 @@ impl Hub {
             return ModelFiles::resolve(path);
         }
         let mut searched: Vec<String> = vec![format!("{spec} as a path")];
-        let (name, variant) = match spec.split_once(':') {
-            Some((n, v)) => (n, Some(v)),
-            None => (spec, None),
-        };
-        if let Some(entry) = manifest().into_iter().find(|e| e.name == name) {
-            let quant = variant.unwrap_or(&entry.default_quant).to_ascii_lowercase();
-            let Some(mf) = entry.files.get(&quant) else {
-                bail!(
-                    "{name} has no quantization `{quant}`; known: {}",
-                    entry.files.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            };
+        let (name, variant) = split_spec(spec);
+        if let Some((entry, quant, mf)) = manifest_pick(name, variant)? {
             // 1. models/NAME/ with the GGUF and tokenizer.json side by side.
             let local = self.models_dir.join(&entry.name);
             searched.push(format!("{}", local.join(&mf.file).display()));
@@ -226,18 +216,8 @@ impl Hub {
                 Err(e) => Err(e.into()),
             }
         };
-        let (name, variant) = match spec.split_once(':') {
-            Some((n, v)) => (n, Some(v)),
-            None => (spec, None),
-        };
-        if let Some(entry) = manifest().into_iter().find(|e| e.name == name) {
-            let quant = variant.unwrap_or(&entry.default_quant).to_ascii_lowercase();
-            let Some(mf) = entry.files.get(&quant) else {
-                bail!(
-                    "{name} has no quantization `{quant}`; known: {}",
-                    entry.files.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
-            };
+        let (name, variant) = split_spec(spec);
+        if let Some((entry, _quant, mf)) = manifest_pick(name, variant)? {
             let weights = hf_download(&self.endpoint, &self.hf_cache, &entry.repo, &mf.file)?;
             let tokenizer = hf_download(
                 &self.endpoint,
@@ -320,6 +300,33 @@ impl Hub {
         }
         out
     }
+}
+
+/// `NAME[:VARIANT]` split at the first colon.
+fn split_spec(spec: &str) -> (&str, Option<&str>) {
+    match spec.split_once(':') {
+        Some((n, v)) => (n, Some(v)),
+        None => (spec, None),
+    }
+}
+
+/// The manifest entry called `name` and its quantization `variant` (default: the entry's), or
+/// None when no entry has that name; an unknown quantization is an error listing the known.
+fn manifest_pick(
+    name: &str,
+    variant: Option<&str>,
+) -> Result<Option<(ManifestEntry, String, ManifestFile)>> {
+    let Some(entry) = manifest().into_iter().find(|e| e.name == name) else {
+        return Ok(None);
+    };
+    let quant = variant.unwrap_or(&entry.default_quant).to_ascii_lowercase();
+    let Some(mf) = entry.files.get(&quant).cloned() else {
+        bail!(
+            "{name} has no quantization `{quant}`; known: {}",
+            entry.files.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    };
+    Ok(Some((entry, quant, mf)))
 }
 
 /// Whether `spec` names something the hub could have: a manifest name or `ORG/REPO[:FILE]`.
