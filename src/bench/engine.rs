@@ -259,6 +259,21 @@ pub fn run_dir(parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
     }
 }
 
+/// One run of `workload` in a fresh folder made (and removed) under `parent`.
+pub fn measure_fresh(
+    engine: &dyn BenchEngine,
+    doc: &OptionsDoc,
+    workload: &Workload,
+    parent: Option<&Path>,
+) -> Result<Measurement, RunFailure> {
+    match run_dir(parent) {
+        Ok(dir) => engine.measure(doc, workload, dir.path()),
+        Err(e) => Err(RunFailure::Spawn {
+            message: format!("cannot create a run folder: {e}"),
+        }),
+    }
+}
+
 /// Measure `repeats` times, each repeat in a fresh folder with seed `seed + repeat`.
 /// `on_repeat(i, outcome)` is called after each.
 pub fn run_repeats(
@@ -274,12 +289,7 @@ pub fn run_repeats(
     for r in 0..repeats {
         let mut w = workload.clone();
         w.seed = workload.seed.wrapping_add(r as u64);
-        let outcome = match run_dir(parent) {
-            Ok(dir) => engine.measure(doc, &w, dir.path()),
-            Err(e) => Err(RunFailure::Spawn {
-                message: format!("cannot create a run folder: {e}"),
-            }),
-        };
+        let outcome = measure_fresh(engine, doc, &w, parent);
         on_repeat(r, &outcome);
         match outcome {
             Ok(m) => measurements.push(m),

@@ -3,14 +3,11 @@
 //! same command again resumes: finished tunes are skipped, an interrupted one continues.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{Backend, LiveLine, ProposerOpts, SizeArgs, choose};
+use super::tune::{Backend, EndpointArgs, LiveLine, ProposerOpts, RunArgs, SizeArgs, choose};
 use crate::bench;
 use crate::compare::{self, ProposerSpec};
 use crate::tune::journal::{self, Record, Sample, Settings};
@@ -51,25 +48,15 @@ pub struct CompareArgs {
     pub size: SizeArgs,
     #[arg(long)]
     pub offline: bool,
-    /// Endpoint for openai:MODEL proposers (else OPENAI_BASE_URL).
-    #[arg(long)]
-    pub openai_base_url: Option<String>,
-    #[arg(long, default_value = "OPENAI_API_KEY")]
-    pub openai_api_key_env: String,
-    #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
-    pub openai_timeout: Duration,
+    /// The endpoint of openai:MODEL proposers.
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     #[arg(long, default_value_t = 0.6)]
     pub temperature: f64,
     #[arg(long, default_value_t = 768)]
     pub max_tokens: usize,
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
-    pub run_timeout: Duration,
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
-    pub memory_limit: u64,
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -97,16 +84,8 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let seeds: Vec<u64> = (1..=args.seeds).collect();
-    let live_ops = Arc::new(AtomicU64::new(0));
-    let engine = bench::InProcess {
-        exe: bench::worker::worker_exe()?,
-        limits: bench::Limits {
-            timeout: args.run_timeout,
-            memory: args.memory_limit,
-        },
-        live_ops: live_ops.clone(),
-    };
-    let mut line = LiveLine::start(args.quiet, live_ops);
+    let (engine, live_ops) = args.run.engine()?;
+    let mut line = LiveLine::start(args.run.quiet, live_ops);
     let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line);
     line.stop();
     result?;
@@ -177,7 +156,7 @@ fn run_all(
                     settings: first.clone(),
                     out: args.out.clone(),
                     engine,
-                    work_dir: args.work_dir.clone(),
+                    work_dir: args.run.work_dir.clone(),
                     progress: line.live.as_ref(),
                     proposer_reason: String::new(),
                     baseline: None,
@@ -232,13 +211,11 @@ fn run_all(
                         _ => None,
                     },
                     offline: args.offline,
-                    openai_base_url: args.openai_base_url.clone(),
+                    endpoint: args.endpoint.clone(),
                     openai_model: match p {
                         ProposerSpec::OpenAi(m) => Some(m.clone()),
                         _ => None,
                     },
-                    openai_api_key_env: args.openai_api_key_env.clone(),
-                    openai_timeout: args.openai_timeout,
                     temperature: args.temperature,
                     max_tokens: args.max_tokens,
                     seed,
@@ -252,7 +229,7 @@ fn run_all(
                     settings: s,
                     out: dir.clone(),
                     engine,
-                    work_dir: args.work_dir.clone(),
+                    work_dir: args.run.work_dir.clone(),
                     progress: line.live.as_ref(),
                     proposer_reason: reason,
                     baseline: Some(baseline.clone()),

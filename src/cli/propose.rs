@@ -10,7 +10,7 @@ use super::ModelSource;
 use crate::grammar::Grammar;
 use crate::grammar::schema::{self, SchemaOptions};
 use crate::llm::{GenParams, Llm, Message, local::LocalModel};
-use crate::options::{self, CalibrateOptions, Calibrator, Rule};
+use crate::options::{self, CalibrateOptions, Calibrator};
 
 /// Shape of the proposals: shared by `propose`, `grammar schema` and (later) `tune`.
 #[derive(Debug, Clone, Args)]
@@ -207,16 +207,6 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             }
         })?;
         let cal = calibrator.calibrate(&base, &p.raw);
-        let wrong: Vec<&crate::options::Correction> = cal
-            .corrections
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.rule,
-                    Rule::UnknownKey | Rule::Type | Rule::Unparsable | Rule::Range | Rule::Unsafe
-                )
-            })
-            .collect();
         let changes = &cal.changes;
         if args.json {
             println!(
@@ -261,7 +251,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             "calibrated: {} change(s), {} correction(s) ({} for wrong keys, types or ranges)",
             changes.len(),
             cal.corrections.len(),
-            wrong.len()
+            cal.invalid_entries()
         );
         for (k, to) in changes {
             let from = catalog

@@ -55,6 +55,59 @@ impl SizeArgs {
     }
 }
 
+/// Where the OpenAI-compatible endpoint is, shared by `tune` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct EndpointArgs {
+    /// OpenAI-compatible endpoint, up to /v1 (else OPENAI_BASE_URL).
+    #[arg(long)]
+    pub openai_base_url: Option<String>,
+    /// The environment variable holding the API key (the key itself is never a flag).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub openai_api_key_env: String,
+    /// Per-request timeout of the endpoint.
+    #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
+    pub openai_timeout: Duration,
+}
+
+/// How benchmark runs are executed and shown, shared by `tune` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Folder in which benchmark run folders are created and removed (default: temp folder).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stop a benchmark run that takes longer than this.
+    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
+    pub run_timeout: Duration,
+    /// Stop a benchmark run whose memory exceeds this (size or share of memory).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
+    pub memory_limit: u64,
+    /// No progress line (for logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The in-process engine with these limits, and its live operation counter. Checks
+    /// --work-dir first.
+    pub fn engine(&self) -> Result<(bench::InProcess, Arc<AtomicU64>)> {
+        if let Some(dir) = &self.work_dir
+            && !dir.is_dir()
+        {
+            bail!("--work-dir {} is not an existing folder", dir.display());
+        }
+        let live_ops = Arc::new(AtomicU64::new(0));
+        let engine = bench::InProcess {
+            exe: bench::worker::worker_exe()?,
+            limits: bench::Limits {
+                timeout: self.run_timeout,
+                memory: self.memory_limit,
+            },
+            live_ops: live_ops.clone(),
+        };
+        Ok((engine, live_ops))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TuneArgs {
     /// The workload to tune for (as `lsmtune bench --workload`).
@@ -69,18 +122,11 @@ pub struct TuneArgs {
     /// Never touch the network for models (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
-    /// OpenAI-compatible endpoint, up to /v1 (else OPENAI_BASE_URL).
-    #[arg(long)]
-    pub openai_base_url: Option<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// Model name at the endpoint (else OPENAI_MODEL, else gpt-4o).
     #[arg(long)]
     pub openai_model: Option<String>,
-    /// The environment variable holding the API key (the key itself is never a flag).
-    #[arg(long, default_value = "OPENAI_API_KEY")]
-    pub openai_api_key_env: String,
-    /// Per-request timeout of the endpoint.
-    #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
-    pub openai_timeout: Duration,
     /// Most iterations (benchmarked candidates).
     #[arg(long, default_value_t = 8)]
     pub iterations: usize,
@@ -129,18 +175,8 @@ pub struct TuneArgs {
     /// Longest model reply, in tokens.
     #[arg(long, default_value_t = 768)]
     pub max_tokens: usize,
-    /// Folder in which benchmark run folders are created and removed (default: temp folder).
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    /// Stop a benchmark run that takes longer than this.
-    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
-    pub run_timeout: Duration,
-    /// Stop a benchmark run whose memory exceeds this (size or share of memory).
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
-    pub memory_limit: u64,
-    /// No progress line (for logs).
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 impl TuneArgs {
@@ -264,10 +300,8 @@ pub(super) struct ProposerOpts {
     pub backend: Backend,
     pub model: Option<String>,
     pub offline: bool,
-    pub openai_base_url: Option<String>,
+    pub endpoint: EndpointArgs,
     pub openai_model: Option<String>,
-    pub openai_api_key_env: String,
-    pub openai_timeout: Duration,
     pub temperature: f64,
     pub max_tokens: usize,
     pub seed: u64,
@@ -279,10 +313,8 @@ impl TuneArgs {
             backend: self.backend,
             model: self.model.clone(),
             offline: self.offline,
-            openai_base_url: self.openai_base_url.clone(),
+            endpoint: self.endpoint.clone(),
             openai_model: self.openai_model.clone(),
-            openai_api_key_env: self.openai_api_key_env.clone(),
-            openai_timeout: self.openai_timeout,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
@@ -309,12 +341,12 @@ pub(super) fn choose(
         ..GenParams::default()
     };
     let endpoint = Endpoint::from_env(
-        args.openai_base_url.clone(),
+        args.endpoint.openai_base_url.clone(),
         args.openai_model.clone(),
-        &args.openai_api_key_env,
+        &args.endpoint.openai_api_key_env,
     )
     .map(|mut e| {
-        e.timeout = args.openai_timeout;
+        e.timeout = args.endpoint.openai_timeout;
         e
     });
     let openai = |e: Endpoint| -> Box<dyn Proposer> {
@@ -355,7 +387,7 @@ pub(super) fn choose(
             Some(e) => (openai(e), "asked for (--backend openai)".into()),
             None => bail!(
                 "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${}",
-                args.openai_api_key_env
+                args.endpoint.openai_api_key_env
             ),
         },
         Backend::Local => {
@@ -477,13 +509,13 @@ impl LiveLine {
 
 pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     // Settings: from the journal when resuming, else from the flags.
-    let (settings, out, reason_hint) = match &args.resume {
+    let (settings, out) = match &args.resume {
         Some(dir) => {
             let records = crate::tune::journal::load(dir)?;
             let Some(Record::Start { settings, .. }) = records.first() else {
                 bail!("{} holds no tune to resume", dir.display());
             };
-            (*settings.clone(), dir.clone(), Some(()))
+            (*settings.clone(), dir.clone())
         }
         None => {
             let s = args.settings()?;
@@ -491,47 +523,34 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.name())));
-            (s, out, None)
+            (s, out)
         }
     };
-    if let Some(dir) = &args.work_dir
-        && !dir.is_dir()
-    {
-        bail!("--work-dir {} is not an existing folder", dir.display());
-    }
-    // A resumed run asks for the same kind of proposer it had.
-    let mut effective = TuneArgs { ..args };
-    if reason_hint.is_some() {
-        effective.backend = match settings.backend.as_str() {
+    let (engine, live_ops) = args.run.engine()?;
+    let mut opts = args.proposer_opts();
+    if args.resume.is_some() {
+        // A resumed run asks for the same kind of proposer it had.
+        opts.backend = match settings.backend.as_str() {
             "local" => Backend::Local,
             "openai" => Backend::Openai,
             "expert" => Backend::Expert,
             "random" => Backend::Random,
             _ => Backend::Auto,
         };
-        if effective.model.is_none() {
-            effective.model = settings.model.clone();
+        if opts.model.is_none() {
+            opts.model = settings.model.clone();
         }
-        effective.seed = settings.seed;
+        opts.seed = settings.seed;
     }
-    let (mut proposer, reason) = choose(&effective.proposer_opts(), &settings)?;
+    let (mut proposer, reason) = choose(&opts, &settings)?;
     eprintln!("proposer: {} ({reason})", proposer.name());
 
-    let live_ops = Arc::new(AtomicU64::new(0));
-    let engine = bench::InProcess {
-        exe: bench::worker::worker_exe()?,
-        limits: bench::Limits {
-            timeout: effective.run_timeout,
-            memory: effective.memory_limit,
-        },
-        live_ops: live_ops.clone(),
-    };
-    let mut line = LiveLine::start(effective.quiet, live_ops.clone());
+    let mut line = LiveLine::start(args.run.quiet, live_ops);
     let tuner = Tuner {
         settings: settings.clone(),
         out: out.clone(),
         engine: &engine,
-        work_dir: effective.work_dir.clone(),
+        work_dir: args.run.work_dir.clone(),
         progress: line.live.as_ref(),
         proposer_reason: reason,
         baseline: None,
@@ -546,7 +565,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         w.threads,
         out.display()
     );
-    let result = if effective.resume.is_some() {
+    let result = if args.resume.is_some() {
         tuner.resume(proposer.as_mut())
     } else {
         tuner.start(proposer.as_mut())

@@ -331,7 +331,7 @@ fn manifest_pick(
 
 /// Whether `spec` names something the hub could have: a manifest name or `ORG/REPO[:FILE]`.
 fn pullable(spec: &str) -> bool {
-    let name = spec.split_once(':').map(|(n, _)| n).unwrap_or(spec);
+    let (name, _) = split_spec(spec);
     manifest().iter().any(|e| e.name == name)
         || (name.matches('/').count() == 1 && !name.starts_with(['/', '.']))
 }

@@ -52,6 +52,21 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Whether the rule fixes something wrong with the proposal itself (a key that is not a
+    /// tunable option, a value of the wrong type or out of range, an unsafe change), as opposed
+    /// to adjusting a valid change to the rest of the configuration.
+    pub fn marks_invalid_entry(self) -> bool {
+        matches!(
+            self,
+            Rule::UnknownKey
+                | Rule::NotTunable
+                | Rule::Type
+                | Rule::Unparsable
+                | Rule::Range
+                | Rule::Unsafe
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Rule::Key => "key",
@@ -132,6 +147,16 @@ pub struct Calibrated {
     pub format: &'static str,
     /// Entries the proposal carried (before any correction).
     pub proposed: usize,
+}
+
+impl Calibrated {
+    /// Corrections that fixed an invalid entry of the proposal (see [`Rule::marks_invalid_entry`]).
+    pub fn invalid_entries(&self) -> usize {
+        self.corrections
+            .iter()
+            .filter(|c| c.rule.marks_invalid_entry())
+            .count()
+    }
 }
 
 /// Estimated memory of a configuration.

@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
 use crate::bench::{BenchEngine, Workload};
 use crate::grammar::schema::SchemaOptions;
-use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc, Rule};
+use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
 use journal::{Decision, Iteration, Record, Sample, Settings};
 use proposer::{Context, Proposer};
 
@@ -166,12 +166,12 @@ impl Tuner<'_> {
             for (i, (label, doc)) in configs.iter().enumerate() {
                 let mut w: Workload = self.settings.workload.clone();
                 w.seed = seed.wrapping_add(r as u64);
-                let outcome = match crate::bench::engine::run_dir(self.work_dir.as_deref()) {
-                    Ok(dir) => self.engine.measure(doc, &w, dir.path()),
-                    Err(e) => Err(crate::bench::RunFailure::Spawn {
-                        message: format!("cannot create a run folder: {e}"),
-                    }),
-                };
+                let outcome = crate::bench::engine::measure_fresh(
+                    self.engine,
+                    doc,
+                    &w,
+                    self.work_dir.as_deref(),
+                );
                 match outcome {
                     Ok(m) => {
                         self.progress.repeat(label, Some(m.ops_per_sec));
@@ -433,21 +433,7 @@ impl Tuner<'_> {
         let cal = calibrator.calibrate(&st.best, &proposal.raw);
         it.reasoning = cal.reasoning.clone();
         it.proposed = cal.proposed;
-        it.invalid = cal
-            .corrections
-            .iter()
-            .filter(|c| {
-                matches!(
-                    c.rule,
-                    Rule::UnknownKey
-                        | Rule::NotTunable
-                        | Rule::Type
-                        | Rule::Unparsable
-                        | Rule::Range
-                        | Rule::Unsafe
-                )
-            })
-            .count();
+        it.invalid = cal.invalid_entries();
         it.corrections = cal.corrections.iter().map(|c| c.to_string()).collect();
         it.changes = cal
             .changes
