@@ -21,6 +21,7 @@ use tokenizers::Tokenizer;
 
 use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
+use super::transformer::Transformer;
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
 
 /// How the weights are stored.
@@ -127,10 +128,31 @@ enum Weights {
         cache: llama::Cache,
         config: llama::Config,
     },
+    /// GGUF families through lsmtune's own forward pass (the default).
+    Own(Transformer),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
     Llama(quantized_llama::ModelWeights),
     Phi3(quantized_phi3::ModelWeights),
+}
+
+/// Which code runs GGUF models: lsmtune's own forward pass and kernels, or candle-transformers'
+/// models (kept as the reference; `LSMTUNE_LOCAL_RUNTIME=candle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Lsmtune,
+    Candle,
+}
+
+impl Runtime {
+    /// From `LSMTUNE_LOCAL_RUNTIME` (`lsmtune`, the default, or `candle`).
+    pub fn from_env() -> Result<Runtime> {
+        match std::env::var("LSMTUNE_LOCAL_RUNTIME").as_deref() {
+            Err(_) | Ok("") | Ok("lsmtune") => Ok(Runtime::Lsmtune),
+            Ok("candle") => Ok(Runtime::Candle),
+            Ok(other) => bail!("LSMTUNE_LOCAL_RUNTIME={other}: expected lsmtune or candle"),
+        }
+    }
 }
 
 /// Architectures (`general.architecture`) this backend runs.
@@ -142,7 +164,10 @@ impl Weights {
         content: gguf_file::Content,
         file: &mut std::fs::File,
         device: &Device,
-    ) -> candle_core::Result<Weights> {
+    ) -> Result<Weights> {
+        if Runtime::from_env()? == Runtime::Lsmtune {
+            return Ok(Weights::Own(Transformer::load(arch, &content, file)?));
+        }
         Ok(match arch {
             "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
                 content, file, device,
@@ -159,15 +184,26 @@ impl Weights {
         })
     }
 
-    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        match self {
+    /// Run `tokens` at positions `pos..`; the logits after the last one.
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        if let Weights::Own(m) = self {
+            return m.forward(tokens, pos);
+        }
+        let x = &Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let logits = match self {
+            Weights::Own(_) => unreachable!("handled above"),
             Weights::Qwen2Full(m) => m.forward(x, pos),
             Weights::LlamaFull { model, cache, .. } => model.forward(x, pos, cache),
             Weights::Qwen2(m) => m.forward(x, pos),
             Weights::Qwen3(m) => m.forward(x, pos),
             Weights::Llama(m) => m.forward(x, pos),
             Weights::Phi3(m) => m.forward(x, pos),
-        }
+        }?;
+        // (batch, vocab) from the GGUF families, (batch, 1, vocab) from safetensors ones.
+        Ok(logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
     }
 
     /// Drop the KV cache (Phi-3 resets its own when fed at position 0).
@@ -176,6 +212,7 @@ impl Weights {
             Weights::LlamaFull { cache, config, .. } => {
                 *cache = llama::Cache::new(true, DType::F32, config, &Device::Cpu)?;
             }
+            Weights::Own(m) => m.clear(),
             Weights::Qwen2Full(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
             Weights::Qwen3(m) => m.clear_kv_cache(),
@@ -284,7 +321,6 @@ pub struct LocalModel {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     eos: Vec<u32>,
-    device: Device,
     /// Tokens whose keys/values are in the model's cache, in order.
     cached: Vec<u32>,
     /// The text of the last turn (prompt + reply) and the exact tokens it was, so the next turn
@@ -343,7 +379,7 @@ fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, Op
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok().cloned());
     let model = Weights::load(&arch, content, &mut file, device)
-        .map_err(|e| anyhow!("loading {}: {e}", files.weights.display()))?;
+        .with_context(|| format!("loading {}", files.weights.display()))?;
     Ok((arch, model, template))
 }
 
@@ -391,7 +427,6 @@ impl LocalModel {
             tokenizer,
             template,
             eos,
-            device,
             cached: Vec::new(),
             history_text: String::new(),
             history_tokens: Vec::new(),
@@ -489,14 +524,9 @@ impl LocalModel {
     }
 
     fn feed_batch(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let logits = self.model.forward(&input, self.cached.len())?;
+        let logits = self.model.forward(tokens, self.cached.len())?;
         self.cached.extend_from_slice(tokens);
-        // (batch, vocab) from the GGUF families, (batch, 1, vocab) from safetensors ones.
-        Ok(logits
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?)
+        Ok(logits)
     }
 }
 

@@ -4,11 +4,13 @@
 //! real loading code is tested without any download.
 
 pub mod hub;
+pub mod kernels;
 pub mod local;
 pub mod openai;
 pub mod sampling;
 pub mod template;
 pub mod testmodel;
+pub mod transformer;
 
 use serde::{Deserialize, Serialize};
 

@@ -547,7 +547,15 @@ pub fn write_gguf(
         (key("block_count"), u32v(shape.layers)),
         (key("rope.dimension_count"), u32v(h / shape.heads)),
         (key("attention.layer_norm_rms_epsilon"), V::F32(1e-6)),
-        (key("rope.freq_base"), V::F32(1_000_000.0)),
+        // Phi-3 files carry the 10,000 base its reference code assumes; Qwen uses 1,000,000.
+        (
+            key("rope.freq_base"),
+            V::F32(if arch == Arch::Phi3 {
+                10_000.0
+            } else {
+                1_000_000.0
+            }),
+        ),
         ("tokenizer.chat_template".into(), V::String(template.into())),
     ];
     let mut metadata = metadata;

@@ -1,0 +1,720 @@
+//! lsmtune's own forward pass for GGUF decoder models of the Llama family (qwen2, qwen3,
+//! llama/mistral, phi3), built for the tuning loop's shape of work: one growing conversation,
+//! prefilled in batches and decoded one token at a time.
+//!
+//! Q8_0 and Q4_0 matrices run on the repacked VNNI kernels of [`super::kernels`]; any other
+//! tensor type (K-quants, F16, F32) goes through candle's `QMatMul`. The KV cache is one
+//! preallocated buffer per layer that can be cut back to any position, attention is computed
+//! directly (no repeat of the KV heads, no mask tensors), and every activation buffer is reused
+//! between calls. candle-transformers' models remain available as a reference
+//! (`LSMTUNE_LOCAL_RUNTIME=candle`) and the tests check both give the same logits.
+
+use anyhow::{Context, Result, anyhow, bail};
+use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::{Device, Module, Tensor};
+
+use super::kernels::{self, Kind, PackedMatrix, QuantRows};
+
+/// A weight matrix `n × k` and the way it is multiplied.
+enum Linear {
+    /// Repacked for the own kernels.
+    Packed(PackedMatrix),
+    /// Anything else, through candle.
+    Candle { mm: QMatMul, n: usize, k: usize },
+}
+
+impl Linear {
+    fn from_qtensor(q: QTensor, name: &str) -> Result<Linear> {
+        let (n, k) = q
+            .shape()
+            .dims2()
+            .map_err(|e| anyhow!("{name} is not a matrix: {e}"))?;
+        if let Some(kind) = Kind::of(q.dtype())
+            && kernels::simd_available()
+            && k.is_multiple_of(kernels::BLOCK)
+        {
+            let raw = q.data()?;
+            return Ok(Linear::Packed(
+                PackedMatrix::pack(kind, &raw, n, k).with_context(|| name.to_string())?,
+            ));
+        }
+        Ok(Linear::Candle {
+            mm: QMatMul::from_qtensor(q)?,
+            n,
+            k,
+        })
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            Linear::Packed(p) => p.rows(),
+            Linear::Candle { n, .. } => *n,
+        }
+    }
+
+    fn cols(&self) -> usize {
+        match self {
+            Linear::Packed(p) => p.cols(),
+            Linear::Candle { k, .. } => *k,
+        }
+    }
+
+    /// `out = x · Wᵀ` for `m` rows of `x`; `xq` is `x` already quantized.
+    fn forward(&self, x: &[f32], xq: &QuantRows, m: usize, out: &mut Vec<f32>) -> Result<()> {
+        out.resize(m * self.rows(), 0.0);
+        match self {
+            Linear::Packed(p) => kernels::matmul(p, xq, out),
+            Linear::Candle { mm, k, .. } => {
+                let t = Tensor::from_slice(x, (m, *k), &Device::Cpu)?;
+                let y = mm.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
+                out.copy_from_slice(&y);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The token embedding table.
+enum Embedding {
+    /// Shares the packed matrix with the output layer, or is packed on its own.
+    Packed(PackedMatrix),
+    Dense {
+        table: Vec<f32>,
+        width: usize,
+    },
+}
+
+impl Embedding {
+    fn row(&self, token: usize, out: &mut [f32]) -> Result<()> {
+        match self {
+            Embedding::Packed(p) => {
+                if token >= p.rows() {
+                    bail!("token {token} is outside the {}-token vocabulary", p.rows());
+                }
+                p.dequantize_row(token, out);
+            }
+            Embedding::Dense { table, width } => {
+                let row = table
+                    .get(token * width..(token + 1) * width)
+                    .ok_or_else(|| anyhow!("token {token} is outside the vocabulary"))?;
+                out.copy_from_slice(row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where q, k and v come from.
+enum Qkv {
+    Separate {
+        q: Linear,
+        k: Linear,
+        v: Linear,
+    },
+    /// Phi-3: one matrix, rows q then k then v.
+    Fused(Linear),
+}
+
+/// Where the gate and up projections come from.
+enum GateUp {
+    Separate {
+        gate: Linear,
+        up: Linear,
+    },
+    /// Phi-3: one matrix, rows gate then up.
+    Fused(Linear),
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    qkv: Qkv,
+    /// Qwen2 biases of q, k, v.
+    bias: Option<[Vec<f32>; 3]>,
+    /// Qwen3 per-head norms of q and k.
+    qk_norm: Option<[Vec<f32>; 2]>,
+    out: Linear,
+    ffn_norm: Vec<f32>,
+    gate_up: GateUp,
+    down: Linear,
+    /// Keys then values of every cached position: `[pos][kv_head][head_dim]` each.
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
+/// Dimensions and conventions read from the GGUF metadata.
+#[derive(Debug, Clone)]
+struct Config {
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    rope_dim: usize,
+    /// NEOX rotary pairs (i, i + d/2) rather than interleaved (2i, 2i + 1).
+    neox: bool,
+    eps: f32,
+    /// Inverse frequencies of the rotary pairs.
+    inv_freq: Vec<f32>,
+}
+
+/// Reusable activation buffers.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    hq: QuantRows,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    gu: Vec<f32>,
+}
+
+/// A loaded model with its KV cache.
+pub struct Transformer {
+    cfg: Config,
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `None`: the output layer is the packed embedding table (tied weights).
+    output: Option<Linear>,
+    /// Positions held in the KV cache.
+    len: usize,
+    scratch: Scratch,
+}
+
+fn vector(ct: &gguf_file::Content, file: &mut std::fs::File, name: &str) -> Result<Vec<f32>> {
+    Ok(ct
+        .tensor(file, name, &Device::Cpu)
+        .map_err(|e| anyhow!("{name}: {e}"))?
+        .dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+fn linear(ct: &gguf_file::Content, file: &mut std::fs::File, name: &str) -> Result<Linear> {
+    let q = ct
+        .tensor(file, name, &Device::Cpu)
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    Linear::from_qtensor(q, name)
+}
+
+impl Transformer {
+    /// Load `arch` (one of qwen2, qwen3, llama, mistral, phi3) from a parsed GGUF.
+    pub fn load(arch: &str, ct: &gguf_file::Content, file: &mut std::fs::File) -> Result<Self> {
+        let md = |key: &str| ct.metadata.get(&format!("{arch}.{key}"));
+        let int = |key: &str| -> Result<Option<usize>> {
+            md(key)
+                .map(|v| v.to_u32().map(|v| v as usize))
+                .transpose()
+                .map_err(|e| anyhow!("{arch}.{key}: {e}"))
+        };
+        let need = |key: &str| -> Result<usize> {
+            int(key)?.ok_or_else(|| anyhow!("the GGUF metadata has no {arch}.{key}"))
+        };
+        let hidden = need("embedding_length")?;
+        let heads = need("attention.head_count")?;
+        let kv_heads = int("attention.head_count_kv")?.unwrap_or(heads);
+        let blocks = need("block_count")?;
+        let head_dim = int("attention.key_length")?.unwrap_or(hidden / heads.max(1));
+        let rope_dim = int("rope.dimension_count")?.unwrap_or(head_dim);
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || rope_dim > head_dim {
+            bail!(
+                "unsupported attention shape: {heads} heads, {kv_heads} KV heads, head size {head_dim}, rotary size {rope_dim}"
+            );
+        }
+        let eps = md("attention.layer_norm_rms_epsilon")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1e-5);
+        let base = md("rope.freq_base")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10_000.0);
+        let factors = if ct.tensor_infos.contains_key("rope_freqs.weight") {
+            Some(vector(ct, file, "rope_freqs.weight")?)
+        } else {
+            None
+        };
+        let inv_freq = (0..rope_dim / 2)
+            .map(|i| {
+                let f = 1f32 / base.powf((2 * i) as f32 / rope_dim as f32);
+                f / factors
+                    .as_ref()
+                    .and_then(|v| v.get(i))
+                    .copied()
+                    .unwrap_or(1.0)
+            })
+            .collect();
+        let cfg = Config {
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            rope_dim,
+            neox: matches!(arch, "qwen2" | "qwen3" | "phi3"),
+            eps,
+            inv_freq,
+        };
+
+        let embd = ct
+            .tensor(file, "token_embd.weight", &Device::Cpu)
+            .map_err(|e| anyhow!("token_embd.weight: {e}"))?;
+        let tied = !ct.tensor_infos.contains_key("output.weight");
+        let packable = Kind::of(embd.dtype()).is_some()
+            && kernels::simd_available()
+            && hidden.is_multiple_of(kernels::BLOCK);
+        let (embed, output) = if packable {
+            let Linear::Packed(p) = Linear::from_qtensor(embd, "token_embd.weight")? else {
+                unreachable!("a packable table is packed")
+            };
+            let output = if tied {
+                None
+            } else {
+                Some(linear(ct, file, "output.weight")?)
+            };
+            (Embedding::Packed(p), output)
+        } else {
+            let table = embd
+                .dequantize(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let output = if tied {
+                Linear::from_qtensor(embd, "token_embd.weight")?
+            } else {
+                linear(ct, file, "output.weight")?
+            };
+            (
+                Embedding::Dense {
+                    table,
+                    width: hidden,
+                },
+                Some(output),
+            )
+        };
+        let norm = vector(ct, file, "output_norm.weight")?;
+
+        let mut layers = Vec::with_capacity(blocks);
+        for i in 0..blocks {
+            let p = format!("blk.{i}");
+            let has = |t: &str| ct.tensor_infos.contains_key(&format!("{p}.{t}"));
+            let qkv = if has("attn_qkv.weight") {
+                Qkv::Fused(linear(ct, file, &format!("{p}.attn_qkv.weight"))?)
+            } else {
+                Qkv::Separate {
+                    q: linear(ct, file, &format!("{p}.attn_q.weight"))?,
+                    k: linear(ct, file, &format!("{p}.attn_k.weight"))?,
+                    v: linear(ct, file, &format!("{p}.attn_v.weight"))?,
+                }
+            };
+            let bias = if has("attn_q.bias") {
+                Some([
+                    vector(ct, file, &format!("{p}.attn_q.bias"))?,
+                    vector(ct, file, &format!("{p}.attn_k.bias"))?,
+                    vector(ct, file, &format!("{p}.attn_v.bias"))?,
+                ])
+            } else {
+                None
+            };
+            let qk_norm = if has("attn_q_norm.weight") {
+                Some([
+                    vector(ct, file, &format!("{p}.attn_q_norm.weight"))?,
+                    vector(ct, file, &format!("{p}.attn_k_norm.weight"))?,
+                ])
+            } else {
+                None
+            };
+            let gate_up = if has("ffn_gate.weight") {
+                GateUp::Separate {
+                    gate: linear(ct, file, &format!("{p}.ffn_gate.weight"))?,
+                    up: linear(ct, file, &format!("{p}.ffn_up.weight"))?,
+                }
+            } else {
+                GateUp::Fused(linear(ct, file, &format!("{p}.ffn_up.weight"))?)
+            };
+            let layer = Layer {
+                attn_norm: vector(ct, file, &format!("{p}.attn_norm.weight"))?,
+                qkv,
+                bias,
+                qk_norm,
+                out: linear(ct, file, &format!("{p}.attn_output.weight"))?,
+                ffn_norm: vector(ct, file, &format!("{p}.ffn_norm.weight"))?,
+                gate_up,
+                down: linear(ct, file, &format!("{p}.ffn_down.weight"))?,
+                keys: Vec::new(),
+                values: Vec::new(),
+            };
+            layer.check(&cfg, &p)?;
+            layers.push(layer);
+        }
+        Ok(Transformer {
+            cfg,
+            embed,
+            layers,
+            norm,
+            output,
+            len: 0,
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// Positions held in the KV cache.
+    pub fn cached(&self) -> usize {
+        self.len
+    }
+
+    /// Drop the KV cache.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Cut the KV cache back to its first `len` positions.
+    pub fn truncate(&mut self, len: usize) {
+        let kv = self.cfg.kv_heads * self.cfg.head_dim;
+        self.len = self.len.min(len);
+        for l in &mut self.layers {
+            l.keys.truncate(self.len * kv);
+            l.values.truncate(self.len * kv);
+        }
+    }
+
+    /// Run `tokens` at positions `pos..`, after cutting the cache back to `pos`; returns the
+    /// logits after the last token.
+    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            bail!("nothing to run: no tokens");
+        }
+        if pos > self.len {
+            bail!("position {pos} is past the {} cached positions", self.len);
+        }
+        self.truncate(pos);
+        let cfg = self.cfg.clone();
+        let (m, d) = (tokens.len(), cfg.hidden);
+        let s = &mut self.scratch;
+        s.x.resize(m * d, 0.0);
+        for (i, &t) in tokens.iter().enumerate() {
+            self.embed.row(t as usize, &mut s.x[i * d..(i + 1) * d])?;
+        }
+        for layer in &mut self.layers {
+            layer.forward(&cfg, s, m, pos)?;
+        }
+        self.len = pos + m;
+        // Only the last position's logits are needed.
+        let last = &s.x[(m - 1) * d..m * d];
+        s.h.resize(d, 0.0);
+        rms_norm(last, &self.norm, cfg.eps, &mut s.h);
+        s.hq.quantize(&s.h, 1, d);
+        let mut logits = Vec::new();
+        match &self.output {
+            Some(out) => out.forward(&s.h, &s.hq, 1, &mut logits)?,
+            None => {
+                let Embedding::Packed(p) = &self.embed else {
+                    unreachable!("tied output without a packed table")
+                };
+                logits.resize(p.rows(), 0.0);
+                kernels::matmul(p, &s.hq, &mut logits);
+            }
+        }
+        Ok(logits)
+    }
+}
+
+impl Layer {
+    /// Check the matrix shapes against the configuration, so a malformed file is an error here
+    /// rather than a panic in the kernels.
+    fn check(&self, cfg: &Config, name: &str) -> Result<()> {
+        let (d, q, kv) = (
+            cfg.hidden,
+            cfg.heads * cfg.head_dim,
+            cfg.kv_heads * cfg.head_dim,
+        );
+        let mut shapes: Vec<(&str, &Linear, usize, usize)> = match &self.qkv {
+            Qkv::Separate { q: wq, k, v } => {
+                vec![
+                    ("attn_q", wq, q, d),
+                    ("attn_k", k, kv, d),
+                    ("attn_v", v, kv, d),
+                ]
+            }
+            Qkv::Fused(w) => vec![("attn_qkv", w, q + 2 * kv, d)],
+        };
+        shapes.push(("attn_output", &self.out, d, q));
+        let ff = self.down.cols();
+        match &self.gate_up {
+            GateUp::Separate { gate, up } => {
+                shapes.push(("ffn_gate", gate, ff, d));
+                shapes.push(("ffn_up", up, ff, d));
+            }
+            GateUp::Fused(w) => shapes.push(("ffn_up", w, 2 * ff, d)),
+        }
+        shapes.push(("ffn_down", &self.down, d, ff));
+        for (what, w, n, k) in shapes {
+            if w.rows() != n || w.cols() != k {
+                bail!(
+                    "{name}.{what} is {}x{}, expected {n}x{k}",
+                    w.rows(),
+                    w.cols()
+                );
+            }
+        }
+        let norms_ok = self.attn_norm.len() == d
+            && self.ffn_norm.len() == d
+            && self
+                .bias
+                .as_ref()
+                .is_none_or(|[bq, bk, bv]| bq.len() == q && bk.len() == kv && bv.len() == kv)
+            && self
+                .qk_norm
+                .as_ref()
+                .is_none_or(|[a, b]| a.len() == cfg.head_dim && b.len() == cfg.head_dim);
+        if !norms_ok {
+            bail!("{name}: a norm or bias vector has the wrong length");
+        }
+        Ok(())
+    }
+
+    fn forward(&mut self, cfg: &Config, s: &mut Scratch, m: usize, pos: usize) -> Result<()> {
+        let d = cfg.hidden;
+        let (qw, kvw) = (cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim);
+        s.h.resize(m * d, 0.0);
+        for i in 0..m {
+            rms_norm(
+                &s.x[i * d..(i + 1) * d],
+                &self.attn_norm,
+                cfg.eps,
+                &mut s.h[i * d..(i + 1) * d],
+            );
+        }
+        s.hq.quantize(&s.h, m, d);
+        match &self.qkv {
+            Qkv::Separate { q, k, v } => {
+                q.forward(&s.h, &s.hq, m, &mut s.q)?;
+                k.forward(&s.h, &s.hq, m, &mut s.k)?;
+                v.forward(&s.h, &s.hq, m, &mut s.v)?;
+            }
+            Qkv::Fused(w) => {
+                w.forward(&s.h, &s.hq, m, &mut s.qkv)?;
+                let width = qw + 2 * kvw;
+                s.q.clear();
+                s.k.clear();
+                s.v.clear();
+                for row in s.qkv.chunks_exact(width) {
+                    s.q.extend_from_slice(&row[..qw]);
+                    s.k.extend_from_slice(&row[qw..qw + kvw]);
+                    s.v.extend_from_slice(&row[qw + kvw..]);
+                }
+            }
+        }
+        if let Some([bq, bk, bv]) = &self.bias {
+            add_rows(&mut s.q, bq);
+            add_rows(&mut s.k, bk);
+            add_rows(&mut s.v, bv);
+        }
+        if let Some([nq, nk]) = &self.qk_norm {
+            for head in s.q.chunks_exact_mut(cfg.head_dim) {
+                rms_norm_in_place(head, nq, cfg.eps);
+            }
+            for head in s.k.chunks_exact_mut(cfg.head_dim) {
+                rms_norm_in_place(head, nk, cfg.eps);
+            }
+        }
+        for i in 0..m {
+            let (cos, sin) = rotary(cfg, pos + i);
+            for head in s.q[i * qw..(i + 1) * qw].chunks_exact_mut(cfg.head_dim) {
+                rope(cfg, head, &cos, &sin);
+            }
+            for head in s.k[i * kvw..(i + 1) * kvw].chunks_exact_mut(cfg.head_dim) {
+                rope(cfg, head, &cos, &sin);
+            }
+        }
+        self.keys.extend_from_slice(&s.k);
+        self.values.extend_from_slice(&s.v);
+        attention(cfg, &s.q, &self.keys, &self.values, m, pos, &mut s.attn);
+        s.hq.quantize(&s.attn, m, qw);
+        self.out.forward(&s.attn, &s.hq, m, &mut s.o)?;
+        for (x, o) in s.x.iter_mut().zip(&s.o) {
+            *x += o;
+        }
+
+        for i in 0..m {
+            rms_norm(
+                &s.x[i * d..(i + 1) * d],
+                &self.ffn_norm,
+                cfg.eps,
+                &mut s.h[i * d..(i + 1) * d],
+            );
+        }
+        s.hq.quantize(&s.h, m, d);
+        let ff = self.down.cols();
+        match &self.gate_up {
+            GateUp::Separate { gate, up } => {
+                gate.forward(&s.h, &s.hq, m, &mut s.gate)?;
+                up.forward(&s.h, &s.hq, m, &mut s.up)?;
+                for (g, u) in s.gate.iter_mut().zip(&s.up) {
+                    *g = silu(*g) * u;
+                }
+            }
+            GateUp::Fused(w) => {
+                w.forward(&s.h, &s.hq, m, &mut s.gu)?;
+                s.gate.clear();
+                for row in s.gu.chunks_exact(2 * ff) {
+                    let (g, u) = row.split_at(ff);
+                    s.gate.extend(g.iter().zip(u).map(|(g, u)| silu(*g) * u));
+                }
+            }
+        }
+        s.hq.quantize(&s.gate, m, ff);
+        self.down.forward(&s.gate, &s.hq, m, &mut s.o)?;
+        for (x, o) in s.x.iter_mut().zip(&s.o) {
+            *x += o;
+        }
+        Ok(())
+    }
+}
+
+fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / (ms + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
+        *o = v * r * w;
+    }
+}
+
+fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let r = 1.0 / (ms + eps).sqrt();
+    for (v, w) in x.iter_mut().zip(w) {
+        *v = *v * r * w;
+    }
+}
+
+/// cos and sin of every rotary pair at `pos`.
+fn rotary(cfg: &Config, pos: usize) -> (Vec<f32>, Vec<f32>) {
+    cfg.inv_freq
+        .iter()
+        .map(|f| {
+            let a = pos as f32 * f;
+            (a.cos(), a.sin())
+        })
+        .unzip()
+}
+
+fn rope(cfg: &Config, head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = cfg.rope_dim / 2;
+    for i in 0..half {
+        let (a, b) = if cfg.neox {
+            (i, i + half)
+        } else {
+            (2 * i, 2 * i + 1)
+        };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos[i] - x1 * sin[i];
+        head[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent sums let the compiler vectorize.
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Causal attention of `m` new query rows (positions `pos..pos + m`) over the cache, written to
+/// `out` (`m × heads·head_dim`). Work is split by (row, head) over candle's thread pool.
+fn attention(
+    cfg: &Config,
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    m: usize,
+    pos: usize,
+    out: &mut Vec<f32>,
+) {
+    let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
+    let kvw = cfg.kv_heads * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    out.resize(m * heads * hd, 0.0);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let one = |item: usize, scores: &mut Vec<f32>| {
+        let (i, h) = (item / heads, item % heads);
+        let ctx = pos + i + 1;
+        let kvh = h / group;
+        let qh = &q[(i * heads + h) * hd..][..hd];
+        scores.clear();
+        scores.extend((0..ctx).map(|j| dot(qh, &keys[j * kvw + kvh * hd..][..hd]) * scale));
+        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0.0;
+        for s in scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let mut acc = vec![0f32; hd];
+        for (j, s) in scores.iter().enumerate() {
+            let v = &values[j * kvw + kvh * hd..][..hd];
+            for (a, v) in acc.iter_mut().zip(v) {
+                *a += s * v;
+            }
+        }
+        // SAFETY: each (row, head) slice of the output is written by exactly one item.
+        let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at((i * heads + h) * hd), hd) };
+        for (d, a) in dst.iter_mut().zip(&acc) {
+            *d = a / sum;
+        }
+    };
+    let items = m * heads;
+    let work = (pos + m) * items * hd;
+    if work < 1 << 16 {
+        let mut scores = Vec::new();
+        for item in 0..items {
+            one(item, &mut scores);
+        }
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+            let mut scores = Vec::new();
+            for item in range {
+                one(item, &mut scores);
+            }
+        });
+    }
+}
+
+struct OutPtr(*mut f32);
+// SAFETY: written only at disjoint offsets, one work item each.
+unsafe impl Sync for OutPtr {}
+unsafe impl Send for OutPtr {}
+
+impl OutPtr {
+    /// The pointer `offset` values in (a method, so closures capture the whole wrapper).
+    ///
+    /// # Safety
+    /// `offset` must be inside the buffer.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: upheld by the caller.
+        unsafe { self.0.add(offset) }
+    }
+}
