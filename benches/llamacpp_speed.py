@@ -18,7 +18,7 @@ repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
 
 llm = llama_cpp.Llama(model_path=path, n_threads=threads, n_threads_batch=threads,
-                      n_ctx=1024, n_batch=512, verbose=False)
+                      n_ctx=max(1024, prompt_tokens + gen_tokens + 64), n_batch=512, verbose=False)
 text = b"Tune RocksDB for a write-heavy workload. "
 while len(llm.tokenize(text)) < prompt_tokens:
     text += b"Compaction, memtables, block cache, bloom filters and write stalls. "

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Side by side, in one run: candle (lsmtune llm bench) vs llama.cpp (llama-cpp-python) on the same
-# Qwen2.5-0.5B-shaped random-weight GGUF files, 2 threads, interleaved per repeat.
+# Side by side, in one run: lsmtune's own forward pass (`lsmtune llm bench`), candle-transformers'
+# models (the same command with LSMTUNE_LOCAL_RUNTIME=candle) and llama.cpp (llama-cpp-python) on
+# the same Qwen2.5-0.5B-shaped random-weight GGUF files, 2 threads, interleaved per repeat.
 #
-#   bash benches/llm_vs_llamacpp.sh [python-with-llama_cpp] [repeats]
+#   bash benches/llm_vs_llamacpp.sh [python-with-llama_cpp] [repeats] [prompt sizes, e.g. 128,2048]
 #
 # Not run in CI. Setup (builds llama.cpp from source, ~10 min on 2 cores). On CPUs that advertise
 # AMX without the kernel granting it (seen on this project's VMs), llama.cpp's AMX kernels crash,
@@ -16,31 +17,43 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${1:-/tmp/llamacpp-venv/bin/python}
 repeats=${2:-3}
+prompts=${3:-128}   # prompt sizes in tokens, comma-separated (e.g. 128,2048)
 bin="${CARGO_TARGET_DIR:-target}/release/lsmtune"
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for dt in q8_0 q4_0; do
   "$bin" models make-test-model --shape qwen2.5-0.5b --dtype "$dt" --out "$work/$dt" >/dev/null
-  for r in $(seq 1 "$repeats"); do
-    "$bin" llm bench --model "$work/$dt" --prompt-tokens 128 --gen-tokens 64 --repeats 1 --json >> "$work/candle-$dt.jsonl"
-    "$py" benches/llamacpp_speed.py "$work/$dt/model.gguf" 128 64 1 2 >> "$work/llamacpp-$dt.jsonl"
+  for p in ${prompts//,/ }; do
+    for r in $(seq 1 "$repeats"); do
+      # lsmtune's own forward pass, candle-transformers' models, llama.cpp: interleaved.
+      "$bin" llm bench --model "$work/$dt" --prompt-tokens "$p" --gen-tokens 64 --repeats 1 --json >> "$work/lsmtune-$dt-$p.jsonl"
+      LSMTUNE_LOCAL_RUNTIME=candle "$bin" llm bench --model "$work/$dt" --prompt-tokens "$p" --gen-tokens 64 --repeats 1 --json >> "$work/candle-$dt-$p.jsonl"
+      "$py" benches/llamacpp_speed.py "$work/$dt/model.gguf" "$p" 64 1 2 >> "$work/llamacpp-$dt-$p.jsonl"
+    done
   done
 done
-python3 - "$work" <<'PY'
-import json, sys, statistics, math, glob
-work = sys.argv[1]
+python3 - "$work" "$prompts" <<'PY'
+import json, sys, statistics, math
+work, prompts = sys.argv[1], sys.argv[2].split(",")
 T = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}
 def load(f, key):
     return [json.loads(l)[key]["mean"] for l in open(f)]
 def s(xs):
     m = statistics.mean(xs); sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
     return m, T.get(len(xs), 2.0) * sd / math.sqrt(len(xs))
-print("| weights | phase | candle tok/s | llama.cpp tok/s | ratio | n |")
-print("|---|---|---|---|---|---|")
+def ratio(a, b):
+    (ma, ca), (mb, cb) = a, b
+    r = ma / mb
+    return r, r * math.sqrt((ca / ma) ** 2 + (cb / mb) ** 2)
+print("| weights | prompt | phase | lsmtune tok/s | candle tok/s | llama.cpp tok/s | lsmtune / llama.cpp | candle / llama.cpp | n |")
+print("|---|---|---|---|---|---|---|---|---|")
 for dt in ["q8_0", "q4_0"]:
-    for phase in ["prefill_tok_s", "decode_tok_s"]:
-        c = load(f"{work}/candle-{dt}.jsonl", phase); l = load(f"{work}/llamacpp-{dt}.jsonl", phase)
-        (mc, cc), (ml, cl) = s(c), s(l)
-        r = mc / ml; rc = r * math.sqrt((cc / mc) ** 2 + (cl / ml) ** 2)
-        print(f"| {dt} | {phase.split('_')[0]} | {mc:.1f} ± {cc:.1f} | {ml:.1f} ± {cl:.1f} | {r:.2f}x ± {rc:.2f} | {len(c)} |")
+    for p in prompts:
+        for phase in ["prefill_tok_s", "decode_tok_s"]:
+            o = s(load(f"{work}/lsmtune-{dt}-{p}.jsonl", phase))
+            c = s(load(f"{work}/candle-{dt}-{p}.jsonl", phase))
+            l = s(load(f"{work}/llamacpp-{dt}-{p}.jsonl", phase))
+            ro, rc = ratio(o, l), ratio(c, l)
+            n = len(load(f"{work}/lsmtune-{dt}-{p}.jsonl", phase))
+            print(f"| {dt} | {p} | {phase.split('_')[0]} | {o[0]:.1f} ± {o[1]:.1f} | {c[0]:.1f} ± {c[1]:.1f} | {l[0]:.1f} ± {l[1]:.1f} | **{ro[0]:.2f}x ± {ro[1]:.2f}** | {rc[0]:.2f}x ± {rc[1]:.2f} | {n} |")
 PY

@@ -193,3 +193,42 @@ fn position_past_the_cache_and_out_of_vocabulary_tokens_are_errors() {
     let err = m.forward(&[1_000_000], 0).unwrap_err().to_string();
     assert!(err.contains("vocabulary"), "{err}");
 }
+
+#[test]
+fn long_prompts_span_attention_blocks_and_cache_growth() {
+    // 300 positions: more than one 128-row attention block and more than the initial
+    // 256-position cache; F32 weights so candle's answer is exact up to summation order.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_gguf(
+        &dir.path().join("m"),
+        Arch::Llama,
+        Shape::TINY,
+        9,
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let prompt: Vec<u32> = (0..300u32).map(|i| (i * 53 + 7) % 900 + 20).collect();
+    let mut reference = Reference::load(Arch::Llama, &path);
+    let want = reference.forward(&prompt, 0);
+    let mut whole = own(Arch::Llama, &path);
+    let got = whole.forward(&prompt, 0).unwrap();
+    assert!(
+        rel_diff(&got, &want) < 1e-3,
+        "one batch: {}",
+        rel_diff(&got, &want)
+    );
+    // The same prompt in pieces: a batch, a smaller batch (per-row path), then single tokens.
+    let mut pieces = own(Arch::Llama, &path);
+    pieces.forward(&prompt[..200], 0).unwrap();
+    pieces.forward(&prompt[200..290], 200).unwrap();
+    pieces.forward(&prompt[290..295], 290).unwrap();
+    let mut last = Vec::new();
+    for (i, t) in prompt[295..].iter().enumerate() {
+        last = pieces.forward(&[*t], 295 + i).unwrap();
+    }
+    assert!(
+        rel_diff(&last, &got) < 1e-4,
+        "in pieces: {}",
+        rel_diff(&last, &got)
+    );
+}

@@ -136,9 +136,61 @@ struct Layer {
     ffn_norm: Vec<f32>,
     gate_up: GateUp,
     down: Linear,
-    /// Keys then values of every cached position: `[pos][kv_head][head_dim]` each.
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    cache: KvCache,
+}
+
+/// One layer's keys and values, `[kv_head][position][head_dim]` so each head's keys are
+/// contiguous; capacity grows by doubling, and cutting back only moves the length.
+#[derive(Default)]
+struct KvCache {
+    heads: usize,
+    hd: usize,
+    cap: usize,
+    len: usize,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl KvCache {
+    fn new(heads: usize, hd: usize) -> KvCache {
+        KvCache {
+            heads,
+            hd,
+            ..KvCache::default()
+        }
+    }
+
+    /// Append `m` positions; `k` and `v` are `[position][kv_head][head_dim]`.
+    fn append(&mut self, k: &[f32], v: &[f32], m: usize) {
+        let (heads, hd) = (self.heads, self.hd);
+        if self.len + m > self.cap {
+            let cap = (self.len + m).max(2 * self.cap).max(256);
+            let mut nk = vec![0f32; heads * cap * hd];
+            let mut nv = vec![0f32; heads * cap * hd];
+            for h in 0..heads {
+                let (from, to) = (h * self.cap * hd, h * cap * hd);
+                nk[to..to + self.len * hd].copy_from_slice(&self.k[from..from + self.len * hd]);
+                nv[to..to + self.len * hd].copy_from_slice(&self.v[from..from + self.len * hd]);
+            }
+            (self.k, self.v, self.cap) = (nk, nv, cap);
+        }
+        for i in 0..m {
+            for h in 0..heads {
+                let src = (i * heads + h) * hd;
+                let dst = (h * self.cap + self.len + i) * hd;
+                self.k[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
+                self.v[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
+            }
+        }
+        self.len += m;
+    }
+
+    /// The keys and values of head `h`, `len × head_dim` each.
+    fn head(&self, h: usize) -> (&[f32], &[f32]) {
+        let at = h * self.cap * self.hd;
+        let n = self.len * self.hd;
+        (&self.k[at..at + n], &self.v[at..at + n])
+    }
 }
 
 /// Dimensions and conventions read from the GGUF metadata.
@@ -221,7 +273,12 @@ impl Transformer {
         let blocks = need("block_count")?;
         let head_dim = int("attention.key_length")?.unwrap_or(hidden / heads.max(1));
         let rope_dim = int("rope.dimension_count")?.unwrap_or(head_dim);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || rope_dim > head_dim {
+        if heads == 0
+            || kv_heads == 0
+            || heads % kv_heads != 0
+            || rope_dim > head_dim
+            || head_dim > 256
+        {
             bail!(
                 "unsupported attention shape: {heads} heads, {kv_heads} KV heads, head size {head_dim}, rotary size {rope_dim}"
             );
@@ -342,8 +399,7 @@ impl Transformer {
                 ffn_norm: vector(ct, file, &format!("{p}.ffn_norm.weight"))?,
                 gate_up,
                 down: linear(ct, file, &format!("{p}.ffn_down.weight"))?,
-                keys: Vec::new(),
-                values: Vec::new(),
+                cache: KvCache::new(kv_heads, head_dim),
             };
             layer.check(&cfg, &p)?;
             layers.push(layer);
@@ -371,11 +427,9 @@ impl Transformer {
 
     /// Cut the KV cache back to its first `len` positions.
     pub fn truncate(&mut self, len: usize) {
-        let kv = self.cfg.kv_heads * self.cfg.head_dim;
         self.len = self.len.min(len);
         for l in &mut self.layers {
-            l.keys.truncate(self.len * kv);
-            l.values.truncate(self.len * kv);
+            l.cache.len = self.len;
         }
     }
 
@@ -528,9 +582,8 @@ impl Layer {
                 rope(cfg, head, &cos, &sin);
             }
         }
-        self.keys.extend_from_slice(&s.k);
-        self.values.extend_from_slice(&s.v);
-        attention(cfg, &s.q, &self.keys, &self.values, m, pos, &mut s.attn);
+        self.cache.append(&s.k, &s.v, m);
+        attention(cfg, &s.q, &self.cache, m, pos, &mut s.attn)?;
         s.hq.quantize(&s.attn, m, qw);
         self.out.forward(&s.attn, &s.hq, m, &mut s.o)?;
         for (x, o) in s.x.iter_mut().zip(&s.o) {
@@ -626,6 +679,7 @@ fn rope(cfg: &Config, head: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
+#[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight independent sums let the compiler vectorize.
     let mut acc = [0f32; 8];
@@ -644,45 +698,69 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `e^x` for every value (all ≤ 0 here, after the max is subtracted), written so the compiler
+/// vectorizes it: `x = n·ln 2 + y` with `n` an integer and `|y| ≤ ln 2 / 2`, `2^n` built in the
+/// exponent bits and `e^y` from its Taylor series to degree 7 (relative error below 1e-6).
+fn exp_in_place(xs: &mut [f32]) {
+    for out in xs.iter_mut() {
+        let x = out.max(-87.0);
+        let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+        // x - n·ln 2 with ln 2 split in two (Cody-Waite), so large |x| keeps its precision.
+        let y = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+        let p = 1.0
+            + y * (1.0
+                + y * (0.5
+                    + y * (1.0 / 6.0
+                        + y * (1.0 / 24.0
+                            + y * (1.0 / 120.0 + y * (1.0 / 720.0 + y * (1.0 / 5040.0)))))));
+        *out = p * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    }
+}
+
 /// Causal attention of `m` new query rows (positions `pos..pos + m`) over the cache, written to
 /// `out` (`m × heads·head_dim`). Work is split by (row, head) over candle's thread pool.
 fn attention(
     cfg: &Config,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    cache: &KvCache,
     m: usize,
     pos: usize,
     out: &mut Vec<f32>,
-) {
+) -> Result<()> {
     let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
-    let kvw = cfg.kv_heads * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     out.resize(m * heads * hd, 0.0);
+    if m >= GEMM_ROWS {
+        return attention_gemm(cfg, q, cache, m, pos, out);
+    }
     let out_ptr = OutPtr(out.as_mut_ptr());
     let one = |item: usize, scores: &mut Vec<f32>| {
         let (i, h) = (item / heads, item % heads);
         let ctx = pos + i + 1;
-        let kvh = h / group;
+        let (keys, values) = cache.head(h / group);
         let qh = &q[(i * heads + h) * hd..][..hd];
         scores.clear();
-        scores.extend((0..ctx).map(|j| dot(qh, &keys[j * kvw + kvh * hd..][..hd]) * scale));
+        scores.extend(
+            keys[..ctx * hd]
+                .chunks_exact(hd)
+                .map(|k| dot(qh, k) * scale),
+        );
         let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0.0;
         for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
+            *s -= max;
         }
-        let mut acc = vec![0f32; hd];
-        for (j, s) in scores.iter().enumerate() {
-            let v = &values[j * kvw + kvh * hd..][..hd];
+        exp_in_place(scores);
+        let sum: f32 = scores.iter().sum();
+        let mut acc = [0f32; 256];
+        let acc = &mut acc[..hd];
+        for (s, v) in scores.iter().zip(values.chunks_exact(hd)) {
             for (a, v) in acc.iter_mut().zip(v) {
                 *a += s * v;
             }
         }
         // SAFETY: each (row, head) slice of the output is written by exactly one item.
         let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at((i * heads + h) * hd), hd) };
-        for (d, a) in dst.iter_mut().zip(&acc) {
+        for (d, a) in dst.iter_mut().zip(acc.iter()) {
             *d = a / sum;
         }
     };
@@ -701,6 +779,70 @@ fn attention(
             }
         });
     }
+    Ok(())
+}
+
+/// From this many new rows on (a prefill), attention runs as matrix products.
+const GEMM_ROWS: usize = 16;
+
+/// Attention for a prefill: per KV head and block of query rows, the scores and the weighted
+/// values are two matrix products (candle's f32 GEMM), with the causal mask and the softmax
+/// (split across the thread pool) in between. The query heads sharing a KV head go together.
+fn attention_gemm(
+    cfg: &Config,
+    q: &[f32],
+    cache: &KvCache,
+    m: usize,
+    pos: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    const BLOCK_ROWS: usize = 128;
+    let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let cpu = &Device::Cpu;
+    for kvh in 0..cfg.kv_heads {
+        let (keys, values) = cache.head(kvh);
+        for start in (0..m).step_by(BLOCK_ROWS) {
+            let rows = BLOCK_ROWS.min(m - start);
+            // Keys visible to the block's last row.
+            let ctx = pos + start + rows;
+            let mut qg = Vec::with_capacity(rows * group * hd);
+            for i in start..start + rows {
+                let at = (i * heads + kvh * group) * hd;
+                qg.extend_from_slice(&q[at..at + group * hd]);
+            }
+            let qt = Tensor::from_vec(qg, (rows * group, hd), cpu)?;
+            let kt = Tensor::from_slice(&keys[..ctx * hd], (ctx, hd), cpu)?;
+            let mut scores = qt.matmul(&kt.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+            let ptr = OutPtr(scores.as_mut_ptr());
+            candle_core::utils::barrier_pool().execute_chunked(rows * group, |range| {
+                for r in range {
+                    // SAFETY: row r of the scores belongs to this item alone.
+                    let row = unsafe { std::slice::from_raw_parts_mut(ptr.at(r * ctx), ctx) };
+                    let visible = pos + start + r / group + 1;
+                    let (row, hidden) = row.split_at_mut(visible);
+                    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
+                    for s in row.iter_mut() {
+                        *s = *s * scale - max;
+                    }
+                    exp_in_place(row);
+                    let inv = 1.0 / row.iter().sum::<f32>();
+                    for s in row.iter_mut() {
+                        *s *= inv;
+                    }
+                    hidden.fill(0.0);
+                }
+            });
+            let p = Tensor::from_vec(scores, (rows * group, ctx), cpu)?;
+            let v = Tensor::from_slice(&values[..ctx * hd], (ctx, hd), cpu)?;
+            let o = p.matmul(&v)?.flatten_all()?.to_vec1::<f32>()?;
+            for i in 0..rows {
+                let at = ((start + i) * heads + kvh * group) * hd;
+                out[at..at + group * hd].copy_from_slice(&o[i * group * hd..(i + 1) * group * hd]);
+            }
+        }
+    }
+    Ok(())
 }
 
 struct OutPtr(*mut f32);
@@ -716,5 +858,55 @@ impl OutPtr {
     unsafe fn at(&self, offset: usize) -> *mut f32 {
         // SAFETY: upheld by the caller.
         unsafe { self.0.add(offset) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_within_1e6_of_libm() {
+        let xs: Vec<f32> = (0..=100_000)
+            .map(|i| -90.0 * i as f32 / 100_000.0)
+            .collect();
+        let mut ys = xs.clone();
+        exp_in_place(&mut ys);
+        for (x, y) in xs.iter().zip(&ys) {
+            let e = x.max(-87.0).exp();
+            assert!((y - e).abs() <= 1e-6 * e, "exp({x}) = {y}, libm {e}");
+        }
+    }
+
+    #[test]
+    fn kv_cache_grows_keeps_heads_apart_and_cuts_back() {
+        let (heads, hd) = (2, 4);
+        let mut c = KvCache::new(heads, hd);
+        // Position p, head h, element e holds p*100 + h*10 + e; values are negated.
+        let rows = |from: usize, m: usize| -> Vec<f32> {
+            (from..from + m)
+                .flat_map(|p| {
+                    (0..heads)
+                        .flat_map(move |h| (0..hd).map(move |e| (p * 100 + h * 10 + e) as f32))
+                })
+                .collect()
+        };
+        for (from, m) in [(0, 3), (3, 300), (303, 1)] {
+            let k = rows(from, m);
+            let v: Vec<f32> = k.iter().map(|x| -x).collect();
+            c.append(&k, &v, m);
+        }
+        assert_eq!(c.len, 304);
+        for h in 0..heads {
+            let (k, v) = c.head(h);
+            for p in [0, 2, 3, 150, 302, 303] {
+                assert_eq!(k[p * hd + 1], (p * 100 + h * 10 + 1) as f32);
+                assert_eq!(v[p * hd + 3], -((p * 100 + h * 10 + 3) as f32));
+            }
+        }
+        c.len = 10;
+        c.append(&rows(500, 1), &rows(500, 1), 1);
+        assert_eq!(c.head(1).0[10 * hd], (500 * 100 + 10) as f32);
+        assert_eq!(c.head(1).0.len(), 11 * hd);
     }
 }
