@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::{
     quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
 };
-use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
+use lsmtune::llm::testmodel::{Arch, Quant, Shape, write_gguf};
 use lsmtune::llm::transformer::Transformer;
 
 enum Reference {
@@ -78,7 +78,8 @@ fn argmax(v: &[f32]) -> usize {
         .0
 }
 
-fn compare(arch: Arch, shape: Shape, dtype: GgmlDType) {
+fn compare(arch: Arch, shape: Shape, dtype: impl Into<Quant>) {
+    let dtype: Quant = dtype.into();
     let dir = tempfile::tempdir().unwrap();
     let path = write_gguf(&dir.path().join("m"), arch, shape, 5, dtype).unwrap();
     // The same random weights unquantized: the exact answer both runtimes approximate.
@@ -97,7 +98,7 @@ fn compare(arch: Arch, shape: Shape, dtype: GgmlDType) {
         let a = ours.forward(tokens, *pos).unwrap();
         let b = reference.forward(tokens, *pos);
         let e = exact.forward(tokens, *pos);
-        if dtype == GgmlDType::F32 {
+        if dtype == Quant::Uniform(GgmlDType::F32) {
             // Both compute exact f32 products: equal up to summation order.
             assert!(
                 rel_diff(&a, &b) < 1e-3,
@@ -148,32 +149,45 @@ fn compare(arch: Arch, shape: Shape, dtype: GgmlDType) {
 #[test]
 fn own_forward_matches_candle_for_every_architecture_and_weight_type() {
     for arch in [Arch::Qwen2, Arch::Llama, Arch::Qwen3, Arch::Phi3] {
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::F32] {
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::F32,
+        ] {
             compare(arch, Shape::TINY, dtype);
         }
     }
 }
 
 #[test]
-fn tied_output_layers_and_k_quant_fallbacks_match_candle() {
+fn tied_output_layers_and_k_quant_mixes_match_candle() {
     let tied = Shape {
         tie_embeddings: true,
         hidden: 256,
         intermediate: 512,
+        layers: 8,
         ..Shape::TINY
     };
-    // Q4_K at hidden 256 is run by candle's kernels inside the own forward pass.
-    for dtype in [GgmlDType::F32, GgmlDType::Q8_0, GgmlDType::Q4K] {
+    // Q4_K at hidden 256 runs on candle's kernels inside the own forward pass; llama.cpp's
+    // Q4_K_M recipe mixes Q4_K and Q6_K (and Q5_0/Q8_0 where rows do not fit 256).
+    for q in [
+        Quant::Uniform(GgmlDType::F32),
+        Quant::Uniform(GgmlDType::Q8_0),
+        Quant::Uniform(GgmlDType::Q4K),
+        Quant::Q4KM,
+    ] {
+        compare(Arch::Qwen2, tied, q);
         compare(
             Arch::Qwen2,
             Shape {
                 tie_embeddings: false,
                 ..tied
             },
-            dtype,
+            q,
         );
-        compare(Arch::Qwen2, tied, dtype);
     }
+    compare(Arch::Llama, Shape::TINY, Quant::Q4KM);
 }
 
 #[test]

@@ -142,8 +142,10 @@ pub enum ModelsCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Weight format of the matrices: q8_0, q4_0, q4_k, q6_k or f32 (tensors whose rows do
-        /// not fit a K-quant's 256-wide blocks fall back to q8_0, as in real mixed GGUFs).
+        /// Weight format of the matrices: q8_0, q4_0, q5_0, q4_k, q6_k or f32 (tensors whose
+        /// rows do not fit a K-quant's 256-wide blocks fall back to q8_0), or q4_k_m: llama.cpp's
+        /// recipe (Q4_K, Q6_K for the output, attn_v and ffn_down in some layers; Q5_0 and Q8_0
+        /// where rows do not fit, as in a real Qwen2.5-0.5B Q4_K_M file).
         #[arg(long, default_value = "q8_0")]
         dtype: String,
         /// Dimensions: `tiny` (tests) or `qwen2.5-0.5b` (real size and 151,936-token vocabulary,
@@ -1200,13 +1202,16 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             use candle_core::quantized::GgmlDType;
             let arch: crate::llm::testmodel::Arch =
                 arch.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            use crate::llm::testmodel::Quant;
             let dtype = match dtype.to_ascii_lowercase().as_str() {
-                "q8_0" => GgmlDType::Q8_0,
-                "q4_0" => GgmlDType::Q4_0,
-                "q4_k" => GgmlDType::Q4K,
-                "q6_k" => GgmlDType::Q6K,
-                "f32" => GgmlDType::F32,
-                other => bail!("--dtype {other}: use q8_0, q4_0, q4_k, q6_k or f32"),
+                "q8_0" => Quant::Uniform(GgmlDType::Q8_0),
+                "q4_0" => Quant::Uniform(GgmlDType::Q4_0),
+                "q5_0" => Quant::Uniform(GgmlDType::Q5_0),
+                "q4_k" => Quant::Uniform(GgmlDType::Q4K),
+                "q6_k" => Quant::Uniform(GgmlDType::Q6K),
+                "q4_k_m" => Quant::Q4KM,
+                "f32" => Quant::Uniform(GgmlDType::F32),
+                other => bail!("--dtype {other}: use q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or f32"),
             };
             let shape = match shape.as_str() {
                 "tiny" => crate::llm::testmodel::Shape::TINY,

@@ -1,4 +1,4 @@
-//! Quantized matrix products for the local model's hot path: Q8_0 and Q4_0 weight matrices are
+//! Quantized matrix products for the local model's hot path: Q8_0, Q4_0 and Q5_0 weight matrices are
 //! repacked once, at load, into tiles of 16 output rows so that one AVX-512 VNNI instruction
 //! (`vpdpbusd`) adds 4 products for each of 16 rows at once, and activations are quantized to
 //! 8 bits per 32-value block with their sums kept for the offset correction.
@@ -7,7 +7,11 @@
 //! - `d`: the 16 rows' f16 block scales;
 //! - Q8_0 `qs`: 8 groups × 16 rows × 4 bytes, each weight stored as `q + 128` (unsigned);
 //! - Q4_0 `qs`: 4 groups × 16 rows × 4 bytes, byte `j` of group `g` holding the 4-bit values of
-//!   columns `8g + j` (low nibble) and `8g + j + 4` (high nibble), unsigned (`q + 8`).
+//!   columns `8g + j` (low nibble) and `8g + j + 4` (high nibble), unsigned (`q + 8`);
+//! - Q5_0: the Q4_0 layout for the low 4 bits, then per group two 64-bit masks (one bit per
+//!   row and byte, for the low and the high nibbles) holding the fifth bit, unsigned (`q + 16`).
+//!   A masked byte add (AVX-512 BW) puts the fifth bit back. 22 bytes per row and block, as in
+//!   the GGUF file.
 //!
 //! With unsigned weights `w + o` and signed activations `a`, `Σ (w + o)·a = Σ w·a + o·Σ a`, so the
 //! exact integer dot product is the VNNI sum started from `-o·Σ a` (`o` = 128 or 8). The tiles
@@ -30,6 +34,7 @@ const ROWS: usize = 4;
 pub enum Kind {
     Q8_0,
     Q4_0,
+    Q5_0,
 }
 
 impl Kind {
@@ -38,6 +43,7 @@ impl Kind {
         match dtype {
             GgmlDType::Q8_0 => Some(Kind::Q8_0),
             GgmlDType::Q4_0 => Some(Kind::Q4_0),
+            GgmlDType::Q5_0 => Some(Kind::Q5_0),
             _ => None,
         }
     }
@@ -47,14 +53,16 @@ impl Kind {
         match self {
             Kind::Q8_0 => 2 + BLOCK,
             Kind::Q4_0 => 2 + BLOCK / 2,
+            Kind::Q5_0 => 2 + 4 + BLOCK / 2,
         }
     }
 
-    /// Bytes of quants per tile-block.
+    /// Bytes of quants per tile-block (Q5_0: nibbles, then the fifth-bit masks).
     fn qs_bytes(self) -> usize {
         match self {
             Kind::Q8_0 => TILE * BLOCK,
             Kind::Q4_0 => TILE * BLOCK / 2,
+            Kind::Q5_0 => TILE * BLOCK / 2 + TILE * BLOCK / 8,
         }
     }
 
@@ -68,6 +76,7 @@ impl Kind {
         match self {
             Kind::Q8_0 => 128,
             Kind::Q4_0 => 8,
+            Kind::Q5_0 => 16,
         }
     }
 }
@@ -137,14 +146,7 @@ impl PackedMatrix {
                 for r in 0..TILE {
                     let row = t * TILE + r;
                     if row >= n {
-                        // Padding rows: zero scale, quants that decode to zero.
-                        let zero = match kind {
-                            Kind::Q8_0 => 128u8,
-                            Kind::Q4_0 => 0x88,
-                        };
-                        for g in 0..kind.qs_bytes() / (TILE * 4) {
-                            dst[2 * TILE + g * TILE * 4 + r * 4..][..4].fill(zero);
-                        }
+                        // Padding rows: a zero scale makes them contribute nothing.
                         continue;
                     }
                     let src = &raw[(row * nb + b) * bb..][..bb];
@@ -160,7 +162,12 @@ impl PackedMatrix {
                                 }
                             }
                         }
-                        Kind::Q4_0 => {
+                        Kind::Q4_0 | Kind::Q5_0 => {
+                            let (qh, qs) = if kind == Kind::Q5_0 {
+                                (u32::from_le_bytes([qs[0], qs[1], qs[2], qs[3]]), &qs[4..])
+                            } else {
+                                (0, qs)
+                            };
                             let q = |i: usize| {
                                 if i < 16 {
                                     qs[i] & 0x0F
@@ -168,10 +175,26 @@ impl PackedMatrix {
                                     qs[i - 16] >> 4
                                 }
                             };
+                            let high = |i: usize| ((qh >> i) & 1) as u64;
                             for g in 0..BLOCK / 8 {
                                 for j in 0..4 {
                                     dst[2 * TILE + g * TILE * 4 + r * 4 + j] =
                                         q(8 * g + j) | (q(8 * g + j + 4) << 4);
+                                }
+                                if kind == Kind::Q5_0 {
+                                    let masks = 2 * TILE + TILE * BLOCK / 2 + g * 16;
+                                    let mut lo = u64::from_le_bytes(
+                                        dst[masks..masks + 8].try_into().unwrap(),
+                                    );
+                                    let mut hi = u64::from_le_bytes(
+                                        dst[masks + 8..masks + 16].try_into().unwrap(),
+                                    );
+                                    for j in 0..4 {
+                                        lo |= high(8 * g + j) << (r * 4 + j);
+                                        hi |= high(8 * g + j + 4) << (r * 4 + j);
+                                    }
+                                    dst[masks..masks + 8].copy_from_slice(&lo.to_le_bytes());
+                                    dst[masks + 8..masks + 16].copy_from_slice(&hi.to_le_bytes());
                                 }
                             }
                         }
@@ -202,6 +225,16 @@ impl PackedMatrix {
         &self.data[(t * (self.k / BLOCK) + b) * tb..][..tb]
     }
 
+    /// The fifth bits of Q5_0 group `g` in a tile-block: (low-nibble mask, high-nibble mask),
+    /// one bit per `row * 4 + j`.
+    fn fifth_bits(tb: &[u8], g: usize) -> (u64, u64) {
+        let at = 2 * TILE + TILE * BLOCK / 2 + g * 16;
+        (
+            u64::from_le_bytes(tb[at..at + 8].try_into().unwrap()),
+            u64::from_le_bytes(tb[at + 8..at + 16].try_into().unwrap()),
+        )
+    }
+
     /// Row `row` dequantized into `out` (`k` values): an embedding lookup.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let (t, r) = (row / TILE, row % TILE);
@@ -219,12 +252,20 @@ impl PackedMatrix {
                         }
                     }
                 }
-                Kind::Q4_0 => {
+                Kind::Q4_0 | Kind::Q5_0 => {
                     for g in 0..BLOCK / 8 {
+                        let (lo, hi) = if self.kind == Kind::Q5_0 {
+                            Self::fifth_bits(tb, g)
+                        } else {
+                            (0, 0)
+                        };
                         for j in 0..4 {
                             let byte = qs[g * TILE * 4 + r * 4 + j];
-                            out[8 * g + j] = ((byte & 0x0F) as f32 - off) * d;
-                            out[8 * g + j + 4] = ((byte >> 4) as f32 - off) * d;
+                            let bit = r * 4 + j;
+                            let l = (byte & 0x0F) as u32 | (((lo >> bit) & 1) as u32) << 4;
+                            let h = (byte >> 4) as u32 | (((hi >> bit) & 1) as u32) << 4;
+                            out[8 * g + j] = (l as f32 - off) * d;
+                            out[8 * g + j + 4] = (h as f32 - off) * d;
                         }
                     }
                 }
@@ -352,12 +393,19 @@ fn scalar_tile(
                             }
                         }
                     }
-                    Kind::Q4_0 => {
+                    Kind::Q4_0 | Kind::Q5_0 => {
                         for g in 0..BLOCK / 8 {
+                            let (lo, hi) = if w.kind == Kind::Q5_0 {
+                                PackedMatrix::fifth_bits(tb, g)
+                            } else {
+                                (0, 0)
+                            };
                             for j in 0..4 {
                                 let byte = qs[g * TILE * 4 + row * 4 + j];
-                                dot += (byte & 0x0F) as i32 * a[8 * g + j] as i32
-                                    + (byte >> 4) as i32 * a[8 * g + j + 4] as i32;
+                                let bit = row * 4 + j;
+                                let l = (byte & 0x0F) as i32 | (((lo >> bit) & 1) as i32) << 4;
+                                let h = (byte >> 4) as i32 | (((hi >> bit) & 1) as i32) << 4;
+                                dot += l * a[8 * g + j] as i32 + h * a[8 * g + j + 4] as i32;
                             }
                         }
                     }
@@ -395,6 +443,7 @@ mod simd {
             let r0 = rows.start;
             let mut f = [_mm512_setzero_ps(); ROWS];
             let low = _mm512_set1_epi8(0x0F);
+            let sixteen = _mm512_set1_epi8(16);
             for b in 0..nb {
                 let tb = base.add(b * tb_bytes);
                 let dw = _mm512_cvtph_ps(_mm256_loadu_si256(tb as *const __m256i));
@@ -407,11 +456,23 @@ mod simd {
                             *v = _mm512_loadu_si512(qs.add(g * 64) as *const __m512i);
                         }
                     }
-                    Kind::Q4_0 => {
+                    Kind::Q4_0 | Kind::Q5_0 => {
                         for g in 0..4 {
                             let v = _mm512_loadu_si512(qs.add(g * 64) as *const __m512i);
-                            wv[2 * g] = _mm512_and_si512(v, low);
-                            wv[2 * g + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                            let mut lo = _mm512_and_si512(v, low);
+                            let mut hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                            if w.kind == Kind::Q5_0 {
+                                let masks = qs.add(TILE * BLOCK / 2 + g * 16) as *const u64;
+                                lo = _mm512_mask_add_epi8(lo, masks.read_unaligned(), lo, sixteen);
+                                hi = _mm512_mask_add_epi8(
+                                    hi,
+                                    masks.add(1).read_unaligned(),
+                                    hi,
+                                    sixteen,
+                                );
+                            }
+                            wv[2 * g] = lo;
+                            wv[2 * g + 1] = hi;
                         }
                     }
                 }
@@ -428,7 +489,7 @@ mod simd {
                                 s = _mm512_dpbusd_epi32(s, *v, av);
                             }
                         }
-                        Kind::Q4_0 => {
+                        Kind::Q4_0 | Kind::Q5_0 => {
                             for g in 0..4 {
                                 let lo = _mm512_set1_epi32(
                                     (a.add(8 * g) as *const i32).read_unaligned(),
@@ -488,7 +549,7 @@ mod tests {
 
     #[test]
     fn rows_dequantize_to_candles_values() {
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
             let (n, k) = (37, 96);
             let (p, deq) = packed(dtype, n, k, 7);
             let mut row = vec![0f32; k];
@@ -501,7 +562,7 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantized_reference_on_both_paths() {
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
             // n not a multiple of the tile, m not a multiple of ROWS.
             let (n, k, m) = (50, 128, 7);
             let (p, deq) = packed(dtype, n, k, 11);

@@ -390,13 +390,70 @@ fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
 
 /// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer into `dir`.
 /// Deterministic for a given seed.
+/// How the matrices of a generated GGUF are quantized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quant {
+    /// One type for every matrix; rows that do not fit a K-quant's 256-wide blocks fall back to
+    /// Q8_0.
+    Uniform(GgmlDType),
+    /// llama.cpp's Q4_K_M recipe: Q4_K, with Q6_K for the output layer and for attn_v and
+    /// ffn_down in the layers it gives more bits; rows that do not fit 256-wide blocks fall back
+    /// as llama.cpp does (Q4_K to Q5_0, Q6_K to Q8_0), which is what a real Qwen2.5-0.5B
+    /// Q4_K_M file holds.
+    Q4KM,
+}
+
+impl From<GgmlDType> for Quant {
+    fn from(d: GgmlDType) -> Quant {
+        Quant::Uniform(d)
+    }
+}
+
+impl Quant {
+    /// The type of matrix `name` (rows of `row` values) in a model of `layers` layers; `tied`:
+    /// the embedding table is also the output layer.
+    fn pick(self, name: &str, row: usize, layers: usize, tied: bool) -> GgmlDType {
+        let fits = |d: GgmlDType| row.is_multiple_of(d.block_size());
+        match self {
+            Quant::Uniform(d) if fits(d) => d,
+            Quant::Uniform(_) => GgmlDType::Q8_0,
+            Quant::Q4KM => {
+                let layer = name
+                    .strip_prefix("blk.")
+                    .and_then(|r| r.split('.').next())
+                    .and_then(|n| n.parse::<usize>().ok());
+                // llama.cpp's use_more_bits: the first and last eighth, and every third between.
+                let more_bits =
+                    |i: usize| i < layers / 8 || i >= 7 * layers / 8 || (i - layers / 8) % 3 == 2;
+                let output = name == "output.weight" || (tied && name == "token_embd.weight");
+                let more = (name.contains("attn_v.") || name.contains("ffn_down."))
+                    && layer.is_some_and(more_bits);
+                let want = if output || more {
+                    GgmlDType::Q6K
+                } else {
+                    GgmlDType::Q4K
+                };
+                match want {
+                    d if fits(d) => d,
+                    GgmlDType::Q6K => GgmlDType::Q8_0,
+                    _ => GgmlDType::Q5_0,
+                }
+            }
+        }
+    }
+}
+
 pub fn write_gguf(
     dir: &Path,
     arch: Arch,
     shape: Shape,
     seed: u64,
-    dtype: GgmlDType,
+    quant: impl Into<Quant>,
 ) -> Result<PathBuf> {
+    let quant = quant.into();
+    let tied = shape.tie_embeddings && arch != Arch::Phi3;
+    // Stands for "the recipe's type" in the calls below; vectors are always F32.
+    let dtype = GgmlDType::Q8_0;
     let (tok, tok_path, vocab) = prepare(dir, shape)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
@@ -404,12 +461,12 @@ pub fn write_gguf(
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |name: String, t: Tensor, dt: GgmlDType| -> Result<()> {
         // K-quants need rows that are multiples of 256 (Qwen2.5-0.5B's 896 is not); like real
-        // mixed-precision GGUFs, such tensors fall back to Q8_0.
+        // mixed-precision GGUFs, such tensors fall back (see Quant).
         let row = t.dims().last().copied().unwrap_or(1);
-        let dt = if row % dt.block_size() == 0 {
-            dt
+        let dt = if dt == GgmlDType::F32 || t.rank() == 1 {
+            GgmlDType::F32
         } else {
-            GgmlDType::Q8_0
+            quant.pick(&name, row, shape.layers, tied)
         };
         tensors.push((name, QTensor::quantize(&t, dt)?));
         Ok(())
