@@ -169,7 +169,7 @@ fn tied_output_layers_and_k_quant_mixes_match_candle() {
         layers: 8,
         ..Shape::TINY
     };
-    // Q4_K at hidden 256 runs on candle's kernels inside the own forward pass; llama.cpp's
+    // Q4_K and Q6_K at hidden 256 run on the own K-quant kernels; llama.cpp's
     // Q4_K_M recipe mixes Q4_K and Q6_K (and Q5_0/Q8_0 where rows do not fit 256).
     for q in [
         Quant::Uniform(GgmlDType::F32),

@@ -148,8 +148,9 @@ pub enum ModelsCommand {
         /// where rows do not fit, as in a real Qwen2.5-0.5B Q4_K_M file).
         #[arg(long, default_value = "q8_0")]
         dtype: String,
-        /// Dimensions: `tiny` (tests) or `qwen2.5-0.5b` (real size and 151,936-token vocabulary,
-        /// for speed measurements; about 500 MB at q8_0).
+        /// Dimensions: `tiny` (tests), `qwen2.5-0.5b` or `qwen2.5-1.5b` (real sizes and the
+        /// 151,936-token vocabulary, for speed measurements; 0.5B is about 500 MB at q8_0,
+        /// 1.5B about 1 GB at q4_k_m).
         #[arg(long, default_value = "tiny")]
         shape: String,
         /// gguf, or safetensors (full precision with config.json).
@@ -1216,7 +1217,8 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             let shape = match shape.as_str() {
                 "tiny" => crate::llm::testmodel::Shape::TINY,
                 "qwen2.5-0.5b" => crate::llm::testmodel::Shape::QWEN2_5_0_5B,
-                other => bail!("--shape {other}: use tiny or qwen2.5-0.5b"),
+                "qwen2.5-1.5b" => crate::llm::testmodel::Shape::QWEN2_5_1_5B,
+                other => bail!("--shape {other}: use tiny, qwen2.5-0.5b or qwen2.5-1.5b"),
             };
             if out.exists()
                 && std::fs::read_dir(&out)

@@ -129,7 +129,7 @@ enum Weights {
         config: llama::Config,
     },
     /// GGUF families through lsmtune's own forward pass (the default).
-    Own(Transformer),
+    Own(Box<Transformer>),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
     Llama(quantized_llama::ModelWeights),
@@ -166,7 +166,9 @@ impl Weights {
         device: &Device,
     ) -> Result<Weights> {
         if Runtime::from_env()? == Runtime::Lsmtune {
-            return Ok(Weights::Own(Transformer::load(arch, &content, file)?));
+            return Ok(Weights::Own(Box::new(Transformer::load(
+                arch, &content, file,
+            )?)));
         }
         Ok(match arch {
             "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(

@@ -44,6 +44,19 @@ impl Shape {
         tie_embeddings: true,
     };
 
+    /// The dimensions of Qwen2.5-1.5B: rows are multiples of 256, so K-quants apply throughout
+    /// (the Q4_K_M files users download for 1.5B and larger models).
+    pub const QWEN2_5_1_5B: Shape = Shape {
+        hidden: 1536,
+        heads: 12,
+        kv_heads: 2,
+        layers: 28,
+        intermediate: 8960,
+        vocab: 151_936,
+        context: 32_768,
+        tie_embeddings: true,
+    };
+
     /// Small enough to load and generate in milliseconds.
     pub const TINY: Shape = Shape {
         hidden: 64,

@@ -31,7 +31,7 @@ impl Linear {
             .map_err(|e| anyhow!("{name} is not a matrix: {e}"))?;
         if let Some(kind) = Kind::of(q.dtype())
             && kernels::simd_available()
-            && k.is_multiple_of(kernels::BLOCK)
+            && k.is_multiple_of(kind.granule())
         {
             let raw = q.data()?;
             return Ok(Linear::Packed(
@@ -319,9 +319,8 @@ impl Transformer {
             .tensor(file, "token_embd.weight", &Device::Cpu)
             .map_err(|e| anyhow!("token_embd.weight: {e}"))?;
         let tied = !ct.tensor_infos.contains_key("output.weight");
-        let packable = Kind::of(embd.dtype()).is_some()
-            && kernels::simd_available()
-            && hidden.is_multiple_of(kernels::BLOCK);
+        let packable = Kind::of(embd.dtype()).is_some_and(|k| hidden.is_multiple_of(k.granule()))
+            && kernels::simd_available();
         let (embed, output) = if packable {
             let Linear::Packed(p) = Linear::from_qtensor(embd, "token_embd.weight")? else {
                 unreachable!("a packable table is packed")

@@ -22,6 +22,8 @@
 use candle_core::quantized::GgmlDType;
 use half::f16;
 
+mod kquants;
+
 /// Output rows per tile.
 pub const TILE: usize = 16;
 /// Values per quantization block.
@@ -35,6 +37,9 @@ pub enum Kind {
     Q8_0,
     Q4_0,
     Q5_0,
+    /// K-quants: 256-column superblocks (see `kquants`).
+    Q4K,
+    Q6K,
 }
 
 impl Kind {
@@ -44,7 +49,39 @@ impl Kind {
             GgmlDType::Q8_0 => Some(Kind::Q8_0),
             GgmlDType::Q4_0 => Some(Kind::Q4_0),
             GgmlDType::Q5_0 => Some(Kind::Q5_0),
+            GgmlDType::Q4K => Some(Kind::Q4K),
+            GgmlDType::Q6K => Some(Kind::Q6K),
             _ => None,
+        }
+    }
+
+    /// Columns a row length must be a multiple of.
+    pub fn granule(self) -> usize {
+        match self {
+            Kind::Q4K | Kind::Q6K => kquants::SUPER,
+            _ => BLOCK,
+        }
+    }
+
+    fn is_k(self) -> bool {
+        matches!(self, Kind::Q4K | Kind::Q6K)
+    }
+
+    /// Bytes of a GGUF row of `k` values.
+    fn gguf_row_bytes(self, k: usize) -> usize {
+        match self {
+            Kind::Q4K => k / kquants::SUPER * kquants::Q4K_BLOCK,
+            Kind::Q6K => k / kquants::SUPER * kquants::Q6K_BLOCK,
+            _ => k / BLOCK * self.gguf_block_bytes(),
+        }
+    }
+
+    /// Bytes of one packed tile (16 rows) of `k` columns.
+    fn tile_bytes(self, k: usize) -> usize {
+        match self {
+            Kind::Q4K => k / kquants::SUPER * kquants::Q4K_TILE_SUPER,
+            Kind::Q6K => k / kquants::SUPER * kquants::Q6K_TILE_SUPER,
+            _ => k / BLOCK * self.tile_block_bytes(),
         }
     }
 
@@ -54,6 +91,7 @@ impl Kind {
             Kind::Q8_0 => 2 + BLOCK,
             Kind::Q4_0 => 2 + BLOCK / 2,
             Kind::Q5_0 => 2 + 4 + BLOCK / 2,
+            Kind::Q4K | Kind::Q6K => unreachable!("K-quants are packed by superblock"),
         }
     }
 
@@ -63,6 +101,7 @@ impl Kind {
             Kind::Q8_0 => TILE * BLOCK,
             Kind::Q4_0 => TILE * BLOCK / 2,
             Kind::Q5_0 => TILE * BLOCK / 2 + TILE * BLOCK / 8,
+            Kind::Q4K | Kind::Q6K => unreachable!("K-quants are packed by superblock"),
         }
     }
 
@@ -77,6 +116,8 @@ impl Kind {
             Kind::Q8_0 => 128,
             Kind::Q4_0 => 8,
             Kind::Q5_0 => 16,
+            Kind::Q4K => 0,
+            Kind::Q6K => 32,
         }
     }
 }
@@ -123,20 +164,32 @@ impl PackedMatrix {
     /// Repack the raw GGUF bytes of an `n × k` matrix (row-major blocks). Errors when the byte
     /// count does not match or `k` is not a multiple of 32.
     pub fn pack(kind: Kind, raw: &[u8], n: usize, k: usize) -> anyhow::Result<PackedMatrix> {
-        if k == 0 || !k.is_multiple_of(BLOCK) {
+        let granule = kind.granule();
+        if k == 0 || !k.is_multiple_of(granule) {
             anyhow::bail!(
-                "a {kind:?} matrix needs a row length that is a multiple of {BLOCK}, not {k}"
+                "a {kind:?} matrix needs a row length that is a multiple of {granule}, not {k}"
             );
         }
-        let nb = k / BLOCK;
-        let bb = kind.gguf_block_bytes();
-        if raw.len() != n * nb * bb {
+        if raw.len() != n * kind.gguf_row_bytes(k) {
             anyhow::bail!(
                 "a {kind:?} matrix of {n}x{k} has {} bytes, not {}",
-                n * nb * bb,
+                n * kind.gguf_row_bytes(k),
                 raw.len()
             );
         }
+        match kind {
+            Kind::Q4K => {
+                let data = kquants::pack_q4k(raw, n, k);
+                return Ok(PackedMatrix { kind, n, k, data });
+            }
+            Kind::Q6K => {
+                let data = kquants::pack_q6k(raw, n, k);
+                return Ok(PackedMatrix { kind, n, k, data });
+            }
+            _ => {}
+        }
+        let nb = k / BLOCK;
+        let bb = kind.gguf_block_bytes();
         let tiles = n.div_ceil(TILE);
         let tb = kind.tile_block_bytes();
         let mut data = vec![0u8; tiles * nb * tb];
@@ -154,6 +207,7 @@ impl PackedMatrix {
                     dst[2 * r + 1] = src[1];
                     let qs = &src[2..];
                     match kind {
+                        Kind::Q4K | Kind::Q6K => unreachable!("packed above"),
                         Kind::Q8_0 => {
                             for g in 0..BLOCK / 4 {
                                 for j in 0..4 {
@@ -220,6 +274,12 @@ impl PackedMatrix {
         self.kind
     }
 
+    /// The bytes of tile `t`.
+    fn tile(&self, t: usize) -> &[u8] {
+        let tb = self.kind.tile_bytes(self.k);
+        &self.data[t * tb..(t + 1) * tb]
+    }
+
     fn tile_block(&self, t: usize, b: usize) -> &[u8] {
         let tb = self.kind.tile_block_bytes();
         &self.data[(t * (self.k / BLOCK) + b) * tb..][..tb]
@@ -238,6 +298,10 @@ impl PackedMatrix {
     /// Row `row` dequantized into `out` (`k` values): an embedding lookup.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let (t, r) = (row / TILE, row % TILE);
+        if self.kind.is_k() {
+            kquants::dequantize_row(self.kind == Kind::Q6K, self.tile(t), self.k, r, out);
+            return;
+        }
         let off = self.kind.offset() as f32;
         for b in 0..self.k / BLOCK {
             let tb = self.tile_block(t, b);
@@ -245,6 +309,7 @@ impl PackedMatrix {
             let qs = &tb[2 * TILE..];
             let out = &mut out[b * BLOCK..][..BLOCK];
             match self.kind {
+                Kind::Q4K | Kind::Q6K => unreachable!("handled above"),
                 Kind::Q8_0 => {
                     for g in 0..BLOCK / 4 {
                         for j in 0..4 {
@@ -282,6 +347,8 @@ pub struct QuantRows {
     qs: Vec<i8>,
     d: Vec<f32>,
     sums: Vec<i32>,
+    /// Sums of the first 16 values of each block (Q6_K's scales cover 16 columns).
+    sums16: Vec<i32>,
 }
 
 impl QuantRows {
@@ -295,19 +362,24 @@ impl QuantRows {
         self.qs.resize(m * k, 0);
         self.d.resize(m * nb, 0.0);
         self.sums.resize(m * nb, 0);
+        self.sums16.resize(m * nb, 0);
         for (i, block) in x.chunks_exact(BLOCK).enumerate() {
             let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
             let d = amax / 127.0;
             let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
             let q = &mut self.qs[i * BLOCK..][..BLOCK];
-            let mut sum = 0i32;
-            for (q, v) in q.iter_mut().zip(block) {
+            let (mut sum, mut sum16) = (0i32, 0i32);
+            for (j, (q, v)) in q.iter_mut().zip(block).enumerate() {
                 let v = (v * inv).round().clamp(-127.0, 127.0) as i8;
                 *q = v;
                 sum += v as i32;
+                if j == 15 {
+                    sum16 = sum;
+                }
             }
             self.d[i] = d;
             self.sums[i] = sum;
+            self.sums16[i] = sum16;
         }
     }
 
@@ -332,14 +404,18 @@ pub fn matmul(w: &PackedMatrix, x: &QuantRows, out: &mut [f32]) {
             let (t, c) = (item / chunks, item % chunks);
             let rows = c * ROWS..(c * ROWS + ROWS).min(x.m);
             let mut acc = [[0f32; TILE]; ROWS];
-            if simd {
+            let six = w.kind == Kind::Q6K;
+            match (simd, w.kind.is_k()) {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: simd_available() checked the CPU features this function enables.
-                unsafe {
-                    simd::tile(w, x, t, rows.clone(), &mut acc)
-                };
-            } else {
-                scalar_tile(w, x, t, rows.clone(), &mut acc);
+                // SAFETY: simd_available() checked the CPU features these functions enable.
+                (true, false) => unsafe { simd::tile(w, x, t, rows.clone(), &mut acc) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; the tile holds k / 256 superblocks of the kind.
+                (true, true) => unsafe {
+                    kquants::simd::tile(six, w.tile(t), w.k, x, rows.clone(), &mut acc)
+                },
+                (_, false) => scalar_tile(w, x, t, rows.clone(), &mut acc),
+                (_, true) => kquants::scalar_tile(six, w.tile(t), w.k, x, rows.clone(), &mut acc),
             }
             let width = TILE.min(w.n - t * TILE);
             for (i, r) in rows.enumerate() {
@@ -386,6 +462,7 @@ fn scalar_tile(
             for (row, acc) in acc[i].iter_mut().enumerate() {
                 let mut dot = start;
                 match w.kind {
+                    Kind::Q4K | Kind::Q6K => unreachable!("K-quants have their own tile code"),
                     Kind::Q8_0 => {
                         for g in 0..BLOCK / 4 {
                             for j in 0..4 {
@@ -451,6 +528,7 @@ mod simd {
                 // Weights of this tile-block, loaded once for all activation rows.
                 let mut wv = [_mm512_setzero_si512(); 8];
                 match w.kind {
+                    Kind::Q4K | Kind::Q6K => unreachable!("K-quants have their own tile code"),
                     Kind::Q8_0 => {
                         for (g, v) in wv.iter_mut().enumerate() {
                             *v = _mm512_loadu_si512(qs.add(g * 64) as *const __m512i);
@@ -481,6 +559,7 @@ mod simd {
                     let a = x.qs.as_ptr().add(r * w.k + b * BLOCK) as *const u8;
                     let mut s = _mm512_set1_epi32(-off * *x.sums.get_unchecked(r * nb + b));
                     match w.kind {
+                        Kind::Q4K | Kind::Q6K => unreachable!("K-quants have their own tile code"),
                         Kind::Q8_0 => {
                             for (g, v) in wv.iter().enumerate() {
                                 let av = _mm512_set1_epi32(
@@ -549,8 +628,21 @@ mod tests {
 
     #[test]
     fn rows_dequantize_to_candles_values() {
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
-            let (n, k) = (37, 96);
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+        ] {
+            let (n, k) = (
+                37,
+                if Kind::of(dtype).unwrap().is_k() {
+                    512
+                } else {
+                    96
+                },
+            );
             let (p, deq) = packed(dtype, n, k, 7);
             let mut row = vec![0f32; k];
             for r in 0..n {
@@ -562,9 +654,16 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantized_reference_on_both_paths() {
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+        ] {
             // n not a multiple of the tile, m not a multiple of ROWS.
-            let (n, k, m) = (50, 128, 7);
+            let kind = Kind::of(dtype).unwrap();
+            let (n, k, m) = (50, if kind.is_k() { 512 } else { 128 }, 7);
             let (p, deq) = packed(dtype, n, k, 11);
             let x = random(m * k, 3);
             let mut q = QuantRows::default();
@@ -577,7 +676,12 @@ mod tests {
                 for c in 0..chunks {
                     let rows = c * ROWS..(c * ROWS + ROWS).min(m);
                     let mut acc = [[0f32; TILE]; ROWS];
-                    scalar_tile(&p, &q, t, rows.clone(), &mut acc);
+                    if kind.is_k() {
+                        let six = kind == Kind::Q6K;
+                        kquants::scalar_tile(six, p.tile(t), k, &q, rows.clone(), &mut acc);
+                    } else {
+                        scalar_tile(&p, &q, t, rows.clone(), &mut acc);
+                    }
                     for (i, r) in rows.enumerate() {
                         for j in 0..TILE.min(n - t * TILE) {
                             scalar[r * n + t * TILE + j] = acc[i][j];
@@ -610,5 +714,8 @@ mod tests {
         assert!(PackedMatrix::pack(Kind::Q8_0, &[0; 34], 1, 33).is_err());
         assert!(PackedMatrix::pack(Kind::Q8_0, &[0; 33], 1, 32).is_err());
         assert!(PackedMatrix::pack(Kind::Q4_0, &[0; 18], 1, 32).is_ok());
+        assert!(PackedMatrix::pack(Kind::Q4K, &[0; 144], 1, 256).is_ok());
+        assert!(PackedMatrix::pack(Kind::Q4K, &[0; 144], 1, 128).is_err());
+        assert!(PackedMatrix::pack(Kind::Q6K, &[0; 209], 1, 256).is_err());
     }
 }
