@@ -208,6 +208,18 @@ impl Weights {
             .to_vec1::<f32>()?)
     }
 
+    /// Cut the KV cache back to its first `len` positions, when this runtime can (the own
+    /// forward pass); false otherwise.
+    fn truncate(&mut self, len: usize) -> bool {
+        match self {
+            Weights::Own(m) => {
+                m.truncate(len);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drop the KV cache (Phi-3 resets its own when fed at position 0).
     fn clear(&mut self) -> candle_core::Result<()> {
         match self {
@@ -549,11 +561,25 @@ impl Llm for LocalModel {
         if tokens.is_empty() {
             bail!("the prompt encodes to no tokens");
         }
-        // Reuse the cache when it holds a strict prefix of this prompt.
+        // Reuse the cache when it holds a strict prefix of this prompt; a runtime that can cut
+        // its cache back also keeps the longest common prefix (a template that does not
+        // reproduce the last reply verbatim, or a new conversation with the same system
+        // prompt), leaving at least one token to run.
         let reuse =
             self.reuse_kv && self.cached.len() < tokens.len() && tokens.starts_with(&self.cached);
         if !reuse {
-            self.reset()?;
+            let common = self
+                .cached
+                .iter()
+                .zip(&tokens)
+                .take_while(|(a, b)| a == b)
+                .count()
+                .min(tokens.len() - 1);
+            if self.reuse_kv && common > 0 && self.model.truncate(common) {
+                self.cached.truncate(common);
+            } else {
+                self.reset()?;
+            }
         }
         let cached_tokens = self.cached.len();
         let prefill_start = Instant::now();
