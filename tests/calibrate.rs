@@ -239,6 +239,26 @@ fn memory_budget_scales_down_cache_then_memtables() {
 }
 
 #[test]
+fn the_budget_still_holds_when_rocksdb_refuses_the_change_that_saved_memory() {
+    // Found by the property test: no_block_cache made room for 22 memtables' worth of
+    // max_write_buffer_number; RocksDB then refused no_block_cache (this base caches index and
+    // filter blocks), the block cache came back, and the total went over the budget.
+    let c = cal(1088 << 20, false);
+    let cat = options::catalog().unwrap();
+    let doc = options::OptionsDoc::read(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/options/rocksdb-tuning-suggestions.ini"
+    )))
+    .unwrap();
+    let b = c.prepare_base(doc).unwrap().0;
+    let r = c.calibrate_text(&b, "write_buffer_number=22\nTABLE.NO_BLOCK_CACHE=true");
+    assert!(rules(&r, "table.no_block_cache").contains(&Rule::RocksdbRejected));
+    let est = estimate_memory(cat, &r.config);
+    assert!(est.total <= 1088 << 20, "{est:?}");
+    assert!(est.block_cache > 0, "{est:?}");
+}
+
+#[test]
 fn duplicates_too_many_and_no_change() {
     let r = run("max_background_jobs=4\nmax_background_jobs=6");
     assert_eq!(int(&r, "max_background_jobs"), 6);

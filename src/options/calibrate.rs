@@ -776,6 +776,12 @@ impl<'c> Calibrator<'c> {
         apply_dependencies(&mut work);
         fit_memory_budget(&mut work, self.options.memory_budget);
         rocksdb_last_word(&mut work);
+        // A change RocksDB refused may have been what kept memory down (no_block_cache, say):
+        // fit again, and let RocksDB judge the result.
+        if estimate_memory(self.catalog, &work.cand).total > self.options.memory_budget {
+            fit_memory_budget(&mut work, self.options.memory_budget);
+            rocksdb_last_word(&mut work);
+        }
         let changes = base
             .diff(&work.cand, self.catalog)
             .into_iter()
