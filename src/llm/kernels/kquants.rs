@@ -100,62 +100,68 @@ fn or_u64_at(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Repack `n × k` Q4_K blocks; `k` is a multiple of 256 and the size was checked.
-pub fn pack_q4k(raw: &[u8], n: usize, k: usize) -> Vec<u8> {
+/// Repack `n × k` blocks of `block` bytes into tile-superblocks of `tile_super` bytes: `put`
+/// writes one source block as row `r` of its tile-superblock.
+fn pack(
+    raw: &[u8],
+    n: usize,
+    k: usize,
+    block: usize,
+    tile_super: usize,
+    put: impl Fn(&[u8], &mut [u8], usize),
+) -> Vec<u8> {
     let ns = k / SUPER;
-    let mut data = vec![0u8; n.div_ceil(TILE) * ns * Q4K_TILE_SUPER];
+    let mut data = vec![0u8; n.div_ceil(TILE) * ns * tile_super];
     for row in 0..n {
         let (t, r) = (row / TILE, row % TILE);
         for s in 0..ns {
-            let src = &raw[(row * ns + s) * Q4K_BLOCK..][..Q4K_BLOCK];
-            let dst = &mut data[(t * ns + s) * Q4K_TILE_SUPER..][..Q4K_TILE_SUPER];
-            dst[2 * r..2 * r + 2].copy_from_slice(&src[0..2]);
-            dst[2 * TILE + 2 * r..2 * TILE + 2 * r + 2].copy_from_slice(&src[2..4]);
-            let (q, sc, mn) = decode_q4k(src);
-            for j in 0..SUBS {
-                let sub = &mut dst[4 * TILE + j * Q4K_SUB..][..Q4K_SUB];
-                sub[r] = sc[j];
-                sub[TILE + r] = mn[j];
-                put_nibbles(&mut sub[2 * TILE..], r, &q[BLOCK * j..BLOCK * (j + 1)]);
-            }
+            let src = &raw[(row * ns + s) * block..][..block];
+            put(src, &mut data[(t * ns + s) * tile_super..][..tile_super], r);
         }
     }
     data
 }
 
+/// Repack `n × k` Q4_K blocks; `k` is a multiple of 256 and the size was checked.
+pub fn pack_q4k(raw: &[u8], n: usize, k: usize) -> Vec<u8> {
+    pack(raw, n, k, Q4K_BLOCK, Q4K_TILE_SUPER, |src, dst, r| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&src[0..2]);
+        dst[2 * TILE + 2 * r..2 * TILE + 2 * r + 2].copy_from_slice(&src[2..4]);
+        let (q, sc, mn) = decode_q4k(src);
+        for j in 0..SUBS {
+            let sub = &mut dst[4 * TILE + j * Q4K_SUB..][..Q4K_SUB];
+            sub[r] = sc[j];
+            sub[TILE + r] = mn[j];
+            put_nibbles(&mut sub[2 * TILE..], r, &q[BLOCK * j..BLOCK * (j + 1)]);
+        }
+    })
+}
+
 /// Repack `n × k` Q6_K blocks; `k` is a multiple of 256 and the size was checked.
 pub fn pack_q6k(raw: &[u8], n: usize, k: usize) -> Vec<u8> {
-    let ns = k / SUPER;
-    let mut data = vec![0u8; n.div_ceil(TILE) * ns * Q6K_TILE_SUPER];
-    for row in 0..n {
-        let (t, r) = (row / TILE, row % TILE);
-        for s in 0..ns {
-            let src = &raw[(row * ns + s) * Q6K_BLOCK..][..Q6K_BLOCK];
-            let dst = &mut data[(t * ns + s) * Q6K_TILE_SUPER..][..Q6K_TILE_SUPER];
-            dst[2 * r..2 * r + 2].copy_from_slice(&src[208..210]);
-            let (q, sc) = decode_q6k(src);
-            for j in 0..SUBS {
-                let sub = &mut dst[2 * TILE + j * Q6K_SUB..][..Q6K_SUB];
-                sub[r] = sc[2 * j] as u8;
-                sub[TILE + r] = sc[2 * j + 1] as u8;
-                let q = &q[BLOCK * j..BLOCK * (j + 1)];
-                put_nibbles(&mut sub[2 * TILE..], r, q);
-                let masks = 2 * TILE + TILE * BLOCK / 2;
-                for g in 0..BLOCK / 8 {
-                    for jj in 0..4 {
-                        let bit = r * 4 + jj;
-                        let (lo, hi) = (q[8 * g + jj] as u64, q[8 * g + jj + 4] as u64);
-                        let at = masks + g * 32;
-                        or_u64_at(sub, at, ((lo >> 4) & 1) << bit);
-                        or_u64_at(sub, at + 8, ((hi >> 4) & 1) << bit);
-                        or_u64_at(sub, at + 16, ((lo >> 5) & 1) << bit);
-                        or_u64_at(sub, at + 24, ((hi >> 5) & 1) << bit);
-                    }
+    pack(raw, n, k, Q6K_BLOCK, Q6K_TILE_SUPER, |src, dst, r| {
+        dst[2 * r..2 * r + 2].copy_from_slice(&src[208..210]);
+        let (q, sc) = decode_q6k(src);
+        for j in 0..SUBS {
+            let sub = &mut dst[2 * TILE + j * Q6K_SUB..][..Q6K_SUB];
+            sub[r] = sc[2 * j] as u8;
+            sub[TILE + r] = sc[2 * j + 1] as u8;
+            let q = &q[BLOCK * j..BLOCK * (j + 1)];
+            put_nibbles(&mut sub[2 * TILE..], r, q);
+            let masks = 2 * TILE + TILE * BLOCK / 2;
+            for g in 0..BLOCK / 8 {
+                for jj in 0..4 {
+                    let bit = r * 4 + jj;
+                    let (lo, hi) = (q[8 * g + jj] as u64, q[8 * g + jj + 4] as u64);
+                    let at = masks + g * 32;
+                    or_u64_at(sub, at, ((lo >> 4) & 1) << bit);
+                    or_u64_at(sub, at + 8, ((hi >> 4) & 1) << bit);
+                    or_u64_at(sub, at + 16, ((lo >> 5) & 1) << bit);
+                    or_u64_at(sub, at + 24, ((hi >> 5) & 1) << bit);
                 }
             }
         }
-    }
-    data
+    })
 }
 
 fn f16_at(b: &[u8], at: usize) -> f32 {

@@ -302,40 +302,46 @@ impl PackedMatrix {
             kquants::dequantize_row(self.kind == Kind::Q6K, self.tile(t), self.k, r, out);
             return;
         }
-        let off = self.kind.offset() as f32;
+        let off = self.kind.offset();
         for b in 0..self.k / BLOCK {
             let tb = self.tile_block(t, b);
             let d = f16_at(tb, 2 * r).to_f32();
-            let qs = &tb[2 * TILE..];
-            let out = &mut out[b * BLOCK..][..BLOCK];
-            match self.kind {
-                Kind::Q4K | Kind::Q6K => unreachable!("handled above"),
-                Kind::Q8_0 => {
-                    for g in 0..BLOCK / 4 {
-                        for j in 0..4 {
-                            out[4 * g + j] = (qs[g * TILE * 4 + r * 4 + j] as f32 - off) * d;
-                        }
+            for (o, v) in out[b * BLOCK..][..BLOCK].iter_mut().zip(self.stored(tb, r)) {
+                *o = (v - off) as f32 * d;
+            }
+        }
+    }
+
+    /// The 32 stored (unsigned, offset) values of row `r` in a tile-block of a simple kind.
+    fn stored(&self, tb: &[u8], r: usize) -> [i32; BLOCK] {
+        let qs = &tb[2 * TILE..];
+        let mut v = [0i32; BLOCK];
+        match self.kind {
+            Kind::Q4K | Kind::Q6K => unreachable!("K-quants have their own layout"),
+            Kind::Q8_0 => {
+                for g in 0..BLOCK / 4 {
+                    for j in 0..4 {
+                        v[4 * g + j] = qs[g * TILE * 4 + r * 4 + j] as i32;
                     }
                 }
-                Kind::Q4_0 | Kind::Q5_0 => {
-                    for g in 0..BLOCK / 8 {
-                        let (lo, hi) = if self.kind == Kind::Q5_0 {
-                            Self::fifth_bits(tb, g)
-                        } else {
-                            (0, 0)
-                        };
-                        for j in 0..4 {
-                            let byte = qs[g * TILE * 4 + r * 4 + j];
-                            let bit = r * 4 + j;
-                            let l = (byte & 0x0F) as u32 | (((lo >> bit) & 1) as u32) << 4;
-                            let h = (byte >> 4) as u32 | (((hi >> bit) & 1) as u32) << 4;
-                            out[8 * g + j] = (l as f32 - off) * d;
-                            out[8 * g + j + 4] = (h as f32 - off) * d;
-                        }
+            }
+            Kind::Q4_0 | Kind::Q5_0 => {
+                for g in 0..BLOCK / 8 {
+                    let (lo, hi) = if self.kind == Kind::Q5_0 {
+                        Self::fifth_bits(tb, g)
+                    } else {
+                        (0, 0)
+                    };
+                    for j in 0..4 {
+                        let byte = qs[g * TILE * 4 + r * 4 + j];
+                        let bit = r * 4 + j;
+                        v[8 * g + j] = (byte & 0x0F) as i32 | (((lo >> bit) & 1) as i32) << 4;
+                        v[8 * g + j + 4] = (byte >> 4) as i32 | (((hi >> bit) & 1) as i32) << 4;
                     }
                 }
             }
         }
+        v
     }
 }
 
@@ -454,39 +460,16 @@ fn scalar_tile(
     let off = w.kind.offset();
     for b in 0..nb {
         let tb = w.tile_block(t, b);
-        let qs = &tb[2 * TILE..];
         for (i, r) in rows.clone().enumerate() {
             let a = &x.qs[r * w.k + b * BLOCK..][..BLOCK];
             let da = x.d[r * nb + b];
             let start = -off * x.sums[r * nb + b];
             for (row, acc) in acc[i].iter_mut().enumerate() {
-                let mut dot = start;
-                match w.kind {
-                    Kind::Q4K | Kind::Q6K => unreachable!("K-quants have their own tile code"),
-                    Kind::Q8_0 => {
-                        for g in 0..BLOCK / 4 {
-                            for j in 0..4 {
-                                dot += qs[g * TILE * 4 + row * 4 + j] as i32 * a[4 * g + j] as i32;
-                            }
-                        }
-                    }
-                    Kind::Q4_0 | Kind::Q5_0 => {
-                        for g in 0..BLOCK / 8 {
-                            let (lo, hi) = if w.kind == Kind::Q5_0 {
-                                PackedMatrix::fifth_bits(tb, g)
-                            } else {
-                                (0, 0)
-                            };
-                            for j in 0..4 {
-                                let byte = qs[g * TILE * 4 + row * 4 + j];
-                                let bit = row * 4 + j;
-                                let l = (byte & 0x0F) as i32 | (((lo >> bit) & 1) as i32) << 4;
-                                let h = (byte >> 4) as i32 | (((hi >> bit) & 1) as i32) << 4;
-                                dot += l * a[8 * g + j] as i32 + h * a[8 * g + j + 4] as i32;
-                            }
-                        }
-                    }
-                }
+                let dot = w
+                    .stored(tb, row)
+                    .iter()
+                    .zip(a)
+                    .fold(start, |s, (v, a)| s + v * *a as i32);
                 *acc += dot as f32 * (f16_at(tb, 2 * row).to_f32() * da);
             }
         }
@@ -626,15 +609,18 @@ mod tests {
         )
     }
 
+    /// Every type this module packs.
+    const ALL: [GgmlDType; 5] = [
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+        GgmlDType::Q5_0,
+        GgmlDType::Q4K,
+        GgmlDType::Q6K,
+    ];
+
     #[test]
     fn rows_dequantize_to_candles_values() {
-        for dtype in [
-            GgmlDType::Q8_0,
-            GgmlDType::Q4_0,
-            GgmlDType::Q5_0,
-            GgmlDType::Q4K,
-            GgmlDType::Q6K,
-        ] {
+        for dtype in ALL {
             let (n, k) = (
                 37,
                 if Kind::of(dtype).unwrap().is_k() {
@@ -654,13 +640,7 @@ mod tests {
 
     #[test]
     fn products_match_the_dequantized_reference_on_both_paths() {
-        for dtype in [
-            GgmlDType::Q8_0,
-            GgmlDType::Q4_0,
-            GgmlDType::Q5_0,
-            GgmlDType::Q4K,
-            GgmlDType::Q6K,
-        ] {
+        for dtype in ALL {
             // n not a multiple of the tile, m not a multiple of ROWS.
             let kind = Kind::of(dtype).unwrap();
             let (n, k, m) = (50, if kind.is_k() { 512 } else { 128 }, 7);
