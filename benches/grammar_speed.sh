@@ -22,12 +22,15 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   --repeats "$repeats"
 # The production shape: the tuner's real first prompt and the default proposal schema
 # (reasoning up to 600 characters), 5 seeds; mask p50/p99 per proposal.
-"$bin" propose --model "$work/m" --n 5 --json --offline | python3 -c '
+"$bin" propose --model "$work/m" --n 5 --json --offline > "$work/propose.jsonl"
+python3 - "$work/propose.jsonl" <<'PY'
 import sys, json
-rows = [json.loads(l) for l in sys.stdin]
+rows = [json.loads(l) for l in open(sys.argv[1])]
 for r in rows:
     m = r["mask"]
-    print(f"propose seed {r[\"seed\"]}: {r[\"completion_tokens\"]} tokens ({m[\"forced_tokens\"]} forced), {m[\"masks\"]} masks, p50 {m[\"p50_us\"]:.1f} us, p99 {m[\"p99_us\"]:.1f} us")
+    print("propose seed %s: %s tokens (%s forced), %s masks, p50 %.1f us, p99 %.1f us"
+          % (r["seed"], r["completion_tokens"], m["forced_tokens"], m["masks"], m["p50_us"], m["p99_us"]))
 p50s = sorted(r["mask"]["p50_us"] for r in rows)
-print(f"median of per-proposal mask p50: {p50s[len(p50s)//2]:.1f} us; worst p99 {max(r[\"mask\"][\"p99_us\"] for r in rows):.1f} us")
-'
+worst = max(r["mask"]["p99_us"] for r in rows)
+print("median of per-proposal mask p50: %.1f us; worst p99 %.1f us" % (p50s[len(p50s) // 2], worst))
+PY

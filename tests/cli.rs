@@ -315,3 +315,20 @@ fn help_teaches() {
         "{out}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    // `lsmtune grammar schema | head -c 0`: the reader closes the pipe before lsmtune writes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        .args(["grammar", "schema"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("internal error"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

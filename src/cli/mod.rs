@@ -519,6 +519,21 @@ pub fn main() -> i32 {
     if let Command::Worker { spec } = &cli.command {
         return crate::bench::worker::worker_main(spec);
     }
+    // A reader that stops early (`lsmtune ... | head`) closes stdout: `println!` then panics with
+    // a broken pipe. That is the reader's choice, not a bug: leave quietly.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) if e.is::<CheckFailed>() => 1,
