@@ -246,3 +246,77 @@ fn long_prompts_span_attention_blocks_and_cache_growth() {
         rel_diff(&last, &got)
     );
 }
+
+/// Copy a GGUF, adding tensors and metadata.
+fn with_extras(
+    src: &Path,
+    dst: &Path,
+    tensors: Vec<(&str, candle_core::quantized::QTensor)>,
+    metadata: Vec<(&str, gguf_file::Value)>,
+) {
+    let mut f = std::fs::File::open(src).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let mut all: Vec<(String, candle_core::quantized::QTensor)> = ct
+        .tensor_infos
+        .keys()
+        .map(|n| (n.clone(), ct.tensor(&mut f, n, &Device::Cpu).unwrap()))
+        .collect();
+    all.extend(tensors.into_iter().map(|(n, t)| (n.to_string(), t)));
+    let mut md: Vec<(String, gguf_file::Value)> = ct.metadata.into_iter().collect();
+    md.extend(metadata.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let mut out = std::fs::File::create(dst).unwrap();
+    let md_refs: Vec<(&str, &gguf_file::Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let t_refs: Vec<(&str, &candle_core::quantized::QTensor)> =
+        all.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut out, &md_refs, &t_refs).unwrap();
+}
+
+#[test]
+fn rope_frequency_factors_and_attention_factor_are_applied() {
+    use candle_core::quantized::QTensor;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_gguf(
+        &dir.path().join("m"),
+        Arch::Phi3,
+        Shape::TINY,
+        4,
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let half = Shape::TINY.hidden / Shape::TINY.heads / 2;
+    let factors = |v: f32| {
+        QTensor::quantize(
+            &Tensor::full(v, half, &Device::Cpu).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap()
+    };
+    let prompt: Vec<u32> = (0..20u32).map(|i| i * 13 + 40).collect();
+    let plain = own(Arch::Phi3, &path).forward(&prompt, 0).unwrap();
+    // Factors of 1 and an attention factor of 1 change nothing.
+    let ones = dir.path().join("ones.gguf");
+    with_extras(
+        &path,
+        &ones,
+        vec![("rope_factors_short.weight", factors(1.0))],
+        vec![("phi3.rope.scaling.attn_factor", gguf_file::Value::F32(1.0))],
+    );
+    let same = own(Arch::Phi3, &ones).forward(&prompt, 0).unwrap();
+    assert!(
+        rel_diff(&same, &plain) < 1e-6,
+        "{}",
+        rel_diff(&same, &plain)
+    );
+    // Other values are read and change the result.
+    for (f, a) in [(4.0, 1.0), (1.0, 1.19)] {
+        let p = dir.path().join(format!("x{f}-{a}.gguf"));
+        with_extras(
+            &path,
+            &p,
+            vec![("rope_factors_short.weight", factors(f))],
+            vec![("phi3.rope.scaling.attn_factor", gguf_file::Value::F32(a))],
+        );
+        let other = own(Arch::Phi3, &p).forward(&prompt, 0).unwrap();
+        assert!(rel_diff(&other, &plain) > 1e-3, "factor {f}, attn {a}");
+    }
+}

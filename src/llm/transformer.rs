@@ -206,6 +206,8 @@ struct Config {
     eps: f32,
     /// Inverse frequencies of the rotary pairs.
     inv_freq: Vec<f32>,
+    /// Multiplies cos and sin (LongRoPE's attention factor; 1 otherwise).
+    rope_scale: f32,
 }
 
 /// Reusable activation buffers.
@@ -289,11 +291,18 @@ impl Transformer {
         let base = md("rope.freq_base")
             .and_then(|v| v.to_f32().ok())
             .unwrap_or(10_000.0);
-        let factors = if ct.tensor_infos.contains_key("rope_freqs.weight") {
-            Some(vector(ct, file, "rope_freqs.weight")?)
-        } else {
-            None
-        };
+        // Per-pair frequency divisors, as llama.cpp applies them: Llama 3.1+ (`rope_freqs`) and
+        // Phi-3.5's LongRoPE (`rope_factors_short`, the set for contexts within the original
+        // training length; the long set is not switched to), whose cos and sin are also scaled
+        // by `rope.scaling.attn_factor`.
+        let factors = ["rope_freqs.weight", "rope_factors_short.weight"]
+            .into_iter()
+            .find(|n| ct.tensor_infos.contains_key(*n))
+            .map(|n| vector(ct, file, n))
+            .transpose()?;
+        let rope_scale = md("rope.scaling.attn_factor")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1.0);
         let inv_freq = (0..rope_dim / 2)
             .map(|i| {
                 let f = 1f32 / base.powf((2 * i) as f32 / rope_dim as f32);
@@ -313,6 +322,7 @@ impl Transformer {
             neox: matches!(arch, "qwen2" | "qwen3" | "phi3"),
             eps,
             inv_freq,
+            rope_scale,
         };
 
         let embd = ct
@@ -659,7 +669,7 @@ fn rotary(cfg: &Config, pos: usize) -> (Vec<f32>, Vec<f32>) {
         .iter()
         .map(|f| {
             let a = pos as f32 * f;
-            (a.cos(), a.sin())
+            (a.cos() * cfg.rope_scale, a.sin() * cfg.rope_scale)
         })
         .unzip()
 }
