@@ -688,25 +688,6 @@ fn rope(cfg: &Config, head: &mut [f32], cos: &[f32], sin: &[f32]) {
     }
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent sums let the compiler vectorize.
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// `e^x` for every value (all ≤ 0 here, after the max is subtracted), written so the compiler
 /// vectorizes it: `x = n·ln 2 + y` with `n` an integer and `|y| ≤ ln 2 / 2`, `2^n` built in the
 /// exponent bits and `e^y` from its Taylor series to degree 7 (relative error below 1e-6).
@@ -727,7 +708,10 @@ fn exp_in_place(xs: &mut [f32]) {
 }
 
 /// Causal attention of `m` new query rows (positions `pos..pos + m`) over the cache, written to
-/// `out` (`m × heads·head_dim`). Work is split by (row, head) over candle's thread pool.
+/// `out` (`m × heads·head_dim`). Per KV head and block of query rows, the query heads sharing
+/// that KV head go together: scores and weighted values are two matrix products (the `gemm`
+/// crate, reading the cache in place), with the causal mask and the softmax in between. The
+/// (KV head, block) items are split over candle's thread pool.
 fn attention(
     cfg: &Config,
     q: &[f32],
@@ -736,120 +720,108 @@ fn attention(
     pos: usize,
     out: &mut Vec<f32>,
 ) -> Result<()> {
-    let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
-    let scale = 1.0 / (hd as f32).sqrt();
-    out.resize(m * heads * hd, 0.0);
-    if m >= GEMM_ROWS {
-        return attention_gemm(cfg, q, cache, m, pos, out);
-    }
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    let one = |item: usize, scores: &mut Vec<f32>| {
-        let (i, h) = (item / heads, item % heads);
-        let ctx = pos + i + 1;
-        let (keys, values) = cache.head(h / group);
-        let qh = &q[(i * heads + h) * hd..][..hd];
-        scores.clear();
-        scores.extend(
-            keys[..ctx * hd]
-                .chunks_exact(hd)
-                .map(|k| dot(qh, k) * scale),
-        );
-        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        for s in scores.iter_mut() {
-            *s -= max;
-        }
-        exp_in_place(scores);
-        let sum: f32 = scores.iter().sum();
-        let mut acc = [0f32; 256];
-        let acc = &mut acc[..hd];
-        for (s, v) in scores.iter().zip(values.chunks_exact(hd)) {
-            for (a, v) in acc.iter_mut().zip(v) {
-                *a += s * v;
-            }
-        }
-        // SAFETY: each (row, head) slice of the output is written by exactly one item.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at((i * heads + h) * hd), hd) };
-        for (d, a) in dst.iter_mut().zip(acc.iter()) {
-            *d = a / sum;
-        }
-    };
-    let items = m * heads;
-    let work = (pos + m) * items * hd;
-    if work < 1 << 16 {
-        let mut scores = Vec::new();
-        for item in 0..items {
-            one(item, &mut scores);
-        }
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, |range| {
-            let mut scores = Vec::new();
-            for item in range {
-                one(item, &mut scores);
-            }
-        });
-    }
-    Ok(())
-}
-
-/// From this many new rows on (a prefill), attention runs as matrix products.
-const GEMM_ROWS: usize = 16;
-
-/// Attention for a prefill: per KV head and block of query rows, the scores and the weighted
-/// values are two matrix products (candle's f32 GEMM), with the causal mask and the softmax
-/// (split across the thread pool) in between. The query heads sharing a KV head go together.
-fn attention_gemm(
-    cfg: &Config,
-    q: &[f32],
-    cache: &KvCache,
-    m: usize,
-    pos: usize,
-    out: &mut [f32],
-) -> Result<()> {
     const BLOCK_ROWS: usize = 128;
     let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
     let scale = 1.0 / (hd as f32).sqrt();
-    let cpu = &Device::Cpu;
-    for kvh in 0..cfg.kv_heads {
+    out.resize(m * heads * hd, 0.0);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let blocks = m.div_ceil(BLOCK_ROWS);
+    let item = |it: usize, qg: &mut Vec<f32>, scores: &mut Vec<f32>, o: &mut Vec<f32>| {
+        let (kvh, b) = (it / blocks, it % blocks);
+        let start = b * BLOCK_ROWS;
+        let rows = BLOCK_ROWS.min(m - start);
+        let n = rows * group;
+        // Keys visible to the block's last row.
+        let ctx = pos + start + rows;
         let (keys, values) = cache.head(kvh);
-        for start in (0..m).step_by(BLOCK_ROWS) {
-            let rows = BLOCK_ROWS.min(m - start);
-            // Keys visible to the block's last row.
-            let ctx = pos + start + rows;
-            let mut qg = Vec::with_capacity(rows * group * hd);
-            for i in start..start + rows {
-                let at = (i * heads + kvh * group) * hd;
-                qg.extend_from_slice(&q[at..at + group * hd]);
-            }
-            let qt = Tensor::from_vec(qg, (rows * group, hd), cpu)?;
-            let kt = Tensor::from_slice(&keys[..ctx * hd], (ctx, hd), cpu)?;
-            let mut scores = qt.matmul(&kt.t()?)?.flatten_all()?.to_vec1::<f32>()?;
-            let ptr = OutPtr(scores.as_mut_ptr());
-            candle_core::utils::barrier_pool().execute_chunked(rows * group, |range| {
-                for r in range {
-                    // SAFETY: row r of the scores belongs to this item alone.
-                    let row = unsafe { std::slice::from_raw_parts_mut(ptr.at(r * ctx), ctx) };
-                    let visible = pos + start + r / group + 1;
-                    let (row, hidden) = row.split_at_mut(visible);
-                    let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) * scale;
-                    for s in row.iter_mut() {
-                        *s = *s * scale - max;
-                    }
-                    exp_in_place(row);
-                    let inv = 1.0 / row.iter().sum::<f32>();
-                    for s in row.iter_mut() {
-                        *s *= inv;
-                    }
-                    hidden.fill(0.0);
-                }
-            });
-            let p = Tensor::from_vec(scores, (rows * group, ctx), cpu)?;
-            let v = Tensor::from_slice(&values[..ctx * hd], (ctx, hd), cpu)?;
-            let o = p.matmul(&v)?.flatten_all()?.to_vec1::<f32>()?;
-            for i in 0..rows {
-                let at = ((start + i) * heads + kvh * group) * hd;
-                out[at..at + group * hd].copy_from_slice(&o[i * group * hd..(i + 1) * group * hd]);
-            }
+        qg.clear();
+        for i in start..start + rows {
+            let at = (i * heads + kvh * group) * hd;
+            qg.extend_from_slice(&q[at..at + group * hd]);
         }
+        scores.resize(n * ctx, 0.0);
+        o.resize(n * hd, 0.0);
+        // SAFETY: every matrix is described by its own buffer's dimensions and strides:
+        // qg n×hd, the keys ctx×hd read transposed, scores n×ctx, values ctx×hd, o n×hd.
+        unsafe {
+            gemm::gemm(
+                n,
+                ctx,
+                hd,
+                scores.as_mut_ptr(),
+                1,
+                ctx as isize,
+                false,
+                qg.as_ptr(),
+                1,
+                hd as isize,
+                keys.as_ptr(),
+                hd as isize,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (r, row) in scores.chunks_exact_mut(ctx).enumerate() {
+            let visible = pos + start + r / group + 1;
+            let (row, hidden) = row.split_at_mut(visible);
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            for s in row.iter_mut() {
+                *s -= max;
+            }
+            exp_in_place(row);
+            let inv = 1.0 / row.iter().sum::<f32>();
+            for s in row.iter_mut() {
+                *s *= inv;
+            }
+            hidden.fill(0.0);
+        }
+        // SAFETY: as above.
+        unsafe {
+            gemm::gemm(
+                n,
+                hd,
+                ctx,
+                o.as_mut_ptr(),
+                1,
+                hd as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                ctx as isize,
+                values.as_ptr(),
+                1,
+                hd as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for i in 0..rows {
+            let at = ((start + i) * heads + kvh * group) * hd;
+            // SAFETY: the rows of this block and the heads of this KV head are this item's.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.at(at), group * hd) };
+            dst.copy_from_slice(&o[i * group * hd..(i + 1) * group * hd]);
+        }
+    };
+    let items = cfg.kv_heads * blocks;
+    let run = |range: std::ops::Range<usize>| {
+        let (mut qg, mut scores, mut o) = (Vec::new(), Vec::new(), Vec::new());
+        for it in range {
+            item(it, &mut qg, &mut scores, &mut o);
+        }
+    };
+    if items == 1 || (pos + m) * m * heads * hd < 1 << 14 {
+        run(0..items);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(items, run);
     }
     Ok(())
 }
