@@ -259,6 +259,17 @@ fn the_budget_still_holds_when_rocksdb_refuses_the_change_that_saved_memory() {
 }
 
 #[test]
+fn arena_blocks_stay_within_an_eighth_of_the_memtable() {
+    let r = run("arena_block_size=256320300");
+    assert_eq!(int(&r, "arena_block_size"), (64 << 20) / 8);
+    assert!(rules(&r, "arena_block_size").contains(&Rule::Dependency));
+    let r = run("write_buffer_size=16MB\narena_block_size=1MB");
+    assert_eq!(int(&r, "arena_block_size"), 1 << 20, "within the cap: kept");
+    let r = run("write_buffer_size=4MB\narena_block_size=4MB");
+    assert_eq!(int(&r, "arena_block_size"), 512 << 10);
+}
+
+#[test]
 fn duplicates_too_many_and_no_change() {
     let r = run("max_background_jobs=4\nmax_background_jobs=6");
     assert_eq!(int(&r, "max_background_jobs"), 6);
