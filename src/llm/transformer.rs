@@ -225,6 +225,9 @@ struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     gu: Vec<f32>,
+    /// cos and sin of every rotary pair at each new position (`m × pairs`), shared by layers.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 /// A loaded model with its KV cache.
@@ -452,15 +455,16 @@ impl Transformer {
             bail!("position {pos} is past the {} cached positions", self.len);
         }
         self.truncate(pos);
-        let cfg = self.cfg.clone();
+        let cfg = &self.cfg;
         let (m, d) = (tokens.len(), cfg.hidden);
         let s = &mut self.scratch;
         s.x.resize(m * d, 0.0);
         for (i, &t) in tokens.iter().enumerate() {
             self.embed.row(t as usize, &mut s.x[i * d..(i + 1) * d])?;
         }
+        rotary(cfg, pos, m, &mut s.cos, &mut s.sin);
         for layer in &mut self.layers {
-            layer.forward(&cfg, s, m, pos)?;
+            layer.forward(cfg, s, m, pos)?;
         }
         self.len = pos + m;
         // Only the last position's logits are needed.
@@ -583,12 +587,16 @@ impl Layer {
             }
         }
         for i in 0..m {
-            let (cos, sin) = rotary(cfg, pos + i);
+            let pairs = cfg.inv_freq.len();
+            let (cos, sin) = (
+                &s.cos[i * pairs..(i + 1) * pairs],
+                &s.sin[i * pairs..(i + 1) * pairs],
+            );
             for head in s.q[i * qw..(i + 1) * qw].chunks_exact_mut(cfg.head_dim) {
-                rope(cfg, head, &cos, &sin);
+                rope(cfg, head, cos, sin);
             }
             for head in s.k[i * kvw..(i + 1) * kvw].chunks_exact_mut(cfg.head_dim) {
-                rope(cfg, head, &cos, &sin);
+                rope(cfg, head, cos, sin);
             }
         }
         self.cache.append(&s.k, &s.v, m);
@@ -663,15 +671,17 @@ fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// cos and sin of every rotary pair at `pos`.
-fn rotary(cfg: &Config, pos: usize) -> (Vec<f32>, Vec<f32>) {
-    cfg.inv_freq
-        .iter()
-        .map(|f| {
-            let a = pos as f32 * f;
-            (a.cos() * cfg.rope_scale, a.sin() * cfg.rope_scale)
-        })
-        .unzip()
+/// cos and sin of every rotary pair at positions `pos..pos + m`, into `cos` and `sin`.
+fn rotary(cfg: &Config, pos: usize, m: usize, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
+    cos.clear();
+    sin.clear();
+    for p in pos..pos + m {
+        for f in &cfg.inv_freq {
+            let a = p as f32 * f;
+            cos.push(a.cos() * cfg.rope_scale);
+            sin.push(a.sin() * cfg.rope_scale);
+        }
+    }
 }
 
 fn rope(cfg: &Config, head: &mut [f32], cos: &[f32], sin: &[f32]) {
