@@ -2,20 +2,16 @@
 //! small workload: one table (Markdown, CSV, JSON) and one plot, one shared baseline, and a
 //! second run of the same command that resumes (skips every finished tune).
 
+mod common;
+
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
+use common::BIN;
 
 #[test]
 fn compare_three_proposers_then_resume() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny");
-    let o = Command::new(BIN)
-        .args(["models", "make-test-model", "--out"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    let model = common::tiny_model(dir.path());
     let out = dir.path().join("cmp");
     let proposers = format!("local:{},expert,random", model.display());
     let run = || {
@@ -44,12 +40,7 @@ fn compare_three_proposers_then_resume() {
             .unwrap()
     };
     let o = run();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     for f in [
         "results.md",
         "results.csv",

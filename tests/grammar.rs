@@ -3,6 +3,8 @@
 //! with values of the right type and range, and ends by itself; the same model without the
 //! grammar writes garbage. Also: the committed schema is not stale.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
@@ -235,12 +237,7 @@ fn propose_and_grammar_on_the_command_line() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<serde_json::Value> = out
         .lines()

@@ -4,6 +4,8 @@
 //! offline mode (zero requests) and the errors for 404 / 401 / no server are all checked on the
 //! real hf-hub client with no internet.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -245,12 +247,7 @@ fn models_pull_on_the_command_line() {
 
     let o = run(&["models", "pull", spec], false);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     assert!(
         out.contains("weights:") && out.contains("tiny-q8_0.gguf"),
         "{out}"
@@ -271,10 +268,5 @@ fn models_pull_on_the_command_line() {
         ],
         true,
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
 }

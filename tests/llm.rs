@@ -2,6 +2,8 @@
 //! loader, tokenizer, template and sampler; seeded determinism; the KV cache kept across turns
 //! giving the same reply as a from-scratch prefill; token constraints; clear errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -350,12 +352,7 @@ fn cli_writes_a_test_model_and_chats_with_it() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     let o = Command::new(bin)
         .args([
             "llm",

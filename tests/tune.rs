@@ -2,6 +2,8 @@
 //! random-weight model under the grammar (local backend), with a proposer that fails and a
 //! fallback that takes over, and a run killed mid-way then resumed with nothing lost or re-run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lsmtune::tune::journal::{self, Decision, Record};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
+use common::BIN;
 
 /// A small, quick workload for every test.
 const SMALL: &[&str] = &[
@@ -70,12 +72,7 @@ fn check_outputs(out: &Path) {
         .arg(out.join("OPTIONS-tuned.ini"))
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    common::assert_ok(&o);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert!(report["iterations"].as_array().is_some());
@@ -122,13 +119,7 @@ fn auto_without_model_or_endpoint_tunes_with_the_expert() {
 #[test]
 fn the_tiny_local_model_tunes_under_the_grammar() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("tiny");
-    let o = Command::new(BIN)
-        .args(["models", "make-test-model", "--out"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    let model = common::tiny_model(dir.path());
     let out = dir.path().join("run");
     let o = tune(
         &out,
@@ -147,12 +138,7 @@ fn the_tiny_local_model_tunes_under_the_grammar() {
             "300",
         ],
     );
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     check_outputs(&out);
     let its = iterations(&journal::load(&out).unwrap());
     assert_eq!(its.len(), 2);
@@ -231,12 +217,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
         .arg(&out)
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_ok(&o);
     let after = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
     // Everything journaled before the kill is kept as it was...
     let complete: String = before
