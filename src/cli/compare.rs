@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{Backend, EndpointArgs, LiveLine, ProposerOpts, RunArgs, SizeArgs, choose};
+use super::tune::{
+    Backend, EndpointArgs, JudgeArgs, LiveLine, ProposerOpts, RunArgs, SizeArgs, choose,
+};
 use crate::bench;
 use crate::compare::{self, ProposerSpec};
 use crate::tune::journal::{self, Record, Sample, Settings};
@@ -30,12 +32,8 @@ pub struct CompareArgs {
     /// Output folder; run the same command again to resume.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-    #[arg(long, default_value_t = 2)]
-    pub confirm: usize,
-    #[arg(long, default_value_t = 0.03)]
-    pub min_effect: f64,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// Stop a tune after this many iterations without a kept gain (default: never, so every
     /// proposer gets the same number of candidates).
     #[arg(long)]
@@ -78,9 +76,7 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
-    if args.repeats < 2 {
-        bail!("--repeats must be at least 2");
-    }
+    args.judge.check()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let seeds: Vec<u64> = (1..=args.seeds).collect();
@@ -118,9 +114,9 @@ fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, p: &ProposerSpec) 
         base_file: None,
         iterations: args.iterations,
         time_budget_secs: None,
-        repeats: args.repeats,
-        confirm_repeats: args.confirm,
-        min_effect: args.min_effect,
+        repeats: args.judge.repeats,
+        confirm_repeats: args.judge.confirm,
+        min_effect: args.judge.min_effect,
         patience: args.patience.unwrap_or(usize::MAX).max(1),
         memory_budget: args
             .memory_budget

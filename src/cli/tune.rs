@@ -150,15 +150,8 @@ pub struct TuneArgs {
     /// At most this many changes per proposal.
     #[arg(long, default_value_t = 6)]
     pub max_changes: usize,
-    /// Repeats per measurement (each candidate is measured interleaved with the best so far).
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-    /// Extra interleaved repeats that must confirm a gain before it is kept.
-    #[arg(long, default_value_t = 2)]
-    pub confirm: usize,
-    /// Smallest relative gain that counts (0.03 = 3%).
-    #[arg(long, default_value_t = 0.03)]
-    pub min_effect: f64,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
     /// Converged after this many iterations in a row without a kept gain.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
@@ -179,11 +172,33 @@ pub struct TuneArgs {
     pub run: RunArgs,
 }
 
-impl TuneArgs {
-    fn settings(&self) -> Result<Settings> {
+/// How candidates are measured and judged, shared by `tune` and `compare`.
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// Repeats per measurement (each candidate is measured interleaved with the best so far).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Extra interleaved repeats that must confirm a gain before it is kept.
+    #[arg(long, default_value_t = 2)]
+    pub confirm: usize,
+    /// Smallest relative gain that counts (0.03 = 3%).
+    #[arg(long, default_value_t = 0.03)]
+    pub min_effect: f64,
+}
+
+impl JudgeArgs {
+    /// Refuse settings no comparison can work with.
+    pub fn check(&self) -> Result<()> {
         if self.repeats < 2 {
             bail!("--repeats must be at least 2 (a comparison needs two values per side)");
         }
+        Ok(())
+    }
+}
+
+impl TuneArgs {
+    fn settings(&self) -> Result<Settings> {
+        self.judge.check()?;
         if self.iterations == 0 {
             bail!("--iterations must be at least 1");
         }
@@ -198,9 +213,9 @@ impl TuneArgs {
             base_file: self.base.clone(),
             iterations: self.iterations,
             time_budget_secs: crate::tune::secs(self.time_budget),
-            repeats: self.repeats,
-            confirm_repeats: self.confirm,
-            min_effect: self.min_effect,
+            repeats: self.judge.repeats,
+            confirm_repeats: self.judge.confirm,
+            min_effect: self.judge.min_effect,
             patience: self.patience.max(1),
             memory_budget: self
                 .memory_budget
