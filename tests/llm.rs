@@ -325,15 +325,199 @@ fn resolving_a_model_explains_what_is_missing() {
         err.contains("no model") && err.contains("*.gguf") && err.contains("config.json"),
         "{err}"
     );
+    // A GGUF needs nothing beside it: the folder resolves, and loading says what is wrong.
     std::fs::write(dir.path().join("m.gguf"), b"not a gguf").unwrap();
-    let err = ModelFiles::resolve(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.json"), "{err}");
-    std::fs::write(dir.path().join("tokenizer.json"), b"{}").unwrap();
     let files = ModelFiles::resolve(dir.path()).unwrap();
+    assert!(files.tokenizer.is_none());
+    let err = LocalModel::load(&files).err().unwrap().to_string();
+    assert!(err.contains("not a GGUF"), "{err}");
+}
+
+/// Rewrite the tiny model's GGUF with its metadata edited (tensors kept).
+fn rewrite_gguf(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut std::collections::HashMap<String, candle_core::quantized::gguf_file::Value>),
+) {
+    use candle_core::quantized::gguf_file;
+    let mut f = std::fs::File::open(src).unwrap();
+    let mut content = gguf_file::Content::read(&mut f).unwrap();
+    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                content
+                    .tensor(&mut f, n, &candle_core::Device::Cpu)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    edit(&mut content.metadata);
+    let md: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let ts: Vec<(&str, &candle_core::quantized::QTensor)> =
+        tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = std::fs::File::create(dst).unwrap();
+    gguf_file::write(&mut out, &md, &ts).unwrap();
+}
+
+/// The GGUF alone (its own vocabulary) and with the tokenizer.json it was made from beside it
+/// (checked id by id, agreeing) give the same tokens and the same greedy reply.
+#[test]
+fn a_gguf_runs_on_its_own_vocabulary_with_or_without_tokenizer_json() {
+    let (_d, gguf) = model_dir();
+    let with = ModelFiles::resolve(&gguf).unwrap();
+    assert!(with.tokenizer.is_some());
+    let mut a = LocalModel::load(&with).unwrap();
     assert!(
-        LocalModel::load(&files).is_err(),
-        "a file that is not GGUF is an error, not a panic"
+        a.notes()[0].contains("GGUF metadata") && a.notes()[0].contains("agrees on all"),
+        "{:?}",
+        a.notes()
     );
+    let alone_dir = tempfile::tempdir().unwrap();
+    let alone = alone_dir.path().join("model.gguf");
+    std::fs::copy(&gguf, &alone).unwrap();
+    let mut b = LocalModel::load(&ModelFiles::resolve(&alone).unwrap()).unwrap();
+    assert!(!b.notes()[0].contains("tokenizer.json"), "{:?}", b.notes());
+    let msgs = [Message::user(
+        "Propose write_buffer_size changes for fillrandom.",
+    )];
+    let ca = a.chat(&msgs, None, &params(0.0, 16), &mut |_| {}).unwrap();
+    let cb = b.chat(&msgs, None, &params(0.0, 16), &mut |_| {}).unwrap();
+    assert_eq!(ca.text, cb.text);
+    assert_eq!(ca.prompt_tokens, cb.prompt_tokens);
+    // The GGUF vocabulary and the trained tokenizer.json tokenize text the same way.
+    let hf =
+        tokenizers::Tokenizer::from_file(gguf.parent().unwrap().join("tokenizer.json")).unwrap();
+    for text in [
+        "write_buffer_size = 67108864; max_background_jobs=4",
+        "  two spaces, 12345 digits\nand a newline",
+        "<|im_start|>user\nhi<|im_end|>",
+    ] {
+        let ours = b.tokenizer().encode(text, true).unwrap();
+        let theirs = hf.encode(text, false).unwrap().get_ids().to_vec();
+        assert_eq!(ours, theirs, "{text:?}");
+    }
+    // A tokenizer.json that disagrees is named and not used.
+    let other = tempfile::tempdir().unwrap();
+    let shuffled = other.path().join("model.gguf");
+    std::fs::copy(&gguf, &shuffled).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(gguf.parent().unwrap().join("tokenizer.json")).unwrap(),
+    )
+    .unwrap();
+    // Swap the ids of two tokens: merges stay valid, the ids disagree.
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    let name_of = |id: u64, v: &serde_json::Map<String, serde_json::Value>| {
+        v.iter()
+            .find(|(_, x)| x.as_u64() == Some(id))
+            .unwrap()
+            .0
+            .clone()
+    };
+    let (a300, a301) = (name_of(300, vocab), name_of(301, vocab));
+    vocab.insert(a300, 301.into());
+    vocab.insert(a301, 300.into());
+    std::fs::write(
+        other.path().join("tokenizer.json"),
+        serde_json::to_vec(&json).unwrap(),
+    )
+    .unwrap();
+    let c = LocalModel::load(&ModelFiles::resolve(&shuffled).unwrap()).unwrap();
+    assert!(
+        c.notes()[0].contains("not used") && c.notes()[0].contains("id 300"),
+        "{:?}",
+        c.notes()
+    );
+    // One that cannot be read at all is named too, and the GGUF's vocabulary still runs.
+    std::fs::write(other.path().join("tokenizer.json"), b"{ not json").unwrap();
+    let d = LocalModel::load(&ModelFiles::resolve(&shuffled).unwrap()).unwrap();
+    assert!(d.notes()[0].contains("cannot be read"), "{:?}", d.notes());
+}
+
+/// Bad files are clear errors with exit code 2 from the CLI, never a panic or a signal:
+/// truncated, a tokenizer section missing or inconsistent, sizes that lie, an unsupported
+/// architecture.
+#[test]
+fn bad_gguf_files_are_clear_errors() {
+    use candle_core::quantized::gguf_file::Value as V;
+    let (_d, gguf) = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&gguf).unwrap();
+    let mut cases: Vec<(&str, PathBuf, &str)> = Vec::new();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    cases.push(("truncated", truncated, "remaining"));
+    let header_only = dir.path().join("header.gguf");
+    std::fs::write(&header_only, &bytes[..40]).unwrap();
+    cases.push(("cut in the header", header_only, "GGUF"));
+    let mk = |name: &str, edit: &dyn Fn(&mut std::collections::HashMap<String, V>)| {
+        let p = dir.path().join(name);
+        rewrite_gguf(&gguf, &p, |m| edit(m));
+        p
+    };
+    cases.push((
+        "no tokenizer",
+        mk("notok.gguf", &|m| {
+            m.retain(|k, _| !k.starts_with("tokenizer.ggml"))
+        }),
+        "no tokenizer",
+    ));
+    cases.push((
+        "token types shorter than tokens",
+        mk("types.gguf", &|m| {
+            m.insert(
+                "tokenizer.ggml.token_type".into(),
+                V::Array(vec![V::I32(1); 10]),
+            );
+        }),
+        "token_type has 10 entries",
+    ));
+    cases.push((
+        "unknown pre-tokenizer",
+        mk("pre.gguf", &|m| {
+            m.insert("tokenizer.ggml.pre".into(), V::String("mystery-bpe".into()));
+        }),
+        "mystery-bpe",
+    ));
+    cases.push((
+        "hidden size that lies",
+        mk("hidden.gguf", &|m| {
+            m.insert("qwen2.embedding_length".into(), V::U32(96));
+        }),
+        "expected",
+    ));
+    cases.push((
+        "unsupported architecture",
+        mk("arch.gguf", &|m| {
+            m.insert("general.architecture".into(), V::String("mamba".into()));
+        }),
+        "not supported",
+    ));
+    for (what, path, says) in cases {
+        let o = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+            .args([
+                "llm",
+                "chat",
+                "--prompt",
+                "hi",
+                "--max-tokens",
+                "2",
+                "--model",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(says), "{what}: expected `{says}` in: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
 }
 
 #[test]
@@ -413,7 +597,7 @@ fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
     };
     put(&entry.repo, "abc123", file, &gguf);
     put(
-        &entry.tokenizer_repo,
+        entry.tokenizer_repo.as_deref().unwrap(),
         "def456",
         "tokenizer.json",
         &tokenizer,

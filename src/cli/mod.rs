@@ -1201,7 +1201,10 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
                 hub.pull(&spec)?
             };
             println!("weights:   {}", files.weights.display());
-            println!("tokenizer: {}", files.tokenizer.display());
+            match &files.tokenizer {
+                Some(t) => println!("tokenizer: {}", t.display()),
+                None => println!("tokenizer: in the GGUF's metadata"),
+            }
             if let Some(c) = &files.tokenizer_config {
                 println!("template:  {}", c.display());
             }
@@ -1304,7 +1307,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                 eprintln!(
                     "grammar compiled in {:.2} s for a {}-token vocabulary",
                     t.elapsed().as_secs_f64(),
-                    llm.tokenizer().get_vocab_size(true)
+                    llm.tokenizer().n_ids()
                 );
                 Some(g)
             } else {
@@ -1443,6 +1446,9 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                 llm.name(),
                 load_start.elapsed().as_secs_f64()
             );
+            for note in llm.notes() {
+                eprintln!("{note}");
+            }
             let mut messages = Vec::new();
             if let Some(s) = system {
                 messages.push(Message::system(s));

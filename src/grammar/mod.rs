@@ -17,21 +17,21 @@ use anyhow::{Result, anyhow, bail};
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
 use serde_json::Value as J;
-use tokenizers::Tokenizer;
 use toktrie::{InferenceCapabilities, TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 
 use crate::llm::TokenConstraint;
+use crate::llm::tokenizer::TextTokenizer;
 
 /// The model's tokenizer as llguidance sees it: the bytes of every token, and tokenization of
 /// forced text with the real tokenizer.
-struct HfTokEnv {
+struct ModelTokEnv {
     trie: TokTrie,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<dyn TextTokenizer>,
     /// Forced text comes from a small set (keys, separators): tokenize each once.
     memo: std::sync::Mutex<HashMap<Vec<u8>, Vec<TokenId>>>,
 }
 
-impl TokenizerEnv for HfTokEnv {
+impl TokenizerEnv for ModelTokEnv {
     fn tok_trie(&self) -> &TokTrie {
         &self.trie
     }
@@ -41,10 +41,7 @@ impl TokenizerEnv for HfTokEnv {
             return t;
         }
         let t = self.trie.tokenize_with_greedy_fallback(s, |text| {
-            self.tokenizer
-                .encode(text, false)
-                .map(|e| e.get_ids().to_vec())
-                .unwrap_or_default()
+            self.tokenizer.encode(text, false).unwrap_or_default()
         });
         if let Ok(mut m) = self.memo.lock()
             && m.len() < 100_000
@@ -53,102 +50,6 @@ impl TokenizerEnv for HfTokEnv {
         }
         t
     }
-}
-
-/// GPT-2's byte-level alphabet: printable bytes stand for themselves, the other bytes for
-/// code points from U+0100 on, in byte order. Returns char -> byte.
-fn byte_level_alphabet() -> HashMap<char, u8> {
-    let mut map = HashMap::with_capacity(256);
-    let mut next = 256u32;
-    for b in 0..=255u8 {
-        let printable = (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
-        let c = if printable {
-            char::from(b)
-        } else {
-            let c = char::from_u32(next).unwrap_or('\u{FFFD}');
-            next += 1;
-            c
-        };
-        map.insert(c, b);
-    }
-    map
-}
-
-/// How the vocabulary spells bytes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Spelling {
-    /// GPT-2 style byte-level BPE (Qwen, Llama 3).
-    ByteLevel,
-    /// SentencePiece style: `▁` for a space, `<0xNN>` for raw bytes (Llama 2, Mistral, Phi-3).
-    Metaspace,
-}
-
-fn spelling(tokenizer: &Tokenizer) -> Spelling {
-    let decoder = serde_json::to_string(&tokenizer.get_decoder()).unwrap_or_default();
-    if decoder.contains("\"ByteLevel\"") {
-        Spelling::ByteLevel
-    } else {
-        Spelling::Metaspace
-    }
-}
-
-/// The byte string of every token id below `n_vocab`. Special tokens, and ids the tokenizer
-/// does not have (models often pad their vocabulary), get toktrie's special marker so the
-/// grammar never produces them as text.
-fn token_bytes(tokenizer: &Tokenizer, n_vocab: usize) -> Vec<Vec<u8>> {
-    let alphabet = byte_level_alphabet();
-    let how = spelling(tokenizer);
-    let special: HashMap<u32, String> = tokenizer
-        .get_added_tokens_decoder()
-        .into_iter()
-        .filter(|(_, t)| t.special || (t.content.starts_with('<') && t.content.ends_with('>')))
-        .map(|(id, t)| (id, t.content))
-        .collect();
-    let marked = |name: &str| {
-        let mut v = vec![TokTrie::SPECIAL_TOKEN_MARKER];
-        v.extend_from_slice(name.as_bytes());
-        v
-    };
-    (0..n_vocab as u32)
-        .map(|id| {
-            if let Some(name) = special.get(&id) {
-                return marked(name);
-            }
-            let Some(tok) = tokenizer.id_to_token(id) else {
-                return marked(&format!("<[{id}]>"));
-            };
-            match how {
-                Spelling::ByteLevel => {
-                    let bytes: Option<Vec<u8>> =
-                        tok.chars().map(|c| alphabet.get(&c).copied()).collect();
-                    // Added (non-special) tokens are plain text, not byte-level spelled.
-                    bytes.unwrap_or_else(|| tok.as_bytes().to_vec())
-                }
-                Spelling::Metaspace => {
-                    if tok.len() == 6
-                        && tok.starts_with("<0x")
-                        && tok.ends_with('>')
-                        && let Ok(b) = u8::from_str_radix(&tok[3..5], 16)
-                    {
-                        vec![b]
-                    } else {
-                        tok.replace('\u{2581}', " ").into_bytes()
-                    }
-                }
-            }
-        })
-        .collect()
-}
-
-/// Size of the id space: one past the largest id the tokenizer knows.
-fn id_space(tokenizer: &Tokenizer) -> usize {
-    let vocab = tokenizer.get_vocab(true);
-    vocab
-        .values()
-        .copied()
-        .max()
-        .map(|m| m as usize + 1)
-        .unwrap_or(0)
 }
 
 /// A compiled grammar for one tokenizer: make a fresh [`GrammarConstraint`] per generation.
@@ -243,8 +144,12 @@ fn layout(schema: &J) -> J {
 impl Grammar {
     /// Compile `schema` (a JSON Schema) for `tokenizer`. `eos` are the model's end-of-turn
     /// tokens (the first is the grammar's end token).
-    pub fn json_schema(tokenizer: &Tokenizer, eos: &[u32], schema: &J) -> Result<Grammar> {
-        let n_vocab = id_space(tokenizer);
+    pub fn json_schema(
+        tokenizer: &Arc<dyn TextTokenizer>,
+        eos: &[u32],
+        schema: &J,
+    ) -> Result<Grammar> {
+        let n_vocab = tokenizer.n_ids();
         let Some(&first_eos) = eos.first() else {
             bail!("the tokenizer has no end-of-turn token");
         };
@@ -256,7 +161,7 @@ impl Grammar {
             tok_unk: None,
             tok_end_of_turn: None,
         };
-        let words = token_bytes(tokenizer, n_vocab);
+        let words = tokenizer.token_bytes(TokTrie::SPECIAL_TOKEN_MARKER);
         let trie = TokTrie::from(&info, &words).with_eos_tokens(eos);
         let (schema, limit) = split_reasoning_bound(schema);
         let schema = &schema;
@@ -278,7 +183,7 @@ impl Grammar {
                 words: words.clone(),
             })
         });
-        let env: TokEnv = Arc::new(HfTokEnv {
+        let env: TokEnv = Arc::new(ModelTokEnv {
             trie,
             tokenizer: tokenizer.clone(),
             memo: std::sync::Mutex::new(HashMap::new()),
@@ -464,38 +369,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_bytes_match_what_the_tokenizer_decodes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::llm::testmodel::write_tokenizer(dir.path(), 600).unwrap();
-        let tok = Tokenizer::from_file(path).unwrap();
-        let n = id_space(&tok);
-        let words = token_bytes(&tok, n + 5);
-        assert_eq!(words.len(), n + 5);
-        let mut plain = 0;
-        for (id, w) in words.iter().enumerate().take(n) {
-            if w.first() == Some(&TokTrie::SPECIAL_TOKEN_MARKER) {
-                continue;
-            }
-            let decoded = tok.decode(&[id as u32], false).unwrap();
-            // Single tokens that are part of a multi-byte character decode to U+FFFD.
-            if std::str::from_utf8(w).is_ok() {
-                assert_eq!(decoded.as_bytes(), w.as_slice(), "token {id}");
-                plain += 1;
-            }
-        }
-        assert!(plain > 300, "{plain}");
-        // Padding ids past the tokenizer are marked special, never text.
-        assert!(
-            words[n..]
-                .iter()
-                .all(|w| w[0] == TokTrie::SPECIAL_TOKEN_MARKER)
-        );
-        // The special tokens of the test tokenizer are marked.
-        let im_end = tok.token_to_id("<|im_end|>").unwrap() as usize;
-        assert_eq!(&words[im_end][1..], b"<|im_end|>");
-    }
-
-    #[test]
     fn string_reach_counts_characters_up_to_the_closing_quote() {
         assert_eq!(token_reach(b"abc"), 3);
         assert_eq!(token_reach("é\"x".as_bytes()), 1);
@@ -516,17 +389,5 @@ mod tests {
         ));
         assert_eq!(limit, Some(40));
         assert!(s.pointer("/properties/reasoning/maxLength").is_none());
-    }
-
-    #[test]
-    fn the_gpt2_alphabet_is_a_bijection() {
-        let a = byte_level_alphabet();
-        assert_eq!(a.len(), 256);
-        let mut bytes: Vec<u8> = a.values().copied().collect();
-        bytes.sort();
-        bytes.dedup();
-        assert_eq!(bytes.len(), 256);
-        assert_eq!(a[&'\u{120}'], b' ');
-        assert_eq!(a[&'A'], b'A');
     }
 }

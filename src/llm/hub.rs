@@ -29,7 +29,10 @@ pub struct ManifestEntry {
     pub name: String,
     pub family: String,
     pub repo: String,
-    pub tokenizer_repo: String,
+    /// The original (safetensors) repo, whose tokenizer.json is used for a cross-check when it
+    /// is in the cache. Optional: GGUF files carry their own tokenizer.
+    #[serde(default)]
+    pub tokenizer_repo: Option<String>,
     pub default_quant: String,
     pub files: BTreeMap<String, ManifestFile>,
 }
@@ -119,40 +122,36 @@ impl Hub {
         let mut searched: Vec<String> = vec![format!("{spec} as a path")];
         let (name, variant) = split_spec(spec);
         if let Some((entry, quant, mf)) = manifest_pick(name, variant)? {
-            // 1. models/NAME/ with the GGUF and tokenizer.json side by side.
+            // 1. models/NAME/ holding the GGUF (anything beside it is used too).
             let local = self.models_dir.join(&entry.name);
             searched.push(format!("{}", local.join(&mf.file).display()));
-            if local.join(&mf.file).is_file() && local.join("tokenizer.json").is_file() {
+            if local.join(&mf.file).is_file() {
                 return ModelFiles::resolve(&local.join(&mf.file));
             }
-            // 2. the Hugging Face cache: GGUF repo + tokenizer repo.
+            // 2. the Hugging Face cache: the GGUF repo (plus the original repo's tokenizer
+            // files when they are cached, for the cross-check and its template).
             searched.push(format!(
                 "{}/snapshots/*/{}",
                 self.repo_dir(&entry.repo).display(),
                 mf.file
             ));
-            searched.push(format!(
-                "{}/snapshots/*/tokenizer.json",
-                self.repo_dir(&entry.tokenizer_repo).display()
-            ));
-            let gguf = self.cached_file(&entry.repo, &mf.file);
-            let tok = self.cached_file(&entry.tokenizer_repo, "tokenizer.json");
-            if let (Some(gguf), Some(tokenizer)) = (gguf, tok) {
-                let tokenizer_config =
-                    self.cached_file(&entry.tokenizer_repo, "tokenizer_config.json");
-                return Ok(ModelFiles {
-                    weights: gguf,
-                    format: super::local::WeightFormat::Gguf,
-                    tokenizer,
-                    tokenizer_config,
-                });
+            if let Some(gguf) = self.cached_file(&entry.repo, &mf.file) {
+                let mut files = ModelFiles::resolve(&gguf)?;
+                if let Some(repo) = &entry.tokenizer_repo {
+                    if files.tokenizer.is_none() {
+                        files.tokenizer = self.cached_file(repo, "tokenizer.json");
+                    }
+                    if files.tokenizer_config.is_none() {
+                        files.tokenizer_config = self.cached_file(repo, "tokenizer_config.json");
+                    }
+                }
+                return Ok(files);
             }
             bail!(
-                "model {name}:{quant} not found. Searched:\n  {}\nOn an air-gapped machine, copy {} (from {}) and tokenizer.json (from {}) into {}/, or into the Hugging Face cache layout under {}.",
+                "model {name}:{quant} not found. Searched:\n  {}\nOn an air-gapped machine, copy {} (from {}) into {}/, or into the Hugging Face cache layout under {}.",
                 searched.join("\n  "),
                 mf.file,
                 entry.repo,
-                entry.tokenizer_repo,
                 local.display(),
                 self.hf_cache.display()
             );
@@ -173,7 +172,7 @@ impl Hub {
             }
         }
         bail!(
-            "model `{spec}` not found. Searched:\n  {}\nKnown names: {}. Pass a .gguf file (tokenizer.json beside it), a folder, NAME[:QUANT], or ORG/REPO[:FILE] present in the Hugging Face cache ({}).",
+            "model `{spec}` not found. Searched:\n  {}\nKnown names: {}. Pass a .gguf file, a folder, NAME[:QUANT], or ORG/REPO[:FILE] present in the Hugging Face cache ({}).",
             searched.join("\n  "),
             manifest()
                 .iter()
@@ -201,10 +200,9 @@ impl Hub {
     /// Download `NAME[:QUANT]` (manifest) or `ORG/REPO[:FILE]` into the Hugging Face cache
     /// (files already cached are not fetched again) and return the resolved model.
     ///
-    /// - `NAME[:QUANT]`: the GGUF from the entry's repo, tokenizer.json and (when the repo has
-    ///   it) tokenizer_config.json from its tokenizer repo.
+    /// - `NAME[:QUANT]`: the GGUF from the entry's repo (it carries its own tokenizer).
     /// - `ORG/REPO:FILE.gguf`: that file, plus tokenizer.json / tokenizer_config.json of the
-    ///   same repo.
+    ///   same repo when it has them.
     /// - `ORG/REPO` (a safetensors checkpoint): config.json, tokenizer files, and
     ///   model.safetensors or every shard listed in model.safetensors.index.json.
     pub fn pull(&self, spec: &str) -> Result<ModelFiles> {
@@ -218,20 +216,8 @@ impl Hub {
         };
         let (name, variant) = split_spec(spec);
         if let Some((entry, _quant, mf)) = manifest_pick(name, variant)? {
-            let weights = hf_download(&self.endpoint, &self.hf_cache, &entry.repo, &mf.file)?;
-            let tokenizer = hf_download(
-                &self.endpoint,
-                &self.hf_cache,
-                &entry.tokenizer_repo,
-                "tokenizer.json",
-            )?;
-            let tokenizer_config = optional(&entry.tokenizer_repo, "tokenizer_config.json")?;
-            return Ok(ModelFiles {
-                weights,
-                format: super::local::WeightFormat::Gguf,
-                tokenizer,
-                tokenizer_config,
-            });
+            hf_download(&self.endpoint, &self.hf_cache, &entry.repo, &mf.file)?;
+            return self.resolve(spec);
         }
         if !name.contains('/') {
             bail!(
@@ -246,12 +232,13 @@ impl Hub {
         match variant {
             Some(file) => {
                 let weights = hf_download(&self.endpoint, &self.hf_cache, name, file)?;
-                hf_download(&self.endpoint, &self.hf_cache, name, "tokenizer.json").map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e}\nGGUF repos often lack tokenizer.json: pull the tokenizer from the original model repo (e.g. `lsmtune models pull ORG/ORIGINAL-REPO:tokenizer.json`) and copy it beside {}",
-                        weights.display()
-                    )
-                })?;
+                if file.ends_with(".gguf") {
+                    // A GGUF carries its tokenizer; a tokenizer.json in the repo is used for a
+                    // cross-check when there is one.
+                    optional(name, "tokenizer.json")?;
+                } else {
+                    hf_download(&self.endpoint, &self.hf_cache, name, "tokenizer.json")?;
+                }
                 optional(name, "tokenizer_config.json")?;
                 ModelFiles::resolve(&weights)
             }
@@ -365,7 +352,7 @@ mod tests {
         for e in &m {
             assert!(e.files.contains_key(&e.default_quant), "{}", e.name);
             assert!(
-                e.repo.contains('/') && e.tokenizer_repo.contains('/'),
+                e.repo.contains('/') && e.tokenizer_repo.as_deref().is_none_or(|r| r.contains('/')),
                 "{}",
                 e.name
             );

@@ -1,6 +1,6 @@
-//! The local backend: a GGUF model run with candle on the CPU, its tokenizer (tokenizer.json
-//! beside the GGUF), its chat template (tokenizer_config.json, GGUF metadata, or the family's
-//! built-in), sampling (temperature, top-p, seed, repeat penalty, stop strings, max tokens), an
+//! The local backend: a GGUF model run on the CPU (lsmtune's own forward pass, or candle's),
+//! its tokenizer (the GGUF's own vocabulary, or tokenizer.json), its chat template
+//! (tokenizer_config.json, chat_template.jinja, GGUF metadata, or the family's built-in), sampling (temperature, top-p, seed, repeat penalty, stop strings, max tokens), an
 //! optional token constraint, and the KV cache kept across turns: a turn whose prompt extends
 //! what the cache already holds prefills only the new tokens.
 //!
@@ -17,11 +17,13 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::{
     llama, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
 };
-use tokenizers::Tokenizer;
+use std::sync::Arc;
 
 use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
+use super::tokenizer::{HfTokenizer, TextTokenizer, cross_check};
 use super::transformer::Transformer;
+use super::vocab::{END_OF_TURN_TEXTS, Vocab};
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
 
 /// How the weights are stored.
@@ -39,14 +41,32 @@ pub struct ModelFiles {
     /// The `.gguf` file, or the folder holding `*.safetensors` and `config.json`.
     pub weights: PathBuf,
     pub format: WeightFormat,
-    pub tokenizer: PathBuf,
+    /// `tokenizer.json` beside the weights: required for safetensors; for a GGUF optional (the
+    /// file's own vocabulary is used, and checked against it).
+    pub tokenizer: Option<PathBuf>,
     pub tokenizer_config: Option<PathBuf>,
+    /// `chat_template.jinja` beside the weights (newer Hugging Face repos ship the template so).
+    pub chat_template: Option<PathBuf>,
 }
 
 impl ModelFiles {
-    /// Resolve `--model` given as a GGUF file (tokenizer.json beside it), a folder holding one
-    /// GGUF and tokenizer.json, or a folder of safetensors with config.json and tokenizer.json.
-    /// The error lists what was looked for.
+    /// A GGUF file alone (its tokenizer and template come from its metadata).
+    pub fn gguf(weights: PathBuf) -> ModelFiles {
+        ModelFiles {
+            weights,
+            format: WeightFormat::Gguf,
+            tokenizer: None,
+            tokenizer_config: None,
+            chat_template: None,
+        }
+    }
+}
+
+impl ModelFiles {
+    /// Resolve `--model` given as a GGUF file, a folder holding one GGUF, or a folder of
+    /// safetensors with config.json and tokenizer.json. A GGUF needs nothing beside it; a
+    /// tokenizer.json, tokenizer_config.json or chat_template.jinja beside it are used when
+    /// present. The error lists what was looked for.
     pub fn resolve(spec: &Path) -> Result<ModelFiles> {
         let (dir, weights, format) = if spec.is_file() {
             let dir = spec.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -69,7 +89,7 @@ impl ModelFiles {
             ggufs.sort();
             match ggufs.len() {
                 0 => bail!(
-                    "no model in {} (looked for <dir>/*.gguf, or <dir>/*.safetensors with <dir>/config.json; and <dir>/tokenizer.json)",
+                    "no model in {} (looked for <dir>/*.gguf, or <dir>/*.safetensors with <dir>/config.json and <dir>/tokenizer.json)",
                     spec.display()
                 ),
                 1 => (spec.to_path_buf(), ggufs.remove(0), WeightFormat::Gguf),
@@ -85,24 +105,26 @@ impl ModelFiles {
             }
         } else {
             bail!(
-                "model `{}` not found: pass a .gguf file (with tokenizer.json beside it) or a folder holding both",
+                "model `{}` not found: pass a .gguf file, a folder holding one, or a folder of safetensors with config.json and tokenizer.json",
                 spec.display()
             );
         };
         let tokenizer = dir.join("tokenizer.json");
-        if !tokenizer.is_file() {
+        if format == WeightFormat::Safetensors && !tokenizer.is_file() {
             bail!(
-                "{} has no tokenizer.json beside it ({}); copy the model's tokenizer.json there",
+                "{} has no tokenizer.json ({}); copy the model's tokenizer.json there",
                 weights.display(),
                 tokenizer.display()
             );
         }
         let config = dir.join("tokenizer_config.json");
+        let jinja = dir.join("chat_template.jinja");
         Ok(ModelFiles {
             weights,
             format,
-            tokenizer,
+            tokenizer: tokenizer.is_file().then_some(tokenizer),
             tokenizer_config: config.is_file().then_some(config),
+            chat_template: jinja.is_file().then_some(jinja),
         })
     }
 }
@@ -305,16 +327,12 @@ struct Detokenizer {
 }
 
 impl Detokenizer {
-    fn push(&mut self, tokenizer: &Tokenizer, token: u32) -> Result<()> {
+    fn push(&mut self, tokenizer: &dyn TextTokenizer, token: u32) -> Result<()> {
         self.tokens.push(token);
         // Decode a little context before the pending tokens so joins are rendered the same
         // as in a whole-reply decode, then keep only what the pending tokens add.
         let ctx = self.pending_from.saturating_sub(4);
-        let decode = |ids: &[u32]| {
-            tokenizer
-                .decode(ids, true)
-                .map_err(|e| anyhow!("decoding: {e}"))
-        };
+        let decode = |ids: &[u32]| tokenizer.decode(ids);
         let before = decode(&self.tokens[ctx..self.pending_from])?;
         let all = decode(&self.tokens[ctx..])?;
         let added = all.strip_prefix(before.as_str()).unwrap_or(&all);
@@ -332,9 +350,13 @@ impl Detokenizer {
 pub struct LocalModel {
     name: String,
     model: Weights,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<dyn TextTokenizer>,
+    /// Prepended to a freshly encoded prompt that does not start with it.
+    bos: Option<u32>,
     template: ChatTemplate,
     eos: Vec<u32>,
+    /// Which tokenizer and template were chosen, and why.
+    notes: Vec<String>,
     /// Tokens whose keys/values are in the model's cache, in order.
     cached: Vec<u32>,
     /// The text of the last turn (prompt + reply) and the exact tokens it was, so the next turn
@@ -370,8 +392,15 @@ fn template_from_config(path: &Path) -> Option<(String, String, String)> {
     Some((tmpl, tok("bos_token"), tok("eos_token")))
 }
 
-/// Load a GGUF: its architecture, weights, and chat template when it carries one.
-fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, Option<String>)> {
+/// What a GGUF file gives besides its weights.
+struct GgufExtras {
+    template: Option<String>,
+    /// The vocabulary in its metadata: `None` when it has none, `Err` when it cannot be used.
+    vocab: Option<Result<Vocab>>,
+}
+
+/// Load a GGUF: its architecture, weights, chat template and vocabulary.
+fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, GgufExtras)> {
     let mut file = std::fs::File::open(&files.weights)
         .with_context(|| format!("cannot open {}", files.weights.display()))?;
     let content = gguf_file::Content::read(&mut file)
@@ -392,60 +421,177 @@ fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, Op
         .metadata
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok().cloned());
+    let vocab = Vocab::present(&content.metadata).then(|| Vocab::from_gguf(&content.metadata));
     let model = Weights::load(&arch, content, &mut file, device)
         .with_context(|| format!("loading {}", files.weights.display()))?;
-    Ok((arch, model, template))
+    Ok((arch, model, GgufExtras { template, vocab }))
+}
+
+/// The tokenizer a model runs with: a GGUF's own vocabulary when it has a usable one (checked
+/// against a tokenizer.json beside it), else tokenizer.json. Returns it with its end-of-turn
+/// tokens, BOS to add, the template's bos/eos texts, and a note saying which was chosen.
+struct ChosenTokenizer {
+    tokenizer: Arc<dyn TextTokenizer>,
+    eos: Vec<u32>,
+    bos: Option<u32>,
+    bos_text: String,
+    eos_text: String,
+    note: String,
+}
+
+fn choose_tokenizer(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<ChosenTokenizer> {
+    let weights = files.weights.display();
+    let hf = files.tokenizer.as_deref().map(HfTokenizer::from_file);
+    match (vocab, hf) {
+        (Some(Ok(v)), hf) => {
+            let note = match &hf {
+                None => format!("tokenizer: {}", TextTokenizer::describe(&v)),
+                Some(Err(e)) => format!(
+                    "tokenizer: {}; tokenizer.json beside it cannot be read and is not used: {e}",
+                    TextTokenizer::describe(&v)
+                ),
+                Some(Ok(h)) => match cross_check(&v, h) {
+                    Ok(n) => format!(
+                        "tokenizer: {} (tokenizer.json beside it agrees on all {n} ids)",
+                        TextTokenizer::describe(&v)
+                    ),
+                    Err(diff) => format!(
+                        "tokenizer: {}; tokenizer.json beside it is not used: {diff}",
+                        TextTokenizer::describe(&v)
+                    ),
+                },
+            };
+            if v.end_of_generation.is_empty() {
+                bail!("{weights}: the GGUF vocabulary has no end-of-turn token (no eos id, none of {})", END_OF_TURN_TEXTS.join(", "));
+            }
+            let text = |id: Option<u32>| {
+                id.and_then(|i| v.text(i))
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            let (bos_text, eos_text) = (text(v.bos), text(v.eos));
+            Ok(ChosenTokenizer {
+                eos: v.end_of_generation.clone(),
+                bos: v.bos.filter(|_| v.add_bos),
+                bos_text,
+                eos_text,
+                note,
+                tokenizer: Arc::new(v),
+            })
+        }
+        (vocab, Some(h)) => {
+            let h = h?;
+            let note = match vocab {
+                Some(Err(e)) => format!(
+                    "tokenizer: {} (the GGUF's own vocabulary cannot be used: {e})",
+                    h.describe()
+                ),
+                _ => format!("tokenizer: {}", h.describe()),
+            };
+            let eos: Vec<u32> = EOS_TOKENS.iter().filter_map(|t| h.id(t)).collect();
+            if eos.is_empty() {
+                bail!(
+                    "{} has no end-of-turn token ({})",
+                    h.path,
+                    EOS_TOKENS.join(", ")
+                );
+            }
+            Ok(ChosenTokenizer {
+                tokenizer: Arc::new(h),
+                eos,
+                bos: None,
+                bos_text: String::new(),
+                eos_text: String::new(),
+                note,
+            })
+        }
+        (Some(Err(e)), None) => Err(e.context(format!(
+            "{weights}: its tokenizer metadata cannot be used (put the model's tokenizer.json beside it to use that instead)"
+        ))),
+        (None, None) => bail!(
+            "{weights} carries no tokenizer in its metadata and has no tokenizer.json beside it"
+        ),
+    }
 }
 
 impl LocalModel {
     pub fn load(files: &ModelFiles) -> Result<LocalModel> {
         let device = Device::Cpu;
-        let (arch, model, gguf_template) = match files.format {
+        let (arch, model, extras) = match files.format {
             WeightFormat::Safetensors => {
                 let (arch, model) = load_safetensors(files, &device)?;
-                (arch, model, None)
+                (
+                    arch,
+                    model,
+                    GgufExtras {
+                        template: None,
+                        vocab: None,
+                    },
+                )
             }
             WeightFormat::Gguf => load_gguf(files, &device)?,
         };
-        let tokenizer = Tokenizer::from_file(&files.tokenizer)
-            .map_err(|e| anyhow!("loading {}: {e}", files.tokenizer.display()))?;
-        let eos: Vec<u32> = EOS_TOKENS
-            .iter()
-            .filter_map(|t| tokenizer.token_to_id(t))
-            .collect();
-        if eos.is_empty() {
-            bail!(
-                "{} has no end-of-turn token ({})",
-                files.tokenizer.display(),
-                EOS_TOKENS.join(", ")
-            );
-        }
-        let (source, bos, eos_text) = files
+        let chosen = choose_tokenizer(files, extras.vocab)?;
+        let mut notes = vec![chosen.note];
+        // The template: tokenizer_config.json, chat_template.jinja, the GGUF's own, the
+        // family's built-in; rendered with the bos/eos texts of the file it came with.
+        let from_config = files
             .tokenizer_config
             .as_deref()
-            .and_then(template_from_config)
-            .or_else(|| gguf_template.map(|t| (t, String::new(), String::new())))
-            .unwrap_or_else(|| {
-                (
-                    template::builtin(&arch)
-                        .unwrap_or(template::CHATML)
-                        .to_string(),
-                    String::new(),
-                    String::new(),
-                )
-            });
+            .and_then(template_from_config);
+        let (source, bos, eos_text, origin) = if let Some((t, b, e)) = from_config {
+            (t, b, e, "tokenizer_config.json".to_string())
+        } else if let Some(path) = &files.chat_template {
+            let t = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            (
+                t,
+                chosen.bos_text.clone(),
+                chosen.eos_text.clone(),
+                "chat_template.jinja".to_string(),
+            )
+        } else if let Some(t) = extras.template {
+            (
+                t,
+                chosen.bos_text.clone(),
+                chosen.eos_text.clone(),
+                "the GGUF metadata".to_string(),
+            )
+        } else {
+            (
+                template::builtin(&arch)
+                    .unwrap_or(template::CHATML)
+                    .to_string(),
+                chosen.bos_text.clone(),
+                chosen.eos_text.clone(),
+                format!("built-in for {arch} (the model ships none)"),
+            )
+        };
+        notes.push(format!("chat template: {origin}"));
         let template = ChatTemplate::new(&source, &bos, &eos_text)?;
         Ok(LocalModel {
             name: format!("local:{arch} ({})", files.weights.display()),
             model,
-            tokenizer,
+            tokenizer: chosen.tokenizer,
+            bos: chosen.bos,
             template,
-            eos,
+            eos: chosen.eos,
+            notes,
             cached: Vec::new(),
             history_text: String::new(),
             history_tokens: Vec::new(),
             reuse_kv: true,
         })
+    }
+
+    /// Which tokenizer and chat template were chosen, one line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The prompt as the model sees it for `messages` (the rendered chat template).
+    pub fn render(&self, messages: &[Message]) -> Result<String> {
+        self.template.render(messages, true)
     }
 
     /// Forget the KV cache (the next turn prefills its whole prompt).
@@ -456,7 +602,7 @@ impl LocalModel {
     }
 
     /// The model's tokenizer.
-    pub fn tokenizer(&self) -> &Tokenizer {
+    pub fn tokenizer(&self) -> &Arc<dyn TextTokenizer> {
         &self.tokenizer
     }
 
@@ -470,13 +616,21 @@ impl LocalModel {
         Ok(self.encode(text)?.len())
     }
 
+    /// Tokens of prompt text: special tokens written in it (the template's) are parsed.
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| anyhow!("tokenizing the prompt: {e}"))?
-            .get_ids()
-            .to_vec())
+        self.tokenizer.encode(text, true)
+    }
+
+    /// Tokens of a whole prompt: BOS first when the model wants it and the template did not
+    /// write it.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let mut tokens = self.encode(prompt)?;
+        if let Some(bos) = self.bos
+            && tokens.first() != Some(&bos)
+        {
+            tokens.insert(0, bos);
+        }
+        Ok(tokens)
     }
 
     /// Tokens of a rendered prompt: the previous turn's exact tokens plus the new suffix when
@@ -489,7 +643,7 @@ impl LocalModel {
             tokens.extend(self.encode(suffix)?);
             return Ok(tokens);
         }
-        self.encode(prompt)
+        self.encode_prompt(prompt)
     }
 
     /// Append generated tokens to the reply: stream the new text, and say whether a stop string
@@ -502,7 +656,7 @@ impl LocalModel {
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Option<Finish>> {
         for &t in tokens {
-            out.push(&self.tokenizer, t)?;
+            out.push(self.tokenizer.as_ref(), t)?;
             if !out.text.ends_with('\u{FFFD}')
                 && out.text.len() > out.emitted
                 && out.text.is_char_boundary(out.emitted)
@@ -522,8 +676,9 @@ impl LocalModel {
         Ok(None)
     }
 
-    /// Feed tokens at the end of the cache; returns the logits after the last one.
-    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+    /// Feed tokens at the end of the KV cache (after [`reset`](Self::reset), from position 0);
+    /// returns the logits after the last one. For checks against a reference implementation.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         // candle 0.11's quantized Qwen3 keeps two caches on the CPU: one-token steps append
         // only to the decode cache, so a multi-token step after them attends to a cache missing
         // those tokens. Past the first prefill, feed Qwen3 one token at a time.

@@ -10,7 +10,9 @@ pub mod openai;
 pub mod sampling;
 pub mod template;
 pub mod testmodel;
+pub mod tokenizer;
 pub mod transformer;
+pub mod vocab;
 
 use serde::{Deserialize, Serialize};
 

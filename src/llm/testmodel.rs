@@ -353,7 +353,7 @@ fn tokenizer_metadata(
     let id = |t: &str| tok.token_to_id(t).map(V::U32);
     let mut out = vec![
         ("tokenizer.ggml.model".to_string(), V::String("gpt2".into())),
-        ("tokenizer.ggml.pre".to_string(), V::String("qwen2".into())),
+        ("tokenizer.ggml.pre".to_string(), V::String("gpt-2".into())),
         ("tokenizer.ggml.tokens".to_string(), V::Array(tokens)),
         ("tokenizer.ggml.token_type".to_string(), V::Array(types)),
         ("tokenizer.ggml.merges".to_string(), V::Array(merges)),

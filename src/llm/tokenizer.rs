@@ -1,0 +1,232 @@
+//! The model's tokenizer behind one trait, [`TextTokenizer`]: the vocabulary a GGUF file carries
+//! in its metadata ([`super::vocab::Vocab`], what llama.cpp uses with the same file), or a
+//! Hugging Face `tokenizer.json` (safetensors checkpoints, and GGUF files whose tokenizer
+//! lsmtune cannot rebuild). Encoding, decoding, and the byte string of every token that
+//! constrained decoding builds its token trie from all go through it, so the grammar always
+//! works on the tokenizer that actually runs.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, anyhow};
+use tokenizers::Tokenizer;
+
+use super::vocab::{Vocab, byte_level_decode};
+
+/// Encode and decode text for one model.
+pub trait TextTokenizer: Send + Sync {
+    /// Token ids of `text`. With `parse_special`, special tokens written in the text (a chat
+    /// template's `<|im_start|>`) become their ids; without, they are tokenized as plain text
+    /// where the tokenizer allows it. Never adds BOS.
+    fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>>;
+    /// The text of `ids`, special tokens left out.
+    fn decode(&self, ids: &[u32]) -> Result<String>;
+    /// For ids `0..n_ids()`: the bytes a text token stands for; any other token (special,
+    /// control, unused, an id the tokenizer lacks) starts with `marker` so a grammar never
+    /// produces it as text.
+    fn token_bytes(&self, marker: u8) -> Vec<Vec<u8>>;
+    /// One past the largest token id.
+    fn n_ids(&self) -> usize;
+    /// The id of a token written as stored in the vocabulary.
+    fn id(&self, text: &str) -> Option<u32>;
+    /// Where this tokenizer came from, for messages.
+    fn describe(&self) -> String;
+}
+
+impl TextTokenizer for Vocab {
+    fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        Ok(Vocab::encode(self, text, parse_special))
+    }
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        Ok(Vocab::decode(self, ids))
+    }
+    fn token_bytes(&self, marker: u8) -> Vec<Vec<u8>> {
+        Vocab::token_bytes(self, marker)
+    }
+    fn n_ids(&self) -> usize {
+        self.len()
+    }
+    fn id(&self, text: &str) -> Option<u32> {
+        Vocab::id(self, text)
+    }
+    fn describe(&self) -> String {
+        let model = match self.model() {
+            super::vocab::Model::Bpe { .. } => format!("byte-level BPE, pre `{}`", self.pre_name),
+            super::vocab::Model::Spm => "SentencePiece".to_string(),
+        };
+        format!("GGUF metadata ({model}, {} tokens)", self.len())
+    }
+}
+
+/// A Hugging Face `tokenizer.json`.
+pub struct HfTokenizer {
+    inner: Tokenizer,
+    /// Where it was read from.
+    pub path: String,
+}
+
+impl HfTokenizer {
+    pub fn from_file(path: &std::path::Path) -> Result<HfTokenizer> {
+        let inner =
+            Tokenizer::from_file(path).map_err(|e| anyhow!("loading {}: {e}", path.display()))?;
+        Ok(HfTokenizer {
+            inner,
+            path: path.display().to_string(),
+        })
+    }
+
+    /// The wrapped tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Whether tokens are spelled byte-level (GPT-2 alphabet) rather than SentencePiece-style.
+    fn byte_level(&self) -> bool {
+        let decoder = serde_json::to_string(&self.inner.get_decoder()).unwrap_or_default();
+        decoder.contains("\"ByteLevel\"")
+    }
+
+    /// The token's stored text.
+    pub fn text(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+impl TextTokenizer for HfTokenizer {
+    fn encode(&self, text: &str, _parse_special: bool) -> Result<Vec<u32>> {
+        Ok(self
+            .inner
+            .encode(text, false)
+            .map_err(|e| anyhow!("tokenizing: {e}"))?
+            .get_ids()
+            .to_vec())
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| anyhow!("decoding: {e}"))
+    }
+
+    fn token_bytes(&self, marker: u8) -> Vec<Vec<u8>> {
+        let n = self.n_ids();
+        let byte_level = self.byte_level();
+        // Special added tokens, and added tokens that look like markup (`<|...|>`), are never text.
+        let special: HashMap<u32, String> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special || (t.content.starts_with('<') && t.content.ends_with('>')))
+            .map(|(id, t)| (id, t.content))
+            .collect();
+        let marked = |name: &str| {
+            let mut v = vec![marker];
+            v.extend_from_slice(name.as_bytes());
+            v
+        };
+        let added: HashMap<u32, String> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .map(|(id, t)| (id, t.content))
+            .collect();
+        (0..n as u32)
+            .map(|id| {
+                if let Some(name) = special.get(&id) {
+                    return marked(name);
+                }
+                if let Some(text) = added.get(&id) {
+                    // Added (non-special) tokens are plain text, not spelled.
+                    return text.as_bytes().to_vec();
+                }
+                let Some(tok) = self.inner.id_to_token(id) else {
+                    return marked(&format!("<[{id}]>"));
+                };
+                if byte_level {
+                    byte_level_decode(&tok)
+                } else if tok.len() == 6
+                    && tok.starts_with("<0x")
+                    && tok.ends_with('>')
+                    && let Ok(b) = u8::from_str_radix(&tok[3..5], 16)
+                {
+                    vec![b]
+                } else {
+                    // SentencePiece spelling: `▁` is a space. No prefix space is added here:
+                    // a token's bytes are what it adds to the text.
+                    tok.replace('\u{2581}', " ").into_bytes()
+                }
+            })
+            .collect()
+    }
+
+    fn n_ids(&self) -> usize {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .copied()
+            .max()
+            .map(|m| m as usize + 1)
+            .unwrap_or(0)
+    }
+
+    fn id(&self, text: &str) -> Option<u32> {
+        self.inner.token_to_id(text)
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({} tokens)", self.path, self.n_ids())
+    }
+}
+
+/// Compare a tokenizer.json with the GGUF vocabulary id by id. `Ok(n)` when all `n` ids agree;
+/// otherwise a sentence naming the first difference.
+pub fn cross_check(gguf: &Vocab, hf: &HfTokenizer) -> std::result::Result<usize, String> {
+    let n = gguf.len();
+    let hf_n = hf.n_ids();
+    for id in 0..n.min(hf_n) as u32 {
+        let a = gguf.text(id).unwrap_or_default();
+        match hf.text(id) {
+            Some(b) if b == a => {}
+            Some(b) => {
+                return Err(format!(
+                    "id {id} is `{a}` in the GGUF but `{b}` in tokenizer.json"
+                ));
+            }
+            None => return Err(format!("id {id} (`{a}`) is missing from tokenizer.json")),
+        }
+    }
+    if hf_n != n {
+        return Err(format!("the GGUF has {n} tokens, tokenizer.json {hf_n}"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_token_bytes_match_what_the_tokenizer_decodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = crate::llm::testmodel::write_tokenizer(dir.path(), 600).unwrap();
+        let tok = HfTokenizer::from_file(&path).unwrap();
+        let n = tok.n_ids();
+        let words = tok.token_bytes(0xFF);
+        assert_eq!(words.len(), n);
+        let mut plain = 0;
+        for (id, w) in words.iter().enumerate() {
+            if w.first() == Some(&0xFF) {
+                continue;
+            }
+            let decoded = tok.inner().decode(&[id as u32], false).unwrap();
+            // Single tokens that are part of a multi-byte character decode to U+FFFD.
+            if std::str::from_utf8(w).is_ok() {
+                assert_eq!(decoded.as_bytes(), w.as_slice(), "token {id}");
+                plain += 1;
+            }
+        }
+        assert!(plain > 300, "{plain}");
+        // The special tokens of the test tokenizer are marked.
+        let im_end = tok.id("<|im_end|>").unwrap() as usize;
+        assert_eq!(&words[im_end][1..], b"<|im_end|>");
+    }
+}
