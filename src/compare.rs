@@ -35,6 +35,11 @@ impl ProposerSpec {
         })
     }
 
+    /// Whether it is a language model (asked with a hint level).
+    pub fn is_model(&self) -> bool {
+        matches!(self, ProposerSpec::Local(_) | ProposerSpec::OpenAi(_))
+    }
+
     /// As written on the command line.
     pub fn label(&self) -> String {
         match self {
@@ -60,8 +65,55 @@ impl ProposerSpec {
     }
 }
 
+/// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
+/// with (`--hints`, an ablation switch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub spec: ProposerSpec,
+    pub hints: Option<crate::prompt::HintLevel>,
+}
+
+impl Variant {
+    /// Every proposer × hint level (hint levels apply to model proposers only).
+    pub fn expand(specs: &[ProposerSpec], hints: &[crate::prompt::HintLevel]) -> Vec<Variant> {
+        let mut out = Vec::new();
+        for s in specs {
+            if s.is_model() {
+                for h in hints {
+                    out.push(Variant {
+                        spec: s.clone(),
+                        hints: Some(*h),
+                    });
+                }
+            } else {
+                out.push(Variant {
+                    spec: s.clone(),
+                    hints: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// `local:M [hints=none]`, `expert`.
+    pub fn label(&self) -> String {
+        match self.hints {
+            Some(h) => format!("{} [hints={}]", self.spec.label(), h.name()),
+            None => self.spec.label(),
+        }
+    }
+
+    /// A folder name.
+    pub fn slug(&self) -> String {
+        match self.hints {
+            Some(h) => format!("{}_hints-{}", self.spec.slug(), h.name()),
+            None => self.spec.slug(),
+        }
+    }
+}
+
 /// Where one tune of a compare lives.
-pub fn run_dir(out: &Path, workload: Kind, proposer: &ProposerSpec, seed: u64) -> PathBuf {
+pub fn run_dir(out: &Path, workload: Kind, proposer: &Variant, seed: u64) -> PathBuf {
     out.join("runs")
         .join(workload.name())
         .join(proposer.slug())
@@ -94,8 +146,15 @@ pub struct Row {
     pub llm_seconds: f64,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
-    /// Share of proposed entries that needed a key/type/range/safety correction.
+    /// Share of proposed entries (over every reply) that needed a key/type/range/safety
+    /// correction.
     pub invalid_rate: Option<f64>,
+    /// Share of proposed entries that set an option to the value it had.
+    pub noop_rate: Option<f64>,
+    /// Share of replies whose configuration had been measured already.
+    pub repeat_rate: Option<f64>,
+    /// Replies the proposer gave (models sample several per turn).
+    pub replies: usize,
     pub corrections: usize,
     pub failures: usize,
     /// Best-so-far throughput relative to the baseline, per iteration (0 = start), per seed.
@@ -103,7 +162,7 @@ pub struct Row {
 }
 
 /// Aggregate the finished tunes of `proposer` on `workload`.
-pub fn row(out: &Path, workload: Kind, proposer: &ProposerSpec, seeds: &[u64]) -> Result<Row> {
+pub fn row(out: &Path, workload: Kind, proposer: &Variant, seeds: &[u64]) -> Result<Row> {
     let mut r = Row {
         proposer: proposer.label(),
         workload: workload.name().to_string(),
@@ -119,11 +178,14 @@ pub fn row(out: &Path, workload: Kind, proposer: &ProposerSpec, seeds: &[u64]) -
         prompt_tokens: 0,
         completion_tokens: 0,
         invalid_rate: None,
+        noop_rate: None,
+        repeat_rate: None,
+        replies: 0,
         corrections: 0,
         failures: 0,
         curves: Vec::new(),
     };
-    let (mut proposed, mut invalid) = (0usize, 0usize);
+    let (mut proposed, mut invalid, mut noop, mut repeated) = (0usize, 0usize, 0usize, 0usize);
     let mut to95 = Vec::new();
     let mut its_n = Vec::new();
     let mut single_ci = None;
@@ -167,8 +229,16 @@ pub fn row(out: &Path, workload: Kind, proposer: &ProposerSpec, seeds: &[u64]) -
                     r.prompt_tokens += l.prompt_tokens;
                     r.completion_tokens += l.completion_tokens;
                 }
-                proposed += it.proposed;
-                invalid += it.invalid;
+                if it.replies.replies > 0 {
+                    proposed += it.replies.entries;
+                    invalid += it.replies.invalid;
+                    noop += it.replies.noop;
+                    repeated += it.replies.repeated;
+                    r.replies += it.replies.replies;
+                } else {
+                    proposed += it.proposed;
+                    invalid += it.invalid;
+                }
                 r.corrections += it.corrections.len();
                 r.failures += usize::from(it.decision == Decision::Failed);
                 if it.decision == Decision::Accepted {
@@ -207,6 +277,8 @@ pub fn row(out: &Path, workload: Kind, proposer: &ProposerSpec, seeds: &[u64]) -
     r.iterations_to_95 = mean(&to95);
     r.iterations = mean(&its_n);
     r.invalid_rate = (proposed > 0).then(|| invalid as f64 / proposed as f64);
+    r.noop_rate = (proposed > 0).then(|| noop as f64 / proposed as f64);
+    r.repeat_rate = (r.replies > 0).then(|| repeated as f64 / r.replies as f64);
     Ok(r)
 }
 
@@ -215,13 +287,20 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut m = String::new();
     let _ = writeln!(
         m,
-        "| proposer | workload | seeds | gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | prompt tok | completion tok | invalid before calibration | corrections | failures |"
+        "| proposer | workload | seeds | gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
     );
-    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        m,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let rate = |x: Option<f64>| {
+        x.map(|x| format!("{:.1}%", x * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
     for r in rows {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             r.proposer,
             r.workload,
             r.seeds,
@@ -232,11 +311,12 @@ pub fn markdown(rows: &[Row]) -> String {
             r.iterations,
             r.bench_seconds,
             r.llm_seconds,
+            r.llm_seconds / (r.iterations * r.seeds.max(1) as f64).max(1.0),
             r.prompt_tokens,
             r.completion_tokens,
-            r.invalid_rate
-                .map(|x| format!("{:.1}%", x * 100.0))
-                .unwrap_or_else(|| "-".into()),
+            rate(r.invalid_rate),
+            rate(r.noop_rate),
+            rate(r.repeat_rate),
             r.corrections,
             r.failures
         );
@@ -247,12 +327,12 @@ pub fn markdown(rows: &[Row]) -> String {
 /// The table as CSV.
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,corrections,failures\n",
+        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{}",
+            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{}",
             r.proposer,
             r.workload,
             r.seeds,
@@ -268,6 +348,8 @@ pub fn csv(rows: &[Row]) -> String {
             r.invalid_rate
                 .map(|x| format!("{x:.4}"))
                 .unwrap_or_default(),
+            r.noop_rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
+            r.repeat_rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
             r.corrections,
             r.failures
         );
@@ -400,5 +482,20 @@ mod tests {
             ProposerSpec::Local("/m/x.gguf".into()).slug(),
             "local__m_x.gguf"
         );
+        use crate::prompt::HintLevel as H;
+        let v = Variant::expand(
+            &[ProposerSpec::Local("m".into()), ProposerSpec::Expert],
+            &[H::None, H::Knowledge],
+        );
+        let labels: Vec<String> = v.iter().map(|v| v.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "local:m [hints=none]",
+                "local:m [hints=knowledge]",
+                "expert"
+            ]
+        );
+        assert_eq!(v[0].slug(), "local_m_hints-none");
     }
 }

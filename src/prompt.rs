@@ -1,186 +1,368 @@
-//! What a language-model proposer is told: the system message (its role and the answer's
-//! form) and the first user turn (machine facts, workload, memory budget, and every option it
-//! may change with its current value and range). Kept compact: small local models read it on a
-//! 2-core CPU, so each option is one short line.
+//! What a language-model proposer is told. Every turn is one self-contained message describing
+//! the state of the tune, so a small model never has to dig through a long conversation:
+//!
+//! 1. the machine (with its storage as measured), the workload and the memory budget: the same
+//!    every turn, first, so the KV cache keeps them;
+//! 2. the best configuration's measurement (ops/s, p50/p99), and, from `--hints diagnostics` on,
+//!    what the measurements show in plain words ([`knowledge::symptoms`]);
+//! 3. what was tried so far, per option: the values and what each did;
+//! 4. with `--hints knowledge` (the default), the tuning hints that apply
+//!    ([`knowledge::hints`]), and only the options that matter for this workload and these
+//!    symptoms ([`knowledge::focus`]); otherwise every option;
+//! 5. each offered option with its meaning, current value and the values it may take
+//!    ([`knowledge::choices`]): the proposal grammar admits exactly these, so a proposal can be
+//!    neither a no-op nor a repeat of a change tried and not kept.
+//!
+//! The same text goes to local models and OpenAI-compatible endpoints.
 
-use crate::bench::workload::Workload;
-use crate::grammar::schema::{SchemaOptions, proposable_keys};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
+
+use crate::grammar::schema::proposable_keys;
+use crate::options::catalog::Catalog;
 use crate::options::value::{OptionType, Value, human_bytes};
-use crate::options::{Catalog, Config};
-use crate::sysinfo::Facts;
+use crate::tune::journal::{Decision, Iteration};
+use crate::tune::knowledge::{self, Situation};
+use crate::tune::proposer::Context;
+
+/// How much help a model gets besides the measurements (an ablation switch, recorded in the
+/// journal and the compare table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HintLevel {
+    /// Throughput and latency only, every option offered: what the model knows by itself.
+    None,
+    /// Plus what the measurements show, in plain words.
+    Diagnostics,
+    /// Plus tuning hints retrieved for the symptoms, and only the options that matter.
+    #[default]
+    Knowledge,
+}
+
+impl HintLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            HintLevel::None => "none",
+            HintLevel::Diagnostics => "diagnostics",
+            HintLevel::Knowledge => "knowledge",
+        }
+    }
+}
+
+/// At most this many changes per model proposal: small steps whose effect can be told apart.
+pub const MODEL_MAX_CHANGES: usize = 3;
+
+/// Options offered with `--hints knowledge`.
+const FOCUS: usize = 14;
+
+/// Values offered per option.
+const CHOICES: usize = 5;
 
 /// The system message.
-pub fn system(options: &SchemaOptions) -> String {
+pub fn system(max_changes: usize) -> String {
     format!(
-        "You are a RocksDB performance engineer. You tune a RocksDB configuration for one machine \
-         and one workload, a few options at a time, from benchmark measurements. Answer with JSON \
-         only: {{\"reasoning\": \"why, briefly\", \"changes\": [{{\"option_name\": value}}, ...]}} \
-         with at most {} changes, option names exactly as listed, sizes in bytes, enums as \
-         spelled. Prefer changes that address what the measurements show.",
-        options.max_changes
+        "You are a RocksDB performance engineer tuning one database for one machine and one \
+         workload, a few options at a time, from benchmark measurements. Each message gives the \
+         current measurements, what was tried, and the options you may change with the values \
+         you may pick. Answer with JSON only: {{\"reasoning\": \"the symptom you address\", \
+         \"changes\": [{{\"option\": value}}]}} with 1 to {max_changes} changes, values exactly \
+         as offered. Address what the measurements show; do not repeat what did not help."
     )
 }
 
-/// How a value reads in a prompt: sizes with binary units.
-fn show(ty: &OptionType, v: &Value) -> String {
+/// One option offered to the model.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub key: &'static str,
+    pub meaning: &'static str,
+    /// The current value, as shown.
+    pub current: String,
+    /// The values it may take: as shown (and written in the proposal), and as JSON.
+    pub values: Vec<(String, J)>,
+}
+
+/// A value as a prompt shows it and a proposal writes it: sizes with binary units, numbers
+/// without trailing zeros.
+pub fn show(ty: &OptionType, v: &Value) -> String {
     match (ty, v) {
-        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => {
-            format!("{b} ({})", human_bytes(*b))
+        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => human_bytes(*b),
+        (_, Value::Double(d)) => {
+            let s = format!("{d:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         _ => v.to_string(),
     }
 }
 
-fn range(ty: &OptionType) -> String {
-    match ty {
-        OptionType::Bool => "bool".into(),
-        OptionType::Int { min, max } => format!("{min}..{max}"),
-        OptionType::Size { min, max } => {
-            format!("bytes {}..{}", human_bytes(*min), human_bytes(*max))
+fn as_json(ty: &OptionType, v: &Value) -> J {
+    match (ty, v) {
+        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => J::String(human_bytes(*b)),
+        (_, Value::Bool(b)) => J::Bool(*b),
+        (_, Value::Int(i)) => J::from(*i),
+        (_, Value::Double(d)) => serde_json::Number::from_f64(*d)
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        (_, Value::Str(s)) => J::String(s.clone()),
+    }
+}
+
+/// Values not to offer again: those of candidates measured and not kept that changed only this
+/// option, and any value that was part of two such candidates.
+pub fn exhausted(history: &[Iteration]) -> BTreeMap<String, Vec<String>> {
+    let mut count: BTreeMap<(String, String), (usize, bool)> = BTreeMap::new();
+    for it in history {
+        if it.decision == Decision::Accepted || it.candidate.is_none() {
+            continue;
         }
-        OptionType::Double { min, max } => format!("{min}..{max}"),
-        OptionType::Enum { values } => values.join("|"),
-    }
-}
-
-/// Everything the proposer needs for the first proposal.
-pub struct FirstTurn<'a> {
-    pub facts: &'a Facts,
-    pub workload: &'a Workload,
-    pub catalog: &'a Catalog,
-    pub config: &'a Config,
-    pub schema: &'a SchemaOptions,
-    pub memory_budget: u64,
-}
-
-impl FirstTurn<'_> {
-    /// The first user message.
-    pub fn render(&self) -> String {
-        let w = self.workload;
-        let mut s = String::new();
-        s.push_str("Machine:\n");
-        s.push_str(&self.facts.describe());
-        s.push_str(&format!(
-            "\n\nWorkload: {} ({}), {} keys of {} B with {} B values, {} thread(s).\n",
-            w.kind.name(),
-            w.kind.describe(),
-            w.num,
-            w.key_size,
-            w.value_size,
-            w.threads
-        ));
-        s.push_str(&format!(
-            "Memory budget for RocksDB (block cache + memtables): {}.\n\n",
-            human_bytes(self.memory_budget as i64)
-        ));
-        s.push_str("Options you may change (name = current value; allowed range):\n");
-        for key in proposable_keys(self.catalog, self.schema) {
-            let Some(entry) = self.catalog.get(key) else {
-                continue;
-            };
-            let current = self.config.get(entry);
-            s.push_str(&format!(
-                "{key} = {}; {}\n",
-                show(&entry.spec.ty, &current),
-                range(&entry.spec.ty)
-            ));
+        let alone = it.changes.len() == 1;
+        for (k, v) in &it.changes {
+            let e = count.entry((k.clone(), v.clone())).or_insert((0, false));
+            e.0 += 1;
+            e.1 |= alone;
         }
-        s.push_str(
-            "\nPropose the changes you expect to raise throughput the most for this workload.",
-        );
-        s
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ((k, v), (n, alone)) in count {
+        if alone || n >= 2 {
+            out.entry(k).or_default().push(v);
+        }
+    }
+    out
+}
+
+fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
+    Situation {
+        workload: ctx.workload,
+        facts: ctx.facts,
+        catalog: ctx.catalog,
+        config: ctx.best,
+        diagnostics: ctx.best_diagnostics,
+        memory_budget: ctx.memory_budget,
     }
 }
 
-fn pct(v: Option<f64>) -> String {
-    v.map(|x| format!("{:.1}%", x * 100.0))
-        .unwrap_or_else(|| "n/a".into())
+/// The options offered this turn and their values. Empty when nothing is left to try.
+pub fn offers(ctx: &Context, level: HintLevel) -> Vec<Offer> {
+    let s = situation(ctx);
+    let proposable = proposable_keys(ctx.catalog, ctx.schema);
+    let keys: Vec<&'static str> = match level {
+        HintLevel::Knowledge => {
+            let applied = knowledge::hints(&s);
+            knowledge::focus(&s, &applied, &proposable, FOCUS)
+        }
+        _ => proposable,
+    };
+    let done = exhausted(ctx.history);
+    keys.into_iter()
+        .filter_map(|key| {
+            let e = ctx.catalog.get(key)?;
+            let current = ctx.best.get(e);
+            let exclude: Vec<Value> = done
+                .get(key)
+                .map(|vals| {
+                    vals.iter()
+                        .filter_map(|v| value_of(&e.spec.ty, v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let vals = knowledge::choices(
+                key,
+                &e.spec.ty,
+                &e.spec.safety,
+                &current,
+                &s,
+                &exclude,
+                CHOICES,
+            );
+            (!vals.is_empty()).then(|| Offer {
+                key,
+                meaning: e.spec.meaning,
+                current: show(&e.spec.ty, &current),
+                values: vals
+                    .iter()
+                    .map(|v| (show(&e.spec.ty, v), as_json(&e.spec.ty, v)))
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
-/// The processed diagnostics of a measurement, one line: what a small model can reason with.
-pub fn diagnostics_line(d: &crate::bench::measure::Diagnostics) -> String {
-    format!(
-        "write stalls {} of the time; write amplification {}; block cache hit rate {}; bloom filter skipped {} of reads it was asked about (false positives {}); {} L0 files",
-        pct(d.stall_share),
-        d.write_amplification
-            .map(|w| format!("{w:.1}"))
-            .unwrap_or_else(|| "n/a".into()),
-        pct(d.block_cache_hit_rate),
-        pct(d.bloom_usefulness),
-        pct(d.bloom_false_positive_rate),
-        d.l0_files
-    )
+/// A value as journaled (RocksDB's spelling) back to a typed value.
+fn value_of(ty: &OptionType, text: &str) -> Option<Value> {
+    Some(match ty {
+        OptionType::Bool => Value::Bool(text.parse().ok()?),
+        OptionType::Int { .. } | OptionType::Size { .. } => Value::Int(text.parse().ok()?),
+        OptionType::Double { .. } => Value::Double(text.parse().ok()?),
+        OptionType::Enum { .. } => Value::Str(text.to_string()),
+    })
 }
 
-/// The user turn after an iteration: what was applied (after calibration), what the calibrator
-/// had to fix, the measured effect with its interval, a failure's error text, and the
-/// diagnostics of the best configuration, then the ask for the next proposal.
-pub fn feedback(
-    it: &crate::tune::journal::Iteration,
-    ctx: &crate::tune::proposer::Context,
-) -> String {
-    use crate::tune::journal::Decision;
-    let mut s = format!("Iteration {} result: ", it.iteration);
-    if it.changes.is_empty() {
-        s.push_str("nothing to apply");
-    } else {
-        let applied: Vec<String> = it.changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        s.push_str(&format!("applied {}", applied.join(", ")));
-    }
-    s.push_str(".\n");
-    let fixes: Vec<&String> = it
-        .corrections
+/// The JSON Schema admitting exactly the offers.
+pub fn schema(offers: &[Offer], max_changes: usize, reasoning_chars: usize) -> J {
+    let choices: Vec<(&str, Vec<J>)> = offers
         .iter()
-        .filter(|c| !c.starts_with("[no_change]"))
-        .take(6)
+        .map(|o| (o.key, o.values.iter().map(|(_, j)| j.clone()).collect()))
         .collect();
-    if !fixes.is_empty() {
-        s.push_str("Calibrator corrections (fix these in your next answer):\n");
-        for c in fixes {
-            s.push_str(&format!("- {c}\n"));
+    crate::grammar::schema::choice_schema(&choices, max_changes, reasoning_chars)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:+.0}%", x * 100.0)
+}
+
+/// What was tried so far, per option: each value with its effect, oldest first.
+pub fn tried(history: &[Iteration], catalog: &Catalog) -> Vec<String> {
+    let mut per: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let mut other = Vec::new();
+    for it in history {
+        if it.changes.is_empty() {
+            continue;
         }
-    }
-    if it.changes.is_empty() && it.corrections.iter().any(|c| c.starts_with("[no_change]")) {
-        s.push_str("Every value you proposed was already the current value.\n");
-    }
-    match (it.decision, &it.comparison, &it.failure) {
-        (Decision::Failed, _, Some(f)) => {
-            s.push_str(&format!("It FAILED: {f}\nAvoid what caused this.\n"))
-        }
-        (_, Some(c), _) => s.push_str(&format!(
-            "Throughput {:+.1}% vs the best so far (95% interval {:+.1}% to {:+.1}%): {}.\n",
-            c.effect * 100.0,
-            c.effect_low * 100.0,
-            c.effect_high * 100.0,
-            match it.decision {
-                Decision::Accepted => "KEPT as the new best",
-                _ => "not kept (not significantly better)",
+        let effect = match (it.decision, &it.comparison) {
+            (Decision::Failed, _) => "failed".to_string(),
+            (Decision::Accepted, Some(c)) => format!("{} kept", pct(c.effect)),
+            (Decision::Accepted, None) => "kept".to_string(),
+            (_, Some(c)) => format!("{} not kept", pct(c.effect)),
+            (Decision::Repeat, _) => continue,
+            _ => "not measured".to_string(),
+        };
+        for (k, v) in &it.changes {
+            let shown = catalog
+                .get(k)
+                .and_then(|e| value_of(&e.spec.ty, v).map(|x| show(&e.spec.ty, &x)))
+                .unwrap_or_else(|| v.clone());
+            let with: Vec<String> = it
+                .changes
+                .keys()
+                .filter(|o| *o != k)
+                .map(|o| o.to_string())
+                .collect();
+            let with = if with.is_empty() {
+                String::new()
+            } else {
+                format!(" (with {})", with.join(", "))
+            };
+            let key = k.as_str();
+            if !per.contains_key(key) {
+                order.push(key);
             }
-        )),
-        _ => {}
+            per.entry(key)
+                .or_default()
+                .push(format!("{shown} → {effect}{with}"));
+        }
+        if it.decision == Decision::Failed
+            && let Some(f) = &it.failure
+        {
+            other.push(format!("iteration {} failed: {f}", it.iteration));
+        }
     }
-    s.push_str(&format!(
-        "Best so far: {:.0} ops/s ({:+.1}% vs the start).\n",
-        ctx.best_ops,
-        (ctx.best_ops / ctx.baseline_ops.max(1e-9) - 1.0) * 100.0
+    let mut out: Vec<String> = order
+        .into_iter()
+        .map(|k| format!("{k}: {}", per[k].join("; ")))
+        .collect();
+    out.extend(other);
+    out
+}
+
+/// The user message for one turn.
+pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usize) -> String {
+    let w = ctx.workload;
+    let s = situation(ctx);
+    let mut t = String::new();
+    t.push_str("Machine:\n");
+    t.push_str(&ctx.facts.describe());
+    t.push_str(&format!(
+        "\n\nWorkload: {} ({}): {} keys of {} B with {} B values ({} of data), {} client thread(s).\n",
+        w.kind.name(),
+        w.kind.describe(),
+        w.num,
+        w.key_size,
+        w.value_size,
+        human_bytes(s.data_bytes()),
+        w.threads
     ));
-    if let Some(d) = &ctx.best_diagnostics {
-        s.push_str(&format!(
-            "Diagnostics of the best: {}.\n",
-            diagnostics_line(d)
-        ));
-    }
+    t.push_str(&format!(
+        "Memory budget for block cache + memtables: {}.\n\n",
+        human_bytes(ctx.memory_budget as i64)
+    ));
+    let latency = match (ctx.best_p50_us, ctx.best_p99_us) {
+        (Some(a), Some(b)) => format!(", latency p50 {a:.1} us, p99 {b:.1} us"),
+        _ => String::new(),
+    };
+    let vs_start = if ctx.history.is_empty() {
+        " (the starting configuration)".to_string()
+    } else {
+        format!(
+            " ({} vs the start)",
+            pct(ctx.best_ops / ctx.baseline_ops.max(1e-9) - 1.0)
+        )
+    };
+    t.push_str(&format!(
+        "Measured now: {:.0} ops/s{latency}{vs_start}.\n",
+        ctx.best_ops
+    ));
     let changed = ctx.best.diff(ctx.base, ctx.catalog);
     if !changed.is_empty() {
         let list: Vec<String> = changed
             .iter()
-            .map(|(k, (now, _))| format!("{k}={now}"))
+            .map(|(k, (now, _))| {
+                let shown = ctx
+                    .catalog
+                    .get(k)
+                    .map(|e| show(&e.spec.ty, now))
+                    .unwrap_or_else(|| now.to_string());
+                format!("{k}={shown}")
+            })
             .collect();
-        s.push_str(&format!(
-            "The best configuration changes: {}.\n",
+        t.push_str(&format!(
+            "Changed from the start so far: {}.\n",
             list.join(", ")
         ));
     }
-    s.push_str("Propose the next changes to the best configuration.");
-    s
+    if level != HintLevel::None {
+        let sy = knowledge::symptoms(&s);
+        if !sy.is_empty() {
+            t.push_str("What the measurements show:\n");
+            for x in sy {
+                t.push_str(&format!("- {x}\n"));
+            }
+        }
+    }
+    let tried = tried(ctx.history, ctx.catalog);
+    if !tried.is_empty() {
+        t.push_str("Tried so far (value → effect on throughput):\n");
+        for x in tried {
+            t.push_str(&format!("- {x}\n"));
+        }
+    }
+    if level == HintLevel::Knowledge {
+        let h = knowledge::hints(&s);
+        if !h.is_empty() {
+            t.push_str("Hints (symptom → options: why. Typical values):\n");
+            for a in h.iter().take(6) {
+                t.push_str(&format!("- {}\n", a.line(&s)));
+            }
+        }
+    }
+    t.push_str("Options you may change (meaning; current value → values you may pick):\n");
+    for o in offers {
+        let vals: Vec<&str> = o.values.iter().map(|(s, _)| s.as_str()).collect();
+        t.push_str(&format!(
+            "- {} ({}); {} → {}\n",
+            o.key,
+            o.meaning.trim_end_matches('.'),
+            o.current,
+            vals.join(" | ")
+        ));
+    }
+    if let Some(note) = ctx.note {
+        t.push_str(&format!("\nNote: {note}\n"));
+    }
+    t.push_str(&format!(
+        "\nPick 1 to {max_changes} changes that address what the measurements show."
+    ));
+    t
 }

@@ -97,6 +97,38 @@ pub struct Facts {
     pub filesystem: Option<String>,
     pub free_bytes: Option<u64>,
     pub rocksdb_version: String,
+    /// What the storage did when probed (`Facts::probe_storage`), when it was.
+    #[serde(default)]
+    pub storage_probe: Option<StorageProbe>,
+}
+
+/// A few seconds of measuring the storage under the data folder, as ELMo-Tune's fio step did:
+/// the kernel's `rotational` flag is wrong on many virtual disks.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StorageProbe {
+    /// Median latency of random 4 KiB reads, in microseconds.
+    pub random_read_us: f64,
+    /// Whether the reads bypassed the page cache (O_DIRECT); if not, they measure memory.
+    pub direct: bool,
+    /// Sequential write throughput with a final fsync, MB/s.
+    pub seq_write_mb_s: f64,
+    /// Median latency of a 4 KiB write + fdatasync, in milliseconds.
+    pub fsync_ms: f64,
+}
+
+impl StorageProbe {
+    /// What the numbers say the device behaves like.
+    pub fn kind(&self) -> &'static str {
+        if !self.direct {
+            "unknown (reads could not bypass the page cache)"
+        } else if self.random_read_us < 300.0 {
+            "solid-state-like"
+        } else if self.random_read_us < 3000.0 {
+            "network- or SATA-SSD-like"
+        } else {
+            "spinning-disk-like"
+        }
+    }
 }
 
 impl Facts {
@@ -112,7 +144,16 @@ impl Facts {
             filesystem: filesystem(data_dir),
             free_bytes: free_bytes(data_dir),
             rocksdb_version: rocksdb_version.to_string(),
+            storage_probe: None,
         }
+    }
+
+    /// Gather the facts and measure the storage under `data_dir` (a few seconds; see
+    /// [`probe_storage`]). A probe that cannot run leaves `storage_probe` empty.
+    pub fn gather_and_probe(data_dir: &Path, rocksdb_version: &str) -> Facts {
+        let mut f = Facts::gather(data_dir, rocksdb_version);
+        f.storage_probe = probe_storage(data_dir, 32 << 20).ok();
+        f
     }
 
     /// One line per fact, for a prompt or a report.
@@ -129,22 +170,122 @@ impl Facts {
             ),
             format!("memory: {}", human_bytes(self.memory_bytes as i64)),
         ];
-        let kind = match self.rotational {
-            Some(true) => "spinning disk",
-            Some(false) => "SSD",
-            None => "unknown kind",
+        let flag = match self.rotational {
+            Some(true) => "the kernel flags it rotational",
+            Some(false) => "the kernel flags it non-rotational",
+            None => "kind unknown to the kernel",
         };
         lines.push(format!(
-            "storage: {} ({kind}), file system {}, {} free",
+            "storage: {} ({flag}), file system {}, {} free",
             self.storage_device.as_deref().unwrap_or("unknown device"),
             self.filesystem.as_deref().unwrap_or("unknown"),
             self.free_bytes
                 .map(|b| human_bytes(b as i64))
                 .unwrap_or_else(|| "?".into())
         ));
+        if let Some(p) = &self.storage_probe {
+            lines.push(format!(
+                "storage measured in the data folder: random 4 KiB reads {:.0} us{}, sequential writes {:.0} MB/s, write + fsync {:.2} ms: {}",
+                p.random_read_us,
+                if p.direct { "" } else { " (page cache)" },
+                p.seq_write_mb_s,
+                p.fsync_ms,
+                p.kind()
+            ));
+        }
         lines.push(format!("RocksDB: {}", self.rocksdb_version));
         lines.join("\n")
     }
+}
+
+/// Measure the storage under `dir` with a scratch file of `size` bytes (removed after):
+/// sequential writes then fsync, 64 random 4 KiB reads with O_DIRECT (falling back to buffered
+/// reads where the file system refuses it, e.g. tmpfs), and 16 small write + fdatasync pairs.
+/// About one to three seconds.
+pub fn probe_storage(dir: &Path, size: usize) -> std::io::Result<StorageProbe> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Instant;
+    let path = dir.join(format!(".lsmtune-probe-{}", std::process::id()));
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _guard = Remove(&path);
+    let size = size.max(1 << 20) & !4095;
+    // Sequential writes of distinct (incompressible) data, then fsync.
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .read(true)
+        .open(&path)?;
+    let mut rng = crate::bench::workload::Rng::new(0x0510_7A6E);
+    let chunk: Vec<u8> = (0..1 << 20).map(|_| rng.below(256) as u8).collect();
+    let t = Instant::now();
+    for _ in 0..size >> 20 {
+        f.write_all(&chunk)?;
+    }
+    f.sync_all()?;
+    let seq_write_mb_s = size as f64 / 1e6 / t.elapsed().as_secs_f64().max(1e-9);
+    // Random aligned 4 KiB reads, bypassing the page cache where possible.
+    let blocks = (size / 4096) as u64;
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .ok();
+    let is_direct = direct.is_some();
+    let mut reader = match direct {
+        Some(d) => d,
+        None => std::fs::File::open(&path)?,
+    };
+    let layout = std::alloc::Layout::from_size_align(4096, 4096).expect("4 KiB aligned");
+    // SAFETY: the layout has a non-zero size; the buffer is freed below and only read through
+    // this slice while allocated.
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    if ptr.is_null() {
+        return Err(std::io::Error::other("out of memory"));
+    }
+    let buf = unsafe { std::slice::from_raw_parts_mut(ptr, 4096) };
+    let mut reads = Vec::with_capacity(64);
+    let mut result = Ok(());
+    for _ in 0..64 {
+        let at = rng.below(blocks) * 4096;
+        let t = Instant::now();
+        if let Err(e) = reader
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| reader.read_exact(buf))
+        {
+            result = Err(e);
+            break;
+        }
+        reads.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    // SAFETY: allocated above with the same layout.
+    unsafe { std::alloc::dealloc(ptr, layout) };
+    result?;
+    // Small writes made durable one at a time (what a WAL sync costs).
+    let mut syncs = Vec::with_capacity(16);
+    for i in 0..16u64 {
+        f.seek(SeekFrom::Start(i * 4096))?;
+        let t = Instant::now();
+        f.write_all(&chunk[..4096])?;
+        f.sync_data()?;
+        syncs.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    Ok(StorageProbe {
+        random_read_us: median(&mut reads),
+        direct: is_direct,
+        seq_write_mb_s,
+        fsync_ms: median(&mut syncs),
+    })
 }
 
 fn cpu_model() -> Option<String> {
@@ -232,6 +373,23 @@ mod facts_tests {
         assert!(
             text.contains("cores") && text.contains("RocksDB: 11.8.1"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_storage_probe_measures_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = probe_storage(dir.path(), 4 << 20).unwrap();
+        assert!(p.random_read_us > 0.0 && p.random_read_us < 1e6, "{p:?}");
+        assert!(p.seq_write_mb_s > 0.0 && p.fsync_ms >= 0.0, "{p:?}");
+        assert!(!p.kind().is_empty());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut f = Facts::gather(dir.path(), "11.8.1");
+        f.storage_probe = Some(p);
+        assert!(
+            f.describe().contains("random 4 KiB reads"),
+            "{}",
+            f.describe()
         );
     }
 }

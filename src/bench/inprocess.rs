@@ -263,7 +263,12 @@ pub fn run(
         mb_per_sec: ops_per_sec * (w.key_size + w.value_size) as f64 / (1 << 20) as f64,
         latency_us: Latency::from_histogram(&hist),
         reads_found: (reads > 0).then_some((found, reads)),
-        diagnostics: Some(Diagnostics::from_counters(&counters, seconds, w.threads)),
+        diagnostics: Some(Diagnostics::from_counters(
+            &counters,
+            seconds,
+            w.threads,
+            Some(cpu1 - cpu0),
+        )),
         counters: Some(counters),
         size_on_disk,
         cpu_seconds: Some(cpu1 - cpu0),
@@ -291,5 +296,13 @@ fn delta(a: &RocksCounters, b: &RocksCounters) -> RocksCounters {
         l0_files: b.l0_files,
         sst_bytes: b.sst_bytes,
         pending_compaction_bytes: b.pending_compaction_bytes,
+        stalls_l0: b.stalls_l0.saturating_sub(a.stalls_l0),
+        stalls_memtable: b.stalls_memtable.saturating_sub(a.stalls_memtable),
+        stalls_pending_compaction: b
+            .stalls_pending_compaction
+            .saturating_sub(a.stalls_pending_compaction),
+        compaction_cpu_micros: b
+            .compaction_cpu_micros
+            .saturating_sub(a.compaction_cpu_micros),
     }
 }

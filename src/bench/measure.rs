@@ -52,6 +52,17 @@ pub struct RocksCounters {
     pub l0_files: u64,
     pub sst_bytes: u64,
     pub pending_compaction_bytes: u64,
+    /// Write stalls (delays + stops) by cause: too many L0 files, too many memtables, too many
+    /// pending compaction bytes.
+    #[serde(default)]
+    pub stalls_l0: u64,
+    #[serde(default)]
+    pub stalls_memtable: u64,
+    #[serde(default)]
+    pub stalls_pending_compaction: u64,
+    /// CPU time compactions used.
+    #[serde(default)]
+    pub compaction_cpu_micros: u64,
 }
 
 /// Processed diagnostics: ratios a person or a model can act on.
@@ -67,13 +78,67 @@ pub struct Diagnostics {
     /// Share of filter positives that were false.
     pub bloom_false_positive_rate: Option<f64>,
     pub l0_files: u64,
+    /// What most write stalls were caused by, when there were any.
+    #[serde(default)]
+    pub stall_cause: Option<StallCause>,
+    /// Share of the measured phase's CPU time spent in compactions.
+    #[serde(default)]
+    pub compaction_cpu_share: Option<f64>,
+}
+
+/// Why RocksDB slowed or stopped writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallCause {
+    /// Too many L0 files (level0_slowdown/stop_writes_trigger).
+    L0Files,
+    /// Every memtable full while flushes run (max_write_buffer_number).
+    Memtables,
+    /// Too many bytes waiting for compaction (soft/hard_pending_compaction_bytes_limit).
+    PendingCompaction,
+}
+
+impl StallCause {
+    /// In plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StallCause::L0Files => "too many L0 files (level0_slowdown/stop_writes_trigger)",
+            StallCause::Memtables => {
+                "all memtables full while a flush runs (max_write_buffer_number)"
+            }
+            StallCause::PendingCompaction => {
+                "too many bytes pending compaction (soft/hard_pending_compaction_bytes_limit)"
+            }
+        }
+    }
 }
 
 impl Diagnostics {
-    pub fn from_counters(c: &RocksCounters, seconds: f64, threads: usize) -> Diagnostics {
+    /// From counter deltas over a measured phase of `seconds` with `threads` client threads
+    /// that used `cpu_seconds` of CPU (when known).
+    pub fn from_counters(
+        c: &RocksCounters,
+        seconds: f64,
+        threads: usize,
+        cpu_seconds: Option<f64>,
+    ) -> Diagnostics {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         let wall_us = seconds * 1e6 * threads.max(1) as f64;
+        let causes = [
+            (c.stalls_l0, StallCause::L0Files),
+            (c.stalls_memtable, StallCause::Memtables),
+            (c.stalls_pending_compaction, StallCause::PendingCompaction),
+        ];
+        let stall_cause = causes
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, cause)| *cause);
         Diagnostics {
+            stall_cause,
+            compaction_cpu_share: cpu_seconds
+                .filter(|&s| s > 0.0)
+                .map(|s| (c.compaction_cpu_micros as f64 / 1e6 / s).min(1.0)),
             stall_share: (wall_us > 0.0).then(|| (c.stall_micros as f64 / wall_us).min(1.0)),
             write_amplification: ratio(
                 c.flush_write_bytes + c.compact_write_bytes,
@@ -149,13 +214,22 @@ mod tests {
             bloom_full_true_positive: 9,
             ..Default::default()
         };
-        let d = Diagnostics::from_counters(&c, 1.0, 2);
+        let c = RocksCounters {
+            stalls_l0: 3,
+            stalls_memtable: 5,
+            compaction_cpu_micros: 250_000,
+            ..c
+        };
+        let d = Diagnostics::from_counters(&c, 1.0, 2, Some(1.0));
+        assert_eq!(d.stall_cause, Some(StallCause::Memtables));
+        assert_eq!(d.compaction_cpu_share, Some(0.25));
         assert_eq!(d.stall_share, Some(0.25));
         assert_eq!(d.write_amplification, Some(3.0));
         assert_eq!(d.block_cache_hit_rate, Some(0.75));
         assert_eq!(d.bloom_usefulness, Some(0.9));
         assert_eq!(d.bloom_false_positive_rate, Some(0.1));
-        let none = Diagnostics::from_counters(&RocksCounters::default(), 1.0, 1);
+        let none = Diagnostics::from_counters(&RocksCounters::default(), 1.0, 1, None);
+        assert_eq!(none.stall_cause, None);
         assert_eq!(none.write_amplification, None);
         assert_eq!(none.block_cache_hit_rate, None);
     }

@@ -56,6 +56,35 @@ pub const ALL_KINDS: &[Kind] = &[
 ];
 
 impl Kind {
+    /// Whether writes matter to the measured phase (YCSB B's 5% updates do not).
+    pub fn writes(self) -> bool {
+        !matches!(
+            self,
+            Kind::ReadRandom | Kind::SeekRandom | Kind::YcsbB | Kind::YcsbC
+        )
+    }
+
+    /// Whether the measured phase does point lookups.
+    pub fn point_reads(self) -> bool {
+        matches!(
+            self,
+            Kind::ReadRandom
+                | Kind::ReadRandomWriteRandom
+                | Kind::ReadWhileWriting
+                | Kind::UpdateRandom
+                | Kind::YcsbA
+                | Kind::YcsbB
+                | Kind::YcsbC
+                | Kind::YcsbD
+                | Kind::YcsbF
+        )
+    }
+
+    /// Whether the measured phase scans (seek + next).
+    pub fn scans(self) -> bool {
+        matches!(self, Kind::SeekRandom | Kind::YcsbE)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::FillSeq => "fillseq",

@@ -11,7 +11,7 @@ use super::tune::{
     Backend, EndpointArgs, JudgeArgs, LiveLine, ProposerOpts, RunArgs, SizeArgs, choose,
 };
 use crate::bench;
-use crate::compare::{self, ProposerSpec};
+use crate::compare::{self, ProposerSpec, Variant};
 use crate::tune::journal::{self, Record, Sample, Settings};
 use crate::tune::{Tuner, measure_start};
 
@@ -53,6 +53,16 @@ pub struct CompareArgs {
     pub temperature: f64,
     #[arg(long, default_value_t = 768)]
     pub max_tokens: usize,
+    /// Hint levels each model proposer is run with (an ablation: each level is its own row),
+    /// comma-separated: none, diagnostics, knowledge.
+    #[arg(long, default_value = "knowledge", value_delimiter = ',')]
+    pub hints: Vec<crate::prompt::HintLevel>,
+    /// Replies a model samples per turn (default: 3 local, 1 endpoint).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// No value refinement (for every proposer).
+    #[arg(long)]
+    pub no_refine: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -65,10 +75,14 @@ fn split(list: &str) -> Vec<String> {
 }
 
 pub fn compare_cmd(args: CompareArgs) -> Result<()> {
-    let proposers: Vec<ProposerSpec> = split(&args.proposers)
+    let specs: Vec<ProposerSpec> = split(&args.proposers)
         .iter()
         .map(|p| ProposerSpec::parse(p))
         .collect::<Result<_>>()?;
+    if args.hints.is_empty() {
+        bail!("--hints must name at least one level (none, diagnostics, knowledge)");
+    }
+    let proposers = Variant::expand(&specs, &args.hints);
     let workloads: Vec<bench::Kind> = split(&args.workloads)
         .iter()
         .map(|w| w.parse::<bench::Kind>().map_err(|e| anyhow::anyhow!(e)))
@@ -100,9 +114,10 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, p: &ProposerSpec) -> Settings {
+fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Settings {
     let mut w = args.size.workload(kind);
     w.seed = seed;
+    let p = &v.spec;
     let (backend, model) = match p {
         ProposerSpec::Local(m) => ("local", Some(m.clone())),
         ProposerSpec::OpenAi(m) => ("openai", Some(m.clone())),
@@ -127,12 +142,15 @@ fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, p: &ProposerSpec) 
         backend: backend.into(),
         model,
         seed,
+        hints: v.hints.unwrap_or_default(),
+        samples: args.samples.unwrap_or(0),
+        refine: !args.no_refine,
     }
 }
 
 fn run_all(
     args: &CompareArgs,
-    proposers: &[ProposerSpec],
+    proposers: &[Variant],
     workloads: &[bench::Kind],
     seeds: &[u64],
     engine: &bench::InProcess,
@@ -183,10 +201,11 @@ fn run_all(
                 s
             }
         };
-        for p in proposers {
+        for v in proposers {
+            let p = &v.spec;
             for &seed in seeds {
                 done += 1;
-                let dir = compare::run_dir(&args.out, kind, p, seed);
+                let dir = compare::run_dir(&args.out, kind, v, seed);
                 let records = journal::load(&dir).ok();
                 if matches!(
                     records.as_ref().and_then(|r| r.last()),
@@ -194,7 +213,7 @@ fn run_all(
                 ) {
                     continue;
                 }
-                let s = settings(args, kind, seed, p);
+                let s = settings(args, kind, seed, v);
                 let opts = ProposerOpts {
                     backend: match p {
                         ProposerSpec::Local(_) => Backend::Local,
@@ -215,11 +234,13 @@ fn run_all(
                     temperature: args.temperature,
                     max_tokens: args.max_tokens,
                     seed,
+                    hints: s.hints,
+                    samples: s.samples,
                 };
                 let (mut proposer, reason) = choose(&opts, &s)?;
                 line.live.bar.println(format!(
                     "[{done}/{total}] {kind} · {} · seed {seed}",
-                    p.label()
+                    v.label()
                 ));
                 let tuner = Tuner {
                     settings: s,

@@ -1,23 +1,73 @@
-//! `lsmtune llm turns`: what keeping the KV cache across turns saves in a tuning conversation,
-//! measured side by side (cache kept vs every turn prefilled from scratch).
+//! `lsmtune llm turns`: what keeping the KV cache across turns saves in a tuning session,
+//! measured side by side (cache kept vs every turn prefilled from scratch). Each turn is the
+//! tuner's self-contained state prompt after a synthetic history of that many iterations; the
+//! cache keeps the prefix turns share (system message, machine, workload).
 
 use anyhow::Result;
 
 use super::ModelSource;
 use crate::llm::{GenParams, Llm, Message, local::LocalModel};
 
-/// A feedback turn of about the size the tuner sends.
-fn feedback(turn: usize) -> String {
-    format!(
-        "Iteration {turn} result: applied write_buffer_size=16777216, enable_pipelined_write=true.\n\
-         Throughput +12.4% vs the best so far (95% interval +8.1% to +16.9%): KEPT as the new best.\n\
-         Best so far: 251234 ops/s (+24.0% vs the start).\n\
-         Diagnostics of the best: write stalls 0.2% of the time; write amplification 1.9; block cache \
-         hit rate 61.0%; bloom filter skipped 93.1% of reads it was asked about (false positives 0.9%); \
-         4 L0 files.\nThe best configuration changes: enable_pipelined_write=true, \
-         write_buffer_size=16777216, table.filter_bits_per_key=10.000000.\n\
-         Propose the next changes to the best configuration."
-    )
+/// A finished iteration of the kind the tuner journals, for a synthetic history: iteration
+/// `n` tried one option and kept it when `n` is odd.
+fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
+    use crate::bench::stats::{Comparison, Verdict};
+    use crate::tune::journal::{Decision, Iteration, Sample};
+    let changes: [(&str, &str, &str); 6] = [
+        ("write_buffer_size", "67108864", "33554432"),
+        ("enable_pipelined_write", "false", "true"),
+        ("max_background_jobs", "2", "4"),
+        ("max_write_buffer_number", "2", "4"),
+        ("bytes_per_sync", "0", "1048576"),
+        ("compression", "kLZ4Compression", "kNoCompression"),
+    ];
+    let (k, from, to) = changes[(n - 1) % changes.len()];
+    let kept = n % 2 == 1;
+    let effect = if kept { 0.12 } else { -0.02 };
+    let sample = Sample {
+        ops_per_sec: vec![200_000.0, 205_000.0],
+        ..Sample::default()
+    };
+    Iteration {
+        iteration: n,
+        proposer: "local".into(),
+        prompt: None,
+        reply: None,
+        llm: None,
+        reasoning: None,
+        proposed: 1,
+        invalid: 0,
+        changes: [(k.to_string(), to.to_string())].into(),
+        changes_from: [(k.to_string(), from.to_string())].into(),
+        corrections: Vec::new(),
+        candidate_file: None,
+        best: Some(sample.clone()),
+        candidate: Some(sample),
+        comparison: Some(Comparison {
+            verdict: if kept {
+                Verdict::Better
+            } else {
+                Verdict::NoSignificantDifference
+            },
+            effect,
+            effect_low: effect - 0.04,
+            effect_high: effect + 0.04,
+            p_value: 0.01,
+            df: 3.0,
+        }),
+        decision: if kept {
+            Decision::Accepted
+        } else {
+            Decision::Rejected
+        },
+        failure: None,
+        bench_seconds: 20.0,
+        llm_seconds: 5.0,
+        elapsed: 25.0 * n as f64,
+        best_ops: 200_000.0,
+        notes: Vec::new(),
+        replies: Default::default(),
+    }
 }
 
 pub fn turns_cmd(
@@ -32,17 +82,44 @@ pub fn turns_cmd(
     let catalog = crate::options::catalog()?;
     let schema = crate::grammar::schema::SchemaOptions::default();
     let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), &catalog.rocksdb_version);
-    let workload = crate::bench::Workload::new(crate::bench::Kind::FillRandom);
+    let mut workload = crate::bench::Workload::new(crate::bench::Kind::FillRandom);
+    (workload.num, workload.value_size, workload.threads) = (300_000, 400, 2);
     let base = crate::options::default_config()?;
-    let first = crate::prompt::FirstTurn {
-        facts: &facts,
-        workload: &workload,
-        catalog,
-        config: &base,
-        schema: &schema,
-        memory_budget: 4 << 30,
-    }
-    .render();
+    let history: Vec<_> = (1..turns.max(1)).map(synthetic_iteration).collect();
+    let diagnostics = crate::bench::measure::Diagnostics {
+        stall_share: Some(0.0),
+        write_amplification: Some(2.1),
+        l0_files: 3,
+        compaction_cpu_share: Some(0.3),
+        ..Default::default()
+    };
+    // The prompt of turn t (1-based): the state after t - 1 iterations.
+    let prompt = |t: usize| {
+        let ctx = crate::tune::proposer::Context {
+            catalog,
+            facts: &facts,
+            workload: &workload,
+            base: &base,
+            best: &base,
+            best_diagnostics: Some(diagnostics),
+            best_ops: 200_000.0,
+            best_p50_us: Some(6.0),
+            best_p99_us: Some(40.0),
+            baseline_ops: 180_000.0,
+            history: &history[..t - 1],
+            memory_budget: 4 << 30,
+            schema: &schema,
+            iteration: t,
+            note: None,
+        };
+        let level = crate::prompt::HintLevel::Knowledge;
+        let offers = crate::prompt::offers(&ctx, level);
+        let max = crate::prompt::MODEL_MAX_CHANGES;
+        [
+            Message::system(crate::prompt::system(max)),
+            Message::user(crate::prompt::state(&ctx, level, &offers, max)),
+        ]
+    };
     let params = GenParams {
         max_tokens: gen_tokens,
         temperature: 0.0,
@@ -55,19 +132,13 @@ pub fn turns_cmd(
         for (mode, keep) in [true, false].into_iter().enumerate() {
             llm.reuse_kv = keep;
             llm.reset()?;
-            let mut messages = vec![
-                Message::system(crate::prompt::system(&schema)),
-                Message::user(first.clone()),
-            ];
             for (t, row) in rows[mode].iter_mut().enumerate() {
-                let c = llm.chat(&messages, None, &params, &mut |_| {})?;
+                let c = llm.chat(&prompt(t + 1), None, &params, &mut |_| {})?;
                 row.push((
                     c.prompt_tokens,
                     c.prompt_tokens - c.cached_tokens,
                     c.prefill_seconds,
                 ));
-                messages.push(Message::assistant(c.text));
-                messages.push(Message::user(feedback(t + 1)));
             }
         }
     }

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
 use super::ModelSource;
-use crate::grammar::Grammar;
+use crate::grammar::GrammarEnv;
 use crate::grammar::schema::{self, SchemaOptions};
 use crate::llm::{GenParams, Llm, Message, local::LocalModel};
 use crate::options::{self, CalibrateOptions, Calibrator};
@@ -62,7 +62,7 @@ pub struct ProposeArgs {
     pub n: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Sampling temperature (0 = greedy).
+    /// Sampling temperature of the proposals after the first (which is greedy, as in `tune`).
     #[arg(long, default_value_t = 0.7)]
     pub temperature: f64,
     #[arg(long, default_value_t = 1024)]
@@ -78,6 +78,18 @@ pub struct ProposeArgs {
     /// One JSON object per proposal instead of text.
     #[arg(long)]
     pub json: bool,
+    /// What the model is told besides the measurements (as `tune --hints`).
+    #[arg(long, value_enum, default_value_t = crate::prompt::HintLevel::Knowledge)]
+    pub hints: crate::prompt::HintLevel,
+    /// Do not measure the starting configuration first (the prompt then has no measurements).
+    #[arg(long)]
+    pub no_measure: bool,
+    /// Repeats of the starting configuration's measurement.
+    #[arg(long, default_value_t = 2)]
+    pub repeats: usize,
+    /// Print the prompt the model is sent.
+    #[arg(long)]
+    pub show_prompt: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,31 +167,89 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
     let mut workload = crate::bench::Workload::new(args.workload);
     workload.num = args.num;
     workload.threads = args.threads;
-    let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), &catalog.rocksdb_version);
-    let first = crate::prompt::FirstTurn {
+    let facts =
+        crate::sysinfo::Facts::gather_and_probe(&std::env::temp_dir(), &catalog.rocksdb_version);
+    // Measure before asking, as the tuner does: the prompt starts from symptoms.
+    let sample = if args.no_measure {
+        crate::tune::journal::Sample::default()
+    } else {
+        if !args.json {
+            eprintln!(
+                "measuring the starting configuration ({} x {} repeats)...",
+                workload.kind, args.repeats
+            );
+        }
+        let engine = crate::bench::InProcess {
+            exe: crate::bench::worker::worker_exe()?,
+            limits: crate::bench::Limits {
+                timeout: std::time::Duration::from_secs(300),
+                memory: crate::sysinfo::total_memory() / 4 * 3,
+            },
+            live_ops: Default::default(),
+        };
+        let s = crate::tune::measure_interleaved(
+            &engine,
+            &workload,
+            None,
+            &crate::tune::Quiet,
+            &[("start", &base.doc)],
+            args.repeats.max(1),
+            args.seed,
+        )
+        .remove(0);
+        if s.ops_per_sec.is_empty() {
+            bail!(
+                "the starting configuration could not be measured: {}",
+                s.failures.join("; ")
+            );
+        }
+        s
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let ctx = crate::tune::proposer::Context {
+        catalog,
         facts: &facts,
         workload: &workload,
-        catalog,
-        config: &base,
-        schema: &opts,
+        base: &base,
+        best: &base,
+        best_diagnostics: sample.diagnostics,
+        best_ops: mean(&sample.ops_per_sec),
+        best_p50_us: sample.p50_us,
+        best_p99_us: sample.p99_us,
+        baseline_ops: mean(&sample.ops_per_sec),
+        history: &[],
         memory_budget: budget,
+        schema: &opts,
+        iteration: 1,
+        note: None,
     };
+    let offers = crate::prompt::offers(&ctx, args.hints);
+    if offers.is_empty() {
+        bail!("no option has a value to offer (every option is excluded)");
+    }
+    let max = crate::prompt::MODEL_MAX_CHANGES.min(opts.max_changes);
+    let user = crate::prompt::state(&ctx, args.hints, &offers, max);
     let messages = [
-        Message::system(crate::prompt::system(&opts)),
-        Message::user(first.render()),
+        Message::system(crate::prompt::system(max)),
+        Message::user(user.clone()),
     ];
+    if args.show_prompt && !args.json {
+        println!("--- prompt\n{user}");
+    }
 
     let files = args.model.files()?;
     let mut llm = LocalModel::load(&files)?;
+    if !args.json {
+        for note in llm.notes() {
+            eprintln!("{note}");
+        }
+    }
     let grammar = if args.unconstrained {
         None
     } else {
         let started = std::time::Instant::now();
-        let g = Grammar::json_schema(
-            llm.tokenizer(),
-            llm.eos_tokens(),
-            &schema::proposal_schema(catalog, &opts),
-        )?;
+        let g = GrammarEnv::new(llm.tokenizer(), llm.eos_tokens())?
+            .compile(&crate::prompt::schema(&offers, max, opts.reasoning_chars))?;
         if !args.json {
             eprintln!(
                 "grammar compiled for {} in {:.2} s",
@@ -192,8 +262,8 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
     for i in 0..args.n.max(1) {
         let params = GenParams {
             max_tokens: args.max_tokens,
-            temperature: args.temperature,
             seed: args.seed + i as u64,
+            temperature: if i == 0 { 0.0 } else { args.temperature },
             ..GenParams::default()
         };
         let live = !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
 use crate::bench;
-use crate::grammar::{Grammar, schema};
+use crate::grammar::{GrammarEnv, schema};
 use crate::llm::openai::{Endpoint, OpenAiBackend};
 use crate::llm::{GenParams, local::LocalModel};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
@@ -169,7 +169,29 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 768)]
     pub max_tokens: usize,
     #[command(flatten)]
+    pub model_args: ModelTuningArgs,
+    #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// How a model proposer is prompted and sampled, and value refinement; shared by `tune` and
+/// `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelTuningArgs {
+    /// What a model is told besides throughput and latency: `none` (every option, no
+    /// interpretation), `diagnostics` (plus what the measurements show in plain words), or
+    /// `knowledge` (plus tuning hints for those symptoms, and only the options that matter).
+    /// An ablation switch: recorded in the journal and the compare table.
+    #[arg(long, value_enum, default_value_t = crate::prompt::HintLevel::Knowledge)]
+    pub hints: crate::prompt::HintLevel,
+    /// Replies a model samples per turn (the first greedy); the loop keeps the one most replies
+    /// agree on. Default: 3 for a local model, 1 for an endpoint (each reply is a paid request).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// No value refinement: after a kept change of a numeric option, do not try a further step
+    /// the same way before asking the proposer again.
+    #[arg(long)]
+    pub no_refine: bool,
 }
 
 /// How candidates are measured and judged, shared by `tune` and `compare`.
@@ -226,6 +248,9 @@ impl TuneArgs {
             backend: format!("{:?}", self.backend).to_ascii_lowercase(),
             model: self.model.clone(),
             seed: self.seed,
+            hints: self.model_args.hints,
+            samples: self.model_args.samples.unwrap_or(0),
+            refine: !self.model_args.no_refine,
         })
     }
 }
@@ -293,6 +318,7 @@ fn iteration_line(it: &Iteration) -> String {
         Decision::Accepted => "KEPT".to_string(),
         Decision::Rejected => "not kept".to_string(),
         Decision::NoChange => "nothing to change".to_string(),
+        Decision::Repeat => "repeated measured configurations: nothing run".to_string(),
         Decision::Failed => format!("failed: {}", it.failure.as_deref().unwrap_or("?")),
     };
     format!(
@@ -320,6 +346,9 @@ pub(super) struct ProposerOpts {
     pub temperature: f64,
     pub max_tokens: usize,
     pub seed: u64,
+    pub hints: crate::prompt::HintLevel,
+    /// Replies per turn; 0 = 3 for a local model, 1 for an endpoint.
+    pub samples: usize,
 }
 
 impl TuneArgs {
@@ -333,6 +362,8 @@ impl TuneArgs {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
+            hints: self.model_args.hints,
+            samples: self.model_args.samples.unwrap_or(0),
         }
     }
 }
@@ -364,22 +395,36 @@ pub(super) fn choose(
         e.timeout = args.endpoint.openai_timeout;
         e
     });
+    let samples = |default: usize| {
+        if args.samples == 0 {
+            default
+        } else {
+            args.samples
+        }
+    };
     let openai = |e: Endpoint| -> Box<dyn Proposer> {
         Box::new(LlmProposer::new(
             Box::new(OpenAiBackend::new(e, Some(proposal_schema.clone()))),
             None,
             params.clone(),
+            args.hints,
+            samples(1),
         ))
     };
     let offline = args.offline || crate::http::offline_from_env();
     let local = |spec: &str| -> Result<Box<dyn Proposer>> {
         let files = crate::llm::hub::Hub::from_env().find(spec, offline)?;
         let m = LocalModel::load(&files)?;
-        let g = Grammar::json_schema(m.tokenizer(), m.eos_tokens(), &proposal_schema)?;
+        for note in m.notes() {
+            eprintln!("{note}");
+        }
+        let g = GrammarEnv::new(m.tokenizer(), m.eos_tokens())?;
         Ok(Box::new(LlmProposer::new(
             Box::new(m),
             Some(g),
             params.clone(),
+            args.hints,
+            samples(3),
         )))
     };
     // A local model failing mid-run hands over to the endpoint when there is one.
@@ -556,6 +601,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             opts.model = settings.model.clone();
         }
         opts.seed = settings.seed;
+        opts.hints = settings.hints;
+        opts.samples = settings.samples;
     }
     let (mut proposer, reason) = choose(&opts, &settings)?;
     eprintln!("proposer: {} ({reason})", proposer.name());

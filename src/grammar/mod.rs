@@ -75,10 +75,10 @@ struct StringBound {
     limit: usize,
     /// Per token: characters it adds to the string before its first unescaped `"` (or in all,
     /// when it has none), capped at 255.
-    reach: Vec<u8>,
+    reach: Arc<Vec<u8>>,
     /// Text token ids, longest reach first: near the limit only a prefix needs blocking.
-    by_reach: Vec<u32>,
-    words: Vec<Vec<u8>>,
+    by_reach: Arc<Vec<u32>>,
+    words: Arc<Vec<Vec<u8>>>,
 }
 
 /// Where a constraint is with respect to the bounded string.
@@ -141,14 +141,22 @@ fn layout(schema: &J) -> J {
     schema
 }
 
-impl Grammar {
-    /// Compile `schema` (a JSON Schema) for `tokenizer`. `eos` are the model's end-of-turn
-    /// tokens (the first is the grammar's end token).
-    pub fn json_schema(
-        tokenizer: &Arc<dyn TextTokenizer>,
-        eos: &[u32],
-        schema: &J,
-    ) -> Result<Grammar> {
+/// A tokenizer prepared for grammars: its token trie and llguidance's parser factory, built
+/// once (about half a second for a 150k-token vocabulary); [`GrammarEnv::compile`] then turns
+/// each schema into a [`Grammar`] in milliseconds, so a tuner can narrow the schema every turn.
+pub struct GrammarEnv {
+    factory: Arc<ParserFactory>,
+    n_vocab: usize,
+    words: Arc<Vec<Vec<u8>>>,
+    /// Per token, for [`StringBound`]: characters it adds to a string, and text tokens by it.
+    reach: Arc<Vec<u8>>,
+    by_reach: Arc<Vec<u32>>,
+}
+
+impl GrammarEnv {
+    /// Prepare `tokenizer`; `eos` are the model's end-of-turn tokens (the first is the
+    /// grammar's end token).
+    pub fn new(tokenizer: &Arc<dyn TextTokenizer>, eos: &[u32]) -> Result<GrammarEnv> {
         let n_vocab = tokenizer.n_ids();
         let Some(&first_eos) = eos.first() else {
             bail!("the tokenizer has no end-of-turn token");
@@ -163,26 +171,11 @@ impl Grammar {
         };
         let words = tokenizer.token_bytes(TokTrie::SPECIAL_TOKEN_MARKER);
         let trie = TokTrie::from(&info, &words).with_eos_tokens(eos);
-        let (schema, limit) = split_reasoning_bound(schema);
-        let schema = &schema;
-        let first_key_is_reasoning = schema
-            .pointer("/required/0")
-            .and_then(|k| k.as_str())
-            .is_some_and(|k| k == "reasoning");
-        let bound = limit.filter(|_| first_key_is_reasoning).map(|limit| {
-            let reach: Vec<u8> = words.iter().map(|w| token_reach(w)).collect();
-            let mut by_reach: Vec<u32> = (0..words.len() as u32)
-                .filter(|&i| words[i as usize].first() != Some(&TokTrie::SPECIAL_TOKEN_MARKER))
-                .collect();
-            by_reach.sort_by_key(|&i| std::cmp::Reverse(reach[i as usize]));
-            Arc::new(StringBound {
-                prefix: br#"{"reasoning": ""#.to_vec(),
-                limit,
-                reach,
-                by_reach,
-                words: words.clone(),
-            })
-        });
+        let reach: Vec<u8> = words.iter().map(|w| token_reach(w)).collect();
+        let mut by_reach: Vec<u32> = (0..words.len() as u32)
+            .filter(|&i| words[i as usize].first() != Some(&TokTrie::SPECIAL_TOKEN_MARKER))
+            .collect();
+        by_reach.sort_by_key(|&i| std::cmp::Reverse(reach[i as usize]));
         let env: TokEnv = Arc::new(ModelTokEnv {
             trie,
             tokenizer: tokenizer.clone(),
@@ -199,8 +192,34 @@ impl Grammar {
         )
         .map_err(|e| anyhow!("preparing the grammar engine: {e}"))?;
         factory.quiet();
-        let factory = Arc::new(factory);
-        let parser = factory
+        Ok(GrammarEnv {
+            factory: Arc::new(factory),
+            n_vocab,
+            words: Arc::new(words),
+            reach: Arc::new(reach),
+            by_reach: Arc::new(by_reach),
+        })
+    }
+
+    /// Compile `schema` (a JSON Schema).
+    pub fn compile(&self, schema: &J) -> Result<Grammar> {
+        let (schema, limit) = split_reasoning_bound(schema);
+        let schema = &schema;
+        let first_key_is_reasoning = schema
+            .pointer("/required/0")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k == "reasoning");
+        let bound = limit.filter(|_| first_key_is_reasoning).map(|limit| {
+            Arc::new(StringBound {
+                prefix: br#"{"reasoning": ""#.to_vec(),
+                limit,
+                reach: self.reach.clone(),
+                by_reach: self.by_reach.clone(),
+                words: self.words.clone(),
+            })
+        });
+        let parser = self
+            .factory
             .create_parser(TopLevelGrammar::from_json_schema(layout(schema)))
             .map_err(|e| anyhow!("compiling the proposal schema: {e}"))?;
         let start = Matcher::new(Ok(parser));
@@ -208,11 +227,24 @@ impl Grammar {
             bail!("compiling the proposal schema: {e}");
         }
         Ok(Grammar {
-            factory,
+            factory: self.factory.clone(),
             start,
-            n_vocab,
+            n_vocab: self.n_vocab,
             bound,
         })
+    }
+}
+
+impl Grammar {
+    /// Compile `schema` (a JSON Schema) for `tokenizer`. `eos` are the model's end-of-turn
+    /// tokens (the first is the grammar's end token). To compile several schemas for one
+    /// tokenizer, prepare a [`GrammarEnv`] once.
+    pub fn json_schema(
+        tokenizer: &Arc<dyn TextTokenizer>,
+        eos: &[u32],
+        schema: &J,
+    ) -> Result<Grammar> {
+        GrammarEnv::new(tokenizer, eos)?.compile(schema)
     }
 
     /// A constraint at the start of the grammar. The clone shares the lexer's state cache with

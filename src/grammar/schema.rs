@@ -130,6 +130,43 @@ pub fn proposal_schema(catalog: &Catalog, options: &SchemaOptions) -> J {
     })
 }
 
+/// A proposal schema that offers only given values: for each key (in the order given) the
+/// values it may take, as written in the prompt (`"128 MiB"`, `10`, `true`, an enum's name).
+/// The tuner narrows every turn's schema this way: no current value, nothing already tried
+/// and not kept, nothing outside the options that matter. At most `max_changes` items.
+pub fn choice_schema(choices: &[(&str, Vec<J>)], max_changes: usize, reasoning_chars: usize) -> J {
+    let items: Vec<J> = choices
+        .iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(key, values)| {
+            json!({
+                "type": "object",
+                "properties": {*key: {"enum": values}},
+                "required": [key],
+                "additionalProperties": false
+            })
+        })
+        .collect();
+    json!({
+        "type": "object",
+        "properties": {
+            "reasoning": {
+                "type": "string",
+                "maxLength": reasoning_chars,
+                "description": "The symptom these changes address (one sentence)."
+            },
+            "changes": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_changes.max(1),
+                "items": {"anyOf": items}
+            }
+        },
+        "required": ["reasoning", "changes"],
+        "additionalProperties": false
+    })
+}
+
 /// The schema as committed under `grammars/`: pretty-printed, newline-terminated.
 pub fn render(schema: &J) -> String {
     let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();

@@ -157,4 +157,8 @@ pub trait Llm {
     fn take_notices(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// The JSON Schema the next replies must follow, for backends that take it with the request
+    /// (an endpoint's `response_format`); local models are constrained by the grammar given to
+    /// `chat` instead. `None` keeps the one given at construction.
+    fn set_response_schema(&mut self, _schema: Option<&serde_json::Value>) {}
 }

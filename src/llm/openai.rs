@@ -309,6 +309,15 @@ impl Llm for OpenAiBackend {
         std::mem::take(&mut self.notices)
     }
 
+    fn set_response_schema(&mut self, schema: Option<&J>) {
+        if let Some(s) = schema {
+            // A backend built without a schema (free text) stays without one.
+            if self.schema.is_some() {
+                self.schema = Some(s.clone());
+            }
+        }
+    }
+
     /// Remote models take no token constraint: the schema travels as `response_format`.
     fn chat(
         &mut self,

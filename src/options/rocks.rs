@@ -210,6 +210,7 @@ pub fn counters(db: &DB, opts: &Options) -> crate::bench::measure::RocksCounters
     let prop = |name: &rocksdb::properties::PropName| {
         db.property_int_value(name).ok().flatten().unwrap_or(0)
     };
+    let stalls = stall_counts(db);
     crate::bench::measure::RocksCounters {
         stall_micros: t(T::StallMicros),
         user_bytes_written: t(T::BytesWritten),
@@ -229,6 +230,50 @@ pub fn counters(db: &DB, opts: &Options) -> crate::bench::measure::RocksCounters
             .unwrap_or(0),
         sst_bytes: prop(rocksdb::properties::TOTAL_SST_FILES_SIZE),
         pending_compaction_bytes: prop(rocksdb::properties::ESTIMATE_PENDING_COMPACTION_BYTES),
+        stalls_l0: stalls.0,
+        stalls_memtable: stalls.1,
+        stalls_pending_compaction: stalls.2,
+        compaction_cpu_micros: t(T::CompactionCpuTotalTime),
+    }
+}
+
+/// Write stall counts (delays + stops) by cause from `rocksdb.cf-write-stall-stats`
+/// (`Write Stall (count): l0-file-count-limit-delays: 13, ...`): L0 files, memtables, pending
+/// compaction bytes. Zeros when RocksDB does not report them.
+fn stall_counts(db: &DB) -> (u64, u64, u64) {
+    let text = db
+        .property_value("rocksdb.cf-write-stall-stats")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    parse_stall_counts(&text)
+}
+
+fn parse_stall_counts(text: &str) -> (u64, u64, u64) {
+    let body = text.split_once(':').map_or("", |(_, b)| b);
+    let mut out = (0, 0, 0);
+    for item in body.split(',') {
+        let Some((k, v)) = item.split_once(':') else {
+            continue;
+        };
+        let v: u64 = v.trim().parse().unwrap_or(0);
+        match k.trim() {
+            "l0-file-count-limit-delays" | "l0-file-count-limit-stops" => out.0 += v,
+            "memtable-limit-delays" | "memtable-limit-stops" => out.1 += v,
+            "pending-compaction-bytes-delays" | "pending-compaction-bytes-stops" => out.2 += v,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod stall_tests {
+    #[test]
+    fn stall_counts_parse_rocksdbs_text() {
+        let t = "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 12, cf-l0-file-count-limit-stops-with-ongoing-compaction: 0, l0-file-count-limit-delays: 13, l0-file-count-limit-stops: 0, memtable-limit-delays: 0, memtable-limit-stops: 3, pending-compaction-bytes-delays: 1, pending-compaction-bytes-stops: 2, total-delays: 13, total-stops: 3\n";
+        assert_eq!(super::parse_stall_counts(t), (13, 3, 3));
+        assert_eq!(super::parse_stall_counts(""), (0, 0, 0));
     }
 }
 

@@ -330,6 +330,15 @@ pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
                     Some(format!("boolean {b} read as a number")),
                 ),
                 RawValue::Json(J::String(s)) => match parse_number(s) {
+                    // A size written as lsmtune writes it ("128 MiB", what the tuner's schema
+                    // offers) is a canonical spelling, not a type correction.
+                    Some((v, _))
+                        if matches!(ty, OptionType::Size { .. })
+                            && v.fract() == 0.0
+                            && human_bytes(v as i64) == s.trim() =>
+                    {
+                        (v, None)
+                    }
                     Some((v, _)) => (v, Some(format!("text {s:?} read as a number"))),
                     None => return fail("is not a number"),
                 },
@@ -360,6 +369,15 @@ pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
                     None => return fail("is not a number"),
                 },
                 RawValue::Json(J::String(s)) => match parse_number(s) {
+                    // A size written as lsmtune writes it ("128 MiB", what the tuner's schema
+                    // offers) is a canonical spelling, not a type correction.
+                    Some((v, _))
+                        if matches!(ty, OptionType::Size { .. })
+                            && v.fract() == 0.0
+                            && human_bytes(v as i64) == s.trim() =>
+                    {
+                        (v, None)
+                    }
                     Some((v, _)) => (v, Some(format!("text {s:?} read as a number"))),
                     None => return fail("is not a number"),
                 },
@@ -491,6 +509,19 @@ mod tests {
             Some("kCompactionStyleUniversal")
         );
         assert_eq!(match_enum(STYLE, "leveled"), Some("kCompactionStyleLevel"));
+    }
+
+    #[test]
+    fn sizes_written_as_lsmtune_writes_them_need_no_correction() {
+        let ty = OptionType::Size {
+            min: 0,
+            max: 1 << 40,
+        };
+        let c = coerce(&ty, &RawValue::Json(serde_json::json!("128 MiB"))).unwrap();
+        assert_eq!((c.value, c.note), (Value::Int(128 << 20), None));
+        let c = coerce(&ty, &RawValue::Json(serde_json::json!("128MB"))).unwrap();
+        assert_eq!(c.value, Value::Int(128 << 20));
+        assert!(c.note.is_some(), "other spellings are still noted");
     }
 
     #[test]

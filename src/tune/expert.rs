@@ -9,7 +9,7 @@
 
 use anyhow::Result;
 
-use super::proposer::{Context, Proposal, Proposer, tried, value_json};
+use super::proposer::{Context, Proposal, Proposer, Reply, tried, value_json};
 use crate::bench::Kind;
 use crate::options::value::Value;
 
@@ -23,29 +23,15 @@ struct Advice {
 const MIB: i64 = 1 << 20;
 
 fn writes(k: Kind) -> bool {
-    !matches!(
-        k,
-        Kind::ReadRandom | Kind::SeekRandom | Kind::YcsbB | Kind::YcsbC
-    )
+    k.writes()
 }
 
 fn point_reads(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::ReadRandom
-            | Kind::ReadRandomWriteRandom
-            | Kind::ReadWhileWriting
-            | Kind::UpdateRandom
-            | Kind::YcsbA
-            | Kind::YcsbB
-            | Kind::YcsbC
-            | Kind::YcsbD
-            | Kind::YcsbF
-    )
+    k.point_reads()
 }
 
 fn scans(k: Kind) -> bool {
-    matches!(k, Kind::SeekRandom | Kind::YcsbE)
+    k.scans()
 }
 
 /// The rules that apply, most pressing first.
@@ -297,12 +283,6 @@ impl Proposer for ExpertProposer {
             "changes": items,
         })
         .to_string();
-        Ok(Proposal {
-            raw: crate::options::proposal::parse(&text),
-            text,
-            prompt: None,
-            llm: None,
-            notes: Vec::new(),
-        })
+        Ok(Proposal::single(Reply::json(text)))
     }
 }

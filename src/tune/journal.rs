@@ -36,6 +36,19 @@ pub struct Settings {
     pub backend: String,
     pub model: Option<String>,
     pub seed: u64,
+    /// How much help a model proposer gets (`--hints`).
+    #[serde(default)]
+    pub hints: crate::prompt::HintLevel,
+    /// Replies a model samples per turn (`--samples`).
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Step further after a kept numeric change (`--refine`).
+    #[serde(default = "yes")]
+    pub refine: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One benchmark of one configuration: throughputs per repeat and averaged diagnostics.
@@ -44,6 +57,8 @@ pub struct Sample {
     pub ops_per_sec: Vec<f64>,
     pub diagnostics: Option<Diagnostics>,
     pub p99_us: Option<f64>,
+    #[serde(default)]
+    pub p50_us: Option<f64>,
     /// Failures of repeats, as text.
     pub failures: Vec<String>,
 }
@@ -64,6 +79,16 @@ pub struct LlmUse {
     pub decode_seconds: f64,
     pub finish: String,
     pub notices: Vec<String>,
+    /// Replies sampled in this call, and prompt tokens actually run through the model (not
+    /// taken from the KV cache) over all of them.
+    #[serde(default = "one")]
+    pub samples: usize,
+    #[serde(default)]
+    pub prefilled_tokens: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What became of a candidate.
@@ -78,6 +103,9 @@ pub enum Decision {
     NoChange,
     /// The proposer failed (model error) or the candidate could not be measured.
     Failed,
+    /// Every reply repeated a configuration already measured (even when asked again): nothing
+    /// was benchmarked.
+    Repeat,
 }
 
 /// One iteration, as completed.
@@ -96,6 +124,9 @@ pub struct Iteration {
     pub invalid: usize,
     /// Calibrated changes against the best configuration: key -> new value.
     pub changes: BTreeMap<String, String>,
+    /// The values those options had before (in the best configuration): key -> old value.
+    #[serde(default)]
+    pub changes_from: BTreeMap<String, String>,
     /// Calibrator corrections, as `[rule] key: from -> to: reason`.
     pub corrections: Vec<String>,
     /// The candidate OPTIONS file, relative to the output folder.
@@ -113,9 +144,31 @@ pub struct Iteration {
     pub elapsed: f64,
     /// Mean ops/s of the best configuration after this iteration (as measured this iteration).
     pub best_ops: f64,
-    /// Events worth recording (a fallback proposer taking over).
+    /// Events worth recording (a fallback proposer taking over, which reply was picked).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// How the proposer's replies fared before one was picked.
+    #[serde(default)]
+    pub replies: ReplyStats,
+}
+
+/// Counts over every reply a proposer gave in one iteration (a model samples several, and is
+/// asked again when all of them repeat a measured configuration): what the compare table's
+/// invalid, no-op and repeat rates are computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReplyStats {
+    /// Replies received.
+    pub replies: usize,
+    /// Times the proposer was asked (1, or more after repeats).
+    pub asks: usize,
+    /// Entries (option changes) in all replies, before calibration.
+    pub entries: usize,
+    /// Entries that needed a key, type, range or safety correction.
+    pub invalid: usize,
+    /// Entries that set an option to the value it already had.
+    pub noop: usize,
+    /// Replies whose calibrated configuration had been measured already.
+    pub repeated: usize,
 }
 
 /// One line of the journal.

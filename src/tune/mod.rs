@@ -8,7 +8,9 @@
 
 pub mod expert;
 pub mod journal;
+pub mod knowledge;
 pub mod proposer;
+pub mod refine;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +74,51 @@ pub fn measure_start(tuner: &Tuner, doc: &OptionsDoc) -> Sample {
         .remove(0)
 }
 
+/// Measure `configs` in turn on `workload`, `rounds` times (a, b, a, b, ...), each repeat in a
+/// fresh folder under `work_dir` with its own seed (`seed + round`); one sample per config,
+/// with mean latencies and averaged diagnostics.
+pub fn measure_interleaved(
+    engine: &dyn BenchEngine,
+    workload: &Workload,
+    work_dir: Option<&Path>,
+    progress: &dyn Progress,
+    configs: &[(&str, &OptionsDoc)],
+    rounds: usize,
+    seed: u64,
+) -> Vec<Sample> {
+    let mut samples = vec![Sample::default(); configs.len()];
+    let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> = vec![Vec::new(); configs.len()];
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for r in 0..rounds {
+        for (i, (label, doc)) in configs.iter().enumerate() {
+            let mut w: Workload = workload.clone();
+            w.seed = seed.wrapping_add(r as u64);
+            match crate::bench::engine::measure_fresh(engine, doc, &w, work_dir) {
+                Ok(m) => {
+                    progress.repeat(label, Some(m.ops_per_sec));
+                    samples[i].ops_per_sec.push(m.ops_per_sec);
+                    p99s[i].push(m.latency_us.p99);
+                    p50s[i].push(m.latency_us.p50);
+                    if let Some(d) = m.diagnostics {
+                        diags[i].push(d);
+                    }
+                }
+                Err(f) => {
+                    progress.repeat(label, None);
+                    samples[i].failures.push(f.to_string());
+                }
+            }
+        }
+    }
+    for (i, s) in samples.iter_mut().enumerate() {
+        s.diagnostics = merge_diagnostics(&diags[i]);
+        s.p99_us = (!p99s[i].is_empty()).then(|| mean(&p99s[i]));
+        s.p50_us = (!p50s[i].is_empty()).then(|| mean(&p50s[i]));
+    }
+    samples
+}
+
 /// The state rebuilt from a journal (or fresh).
 struct State {
     catalog: &'static Catalog,
@@ -84,6 +131,20 @@ struct State {
     /// Seconds spent before this process (a resumed run).
     elapsed_before: f64,
     schema: SchemaOptions,
+    /// Every configuration measured so far (the start included), as [`fingerprint`]s: none is
+    /// benchmarked twice.
+    measured: Vec<String>,
+}
+
+/// A configuration's identity for "measured already": its tunable options that differ from the
+/// start, `key=value` sorted.
+pub fn fingerprint(config: &Config, base: &Config, catalog: &Catalog) -> String {
+    config
+        .diff(base, catalog)
+        .iter()
+        .map(|(k, (now, _))| format!("{k}={now}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// Candidate vs best from interleaved rounds: the paired test when every round produced both
@@ -127,6 +188,16 @@ fn merge_diagnostics(
         bloom_false_positive_rate: avg(&|d| d.bloom_false_positive_rate),
         l0_files: (ds.iter().map(|d| d.l0_files).sum::<u64>() as f64 / ds.len() as f64).round()
             as u64,
+        // The cause most runs reported.
+        stall_cause: {
+            let mut causes: Vec<_> = ds.iter().filter_map(|d| d.stall_cause).collect();
+            causes.sort_by_key(|c| *c as u8);
+            causes
+                .chunk_by(|a, b| a == b)
+                .max_by_key(|run| run.len())
+                .map(|run| run[0])
+        },
+        compaction_cpu_share: avg(&|d| d.compaction_cpu_share),
     })
 }
 
@@ -158,41 +229,15 @@ impl Tuner<'_> {
         rounds: usize,
         seed: u64,
     ) -> Vec<Sample> {
-        let mut samples = vec![Sample::default(); configs.len()];
-        let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> =
-            vec![Vec::new(); configs.len()];
-        let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-        for r in 0..rounds {
-            for (i, (label, doc)) in configs.iter().enumerate() {
-                let mut w: Workload = self.settings.workload.clone();
-                w.seed = seed.wrapping_add(r as u64);
-                let outcome = crate::bench::engine::measure_fresh(
-                    self.engine,
-                    doc,
-                    &w,
-                    self.work_dir.as_deref(),
-                );
-                match outcome {
-                    Ok(m) => {
-                        self.progress.repeat(label, Some(m.ops_per_sec));
-                        samples[i].ops_per_sec.push(m.ops_per_sec);
-                        p99s[i].push(m.latency_us.p99);
-                        if let Some(d) = m.diagnostics {
-                            diags[i].push(d);
-                        }
-                    }
-                    Err(f) => {
-                        self.progress.repeat(label, None);
-                        samples[i].failures.push(f.to_string());
-                    }
-                }
-            }
-        }
-        for (i, s) in samples.iter_mut().enumerate() {
-            s.diagnostics = merge_diagnostics(&diags[i]);
-            s.p99_us = (!p99s[i].is_empty()).then(|| mean(&p99s[i]));
-        }
-        samples
+        measure_interleaved(
+            self.engine,
+            &self.settings.workload,
+            self.work_dir.as_deref(),
+            self.progress,
+            configs,
+            rounds,
+            seed,
+        )
     }
 
     /// Start a new tune in an empty (or new) output folder.
@@ -216,7 +261,8 @@ impl Tuner<'_> {
         base.doc
             .write(&self.out.join(BASE_FILE), "the starting configuration")?;
         let facts_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let facts = crate::sysinfo::Facts::gather(&facts_dir, &catalog.rocksdb_version);
+        self.progress.phase("probing the storage");
+        let facts = crate::sysinfo::Facts::gather_and_probe(&facts_dir, &catalog.rocksdb_version);
         let baseline = match &self.baseline {
             Some(b) => b.clone(),
             None => {
@@ -251,6 +297,7 @@ impl Tuner<'_> {
             history: Vec::new(),
             elapsed_before: 0.0,
             schema: self.schema(),
+            measured: vec![String::new()],
         };
         self.run(state, proposer)
     }
@@ -290,7 +337,15 @@ impl Tuner<'_> {
             }
         }
         let elapsed_before = history.last().map_or(0.0, |it| it.elapsed);
+        let mut measured = vec![String::new()];
+        for it in &history {
+            if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
+                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                measured.push(fingerprint(&c, &base, catalog));
+            }
+        }
         let state = State {
+            measured,
             catalog,
             facts,
             base,
@@ -317,11 +372,14 @@ impl Tuner<'_> {
             best: &st.best,
             best_diagnostics: st.best_sample.diagnostics,
             best_ops: mean(&st.best_sample.ops_per_sec),
+            best_p50_us: st.best_sample.p50_us,
+            best_p99_us: st.best_sample.p99_us,
             baseline_ops: mean(&st.baseline.ops_per_sec),
             history: &st.history,
             memory_budget: self.settings.memory_budget,
             schema: &st.schema,
             iteration,
+            note: None,
         }
     }
 
@@ -360,6 +418,10 @@ impl Tuner<'_> {
             }
             let it = self.iteration(&st, n, proposer, &calibrator, elapsed(&st))?;
             journal::append(&self.out, &Record::Iteration(Box::new(it.clone())))?;
+            if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
+                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                st.measured.push(fingerprint(&c, &st.base, st.catalog));
+            }
             self.progress.iteration(&it);
             if it.decision == Decision::Accepted
                 && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
@@ -387,12 +449,6 @@ impl Tuner<'_> {
     ) -> Result<Iteration> {
         let t0 = Instant::now();
         let of = self.settings.iterations;
-        self.progress
-            .phase(&format!("iteration {n}/{of}: asking {}", proposer.name()));
-        let ctx = self.context(st, n);
-        let mut on_text = |t: &str| self.progress.text(t);
-        let proposal = proposer.propose(&ctx, &mut on_text);
-        let llm_seconds = t0.elapsed().as_secs_f64();
         let best_ops = mean(&st.best_sample.ops_per_sec);
         let mut it = Iteration {
             iteration: n,
@@ -404,6 +460,7 @@ impl Tuner<'_> {
             proposed: 0,
             invalid: 0,
             changes: Default::default(),
+            changes_from: Default::default(),
             corrections: Vec::new(),
             candidate_file: None,
             best: None,
@@ -412,25 +469,67 @@ impl Tuner<'_> {
             decision: Decision::Failed,
             failure: None,
             bench_seconds: 0.0,
-            llm_seconds,
+            llm_seconds: 0.0,
             elapsed: 0.0,
             best_ops,
             notes: Vec::new(),
+            replies: Default::default(),
         };
-        let proposal = match proposal {
-            Ok(p) => p,
-            Err(e) => {
-                it.failure = Some(format!("the proposer failed: {e:#}"));
-                it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
-                return Ok(it);
+        // A refinement step when the last kept change calls for one, else the proposer.
+        let step = self
+            .settings
+            .refine
+            .then(|| refine::next(&st.history, st.catalog))
+            .flatten()
+            .map(|step| {
+                let text = serde_json::json!({
+                    "reasoning": step.why,
+                    "changes": step
+                        .changes
+                        .iter()
+                        .map(|(k, v)| serde_json::json!({k.as_str(): proposer::value_json(v)}))
+                        .collect::<Vec<_>>(),
+                })
+                .to_string();
+                let reply = proposer::Reply::json(text);
+                (calibrator.calibrate(&st.best, &reply.raw), reply.text)
+            })
+            .filter(|(cal, _)| {
+                !cal.changes.is_empty()
+                    && !st
+                        .measured
+                        .contains(&fingerprint(&cal.config, &st.base, st.catalog))
+            });
+        let chosen = match step {
+            Some((cal, text)) => {
+                it.proposer = refine::REFINE.to_string();
+                it.reply = Some(text);
+                Some(cal)
+            }
+            None => {
+                self.progress
+                    .phase(&format!("iteration {n}/{of}: asking {}", proposer.name()));
+                match self.ask(st, n, proposer, calibrator, &mut it) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        it.failure = Some(format!("the proposer failed: {e:#}"));
+                        it.llm_seconds = t0.elapsed().as_secs_f64();
+                        it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
+                        return Ok(it);
+                    }
+                }
             }
         };
-        it.notes = proposal.notes.clone();
-        it.proposer = proposer.name();
-        it.prompt = proposal.prompt.clone();
-        it.reply = Some(proposal.text.clone());
-        it.llm = proposal.llm.clone();
-        let cal = calibrator.calibrate(&st.best, &proposal.raw);
+        it.llm_seconds = t0.elapsed().as_secs_f64();
+        let Some(cal) = chosen else {
+            it.decision = if it.replies.repeated > 0 {
+                Decision::Repeat
+            } else {
+                Decision::NoChange
+            };
+            it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
+            return Ok(it);
+        };
         it.reasoning = cal.reasoning.clone();
         it.proposed = cal.proposed;
         it.invalid = cal.invalid_entries();
@@ -440,11 +539,14 @@ impl Tuner<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
-        if cal.changes.is_empty() {
-            it.decision = Decision::NoChange;
-            it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
-            return Ok(it);
-        }
+        it.changes_from = cal
+            .changes
+            .keys()
+            .filter_map(|k| {
+                let e = st.catalog.get(k)?;
+                Some((k.clone(), st.best.get(e).to_string()))
+            })
+            .collect();
         let file = format!("candidates/iter-{n:03}.ini");
         std::fs::create_dir_all(self.out.join("candidates"))?;
         cal.config.doc.write(
@@ -523,6 +625,99 @@ impl Tuner<'_> {
         it.bench_seconds = tb.elapsed().as_secs_f64();
         it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
         Ok(it)
+    }
+
+    /// Ask the proposer, calibrate every reply against the best configuration, drop replies
+    /// that change nothing or repeat a measured configuration, and pick the reply most replies
+    /// agree with. When every reply is dropped for repeating, ask again (twice at most) with a
+    /// note saying so. Records the prompt, the picked reply, model use and reply counts in `it`.
+    fn ask(
+        &self,
+        st: &State,
+        n: usize,
+        proposer: &mut dyn Proposer,
+        calibrator: &Calibrator,
+        it: &mut Iteration,
+    ) -> Result<Option<crate::options::Calibrated>> {
+        const ASKS: usize = 3;
+        let mut note: Option<String> = None;
+        for _ in 0..ASKS {
+            let mut ctx = self.context(st, n);
+            ctx.note = note.as_deref();
+            let mut on_text = |t: &str| self.progress.text(t);
+            let proposal = proposer.propose(&ctx, &mut on_text)?;
+            it.replies.asks += 1;
+            it.proposer = proposer.name();
+            it.notes.extend(proposal.notes.iter().cloned());
+            if it.prompt.is_none() {
+                it.prompt = proposal.prompt.clone();
+            }
+            if let Some(u) = proposal.llm {
+                match &mut it.llm {
+                    None => it.llm = Some(u),
+                    Some(acc) => {
+                        acc.completion_tokens += u.completion_tokens;
+                        acc.prefilled_tokens += u.prefilled_tokens;
+                        acc.seconds += u.seconds;
+                        acc.prefill_seconds += u.prefill_seconds;
+                        acc.decode_seconds += u.decode_seconds;
+                        acc.samples += u.samples;
+                        acc.notices.extend(u.notices);
+                    }
+                }
+            }
+            let mut kept: Vec<(usize, crate::options::Calibrated)> = Vec::new();
+            for (i, r) in proposal.replies.iter().enumerate() {
+                let cal = calibrator.calibrate(&st.best, &r.raw);
+                it.replies.replies += 1;
+                it.replies.entries += cal.proposed;
+                it.replies.invalid += cal.invalid_entries();
+                it.replies.noop += cal
+                    .corrections
+                    .iter()
+                    .filter(|c| c.rule == crate::options::calibrate::Rule::NoChange)
+                    .count();
+                if cal.changes.is_empty() {
+                    continue;
+                }
+                if st
+                    .measured
+                    .contains(&fingerprint(&cal.config, &st.base, st.catalog))
+                {
+                    it.replies.repeated += 1;
+                    continue;
+                }
+                kept.push((i, cal));
+            }
+            if it.reply.is_none() {
+                it.reply = proposal.replies.first().map(|r| r.text.clone());
+            }
+            let changes: Vec<&std::collections::BTreeMap<String, crate::options::value::Value>> =
+                kept.iter().map(|(_, c)| &c.changes).collect();
+            let new = changes.len();
+            if let Some(pick) = proposer::most_agreed(&changes) {
+                let (i, cal) = kept.swap_remove(pick);
+                it.reply = Some(proposal.replies[i].text.clone());
+                if proposal.replies.len() > 1 {
+                    it.notes.push(format!(
+                        "picked reply {} of {}: the changes most replies agree on ({} new, {} repeating a measured configuration)",
+                        i + 1,
+                        proposal.replies.len(),
+                        new,
+                        it.replies.repeated
+                    ));
+                }
+                return Ok(Some(cal));
+            }
+            if it.replies.repeated == 0 {
+                // Nothing to change, and not for repeating: asking again gives the same.
+                return Ok(None);
+            }
+            note = Some(
+                "your last answer repeated a configuration that was already measured (see Tried so far); pick values not tried yet".into(),
+            );
+        }
+        Ok(None)
     }
 
     /// The final comparison, the tuned file, the report.

@@ -1,18 +1,19 @@
 //! Where proposals come from, behind one trait: a language model (local under the grammar, or an
-//! OpenAI-compatible endpoint) holding the tuning conversation, the rule-based expert, and a
-//! random baseline. Also the backend choice (`--backend auto|local|openai|expert|random`).
+//! OpenAI-compatible endpoint) asked with the state of the tune each turn, the rule-based expert,
+//! and a random baseline; a fallback wrapper; and the choice among several sampled replies.
 
 use anyhow::Result;
 
 use super::journal::{Decision, Iteration, LlmUse};
 use crate::bench::Workload;
 use crate::bench::measure::Diagnostics;
-use crate::grammar::Grammar;
+use crate::grammar::GrammarEnv;
 use crate::grammar::schema::{SchemaOptions, proposable_keys};
 use crate::llm::{GenParams, Llm, Message};
 use crate::options::proposal::RawProposal;
 use crate::options::value::{OptionType, Value};
 use crate::options::{Catalog, Config};
+use crate::prompt::HintLevel;
 use crate::sysinfo::Facts;
 
 /// What a proposer knows when it proposes.
@@ -26,6 +27,9 @@ pub struct Context<'a> {
     /// Diagnostics and throughput of the best configuration, as last measured.
     pub best_diagnostics: Option<Diagnostics>,
     pub best_ops: f64,
+    /// Latency of the best configuration, as last measured (microseconds).
+    pub best_p50_us: Option<f64>,
+    pub best_p99_us: Option<f64>,
     pub baseline_ops: f64,
     /// Every finished iteration, oldest first.
     pub history: &'a [Iteration],
@@ -33,18 +37,49 @@ pub struct Context<'a> {
     pub schema: &'a SchemaOptions,
     /// 1-based number of the iteration being proposed.
     pub iteration: usize,
+    /// Why the proposer is asked again within one iteration (its replies repeated measured
+    /// configurations or changed nothing).
+    pub note: Option<&'a str>,
 }
 
-/// A proposal as the proposer wrote it.
-pub struct Proposal {
+/// One reply of a proposer: the text as written and what it says.
+#[derive(Debug, Clone)]
+pub struct Reply {
     /// The raw text (a model's reply; the JSON the expert or random proposer wrote).
     pub text: String,
     pub raw: RawProposal,
+}
+
+impl Reply {
+    /// A reply from JSON text a rule-based proposer wrote.
+    pub fn json(text: String) -> Reply {
+        Reply {
+            raw: crate::options::proposal::parse(&text),
+            text,
+        }
+    }
+}
+
+/// A proposal: one reply, or several sampled ones the loop chooses from.
+pub struct Proposal {
+    pub replies: Vec<Reply>,
     /// The user message a model was sent.
     pub prompt: Option<String>,
     pub llm: Option<LlmUse>,
     /// Things worth recording (a fallback taking over).
     pub notes: Vec<String>,
+}
+
+impl Proposal {
+    /// A proposal of one reply with nothing else to record.
+    pub fn single(reply: Reply) -> Proposal {
+        Proposal {
+            replies: vec![reply],
+            prompt: None,
+            llm: None,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Something that proposes option changes.
@@ -53,60 +88,45 @@ pub trait Proposer {
     fn name(&self) -> String;
     /// The next proposal. `on_text` receives a model's reply as it is generated.
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal>;
-    /// Rebuild internal state (a model's conversation) from a journal, for `--resume`.
+    /// Rebuild internal state from a journal, for `--resume`.
     fn restore(&mut self, _ctx: &Context) {}
+    /// What the journal and the compare table record about how it was asked (the hint level
+    /// of a model), if anything.
+    fn variant(&self) -> Option<String> {
+        None
+    }
 }
 
-/// A language model holding the tuning conversation: system message, first turn, then one
-/// feedback turn per finished iteration. Local models decode under the proposal grammar (and
-/// keep their KV cache across turns); endpoints get the schema as `response_format`.
+/// A language model as proposer. Each turn is one self-contained message with the state of the
+/// tune ([`crate::prompt::state`]); the proposal grammar (local models) or response schema
+/// (endpoints) admits exactly the values offered in it. Several replies are sampled per turn
+/// (the first greedy) and the loop keeps the one most replies agree with.
 pub struct LlmProposer {
     llm: Box<dyn Llm>,
-    grammar: Option<Grammar>,
-    messages: Vec<Message>,
+    /// The model's tokenizer prepared for grammars (local models): each turn compiles its own
+    /// narrowed schema.
+    grammar: Option<GrammarEnv>,
     pub params: GenParams,
-    /// Iterations already in `messages`.
-    seen: usize,
+    pub hints: HintLevel,
+    /// Replies per turn.
+    pub samples: usize,
 }
 
 impl LlmProposer {
-    pub fn new(llm: Box<dyn Llm>, grammar: Option<Grammar>, params: GenParams) -> LlmProposer {
+    pub fn new(
+        llm: Box<dyn Llm>,
+        grammar: Option<GrammarEnv>,
+        params: GenParams,
+        hints: HintLevel,
+        samples: usize,
+    ) -> LlmProposer {
         LlmProposer {
             llm,
             grammar,
-            messages: Vec::new(),
             params,
-            seen: 0,
+            hints,
+            samples: samples.max(1),
         }
-    }
-
-    /// Bring the conversation up to date with the history: the first turn, then for every
-    /// iteration the model answered, its reply and the feedback on it.
-    fn sync(&mut self, ctx: &Context) {
-        if self.messages.is_empty() {
-            self.messages
-                .push(Message::system(crate::prompt::system(ctx.schema)));
-            self.messages.push(Message::user(
-                crate::prompt::FirstTurn {
-                    facts: ctx.facts,
-                    workload: ctx.workload,
-                    catalog: ctx.catalog,
-                    config: ctx.base,
-                    schema: ctx.schema,
-                    memory_budget: ctx.memory_budget,
-                }
-                .render(),
-            ));
-        }
-        for it in &ctx.history[self.seen.min(ctx.history.len())..] {
-            // Iterations this model did not answer (another proposer, a failed call) still
-            // become feedback, after a placeholder reply so turns alternate.
-            let reply = it.reply.clone().unwrap_or_else(|| "{}".to_string());
-            self.messages.push(Message::assistant(reply));
-            self.messages
-                .push(Message::user(crate::prompt::feedback(it, ctx)));
-        }
-        self.seen = ctx.history.len();
     }
 }
 
@@ -115,45 +135,109 @@ impl Proposer for LlmProposer {
         self.llm.name()
     }
 
-    fn restore(&mut self, ctx: &Context) {
-        self.messages.clear();
-        self.seen = 0;
-        self.sync(ctx);
+    fn variant(&self) -> Option<String> {
+        Some(format!("hints={}", self.hints.name()))
     }
 
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
-        self.sync(ctx);
-        let prompt = self.messages.last().map(|m| m.content.clone());
+        let offers = crate::prompt::offers(ctx, self.hints);
+        if offers.is_empty() {
+            let mut p = Proposal::single(Reply::json("{}".into()));
+            p.notes
+                .push("no option has a value left to try: nothing was asked".into());
+            return Ok(p);
+        }
+        let max = crate::prompt::MODEL_MAX_CHANGES.min(ctx.schema.max_changes.max(1));
+        let schema = crate::prompt::schema(&offers, max, ctx.schema.reasoning_chars);
+        let grammar = self
+            .grammar
+            .as_ref()
+            .map(|g| g.compile(&schema))
+            .transpose()?;
+        self.llm.set_response_schema(Some(&schema));
+        let user = crate::prompt::state(ctx, self.hints, &offers, max);
+        let messages = [
+            Message::system(crate::prompt::system(max)),
+            Message::user(user.clone()),
+        ];
         let started = std::time::Instant::now();
-        let mut params = self.params.clone();
-        params.seed = params.seed.wrapping_add(ctx.iteration as u64);
-        let p = crate::propose::ask(
-            self.llm.as_mut(),
-            self.grammar.as_ref(),
-            &self.messages,
-            &params,
-            on_text,
-        )?;
-        let c = &p.completion;
-        let notices = self.llm.take_notices();
-        Ok(Proposal {
-            text: c.text.clone(),
-            raw: p.raw,
-            prompt,
-            llm: Some(LlmUse {
+        let mut replies = Vec::new();
+        let mut usage: Option<LlmUse> = None;
+        for i in 0..self.samples {
+            let mut params = self.params.clone();
+            params.seed = params
+                .seed
+                .wrapping_add(1000 * ctx.iteration as u64 + i as u64);
+            if i == 0 {
+                params.temperature = 0.0;
+            }
+            let p = crate::propose::ask(
+                self.llm.as_mut(),
+                grammar.as_ref(),
+                &messages,
+                &params,
+                on_text,
+            )?;
+            let c = &p.completion;
+            let u = usage.get_or_insert_with(|| LlmUse {
                 backend: self.llm.name(),
                 prompt_tokens: c.prompt_tokens,
                 cached_tokens: c.cached_tokens,
-                completion_tokens: c.completion_tokens,
-                seconds: started.elapsed().as_secs_f64(),
-                prefill_seconds: c.prefill_seconds,
-                decode_seconds: c.decode_seconds,
+                completion_tokens: 0,
+                seconds: 0.0,
+                prefill_seconds: 0.0,
+                decode_seconds: 0.0,
                 finish: format!("{:?}", c.finish).to_ascii_lowercase(),
-                notices,
-            }),
+                notices: Vec::new(),
+                samples: 0,
+                prefilled_tokens: 0,
+            });
+            u.completion_tokens += c.completion_tokens;
+            u.prefill_seconds += c.prefill_seconds;
+            u.decode_seconds += c.decode_seconds;
+            u.prefilled_tokens += c.prompt_tokens.saturating_sub(c.cached_tokens);
+            u.samples += 1;
+            replies.push(Reply {
+                text: c.text.clone(),
+                raw: p.raw,
+            });
+        }
+        let mut u = usage.expect("at least one sample");
+        u.seconds = started.elapsed().as_secs_f64();
+        u.notices = self.llm.take_notices();
+        Ok(Proposal {
+            replies,
+            prompt: Some(user),
+            llm: Some(u),
             notes: Vec::new(),
         })
     }
+}
+
+/// Of several replies' calibrated changes, the one most replies agree with: each reply scores
+/// the mean, over its changes, of how many replies propose the same value for that option;
+/// ties go to the earlier reply (the greedy one). `None` when there is no candidate.
+pub fn most_agreed(candidates: &[&std::collections::BTreeMap<String, Value>]) -> Option<usize> {
+    let votes = |k: &String, v: &Value| {
+        candidates
+            .iter()
+            .filter(|c| {
+                c.get(k)
+                    .is_some_and(|x| crate::options::config::same_value(x, v))
+            })
+            .count()
+    };
+    let mut best: Option<(usize, f64)> = None;
+    for (i, c) in candidates.iter().enumerate() {
+        if c.is_empty() {
+            continue;
+        }
+        let score = c.iter().map(|(k, v)| votes(k, v) as f64).sum::<f64>() / c.len() as f64;
+        if best.is_none_or(|(_, s)| score > s + 1e-9) {
+            best = Some((i, score));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// Valid random changes from the catalog: a baseline for researchers. 1 to 3 options, values
@@ -212,13 +296,7 @@ impl Proposer for RandomProposer {
         }
         let text = serde_json::json!({"reasoning": "random valid changes", "changes": changes})
             .to_string();
-        Ok(Proposal {
-            raw: crate::options::proposal::parse(&text),
-            text,
-            prompt: None,
-            llm: None,
-            notes: Vec::new(),
-        })
+        Ok(Proposal::single(Reply::json(text)))
     }
 }
 
@@ -272,6 +350,13 @@ impl Proposer for Fallback {
         self.primary.restore(ctx);
         if let Some(s) = &mut self.secondary {
             s.restore(ctx);
+        }
+    }
+
+    fn variant(&self) -> Option<String> {
+        match (&self.secondary, self.switched) {
+            (Some(s), true) => s.variant(),
+            _ => self.primary.variant(),
         }
     }
 

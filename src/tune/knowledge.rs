@@ -1,0 +1,837 @@
+//! The tuning knowledge a model is given: what the measurements show, in plain words
+//! ([`symptoms`]); a small base of tuning hints (symptom → options → direction → why →
+//! typical values), written in this project's own words from RocksDB's tuning guide and wiki
+//! and from the measurements in BENCHMARKS.md, retrieved by the workload and the diagnostics
+//! ([`hints`]); the options worth offering for this workload and these symptoms ([`focus`]); and
+//! for each option the values a proposal may pick ([`choices`]): a ladder around the current
+//! value, never the current value itself, never a value already tried and not kept.
+//!
+//! The expert proposer acts on similar rules directly; here they are advice a model reads and
+//! may combine, refine or ignore.
+
+use crate::bench::Workload;
+use crate::bench::measure::{Diagnostics, StallCause};
+use crate::options::catalog::{Catalog, Safety};
+use crate::options::value::{OptionType, Value, human_bytes};
+use crate::options::{Config, config::same_value};
+use crate::sysinfo::Facts;
+
+const MIB: i64 = 1 << 20;
+
+/// What the knowledge is applied to: the workload, the machine, the best configuration so far
+/// and its last measurement.
+pub struct Situation<'a> {
+    pub workload: &'a Workload,
+    pub facts: &'a Facts,
+    pub catalog: &'a Catalog,
+    pub config: &'a Config,
+    pub diagnostics: Option<Diagnostics>,
+    pub memory_budget: u64,
+}
+
+impl Situation<'_> {
+    /// Bytes of keys and values the workload holds.
+    pub fn data_bytes(&self) -> i64 {
+        let w = self.workload;
+        w.num as i64 * (w.key_size + w.value_size) as i64
+    }
+
+    fn int(&self, key: &str) -> i64 {
+        self.config.int(self.catalog, key)
+    }
+
+    fn float(&self, key: &str) -> f64 {
+        self.config.float(self.catalog, key)
+    }
+
+    fn d(&self) -> Diagnostics {
+        self.diagnostics.unwrap_or_default()
+    }
+
+    fn stalls(&self) -> f64 {
+        self.d().stall_share.unwrap_or(0.0)
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// What the last measurement shows, in plain words, most telling first. No advice: that is
+/// what [`hints`] adds.
+pub fn symptoms(s: &Situation) -> Vec<String> {
+    let d = s.d();
+    let kind = s.workload.kind;
+    let mut out = Vec::new();
+    if kind.point_reads() {
+        if s.float("table.filter_bits_per_key") < 1.0 {
+            out.push(
+                "point reads have no filter: a lookup reads a block from every file whose key range covers the key".to_string(),
+            );
+        } else if let Some(u) = d.bloom_usefulness {
+            out.push(format!(
+                "the filter let reads skip {} of the files they checked",
+                pct(u)
+            ));
+        }
+    }
+    if kind.point_reads() || kind.scans() {
+        if let Some(h) = d.block_cache_hit_rate {
+            let verdict = if h < 0.5 {
+                ": most block reads go to files"
+            } else if h < 0.9 {
+                ": many block reads go to files"
+            } else {
+                ""
+            };
+            out.push(format!("block cache hit rate {}{verdict}", pct(h)));
+        }
+        out.push(format!(
+            "the data is {} and the block cache holds {}",
+            human_bytes(s.data_bytes()),
+            human_bytes(s.int("table.block_cache_size"))
+        ));
+    }
+    if kind.writes() {
+        let st = s.stalls();
+        if st >= 0.005 {
+            let cause = d
+                .stall_cause
+                .map(|c| format!(", mostly because of {}", c.describe()))
+                .unwrap_or_default();
+            out.push(format!(
+                "writes were stalled {} of the time{cause}",
+                pct(st)
+            ));
+        } else {
+            out.push("writes were never stalled: flushes and compactions keep up".to_string());
+        }
+        if let Some(wa) = d.write_amplification {
+            out.push(format!(
+                "write amplification {wa:.1}: each byte written reaches storage {wa:.1} times through flushes and compactions"
+            ));
+        }
+        out.push(format!(
+            "{} L0 files after the run (compaction starts at {}, slowdown at {})",
+            d.l0_files,
+            s.int("level0_file_num_compaction_trigger"),
+            s.int("level0_slowdown_writes_trigger")
+        ));
+        if let Some(c) = d.compaction_cpu_share {
+            out.push(format!("compactions used {} of the CPU time", pct(c)));
+        }
+        if s.workload.threads > 1 {
+            out.push(format!(
+                "{} client threads write at once",
+                s.workload.threads
+            ));
+        }
+    }
+    out
+}
+
+/// Which way a hint moves an option.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Direction {
+    Up,
+    Down,
+    /// To this value (a bool or an enum).
+    To(&'static str),
+}
+
+impl Direction {
+    fn word(self) -> String {
+        match self {
+            Direction::Up => "up".into(),
+            Direction::Down => "down".into(),
+            Direction::To(v) => format!("= {v}"),
+        }
+    }
+}
+
+/// One entry of the knowledge base.
+pub struct Hint {
+    pub id: &'static str,
+    /// The symptom in words when the hint applies to the situation, else `None`.
+    applies: fn(&Situation) -> Option<String>,
+    pub options: &'static [(&'static str, Direction)],
+    pub why: &'static str,
+    pub typical: fn(&Situation) -> String,
+    /// Where the advice comes from.
+    pub source: &'static str,
+    /// Higher first.
+    weight: u32,
+}
+
+/// A hint that applies, with its symptom in words.
+pub struct Applied {
+    pub hint: &'static Hint,
+    pub symptom: String,
+    weight: u32,
+}
+
+impl Applied {
+    /// One line for a prompt: symptom → options and direction: why (typical values).
+    pub fn line(&self, s: &Situation) -> String {
+        // An option already at the value a hint names is left out of it.
+        let opts: Vec<String> = self
+            .hint
+            .options
+            .iter()
+            .filter(|(k, d)| match d {
+                Direction::To(v) => s.config.text(s.catalog, k) != *v,
+                _ => true,
+            })
+            .map(|(k, d)| format!("{k} {}", d.word()))
+            .collect();
+        format!(
+            "{} → {}: {}. Typical: {}.",
+            self.symptom,
+            opts.join(", "),
+            self.hint.why,
+            (self.hint.typical)(s)
+        )
+    }
+}
+
+/// The knowledge base.
+pub static HINTS: &[Hint] = &[
+    Hint {
+        id: "read.filter",
+        applies: |s| {
+            (s.workload.kind.point_reads() && s.float("table.filter_bits_per_key") < 1.0)
+                .then(|| "point reads without a filter".to_string())
+        },
+        options: &[
+            ("table.filter_bits_per_key", Direction::Up),
+            ("table.filter_type", Direction::To("bloom")),
+        ],
+        why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
+        typical: |_| "10 bits per key (about 1% false positives); 16 for fewer".into(),
+        source: "RocksDB wiki, RocksDB Bloom Filter; BENCHMARKS.md: readrandom about 2.5x here",
+        weight: 90,
+    },
+    Hint {
+        id: "read.cache",
+        applies: |s| {
+            let hit = s.d().block_cache_hit_rate.unwrap_or(0.0);
+            let k = s.workload.kind;
+            ((k.point_reads() || k.scans())
+                && hit < 0.95
+                && s.int("table.block_cache_size") < s.data_bytes() * 2
+                && s.int("table.block_cache_size") < s.memory_budget as i64 / 2)
+                .then(|| format!("block cache hit rate {}", pct(hit)))
+        },
+        options: &[("table.block_cache_size", Direction::Up)],
+        why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
+        typical: |s| {
+            format!(
+                "about the data size ({}), at most half the memory budget",
+                human_bytes(s.data_bytes())
+            )
+        },
+        source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here",
+        weight: 85,
+    },
+    Hint {
+        id: "write.stall.l0",
+        applies: |s| {
+            (s.workload.kind.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::L0Files))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time on L0 file count",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("level0_slowdown_writes_trigger", Direction::Up),
+            ("level0_stop_writes_trigger", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+        ],
+        why: "writes slow down once L0 holds level0_slowdown_writes_trigger files; later triggers let bursts through while compaction catches up, more background jobs compact sooner",
+        typical: |_| {
+            "slowdown 30-40 and stop 50-64 files; background jobs up to twice the cores".into()
+        },
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.stall.memtable",
+        applies: |s| {
+            (s.workload.kind.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::Memtables))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time waiting for memtable flushes",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("max_write_buffer_number", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+        ],
+        why: "when every memtable is full and waiting for a flush, writes stop; more memtables absorb bursts and more background jobs flush in parallel",
+        typical: |_| "3-6 memtables".into(),
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.stall.pending",
+        applies: |s| {
+            (s.workload.kind.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::PendingCompaction))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time on pending compaction bytes",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("soft_pending_compaction_bytes_limit", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+            ("max_subcompactions", Direction::Up),
+        ],
+        why: "writes slow when too many bytes wait for compaction; a higher limit tolerates bursts, more compaction threads reduce the backlog",
+        typical: |_| "limits 2-4x the default; subcompactions up to the cores".into(),
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.pipelined",
+        applies: |s| {
+            let w = s.workload;
+            (w.kind.writes()
+                && w.threads > 1
+                && !s.config.flag(s.catalog, "enable_pipelined_write"))
+            .then(|| format!("{} threads write at once", w.threads))
+        },
+        options: &[("enable_pipelined_write", Direction::To("true"))],
+        why: "with pipelining one write group appends to the WAL while the previous one inserts into the memtable, instead of one after the other",
+        typical: |_| "true when several threads write".into(),
+        source: "RocksDB wiki, Pipelined Write; BENCHMARKS.md: with 8 MiB memtables 1.80x on fillrandom here",
+        weight: 70,
+    },
+    Hint {
+        id: "write.memtable.smaller",
+        applies: |s| {
+            (s.workload.kind.writes() && s.stalls() < 0.005 && s.int("write_buffer_size") > 8 * MIB)
+                .then(|| "writes never stall".to_string())
+        },
+        options: &[
+            ("write_buffer_size", Direction::Down),
+            ("max_write_buffer_number", Direction::Up),
+        ],
+        why: "when flushes keep up, the cost of a write is the memtable insert, a skiplist walk whose cache misses grow with the memtable's size; smaller memtables are cheaper per insert on this kind of machine, larger ones only pay when flushes fall behind",
+        typical: |_| {
+            "8-32 MiB with 3-4 memtables (measured here on fillrandom: 16 MiB 1.43x, 128 MiB 0.84x of the 64 MiB default)".into()
+        },
+        source: "BENCHMARKS.md (this project's measurements); the common advice to enlarge memtables holds only under stalls",
+        weight: 80,
+    },
+    Hint {
+        id: "write.memtable.larger",
+        applies: |s| {
+            (s.workload.kind.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause != Some(StallCause::PendingCompaction))
+            .then(|| format!("writes stalled {} of the time", pct(s.stalls())))
+        },
+        options: &[
+            ("write_buffer_size", Direction::Up),
+            ("target_file_size_base", Direction::Up),
+        ],
+        why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
+        typical: |_| "2x the current size, within the memory budget".into(),
+        source: "RocksDB Tuning Guide, flushing options",
+        weight: 60,
+    },
+    Hint {
+        id: "write.amplification",
+        applies: |s| {
+            let wa = s.d().write_amplification.unwrap_or(0.0);
+            (s.workload.kind.writes() && wa > 8.0).then(|| format!("write amplification {wa:.1}"))
+        },
+        options: &[
+            ("max_bytes_for_level_base", Direction::Up),
+            (
+                "compaction_style",
+                Direction::To("kCompactionStyleUniversal"),
+            ),
+        ],
+        why: "leveled compaction rewrites data once per level; a larger first level means fewer levels, universal compaction rewrites less at the cost of temporary space",
+        typical: |_| {
+            "max_bytes_for_level_base about 4x the memtable total; universal for write-heavy loads with spare disk".into()
+        },
+        source: "RocksDB Tuning Guide, compaction styles; wiki, Universal Compaction",
+        weight: 50,
+    },
+    Hint {
+        id: "cpu.compression",
+        applies: |s| {
+            let share = s.d().compaction_cpu_share.unwrap_or(0.0);
+            (s.workload.kind.writes()
+                && s.facts.cores <= 4
+                && s.config.text(s.catalog, "compression") != "kNoCompression")
+                .then(|| {
+                    format!(
+                        "{} cores shared by writers and compactions (compactions used {} of the CPU)",
+                        s.facts.cores,
+                        pct(share)
+                    )
+                })
+        },
+        options: &[
+            ("compression", Direction::To("kNoCompression")),
+            ("bottommost_compression", Direction::To("kLZ4Compression")),
+        ],
+        why: "every level's compaction decompresses and recompresses its input; compressing only the last level, where most data ends, saves most of that CPU and keeps most of the space savings",
+        typical: |_| "kNoCompression above, LZ4 or ZSTD at the bottom".into(),
+        source: "RocksDB Tuning Guide, compression",
+        weight: 50,
+    },
+    Hint {
+        id: "cpu.background_jobs",
+        applies: |s| {
+            let jobs = s.int("max_background_jobs");
+            let cores = s.facts.cores as i64;
+            (s.workload.kind.writes() && (jobs < cores || jobs > 2 * cores.max(2)))
+                .then(|| format!("{jobs} background jobs on {cores} cores"))
+        },
+        options: &[("max_background_jobs", Direction::Up)],
+        why: "flushes and compactions run on these threads; fewer than the cores leaves CPU idle under write load, many more than the cores only adds contention",
+        typical: |s| format!("{} to {}", s.facts.cores, 2 * s.facts.cores.max(2)),
+        source: "RocksDB Tuning Guide, parallelism",
+        weight: 40,
+    },
+    Hint {
+        id: "read.hash_index",
+        applies: |s| {
+            (s.workload.kind.point_reads()
+                && s.config.text(s.catalog, "table.data_block_index_type")
+                    != "kDataBlockBinaryAndHash")
+                .then(|| "point lookups search data blocks".to_string())
+        },
+        options: &[(
+            "table.data_block_index_type",
+            Direction::To("kDataBlockBinaryAndHash"),
+        )],
+        why: "a small hash table inside each data block finds a key without a binary search over the block's restart points",
+        typical: |_| "kDataBlockBinaryAndHash for point-lookup workloads".into(),
+        source: "RocksDB wiki, Data Block Hash Index (about 10% less CPU per lookup)",
+        weight: 40,
+    },
+    Hint {
+        id: "read.memtable_bloom",
+        applies: |s| {
+            let k = s.workload.kind;
+            (k.point_reads() && k.writes() && s.float("memtable_prefix_bloom_size_ratio") <= 0.0)
+                .then(|| "lookups also search the memtables".to_string())
+        },
+        options: &[
+            ("memtable_prefix_bloom_size_ratio", Direction::Up),
+            ("memtable_whole_key_filtering", Direction::To("true")),
+        ],
+        why: "a bloom filter over the memtable's keys answers lookups for keys it does not hold without a skiplist search",
+        typical: |_| "ratio 0.05-0.1 with whole-key filtering".into(),
+        source: "RocksDB Tuning Guide, memtable bloom filter",
+        weight: 30,
+    },
+    Hint {
+        id: "scan.block_size",
+        applies: |s| {
+            (s.workload.kind.scans() && s.int("table.block_size") < 16 * 1024)
+                .then(|| "scans read consecutive keys".to_string())
+        },
+        options: &[
+            ("table.block_size", Direction::Up),
+            ("table.max_auto_readahead_size", Direction::Up),
+        ],
+        why: "a scan reads every block it passes; larger blocks mean fewer block reads and index entries per key scanned",
+        typical: |_| "16-64 KiB blocks".into(),
+        source: "RocksDB Tuning Guide, block size",
+        weight: 70,
+    },
+    Hint {
+        id: "io.sync",
+        applies: |s| {
+            (s.workload.kind.writes() && s.int("bytes_per_sync") == 0)
+                .then(|| "background writes are synced only when a file ends".to_string())
+        },
+        options: &[
+            ("bytes_per_sync", Direction::Up),
+            ("wal_bytes_per_sync", Direction::Up),
+        ],
+        why: "syncing in small steps while writing avoids large writeback bursts that block foreground I/O",
+        typical: |_| "1 MiB".into(),
+        source: "RocksDB Tuning Guide, other options",
+        weight: 20,
+    },
+];
+
+/// The hints that apply, most important first.
+pub fn hints(s: &Situation) -> Vec<Applied> {
+    let mut out: Vec<Applied> = HINTS
+        .iter()
+        .filter_map(|h| {
+            (h.applies)(s).map(|symptom| Applied {
+                hint: h,
+                symptom,
+                weight: h.weight,
+            })
+        })
+        .collect();
+    out.sort_by_key(|a| std::cmp::Reverse(a.weight));
+    out
+}
+
+/// Options that matter for reads, writes and scans (beyond what the hints name).
+const READ_OPTIONS: &[&str] = &[
+    "table.block_cache_size",
+    "table.filter_bits_per_key",
+    "table.data_block_index_type",
+    "table.cache_index_and_filter_blocks",
+    "table.block_size",
+    "table.pin_l0_filter_and_index_blocks_in_cache",
+    "optimize_filters_for_hits",
+];
+const WRITE_OPTIONS: &[&str] = &[
+    "write_buffer_size",
+    "max_write_buffer_number",
+    "enable_pipelined_write",
+    "max_background_jobs",
+    "level0_file_num_compaction_trigger",
+    "level0_slowdown_writes_trigger",
+    "max_bytes_for_level_base",
+    "target_file_size_base",
+    "compression",
+    "max_subcompactions",
+];
+const SCAN_OPTIONS: &[&str] = &[
+    "table.block_size",
+    "table.block_cache_size",
+    "table.max_auto_readahead_size",
+    "compaction_readahead_size",
+];
+
+/// The options offered for this situation: those the hints name (in hint order), then those
+/// that matter for the workload's reads, writes or scans; at most `limit`, proposable ones.
+pub fn focus(
+    s: &Situation,
+    applied: &[Applied],
+    proposable: &[&str],
+    limit: usize,
+) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    let add = |k: &'static str, out: &mut Vec<&'static str>| {
+        if proposable.contains(&k) && !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    for a in applied {
+        for (k, _) in a.hint.options {
+            add(k, &mut out);
+        }
+    }
+    let kind = s.workload.kind;
+    let groups: Vec<&[&'static str]> = [
+        (kind.point_reads(), READ_OPTIONS),
+        (kind.writes(), WRITE_OPTIONS),
+        (kind.scans(), SCAN_OPTIONS),
+    ]
+    .into_iter()
+    .filter_map(|(on, g)| on.then_some(g))
+    .collect();
+    for g in groups {
+        for k in g {
+            add(k, &mut out);
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
+/// Round a size to a value people write: a whole number of MiB (or KiB below 1 MiB).
+fn nice_size(v: i64) -> i64 {
+    if v >= MIB {
+        (v + MIB / 2) / MIB * MIB
+    } else if v >= 1024 {
+        (v + 512) / 1024 * 1024
+    } else {
+        v
+    }
+}
+
+/// Candidate values of one option around its current value: at most `max` values, never the
+/// current one, never one in `exclude`, within the option's range (and, for memory, the
+/// budget). Sizes are written `"128 MiB"`.
+pub fn choices(
+    key: &str,
+    ty: &OptionType,
+    safety: &Safety,
+    current: &Value,
+    s: &Situation,
+    exclude: &[Value],
+    max: usize,
+) -> Vec<Value> {
+    let unsafe_value = |v: &str| matches!(safety, Safety::UnsafeValues(bad) if bad.contains(&v));
+    let mut vals: Vec<Value> = match ty {
+        OptionType::Bool => [false, true]
+            .into_iter()
+            .filter(|b| !unsafe_value(&b.to_string()))
+            .map(Value::Bool)
+            .collect(),
+        OptionType::Enum { values } => values
+            .iter()
+            .filter(|v| !unsafe_value(v))
+            .map(|v| Value::Str(v.to_string()))
+            .collect(),
+        OptionType::Size { min, max: hi } => {
+            let cur = match current {
+                Value::Int(i) => *i,
+                _ => 0,
+            };
+            let mut c: Vec<i64> = if key == "table.block_cache_size" {
+                // Powers of two from twice the current size to twice the data, within half the
+                // budget.
+                let data = s.data_bytes().max(MIB) as u64;
+                let cap = (s.memory_budget as i64 / 2).max(8 * MIB);
+                let top = (2 * data).next_power_of_two() as i64;
+                let mut v = (cur.max(MIB) as u64).next_power_of_two() as i64 * 2;
+                let mut out = Vec::new();
+                while v <= top.min(cap) && out.len() < 8 {
+                    out.push(v);
+                    v *= 2;
+                }
+                if out.is_empty() {
+                    out.push(cap.min(cur.max(MIB) * 2));
+                }
+                // Keep the ends and spread the rest.
+                while out.len() > max {
+                    out.remove(out.len() / 2);
+                }
+                out
+            } else if cur <= 0 {
+                [256 * 1024, MIB, 4 * MIB, 16 * MIB].to_vec()
+            } else {
+                [cur / 8, cur / 4, cur / 2, cur * 2, cur * 4].to_vec()
+            };
+            c.retain(|v| *v >= *min && *v <= *hi);
+            c.into_iter().map(nice_size).map(Value::Int).collect()
+        }
+        OptionType::Int { min, max: hi } => {
+            let cur = match current {
+                Value::Int(i) => *i,
+                _ => 0,
+            };
+            let ladder: &[i64] = &[
+                1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024,
+            ];
+            let (lo, top) = if cur <= 0 { (1, 8) } else { (cur / 4, cur * 4) };
+            let mut c: Vec<i64> = ladder
+                .iter()
+                .copied()
+                .filter(|v| *v >= lo.max(*min) && *v <= top.min(*hi))
+                .collect();
+            // Closest to the current value first, then keep the ladder order.
+            c.sort_by_key(|v| {
+                ((*v as f64).ln() - (cur.max(1) as f64).ln())
+                    .abs()
+                    .to_bits()
+            });
+            c.truncate(max + 1);
+            c.sort();
+            c.into_iter().map(Value::Int).collect()
+        }
+        OptionType::Double { min, max: hi } => {
+            let cur = match current {
+                Value::Double(d) => *d,
+                Value::Int(i) => *i as f64,
+                _ => 0.0,
+            };
+            let c: Vec<f64> = if key == "table.filter_bits_per_key" {
+                vec![6.0, 10.0, 16.0]
+            } else if *hi <= 1.0 {
+                if cur <= 0.0 {
+                    vec![0.05, 0.1, 0.2]
+                } else {
+                    vec![cur / 2.0, cur * 2.0]
+                }
+            } else if cur <= 0.0 {
+                vec![1.0, 5.0, 10.0]
+            } else {
+                vec![cur / 2.0, cur * 1.5, cur * 2.0]
+            };
+            c.into_iter()
+                .filter(|v| *v >= *min && *v <= *hi)
+                .map(|v| Value::Double((v * 1000.0).round() / 1000.0))
+                .collect()
+        }
+    };
+    vals.retain(|v| !same_value(current, v) && !exclude.iter().any(|e| same_value(e, v)));
+    vals.sort_by(|a, b| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => std::cmp::Ordering::Equal,
+    });
+    let mut seen: Vec<Value> = Vec::new();
+    vals.retain(|v| {
+        let dup = seen.iter().any(|x| same_value(x, v));
+        seen.push(v.clone());
+        !dup
+    });
+    vals.truncate(max);
+    vals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::Kind;
+
+    fn situation<'a>(
+        w: &'a Workload,
+        facts: &'a Facts,
+        catalog: &'a Catalog,
+        config: &'a Config,
+        d: Option<Diagnostics>,
+    ) -> Situation<'a> {
+        Situation {
+            workload: w,
+            facts,
+            catalog,
+            config,
+            diagnostics: d,
+            memory_budget: 4 << 30,
+        }
+    }
+
+    #[test]
+    fn readers_without_a_filter_get_the_filter_and_cache_hints_first() {
+        let catalog = crate::options::catalog().unwrap();
+        let config = crate::options::default_config().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let mut w = Workload::new(Kind::ReadRandom);
+        (w.num, w.value_size) = (300_000, 400);
+        let d = Diagnostics {
+            block_cache_hit_rate: Some(0.3),
+            ..Default::default()
+        };
+        let s = situation(&w, &facts, catalog, &config, Some(d));
+        let h = hints(&s);
+        let ids: Vec<&str> = h.iter().map(|a| a.hint.id).collect();
+        assert_eq!(&ids[..2], ["read.filter", "read.cache"], "{ids:?}");
+        assert!(!ids.iter().any(|i| i.starts_with("write.")), "{ids:?}");
+        let line = h[0].line(&s);
+        assert!(
+            line.contains("table.filter_bits_per_key up") && line.contains("10 bits"),
+            "{line}"
+        );
+        let syms = symptoms(&s).join("\n");
+        assert!(
+            syms.contains("no filter") && syms.contains("hit rate 30%"),
+            "{syms}"
+        );
+        let keys = crate::grammar::schema::proposable_keys(catalog, &Default::default());
+        let f = focus(&s, &h, &keys, 12);
+        assert_eq!(
+            &f[..3],
+            [
+                "table.filter_bits_per_key",
+                "table.filter_type",
+                "table.block_cache_size"
+            ]
+        );
+        assert!(f.len() <= 12 && !f.contains(&"write_buffer_size"), "{f:?}");
+    }
+
+    #[test]
+    fn writers_follow_the_stall_cause() {
+        let catalog = crate::options::catalog().unwrap();
+        let config = crate::options::default_config().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let mut w = Workload::new(Kind::FillRandom);
+        w.threads = 2;
+        let calm = situation(&w, &facts, catalog, &config, Some(Diagnostics::default()));
+        let ids: Vec<&str> = hints(&calm).iter().map(|a| a.hint.id).collect();
+        assert!(
+            ids.contains(&"write.memtable.smaller") && ids.contains(&"write.pipelined"),
+            "{ids:?}"
+        );
+        assert!(!ids.iter().any(|i| i.starts_with("write.stall")), "{ids:?}");
+        let stalled = Diagnostics {
+            stall_share: Some(0.2),
+            stall_cause: Some(StallCause::L0Files),
+            ..Default::default()
+        };
+        let s = situation(&w, &facts, catalog, &config, Some(stalled));
+        let h = hints(&s);
+        assert_eq!(h[0].hint.id, "write.stall.l0");
+        assert!(!h.iter().any(|a| a.hint.id == "write.memtable.smaller"));
+        assert!(symptoms(&s).join(" ").contains("too many L0 files"));
+    }
+
+    #[test]
+    fn choices_never_offer_the_current_or_an_excluded_value() {
+        let catalog = crate::options::catalog().unwrap();
+        let config = crate::options::default_config().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let w = Workload::new(Kind::FillRandom);
+        let s = situation(&w, &facts, catalog, &config, None);
+        for e in &catalog.entries {
+            let cur = config.get(e);
+            let first = choices(e.spec.key, &e.spec.ty, &e.spec.safety, &cur, &s, &[], 5);
+            assert!(first.len() <= 5, "{}", e.spec.key);
+            for v in &first {
+                assert!(!same_value(v, &cur), "{}: {v} is current", e.spec.key);
+                let in_range = match (&e.spec.ty, v) {
+                    (
+                        OptionType::Int { min, max } | OptionType::Size { min, max },
+                        Value::Int(i),
+                    ) => i >= min && i <= max,
+                    (OptionType::Double { min, max }, Value::Double(d)) => d >= min && d <= max,
+                    (OptionType::Bool, Value::Bool(_)) => true,
+                    (OptionType::Enum { values }, Value::Str(x)) => values.contains(&x.as_str()),
+                    _ => false,
+                };
+                assert!(
+                    in_range,
+                    "{}: {v} out of range or of the wrong type",
+                    e.spec.key
+                );
+            }
+            if let Some(x) = first.first() {
+                let again = choices(
+                    e.spec.key,
+                    &e.spec.ty,
+                    &e.spec.safety,
+                    &cur,
+                    &s,
+                    std::slice::from_ref(x),
+                    5,
+                );
+                assert!(!again.iter().any(|v| same_value(v, x)), "{}", e.spec.key);
+            }
+        }
+        let wb = catalog.get("write_buffer_size").unwrap();
+        let c = choices(
+            "write_buffer_size",
+            &wb.spec.ty,
+            &wb.spec.safety,
+            &config.get(wb),
+            &s,
+            &[],
+            5,
+        );
+        let shown: Vec<String> = c
+            .iter()
+            .map(|v| crate::prompt::show(&wb.spec.ty, v))
+            .collect();
+        assert_eq!(shown, ["8 MiB", "16 MiB", "32 MiB", "128 MiB", "256 MiB"]);
+    }
+}

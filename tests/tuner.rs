@@ -1,0 +1,462 @@
+//! The tuning loop's decisions, fast: a fake benchmark engine whose throughput is a known
+//! function of the configuration (deterministic, about 1% noise), scripted proposers and a fake
+//! language model. Covers the state prompt and its pieces, never measuring one configuration
+//! twice (replies that repeat one are dropped and the proposer asked again), the choice among
+//! sampled replies, and value refinement after a kept change.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use lsmtune::bench::measure::{Diagnostics, Latency, Measurement};
+use lsmtune::bench::{BenchEngine, Kind, RunFailure, Workload};
+use lsmtune::llm::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
+use lsmtune::options::{Config, OptionsDoc};
+use lsmtune::prompt::HintLevel;
+use lsmtune::tune::journal::{self, Decision, Iteration, Record, Settings};
+use lsmtune::tune::proposer::{Context, LlmProposer, Proposal, Proposer, Reply};
+use lsmtune::tune::{Quiet, Tuner};
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// Throughput as a function of the configuration: a filter and a big enough cache help point
+/// reads; writes are fastest with 16 MiB memtables. Counts runs per configuration.
+struct FakeEngine {
+    runs: Mutex<BTreeMap<String, usize>>,
+}
+
+impl FakeEngine {
+    fn new() -> FakeEngine {
+        FakeEngine {
+            runs: Mutex::new(BTreeMap::new()),
+        }
+    }
+    /// Configurations measured more than twice per iteration would show as > 5 runs.
+    fn runs(&self) -> BTreeMap<String, usize> {
+        self.runs.lock().unwrap().clone()
+    }
+}
+
+impl BenchEngine for FakeEngine {
+    fn name(&self) -> String {
+        "fake".into()
+    }
+
+    fn measure(
+        &self,
+        doc: &OptionsDoc,
+        w: &Workload,
+        _work: &Path,
+    ) -> Result<Measurement, RunFailure> {
+        let cat = lsmtune::options::catalog().unwrap();
+        let c = Config::new(doc.clone());
+        let key = lsmtune::tune::fingerprint(&c, &lsmtune::options::default_config().unwrap(), cat);
+        *self.runs.lock().unwrap().entry(key).or_default() += 1;
+        let data = w.num as f64 * (w.key_size + w.value_size) as f64;
+        let mut ops = 100_000.0;
+        let filter = c.float(cat, "table.filter_bits_per_key") >= 5.0;
+        let cache = c.int(cat, "table.block_cache_size") as f64;
+        let hit = (cache / data).min(1.0);
+        if w.kind.point_reads() {
+            if filter {
+                ops *= 2.5;
+            }
+            ops *= 1.0 + 0.6 * hit;
+        }
+        if w.kind.writes() {
+            let wb = c.int(cat, "write_buffer_size") as f64;
+            ops *= 1.4 - 0.1 * (wb / (16.0 * MIB)).log2().abs();
+        }
+        // About 1% noise, deterministic per seed.
+        let noise = ((w.seed.wrapping_mul(2654435761) % 1000) as f64 / 1000.0 - 0.5) * 0.02;
+        ops *= 1.0 + noise;
+        Ok(Measurement {
+            engine: "fake".into(),
+            workload: w.clone(),
+            ops: (ops * 2.0) as u64,
+            seconds: 2.0,
+            ops_per_sec: ops,
+            mb_per_sec: 0.0,
+            latency_us: Latency {
+                p50: 1e6 / ops,
+                p99: 5e6 / ops,
+                ..Latency::default()
+            },
+            reads_found: None,
+            counters: None,
+            diagnostics: Some(Diagnostics {
+                block_cache_hit_rate: Some(hit * 0.95),
+                bloom_usefulness: filter.then_some(0.9),
+                stall_share: Some(0.0),
+                l0_files: 2,
+                ..Diagnostics::default()
+            }),
+            size_on_disk: 0,
+            cpu_seconds: None,
+            peak_rss_bytes: None,
+            fill_seconds: 0.0,
+        })
+    }
+}
+
+fn settings(kind: Kind, iterations: usize, refine: bool) -> Settings {
+    let mut w = Workload::new(kind);
+    (w.num, w.value_size, w.threads) = (300_000, 400, 2);
+    Settings {
+        workload: w,
+        base_file: None,
+        iterations,
+        time_budget_secs: None,
+        repeats: 3,
+        confirm_repeats: 2,
+        min_effect: 0.03,
+        patience: 99,
+        memory_budget: 4 << 30,
+        allow_unsafe: false,
+        max_changes: 6,
+        reasoning_chars: 200,
+        backend: "test".into(),
+        model: None,
+        seed: 7,
+        hints: HintLevel::Knowledge,
+        samples: 1,
+        refine,
+    }
+}
+
+fn run(
+    s: Settings,
+    engine: &FakeEngine,
+    proposer: &mut dyn Proposer,
+    out: &Path,
+) -> Vec<Iteration> {
+    let work = tempfile::tempdir().unwrap();
+    let t = Tuner {
+        settings: s,
+        out: out.to_path_buf(),
+        engine,
+        work_dir: Some(work.path().to_path_buf()),
+        progress: &Quiet,
+        proposer_reason: "test".into(),
+        baseline: None,
+    };
+    t.start(proposer).unwrap();
+    journal::load(out)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Iteration(it) => Some(*it),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Replies with scripted JSON texts, one list per call; records the notes it was given.
+struct Scripted {
+    calls: Vec<Vec<&'static str>>,
+    at: usize,
+    notes: Vec<Option<String>>,
+}
+
+impl Proposer for Scripted {
+    fn name(&self) -> String {
+        "scripted".into()
+    }
+    fn propose(&mut self, ctx: &Context, _t: &mut dyn FnMut(&str)) -> anyhow::Result<Proposal> {
+        self.notes.push(ctx.note.map(str::to_string));
+        let texts = self.calls[self.at.min(self.calls.len() - 1)].clone();
+        self.at += 1;
+        let mut p = Proposal::single(Reply::json(texts[0].to_string()));
+        p.replies = texts.iter().map(|t| Reply::json(t.to_string())).collect();
+        Ok(p)
+    }
+}
+
+#[test]
+fn a_configuration_is_never_measured_twice_and_repeats_are_asked_again() {
+    let filter = r#"{"reasoning": "no filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
+    let noop = r#"{"reasoning": "nothing", "changes": [{"max_background_jobs": 2}]}"#;
+    let cache = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
+    // 1: the filter, kept. 2: the filter again (now the current value) and a default: no-ops,
+    // nothing benchmarked, not asked again. 3: a new value.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let mut p = Scripted {
+        calls: vec![vec![filter], vec![filter, noop], vec![cache]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let its = run(
+        settings(Kind::ReadRandom, 3, false),
+        &engine,
+        &mut p,
+        dir.path(),
+    );
+    assert_eq!(its.len(), 3);
+    assert_eq!(
+        its[0].decision,
+        Decision::Accepted,
+        "{:?}",
+        its[0].comparison
+    );
+    assert_eq!(its[1].decision, Decision::NoChange);
+    assert!(its[1].candidate.is_none());
+    assert_eq!(its[1].replies.noop, 2, "{:?}", its[1].replies);
+    assert_eq!(its[1].replies.asks, 1);
+    assert!(its[2].changes.contains_key("table.block_cache_size"));
+
+    // A proposer that only repeats a measured configuration: asked three times, the last two
+    // with a note saying so, then the iteration is a Repeat and nothing is benchmarked.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let bits16 = r#"{"reasoning": "x", "changes": [{"table.filter_bits_per_key": 16}]}"#;
+    let mut p = Scripted {
+        calls: vec![vec![bits16]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let mut s = settings(Kind::ReadRandom, 2, false);
+    s.min_effect = 10.0; // nothing is ever kept: the best stays the start
+    let its = run(s, &engine, &mut p, dir.path());
+    assert_eq!(its[0].decision, Decision::Rejected);
+    assert_eq!(its[1].decision, Decision::Repeat, "{:?}", its[1]);
+    assert!(its[1].candidate.is_none());
+    assert_eq!(its[1].replies.asks, 3);
+    assert_eq!(its[1].replies.repeated, 3);
+    assert_eq!(p.notes[1], None);
+    assert!(
+        p.notes[2]
+            .as_deref()
+            .is_some_and(|n| n.contains("already measured"))
+    );
+    let runs = engine.runs();
+    let bits: Vec<usize> = runs
+        .iter()
+        .filter(|(k, _)| k.contains("filter_bits"))
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(
+        bits,
+        [3],
+        "the 16-bit configuration ran in one iteration only: {runs:?}"
+    );
+}
+
+#[test]
+fn a_kept_numeric_change_is_refined_by_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let mut p = Scripted {
+        calls: vec![
+            vec![
+                r#"{"reasoning": "smaller memtables", "changes": [{"write_buffer_size": "32 MiB"}]}"#,
+            ],
+            vec![r#"{"reasoning": "pipelining", "changes": [{"enable_pipelined_write": true}]}"#],
+        ],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let its = run(
+        settings(Kind::FillRandom, 4, true),
+        &engine,
+        &mut p,
+        dir.path(),
+    );
+    let wb = |it: &Iteration| it.changes.get("write_buffer_size").cloned();
+    // 64 -> 32 MiB kept (the fake peaks at 16 MiB); refine: 16 MiB kept; refine: 8 MiB not kept
+    // (a 2x step: no bisection); then the proposer again.
+    assert_eq!(its[0].decision, Decision::Accepted);
+    assert_eq!(its[1].proposer, "refine");
+    assert_eq!(wb(&its[1]).as_deref(), Some("16777216"));
+    assert_eq!(
+        its[1].decision,
+        Decision::Accepted,
+        "{:?}",
+        its[1].comparison
+    );
+    assert_eq!(its[2].proposer, "refine");
+    assert_eq!(wb(&its[2]).as_deref(), Some("8388608"));
+    assert_eq!(its[2].decision, Decision::Rejected);
+    assert_eq!(its[3].proposer, "scripted");
+    assert!(its[3].changes.contains_key("enable_pipelined_write"));
+    assert_eq!(
+        its[1]
+            .changes_from
+            .get("write_buffer_size")
+            .map(String::as_str),
+        Some("33554432")
+    );
+    // Without --refine the proposer is asked every time.
+    let dir = tempfile::tempdir().unwrap();
+    p.at = 0;
+    let its = run(
+        settings(Kind::FillRandom, 2, false),
+        &FakeEngine::new(),
+        &mut p,
+        dir.path(),
+    );
+    assert!(its.iter().all(|it| it.proposer == "scripted"));
+}
+
+/// A language model that answers from a script and records what it was sent.
+struct FakeLlm {
+    replies: Vec<&'static str>,
+    at: usize,
+    seen: std::rc::Rc<RefCell<Vec<Vec<Message>>>>,
+}
+
+impl Llm for FakeLlm {
+    fn name(&self) -> String {
+        "fake-llm".into()
+    }
+    fn chat(
+        &mut self,
+        messages: &[Message],
+        _c: Option<&mut dyn TokenConstraint>,
+        _p: &GenParams,
+        _t: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Completion> {
+        self.seen.borrow_mut().push(messages.to_vec());
+        let text = self.replies[self.at % self.replies.len()].to_string();
+        self.at += 1;
+        Ok(Completion {
+            text,
+            prompt_tokens: 500,
+            cached_tokens: 100,
+            completion_tokens: 20,
+            prefill_seconds: 0.1,
+            decode_seconds: 0.2,
+            finish: Finish::Eos,
+        })
+    }
+}
+
+#[test]
+fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let a = r#"{"reasoning": "no filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
+    let b = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "256 MiB"}]}"#;
+    let llm = FakeLlm {
+        // Greedy says the cache; the two sampled replies agree on the filter.
+        replies: vec![b, a, a],
+        at: 0,
+        seen: seen.clone(),
+    };
+    let mut p = LlmProposer::new(
+        Box::new(llm),
+        None,
+        GenParams::default(),
+        HintLevel::Knowledge,
+        3,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let its = run(
+        settings(Kind::ReadRandom, 1, false),
+        &FakeEngine::new(),
+        &mut p,
+        dir.path(),
+    );
+    let it = &its[0];
+    assert!(
+        it.changes.contains_key("table.filter_bits_per_key"),
+        "{:?}",
+        it.changes
+    );
+    assert_eq!(it.replies.replies, 3);
+    assert_eq!(it.llm.as_ref().unwrap().samples, 3);
+    assert!(
+        it.notes.iter().any(|n| n.contains("picked reply 2 of 3")),
+        "{:?}",
+        it.notes
+    );
+    // The prompt measures before it asks, in plain words, with hints and a focused list.
+    let prompt = &seen.borrow()[0][1].content;
+    for piece in [
+        "Measured now:",
+        "ops/s",
+        "p99",
+        "What the measurements show:",
+        "point reads have no filter",
+        "Hints (symptom",
+        "table.filter_bits_per_key up",
+        "Options you may change",
+        "table.filter_bits_per_key (",
+        "0 → 6 | 10 | 16",
+        "storage measured in the data folder",
+    ] {
+        assert!(prompt.contains(piece), "missing `{piece}` in:\n{prompt}");
+    }
+    assert!(!prompt.contains("write_buffer_size"), "{prompt}");
+    assert!(prompt.len() < 6000, "{} characters", prompt.len());
+
+    // `none`: no interpretation, no hints, every option offered.
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    let llm = FakeLlm {
+        replies: vec![a],
+        at: 0,
+        seen: seen.clone(),
+    };
+    let mut p = LlmProposer::new(
+        Box::new(llm),
+        None,
+        GenParams::default(),
+        HintLevel::None,
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        settings(Kind::ReadRandom, 1, false),
+        &FakeEngine::new(),
+        &mut p,
+        dir.path(),
+    );
+    let prompt = &seen.borrow()[0][1].content;
+    assert!(prompt.contains("Measured now:") && prompt.contains("write_buffer_size ("));
+    assert!(!prompt.contains("What the measurements show") && !prompt.contains("Hints"));
+}
+
+#[test]
+fn the_prompt_reports_what_was_tried_and_stops_offering_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
+    // 6 bits is within what the fake rewards (>= 5) but then 16 is offered, not 6 again...
+    let llm = FakeLlm {
+        replies: vec![
+            r#"{"reasoning": "x", "changes": [{"table.block_size": "16 KiB"}]}"#,
+            r#"{"reasoning": "y", "changes": [{"table.filter_bits_per_key": 10}]}"#,
+        ],
+        at: 0,
+        seen: seen.clone(),
+    };
+    let mut p = LlmProposer::new(
+        Box::new(llm),
+        None,
+        GenParams::default(),
+        HintLevel::Knowledge,
+        1,
+    );
+    let its = run(
+        settings(Kind::ReadRandom, 2, false),
+        &FakeEngine::new(),
+        &mut p,
+        dir.path(),
+    );
+    assert_eq!(its[0].decision, Decision::Rejected);
+    let second = &seen.borrow()[1][1].content;
+    assert!(
+        second.contains("Tried so far") && second.contains("table.block_size: 16 KiB → "),
+        "{second}"
+    );
+    assert!(second.contains("not kept"), "{second}");
+    // 16 KiB alone did not help: it is no longer offered.
+    let line = second
+        .lines()
+        .find(|l| l.starts_with("- table.block_size ("))
+        .unwrap();
+    assert!(!line.contains("16 KiB"), "{line}");
+    // The reply to the second turn was measured and kept.
+    assert_eq!(its[1].decision, Decision::Accepted);
+    // And the journal can be summarised with the new fields.
+    let _ = Config::new(OptionsDoc::read(&dir.path().join("OPTIONS-tuned.ini")).unwrap());
+}
