@@ -54,8 +54,9 @@ impl HintLevel {
 /// At most this many changes per model proposal: small steps whose effect can be told apart.
 pub const MODEL_MAX_CHANGES: usize = 3;
 
-/// Options offered with `--hints knowledge`.
-const FOCUS: usize = 14;
+/// Options offered with `--hints knowledge`: the hinted ones first, a few more that matter for
+/// the workload. Fewer options distract a small model less.
+const FOCUS: usize = 10;
 
 /// Values offered per option.
 const CHOICES: usize = 5;
@@ -66,9 +67,10 @@ pub fn system(max_changes: usize) -> String {
         "You are a RocksDB performance engineer tuning one database for one machine and one \
          workload, a few options at a time, from benchmark measurements. Each message gives the \
          current measurements, what was tried, and the options you may change with the values \
-         you may pick. Answer with JSON only: {{\"reasoning\": \"the symptom you address\", \
-         \"changes\": [{{\"option\": value}}]}} with 1 to {max_changes} changes, values exactly \
-         as offered. Address what the measurements show; do not repeat what did not help."
+         you may pick. Answer with JSON only: {{\"reasoning\": \"...\", \"changes\": \
+         [{{\"option\": value}}]}}: in reasoning, one short sentence naming the measured problem \
+         you fix; then 1 to {max_changes} changes, values exactly as offered. Do not repeat what \
+         did not help."
     )
 }
 
@@ -341,7 +343,7 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
     if level == HintLevel::Knowledge {
         let h = knowledge::hints(&s);
         if !h.is_empty() {
-            t.push_str("Hints (symptom → options: why. Typical values):\n");
+            t.push_str("Hints (symptom → options (typical values): why):\n");
             for a in h.iter().take(6) {
                 t.push_str(&format!("- {}\n", a.line(&s)));
             }
@@ -361,8 +363,15 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
     if let Some(note) = ctx.note {
         t.push_str(&format!("\nNote: {note}\n"));
     }
-    t.push_str(&format!(
-        "\nPick 1 to {max_changes} changes that address what the measurements show."
-    ));
+    t.push_str(&match level {
+        HintLevel::Knowledge => format!(
+            "\nPick 1 to {max_changes} changes: follow the hints, most important first, unless \
+             what was tried says otherwise."
+        ),
+        HintLevel::Diagnostics => {
+            format!("\nPick 1 to {max_changes} changes that fix what the measurements show.")
+        }
+        HintLevel::None => format!("\nPick 1 to {max_changes} changes that raise throughput."),
+    });
     t
 }

@@ -106,18 +106,21 @@ pub fn symptoms(s: &Situation) -> Vec<String> {
         } else {
             out.push("writes were never stalled: flushes and compactions keep up".to_string());
         }
-        if let Some(wa) = d.write_amplification {
+        // Below 1 the run ended before its flushes: not a measure of amplification.
+        if let Some(wa) = d.write_amplification.filter(|w| *w >= 1.0) {
             out.push(format!(
-                "write amplification {wa:.1}: each byte written reaches storage {wa:.1} times through flushes and compactions"
+                "write amplification {wa:.1}: each byte written reaches storage {wa:.1} times"
             ));
         }
-        out.push(format!(
-            "{} L0 files after the run (compaction starts at {}, slowdown at {})",
-            d.l0_files,
-            s.int("level0_file_num_compaction_trigger"),
-            s.int("level0_slowdown_writes_trigger")
-        ));
-        if let Some(c) = d.compaction_cpu_share {
+        if d.l0_files >= s.int("level0_file_num_compaction_trigger").max(1) as u64 {
+            out.push(format!(
+                "{} L0 files after the run (compaction starts at {}, slowdown at {})",
+                d.l0_files,
+                s.int("level0_file_num_compaction_trigger"),
+                s.int("level0_slowdown_writes_trigger")
+            ));
+        }
+        if let Some(c) = d.compaction_cpu_share.filter(|c| *c >= 0.05) {
             out.push(format!("compactions used {} of the CPU time", pct(c)));
         }
         if s.workload.threads > 1 {
@@ -155,6 +158,9 @@ pub struct Hint {
     /// The symptom in words when the hint applies to the situation, else `None`.
     applies: fn(&Situation) -> Option<String>,
     pub options: &'static [(&'static str, Direction)],
+    /// Why, in a few words (what a prompt shows).
+    pub brief: &'static str,
+    /// Why, in full (for people: the report and the README).
     pub why: &'static str,
     pub typical: fn(&Situation) -> String,
     /// Where the advice comes from.
@@ -171,7 +177,7 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// One line for a prompt: symptom → options and direction: why (typical values).
+    /// One line for a prompt: symptom → options and direction (typical values): why, briefly.
     pub fn line(&self, s: &Situation) -> String {
         // An option already at the value a hint names is left out of it.
         let opts: Vec<String> = self
@@ -185,11 +191,11 @@ impl Applied {
             .map(|(k, d)| format!("{k} {}", d.word()))
             .collect();
         format!(
-            "{} → {}: {}. Typical: {}.",
+            "{} → {} ({}): {}",
             self.symptom,
             opts.join(", "),
-            self.hint.why,
-            (self.hint.typical)(s)
+            (self.hint.typical)(s),
+            self.hint.brief
         )
     }
 }
@@ -206,8 +212,9 @@ pub static HINTS: &[Hint] = &[
             ("table.filter_bits_per_key", Direction::Up),
             ("table.filter_type", Direction::To("bloom")),
         ],
+        brief: "skips files that cannot hold the key",
         why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
-        typical: |_| "10 bits per key (about 1% false positives); 16 for fewer".into(),
+        typical: |_| "10 bits per key".into(),
         source: "RocksDB wiki, RocksDB Bloom Filter; BENCHMARKS.md: readrandom about 2.5x here",
         weight: 90,
     },
@@ -223,13 +230,9 @@ pub static HINTS: &[Hint] = &[
                 .then(|| format!("block cache hit rate {}", pct(hit)))
         },
         options: &[("table.block_cache_size", Direction::Up)],
+        brief: "serves repeated blocks from memory",
         why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
-        typical: |s| {
-            format!(
-                "about the data size ({}), at most half the memory budget",
-                human_bytes(s.data_bytes())
-            )
-        },
+        typical: |s| format!("about the data size, {}", human_bytes(s.data_bytes())),
         source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here",
         weight: 85,
     },
@@ -251,10 +254,9 @@ pub static HINTS: &[Hint] = &[
             ("level0_stop_writes_trigger", Direction::Up),
             ("max_background_jobs", Direction::Up),
         ],
+        brief: "lets bursts through while compaction catches up",
         why: "writes slow down once L0 holds level0_slowdown_writes_trigger files; later triggers let bursts through while compaction catches up, more background jobs compact sooner",
-        typical: |_| {
-            "slowdown 30-40 and stop 50-64 files; background jobs up to twice the cores".into()
-        },
+        typical: |_| "slowdown 30-40, stop 50-64".into(),
         source: "RocksDB wiki, Write Stalls",
         weight: 90,
     },
@@ -275,6 +277,7 @@ pub static HINTS: &[Hint] = &[
             ("max_write_buffer_number", Direction::Up),
             ("max_background_jobs", Direction::Up),
         ],
+        brief: "more memtables absorb bursts while flushes run",
         why: "when every memtable is full and waiting for a flush, writes stop; more memtables absorb bursts and more background jobs flush in parallel",
         typical: |_| "3-6 memtables".into(),
         source: "RocksDB wiki, Write Stalls",
@@ -298,8 +301,9 @@ pub static HINTS: &[Hint] = &[
             ("max_background_jobs", Direction::Up),
             ("max_subcompactions", Direction::Up),
         ],
+        brief: "tolerates a compaction backlog",
         why: "writes slow when too many bytes wait for compaction; a higher limit tolerates bursts, more compaction threads reduce the backlog",
-        typical: |_| "limits 2-4x the default; subcompactions up to the cores".into(),
+        typical: |_| "2-4x the limit".into(),
         source: "RocksDB wiki, Write Stalls",
         weight: 90,
     },
@@ -313,8 +317,9 @@ pub static HINTS: &[Hint] = &[
             .then(|| format!("{} threads write at once", w.threads))
         },
         options: &[("enable_pipelined_write", Direction::To("true"))],
+        brief: "WAL write and memtable insert overlap",
         why: "with pipelining one write group appends to the WAL while the previous one inserts into the memtable, instead of one after the other",
-        typical: |_| "true when several threads write".into(),
+        typical: |_| "true".into(),
         source: "RocksDB wiki, Pipelined Write; BENCHMARKS.md: with 8 MiB memtables 1.80x on fillrandom here",
         weight: 70,
     },
@@ -328,10 +333,9 @@ pub static HINTS: &[Hint] = &[
             ("write_buffer_size", Direction::Down),
             ("max_write_buffer_number", Direction::Up),
         ],
+        brief: "smaller memtables make each insert cheaper when flushes keep up",
         why: "when flushes keep up, the cost of a write is the memtable insert, a skiplist walk whose cache misses grow with the memtable's size; smaller memtables are cheaper per insert on this kind of machine, larger ones only pay when flushes fall behind",
-        typical: |_| {
-            "8-32 MiB with 3-4 memtables (measured here on fillrandom: 16 MiB 1.43x, 128 MiB 0.84x of the 64 MiB default)".into()
-        },
+        typical: |_| "16 MiB and 4 memtables; measured here 16 MiB 1.43x, 128 MiB 0.84x".into(),
         source: "BENCHMARKS.md (this project's measurements); the common advice to enlarge memtables holds only under stalls",
         weight: 80,
     },
@@ -347,8 +351,9 @@ pub static HINTS: &[Hint] = &[
             ("write_buffer_size", Direction::Up),
             ("target_file_size_base", Direction::Up),
         ],
+        brief: "fewer, larger flushes ease L0 pressure",
         why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
-        typical: |_| "2x the current size, within the memory budget".into(),
+        typical: |_| "2x the current size".into(),
         source: "RocksDB Tuning Guide, flushing options",
         weight: 60,
     },
@@ -365,10 +370,9 @@ pub static HINTS: &[Hint] = &[
                 Direction::To("kCompactionStyleUniversal"),
             ),
         ],
+        brief: "fewer rewrites of each byte",
         why: "leveled compaction rewrites data once per level; a larger first level means fewer levels, universal compaction rewrites less at the cost of temporary space",
-        typical: |_| {
-            "max_bytes_for_level_base about 4x the memtable total; universal for write-heavy loads with spare disk".into()
-        },
+        typical: |_| "level base 4x the memtables".into(),
         source: "RocksDB Tuning Guide, compaction styles; wiki, Universal Compaction",
         weight: 50,
     },
@@ -380,10 +384,14 @@ pub static HINTS: &[Hint] = &[
                 && s.facts.cores <= 4
                 && s.config.text(s.catalog, "compression") != "kNoCompression")
                 .then(|| {
+                    let used = if share >= 0.05 {
+                        format!(" (compactions used {} of the CPU)", pct(share))
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{} cores shared by writers and compactions (compactions used {} of the CPU)",
-                        s.facts.cores,
-                        pct(share)
+                        "{} cores shared by writers and compactions{used}",
+                        s.facts.cores
                     )
                 })
         },
@@ -391,8 +399,9 @@ pub static HINTS: &[Hint] = &[
             ("compression", Direction::To("kNoCompression")),
             ("bottommost_compression", Direction::To("kLZ4Compression")),
         ],
+        brief: "saves the CPU compactions spend compressing",
         why: "every level's compaction decompresses and recompresses its input; compressing only the last level, where most data ends, saves most of that CPU and keeps most of the space savings",
-        typical: |_| "kNoCompression above, LZ4 or ZSTD at the bottom".into(),
+        typical: |_| "none above the bottom level".into(),
         source: "RocksDB Tuning Guide, compression",
         weight: 50,
     },
@@ -405,6 +414,7 @@ pub static HINTS: &[Hint] = &[
                 .then(|| format!("{jobs} background jobs on {cores} cores"))
         },
         options: &[("max_background_jobs", Direction::Up)],
+        brief: "one or two flush/compaction threads per core",
         why: "flushes and compactions run on these threads; fewer than the cores leaves CPU idle under write load, many more than the cores only adds contention",
         typical: |s| format!("{} to {}", s.facts.cores, 2 * s.facts.cores.max(2)),
         source: "RocksDB Tuning Guide, parallelism",
@@ -422,8 +432,9 @@ pub static HINTS: &[Hint] = &[
             "table.data_block_index_type",
             Direction::To("kDataBlockBinaryAndHash"),
         )],
+        brief: "finds a key in a block without binary search",
         why: "a small hash table inside each data block finds a key without a binary search over the block's restart points",
-        typical: |_| "kDataBlockBinaryAndHash for point-lookup workloads".into(),
+        typical: |_| "kDataBlockBinaryAndHash".into(),
         source: "RocksDB wiki, Data Block Hash Index (about 10% less CPU per lookup)",
         weight: 40,
     },
@@ -438,8 +449,9 @@ pub static HINTS: &[Hint] = &[
             ("memtable_prefix_bloom_size_ratio", Direction::Up),
             ("memtable_whole_key_filtering", Direction::To("true")),
         ],
+        brief: "skips memtable searches for absent keys",
         why: "a bloom filter over the memtable's keys answers lookups for keys it does not hold without a skiplist search",
-        typical: |_| "ratio 0.05-0.1 with whole-key filtering".into(),
+        typical: |_| "ratio 0.1".into(),
         source: "RocksDB Tuning Guide, memtable bloom filter",
         weight: 30,
     },
@@ -453,8 +465,9 @@ pub static HINTS: &[Hint] = &[
             ("table.block_size", Direction::Up),
             ("table.max_auto_readahead_size", Direction::Up),
         ],
+        brief: "fewer block reads per scan",
         why: "a scan reads every block it passes; larger blocks mean fewer block reads and index entries per key scanned",
-        typical: |_| "16-64 KiB blocks".into(),
+        typical: |_| "16-64 KiB".into(),
         source: "RocksDB Tuning Guide, block size",
         weight: 70,
     },
@@ -468,6 +481,7 @@ pub static HINTS: &[Hint] = &[
             ("bytes_per_sync", Direction::Up),
             ("wal_bytes_per_sync", Direction::Up),
         ],
+        brief: "smoother writeback",
         why: "syncing in small steps while writing avoids large writeback bursts that block foreground I/O",
         typical: |_| "1 MiB".into(),
         source: "RocksDB Tuning Guide, other options",
@@ -490,6 +504,9 @@ pub fn hints(s: &Situation) -> Vec<Applied> {
     out.sort_by_key(|a| std::cmp::Reverse(a.weight));
     out
 }
+
+/// Options offered beyond those the hints name.
+const EXTRA: usize = 3;
 
 /// Options that matter for reads, writes and scans (beyond what the hints name).
 const READ_OPTIONS: &[&str] = &[
@@ -539,6 +556,9 @@ pub fn focus(
             add(k, &mut out);
         }
     }
+    // A few more for the workload, so the model may go beyond the hints, but not so many that
+    // they distract it from them.
+    let limit = limit.min(out.len() + EXTRA);
     let kind = s.workload.kind;
     let groups: Vec<&[&'static str]> = [
         (kind.point_reads(), READ_OPTIONS),
@@ -587,11 +607,25 @@ pub fn choices(
             .filter(|b| !unsafe_value(&b.to_string()))
             .map(Value::Bool)
             .collect(),
-        OptionType::Enum { values } => values
-            .iter()
-            .filter(|v| !unsafe_value(v))
-            .map(|v| Value::Str(v.to_string()))
-            .collect(),
+        OptionType::Enum { values } => {
+            // Compression: the algorithms worth trying for speed, fastest first (zlib and bzip2
+            // only cost CPU here).
+            let preferred: &[&str] = &[
+                "kNoCompression",
+                "kLZ4Compression",
+                "kZSTD",
+                "kSnappyCompression",
+            ];
+            let compression = values.contains(&"kLZ4Compression");
+            values
+                .iter()
+                .filter(|v| !unsafe_value(v))
+                .filter(|v| {
+                    !compression || preferred.contains(v) || **v == "kDisableCompressionOption"
+                })
+                .map(|v| Value::Str(v.to_string()))
+                .collect()
+        }
         OptionType::Size { min, max: hi } => {
             let cur = match current {
                 Value::Int(i) => *i,

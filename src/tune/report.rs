@@ -201,6 +201,16 @@ pub fn markdown(r: &Report) -> String {
         r.settings.confirm_repeats
     );
     let _ = writeln!(m, "Proposer: **{}** ({})\n", r.proposer, r.proposer_reason);
+    let _ = writeln!(
+        m,
+        "A model proposer is told: `--hints {}`; replies per turn: {}; value refinement: {}.\n",
+        r.settings.hints.name(),
+        match r.settings.samples {
+            0 => "3 (local) or 1 (endpoint)".to_string(),
+            n => n.to_string(),
+        },
+        if r.settings.refine { "on" } else { "off" }
+    );
     let _ = writeln!(m, "## Machine\n\n```\n{}\n```\n", r.facts.describe());
     let _ = writeln!(m, "## Result\n");
     match (&r.final_comparison, r.kept_start) {
