@@ -1,13 +1,15 @@
 //! Language models behind one trait: `Llm::chat(messages, constraint, params)`. The local backend
 //! runs open-weight models with candle (`local`); `openai` speaks to any OpenAI-compatible
-//! endpoint. `hub` finds model files, `template` renders chat templates, `testmodel` writes tiny random-weight models so the
+//! endpoint. `hub` finds model files (`stores`: in Ollama's and LM Studio's folders too), `template` renders chat templates, `testmodel` writes tiny random-weight models so the
 //! real loading code is tested without any download.
 
 pub mod hub;
+pub mod inventory;
 pub mod kernels;
 pub mod local;
 pub mod openai;
 pub mod sampling;
+pub mod stores;
 pub mod template;
 pub mod testmodel;
 pub mod tokenizer;
