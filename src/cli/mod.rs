@@ -46,12 +46,18 @@ pub enum Command {
     /// report.md, report.json, throughput.svg and journal.jsonl into --out.
     ///
     /// Proposers (--backend): a local model under the proposal grammar, an OpenAI-compatible
-    /// endpoint, the built-in expert rules, or random valid changes. `auto` takes a local model
-    /// if one is found, else the endpoint if configured, else the expert rules, and says which.
+    /// endpoint, a running Ollama or LM Studio, the built-in expert rules, or random valid
+    /// changes. `auto` takes a local model if one is found, else the endpoint if configured,
+    /// else the expert rules, and says which. Ollama is spoken to through its native API with a
+    /// context window (num_ctx) sized to the conversation: its OpenAI route would cut the prompt
+    /// at 2-4k tokens without a word, also when --openai-base-url points at an Ollama.
     ///
     /// Examples:
     ///   lsmtune tune --workload readrandom                    # a few minutes on 2 cores
     ///   lsmtune tune --workload fillrandom --model qwen2.5-0.5b-instruct --iterations 8
+    ///   lsmtune tune --workload fillrandom --model ollama:qwen2.5:0.5b  # Ollama's file, run here
+    ///   lsmtune tune --backend ollama --model qwen2.5:7b --workload readrandom
+    ///   lsmtune tune --backend lmstudio --workload ycsb-a      # the model LM Studio has loaded
     ///   OPENAI_BASE_URL=http://127.0.0.1:8080/v1 lsmtune tune --backend openai --workload ycsb-a
     ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
     Tune(tune::TuneArgs),
@@ -64,6 +70,7 @@ pub enum Command {
     /// Examples:
     ///   lsmtune compare --proposers expert,random --workloads fillrandom,readrandom --seeds 3 --out cmp
     ///   lsmtune compare --proposers local:qwen2.5-0.5b-instruct,openai:gpt-4o,expert --out cmp2
+    ///   lsmtune compare --proposers ollama:qwen2.5:7b,lmstudio,expert --out cmp3
     Compare(compare::CompareArgs),
     /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
     #[command(subcommand)]
