@@ -534,6 +534,12 @@ fn an_openai_base_url_at_an_ollama_gets_the_same_care() {
             .unwrap()
             >= 8192
     );
+    // The key went only into headers: nowhere in what the tune printed or wrote.
+    for f in ["journal.jsonl", "report.md", "report.json"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(!text.contains("sk-not-for-ollama"), "{f}");
+    }
+    assert!(!err.contains("sk-not-for-ollama"));
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub enum Command {
     ///   lsmtune tune --backend lmstudio --workload ycsb-a      # the model LM Studio has loaded
     ///   OPENAI_BASE_URL=http://127.0.0.1:8080/v1 lsmtune tune --backend openai --workload ycsb-a
     ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
+    #[command(verbatim_doc_comment)]
     Tune(tune::TuneArgs),
     /// Compare proposers fairly: every proposer × workload × seed is an ordinary tune with the
     /// same workload definition, seeds and iteration budget, sharing one baseline measurement
@@ -71,6 +72,7 @@ pub enum Command {
     ///   lsmtune compare --proposers expert,random --workloads fillrandom,readrandom --seeds 3 --out cmp
     ///   lsmtune compare --proposers local:qwen2.5-0.5b-instruct,openai:gpt-4o,expert --out cmp2
     ///   lsmtune compare --proposers ollama:qwen2.5:7b,lmstudio,expert --out cmp3
+    #[command(verbatim_doc_comment)]
     Compare(compare::CompareArgs),
     /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
     #[command(subcommand)]
@@ -126,6 +128,7 @@ pub enum ModelsCommand {
     ///   lsmtune models list
     ///   lsmtune models list --json | jq '.[] | .models[] | select(.runnable) | .name'
     ///   lsmtune llm chat --model ollama:qwen2.5:0.5b --prompt "Tune RocksDB"
+    #[command(verbatim_doc_comment)]
     List {
         /// One JSON array of stores instead of text.
         #[arg(long)]
