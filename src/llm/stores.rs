@@ -107,6 +107,7 @@ impl OllamaName {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         };
         let host_ok = !host.is_empty()
+            && !host.starts_with('.')
             && host
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
@@ -452,7 +453,15 @@ mod tests {
             (port.host.as_str(), port.tag.as_str()),
             ("localhost:5000", "latest")
         );
-        for bad in ["", "a/b/c/d", "../x", "a:", "/abs/path.gguf", "m.gguf/..:x"] {
+        for bad in [
+            "",
+            "a/b/c/d",
+            "../x",
+            "../ns/m",
+            "a:",
+            "/abs/path.gguf",
+            "m.gguf/..:x",
+        ] {
             assert!(OllamaName::parse(bad).is_none(), "{bad}");
         }
     }
