@@ -14,11 +14,16 @@ use crate::bench::Kind;
 use crate::bench::stats::Summary;
 use crate::tune::journal::{self, Decision, Record};
 
-/// A proposer as named on the command line: `local:MODEL`, `openai:MODEL`, `expert`, `random`.
+/// A proposer as named on the command line: `local:MODEL`, `openai:MODEL`, `ollama[:MODEL]`,
+/// `lmstudio[:MODEL]`, `expert`, `random`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProposerSpec {
     Local(String),
     OpenAi(String),
+    /// A running Ollama; the model's name there (empty: the one it has or has loaded).
+    Ollama(String),
+    /// LM Studio's server; the model's name there (empty: the one it has loaded).
+    LmStudio(String),
     Expert,
     Random,
 }
@@ -29,9 +34,15 @@ impl ProposerSpec {
         Ok(match t.split_once(':') {
             Some(("local", m)) if !m.is_empty() => ProposerSpec::Local(m.to_string()),
             Some(("openai", m)) if !m.is_empty() => ProposerSpec::OpenAi(m.to_string()),
+            Some(("ollama", m)) => ProposerSpec::Ollama(m.trim().to_string()),
+            Some(("lmstudio", m)) => ProposerSpec::LmStudio(m.trim().to_string()),
+            None if t == "ollama" => ProposerSpec::Ollama(String::new()),
+            None if t == "lmstudio" => ProposerSpec::LmStudio(String::new()),
             None if t == "expert" => ProposerSpec::Expert,
             None if t == "random" => ProposerSpec::Random,
-            _ => bail!("proposer `{t}`: use local:MODEL, openai:MODEL, expert or random"),
+            _ => bail!(
+                "proposer `{t}`: use local:MODEL, openai:MODEL, ollama[:MODEL], lmstudio[:MODEL], expert or random"
+            ),
         })
     }
 
@@ -45,6 +56,10 @@ impl ProposerSpec {
         match self {
             ProposerSpec::Local(m) => format!("local:{m}"),
             ProposerSpec::OpenAi(m) => format!("openai:{m}"),
+            ProposerSpec::Ollama(m) if m.is_empty() => "ollama".into(),
+            ProposerSpec::Ollama(m) => format!("ollama:{m}"),
+            ProposerSpec::LmStudio(m) if m.is_empty() => "lmstudio".into(),
+            ProposerSpec::LmStudio(m) => format!("lmstudio:{m}"),
             ProposerSpec::Expert => "expert".into(),
             ProposerSpec::Random => "random".into(),
         }
@@ -477,6 +492,18 @@ mod tests {
             ProposerSpec::Expert
         );
         assert!(ProposerSpec::parse("local:").is_err());
+        assert_eq!(
+            ProposerSpec::parse("ollama:qwen2.5:0.5b").unwrap(),
+            ProposerSpec::Ollama("qwen2.5:0.5b".into())
+        );
+        assert_eq!(
+            ProposerSpec::parse("lmstudio").unwrap(),
+            ProposerSpec::LmStudio(String::new())
+        );
+        assert_eq!(
+            ProposerSpec::parse("ollama:qwen2.5:0.5b").unwrap().slug(),
+            "ollama_qwen2.5_0.5b"
+        );
         assert!(ProposerSpec::parse("gpt").is_err());
         assert_eq!(
             ProposerSpec::Local("/m/x.gguf".into()).slug(),

@@ -1,6 +1,6 @@
 //! Every network call lsmtune makes goes through this module: downloads from the Hugging Face
 //! hub (hf-hub's blocking client, into the standard cache layout) and, for the OpenAI-compatible
-//! backend, JSON over HTTP (ureq). Nothing here prints or stores credentials; errors name the
+//! backend, Ollama's native API and the local servers' model lists, JSON over HTTP (ureq). Nothing here prints or stores credentials; errors name the
 //! host, the path and the status, never a header value.
 
 use std::io::IsTerminal;
@@ -171,16 +171,44 @@ pub fn post_json(
     body: &serde_json::Value,
     timeout: std::time::Duration,
 ) -> Result<Reply, Transport> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(timeout.min(std::time::Duration::from_secs(10)))
-        .timeout(timeout)
-        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut req = agent.post(url).set("Content-Type", "application/json");
+    let mut req = agent(timeout)
+        .post(url)
+        .set("Content-Type", "application/json");
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
-    let response = match req.send_string(&body.to_string()) {
+    answer(url, timeout, req.send_string(&body.to_string()))
+}
+
+/// GET `url` and return the reply, any status (a model list, a server's version). `bearer` as
+/// in [`post_json`].
+pub fn get(
+    url: &str,
+    bearer: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Reply, Transport> {
+    let mut req = agent(timeout).get(url);
+    if let Some(key) = bearer {
+        req = req.set("Authorization", &format!("Bearer {key}"));
+    }
+    answer(url, timeout, req.call())
+}
+
+fn agent(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(timeout.min(std::time::Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A ureq outcome as a [`Reply`] (any status) or the [`Transport`] failure.
+fn answer(
+    url: &str,
+    timeout: std::time::Duration,
+    outcome: Result<ureq::Response, ureq::Error>,
+) -> Result<Reply, Transport> {
+    let response = match outcome {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(ureq::Error::Transport(t)) => {

@@ -127,6 +127,8 @@ fn hub_at(root: &Path, endpoint: &str) -> Hub {
         hf_cache: root.join("hf/hub"),
         models_dir: root.join("models"),
         endpoint: endpoint.to_string(),
+        ollama: Vec::new(),
+        lmstudio: Vec::new(),
     }
 }
 

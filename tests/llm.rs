@@ -571,6 +571,8 @@ fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
         hf_cache: root.path().join("hf/hub"),
         models_dir: root.path().join("models"),
         endpoint: "http://127.0.0.1:9".into(),
+        ollama: Vec::new(),
+        lmstudio: Vec::new(),
     };
     let entry = manifest()
         .into_iter()

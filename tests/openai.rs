@@ -73,6 +73,14 @@ fn serve(script: Vec<Answer>) -> Server {
                         _ => {}
                     }
                 }
+                // Not a chat request (lsmtune asks GET /api/version to recognise an Ollama):
+                // what an OpenAI-style server answers, without using up the script.
+                if line.starts_with("GET ") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                    );
+                    return;
+                }
                 let mut body = vec![0u8; len];
                 reader.read_exact(&mut body).unwrap();
                 log.lock().unwrap().push((

@@ -17,7 +17,8 @@ use crate::tune::{Tuner, measure_start};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Comma-separated: local:MODEL, openai:MODEL, expert, random.
+    /// Comma-separated: local:MODEL (run here), openai:MODEL (the endpoint), ollama[:MODEL] and
+    /// lmstudio[:MODEL] (those servers; no MODEL: the one they have loaded), expert, random.
     #[arg(long, default_value = "expert,random")]
     pub proposers: String,
     /// Comma-separated workloads.
@@ -46,7 +47,7 @@ pub struct CompareArgs {
     pub size: SizeArgs,
     #[arg(long)]
     pub offline: bool,
-    /// The endpoint of openai:MODEL proposers.
+    /// The endpoint of openai:MODEL proposers (or where the ollama / lmstudio server is).
     #[command(flatten)]
     pub endpoint: EndpointArgs,
     #[arg(long, default_value_t = 0.6)]
@@ -121,6 +122,8 @@ fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Se
     let (backend, model) = match p {
         ProposerSpec::Local(m) => ("local", Some(m.clone())),
         ProposerSpec::OpenAi(m) => ("openai", Some(m.clone())),
+        ProposerSpec::Ollama(m) => ("ollama", Some(m.clone()).filter(|m| !m.is_empty())),
+        ProposerSpec::LmStudio(m) => ("lmstudio", Some(m.clone()).filter(|m| !m.is_empty())),
         ProposerSpec::Expert => ("expert", None),
         ProposerSpec::Random => ("random", None),
     };
@@ -218,11 +221,16 @@ fn run_all(
                     backend: match p {
                         ProposerSpec::Local(_) => Backend::Local,
                         ProposerSpec::OpenAi(_) => Backend::Openai,
+                        ProposerSpec::Ollama(_) => Backend::Ollama,
+                        ProposerSpec::LmStudio(_) => Backend::Lmstudio,
                         ProposerSpec::Expert => Backend::Expert,
                         ProposerSpec::Random => Backend::Random,
                     },
                     model: match p {
                         ProposerSpec::Local(m) => Some(m.clone()),
+                        ProposerSpec::Ollama(m) | ProposerSpec::LmStudio(m) if !m.is_empty() => {
+                            Some(m.clone())
+                        }
                         _ => None,
                     },
                     offline: args.offline,

@@ -46,14 +46,21 @@ pub enum Command {
     /// report.md, report.json, throughput.svg and journal.jsonl into --out.
     ///
     /// Proposers (--backend): a local model under the proposal grammar, an OpenAI-compatible
-    /// endpoint, the built-in expert rules, or random valid changes. `auto` takes a local model
-    /// if one is found, else the endpoint if configured, else the expert rules, and says which.
+    /// endpoint, a running Ollama or LM Studio, the built-in expert rules, or random valid
+    /// changes. `auto` takes a local model if one is found, else the endpoint if configured,
+    /// else the expert rules, and says which. Ollama is spoken to through its native API with a
+    /// context window (num_ctx) sized to the conversation: its OpenAI route would cut the prompt
+    /// at 2-4k tokens without a word, also when --openai-base-url points at an Ollama.
     ///
     /// Examples:
     ///   lsmtune tune --workload readrandom                    # a few minutes on 2 cores
     ///   lsmtune tune --workload fillrandom --model qwen2.5-0.5b-instruct --iterations 8
+    ///   lsmtune tune --workload fillrandom --model ollama:qwen2.5:0.5b  # Ollama's file, run here
+    ///   lsmtune tune --backend ollama --model qwen2.5:7b --workload readrandom
+    ///   lsmtune tune --backend lmstudio --workload ycsb-a      # the model LM Studio has loaded
     ///   OPENAI_BASE_URL=http://127.0.0.1:8080/v1 lsmtune tune --backend openai --workload ycsb-a
     ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
+    #[command(verbatim_doc_comment)]
     Tune(tune::TuneArgs),
     /// Compare proposers fairly: every proposer × workload × seed is an ordinary tune with the
     /// same workload definition, seeds and iteration budget, sharing one baseline measurement
@@ -64,6 +71,8 @@ pub enum Command {
     /// Examples:
     ///   lsmtune compare --proposers expert,random --workloads fillrandom,readrandom --seeds 3 --out cmp
     ///   lsmtune compare --proposers local:qwen2.5-0.5b-instruct,openai:gpt-4o,expert --out cmp2
+    ///   lsmtune compare --proposers ollama:qwen2.5:7b,lmstudio,expert --out cmp3
+    #[command(verbatim_doc_comment)]
     Compare(compare::CompareArgs),
     /// Work with RocksDB options: the catalog, OPTIONS files, calibration.
     #[command(subcommand)]
@@ -106,10 +115,25 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Show the known models (models/manifest.json) and local model folders, and where each was
-    /// found: the models folder (LSMTUNE_MODELS_DIR, default ./models) or the Hugging Face cache
-    /// (HF_HUB_CACHE / HF_HOME). Never touches the network.
-    List,
+    /// Show every model on this machine, store by store: the known models
+    /// (models/manifest.json), the Hugging Face cache (HF_HUB_CACHE / HF_HOME), Ollama's store
+    /// (OLLAMA_MODELS, else ~/.ollama/models), LM Studio's folder (LMSTUDIO_MODELS, else
+    /// ~/.lmstudio/models and ~/.cache/lm-studio/models) and the models folder
+    /// (LSMTUNE_MODELS_DIR, default ./models). Each model is shown under the name `--model`
+    /// takes, with its architecture, quantization, size, and whether lsmtune can run it (and if
+    /// not, why: an unsupported architecture, a tokenizer it does not know, not a GGUF...).
+    /// Reads file metadata only; never touches the network.
+    ///
+    /// Examples:
+    ///   lsmtune models list
+    ///   lsmtune models list --json | jq '.[] | .models[] | select(.runnable) | .name'
+    ///   lsmtune llm chat --model ollama:qwen2.5:0.5b --prompt "Tune RocksDB"
+    #[command(verbatim_doc_comment)]
+    List {
+        /// One JSON array of stores instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a model into the Hugging Face cache (HF_HUB_CACHE / HF_HOME; endpoint
     /// HF_ENDPOINT; token HF_TOKEN for gated repos), with a progress bar. Files already cached
     /// are not fetched again. What lands is what `--model SPEC` then finds with no network.
@@ -162,10 +186,13 @@ pub enum ModelsCommand {
 /// `--model` and `--offline`, shared by every command that loads a local model.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelSource {
-    /// The model: a .gguf file (tokenizer.json beside it), a folder (one .gguf, or safetensors +
-    /// config.json, with tokenizer.json), a manifest name such as `qwen2.5-0.5b-instruct[:q8_0]`
-    /// (see `lsmtune models list`), or `ORG/REPO[:FILE]` from the Hugging Face cache. What is not
-    /// found locally is downloaded unless --offline / HF_HUB_OFFLINE=1.
+    /// The model: a .gguf file, a folder (one .gguf, or safetensors + config.json with
+    /// tokenizer.json), a manifest name such as `qwen2.5-0.5b-instruct[:q8_0]`, a model Ollama
+    /// downloaded (`ollama:qwen2.5:0.5b`, tag default `latest`), a GGUF in LM Studio's folder
+    /// (`lmstudio:PUBLISHER/REPO[/FILE.gguf]`), or `[hf:]ORG/REPO[:FILE]` from the Hugging Face
+    /// cache. A name without a prefix is looked up in Ollama, LM Studio and the Hugging Face
+    /// cache together and must match one model. `lsmtune models list` shows them all. Manifest
+    /// names and ORG/REPO not found locally are downloaded unless --offline / HF_HUB_OFFLINE=1.
     #[arg(long)]
     pub model: String,
     /// Never touch the network: use only local files and the Hugging Face cache.
@@ -1177,19 +1204,14 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
 
 fn models_cmd(cmd: ModelsCommand) -> Result<()> {
     match cmd {
-        ModelsCommand::List => {
+        ModelsCommand::List { json } => {
             let hub = crate::llm::hub::Hub::from_env();
-            println!(
-                "models folder: {}\nHugging Face cache: {}\n",
-                hub.models_dir.display(),
-                hub.hf_cache.display()
-            );
-            for (spec, found) in hub.list() {
-                match found {
-                    Some(f) => println!("  {spec:<36} found: {}", f.weights.display()),
-                    None => println!("  {spec:<36} not present"),
-                }
+            let sections = crate::llm::inventory::take_stock(&hub);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sections)?);
+                return Ok(());
             }
+            print_stock(&sections);
             Ok(())
         }
         ModelsCommand::Pull { spec, offline } => {
@@ -1259,6 +1281,53 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
                 out.join("tokenizer.json").display()
             );
             Ok(())
+        }
+    }
+}
+
+/// `models list` as text: a table per store.
+fn print_stock(sections: &[crate::llm::inventory::Section]) {
+    for (i, s) in sections.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let places: Vec<String> = s
+            .locations
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        println!("{}: {}", s.title, places.join(", "));
+        if s.models.is_empty() {
+            println!("  (none)");
+            continue;
+        }
+        let width = s
+            .models
+            .iter()
+            .map(|m| m.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        println!(
+            "  {:<width$}  {:<8}  {:<9}  {:>9}  RUNS",
+            "MODEL", "ARCH", "QUANT", "SIZE"
+        );
+        for m in &s.models {
+            let size = m
+                .size_bytes
+                .map(|b| human_bytes(b as i64))
+                .unwrap_or_else(|| "-".into());
+            let verdict = match &m.why_not {
+                None => "yes".to_string(),
+                Some(why) => format!("no: {why}"),
+            };
+            println!(
+                "  {:<width$}  {:<8}  {:<9}  {:>9}  {verdict}",
+                m.name,
+                m.arch.as_deref().unwrap_or("-"),
+                m.quant.as_deref().unwrap_or("-"),
+                size
+            );
         }
     }
 }

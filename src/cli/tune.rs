@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 
 use crate::bench;
 use crate::grammar::{GrammarEnv, schema};
-use crate::llm::openai::{Endpoint, OpenAiBackend};
+use crate::llm::ollama::OllamaBackend;
+use crate::llm::openai::{ApiKey, Endpoint, OpenAiBackend};
+use crate::llm::servers::{self, Server};
 use crate::llm::{GenParams, local::LocalModel};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
 use crate::tune::proposer::{Fallback, LlmProposer, Proposer, RandomProposer};
@@ -22,9 +24,21 @@ pub enum Backend {
     /// A local model if one resolves (--model, or a manifest model already on disk), else the
     /// endpoint if configured, else the expert rules.
     Auto,
+    /// A model run here, under the proposal grammar (--model: a file, a name, ollama:NAME...).
     Local,
+    /// An OpenAI-compatible endpoint (--openai-base-url or OPENAI_BASE_URL); when it is an
+    /// Ollama, its native API is used instead, with a context window that fits the conversation.
     Openai,
+    /// A running Ollama (OLLAMA_HOST, default http://127.0.0.1:11434) through its native API,
+    /// with num_ctx set to fit the whole conversation. --model names the model (default: the
+    /// only one it has, else the only one loaded).
+    Ollama,
+    /// LM Studio's server (default http://127.0.0.1:1234/v1). --model names the model (default:
+    /// the only one it lists, else the only one loaded).
+    Lmstudio,
+    /// The built-in rule-based expert.
     Expert,
+    /// Valid random changes (a baseline).
     Random,
 }
 
@@ -58,12 +72,15 @@ impl SizeArgs {
 /// Where the OpenAI-compatible endpoint is, shared by `tune` and `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct EndpointArgs {
-    /// OpenAI-compatible endpoint, up to /v1 (else OPENAI_BASE_URL).
+    /// OpenAI-compatible endpoint, up to /v1 (else OPENAI_BASE_URL). With --backend ollama or
+    /// lmstudio: where that server is, instead of its default address.
     #[arg(long)]
     pub openai_base_url: Option<String>,
-    /// The environment variable holding the API key (the key itself is never a flag).
-    #[arg(long, default_value = "OPENAI_API_KEY")]
-    pub openai_api_key_env: String,
+    /// The environment variable holding the API key (the key itself is never a flag). Default
+    /// OPENAI_API_KEY for an OpenAI-compatible endpoint; Ollama and LM Studio get a key only
+    /// when this is given (a proxy in front of them may want one).
+    #[arg(long)]
+    pub openai_api_key_env: Option<String>,
     /// Per-request timeout of the endpoint.
     #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
     pub openai_timeout: Duration,
@@ -116,7 +133,9 @@ pub struct TuneArgs {
     /// Who proposes changes.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
-    /// A local model (path, manifest name, or ORG/REPO[:FILE]; see `lsmtune models list`).
+    /// A local model (path, manifest name, ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO, or
+    /// ORG/REPO[:FILE]; see `lsmtune models list`). With --backend ollama or lmstudio: the
+    /// model's name at that server (e.g. qwen2.5:7b).
     #[arg(long)]
     pub model: Option<String>,
     /// Never touch the network for models (also HF_HUB_OFFLINE=1).
@@ -246,7 +265,12 @@ impl TuneArgs {
             max_changes: self.max_changes,
             reasoning_chars: 400,
             backend: format!("{:?}", self.backend).to_ascii_lowercase(),
-            model: self.model.clone(),
+            model: match self.backend {
+                Backend::Ollama | Backend::Lmstudio => {
+                    self.model.clone().or_else(|| self.openai_model.clone())
+                }
+                _ => self.model.clone(),
+            },
             seed: self.seed,
             hints: self.model_args.hints,
             samples: self.model_args.samples.unwrap_or(0),
@@ -386,13 +410,19 @@ pub(super) fn choose(
         seed: args.seed,
         ..GenParams::default()
     };
+    let key_var = args
+        .endpoint
+        .openai_api_key_env
+        .clone()
+        .unwrap_or_else(|| "OPENAI_API_KEY".into());
+    let timeout = args.endpoint.openai_timeout;
     let endpoint = Endpoint::from_env(
         args.endpoint.openai_base_url.clone(),
         args.openai_model.clone(),
-        &args.endpoint.openai_api_key_env,
+        &key_var,
     )
     .map(|mut e| {
-        e.timeout = args.endpoint.openai_timeout;
+        e.timeout = timeout;
         e
     });
     let samples = |default: usize| {
@@ -402,6 +432,12 @@ pub(super) fn choose(
             args.samples
         }
     };
+    // The model named for the endpoint (not the gpt-4o default), for an Ollama found behind it.
+    let named_for_endpoint = args.openai_model.clone().or_else(|| {
+        std::env::var("OPENAI_MODEL")
+            .ok()
+            .filter(|m| !m.trim().is_empty())
+    });
     let openai = |e: Endpoint| -> Box<dyn Proposer> {
         Box::new(LlmProposer::new(
             Box::new(OpenAiBackend::new(e, Some(proposal_schema.clone()))),
@@ -410,6 +446,66 @@ pub(super) fn choose(
             args.hints,
             samples(1),
         ))
+    };
+    // Ollama's native API: the model named, else the one it has or has loaded.
+    let ollama_at = |root: &str,
+                     named: Option<&str>,
+                     key: Option<ApiKey>|
+     -> Result<(Box<dyn Proposer>, String)> {
+        let root = servers::native_root(root);
+        let (model, how) = servers::pick_model(
+            Server::Ollama,
+            &format!("{root}/v1"),
+            named,
+            key.as_ref(),
+            timeout,
+        )?;
+        let mut b = OllamaBackend::new(&root, &model, key, timeout, Some(proposal_schema.clone()));
+        b.probe_context();
+        let window = match b.context_length {
+            Some(n) => format!("num_ctx sized to the conversation, at most the model's {n}"),
+            None => "num_ctx sized to the conversation".into(),
+        };
+        let how = if how.is_empty() {
+            String::new()
+        } else {
+            format!("; {how}")
+        };
+        Ok((
+            Box::new(LlmProposer::new(
+                Box::new(b),
+                None,
+                params.clone(),
+                args.hints,
+                samples(1),
+            )),
+            format!("Ollama's native /api/chat, {window}{how}"),
+        ))
+    };
+    // An OpenAI-compatible endpoint, unless it is an Ollama: then its native API, since its
+    // OpenAI route silently cuts prompts at a 2-4k token window.
+    let remote = |e: Endpoint| -> Result<(Box<dyn Proposer>, String)> {
+        if servers::is_ollama(&e.base_url) {
+            let (p, how) = ollama_at(
+                &e.base_url,
+                named_for_endpoint.as_deref(),
+                e.api_key.clone(),
+            )?;
+            return Ok((p, format!("; {} is an Ollama: {how}", e.base_url)));
+        }
+        Ok((openai(e), String::new()))
+    };
+    let server_key = || {
+        args.endpoint
+            .openai_api_key_env
+            .as_deref()
+            .and_then(ApiKey::from_env)
+    };
+    let server_model = |prefix: &str| {
+        args.model
+            .clone()
+            .or_else(|| args.openai_model.clone())
+            .map(|m| m.strip_prefix(prefix).map(str::to_string).unwrap_or(m))
     };
     let offline = args.offline || crate::http::offline_from_env();
     let local = |spec: &str| -> Result<Box<dyn Proposer>> {
@@ -430,7 +526,12 @@ pub(super) fn choose(
     // A local model failing mid-run hands over to the endpoint when there is one.
     let with_fallback = |p: Box<dyn Proposer>| -> Box<dyn Proposer> {
         match &endpoint {
-            Some(e) => Box::new(Fallback::new(p, Some(openai(e.clone())))),
+            Some(e) => {
+                let secondary = remote(e.clone())
+                    .map(|(s, _)| s)
+                    .unwrap_or_else(|_| openai(e.clone()));
+                Box::new(Fallback::new(p, Some(secondary)))
+            }
             None => p,
         }
     };
@@ -444,24 +545,68 @@ pub(super) fn choose(
             "asked for (--backend random)".into(),
         ),
         Backend::Openai => match endpoint.clone() {
-            Some(e) => (openai(e), "asked for (--backend openai)".into()),
+            Some(e) => {
+                let (p, how) = remote(e)?;
+                (p, format!("asked for (--backend openai){how}"))
+            }
             None => bail!(
-                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${}",
-                args.endpoint.openai_api_key_env
+                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${key_var}"
             ),
         },
+        Backend::Ollama => {
+            let root = servers::ollama_root(args.endpoint.openai_base_url.as_deref());
+            let (p, how) = ollama_at(&root, server_model("ollama:").as_deref(), server_key())?;
+            (p, format!("asked for (--backend ollama): {how}"))
+        }
+        Backend::Lmstudio => {
+            let base = servers::lmstudio_base(args.endpoint.openai_base_url.as_deref());
+            let key = server_key();
+            let (model, how) = servers::pick_model(
+                Server::LmStudio,
+                &base,
+                server_model("lmstudio:").as_deref(),
+                key.as_ref(),
+                timeout,
+            )?;
+            let e = Endpoint {
+                base_url: base,
+                model,
+                api_key: key,
+                timeout,
+                max_retries: 4,
+                backoff: Duration::from_millis(500),
+            };
+            let b = OpenAiBackend::new(e, Some(proposal_schema.clone())).labelled("lmstudio");
+            (
+                Box::new(LlmProposer::new(
+                Box::new(b),
+                None,
+                params.clone(),
+                args.hints,
+                samples(1),
+            )),
+                if how.is_empty() {
+                    "asked for (--backend lmstudio)".to_string()
+                } else {
+                    format!("asked for (--backend lmstudio): {how}")
+                },
+            )
+        }
         Backend::Local => {
             let Some(spec) = &args.model else {
                 bail!("--backend local needs --model (see `lsmtune models list`)");
             };
             match (local(spec), &endpoint) {
                 (Ok(p), _) => (with_fallback(p), "asked for (--backend local)".into()),
-                (Err(e), Some(ep)) => (
-                    openai(ep.clone()),
-                    format!(
-                        "the local model could not be loaded ({e:#}); using the configured endpoint"
-                    ),
-                ),
+                (Err(e), Some(ep)) => {
+                    let (p, how) = remote(ep.clone())?;
+                    (
+                        p,
+                        format!(
+                            "the local model could not be loaded ({e:#}); using the configured endpoint{how}"
+                        ),
+                    )
+                }
                 (Err(e), None) => return Err(e),
             }
         }
@@ -475,14 +620,17 @@ pub(super) fn choose(
             let tried_local = spec.as_ref().map(|s| (s.clone(), local(s)));
             match (tried_local, endpoint.clone()) {
                 (Some((s, Ok(p))), _) => (with_fallback(p), format!("auto: local model {s} found")),
-                (Some((s, Err(e))), Some(ep)) => (
-                    openai(ep),
-                    format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured"),
-                ),
-                (None, Some(ep)) => (
-                    openai(ep),
-                    "auto: no local model found; the endpoint is configured".into(),
-                ),
+                (Some((s, Err(e))), Some(ep)) => {
+                    let (p, how) = remote(ep)?;
+                    (
+                        p,
+                        format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"),
+                    )
+                }
+                (None, Some(ep)) => {
+                    let (p, how) = remote(ep)?;
+                    (p, format!("auto: no local model found; the endpoint is configured{how}"))
+                }
                 (Some((s, Err(e))), None) => (
                     Box::new(ExpertProposer),
                     format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
@@ -593,6 +741,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         opts.backend = match settings.backend.as_str() {
             "local" => Backend::Local,
             "openai" => Backend::Openai,
+            "ollama" => Backend::Ollama,
+            "lmstudio" => Backend::Lmstudio,
             "expert" => Backend::Expert,
             "random" => Backend::Random,
             _ => Backend::Auto,

@@ -1,9 +1,12 @@
-//! Finding model files without a network: a path, a name from the manifest (models/manifest.json,
-//! compiled in) looked up in the models folder and the Hugging Face cache, or `org/repo[:file]`
-//! in the Hugging Face cache. When nothing is found, the error lists every place searched and how
-//! to place the files on an air-gapped machine. [`Hub::pull`] downloads what is missing into the
-//! Hugging Face cache (through [`crate::http`]) unless the network is off (`--offline`,
-//! `HF_HUB_OFFLINE=1`), and [`Hub::find`] is resolve-then-pull, used by every `--model`.
+//! Finding model files without a network: a path, a store named by prefix (`ollama:`,
+//! `lmstudio:`, `hf:`), a name from the manifest (models/manifest.json, compiled in) looked up in
+//! the models folder and the Hugging Face cache, or any other name looked up in Ollama's store,
+//! LM Studio's folder and the Hugging Face cache together (one match is used, several are an
+//! error naming each; see [`Hub::resolve`]). When nothing is found, the error lists every place
+//! searched and how to place the files on an air-gapped machine. [`Hub::pull`] downloads what is
+//! missing into the Hugging Face cache (through [`crate::http`]) unless the network is off
+//! (`--offline`, `HF_HUB_OFFLINE=1`), and [`Hub::find`] is resolve-then-pull, used by every
+//! `--model`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use anyhow::{Result, bail};
 use serde::Deserialize;
 
 use super::local::ModelFiles;
+use super::stores::{self, OllamaName};
 
 const MANIFEST: &str = include_str!("../../models/manifest.json");
 
@@ -58,6 +62,10 @@ pub struct Hub {
     pub models_dir: PathBuf,
     /// Where downloads come from (`HF_ENDPOINT`, default https://huggingface.co).
     pub endpoint: String,
+    /// Ollama's stores (see [`stores::ollama_roots`]).
+    pub ollama: Vec<PathBuf>,
+    /// LM Studio's model folders (see [`stores::lmstudio_roots`]).
+    pub lmstudio: Vec<PathBuf>,
 }
 
 impl Hub {
@@ -78,6 +86,8 @@ impl Hub {
             hf_cache,
             models_dir,
             endpoint: crate::http::hf_endpoint(),
+            ollama: stores::ollama_roots(),
+            lmstudio: stores::lmstudio_roots(),
         }
     }
 
@@ -87,7 +97,7 @@ impl Hub {
     }
 
     /// Snapshot folders of a cached repo: the one `refs/main` names first, then the others.
-    fn snapshots(&self, repo: &str) -> Vec<PathBuf> {
+    pub fn snapshots(&self, repo: &str) -> Vec<PathBuf> {
         let dir = self.repo_dir(repo);
         let mut out = Vec::new();
         if let Ok(rev) = std::fs::read_to_string(dir.join("refs/main")) {
@@ -113,11 +123,102 @@ impl Hub {
             .find(|p| p.is_file())
     }
 
-    /// Resolve `--model`: a path, `NAME[:QUANT]` from the manifest, or `ORG/REPO[:FILE]`.
+    /// A GGUF (or safetensors snapshot) of `ORG/REPO[:FILE]` in the Hugging Face cache.
+    fn hf_candidate(&self, name: &str, variant: Option<&str>) -> Option<ModelFiles> {
+        if !name.contains('/') {
+            return None;
+        }
+        for snap in &self.snapshots(name) {
+            let candidate = match variant {
+                Some(file) => snap.join(file),
+                None => snap.clone(),
+            };
+            if candidate.exists()
+                && let Ok(files) = ModelFiles::resolve(&candidate)
+            {
+                return Some(files);
+            }
+        }
+        None
+    }
+
+    /// An Ollama model by name: None when the name is not in the store, else its GGUF blob or
+    /// the error saying what is wrong with the manifest or blob.
+    fn ollama_candidate(&self, name: &str) -> Option<(String, Result<ModelFiles>)> {
+        let name = OllamaName::parse(name)?;
+        let model = stores::ollama_find(&self.ollama, &name)?;
+        Some((
+            format!("ollama:{}", model.name.short()),
+            model.weights().map(ModelFiles::gguf),
+        ))
+    }
+
+    fn roots(dirs: &[PathBuf]) -> String {
+        if dirs.is_empty() {
+            return "(no folder: HOME is not set)".into();
+        }
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Resolve `--model` with no network. The first rule that applies decides:
+    ///
+    /// 1. an existing path: a `.gguf` file or a folder (see [`ModelFiles::resolve`]);
+    /// 2. a store named by prefix, searched alone: `ollama:[HOST/][NAMESPACE/]NAME[:TAG]`,
+    ///    `lmstudio:PUBLISHER/REPO[/FILE.gguf]`, `hf:ORG/REPO[:FILE]`;
+    /// 3. a manifest name `NAME[:QUANT]` (models/manifest.json): the models folder, then the
+    ///    Hugging Face cache;
+    /// 4. anything else is looked up in Ollama's store (as an Ollama name), LM Studio's folder
+    ///    (`PUBLISHER/REPO[/FILE]`) and the Hugging Face cache (`ORG/REPO[:FILE]`) together: one
+    ///    match is used; several are an error listing each with its prefix.
     pub fn resolve(&self, spec: &str) -> Result<ModelFiles> {
         let path = Path::new(spec);
         if path.exists() {
             return ModelFiles::resolve(path);
+        }
+        if let Some(rest) = spec.strip_prefix("ollama:") {
+            if OllamaName::parse(rest).is_none() {
+                bail!(
+                    "`{rest}` is not an Ollama model name: use ollama:NAME[:TAG], ollama:NAMESPACE/NAME[:TAG] or ollama:HOST/NAMESPACE/NAME[:TAG]"
+                );
+            }
+            if let Some((_, found)) = self.ollama_candidate(rest) {
+                return found;
+            }
+            let present: Vec<String> = stores::ollama_models(&self.ollama)
+                .iter()
+                .map(|m| format!("ollama:{}", m.name.short()))
+                .collect();
+            bail!(
+                "model `{spec}` is not in Ollama's store (searched {}; set OLLAMA_MODELS if it is elsewhere). {}",
+                Self::roots(&self.ollama),
+                if present.is_empty() {
+                    "The store holds no model.".to_string()
+                } else {
+                    format!("The store holds: {}", present.join(", "))
+                }
+            );
+        }
+        if let Some(rest) = spec.strip_prefix("lmstudio:") {
+            if let Some(p) = stores::lmstudio_find(&self.lmstudio, rest)? {
+                return ModelFiles::resolve(&p);
+            }
+            bail!(
+                "model `{spec}` is not in LM Studio's folder (searched {}; set LMSTUDIO_MODELS if it is elsewhere). Use lmstudio:PUBLISHER/REPO or lmstudio:PUBLISHER/REPO/FILE.gguf; `lsmtune models list` shows what is there",
+                Self::roots(&self.lmstudio)
+            );
+        }
+        if let Some(rest) = spec.strip_prefix("hf:") {
+            let (name, variant) = split_spec(rest);
+            if let Some(files) = self.hf_candidate(name, variant) {
+                return Ok(files);
+            }
+            bail!(
+                "model `{spec}` not found in the Hugging Face cache ({}/snapshots/*)",
+                self.repo_dir(name).display()
+            );
         }
         let mut searched: Vec<String> = vec![format!("{spec} as a path")];
         let (name, variant) = split_spec(spec);
@@ -156,23 +257,56 @@ impl Hub {
                 self.hf_cache.display()
             );
         }
-        if name.contains('/') {
-            let snaps = self.snapshots(name);
-            searched.push(format!("{}/snapshots/*", self.repo_dir(name).display()));
-            for snap in &snaps {
-                let candidate = match variant {
-                    Some(file) => snap.join(file),
-                    None => snap.clone(),
-                };
-                if candidate.exists()
-                    && let Ok(files) = ModelFiles::resolve(&candidate)
-                {
-                    return Ok(files);
-                }
-            }
+        // Every store at once: Ollama, LM Studio, the Hugging Face cache.
+        let mut found: Vec<(String, Result<ModelFiles>)> = Vec::new();
+        found.extend(self.ollama_candidate(spec));
+        match stores::lmstudio_find(&self.lmstudio, spec) {
+            Ok(Some(p)) => found.push((format!("lmstudio:{spec}"), ModelFiles::resolve(&p))),
+            Ok(None) => {}
+            Err(e) => found.push((format!("lmstudio:{spec}"), Err(e))),
         }
+        if let Some(files) = self.hf_candidate(name, variant) {
+            found.push((format!("hf:{spec}"), Ok(files)));
+        }
+        // One file reached two ways (a symlink into another store) is one model.
+        let mut seen: Vec<PathBuf> = Vec::new();
+        found.retain(|(_, r)| match r {
+            Ok(f) => {
+                let key = std::fs::canonicalize(&f.weights).unwrap_or_else(|_| f.weights.clone());
+                let new = !seen.contains(&key);
+                seen.push(key);
+                new
+            }
+            Err(_) => true,
+        });
+        match found.len() {
+            0 => {}
+            1 => return found.remove(0).1,
+            n => bail!(
+                "`{spec}` is ambiguous: {n} models match. Name one with its store's prefix:\n  {}",
+                found
+                    .iter()
+                    .map(|(label, r)| match r {
+                        Ok(f) => format!("{label}  ({})", f.weights.display()),
+                        Err(e) => format!("{label}  (cannot be used: {e})"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            ),
+        }
+        if name.contains('/') {
+            searched.push(format!("{}/snapshots/*", self.repo_dir(name).display()));
+        }
+        searched.push(format!(
+            "Ollama's store ({}) as an Ollama name",
+            Self::roots(&self.ollama)
+        ));
+        searched.push(format!(
+            "LM Studio's folder ({}) as PUBLISHER/REPO[/FILE]",
+            Self::roots(&self.lmstudio)
+        ));
         bail!(
-            "model `{spec}` not found. Searched:\n  {}\nKnown names: {}. Pass a .gguf file, a folder, NAME[:QUANT], or ORG/REPO[:FILE] present in the Hugging Face cache ({}).",
+            "model `{spec}` not found. Searched:\n  {}\nKnown names: {}. Pass a .gguf file, a folder, NAME[:QUANT], ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE], or ORG/REPO[:FILE] present in the Hugging Face cache ({}); `lsmtune models list` shows every model found.",
             searched.join("\n  "),
             manifest()
                 .iter()
@@ -214,6 +348,7 @@ impl Hub {
                 Err(e) => Err(e.into()),
             }
         };
+        let spec = spec.strip_prefix("hf:").unwrap_or(spec);
         let (name, variant) = split_spec(spec);
         if let Some((entry, _quant, mf)) = manifest_pick(name, variant)? {
             hf_download(&self.endpoint, &self.hf_cache, &entry.repo, &mf.file)?;
@@ -316,9 +451,10 @@ fn manifest_pick(
     Ok(Some((entry, quant, mf)))
 }
 
-/// Whether `spec` names something the hub could have: a manifest name or `ORG/REPO[:FILE]`.
+/// Whether `spec` names something the hub could have: a manifest name or `[hf:]ORG/REPO[:FILE]`
+/// (never `ollama:` or `lmstudio:`, which are only read where those tools put them).
 fn pullable(spec: &str) -> bool {
-    let (name, _) = split_spec(spec);
+    let (name, _) = split_spec(spec.strip_prefix("hf:").unwrap_or(spec));
     manifest().iter().any(|e| e.name == name)
         || (name.matches('/').count() == 1 && !name.starts_with(['/', '.']))
 }

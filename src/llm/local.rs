@@ -85,6 +85,11 @@ impl ModelFiles {
                 .flatten()
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+                // A vision projector beside the model is not a language model.
+                .filter(|p| {
+                    !p.file_name()
+                        .is_some_and(|n| super::stores::is_projector(&n.to_string_lossy()))
+                })
                 .collect();
             ggufs.sort();
             match ggufs.len() {

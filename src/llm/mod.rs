@@ -1,13 +1,20 @@
 //! Language models behind one trait: `Llm::chat(messages, constraint, params)`. The local backend
-//! runs open-weight models with candle (`local`); `openai` speaks to any OpenAI-compatible
-//! endpoint. `hub` finds model files, `template` renders chat templates, `testmodel` writes tiny random-weight models so the
-//! real loading code is tested without any download.
+//! runs open-weight models on the CPU (`local`); `openai` speaks to any OpenAI-compatible
+//! endpoint, `ollama` to Ollama's native API, and `servers` knows where Ollama and LM Studio
+//! listen and which model they serve. `hub` finds model files (`stores`: also where Ollama and
+//! LM Studio keep theirs; `inventory`: all of them, for `models list`), `template` renders chat
+//! templates, `testmodel` writes tiny random-weight models so the real loading code is tested
+//! without any download.
 
 pub mod hub;
+pub mod inventory;
 pub mod kernels;
 pub mod local;
+pub mod ollama;
 pub mod openai;
 pub mod sampling;
+pub mod servers;
+pub mod stores;
 pub mod template;
 pub mod testmodel;
 pub mod tokenizer;

@@ -25,6 +25,16 @@ impl ApiKey {
         let k = key.into().trim().to_string();
         (!k.is_empty()).then_some(ApiKey(k))
     }
+
+    /// The key from the environment variable `var`, if set and not empty.
+    pub fn from_env(var: &str) -> Option<ApiKey> {
+        std::env::var(var).ok().and_then(ApiKey::new)
+    }
+
+    /// The key itself, for an Authorization header and nothing else.
+    pub(crate) fn secret(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -54,7 +64,7 @@ impl ResponseFormat {
         }
     }
 
-    fn weaker(self) -> Option<ResponseFormat> {
+    pub(crate) fn weaker(self) -> Option<ResponseFormat> {
         match self {
             ResponseFormat::JsonSchema => Some(ResponseFormat::JsonObject),
             ResponseFormat::JsonObject => Some(ResponseFormat::Plain),
@@ -112,9 +122,17 @@ pub struct OpenAiBackend {
     pub notices: Vec<String>,
     /// Attempts that failed and were retried, over the backend's life.
     pub retries: u32,
+    /// What the server is, in the backend's name: `openai`, `lmstudio`.
+    label: String,
 }
 
 impl OpenAiBackend {
+    /// Name the server kind shown in the backend's name (default `openai`).
+    pub fn labelled(mut self, label: &str) -> OpenAiBackend {
+        self.label = label.to_string();
+        self
+    }
+
     pub fn new(endpoint: Endpoint, schema: Option<J>) -> OpenAiBackend {
         let format = if schema.is_some() {
             ResponseFormat::JsonSchema
@@ -127,6 +145,7 @@ impl OpenAiBackend {
             format,
             notices: Vec::new(),
             retries: 0,
+            label: "openai".into(),
         }
     }
 
@@ -177,7 +196,7 @@ impl OpenAiBackend {
         let url = self.url();
         let mut attempt = 0u32;
         loop {
-            let key = self.endpoint.api_key.as_ref().map(|k| k.0.as_str());
+            let key = self.endpoint.api_key.as_ref().map(ApiKey::secret);
             let outcome = http::post_json(&url, key, body, self.endpoint.timeout);
             let wait = match outcome {
                 Ok(reply) if (200..300).contains(&reply.status) => {
@@ -266,7 +285,7 @@ impl OpenAiBackend {
 }
 
 /// A short, single-line excerpt of a body for an error message.
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut s: String = one_line.chars().take(200).collect();
     if one_line.chars().count() > 200 {
@@ -300,8 +319,8 @@ fn refuses_format(body: &str) -> bool {
 impl Llm for OpenAiBackend {
     fn name(&self) -> String {
         format!(
-            "openai:{} ({})",
-            self.endpoint.model, self.endpoint.base_url
+            "{}:{} ({})",
+            self.label, self.endpoint.model, self.endpoint.base_url
         )
     }
 
