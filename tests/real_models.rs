@@ -346,3 +346,49 @@ fn llm_chat_runs_a_gguf_with_nothing_beside_it() {
     assert!(out.trim().len() > 10, "reply: {out}\nstderr: {err}");
     assert!(err.contains("GGUF metadata"), "{err}");
 }
+
+/// The same real file as Ollama keeps it: a manifest naming a `sha256-` blob (the store is built
+/// in a temp folder around a link to the cached file), reached as `ollama:NAME:TAG`, offline.
+#[test]
+fn llm_chat_runs_a_real_model_from_an_ollama_store() {
+    let Some(path) = model_file("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    // The digest only names the blob here; lsmtune reads the manifest, not a checksum.
+    let hex = "5a".repeat(32);
+    std::fs::create_dir_all(store.path().join("blobs")).unwrap();
+    std::os::unix::fs::symlink(&path, store.path().join(format!("blobs/sha256-{hex}"))).unwrap();
+    let manifests = store
+        .path()
+        .join("manifests/registry.ollama.ai/library/smollm2");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{hex}"), "size": 98362432},
+            {"mediaType": "application/vnd.ollama.image.template", "digest": format!("sha256:{}", "11".repeat(32)), "size": 10}
+        ]
+    });
+    std::fs::write(manifests.join("135m"), manifest.to_string()).unwrap();
+    let o = Command::new(common::BIN)
+        .args([
+            "llm",
+            "chat",
+            "--model",
+            "ollama:smollm2:135m",
+            "--prompt",
+            "Name one key-value store.",
+            "--max-tokens",
+            "16",
+            "--temperature",
+            "0",
+        ])
+        .env("OLLAMA_MODELS", store.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    common::assert_ok(&o);
+    assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("GGUF metadata"));
+}

@@ -579,12 +579,12 @@ pub(super) fn choose(
             let b = OpenAiBackend::new(e, Some(proposal_schema.clone())).labelled("lmstudio");
             (
                 Box::new(LlmProposer::new(
-                Box::new(b),
-                None,
-                params.clone(),
-                args.hints,
-                samples(1),
-            )),
+                    Box::new(b),
+                    None,
+                    params.clone(),
+                    args.hints,
+                    samples(1),
+                )),
                 if how.is_empty() {
                     "asked for (--backend lmstudio)".to_string()
                 } else {
