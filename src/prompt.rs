@@ -54,6 +54,10 @@ impl HintLevel {
 /// At most this many changes per model proposal: small steps whose effect can be told apart.
 pub const MODEL_MAX_CHANGES: usize = 3;
 
+/// Longest `reasoning` of a model proposal: one sentence. Decoding is most of a small model's
+/// time on a CPU, and the reasoning is most of what it decodes.
+pub const MODEL_REASONING_CHARS: usize = 160;
+
 /// Options offered with `--hints knowledge`: the hinted ones first, a few more that matter for
 /// the workload. Fewer options distract a small model less.
 const FOCUS: usize = 10;

@@ -567,11 +567,9 @@ impl Tuner<'_> {
         );
         let mut cand = s.pop().unwrap_or_default();
         let mut best = s.pop().unwrap_or_default();
-        let mut cmp = compare(
-            &best.ops_per_sec,
-            &cand.ops_per_sec,
-            self.settings.min_effect,
-        );
+        // Paired on interleaved rounds when every round measured both (drift cancels), else
+        // Welch: the same judgement as the final check.
+        let mut cmp = judge(&best, &cand, self.settings.min_effect);
         if cand.ops_per_sec.len() < 2 {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
@@ -594,11 +592,7 @@ impl Tuner<'_> {
             cand.failures.extend(c2.failures);
             best.ops_per_sec.extend(b2.ops_per_sec);
             best.failures.extend(b2.failures);
-            cmp = compare(
-                &best.ops_per_sec,
-                &cand.ops_per_sec,
-                self.settings.min_effect,
-            );
+            cmp = judge(&best, &cand, self.settings.min_effect);
         }
         it.decision = if it.failure.is_some() {
             Decision::Failed

@@ -148,7 +148,13 @@ impl Proposer for LlmProposer {
             return Ok(p);
         }
         let max = crate::prompt::MODEL_MAX_CHANGES.min(ctx.schema.max_changes.max(1));
-        let schema = crate::prompt::schema(&offers, max, ctx.schema.reasoning_chars);
+        let schema = crate::prompt::schema(
+            &offers,
+            max,
+            ctx.schema
+                .reasoning_chars
+                .min(crate::prompt::MODEL_REASONING_CHARS),
+        );
         let grammar = self
             .grammar
             .as_ref()
