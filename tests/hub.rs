@@ -272,3 +272,29 @@ fn models_pull_on_the_command_line() {
     );
     common::assert_ok(&o);
 }
+
+/// An ordinary GGUF repo: the file and nothing else (no tokenizer.json). `pull` fetches the
+/// GGUF, the missing tokenizer.json is no error, and the model runs on its own vocabulary.
+#[test]
+fn a_gguf_repo_without_a_tokenizer_pulls_and_runs() {
+    let (_src, mut files) = tiny_model_files();
+    let gguf = files
+        .remove(&("acme/tiny-GGUF".to_string(), "tiny-q8_0.gguf".to_string()))
+        .unwrap();
+    files.clear();
+    files.insert(("acme/bare-GGUF".to_string(), "m.gguf".to_string()), gguf);
+    let server = serve(files, vec![]);
+    let root = tempfile::tempdir().unwrap();
+    let hub = hub_at(root.path(), &server.endpoint);
+    let got = hub.pull("acme/bare-GGUF:m.gguf").unwrap();
+    assert!(got.tokenizer.is_none(), "{got:?}");
+    let mut m = LocalModel::load(&got).unwrap();
+    assert!(m.notes()[0].contains("GGUF metadata"), "{:?}", m.notes());
+    let params = GenParams {
+        max_tokens: 3,
+        temperature: 0.0,
+        ..GenParams::default()
+    };
+    m.chat(&[Message::user("hi")], None, &params, &mut |_| {})
+        .unwrap();
+}
