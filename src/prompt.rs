@@ -153,9 +153,15 @@ fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
 pub fn offers(ctx: &Context, level: HintLevel) -> Vec<Offer> {
     let s = situation(ctx);
     let proposable = proposable_keys(ctx.catalog, ctx.schema);
+    let mut suggested: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let keys: Vec<&'static str> = match level {
         HintLevel::Knowledge => {
             let applied = knowledge::hints(&s);
+            for a in &applied {
+                for (k, v) in a.suggestions(&s) {
+                    suggested.entry(k).or_default().push(v);
+                }
+            }
             knowledge::focus(&s, &applied, &proposable, FOCUS)
         }
         _ => proposable,
@@ -173,13 +179,14 @@ pub fn offers(ctx: &Context, level: HintLevel) -> Vec<Offer> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let vals = knowledge::choices(
+            let vals = knowledge::choices_with(
                 key,
                 &e.spec.ty,
                 &e.spec.safety,
                 &current,
                 &s,
                 &exclude,
+                suggested.get(key).map(Vec::as_slice).unwrap_or_default(),
                 CHOICES,
             );
             (!vals.is_empty()).then(|| Offer {
@@ -298,12 +305,20 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
         (Some(a), Some(b)) => format!(", latency p50 {a:.1} us, p99 {b:.1} us"),
         _ => String::new(),
     };
-    let vs_start = if ctx.history.is_empty() {
+    // The gain so far from the kept changes' own interleaved comparisons, not from the raw
+    // numbers, which drift on a shared machine.
+    let kept: Vec<f64> = ctx
+        .history
+        .iter()
+        .filter(|it| it.decision == Decision::Accepted)
+        .filter_map(|it| it.comparison.map(|c| 1.0 + c.effect))
+        .collect();
+    let vs_start = if kept.is_empty() {
         " (the starting configuration)".to_string()
     } else {
         format!(
-            " ({} vs the start)",
-            pct(ctx.best_ops / ctx.baseline_ops.max(1e-9) - 1.0)
+            " (about {} vs the start, from the kept changes)",
+            pct(kept.iter().product::<f64>() - 1.0)
         )
     };
     t.push_str(&format!(

@@ -315,6 +315,12 @@ fn gemma3_vocabulary_matches_llama_cpp() {
     }
 }
 
+#[test]
+#[ignore = "253 MB model: cargo test --release --test real_models -- --ignored"]
+fn gemma3_270m_q4_k_m_matches_llama_cpp() {
+    full_check("gemma-3-270m-q4_k_m.gguf", "gemma-3-270m-q4_k_m.json");
+}
+
 /// `llm chat` on the GGUF alone, in a fresh folder, offline: it answers, and says which
 /// tokenizer and template it used.
 #[test]

@@ -379,7 +379,7 @@ fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
         "What the measurements show:",
         "point reads have no filter",
         "Hints (symptom",
-        "table.filter_bits_per_key up",
+        "table.filter_bits_per_key 10",
         "Options you may change",
         "table.filter_bits_per_key (",
         "0 → 6 | 10 | 16",

@@ -4,7 +4,8 @@
 //! optional token constraint, and the KV cache kept across turns: a turn whose prompt extends
 //! what the cache already holds prefills only the new tokens.
 //!
-//! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3.
+//! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3,
+//! gemma3.
 //! Safetensors (with config.json): qwen2, llama.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{
-    llama, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3, qwen2,
+    llama, quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    qwen2,
 };
 use std::sync::Arc;
 
@@ -161,6 +163,7 @@ enum Weights {
     Qwen3(quantized_qwen3::ModelWeights),
     Llama(quantized_llama::ModelWeights),
     Phi3(quantized_phi3::ModelWeights),
+    Gemma3(quantized_gemma3::ModelWeights),
 }
 
 /// Which code runs GGUF models: lsmtune's own forward pass and kernels, or candle-transformers'
@@ -183,7 +186,7 @@ impl Runtime {
 }
 
 /// Architectures (`general.architecture`) this backend runs.
-pub const SUPPORTED_ARCHS: &[&str] = &["qwen2", "qwen3", "llama", "mistral", "phi3"];
+pub const SUPPORTED_ARCHS: &[&str] = &["qwen2", "qwen3", "llama", "mistral", "phi3", "gemma3"];
 
 impl Weights {
     fn load(
@@ -207,6 +210,9 @@ impl Weights {
             "phi3" => Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(
                 false, content, file, device,
             )?),
+            "gemma3" => Weights::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
+                content, file, device,
+            )?),
             _ => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
                 content, file, device,
             )?),
@@ -227,6 +233,7 @@ impl Weights {
             Weights::Qwen3(m) => m.forward(x, pos),
             Weights::Llama(m) => m.forward(x, pos),
             Weights::Phi3(m) => m.forward(x, pos),
+            Weights::Gemma3(m) => m.forward(x, pos),
         }?;
         // (batch, vocab) from the GGUF families, (batch, 1, vocab) from safetensors ones.
         Ok(logits
@@ -259,6 +266,8 @@ impl Weights {
             Weights::Qwen3(m) => m.clear_kv_cache(),
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Phi3(_) => {}
+            // Resets its own cache when fed at position 0.
+            Weights::Gemma3(_) => {}
         }
         Ok(())
     }

@@ -16,12 +16,17 @@ pub const LLAMA3: &str = "{{ bos_token }}{% for message in messages %}<|start_he
 /// Phi-3.
 pub const PHI3: &str = "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
 
-/// The built-in template of a model family (`qwen2`, `qwen3`, `llama`, `phi3`).
+/// Gemma: turns of `user` and `model`; no system role, so a system message opens the first
+/// user turn.
+pub const GEMMA: &str = "{{ bos_token }}{% if messages[0].role == 'system' %}{% set prefix = messages[0].content | trim ~ '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}<start_of_turn>{% if message.role == 'assistant' %}model{% else %}{{ message.role }}{% endif %}\n{% if loop.first %}{{ prefix }}{% endif %}{{ message.content | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
+
+/// The built-in template of a model family (`qwen2`, `qwen3`, `llama`, `phi3`, `gemma3`).
 pub fn builtin(family: &str) -> Option<&'static str> {
     match family {
         "qwen2" | "qwen3" => Some(CHATML),
         "llama" | "mistral" => Some(LLAMA3),
         "phi3" => Some(PHI3),
+        "gemma3" => Some(GEMMA),
         _ => None,
     }
 }
@@ -111,11 +116,31 @@ mod tests {
 
     #[test]
     fn every_family_has_a_builtin_that_renders() {
-        for fam in ["qwen2", "qwen3", "llama", "phi3"] {
+        for fam in ["qwen2", "qwen3", "llama", "phi3", "gemma3"] {
             let t = ChatTemplate::new(builtin(fam).unwrap(), "<s>", "</s>").unwrap();
             let out = t.render(&[Message::user("ping")], true).unwrap();
             assert!(out.contains("ping"), "{fam}: {out}");
         }
         assert!(builtin("gpt2").is_none());
+    }
+
+    #[test]
+    fn gemma_folds_the_system_message_into_the_first_user_turn() {
+        let t = ChatTemplate::new(GEMMA, "<bos>", "<eos>").unwrap();
+        let out = t
+            .render(
+                &[
+                    Message::system("be brief"),
+                    Message::user("hi"),
+                    Message::assistant("hello"),
+                    Message::user("again"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<bos><start_of_turn>user\nbe brief\n\nhi<end_of_turn>\n<start_of_turn>model\nhello<end_of_turn>\n<start_of_turn>user\nagain<end_of_turn>\n<start_of_turn>model\n"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! lsmtune's own forward pass for GGUF decoder models of the Llama family (qwen2, qwen3,
-//! llama/mistral, phi3), built for the tuning loop's shape of work: one growing conversation,
+//! llama/mistral, phi3) and Gemma 3 (sliding-window layers with their own rotary base, norms
+//! after attention and feed-forward, GELU, scaled embeddings), built for the tuning loop's shape of work: one growing conversation,
 //! prefilled in batches and decoded one token at a time.
 //!
 //! Q8_0 and Q4_0 matrices run on the repacked VNNI kernels of [`super::kernels`]; any other
@@ -130,8 +131,13 @@ struct Layer {
     qkv: Qkv,
     /// Qwen2 biases of q, k, v.
     bias: Option<[Vec<f32>; 3]>,
-    /// Qwen3 per-head norms of q and k.
+    /// Qwen3 / Gemma 3 per-head norms of q and k.
     qk_norm: Option<[Vec<f32>; 2]>,
+    /// Gemma's norms of the attention output and of the feed-forward output, before each is
+    /// added to the residual stream.
+    post_norms: Option<[Vec<f32>; 2]>,
+    /// Attends within the sliding window (Gemma 3's local layers).
+    sliding: bool,
     out: Linear,
     ffn_norm: Vec<f32>,
     gate_up: GateUp,
@@ -208,6 +214,16 @@ struct Config {
     inv_freq: Vec<f32>,
     /// Multiplies cos and sin (LongRoPE's attention factor; 1 otherwise).
     rope_scale: f32,
+    /// Multiplies the attention scores (1/sqrt(head_dim)).
+    attn_scale: f32,
+    /// Multiplies the token embeddings (Gemma: sqrt(hidden); 1 otherwise).
+    embed_scale: f32,
+    /// GELU (tanh approximation) instead of SiLU in the gated feed-forward (Gemma).
+    gelu: bool,
+    /// Sliding-window attention of some layers (Gemma 3): how many positions a query sees,
+    /// itself included, and the inverse rotary frequencies of those layers.
+    window: Option<usize>,
+    local_inv_freq: Vec<f32>,
 }
 
 /// Reusable activation buffers.
@@ -225,9 +241,12 @@ struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     gu: Vec<f32>,
-    /// cos and sin of every rotary pair at each new position (`m × pairs`), shared by layers.
+    /// cos and sin of every rotary pair at each new position (`m × pairs`), shared by layers;
+    /// and those of the sliding-window layers' frequencies.
     cos: Vec<f32>,
     sin: Vec<f32>,
+    cos_local: Vec<f32>,
+    sin_local: Vec<f32>,
 }
 
 /// A loaded model with its KV cache.
@@ -306,27 +325,60 @@ impl Transformer {
         let rope_scale = md("rope.scaling.attn_factor")
             .and_then(|v| v.to_f32().ok())
             .unwrap_or(1.0);
-        let inv_freq = (0..rope_dim / 2)
-            .map(|i| {
-                let f = 1f32 / base.powf((2 * i) as f32 / rope_dim as f32);
-                f / factors
-                    .as_ref()
-                    .and_then(|v| v.get(i))
-                    .copied()
-                    .unwrap_or(1.0)
-            })
-            .collect();
+        // Linear RoPE scaling (`rope.scaling.factor`), as llama.cpp applies it to every
+        // architecture (Gemma 3's global layers at 4B and up).
+        let linear_scaling = md("rope.scaling.type")
+            .and_then(|v| v.to_string().ok().cloned())
+            .is_none_or(|t| t == "linear");
+        let scaling = md("rope.scaling.factor")
+            .and_then(|v| v.to_f32().ok())
+            .filter(|f| linear_scaling && *f > 0.0)
+            .unwrap_or(1.0);
+        let freqs = |base: f32, scaling: f32| -> Vec<f32> {
+            (0..rope_dim / 2)
+                .map(|i| {
+                    let f = 1f32 / base.powf((2 * i) as f32 / rope_dim as f32);
+                    f / factors
+                        .as_ref()
+                        .and_then(|v| v.get(i))
+                        .copied()
+                        .unwrap_or(1.0)
+                        / scaling
+                })
+                .collect()
+        };
+        let gemma = arch == "gemma3";
+        // Gemma 3: local layers see a window of positions and rotate with their own base.
+        let window = if gemma {
+            int("attention.sliding_window")?
+        } else {
+            None
+        };
+        let local_base = md("rope.local_freq_base")
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(10_000.0);
         let cfg = Config {
             hidden,
             heads,
             kv_heads,
             head_dim,
             rope_dim,
-            neox: matches!(arch, "qwen2" | "qwen3" | "phi3"),
+            neox: matches!(arch, "qwen2" | "qwen3" | "phi3" | "gemma3"),
             eps,
-            inv_freq,
+            inv_freq: freqs(base, scaling),
             rope_scale,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            embed_scale: if gemma { (hidden as f32).sqrt() } else { 1.0 },
+            gelu: gemma,
+            local_inv_freq: if window.is_some() {
+                freqs(local_base, 1.0)
+            } else {
+                Vec::new()
+            },
+            window,
         };
+        // Which layers slide: all but every `pattern`-th (llama.cpp's default of 6).
+        let pattern = int("attention.sliding_window_pattern")?.unwrap_or(6).max(1);
 
         let embd = ct
             .tensor(file, "token_embd.weight", &Device::Cpu)
@@ -402,11 +454,21 @@ impl Transformer {
             } else {
                 GateUp::Fused(linear(ct, file, &format!("{p}.ffn_up.weight"))?)
             };
+            let post_norms = if has("post_attention_norm.weight") {
+                Some([
+                    vector(ct, file, &format!("{p}.post_attention_norm.weight"))?,
+                    vector(ct, file, &format!("{p}.post_ffw_norm.weight"))?,
+                ])
+            } else {
+                None
+            };
             let layer = Layer {
                 attn_norm: vector(ct, file, &format!("{p}.attn_norm.weight"))?,
                 qkv,
                 bias,
                 qk_norm,
+                post_norms,
+                sliding: cfg.window.is_some() && i % pattern < pattern - 1,
                 out: linear(ct, file, &format!("{p}.attn_output.weight"))?,
                 ffn_norm: vector(ct, file, &format!("{p}.ffn_norm.weight"))?,
                 gate_up,
@@ -462,7 +524,29 @@ impl Transformer {
         for (i, &t) in tokens.iter().enumerate() {
             self.embed.row(t as usize, &mut s.x[i * d..(i + 1) * d])?;
         }
-        rotary(cfg, pos, m, &mut s.cos, &mut s.sin);
+        if cfg.embed_scale != 1.0 {
+            for v in &mut s.x {
+                *v *= cfg.embed_scale;
+            }
+        }
+        rotary(
+            &cfg.inv_freq,
+            cfg.rope_scale,
+            pos,
+            m,
+            &mut s.cos,
+            &mut s.sin,
+        );
+        if !cfg.local_inv_freq.is_empty() {
+            rotary(
+                &cfg.local_inv_freq,
+                1.0,
+                pos,
+                m,
+                &mut s.cos_local,
+                &mut s.sin_local,
+            );
+        }
         for layer in &mut self.layers {
             layer.forward(cfg, s, m, pos)?;
         }
@@ -534,7 +618,11 @@ impl Layer {
             && self
                 .qk_norm
                 .as_ref()
-                .is_none_or(|[a, b]| a.len() == cfg.head_dim && b.len() == cfg.head_dim);
+                .is_none_or(|[a, b]| a.len() == cfg.head_dim && b.len() == cfg.head_dim)
+            && self
+                .post_norms
+                .as_ref()
+                .is_none_or(|[a, b]| a.len() == d && b.len() == d);
         if !norms_ok {
             bail!("{name}: a norm or bias vector has the wrong length");
         }
@@ -586,11 +674,16 @@ impl Layer {
                 rms_norm_in_place(head, nk, cfg.eps);
             }
         }
+        let (all_cos, all_sin) = if self.sliding {
+            (&s.cos_local, &s.sin_local)
+        } else {
+            (&s.cos, &s.sin)
+        };
         for i in 0..m {
             let pairs = cfg.inv_freq.len();
             let (cos, sin) = (
-                &s.cos[i * pairs..(i + 1) * pairs],
-                &s.sin[i * pairs..(i + 1) * pairs],
+                &all_cos[i * pairs..(i + 1) * pairs],
+                &all_sin[i * pairs..(i + 1) * pairs],
             );
             for head in s.q[i * qw..(i + 1) * qw].chunks_exact_mut(cfg.head_dim) {
                 rope(cfg, head, cos, sin);
@@ -600,9 +693,15 @@ impl Layer {
             }
         }
         self.cache.append(&s.k, &s.v, m);
-        attention(cfg, &s.q, &self.cache, m, pos, &mut s.attn)?;
+        let window = if self.sliding { cfg.window } else { None };
+        attention(cfg, &s.q, &self.cache, m, pos, window, &mut s.attn)?;
         s.hq.quantize(&s.attn, m, qw);
         self.out.forward(&s.attn, &s.hq, m, &mut s.o)?;
+        if let Some([after_attn, _]) = &self.post_norms {
+            for row in s.o.chunks_exact_mut(d) {
+                rms_norm_in_place(row, after_attn, cfg.eps);
+            }
+        }
         for (x, o) in s.x.iter_mut().zip(&s.o) {
             *x += o;
         }
@@ -617,12 +716,13 @@ impl Layer {
         }
         s.hq.quantize(&s.h, m, d);
         let ff = self.down.cols();
+        let act: fn(f32) -> f32 = if cfg.gelu { gelu } else { silu };
         match &self.gate_up {
             GateUp::Separate { gate, up } => {
                 gate.forward(&s.h, &s.hq, m, &mut s.gate)?;
                 up.forward(&s.h, &s.hq, m, &mut s.up)?;
                 for (g, u) in s.gate.iter_mut().zip(&s.up) {
-                    *g = silu(*g) * u;
+                    *g = act(*g) * u;
                 }
             }
             GateUp::Fused(w) => {
@@ -630,12 +730,17 @@ impl Layer {
                 s.gate.clear();
                 for row in s.gu.chunks_exact(2 * ff) {
                     let (g, u) = row.split_at(ff);
-                    s.gate.extend(g.iter().zip(u).map(|(g, u)| silu(*g) * u));
+                    s.gate.extend(g.iter().zip(u).map(|(g, u)| act(*g) * u));
                 }
             }
         }
         s.hq.quantize(&s.gate, m, ff);
         self.down.forward(&s.gate, &s.hq, m, &mut s.o)?;
+        if let Some([_, after_ffn]) = &self.post_norms {
+            for row in s.o.chunks_exact_mut(d) {
+                rms_norm_in_place(row, after_ffn, cfg.eps);
+            }
+        }
         for (x, o) in s.x.iter_mut().zip(&s.o) {
             *x += o;
         }
@@ -671,17 +776,31 @@ fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// cos and sin of every rotary pair at positions `pos..pos + m`, into `cos` and `sin`.
-fn rotary(cfg: &Config, pos: usize, m: usize, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
+/// cos and sin (times `scale`) of every rotary pair with inverse frequencies `inv_freq` at
+/// positions `pos..pos + m`, into `cos` and `sin`.
+fn rotary(
+    inv_freq: &[f32],
+    scale: f32,
+    pos: usize,
+    m: usize,
+    cos: &mut Vec<f32>,
+    sin: &mut Vec<f32>,
+) {
     cos.clear();
     sin.clear();
     for p in pos..pos + m {
-        for f in &cfg.inv_freq {
+        for f in inv_freq {
             let a = p as f32 * f;
-            cos.push(a.cos() * cfg.rope_scale);
-            sin.push(a.sin() * cfg.rope_scale);
+            cos.push(a.cos() * scale);
+            sin.push(a.sin() * scale);
         }
     }
+}
+
+/// GELU, tanh approximation (as ggml computes it).
+fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
 }
 
 fn rope(cfg: &Config, head: &mut [f32], cos: &[f32], sin: &[f32]) {
@@ -728,11 +847,12 @@ fn attention(
     cache: &KvCache,
     m: usize,
     pos: usize,
+    window: Option<usize>,
     out: &mut Vec<f32>,
 ) -> Result<()> {
     const BLOCK_ROWS: usize = 128;
     let (hd, heads, group) = (cfg.head_dim, cfg.heads, cfg.heads / cfg.kv_heads);
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = cfg.attn_scale;
     out.resize(m * heads * hd, 0.0);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let blocks = m.div_ceil(BLOCK_ROWS);
@@ -778,7 +898,11 @@ fn attention(
         }
         for (r, row) in scores.chunks_exact_mut(ctx).enumerate() {
             let visible = pos + start + r / group + 1;
-            let (row, hidden) = row.split_at_mut(visible);
+            // A sliding layer's query sees the last `window` positions, itself included.
+            let first = window.map_or(0, |w| visible.saturating_sub(w));
+            let (before, row) = row.split_at_mut(first);
+            before.fill(0.0);
+            let (row, hidden) = row.split_at_mut(visible - first);
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
             for s in row.iter_mut() {
                 *s -= max;

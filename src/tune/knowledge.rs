@@ -158,6 +158,9 @@ pub struct Hint {
     /// The symptom in words when the hint applies to the situation, else `None`.
     applies: fn(&Situation) -> Option<String>,
     pub options: &'static [(&'static str, Direction)],
+    /// Concrete values to try for the situation (the typical values, relative to the current
+    /// ones); always among the values offered for those options.
+    pub suggest: fn(&Situation) -> Vec<(&'static str, Value)>,
     /// Why, in a few words (what a prompt shows).
     pub brief: &'static str,
     /// Why, in full (for people: the report and the README).
@@ -177,26 +180,62 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// One line for a prompt: symptom → options and direction (typical values): why, briefly.
+    /// One line for a prompt: symptom → suggested values: why, briefly (typical values).
     pub fn line(&self, s: &Situation) -> String {
-        // An option already at the value a hint names is left out of it.
-        let opts: Vec<String> = self
-            .hint
-            .options
+        let sug: Vec<String> = self
+            .suggestions(s)
             .iter()
-            .filter(|(k, d)| match d {
-                Direction::To(v) => s.config.text(s.catalog, k) != *v,
-                _ => true,
+            .map(|(k, v)| {
+                let shown = s
+                    .catalog
+                    .get(k)
+                    .map(|e| crate::prompt::show(&e.spec.ty, v))
+                    .unwrap_or_else(|| v.to_string());
+                format!("{k} {shown}")
             })
-            .map(|(k, d)| format!("{k} {}", d.word()))
             .collect();
+        let what = if sug.is_empty() {
+            self.hint
+                .options
+                .iter()
+                .map(|(k, d)| format!("{k} {}", d.word()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            sug.join(", ")
+        };
         format!(
-            "{} → {} ({}): {}",
+            "{} → {}: {} ({})",
             self.symptom,
-            opts.join(", "),
-            (self.hint.typical)(s),
-            self.hint.brief
+            what,
+            self.hint.brief,
+            (self.hint.typical)(s)
         )
+    }
+
+    /// The hint's suggested values that differ from the current ones and are in range.
+    pub fn suggestions(&self, s: &Situation) -> Vec<(&'static str, Value)> {
+        (self.hint.suggest)(s)
+            .into_iter()
+            .filter(|(k, v)| {
+                s.catalog
+                    .get(k)
+                    .is_some_and(|e| !same_value(&s.config.get(e), v) && in_range(&e.spec.ty, v))
+            })
+            .collect()
+    }
+}
+
+/// Whether `v` is a value of the type, within its range.
+pub fn in_range(ty: &OptionType, v: &Value) -> bool {
+    match (ty, v) {
+        (OptionType::Int { min, max } | OptionType::Size { min, max }, Value::Int(i)) => {
+            i >= min && i <= max
+        }
+        (OptionType::Double { min, max }, Value::Double(d)) => d >= min && d <= max,
+        (OptionType::Bool, Value::Bool(_)) => true,
+        (OptionType::Enum { values }, Value::Str(x)) => values.contains(&x.as_str()),
+        _ => false,
     }
 }
 
@@ -212,6 +251,7 @@ pub static HINTS: &[Hint] = &[
             ("table.filter_bits_per_key", Direction::Up),
             ("table.filter_type", Direction::To("bloom")),
         ],
+        suggest: |_| vec![("table.filter_bits_per_key", Value::Double(10.0))],
         brief: "skips files that cannot hold the key",
         why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
         typical: |_| "10 bits per key".into(),
@@ -230,6 +270,15 @@ pub static HINTS: &[Hint] = &[
                 .then(|| format!("block cache hit rate {}", pct(hit)))
         },
         options: &[("table.block_cache_size", Direction::Up)],
+        suggest: |s| {
+            let cur = s.int("table.block_cache_size");
+            let cap = (s.memory_budget as i64 / 2).max(8 * MIB);
+            let want = (s.data_bytes().max(MIB) as u64).next_power_of_two() as i64;
+            vec![(
+                "table.block_cache_size",
+                Value::Int(want.max(cur * 2).min(cap)),
+            )]
+        },
         brief: "serves repeated blocks from memory",
         why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
         typical: |s| format!("about the data size, {}", human_bytes(s.data_bytes())),
@@ -254,6 +303,16 @@ pub static HINTS: &[Hint] = &[
             ("level0_stop_writes_trigger", Direction::Up),
             ("max_background_jobs", Direction::Up),
         ],
+        suggest: |s| {
+            let slow = (s.int("level0_slowdown_writes_trigger") * 3 / 2).max(32);
+            let stop = (s.int("level0_stop_writes_trigger") * 3 / 2)
+                .max(48)
+                .max(slow + 16);
+            vec![
+                ("level0_slowdown_writes_trigger", Value::Int(slow)),
+                ("level0_stop_writes_trigger", Value::Int(stop)),
+            ]
+        },
         brief: "lets bursts through while compaction catches up",
         why: "writes slow down once L0 holds level0_slowdown_writes_trigger files; later triggers let bursts through while compaction catches up, more background jobs compact sooner",
         typical: |_| "slowdown 30-40, stop 50-64".into(),
@@ -277,6 +336,12 @@ pub static HINTS: &[Hint] = &[
             ("max_write_buffer_number", Direction::Up),
             ("max_background_jobs", Direction::Up),
         ],
+        suggest: |s| {
+            vec![(
+                "max_write_buffer_number",
+                Value::Int((s.int("max_write_buffer_number") + 2).min(8)),
+            )]
+        },
         brief: "more memtables absorb bursts while flushes run",
         why: "when every memtable is full and waiting for a flush, writes stop; more memtables absorb bursts and more background jobs flush in parallel",
         typical: |_| "3-6 memtables".into(),
@@ -301,6 +366,13 @@ pub static HINTS: &[Hint] = &[
             ("max_background_jobs", Direction::Up),
             ("max_subcompactions", Direction::Up),
         ],
+        suggest: |s| {
+            let soft = s.int("soft_pending_compaction_bytes_limit");
+            vec![(
+                "soft_pending_compaction_bytes_limit",
+                Value::Int(if soft > 0 { soft * 2 } else { 64 << 30 }),
+            )]
+        },
         brief: "tolerates a compaction backlog",
         why: "writes slow when too many bytes wait for compaction; a higher limit tolerates bursts, more compaction threads reduce the backlog",
         typical: |_| "2-4x the limit".into(),
@@ -317,6 +389,7 @@ pub static HINTS: &[Hint] = &[
             .then(|| format!("{} threads write at once", w.threads))
         },
         options: &[("enable_pipelined_write", Direction::To("true"))],
+        suggest: |_| vec![("enable_pipelined_write", Value::Bool(true))],
         brief: "WAL write and memtable insert overlap",
         why: "with pipelining one write group appends to the WAL while the previous one inserts into the memtable, instead of one after the other",
         typical: |_| "true".into(),
@@ -333,6 +406,19 @@ pub static HINTS: &[Hint] = &[
             ("write_buffer_size", Direction::Down),
             ("max_write_buffer_number", Direction::Up),
         ],
+        suggest: |s| {
+            let wb = s.int("write_buffer_size");
+            let smaller = if wb > 16 * MIB {
+                (wb / 4).max(16 * MIB)
+            } else {
+                8 * MIB
+            };
+            let mut v = vec![("write_buffer_size", Value::Int(smaller))];
+            if s.int("max_write_buffer_number") < 4 {
+                v.push(("max_write_buffer_number", Value::Int(4)));
+            }
+            v
+        },
         brief: "smaller memtables make each insert cheaper when flushes keep up",
         why: "when flushes keep up, the cost of a write is the memtable insert, a skiplist walk whose cache misses grow with the memtable's size; smaller memtables are cheaper per insert on this kind of machine, larger ones only pay when flushes fall behind",
         typical: |_| "16 MiB and 4 memtables; measured here 16 MiB 1.43x, 128 MiB 0.84x".into(),
@@ -351,6 +437,12 @@ pub static HINTS: &[Hint] = &[
             ("write_buffer_size", Direction::Up),
             ("target_file_size_base", Direction::Up),
         ],
+        suggest: |s| {
+            vec![(
+                "write_buffer_size",
+                Value::Int((s.int("write_buffer_size") * 2).min(s.memory_budget as i64 / 8)),
+            )]
+        },
         brief: "fewer, larger flushes ease L0 pressure",
         why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
         typical: |_| "2x the current size".into(),
@@ -370,6 +462,12 @@ pub static HINTS: &[Hint] = &[
                 Direction::To("kCompactionStyleUniversal"),
             ),
         ],
+        suggest: |s| {
+            vec![(
+                "max_bytes_for_level_base",
+                Value::Int(s.int("max_bytes_for_level_base") * 2),
+            )]
+        },
         brief: "fewer rewrites of each byte",
         why: "leveled compaction rewrites data once per level; a larger first level means fewer levels, universal compaction rewrites less at the cost of temporary space",
         typical: |_| "level base 4x the memtables".into(),
@@ -399,6 +497,15 @@ pub static HINTS: &[Hint] = &[
             ("compression", Direction::To("kNoCompression")),
             ("bottommost_compression", Direction::To("kLZ4Compression")),
         ],
+        suggest: |_| {
+            vec![
+                ("compression", Value::Str("kNoCompression".into())),
+                (
+                    "bottommost_compression",
+                    Value::Str("kLZ4Compression".into()),
+                ),
+            ]
+        },
         brief: "saves the CPU compactions spend compressing",
         why: "every level's compaction decompresses and recompresses its input; compressing only the last level, where most data ends, saves most of that CPU and keeps most of the space savings",
         typical: |_| "none above the bottom level".into(),
@@ -414,6 +521,16 @@ pub static HINTS: &[Hint] = &[
                 .then(|| format!("{jobs} background jobs on {cores} cores"))
         },
         options: &[("max_background_jobs", Direction::Up)],
+        suggest: |s| {
+            let cores = s.facts.cores as i64;
+            let jobs = s.int("max_background_jobs");
+            let want = if jobs < cores {
+                2 * cores.max(2)
+            } else {
+                cores.max(2)
+            };
+            vec![("max_background_jobs", Value::Int(want.clamp(2, 16)))]
+        },
         brief: "one or two flush/compaction threads per core",
         why: "flushes and compactions run on these threads; fewer than the cores leaves CPU idle under write load, many more than the cores only adds contention",
         typical: |s| format!("{} to {}", s.facts.cores, 2 * s.facts.cores.max(2)),
@@ -432,6 +549,12 @@ pub static HINTS: &[Hint] = &[
             "table.data_block_index_type",
             Direction::To("kDataBlockBinaryAndHash"),
         )],
+        suggest: |_| {
+            vec![(
+                "table.data_block_index_type",
+                Value::Str("kDataBlockBinaryAndHash".into()),
+            )]
+        },
         brief: "finds a key in a block without binary search",
         why: "a small hash table inside each data block finds a key without a binary search over the block's restart points",
         typical: |_| "kDataBlockBinaryAndHash".into(),
@@ -449,6 +572,12 @@ pub static HINTS: &[Hint] = &[
             ("memtable_prefix_bloom_size_ratio", Direction::Up),
             ("memtable_whole_key_filtering", Direction::To("true")),
         ],
+        suggest: |_| {
+            vec![
+                ("memtable_prefix_bloom_size_ratio", Value::Double(0.1)),
+                ("memtable_whole_key_filtering", Value::Bool(true)),
+            ]
+        },
         brief: "skips memtable searches for absent keys",
         why: "a bloom filter over the memtable's keys answers lookups for keys it does not hold without a skiplist search",
         typical: |_| "ratio 0.1".into(),
@@ -465,6 +594,12 @@ pub static HINTS: &[Hint] = &[
             ("table.block_size", Direction::Up),
             ("table.max_auto_readahead_size", Direction::Up),
         ],
+        suggest: |s| {
+            vec![(
+                "table.block_size",
+                Value::Int((s.int("table.block_size") * 4).max(16 * 1024)),
+            )]
+        },
         brief: "fewer block reads per scan",
         why: "a scan reads every block it passes; larger blocks mean fewer block reads and index entries per key scanned",
         typical: |_| "16-64 KiB".into(),
@@ -481,6 +616,12 @@ pub static HINTS: &[Hint] = &[
             ("bytes_per_sync", Direction::Up),
             ("wal_bytes_per_sync", Direction::Up),
         ],
+        suggest: |_| {
+            vec![
+                ("bytes_per_sync", Value::Int(MIB)),
+                ("wal_bytes_per_sync", Value::Int(MIB)),
+            ]
+        },
         brief: "smoother writeback",
         why: "syncing in small steps while writing avoids large writeback bursts that block foreground I/O",
         typical: |_| "1 MiB".into(),
@@ -598,6 +739,21 @@ pub fn choices(
     current: &Value,
     s: &Situation,
     exclude: &[Value],
+    max: usize,
+) -> Vec<Value> {
+    choices_with(key, ty, safety, current, s, exclude, &[], max)
+}
+
+/// [`choices`], with `must` values (a hint's suggestions) always among them when allowed.
+#[allow(clippy::too_many_arguments)]
+pub fn choices_with(
+    key: &str,
+    ty: &OptionType,
+    safety: &Safety,
+    current: &Value,
+    s: &Situation,
+    exclude: &[Value],
+    must: &[Value],
     max: usize,
 ) -> Vec<Value> {
     let unsafe_value = |v: &str| matches!(safety, Safety::UnsafeValues(bad) if bad.contains(&v));
@@ -720,6 +876,23 @@ pub fn choices(
         !dup
     });
     vals.truncate(max);
+    // A suggested value is offered even beyond the ladder (replacing its last rung).
+    for m in must {
+        if in_range(ty, m)
+            && !same_value(current, m)
+            && !exclude.iter().any(|e| same_value(e, m))
+            && !vals.iter().any(|v| same_value(v, m))
+        {
+            if vals.len() >= max.max(1) {
+                vals.pop();
+            }
+            vals.push(m.clone());
+        }
+    }
+    vals.sort_by(|a, b| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => std::cmp::Ordering::Equal,
+    });
     vals
 }
 
@@ -763,7 +936,7 @@ mod tests {
         assert!(!ids.iter().any(|i| i.starts_with("write.")), "{ids:?}");
         let line = h[0].line(&s);
         assert!(
-            line.contains("table.filter_bits_per_key up") && line.contains("10 bits"),
+            line.contains("table.filter_bits_per_key 10") && line.contains("10 bits"),
             "{line}"
         );
         let syms = symptoms(&s).join("\n");
