@@ -248,8 +248,13 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         None
     } else {
         let started = std::time::Instant::now();
-        let g = GrammarEnv::new(llm.tokenizer(), llm.eos_tokens())?
-            .compile(&crate::prompt::schema(&offers, max, opts.reasoning_chars))?;
+        let g =
+            GrammarEnv::new(llm.tokenizer(), llm.eos_tokens())?.compile(&crate::prompt::schema(
+                &offers,
+                max,
+                opts.reasoning_chars
+                    .min(crate::prompt::MODEL_REASONING_CHARS),
+            ))?;
         if !args.json {
             eprintln!(
                 "grammar compiled for {} in {:.2} s",
