@@ -352,8 +352,8 @@ fn models_list_shows_every_store_with_a_verdict() {
     // Files lsmtune cannot run, beside the runnable ones.
     let bad = f.lmstudio.join("acme/bad-GGUF");
     metadata_gguf(
-        &bad.join("gemma.gguf"),
-        &[("general.architecture", Value::String("gemma3".into()))],
+        &bad.join("mamba.gguf"),
+        &[("general.architecture", Value::String("mamba".into()))],
     );
     std::fs::write(bad.join("junk.gguf"), b"this is not a gguf file at all").unwrap();
     rewrite_gguf(&f.gguf, &bad.join("weird-pre.gguf"), |m| {
@@ -426,7 +426,7 @@ fn models_list_shows_every_store_with_a_verdict() {
     };
     assert!(why("ollama:broken:latest").contains("missing"));
     assert!(
-        why("lmstudio:acme/bad-GGUF/gemma.gguf").contains("architecture gemma3 is not supported")
+        why("lmstudio:acme/bad-GGUF/mamba.gguf").contains("architecture mamba is not supported")
     );
     assert!(why("lmstudio:acme/bad-GGUF/junk.gguf").contains("not a GGUF"));
     let w = why("lmstudio:acme/bad-GGUF/weird-pre.gguf");
@@ -467,5 +467,5 @@ fn models_list_shows_every_store_with_a_verdict() {
         line.contains("qwen2") && line.contains("Q8_0") && line.ends_with("yes"),
         "{line}"
     );
-    assert!(text.contains("no: architecture gemma3"), "{text}");
+    assert!(text.contains("no: architecture mamba"), "{text}");
 }
