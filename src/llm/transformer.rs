@@ -63,7 +63,7 @@ impl Linear {
     fn forward(&self, x: &[f32], xq: &QuantRows, m: usize, out: &mut Vec<f32>) -> Result<()> {
         out.resize(m * self.rows(), 0.0);
         match self {
-            Linear::Packed(p) => kernels::matmul(p, xq, out),
+            Linear::Packed(p) => kernels::matmul(p, x, xq, out),
             Linear::Candle { mm, k, .. } => {
                 let t = Tensor::from_slice(x, (m, *k), &Device::Cpu)?;
                 let y = mm.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
@@ -480,7 +480,7 @@ impl Transformer {
                     unreachable!("tied output without a packed table")
                 };
                 logits.resize(p.rows(), 0.0);
-                kernels::matmul(p, &s.hq, &mut logits);
+                kernels::matmul(p, &s.h, &s.hq, &mut logits);
             }
         }
         Ok(logits)
