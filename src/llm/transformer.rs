@@ -831,7 +831,7 @@ fn attention(
     if items == 1 || (pos + m) * m * heads * hd < 1 << 14 {
         run(0..items);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, run);
+        kernels::pool::run_chunked(items, run);
     }
     Ok(())
 }

@@ -23,7 +23,7 @@
 //! exact integer dot product is the sum started from `-o·Σ a`; the mins of Q4_1/Q5_1 add
 //! `m·Σ a` in floating point. The K-quants (256-column superblocks) are in `kquants`, F16 and
 //! BF16 (f32 products over converted rows, activations not quantized) in `float`. The tiles are
-//! walked in parallel on candle's CPU thread pool; each thread writes whole tiles of the output.
+//! walked in parallel on [`pool`]'s threads; each thread writes whole tiles of the output.
 
 use candle_core::quantized::GgmlDType;
 use half::f16;
@@ -31,6 +31,7 @@ use half::f16;
 mod avx2;
 mod float;
 mod kquants;
+pub mod pool;
 
 /// Output rows per tile.
 pub const TILE: usize = 16;
@@ -493,7 +494,7 @@ impl QuantRows {
 
 /// `out[r][c] = Σ_k w[c][k]·x[r][k]` for every activation row `r` and output row `c` of `w`;
 /// `x` is `m × k` (row-major) and `xq` the same rows quantized (the F16/BF16 kernels read `x`,
-/// the others `xq`); `out` is `m × n`, row-major. Runs on candle's CPU thread pool with the
+/// the others `xq`); `out` is `m × n`, row-major. Runs on the [`pool`] threads with the
 /// kernels of [`level`].
 pub fn matmul(w: &PackedMatrix, x: &[f32], xq: &QuantRows, out: &mut [f32]) {
     matmul_at(level(), w, x, xq, out)
@@ -538,7 +539,7 @@ pub fn matmul_at(level: Level, w: &PackedMatrix, x: &[f32], xq: &QuantRows, out:
     if items < 4 {
         work(0..items);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, work);
+        pool::run_chunked(items, work);
     }
 }
 
