@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # lsmtune's own kernels against llama.cpp, side by side on the same GGUF files, on both SIMD
 # paths: lsmtune on AVX-512 (the default) against llama.cpp built with AVX-512, and lsmtune with
-# LSMTUNE_NO_AVX512=1 (its AVX2 path) against llama.cpp built without AVX-512. 2 threads, a
-# prompt of about 128 tokens then 64 decoded tokens; the four runs interleaved per repeat, so
-# load from other processes on the machine hits them alike.
+# LSMTUNE_NO_AVX512=1 (its AVX2 path) against llama.cpp built without AVX-512. THREADS threads
+# each (default 2; lsmtune through RAYON_NUM_THREADS), a prompt of about 128 tokens then 64
+# decoded tokens; the four runs interleaved per repeat, so load from other processes on the
+# machine hits them alike. The load average before each repeat is recorded and summarized.
 #
-#   bash benches/kernels_vs_llamacpp.sh [repeats] [models]
+#   [THREADS=n] bash benches/kernels_vs_llamacpp.sh [repeats] [models]
 #
 # models: comma-separated; each either a GGUF file (a real model) or shape:dtype for
 # `lsmtune models make-test-model` (default: the real files in ~/.cache/lsmtune/models, then
@@ -31,30 +32,36 @@ done
 models=${2:-$default_models}
 py512=${LLAMACPP_PY:-/tmp/llamacpp-venv/bin/python}
 py2=${LLAMACPP_AVX2_PY:-/tmp/llamacpp-avx2-venv/bin/python}
-bin="${CARGO_TARGET_DIR:-target}/release/lsmtune"
+threads=${THREADS:-2}
+export RAYON_NUM_THREADS=$threads
+bin=${LSMTUNE_BIN:-${CARGO_TARGET_DIR:-target}/release/lsmtune}
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# KEEP=dir keeps the raw measurements (one JSON line per run) there.
+if [ -n "${KEEP:-}" ]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 names=()
 for spec in ${models//,/ }; do
   if [ -f "$spec" ]; then
     name=$(basename "$spec" .gguf); model="$spec"; file="$spec"
   else
-    name=$spec; model="$work/$spec"; file="$model/model.gguf"
+    name=$spec; model="$work/model-$spec"; file="$model/model.gguf"
     "$bin" models make-test-model --shape "${spec%%:*}" --dtype "${spec##*:}" --out "$model" >/dev/null
   fi
   names+=("$name")
   echo "== $name" >&2
   for r in $(seq 1 "$repeats"); do
+    cut -d' ' -f1 /proc/loadavg >> "$work/load.txt"
     "$bin" llm bench --model "$model" --prompt-tokens 128 --gen-tokens 64 --repeats 1 --json >> "$work/own512-$name.jsonl"
-    "$py512" benches/llamacpp_speed.py "$file" 128 64 1 2 >> "$work/lcp512-$name.jsonl"
+    "$py512" benches/llamacpp_speed.py "$file" 128 64 1 "$threads" >> "$work/lcp512-$name.jsonl"
     LSMTUNE_NO_AVX512=1 "$bin" llm bench --model "$model" --prompt-tokens 128 --gen-tokens 64 --repeats 1 --json >> "$work/own2-$name.jsonl"
-    "$py2" benches/llamacpp_speed.py "$file" 128 64 1 2 >> "$work/lcp2-$name.jsonl"
+    "$py2" benches/llamacpp_speed.py "$file" 128 64 1 "$threads" >> "$work/lcp2-$name.jsonl"
   done
   [ -f "$spec" ] || rm -rf "$model"
 done
-python3 - "$work" "${names[@]}" <<'PY'
+python3 - "$work" "$threads" "${names[@]}" <<'PY'
 import json, sys, statistics, math
-work, names = sys.argv[1], sys.argv[2:]
+work, threads, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+load = [float(l) for l in open(f"{work}/load.txt")]
+print(f"{threads} thread(s); 1-minute load average before the repeats: {min(load):.1f} to {max(load):.1f} (median {statistics.median(load):.1f}) on {len(load)} repeats\n")
 T = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365}
 def load(f, key):
     return [json.loads(l)[key]["mean"] for l in open(f)]

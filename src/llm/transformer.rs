@@ -2,8 +2,10 @@
 //! llama/mistral, phi3), built for the tuning loop's shape of work: one growing conversation,
 //! prefilled in batches and decoded one token at a time.
 //!
-//! Q8_0 and Q4_0 matrices run on the repacked VNNI kernels of [`super::kernels`]; any other
-//! tensor type (K-quants, F16, F32) goes through candle's `QMatMul`. The KV cache is one
+//! Matrices of every common GGUF type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, F16, BF16) run
+//! on the repacked kernels of [`super::kernels`] (AVX-512 or AVX2, picked at run time); F32
+//! matrices, rarer types, and every type on a CPU without AVX2 (or with `LSMTUNE_NO_SIMD=1`) go
+//! through candle's `QMatMul`. The KV cache is one
 //! preallocated buffer per layer that can be cut back to any position, attention is computed
 //! directly (no repeat of the KV heads, no mask tensors), and every activation buffer is reused
 //! between calls. candle-transformers' models remain available as a reference

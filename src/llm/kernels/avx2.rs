@@ -108,9 +108,10 @@ pub unsafe fn tile(
         let low = _mm256_set1_epi8(0x0F);
         let sixteen = _mm256_set1_epi8(16);
         let flip = _mm256_set1_epi8(-128);
-        for h in 0..2 {
-            let mut f = [_mm256_setzero_ps(); ROWS];
-            for b in 0..nb {
+        // Both halves of each tile-block in turn, so each cache line of the tile is read once.
+        let mut acc2 = [[_mm256_setzero_ps(); ROWS]; 2];
+        for b in 0..nb {
+            for (h, f) in acc2.iter_mut().enumerate() {
                 let tb = base.add(b * tb_bytes);
                 let dw = halves_f16(tb, h);
                 let mw = if min {
@@ -189,6 +190,8 @@ pub unsafe fn tile(
                     }
                 }
             }
+        }
+        for (h, f) in acc2.iter().enumerate() {
             for i in 0..n_rows {
                 _mm256_storeu_ps(acc[i].as_mut_ptr().add(8 * h), f[i]);
             }
@@ -230,17 +233,18 @@ pub unsafe fn ktile(
             TILE * BLOCK / 2
         };
         let m4 = _mm256_set1_epi32(0x0F);
-        for h in 0..2 {
-            let mut f = [_mm256_setzero_ps(); ROWS];
-            for s in 0..k / SUPER {
-                let blk = tile.as_ptr().add(s * ts);
-                let dv = halves_f16(blk, h);
-                let dminv = if hd == 4 * TILE {
-                    halves_f16(blk.add(2 * TILE), h)
-                } else {
-                    _mm256_setzero_ps()
-                };
-                for j in 0..kquants_subs() {
+        // Both halves of each sub-block in turn, so each cache line of the tile is read once.
+        let mut acc2 = [[_mm256_setzero_ps(); ROWS]; 2];
+        for s in 0..k / SUPER {
+            let blk = tile.as_ptr().add(s * ts);
+            for j in 0..kquants_subs() {
+                for (h, f) in acc2.iter_mut().enumerate() {
+                    let dv = halves_f16(blk, h);
+                    let dminv = if hd == 4 * TILE {
+                        halves_f16(blk.add(2 * TILE), h)
+                    } else {
+                        _mm256_setzero_ps()
+                    };
                     let b = s * kquants_subs() + j;
                     let sub = blk.add(hd + j * sb);
                     let bytes = |at: usize| _mm_loadl_epi64(sub.add(at + 8 * h) as *const __m128i);
@@ -361,6 +365,8 @@ pub unsafe fn ktile(
                     }
                 }
             }
+        }
+        for (h, f) in acc2.iter().enumerate() {
             for i in 0..n_rows {
                 _mm256_storeu_ps(acc[i].as_mut_ptr().add(8 * h), f[i]);
             }
