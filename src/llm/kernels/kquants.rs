@@ -253,7 +253,7 @@ pub fn pack(kind: Kind, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let (block, ts, sb) = (gguf_block(kind), tile_super(kind), sub(kind));
     let hd = head(kind);
     let bits = if crumbs(kind) { 3 } else { 15 };
-    let mut data = vec![0u8; n.div_ceil(TILE) * ns * ts];
+    let mut data = super::zeroed(n.div_ceil(TILE) * ns * ts);
     for row in 0..n {
         let (t, r) = (row / TILE, row % TILE);
         for s in 0..ns {

@@ -227,6 +227,27 @@ pub fn simd_available() -> bool {
     level() != Level::Scalar
 }
 
+/// A zeroed buffer for packed tiles. On Linux it is backed by transparent huge pages where the
+/// system allows them on request (`madvise` mode, the common default): a decode step streams
+/// every weight once, and with 4 KiB pages the TLB misses cost as much as the arithmetic
+/// (llama.cpp reads the file through the page cache, which the kernel may map with large folios).
+fn zeroed(len: usize) -> Vec<u8> {
+    let v = vec![0u8; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_ptr() as usize + len) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside the buffer; the call only advises the kernel.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
+}
+
 /// A weight matrix `n × k` (n output rows) repacked into tiles.
 pub struct PackedMatrix {
     kind: Kind,
@@ -351,7 +372,7 @@ fn pack_simple(kind: Kind, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let tiles = n.div_ceil(TILE);
     let tb = kind.tile_block_bytes();
     let head = kind.head_bytes();
-    let mut data = vec![0u8; tiles * nb * tb];
+    let mut data = zeroed(tiles * nb * tb);
     for t in 0..tiles {
         for b in 0..nb {
             let dst = &mut data[(t * nb + b) * tb..][..tb];
