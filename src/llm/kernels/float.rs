@@ -9,8 +9,8 @@ use half::{bf16, f16};
 use super::{Kind, ROWS, TILE};
 
 /// Repack `n × k` 16-bit values (F16 and BF16 alike: only the bits move).
-pub fn pack(raw: &[u8], n: usize, k: usize) -> Vec<u8> {
-    let mut data = super::zeroed(n.div_ceil(TILE) * TILE * k * 2);
+pub fn pack(raw: &[u8], n: usize, k: usize) -> super::Tiles {
+    let mut data = super::Tiles::zeroed(n.div_ceil(TILE) * TILE * k * 2);
     for row in 0..n {
         let (t, r) = (row / TILE, row % TILE);
         let tile = &mut data[t * TILE * k * 2..][..TILE * k * 2];

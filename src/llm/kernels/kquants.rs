@@ -248,12 +248,12 @@ fn masks(kind: Kind, i: usize) -> ([(usize, u32); 2], usize) {
 }
 
 /// Repack `n × k` blocks of `kind`; `k` is a multiple of 256 and the size was checked.
-pub fn pack(kind: Kind, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
+pub fn pack(kind: Kind, raw: &[u8], n: usize, k: usize) -> super::Tiles {
     let ns = k / SUPER;
     let (block, ts, sb) = (gguf_block(kind), tile_super(kind), sub(kind));
     let hd = head(kind);
     let bits = if crumbs(kind) { 3 } else { 15 };
-    let mut data = super::zeroed(n.div_ceil(TILE) * ns * ts);
+    let mut data = super::Tiles::zeroed(n.div_ceil(TILE) * ns * ts);
     for row in 0..n {
         let (t, r) = (row / TILE, row % TILE);
         for s in 0..ns {

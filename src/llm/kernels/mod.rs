@@ -227,25 +227,70 @@ pub fn simd_available() -> bool {
     level() != Level::Scalar
 }
 
-/// A zeroed buffer for packed tiles. On Linux it is backed by transparent huge pages where the
-/// system allows them on request (`madvise` mode, the common default): a decode step streams
-/// every weight once, and with 4 KiB pages the TLB misses cost as much as the arithmetic
-/// (llama.cpp reads the file through the page cache, which the kernel may map with large folios).
-fn zeroed(len: usize) -> Vec<u8> {
-    let v = vec![0u8; len];
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (v.as_ptr() as usize + len) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: the range lies inside the buffer; the call only advises the kernel.
+/// The zeroed buffer of a matrix's packed tiles. Buffers of 2 MiB and more are 2 MiB-aligned and,
+/// on Linux, advised onto transparent huge pages before anything touches them (honoured in the
+/// common `madvise` THP mode): a decode step streams every weight once, and with 4 KiB pages
+/// the TLB misses cost about as much as the arithmetic on F16 matrices (llama.cpp reads the file
+/// through the page cache, which the kernel may map with large folios).
+pub struct Tiles {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: `Tiles` owns its bytes like a `Vec<u8>`.
+unsafe impl Send for Tiles {}
+unsafe impl Sync for Tiles {}
+
+const HUGE: usize = 2 << 20;
+
+impl Tiles {
+    fn zeroed(len: usize) -> Tiles {
+        let align = if len >= HUGE { HUGE } else { 64 };
+        let layout = std::alloc::Layout::from_size_align(len.max(1), align)
+            .expect("a matrix buffer size fits a layout");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        #[cfg(target_os = "linux")]
+        if len >= HUGE {
+            // SAFETY: the range lies inside the allocation; the call only advises the kernel.
             unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+                libc::madvise(
+                    raw as *mut libc::c_void,
+                    len / HUGE * HUGE,
+                    libc::MADV_HUGEPAGE,
+                );
             }
         }
+        // SAFETY: `len` bytes were allocated (and are zeroed here before any read).
+        unsafe { std::ptr::write_bytes(raw, 0, len) };
+        Tiles { ptr, len, layout }
     }
-    v
+}
+
+impl std::ops::Deref for Tiles {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` initialized bytes owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Tiles {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, borrowed mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
 }
 
 /// A weight matrix `n × k` (n output rows) repacked into tiles.
@@ -253,7 +298,7 @@ pub struct PackedMatrix {
     kind: Kind,
     n: usize,
     k: usize,
-    data: Vec<u8>,
+    data: Tiles,
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -366,13 +411,13 @@ fn fifth_bits(kind: Kind, tb: &[u8], g: usize) -> (u64, u64) {
 }
 
 /// Repack a matrix of a 32-column type.
-fn pack_simple(kind: Kind, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
+fn pack_simple(kind: Kind, raw: &[u8], n: usize, k: usize) -> Tiles {
     let nb = k / BLOCK;
     let bb = kind.gguf_block_bytes();
     let tiles = n.div_ceil(TILE);
     let tb = kind.tile_block_bytes();
     let head = kind.head_bytes();
-    let mut data = zeroed(tiles * nb * tb);
+    let mut data = Tiles::zeroed(tiles * nb * tb);
     for t in 0..tiles {
         for b in 0..nb {
             let dst = &mut data[(t * nb + b) * tb..][..tb];
