@@ -1,4 +1,4 @@
-//! lsmtune's own forward pass (`llm::transformer`, with the repacked Q8_0/Q4_0 kernels) against
+//! lsmtune's own forward pass (`llm::transformer`, with the repacked kernels of every type) against
 //! candle-transformers' models on the same GGUF files: every test architecture, quantized and
 //! not, tied and separate output layers; logits compared after a batched prefill, after single
 //! decode steps, and after the cache is cut back and refilled.
@@ -98,8 +98,11 @@ fn compare(arch: Arch, shape: Shape, dtype: impl Into<Quant>) {
         let a = ours.forward(tokens, *pos).unwrap();
         let b = reference.forward(tokens, *pos);
         let e = exact.forward(tokens, *pos);
-        if dtype == Quant::Uniform(GgmlDType::F32) {
-            // Both compute exact f32 products: equal up to summation order.
+        let float = [GgmlDType::F32, GgmlDType::F16, GgmlDType::BF16]
+            .into_iter()
+            .any(|d| dtype == Quant::Uniform(d));
+        if float {
+            // Both compute exact f32 products of the same weights: equal up to summation order.
             assert!(
                 rel_diff(&a, &b) < 1e-3,
                 "{label} step {i}: {}",
@@ -107,8 +110,12 @@ fn compare(arch: Arch, shape: Shape, dtype: impl Into<Quant>) {
             );
             assert_eq!(argmax(&a), argmax(&b), "{label} step {i}: greedy choice");
         } else {
+            // The two runtimes quantize the activations differently (32-value blocks here,
+            // 256-value blocks in candle's K-quant kernels): through 8 random layers that alone
+            // moves the logits by up to ~15%; the check that matters is the distance from the
+            // exact logits below.
             assert!(
-                rel_diff(&a, &b) < 0.15,
+                rel_diff(&a, &b) < 0.2,
                 "{label} step {i}: {}",
                 rel_diff(&a, &b)
             );
@@ -152,7 +159,11 @@ fn own_forward_matches_candle_for_every_architecture_and_weight_type() {
         for dtype in [
             GgmlDType::Q8_0,
             GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
             GgmlDType::Q5_0,
+            GgmlDType::Q5_1,
+            GgmlDType::F16,
+            GgmlDType::BF16,
             GgmlDType::F32,
         ] {
             compare(arch, Shape::TINY, dtype);
@@ -169,12 +180,16 @@ fn tied_output_layers_and_k_quant_mixes_match_candle() {
         layers: 8,
         ..Shape::TINY
     };
-    // Q4_K and Q6_K at hidden 256 run on the own K-quant kernels; llama.cpp's
-    // Q4_K_M recipe mixes Q4_K and Q6_K (and Q5_0/Q8_0 where rows do not fit 256).
+    // The K-quants at hidden 256 run on the own K-quant kernels; llama.cpp's Q4_K_M recipe
+    // mixes Q4_K and Q6_K (and Q5_0/Q8_0 where rows do not fit 256).
     for q in [
         Quant::Uniform(GgmlDType::F32),
         Quant::Uniform(GgmlDType::Q8_0),
+        Quant::Uniform(GgmlDType::Q2K),
+        Quant::Uniform(GgmlDType::Q3K),
         Quant::Uniform(GgmlDType::Q4K),
+        Quant::Uniform(GgmlDType::Q5K),
+        Quant::Uniform(GgmlDType::Q6K),
         Quant::Q4KM,
     ] {
         compare(Arch::Qwen2, tied, q);

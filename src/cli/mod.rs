@@ -166,8 +166,10 @@ pub enum ModelsCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Weight format of the matrices: q8_0, q4_0, q5_0, q4_k, q6_k or f32 (tensors whose
-        /// rows do not fit a K-quant's 256-wide blocks fall back to q8_0), or q4_k_m: llama.cpp's
+        /// Weight format of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k,
+        /// q6_k, f16, bf16 or f32 (tensors whose rows do not fit a K-quant's 256-wide blocks fall
+        /// back as llama.cpp's quantizer does: q2_k/q3_k to q4_0, q4_k to q5_0, q5_k to q5_1,
+        /// q6_k to q8_0), or q4_k_m: llama.cpp's
         /// recipe (Q4_K, Q6_K for the output, attn_v and ffn_down in some layers; Q5_0 and Q8_0
         /// where rows do not fit, as in a real Qwen2.5-0.5B Q4_K_M file).
         #[arg(long, default_value = "q8_0")]
@@ -1247,12 +1249,21 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
             let dtype = match dtype.to_ascii_lowercase().as_str() {
                 "q8_0" => Quant::Uniform(GgmlDType::Q8_0),
                 "q4_0" => Quant::Uniform(GgmlDType::Q4_0),
+                "q4_1" => Quant::Uniform(GgmlDType::Q4_1),
                 "q5_0" => Quant::Uniform(GgmlDType::Q5_0),
+                "q5_1" => Quant::Uniform(GgmlDType::Q5_1),
+                "q2_k" => Quant::Uniform(GgmlDType::Q2K),
+                "q3_k" => Quant::Uniform(GgmlDType::Q3K),
                 "q4_k" => Quant::Uniform(GgmlDType::Q4K),
+                "q5_k" => Quant::Uniform(GgmlDType::Q5K),
                 "q6_k" => Quant::Uniform(GgmlDType::Q6K),
                 "q4_k_m" => Quant::Q4KM,
+                "f16" => Quant::Uniform(GgmlDType::F16),
+                "bf16" => Quant::Uniform(GgmlDType::BF16),
                 "f32" => Quant::Uniform(GgmlDType::F32),
-                other => bail!("--dtype {other}: use q8_0, q4_0, q5_0, q4_k, q6_k, q4_k_m or f32"),
+                other => bail!(
+                    "--dtype {other}: use q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, f16, bf16 or f32"
+                ),
             };
             let shape = match shape.as_str() {
                 "tiny" => crate::llm::testmodel::Shape::TINY,

@@ -406,8 +406,9 @@ fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
 /// How the matrices of a generated GGUF are quantized.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quant {
-    /// One type for every matrix; rows that do not fit a K-quant's 256-wide blocks fall back to
-    /// Q8_0.
+    /// One type for every matrix; rows that do not fit a K-quant's 256-wide blocks fall back as
+    /// llama.cpp's quantizer does (Q2_K and Q3_K to Q4_0, Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to
+    /// Q8_0; a 32-wide type that does not fit to F16).
     Uniform(GgmlDType),
     /// llama.cpp's Q4_K_M recipe: Q4_K, with Q6_K for the output layer and for attn_v and
     /// ffn_down in the layers it gives more bits; rows that do not fit 256-wide blocks fall back
@@ -429,7 +430,13 @@ impl Quant {
         let fits = |d: GgmlDType| row.is_multiple_of(d.block_size());
         match self {
             Quant::Uniform(d) if fits(d) => d,
-            Quant::Uniform(_) => GgmlDType::Q8_0,
+            Quant::Uniform(d) => match d {
+                GgmlDType::Q2K | GgmlDType::Q3K => GgmlDType::Q4_0,
+                GgmlDType::Q4K => GgmlDType::Q5_0,
+                GgmlDType::Q5K => GgmlDType::Q5_1,
+                GgmlDType::Q6K => GgmlDType::Q8_0,
+                _ => GgmlDType::F16,
+            },
             Quant::Q4KM => {
                 let layer = name
                     .strip_prefix("blk.")

@@ -3,8 +3,10 @@
 //! after attention and feed-forward, GELU, scaled embeddings), built for the tuning loop's shape of work: one growing conversation,
 //! prefilled in batches and decoded one token at a time.
 //!
-//! Q8_0 and Q4_0 matrices run on the repacked VNNI kernels of [`super::kernels`]; any other
-//! tensor type (K-quants, F16, F32) goes through candle's `QMatMul`. The KV cache is one
+//! Matrices of every common GGUF type (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, F16, BF16) run
+//! on the repacked kernels of [`super::kernels`] (AVX-512 or AVX2, picked at run time); F32
+//! matrices, rarer types, and every type on a CPU without AVX2 (or with `LSMTUNE_NO_SIMD=1`) go
+//! through candle's `QMatMul`. The KV cache is one
 //! preallocated buffer per layer that can be cut back to any position, attention is computed
 //! directly (no repeat of the KV heads, no mask tensors), and every activation buffer is reused
 //! between calls. candle-transformers' models remain available as a reference
@@ -64,7 +66,7 @@ impl Linear {
     fn forward(&self, x: &[f32], xq: &QuantRows, m: usize, out: &mut Vec<f32>) -> Result<()> {
         out.resize(m * self.rows(), 0.0);
         match self {
-            Linear::Packed(p) => kernels::matmul(p, xq, out),
+            Linear::Packed(p) => kernels::matmul(p, x, xq, out),
             Linear::Candle { mm, k, .. } => {
                 let t = Tensor::from_slice(x, (m, *k), &Device::Cpu)?;
                 let y = mm.forward(&t)?.flatten_all()?.to_vec1::<f32>()?;
@@ -564,7 +566,7 @@ impl Transformer {
                     unreachable!("tied output without a packed table")
                 };
                 logits.resize(p.rows(), 0.0);
-                kernels::matmul(p, &s.hq, &mut logits);
+                kernels::matmul(p, &s.h, &s.hq, &mut logits);
             }
         }
         Ok(logits)
@@ -955,7 +957,7 @@ fn attention(
     if items == 1 || (pos + m) * m * heads * hd < 1 << 14 {
         run(0..items);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(items, run);
+        kernels::pool::run_chunked(items, run);
     }
     Ok(())
 }
