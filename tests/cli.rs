@@ -332,3 +332,98 @@ fn a_reader_that_stops_early_is_not_a_crash() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// `--out` writes into what the user named: a new file gets 0666 under the umask (not a
+/// temporary file's 0600), an existing file keeps its mode, a symbolic link is followed (the
+/// file it names changes, the link stays a link), and a FIFO is written through, never replaced
+/// by a regular file (the same holds for /dev/null, which this test does not touch).
+#[test]
+fn out_writes_into_what_the_user_named() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let out = |p: &Path| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 022; exec '{}' options defaults --out '{}'",
+                env!("CARGO_BIN_EXE_lsmtune"),
+                p.display()
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", text(&o));
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let fresh = dir.path().join("fresh.ini");
+    out(&fresh);
+    assert_eq!(mode(&fresh), 0o644);
+    assert!(
+        std::fs::read_to_string(&fresh)
+            .unwrap()
+            .contains("[DBOptions]")
+    );
+
+    let kept = dir.path().join("kept.ini");
+    std::fs::write(&kept, "old").unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+    out(&kept);
+    assert_eq!(mode(&kept), 0o640);
+    assert!(
+        std::fs::read_to_string(&kept)
+            .unwrap()
+            .contains("[DBOptions]")
+    );
+
+    let real = dir.path().join("elsewhere").join("real.ini");
+    std::fs::create_dir(real.parent().unwrap()).unwrap();
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("link.ini");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    out(&link);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("[DBOptions]")
+    );
+    let dangling = dir.path().join("dangling.ini");
+    std::os::unix::fs::symlink("made-by-link.ini", &dangling).unwrap();
+    out(&dangling);
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(dir.path().join("made-by-link.ini").is_file());
+
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    out(&fifo);
+    assert!(reader.join().unwrap().contains("[DBOptions]"));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A folder is refused with a message, not replaced.
+    let o = lsmtune(&["options", "defaults", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("folder"), "{}", text(&o));
+    // No temporary files are left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".lsmtune-") || n.starts_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -344,21 +344,70 @@ impl OptionsDoc {
     }
 }
 
-/// Write bytes to `path` through a temporary sibling and a rename.
+/// Write bytes to `path` the way a user expects of an output file.
+///
+/// A regular file (or a new one) is replaced atomically: a temporary sibling, synced, then
+/// renamed over it, so an interrupted write never leaves half a file where a good one was. The
+/// new file gets the mode the old one had, or 0666 under the umask (0644 usually), never the
+/// temporary file's 0600. A symbolic link is followed: the file it names is written and the
+/// link stays. Anything that is not a regular file (`/dev/null`, a FIFO, a terminal) is written
+/// through, never replaced; a folder is refused.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let dir = match path.parent() {
+    use std::os::unix::fs::PermissionsExt;
+    let target = resolve_links(path);
+    let keep_mode = match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => anyhow::bail!("cannot write {}: it is a folder", path.display()),
+        Ok(m) if !m.is_file() => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            f.write_all(bytes)
+                .and_then(|_| f.flush())
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            return Ok(());
+        }
+        Ok(m) => Some(m.permissions()),
+        Err(_) => None,
+    };
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lsmtune-")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
         .map_err(|e| anyhow::anyhow!("cannot write in {}: {e}", dir.display()))?;
+    if let Some(mode) = keep_mode {
+        tmp.as_file()
+            .set_permissions(mode)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    tmp.persist(path)
+    tmp.persist(&target)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
     Ok(())
+}
+
+/// The path a chain of symbolic links ends at (the path itself when it is not a link); a
+/// dangling link resolves to the path it names, so writing creates that file.
+fn resolve_links(path: &Path) -> std::path::PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&p) {
+                Ok(to) if to.is_absolute() => p = to,
+                Ok(to) => p = p.parent().unwrap_or(Path::new(".")).join(to),
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    p
 }
 
 #[cfg(test)]
