@@ -460,3 +460,76 @@ fn the_prompt_reports_what_was_tried_and_stops_offering_it() {
     // And the journal can be summarised with the new fields.
     let _ = Config::new(OptionsDoc::read(&dir.path().join("OPTIONS-tuned.ini")).unwrap());
 }
+
+/// A kill (or a full disk) can cut the journal's last line anywhere, even inside a UTF-8
+/// character. Whatever the cut, `resume` must load what was acknowledged, write its next record
+/// on a line of its own, and finish; the resumed journal loads whole.
+#[test]
+fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
+    let filter =
+        r#"{"reasoning": "no filter → add one", "changes": [{"table.filter_bits_per_key": 10}]}"#;
+    let cache = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
+    let script = || Scripted {
+        calls: vec![vec![filter], vec![cache]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    run(
+        settings(Kind::ReadRandom, 2, false),
+        &engine,
+        &mut script(),
+        dir.path(),
+    );
+    let path = dir.path().join(journal::FILE);
+    let full = std::fs::read(&path).unwrap();
+    let ends: Vec<usize> = full
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert!(ends.len() >= 4, "start, 2 iterations, end");
+    // From the start of the last iteration record to the end of the file; the iteration line is
+    // walked with a stride (it is long), the end record byte by byte.
+    let last_it = ends[ends.len() - 3];
+    let end_rec = ends[ends.len() - 2];
+    let cuts = (last_it..end_rec)
+        .step_by(13)
+        .chain(end_rec..full.len())
+        .collect::<Vec<_>>();
+    let work = tempfile::tempdir().unwrap();
+    for cut in cuts {
+        std::fs::write(&path, &full[..cut]).unwrap();
+        let t = Tuner {
+            settings: settings(Kind::ReadRandom, 2, false),
+            out: dir.path().to_path_buf(),
+            engine: &engine,
+            work_dir: Some(work.path().to_path_buf()),
+            progress: &Quiet,
+            proposer_reason: "test".into(),
+            baseline: None,
+        };
+        t.resume(&mut script())
+            .unwrap_or_else(|e| panic!("cut at byte {cut}: {e:#}"));
+        let recs = journal::load(dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e:#}"));
+        assert!(
+            matches!(recs.last(), Some(Record::End { .. })),
+            "cut at {cut}"
+        );
+        let its = recs
+            .iter()
+            .filter(|r| matches!(r, Record::Iteration(_)))
+            .count();
+        assert_eq!(its, 2, "cut at {cut}");
+        let text = std::fs::read(&path).unwrap();
+        assert!(
+            // Ends a line, or is untouched (a whole end record that only lost its newline).
+            (text.ends_with(b"\n") || text == full[..cut])
+                && !text.windows(2).any(|w| w == b"\n\n"),
+            "cut at {cut}: {}",
+            String::from_utf8_lossy(&text[text.len().saturating_sub(300)..])
+        );
+    }
+}

@@ -199,33 +199,59 @@ pub enum Record {
     },
 }
 
-/// Append one record and flush it to disk.
+/// Append one record and flush it to disk. A last line cut short by a kill or a full disk (it
+/// was never acknowledged, and [`load`] ignores it) is cut off first, so the new record starts on
+/// a line of its own; a cut line that is still a whole record (only its newline was lost) is kept
+/// and ended. Errors name the file.
 pub fn append(dir: &Path, record: &Record) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
     let path = dir.join(FILE);
+    let named = |e: std::io::Error| anyhow::anyhow!("cannot append to {}: {e}", path.display());
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .read(true)
+        .write(true)
+        .truncate(false)
         .open(&path)
-        .with_context(|| format!("cannot append to {}", path.display()))?;
+        .map_err(named)?;
+    let len = f.seek(SeekFrom::End(0)).map_err(named)?;
     let mut line = serde_json::to_string(record)?;
     line.push('\n');
-    f.write_all(line.as_bytes())?;
-    f.sync_data()?;
+    if len > 0 {
+        let mut bytes = Vec::with_capacity(len as usize);
+        f.seek(SeekFrom::Start(0)).map_err(named)?;
+        f.read_to_end(&mut bytes).map_err(named)?;
+        if bytes.last() != Some(&b'\n') {
+            let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if serde_json::from_slice::<Record>(&bytes[start..]).is_ok() {
+                line.insert(0, '\n');
+            } else {
+                f.set_len(start as u64).map_err(named)?;
+            }
+        }
+        f.seek(SeekFrom::End(0)).map_err(named)?;
+    }
+    f.write_all(line.as_bytes()).map_err(named)?;
+    f.sync_data().map_err(named)?;
     Ok(())
 }
 
 /// Every complete record of a journal. A last line cut short by a kill is ignored (it was
-/// never acknowledged); a damaged line elsewhere is an error.
+/// never acknowledged; it may end inside a UTF-8 character); a damaged line elsewhere is an
+/// error.
 pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let path = dir.join(FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let complete = bytes.last() == Some(&b'\n');
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str::<Record>(line) {
+        match serde_json::from_slice::<Record>(line) {
             Ok(r) => out.push(r),
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(_) if i + 1 == lines.len() && !complete => break,
             Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
         }
     }
