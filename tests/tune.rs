@@ -351,3 +351,36 @@ fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
     };
     assert_eq!(body(&a), body(&b));
 }
+
+/// One writer per run folder: while another process holds `--out` (here the test itself, through
+/// the same lock a tune takes), `tune` and `tune --resume` stop at once, name the holder and
+/// touch nothing; once it lets go, the tune runs.
+#[test]
+fn a_run_folder_in_use_is_refused_and_names_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let refused = |o: &std::process::Output| {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("in use by another lsmtune run"), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    };
+    let held = lsmtune::tune::lock::RunLock::acquire(&out).unwrap();
+    refused(&tune(&out, &["--iterations", "1", "--backend", "expert"]));
+    assert!(!out.join(journal::FILE).exists());
+    drop(held);
+    let o = tune(&out, &["--iterations", "1", "--backend", "expert"]);
+    common::assert_ok(&o);
+    let before = std::fs::read(out.join(journal::FILE)).unwrap();
+    let _held = lsmtune::tune::lock::RunLock::acquire(&out).unwrap();
+    let o = Command::new(BIN)
+        .args(["tune", "--quiet", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    refused(&o);
+    assert_eq!(std::fs::read(out.join(journal::FILE)).unwrap(), before);
+}

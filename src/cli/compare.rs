@@ -92,8 +92,7 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
     args.judge.check()?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
     let seeds: Vec<u64> = (1..=args.seeds).collect();
     let (engine, live_ops) = args.run.engine()?;
     let mut line = LiveLine::start(args.run.quiet, live_ops);

@@ -9,6 +9,7 @@
 pub mod expert;
 pub mod journal;
 pub mod knowledge;
+pub mod lock;
 pub mod proposer;
 pub mod refine;
 pub mod report;
@@ -242,6 +243,7 @@ impl Tuner<'_> {
 
     /// Start a new tune in an empty (or new) output folder.
     pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+        let _lock = lock::RunLock::acquire(&self.out)?;
         if self.out.join(journal::FILE).exists() {
             bail!(
                 "{} already holds a tune (journal.jsonl); continue it with --resume {} or pick a new --out",
@@ -304,6 +306,7 @@ impl Tuner<'_> {
 
     /// Continue the tune journaled in `self.out`.
     pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+        let _lock = lock::RunLock::acquire(&self.out)?;
         let records = journal::load(&self.out)?;
         let Some(Record::Start {
             facts, baseline, ..
