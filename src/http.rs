@@ -147,7 +147,7 @@ pub fn offline_from_env() -> bool {
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    /// `Retry-After` in seconds, when the server sent one (delta-seconds form).
+    /// `Retry-After` in seconds, when the server sent one (delta-seconds form, finite, >= 0).
     pub retry_after: Option<f64>,
     pub body: String,
 }
@@ -240,7 +240,10 @@ fn answer(
     let status = response.status();
     let retry_after = response
         .header("Retry-After")
-        .and_then(|v| v.trim().parse::<f64>().ok());
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        // A hostile or broken server may send NaN, inf or a negative number: ignored, as an
+        // HTTP-date is (the caller's own backoff applies).
+        .filter(|s| s.is_finite() && *s >= 0.0);
     let body = response.into_string().map_err(|e| {
         let url = url.to_string();
         if matches!(

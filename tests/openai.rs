@@ -189,6 +189,18 @@ fn rate_limits_and_server_errors_are_retried_with_retry_after() {
         b.notices
     );
 
+    // A Retry-After that is not a sane number of seconds (NaN panicked once) is ignored: the
+    // client's own backoff applies and the answer after it is taken.
+    for bad in ["NaN", "inf", "-5", "1e999", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        let s = serve(vec![
+            Answer::Status(429, "{}".into(), vec![("Retry-After".into(), bad.into())]),
+            ok("{}", "stop"),
+        ]);
+        let mut b = OpenAiBackend::new(endpoint(&s.base_url), None);
+        ask(&mut b).unwrap_or_else(|e| panic!("Retry-After: {bad}: {e}"));
+        assert_eq!(b.retries, 1, "Retry-After: {bad}");
+    }
+
     // Bounded: three 500s with max_retries 2 is an error naming the status.
     let s = serve(vec![status(500, "boom"); 3]);
     let mut b = OpenAiBackend::new(endpoint(&s.base_url), None);
