@@ -9,6 +9,7 @@
 //! - [`tune`]: the tuning loop, proposers (LLM, expert, random), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
+//! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
 
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod compare;
 pub mod grammar;
 pub mod http;
+pub mod interrupt;
 pub mod llm;
 pub mod options;
 pub mod prompt;

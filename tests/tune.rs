@@ -384,3 +384,162 @@ fn a_run_folder_in_use_is_refused_and_names_its_holder() {
     refused(&o);
     assert_eq!(std::fs::read(out.join(journal::FILE)).unwrap(), before);
 }
+
+/// Worker processes whose command line names a spec under `work`.
+fn workers_under(work: &Path) -> Vec<u32> {
+    let needle = work.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("__worker") && c.contains(&needle)
+            })
+        })
+        .collect()
+}
+
+fn scratch_under(work: &Path) -> Vec<String> {
+    std::fs::read_dir(work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("lsmtune-bench-"))
+        .collect()
+}
+
+/// Start a tune that runs long enough to be stopped, and wait until it has journaled its start
+/// and is inside a benchmark run of the first iteration (a worker and its scratch folder exist).
+fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
+    let child = Command::new(BIN)
+        .arg("tune")
+        .args([
+            "--value-size",
+            "100",
+            "--repeats",
+            "2",
+            "--confirm",
+            "1",
+            "--quiet",
+        ])
+        .args(["--workload", "fillrandom", "--backend", "random"])
+        .args(["--iterations", "2", "--patience", "9", "--num", "200000"])
+        .arg("--work-dir")
+        .arg(work)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let started = journal::load(out).is_ok_and(|r| !r.is_empty());
+        if started && !workers_under(work).is_empty() {
+            return child;
+        }
+        assert!(t.elapsed() < Duration::from_secs(180), "never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM stop a tune cleanly: the worker is killed, no scratch folder is
+/// left, the stop is journaled, the exit code is the shell's 128 + signal, the message says how
+/// to continue, and `--resume` finishes the run.
+#[test]
+fn a_signal_stops_a_tune_cleanly_and_it_resumes() {
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, work) = (dir.path().join("run"), dir.path().join("work"));
+        std::fs::create_dir(&work).unwrap();
+        let child = tune_until_benchmarking(&out, &work);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(err.contains("--resume"), "{err}");
+        assert!(workers_under(&work).is_empty());
+        assert!(
+            scratch_under(&work).is_empty(),
+            "{:?}",
+            scratch_under(&work)
+        );
+        let recs = journal::load(&out).unwrap();
+        assert!(
+            matches!(recs.last(), Some(Record::Interrupted { .. })),
+            "{:?}",
+            recs.last()
+        );
+        if sig == libc::SIGINT {
+            let o = Command::new(BIN)
+                .args(["tune", "--quiet", "--resume"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            common::assert_ok(&o);
+            let its = iterations(&journal::load(&out).unwrap());
+            let numbers: Vec<usize> = its.iter().map(|i| i.iteration).collect();
+            assert_eq!(numbers, [1, 2]);
+        }
+    }
+}
+
+/// Killed outright (SIGKILL runs no handler), a tune's worker still dies within a moment instead
+/// of running on under PID 1, and the next run in that work folder removes scratch folders whose
+/// owner is provably dead, and only those.
+#[test]
+fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = (dir.path().join("run"), dir.path().join("work"));
+    std::fs::create_dir(&work).unwrap();
+    let mut child = tune_until_benchmarking(&out, &work);
+    let workers = workers_under(&work);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let t = Instant::now();
+    while !workers_under(&work).is_empty() {
+        let status: Vec<String> = workers
+            .iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
+            .collect();
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "workers {workers:?} outlived their parent: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Leftovers as a crash or power cut leaves them: owner dead (a pid that exited), owner
+    // alive (this test), and no owner file (not provably ours).
+    let exited = Command::new("true").spawn().unwrap();
+    let dead_pid = exited.id();
+    let mut exited = exited;
+    exited.wait().unwrap();
+    let mk = |name: &str, owner: Option<String>| {
+        let d = work.join(name);
+        std::fs::create_dir_all(d.join("db")).unwrap();
+        std::fs::write(d.join("db").join("000001.sst"), vec![0u8; 4096]).unwrap();
+        if let Some(o) = owner {
+            std::fs::write(d.join("owner"), o).unwrap();
+        }
+    };
+    mk("lsmtune-bench-dead", Some(format!("{dead_pid} 1\n")));
+    let me = std::process::id();
+    let my_start = lsmtune::interrupt::start_time(me).unwrap();
+    mk("lsmtune-bench-alive", Some(format!("{me} {my_start}\n")));
+    mk("lsmtune-bench-unknown", None);
+    let o = Command::new(BIN)
+        .args(["tune", "--quiet", "--resume"])
+        .arg(&out)
+        .args(["--work-dir"])
+        .arg(&work)
+        .output()
+        .unwrap();
+    common::assert_ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("lsmtune-bench-dead"), "{err}");
+    let mut left = scratch_under(&work);
+    left.sort();
+    assert_eq!(left, ["lsmtune-bench-alive", "lsmtune-bench-unknown"]);
+}

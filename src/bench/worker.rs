@@ -64,6 +64,8 @@ pub enum RunFailure {
     OutOfMemory { rss: u64, limit: u64 },
     #[error("could not run the worker: {message}")]
     Spawn { message: String },
+    #[error("stopped: {0}")]
+    Interrupted(crate::interrupt::Interrupted),
 }
 
 /// Result of a worker, as written to its result file.
@@ -127,6 +129,11 @@ pub fn watch(
                 });
             }
         }
+        if let Some(i) = crate::interrupt::requested() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RunFailure::Interrupted(i));
+        }
         if start.elapsed() > limits.timeout {
             let _ = child.kill();
             let _ = child.wait();
@@ -184,9 +191,12 @@ pub fn run_isolated(
     let mut child = Command::new(exe)
         .arg("__worker")
         .arg(&spec_file)
+        .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
+        // The worker also watches its parent itself (see `worker_main`), since it may outlive
+        // the thread that started it.
         .spawn()
         .map_err(|e| spawn_err(&format!("{}: {e}", exe.display())))?;
     if let Some(stdout) = child.stdout.take() {
@@ -223,8 +233,63 @@ pub fn run_isolated(
     }
 }
 
+/// Make a child process die when this one does, even by SIGKILL (Linux `PR_SET_PDEATHSIG`; the
+/// kernel sends it when the thread that started the child ends, so use it only for children
+/// waited on by the thread that starts them, as db_bench runs are).
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated after fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                // The parent died between fork and prctl.
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The environment variable that tells a worker its parent's pid.
+const PARENT_ENV: &str = "LSMTUNE_WORKER_PARENT";
+
+/// In a worker: leave as soon as the process that started it is gone (killed outright, so it
+/// could not stop us), removing the scratch folder it made for this run; a worker left running
+/// would hold a core at full load under PID 1 with nobody waiting for its result.
+fn watch_parent(spec_file: &Path) {
+    // The pid the parent passed, not getppid() now: the parent may already be gone.
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+        .unwrap_or_else(|| unsafe { libc::getppid() });
+    let work = spec_file
+        .parent()
+        .filter(|d| {
+            d.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .starts_with(super::engine::RUN_DIR_PREFIX)
+            })
+        })
+        .map(Path::to_path_buf);
+    std::thread::spawn(move || {
+        loop {
+            if unsafe { libc::getppid() } != parent {
+                if let Some(w) = &work {
+                    let _ = std::fs::remove_dir_all(w);
+                }
+                // SAFETY: ends the process without running destructors other threads may race.
+                unsafe { libc::_exit(3) };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+}
+
 /// The worker side: read the spec, run, write the outcome. Returns the process exit code.
 pub fn worker_main(spec_file: &Path) -> i32 {
+    watch_parent(spec_file);
     let spec: RunSpec = match std::fs::read(spec_file)
         .map_err(|e| anyhow!("{e}"))
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| anyhow!("{e}")))

@@ -93,12 +93,14 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     }
     args.judge.check()?;
     let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
+    crate::interrupt::install();
+    super::note_swept(args.run.work_dir.as_deref());
     let seeds: Vec<u64> = (1..=args.seeds).collect();
     let (engine, live_ops) = args.run.engine()?;
     let mut line = LiveLine::start(args.run.quiet, live_ops);
     let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line);
     line.stop();
-    result?;
+    result.map_err(|e| super::resumable(e, &args.out, "the same compare command"))?;
     let mut rows = Vec::new();
     for &w in &workloads {
         for p in &proposers {

@@ -524,6 +524,34 @@ impl CalibrateArgs {
     }
 }
 
+/// A stop by signal, told as what to run next (`again`); other errors pass unchanged.
+fn resumable(e: anyhow::Error, out: &std::path::Path, again: &str) -> anyhow::Error {
+    if e.is::<crate::interrupt::Interrupted>() {
+        e.context(format!(
+            "stopped; every finished step is kept in {}; continue with {again}",
+            out.display()
+        ))
+    } else {
+        e
+    }
+}
+
+/// Remove scratch folders that runs killed outright left in the work folder, and say so.
+fn note_swept(work_dir: Option<&std::path::Path>) {
+    let swept = crate::bench::engine::sweep_stale(work_dir);
+    if !swept.is_empty() {
+        eprintln!(
+            "removed {} scratch folder(s) left by killed runs: {}",
+            swept.len(),
+            swept
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
 /// A failure that maps to exit code 1 (the check ran and said no).
 #[derive(Debug)]
 struct CheckFailed;
@@ -566,10 +594,16 @@ pub fn main() -> i32 {
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) if e.is::<CheckFailed>() => 1,
-        Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
-            2
-        }
+        Ok(Err(e)) => match e.downcast_ref::<crate::interrupt::Interrupted>() {
+            Some(i) => {
+                eprintln!("{e:#}");
+                i.exit_code()
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
         Err(_) => {
             eprintln!("internal error: lsmtune hit a bug (the message above); please report it");
             70
@@ -1014,6 +1048,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
     {
         bail!("--work-dir {} is not an existing folder", dir.display());
     }
+    note_swept(args.work_dir.as_deref());
     let baseline: Option<bench::BenchRun> = match &args.baseline {
         Some(path) => {
             let bytes = std::fs::read(path)

@@ -756,6 +756,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     }
     let (mut proposer, reason) = choose(&opts, &settings)?;
     eprintln!("proposer: {} ({reason})", proposer.name());
+    crate::interrupt::install();
+    super::note_swept(args.run.work_dir.as_deref());
 
     let mut line = LiveLine::start(args.run.quiet, live_ops);
     let tuner = Tuner {
@@ -783,7 +785,13 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         tuner.start(proposer.as_mut())
     };
     line.stop();
-    let end = result?;
+    let end = result.map_err(|e| {
+        super::resumable(
+            e,
+            &out,
+            &format!("`lsmtune tune --resume {}`", out.display()),
+        )
+    })?;
     let report = crate::tune::report::build(&out).context("building the report")?;
     if let Record::End {
         reason,

@@ -188,6 +188,12 @@ pub enum Record {
         proposer_reason: String,
     },
     Iteration(Box<Iteration>),
+    /// The run was stopped by a signal (Ctrl-C, SIGTERM) after this many whole iterations;
+    /// `--resume` continues it. Informational: nothing is rebuilt from it.
+    Interrupted {
+        signal: String,
+        iterations_done: usize,
+    },
     End {
         reason: String,
         final_base: Sample,

@@ -91,8 +91,11 @@ pub fn measure_interleaved(
     let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> = vec![Vec::new(); configs.len()];
     let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    for r in 0..rounds {
+    'rounds: for r in 0..rounds {
         for (i, (label, doc)) in configs.iter().enumerate() {
+            if crate::interrupt::requested().is_some() {
+                break 'rounds;
+            }
             let mut w: Workload = workload.clone();
             w.seed = seed.wrapping_add(r as u64);
             match crate::bench::engine::measure_fresh(engine, doc, &w, work_dir) {
@@ -301,7 +304,7 @@ impl Tuner<'_> {
             schema: self.schema(),
             measured: vec![String::new()],
         };
-        self.run(state, proposer)
+        self.run_noting_stops(state, proposer)
     }
 
     /// Continue the tune journaled in `self.out`.
@@ -363,7 +366,7 @@ impl Tuner<'_> {
             let ctx = self.context(&state, state.history.len() + 1);
             proposer.restore(&ctx);
         }
-        self.run(state, proposer)
+        self.run_noting_stops(state, proposer)
     }
 
     fn context<'s>(&'s self, st: &'s State, iteration: usize) -> Context<'s> {
@@ -384,6 +387,31 @@ impl Tuner<'_> {
             iteration,
             note: None,
         }
+    }
+
+    /// [`Self::run`], writing a stop by signal into the journal (a resume continues from the
+    /// last whole iteration either way).
+    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+        let result = self.run(st, proposer);
+        if let Err(e) = &result
+            && let Some(i) = e.downcast_ref::<crate::interrupt::Interrupted>()
+        {
+            let done = journal::load(&self.out)
+                .map(|r| {
+                    r.iter()
+                        .filter(|r| matches!(r, Record::Iteration(_)))
+                        .count()
+                })
+                .unwrap_or(0);
+            journal::append(
+                &self.out,
+                &Record::Interrupted {
+                    signal: i.name().to_string(),
+                    iterations_done: done,
+                },
+            )?;
+        }
+        result
     }
 
     fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Record> {
@@ -419,7 +447,10 @@ impl Tuner<'_> {
                     break format!("time budget of {b:.0} s reached");
                 }
             }
+            crate::interrupt::check()?;
             let it = self.iteration(&st, n, proposer, &calibrator, elapsed(&st))?;
+            // An iteration cut short by a stop is not journaled: a resume runs it again whole.
+            crate::interrupt::check()?;
             journal::append(&self.out, &Record::Iteration(Box::new(it.clone())))?;
             if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
                 let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
@@ -730,6 +761,7 @@ impl Tuner<'_> {
                 self.settings.repeats + self.settings.confirm_repeats,
                 self.settings.seed.wrapping_add(999_999),
             );
+            crate::interrupt::check()?;
             let b = s.pop().unwrap_or_default();
             let a = s.pop().unwrap_or_default();
             let c = judge(&a, &b, self.settings.min_effect);
