@@ -177,7 +177,43 @@ pub fn post_json(
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
-    answer(url, timeout, req.send_string(&body.to_string()))
+    redacted(
+        answer(url, timeout, req.send_string(&body.to_string())),
+        bearer,
+    )
+}
+
+/// A reply or failure with every copy of the key replaced: a server may echo the Authorization
+/// header in an error body, which would then reach stderr, the journal and the report.
+fn redacted(r: Result<Reply, Transport>, key: Option<&str>) -> Result<Reply, Transport> {
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return r;
+    };
+    let clean = |s: String| {
+        if s.contains(key) {
+            s.replace(key, "[redacted]")
+        } else {
+            s
+        }
+    };
+    match r {
+        Ok(mut reply) => {
+            reply.body = clean(reply.body);
+            Ok(reply)
+        }
+        Err(Transport::Connect { url, detail }) => Err(Transport::Connect {
+            url: clean(url),
+            detail: clean(detail),
+        }),
+        Err(Transport::Other { url, detail }) => Err(Transport::Other {
+            url: clean(url),
+            detail: clean(detail),
+        }),
+        Err(Transport::Timeout { url, seconds }) => Err(Transport::Timeout {
+            url: clean(url),
+            seconds,
+        }),
+    }
 }
 
 /// GET `url` and return the reply, any status (a model list, a server's version). `bearer` as
@@ -191,7 +227,7 @@ pub fn get(
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
-    answer(url, timeout, req.call())
+    redacted(answer(url, timeout, req.call()), bearer)
 }
 
 fn agent(timeout: std::time::Duration) -> ureq::Agent {

@@ -608,3 +608,70 @@ fn compare_takes_lmstudio_and_ollama_proposers() {
         assert!(j.contains(&format!("\"proposer\":\"{proposer}")), "{j}");
     }
 }
+
+/// A server that echoes the Authorization header into its error bodies, as some proxies do:
+/// the key must not reach stderr, the journal or the report. And a tune that never got a
+/// proposal (every call failed) says so and exits non-zero instead of reporting success.
+#[test]
+fn an_endpoint_that_always_fails_ends_the_tune_with_an_error_and_no_key_anywhere() {
+    const SECRET: &str = "sk-echo-SECRET-42";
+    let f = serve(Box::new(|_, _, _| {
+        (
+            500,
+            format!(
+                r#"{{"error": {{"message": "bad upstream; you sent Authorization: Bearer {SECRET}"}}}}"#
+            ),
+        )
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let base = format!("{}/v1", f.url);
+    let o = tune(
+        &out,
+        &["--backend", "openai", "--openai-base-url", &base],
+        &[("OPENAI_API_KEY", SECRET)],
+    );
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no proposal could be obtained"), "{err}");
+    assert!(
+        err.contains("[redacted]") || err.contains("HTTP 500"),
+        "{err}"
+    );
+    let mut all = format!("{err}{}", String::from_utf8_lossy(&o.stdout));
+    for e in std::fs::read_dir(&out).unwrap().flatten() {
+        if e.path().is_file() {
+            all.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
+        }
+    }
+    assert!(!all.contains(SECRET), "the key leaked");
+    assert!(all.contains("[redacted]"), "the echo was kept, redacted");
+
+    // A key with a newline is refused before anything runs, without showing it; so is a base
+    // URL that is not http(s).
+    let o = tune(
+        &dir.path().join("nl"),
+        &["--backend", "openai", "--openai-base-url", &base],
+        &[("OPENAI_API_KEY", "sk-line-SECRET\nsecond")],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("control character") && !err.contains("SECRET"),
+        "{err}"
+    );
+    let o = tune(
+        &dir.path().join("ftp"),
+        &[
+            "--backend",
+            "openai",
+            "--openai-base-url",
+            "ftp://127.0.0.1/v1",
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not http(s)"), "{err}");
+    assert!(!dir.path().join("ftp").exists());
+}

@@ -543,3 +543,49 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     left.sort();
     assert_eq!(left, ["lsmtune-bench-alive", "lsmtune-bench-unknown"]);
 }
+
+/// An existing --out holding someone else's files (here a report.md) is refused and left as it
+/// was; --force writes into it; compare does the same.
+#[test]
+fn a_foreign_out_folder_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("report.md"), "my own notes").unwrap();
+    let o = tune(&out, &["--iterations", "1", "--backend", "expert"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not an lsmtune run folder")
+            && err.contains("report.md")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        "my own notes"
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    let o = Command::new(BIN)
+        .args([
+            "compare",
+            "--proposers",
+            "expert",
+            "--workloads",
+            "fillrandom",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not an lsmtune run folder"), "{err}");
+    let o = tune(
+        &out,
+        &["--iterations", "1", "--backend", "expert", "--force"],
+    );
+    common::assert_ok(&o);
+    assert!(out.join(journal::FILE).exists());
+}

@@ -30,9 +30,14 @@ pub struct CompareArgs {
     /// Iterations per tune (the same budget for every proposer).
     #[arg(long, default_value_t = 5)]
     pub iterations: usize,
-    /// Output folder; run the same command again to resume.
+    /// Output folder; run the same command again to resume. Must not hold other files unless
+    /// --force.
     #[arg(long)]
     pub out: PathBuf,
+    /// Write into an --out folder that holds files lsmtune did not make (results.* and the plot
+    /// would be overwritten).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub judge: JudgeArgs,
     /// Stop a tune after this many iterations without a kept gain (default: never, so every
@@ -92,6 +97,10 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
     args.judge.check()?;
+    // An earlier compare in this folder (runs/, baselines/) is resumed; anything else is not ours.
+    if !args.out.join("runs").is_dir() && !args.out.join("baselines").is_dir() {
+        super::check_out_is_ours(&args.out, &[crate::tune::lock::FILE], args.force)?;
+    }
     let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());

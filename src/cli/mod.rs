@@ -536,6 +536,41 @@ fn resumable(e: anyhow::Error, out: &std::path::Path, again: &str) -> anyhow::Er
     }
 }
 
+/// An output folder must be new, empty, or hold only `ours` (what an interrupted start of ours
+/// leaves), unless the user forces it: lsmtune's outputs (report.md, ...) would overwrite files
+/// of the same names.
+fn check_out_is_ours(out: &std::path::Path, ours: &[&str], force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} exists and is not a folder", out.display());
+    }
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !ours.contains(&n.as_str()))
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let shown = foreign
+        .iter()
+        .take(5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    bail!(
+        "--out {} is not empty and is not an lsmtune run folder (it holds {shown}{}); pick a new folder, or pass --force to write into it (files with lsmtune's names would be overwritten)",
+        out.display(),
+        if foreign.len() > 5 { ", ..." } else { "" }
+    );
+}
+
 /// Remove scratch folders that runs killed outright left in the work folder, and say so.
 fn note_swept(work_dir: Option<&std::path::Path>) {
     let swept = crate::bench::engine::sweep_stale(work_dir);

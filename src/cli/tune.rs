@@ -152,9 +152,14 @@ pub struct TuneArgs {
     /// Stop starting new iterations once this much time has passed (e.g. 10m, 1h).
     #[arg(long, value_parser = super::parse_duration)]
     pub time_budget: Option<Duration>,
-    /// Output folder (created; must not hold another tune unless --resume).
+    /// Output folder (created; must not hold another tune unless --resume, nor other files
+    /// unless --force).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write into an --out folder that holds files lsmtune did not make (report.md and the
+    /// other outputs would be overwritten).
+    #[arg(long)]
+    pub force: bool,
     /// Continue the tune in this folder (its journal.jsonl), with its original settings.
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
@@ -416,11 +421,14 @@ pub(super) fn choose(
         .clone()
         .unwrap_or_else(|| "OPENAI_API_KEY".into());
     let timeout = args.endpoint.openai_timeout;
+    if let Some(u) = &args.endpoint.openai_base_url {
+        crate::llm::openai::check_base_url(u)?;
+    }
     let endpoint = Endpoint::from_env(
         args.endpoint.openai_base_url.clone(),
         args.openai_model.clone(),
         &key_var,
-    )
+    )?
     .map(|mut e| {
         e.timeout = timeout;
         e
@@ -495,12 +503,14 @@ pub(super) fn choose(
         }
         Ok((openai(e), String::new()))
     };
-    let server_key = || {
-        args.endpoint
-            .openai_api_key_env
-            .as_deref()
-            .and_then(ApiKey::from_env)
-    };
+    let server_key = args
+        .endpoint
+        .openai_api_key_env
+        .as_deref()
+        .map(ApiKey::from_env)
+        .transpose()?
+        .flatten();
+    let server_key = || server_key.clone();
     let server_model = |prefix: &str| {
         args.model
             .clone()
@@ -731,6 +741,13 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.name())));
+            if !out.join(crate::tune::journal::FILE).exists() {
+                super::check_out_is_ours(
+                    &out,
+                    &[crate::tune::lock::FILE, crate::tune::BASE_FILE],
+                    args.force,
+                )?;
+            }
             (s, out)
         }
     };
@@ -824,5 +841,18 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         crate::tune::tuned_file(&out).display(),
         out.join("report.md").display()
     );
+    let its: Vec<crate::tune::journal::Iteration> = crate::tune::journal::load(&out)?
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Iteration(it) => Some(*it),
+            _ => None,
+        })
+        .collect();
+    if let Some(last) = crate::tune::never_proposed(&its) {
+        bail!(
+            "no proposal could be obtained in {} iteration(s), so nothing was tuned (the start was kept); last failure: {last}",
+            its.len()
+        );
+    }
     Ok(())
 }

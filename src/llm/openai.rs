@@ -21,14 +21,31 @@ use crate::http::{self, Transport};
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// A key, trimmed; None when empty or when it holds a control character (a pasted
+    /// newline), which no header may carry: [`ApiKey::checked`] says why without showing it.
     pub fn new(key: impl Into<String>) -> Option<ApiKey> {
-        let k = key.into().trim().to_string();
-        (!k.is_empty()).then_some(ApiKey(k))
+        ApiKey::checked(key, "the API key").ok().flatten()
     }
 
-    /// The key from the environment variable `var`, if set and not empty.
-    pub fn from_env(var: &str) -> Option<ApiKey> {
-        std::env::var(var).ok().and_then(ApiKey::new)
+    /// A key, trimmed; None when empty; an error naming `what` (never the key) when it holds a
+    /// control character.
+    pub fn checked(key: impl Into<String>, what: &str) -> anyhow::Result<Option<ApiKey>> {
+        let k = key.into().trim().to_string();
+        if k.chars().any(char::is_control) {
+            anyhow::bail!(
+                "{what} contains a control character (a pasted newline?); it was not sent anywhere: set it again without one"
+            );
+        }
+        Ok((!k.is_empty()).then_some(ApiKey(k)))
+    }
+
+    /// The key from the environment variable `var`, if set and not empty; an error when it
+    /// holds a control character.
+    pub fn from_env(var: &str) -> anyhow::Result<Option<ApiKey>> {
+        match std::env::var(var) {
+            Ok(k) => ApiKey::checked(k, &format!("${var}")),
+            Err(_) => Ok(None),
+        }
     }
 
     /// The key itself, for an Authorization header and nothing else.
@@ -92,23 +109,41 @@ impl Endpoint {
     /// `base_url`/`model` from flags or `OPENAI_BASE_URL` / `OPENAI_MODEL`; the key from the
     /// environment variable `key_env` (default `OPENAI_API_KEY`). None when no base URL is
     /// configured anywhere.
+    /// An error when the URL is not http(s) or the key holds a control character.
     pub fn from_env(
         base_url: Option<String>,
         model: Option<String>,
         key_env: &str,
-    ) -> Option<Endpoint> {
+    ) -> anyhow::Result<Option<Endpoint>> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let base_url = base_url.or_else(|| env("OPENAI_BASE_URL"))?;
-        Some(Endpoint {
+        let Some(base_url) = base_url.or_else(|| env("OPENAI_BASE_URL")) else {
+            return Ok(None);
+        };
+        check_base_url(&base_url)?;
+        Ok(Some(Endpoint {
             base_url: base_url.trim_end_matches('/').to_string(),
             model: model
                 .or_else(|| env("OPENAI_MODEL"))
                 .unwrap_or_else(|| "gpt-4o".to_string()),
-            api_key: env(key_env).and_then(ApiKey::new),
+            api_key: ApiKey::from_env(key_env)?,
             timeout: Duration::from_secs(120),
             max_retries: 4,
             backoff: Duration::from_millis(500),
-        })
+        }))
+    }
+}
+
+/// An endpoint's base URL must be http:// or https:// with a host; anything else could never
+/// answer, and is said so before a single benchmark runs.
+pub fn check_base_url(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(()),
+        _ => anyhow::bail!(
+            "the endpoint URL `{url}` is not http(s)://HOST[:PORT][/PATH] (e.g. http://127.0.0.1:8080/v1)"
+        ),
     }
 }
 

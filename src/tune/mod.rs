@@ -546,7 +546,7 @@ impl Tuner<'_> {
                 match self.ask(st, n, proposer, calibrator, &mut it) {
                     Ok(c) => c,
                     Err(e) => {
-                        it.failure = Some(format!("the proposer failed: {e:#}"));
+                        it.failure = Some(format!("{PROPOSER_FAILED}: {e:#}"));
                         it.llm_seconds = t0.elapsed().as_secs_f64();
                         it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
                         return Ok(it);
@@ -787,6 +787,24 @@ impl Tuner<'_> {
         report::write_all(&self.out)?;
         Ok(end)
     }
+}
+
+/// How an iteration whose proposer gave nothing (an error, not an empty answer) is journaled.
+pub const PROPOSER_FAILED: &str = "the proposer failed";
+
+/// The proposer's last failure when it failed in every iteration of a run (so the run tuned
+/// nothing for a reason the user must fix: an endpoint that never answers, a model that cannot
+/// load); None when any iteration got a proposal.
+pub fn never_proposed(its: &[Iteration]) -> Option<&str> {
+    let failures: Vec<&str> = its
+        .iter()
+        .map(|i| {
+            i.failure
+                .as_deref()
+                .filter(|f| f.starts_with(PROPOSER_FAILED))
+        })
+        .collect::<Option<_>>()?;
+    failures.last().copied()
 }
 
 /// Where a tune's files are, for users of a finished run.
