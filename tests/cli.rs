@@ -427,3 +427,35 @@ fn out_writes_into_what_the_user_named() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Numeric flags are checked when parsed, the same way in every command: out-of-range counts
+/// (once a capacity overflow or an abort), NaN or infinite numbers (once accepted and later
+/// written into the journal) and zero threads (once silently one) are usage errors, exit 2.
+#[test]
+fn numeric_flags_are_checked_at_parse_time_everywhere() {
+    for args in [
+        &["compare", "--seeds", "18446744073709551615", "--out", "x"][..],
+        &["compare", "--seeds", "4294967296", "--out", "x"],
+        &["compare", "--seeds", "0", "--out", "x"],
+        &["tune", "--min-effect", "NaN"],
+        &["tune", "--min-effect", "inf"],
+        &["tune", "--threads", "0"],
+        &["tune", "--temperature=-1"],
+        &["tune", "--iterations", "0"],
+        &["bench", "--threads", "0"],
+        &["bench", "--min-effect", "NaN"],
+        &["bench", "--compression-ratio", "0"],
+        &["bench", "--readwritepercent", "101"],
+        &["propose", "--n", "0"],
+        &["propose", "--temperature", "nan"],
+    ] {
+        let o = lsmtune(args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("out of range") || t.contains("not a") || t.contains("must be above"),
+            "{args:?}: {t}"
+        );
+        assert!(!t.contains("panicked"), "{args:?}: {t}");
+    }
+}

@@ -25,10 +25,10 @@ pub struct CompareArgs {
     #[arg(long, default_value = "fillrandom,readrandom")]
     pub workloads: String,
     /// Tunes per proposer and workload, with seeds 1..=N.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = super::count::<u64, 1, 1000>, default_value_t = 3)]
     pub seeds: u64,
     /// Iterations per tune (the same budget for every proposer).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 5)]
     pub iterations: usize,
     /// Output folder; run the same command again to resume. Must not hold other files unless
     /// --force.
@@ -42,7 +42,7 @@ pub struct CompareArgs {
     pub judge: JudgeArgs,
     /// Stop a tune after this many iterations without a kept gain (default: never, so every
     /// proposer gets the same number of candidates).
-    #[arg(long)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>)]
     pub patience: Option<usize>,
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
     pub memory_budget: Option<u64>,
@@ -55,16 +55,16 @@ pub struct CompareArgs {
     /// The endpoint of openai:MODEL proposers (or where the ollama / lmstudio server is).
     #[command(flatten)]
     pub endpoint: EndpointArgs,
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, value_parser = super::temperature, default_value_t = 0.6)]
     pub temperature: f64,
-    #[arg(long, default_value_t = 768)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1048576>, default_value_t = 768)]
     pub max_tokens: usize,
     /// Hint levels each model proposer is run with (an ablation: each level is its own row),
     /// comma-separated: none, diagnostics, knowledge.
     #[arg(long, default_value = "knowledge", value_delimiter = ',')]
     pub hints: Vec<crate::prompt::HintLevel>,
     /// Replies a model samples per turn (default: 3 local, 1 endpoint).
-    #[arg(long)]
+    #[arg(long, value_parser = super::count::<usize, 0, 32>)]
     pub samples: Option<usize>,
     /// No value refinement (for every proposer).
     #[arg(long)]

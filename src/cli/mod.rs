@@ -326,7 +326,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub options: Option<PathBuf>,
     /// Measurements to take (each in a fresh database).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = count::<usize, 1, 10000>, default_value_t = 3)]
     pub repeats: usize,
     #[arg(long, value_enum, default_value_t = EngineChoice::Inprocess)]
     pub engine: EngineChoice,
@@ -341,16 +341,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Smallest relative effect called a difference (0.02 = 2%).
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, value_parser = fraction, default_value_t = 0.02)]
     pub min_effect: f64,
     /// Keys in the key space (db_bench --num).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, value_parser = count::<u64, 1, 1000000000000>, default_value_t = 100_000)]
     pub num: u64,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, value_parser = count::<usize, 1, 1048576>, default_value_t = 16)]
     pub key_size: usize,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, value_parser = count::<usize, 0, 67108864>, default_value_t = 100)]
     pub value_size: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = count::<usize, 1, 1024>, default_value_t = 1)]
     pub threads: usize,
     /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
     #[arg(long)]
@@ -359,7 +359,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Percent reads in readrandomwriterandom.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, value_parser = count::<u32, 0, 100>, default_value_t = 90)]
     pub readwritepercent: u32,
     /// Entries read after each seek in seekrandom.
     #[arg(long, default_value_t = 0)]
@@ -367,7 +367,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// How compressible values are (0.5 = to half).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, value_parser = ratio, default_value_t = 0.5)]
     pub compression_ratio: f64,
     /// Folder in which run folders are created and removed (default: the temp folder).
     #[arg(long)]
@@ -521,6 +521,54 @@ impl CalibrateArgs {
                 Some(p) => format!("base {}", p.display()),
                 None => "RocksDB defaults".into(),
             })
+    }
+}
+
+/// A whole number in `LO..=HI`, the same check for every count flag of every command (a
+/// `--seeds 18446744073709551615` once asked for that many runs and aborted).
+pub(crate) fn count<T: TryFrom<u64>, const LO: u64, const HI: u64>(
+    text: &str,
+) -> std::result::Result<T, String> {
+    let v: u64 = text
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))?;
+    if !(LO..=HI).contains(&v) {
+        return Err(format!("{v} is out of range: use {LO} to {HI}"));
+    }
+    T::try_from(v).map_err(|_| format!("{v} is too large here"))
+}
+
+/// A finite number in `lo..=hi`.
+fn number(text: &str, lo: f64, hi: f64) -> std::result::Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(format!(
+            "`{text}` is out of range: use a number from {lo} to {hi}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A relative effect such as `--min-effect 0.03` (3%): finite, 0 to 10.
+pub(crate) fn fraction(text: &str) -> std::result::Result<f64, String> {
+    number(text, 0.0, 10.0)
+}
+
+/// A sampling temperature: finite, 0 to 5.
+pub(crate) fn temperature(text: &str) -> std::result::Result<f64, String> {
+    number(text, 0.0, 5.0)
+}
+
+/// A compressibility ratio: above 0, at most 1.
+pub(crate) fn ratio(text: &str) -> std::result::Result<f64, String> {
+    match number(text, 0.0, 1.0)? {
+        0.0 => Err(format!("`{text}` must be above 0")),
+        v => Ok(v),
     }
 }
 

@@ -50,22 +50,22 @@ pub struct ProposeArgs {
     #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
     pub workload: crate::bench::Kind,
     /// Keys in the workload's key space (as `bench --num`).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, value_parser = super::count::<u64, 1, 1000000000000>, default_value_t = 100_000)]
     pub num: u64,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1024>, default_value_t = 1)]
     pub threads: usize,
     /// Starting OPTIONS file (default: the linked RocksDB's defaults).
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Proposals to print (seeds --seed, --seed+1, ...).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = super::count::<usize, 1, 100>, default_value_t = 1)]
     pub n: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Sampling temperature of the proposals after the first (which is greedy, as in `tune`).
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, value_parser = super::temperature, default_value_t = 0.7)]
     pub temperature: f64,
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1048576>, default_value_t = 1024)]
     pub max_tokens: usize,
     /// Let the model write freely (no grammar): shows what the grammar prevents.
     #[arg(long)]
@@ -85,7 +85,7 @@ pub struct ProposeArgs {
     #[arg(long)]
     pub no_measure: bool,
     /// Repeats of the starting configuration's measurement.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 2)]
     pub repeats: usize,
     /// Print the prompt the model is sent.
     #[arg(long)]

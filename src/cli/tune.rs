@@ -47,13 +47,13 @@ pub enum Backend {
 pub struct SizeArgs {
     /// Keys in the key space. The default (with --value-size) makes a database larger than a
     /// memtable, so flushes and compactions are part of what is measured.
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, value_parser = super::count::<u64, 1, 1000000000000>, default_value_t = 300_000)]
     pub num: u64,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1048576>, default_value_t = 16)]
     pub key_size: usize,
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, value_parser = super::count::<usize, 0, 67108864>, default_value_t = 400)]
     pub value_size: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1024>, default_value_t = 2)]
     pub threads: usize,
 }
 
@@ -147,7 +147,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub openai_model: Option<String>,
     /// Most iterations (benchmarked candidates).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 8)]
     pub iterations: usize,
     /// Stop starting new iterations once this much time has passed (e.g. 10m, 1h).
     #[arg(long, value_parser = super::parse_duration)]
@@ -177,7 +177,7 @@ pub struct TuneArgs {
     #[command(flatten)]
     pub judge: JudgeArgs,
     /// Converged after this many iterations in a row without a kept gain.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 3)]
     pub patience: usize,
     #[command(flatten)]
     pub size: SizeArgs,
@@ -187,10 +187,10 @@ pub struct TuneArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Sampling temperature of the model.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, value_parser = super::temperature, default_value_t = 0.6)]
     pub temperature: f64,
     /// Longest model reply, in tokens.
-    #[arg(long, default_value_t = 768)]
+    #[arg(long, value_parser = super::count::<usize, 1, 1048576>, default_value_t = 768)]
     pub max_tokens: usize,
     #[command(flatten)]
     pub model_args: ModelTuningArgs,
@@ -210,7 +210,7 @@ pub struct ModelTuningArgs {
     pub hints: crate::prompt::HintLevel,
     /// Replies a model samples per turn (the first greedy); the loop keeps the one most replies
     /// agree on. Default: 3 for a local model, 1 for an endpoint (each reply is a paid request).
-    #[arg(long)]
+    #[arg(long, value_parser = super::count::<usize, 0, 32>)]
     pub samples: Option<usize>,
     /// No value refinement: after a kept change of a numeric option, do not try a further step
     /// the same way before asking the proposer again.
@@ -222,13 +222,13 @@ pub struct ModelTuningArgs {
 #[derive(Debug, Args)]
 pub struct JudgeArgs {
     /// Repeats per measurement (each candidate is measured interleaved with the best so far).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 3)]
     pub repeats: usize,
     /// Extra interleaved repeats that must confirm a gain before it is kept.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = super::count::<usize, 0, 10000>, default_value_t = 2)]
     pub confirm: usize,
     /// Smallest relative gain that counts (0.03 = 3%).
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, value_parser = super::fraction, default_value_t = 0.03)]
     pub min_effect: f64,
 }
 
