@@ -101,13 +101,17 @@ fn verdict_of(p_value: f64, effect: f64, min_effect: f64) -> Verdict {
     }
 }
 
-/// Compare two samples. Significance at 5% (two-sided); additionally the effect must exceed
-/// `min_effect` (relative, e.g. 0.01) so that drift smaller than anything worth tuning for is
-/// never called a difference. Needs at least two values on each side.
+/// Compare two samples (Welch's t-test). Significance at 5% (two-sided); additionally the
+/// effect must exceed `min_effect` (relative, e.g. 0.01) so that drift smaller than anything
+/// worth tuning for is never called a difference. Needs at least two positive values on each
+/// side. The test and the interval are on the logarithms (throughput ratios are what matter,
+/// and a ratio's interval stays above -100%); effect and interval are reported back as
+/// relative changes of the geometric means.
 pub fn compare(baseline: &[f64], candidate: &[f64], min_effect: f64) -> Option<Comparison> {
-    let a = Summary::of(baseline)?;
-    let b = Summary::of(candidate)?;
-    if a.n < 2 || b.n < 2 || a.mean == 0.0 {
+    let logs = |v: &[f64]| -> Vec<f64> { v.iter().filter(|x| **x > 0.0).map(|x| x.ln()).collect() };
+    let a = Summary::of(&logs(baseline))?;
+    let b = Summary::of(&logs(candidate))?;
+    if a.n < 2 || b.n < 2 {
         return None;
     }
     let va = a.sd * a.sd / a.n as f64;
@@ -123,14 +127,13 @@ pub fn compare(baseline: &[f64], candidate: &[f64], min_effect: f64) -> Option<C
         let p = 2.0 * (1.0 - t_cdf(t.abs(), df));
         (p.clamp(0.0, 1.0), df, t_quantile(0.975, df) * se)
     };
-    let effect = diff / a.mean;
-    let (low, high) = ((diff - half) / a.mean, (diff + half) / a.mean);
+    let effect = diff.exp() - 1.0;
     let verdict = verdict_of(p_value, effect, min_effect);
     Some(Comparison {
         verdict,
         effect,
-        effect_low: low,
-        effect_high: high,
+        effect_low: (diff - half).exp() - 1.0,
+        effect_high: (diff + half).exp() - 1.0,
         p_value,
         df,
     })
@@ -342,7 +345,8 @@ mod tests {
         let better = [120.0, 119.0, 122.0, 121.0, 118.0];
         let c = compare(&base, &better, 0.01).unwrap();
         assert_eq!(c.verdict, Verdict::Better);
-        assert!((c.effect - 0.2).abs() < 1e-9);
+        // The ratio of the geometric means (about 1.2 here).
+        assert!((c.effect - 0.2).abs() < 2e-3, "{}", c.effect);
         assert!(c.effect_low > 0.1 && c.effect_high < 0.3);
         let c = compare(&better, &base, 0.01).unwrap();
         assert_eq!(c.verdict, Verdict::Worse);
@@ -431,5 +435,17 @@ mod paired_tests {
             Verdict::NoSignificantDifference
         );
         assert!(compare_paired(&[1.0], &[2.0], 0.0).is_none());
+    }
+
+    #[test]
+    fn intervals_never_fall_below_minus_100_percent() {
+        // A contended machine: one candidate run collapsed. On the linear scale this gave
+        // +23.9% [-104.9, +152.7]; on logs the low end stays above -100%.
+        let base = [100_000.0, 101_000.0, 99_000.0];
+        let cand = [180_000.0, 150_000.0, 12_000.0];
+        let c = compare(&base, &cand, 0.03).unwrap();
+        assert!(c.effect_low > -1.0 && c.effect_low < c.effect && c.effect < c.effect_high);
+        let p = compare_paired(&base, &cand, 0.03).unwrap();
+        assert!(p.effect_low > -1.0);
     }
 }
