@@ -311,6 +311,53 @@ fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
         err.contains("gpt_neox") && err.contains("not supported"),
         "{err}"
     );
+
+    // Crafted configs (zero heads once divided by zero, a huge layer count aborted) and a
+    // weights file cut short (SIGBUS once a missing page was touched) are clear errors.
+    for (edit, says) in [
+        (("num_attention_heads", 0u64), "implausible model shape"),
+        (
+            ("num_hidden_layers", 4_000_000_000u64),
+            "implausible model shape",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = write_safetensors(dir.path(), Arch::Qwen2, Shape::TINY, 1).unwrap();
+        let cfg = folder.join("config.json");
+        let mut j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        j[edit.0] = edit.1.into();
+        std::fs::write(&cfg, j.to_string()).unwrap();
+        let err = format!(
+            "{:#}",
+            LocalModel::load(&ModelFiles::resolve(&folder).unwrap())
+                .err()
+                .unwrap()
+        );
+        assert!(err.contains(says), "{edit:?}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let folder = write_safetensors(dir.path(), Arch::Qwen2, Shape::TINY, 1).unwrap();
+    let shard = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    let len = std::fs::metadata(&shard).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shard)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = format!(
+        "{:#}",
+        LocalModel::load(&ModelFiles::resolve(&folder).unwrap())
+            .err()
+            .unwrap()
+    );
+    assert!(err.contains("not a complete safetensors file"), "{err}");
 }
 
 #[test]
@@ -491,6 +538,20 @@ fn bad_gguf_files_are_clear_errors() {
             m.insert("qwen2.embedding_length".into(), V::U32(96));
         }),
         "expected",
+    ));
+    cases.push((
+        "block count of 2^32-1",
+        mk("blocks.gguf", &|m| {
+            m.insert("qwen2.block_count".into(), V::U32(u32::MAX));
+        }),
+        "block_count = 4294967295",
+    ));
+    cases.push((
+        "zero heads",
+        mk("heads.gguf", &|m| {
+            m.insert("qwen2.attention.head_count".into(), V::U32(0));
+        }),
+        "heads",
     ));
     cases.push((
         "unsupported architecture",

@@ -291,8 +291,14 @@ fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weig
             files.weights.display()
         );
     }
+    check_shape(&config).with_context(|| format!("{}", config_path.display()))?;
     let shards = safetensors_in(&files.weights)?;
-    // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded.
+    for shard in &shards {
+        check_safetensors_size(shard)?;
+    }
+    // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded,
+    // and each was checked to hold all the data its header describes (a file cut short would
+    // otherwise end the process with SIGBUS when a missing page is touched).
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
     let where_ = files.weights.display().to_string();
     if arch == "qwen2" {
@@ -321,6 +327,75 @@ fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weig
             config: cfg,
         },
     ))
+}
+
+/// A config.json's shape, checked before anything is sized from it: zero heads once divided
+/// by zero, a huge layer count aborted on allocation.
+fn check_shape(config: &serde_json::Value) -> Result<()> {
+    let n = |k: &str| config[k].as_u64();
+    let (Some(hidden), Some(heads), Some(layers)) = (
+        n("hidden_size"),
+        n("num_attention_heads"),
+        n("num_hidden_layers"),
+    ) else {
+        bail!("needs hidden_size, num_attention_heads and num_hidden_layers as whole numbers");
+    };
+    let kv = n("num_key_value_heads").unwrap_or(heads);
+    if heads == 0
+        || kv == 0
+        || heads % kv != 0
+        || hidden == 0
+        || hidden % heads != 0
+        || hidden > 1 << 16
+        || layers == 0
+        || layers > 1024
+        || n("vocab_size").is_some_and(|v| v == 0 || v > 1 << 22)
+    {
+        bail!(
+            "implausible model shape: hidden_size {hidden}, {heads} attention heads, {kv} KV heads, {layers} layers"
+        );
+    }
+    Ok(())
+}
+
+/// A safetensors file must hold every byte its header points at.
+fn check_safetensors_size(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let bad = |why: String| {
+        anyhow!(
+            "{} is not a complete safetensors file: {why}",
+            path.display()
+        )
+    };
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = f.metadata()?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
+    let header_len = u64::from_le_bytes(len);
+    if header_len > (100 << 20) || 8 + header_len > size {
+        return Err(bad(format!(
+            "a header of {header_len} bytes in a file of {size}"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let end = header
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, t)| t["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    if 8 + header_len + end > size {
+        return Err(bad(format!(
+            "its tensors end at byte {} but the file has {size}",
+            8 + header_len + end
+        )));
+    }
+    Ok(())
 }
 
 /// The reply as it grows, token by token, decoded incrementally: only the tokens since the

@@ -297,6 +297,24 @@ impl Transformer {
         let heads = need("attention.head_count")?;
         let kv_heads = int("attention.head_count_kv")?.unwrap_or(heads);
         let blocks = need("block_count")?;
+        // The metadata is checked against the tensors actually present before anything is
+        // sized from it: a crafted block_count of 2^32-1 once aborted on allocation.
+        let present = (0..blocks.min(4096))
+            .take_while(|i| {
+                ct.tensor_infos
+                    .contains_key(&format!("blk.{i}.attn_norm.weight"))
+            })
+            .count();
+        if blocks == 0 || present != blocks {
+            bail!(
+                "the GGUF metadata says {arch}.block_count = {blocks}, but the file holds tensors for {present} blocks"
+            );
+        }
+        if hidden == 0 || hidden > 1 << 16 || heads > 1024 {
+            bail!(
+                "implausible model shape in the GGUF metadata: hidden size {hidden}, {heads} heads"
+            );
+        }
         let head_dim = int("attention.key_length")?.unwrap_or(hidden / heads.max(1));
         let rope_dim = int("rope.dimension_count")?.unwrap_or(head_dim);
         if heads == 0
