@@ -1,13 +1,13 @@
 //! Every network call lsmtune makes goes through this module: downloads from the Hugging Face
-//! hub (hf-hub's blocking client, into the standard cache layout) and, for the OpenAI-compatible
+//! hub (its `resolve` protocol spoken here, everything the hub answers validated before it names
+//! a file, into hf-hub's cache layout) and, for the OpenAI-compatible
 //! backend, Ollama's native API and the local servers' model lists, JSON over HTTP (ureq). Nothing here prints or stores credentials; errors name the
 //! host, the path and the status, never a header value.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::{ApiBuilder, ApiError};
-use hf_hub::{Cache, Repo};
+use hf_hub::Cache;
 
 /// The hub endpoint: `HF_ENDPOINT`, else huggingface.co.
 pub fn hf_endpoint() -> String {
@@ -61,6 +61,15 @@ pub enum DownloadError {
 /// Download one file of a model repo into the Hugging Face cache whose hub folder is `hf_cache`
 /// (`.../huggingface/hub`), or return the cached copy. A progress bar is drawn on a terminal.
 /// The token comes from `HF_TOKEN` or the cache's token file; it is only sent, never shown.
+///
+/// The hub's `resolve` protocol is spoken here rather than by hf-hub's client, because what a
+/// hub answers decides file names: the commit id (`X-Repo-Commit`) must be 40 hex digits and the
+/// blob name (`X-Linked-Etag` or `ETag`) a plain token of letters, digits, `-` and `_`, or the
+/// download stops before any file is touched (hf-hub 0.4.3 used an ETag of `"/some/path"` as a
+/// path to write, and a commit of `../..` escaped the cache). Redirects are followed by hand, at
+/// most five, and the token goes only to the endpoint's own origin, never to a host a redirect
+/// names. The layout left is hf-hub's (`blobs/ETAG`, `snapshots/COMMIT/FILE` linking to it,
+/// `refs/main`), so hf-hub's cache lookups and other tools find the files.
 pub fn hf_download(
     endpoint: &str,
     hf_cache: &Path,
@@ -68,6 +77,25 @@ pub fn hf_download(
     file: &str,
 ) -> Result<PathBuf, DownloadError> {
     let endpoint = endpoint.trim_end_matches('/').to_string();
+    let other = |detail: String| DownloadError::Other {
+        endpoint: endpoint.clone(),
+        repo: repo.to_string(),
+        file: file.to_string(),
+        detail,
+    };
+    let safe_part = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+    };
+    if repo.split('/').count() != 2 || !repo.split('/').all(safe_part) {
+        return Err(other(format!("`{repo}` is not an ORG/REPO id")));
+    }
+    if file.starts_with('/') || !file.split('/').all(safe_part) {
+        return Err(other(format!("`{file}` is not a file name inside a repo")));
+    }
     let cache = Cache::new(hf_cache.to_path_buf());
     if let Some(p) = cache.model(repo.to_string()).get(file) {
         return Ok(p);
@@ -76,60 +104,196 @@ pub fn hf_download(
         .ok()
         .filter(|t| !t.trim().is_empty())
         .or_else(|| cache.token());
-    let api = ApiBuilder::from_cache(cache)
-        .with_endpoint(endpoint.clone())
-        .with_token(token)
-        .with_retries(3)
-        .with_progress(std::io::stderr().is_terminal())
-        .with_user_agent("lsmtune", env!("CARGO_PKG_VERSION"))
-        .build()
-        .map_err(|e| DownloadError::Other {
-            endpoint: endpoint.clone(),
-            repo: repo.to_string(),
-            file: file.to_string(),
-            detail: e.to_string(),
-        })?;
-    api.repo(Repo::model(repo.to_string()))
-        .download(file)
-        .map_err(|e| classify(e, &endpoint, repo, file))
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout_connect(std::time::Duration::from_secs(10))
+        .timeout_read(std::time::Duration::from_secs(60))
+        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let home = origin(&endpoint);
+    let send = |url: &str, range: Option<&str>| -> Result<ureq::Response, DownloadError> {
+        let mut req = agent.get(url);
+        if let Some(t) = token.as_deref().filter(|_| origin(url) == home) {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        if let Some(r) = range {
+            req = req.set("Range", r);
+        }
+        match req.call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                match status {
+                    200..=399 => Ok(r),
+                    404 => Err(DownloadError::NotFound {
+                        endpoint: endpoint.clone(),
+                        repo: repo.to_string(),
+                        file: file.to_string(),
+                    }),
+                    401 | 403 => Err(DownloadError::Denied {
+                        endpoint: endpoint.clone(),
+                        repo: repo.to_string(),
+                        file: file.to_string(),
+                        status,
+                    }),
+                    _ => Err(DownloadError::Status {
+                        endpoint: endpoint.clone(),
+                        repo: repo.to_string(),
+                        file: file.to_string(),
+                        status,
+                    }),
+                }
+            }
+            Err(ureq::Error::Transport(t)) => Err(DownloadError::Unreachable {
+                endpoint: endpoint.clone(),
+                detail: t.kind().to_string(),
+            }),
+        }
+    };
+    let url = format!("{endpoint}/{repo}/resolve/main/{file}");
+    let head = send(&url, Some("bytes=0-0"))?;
+    let commit = head
+        .header("X-Repo-Commit")
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(other(format!(
+            "the hub answered a commit id that is not 40 hex digits ({:?}); nothing was written",
+            commit.chars().take(80).collect::<String>()
+        )));
+    }
+    let etag = head
+        .header("X-Linked-Etag")
+        .or_else(|| head.header("ETag"))
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_string();
+    if etag.is_empty()
+        || etag.len() > 128
+        || !etag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(other(format!(
+            "the hub answered a blob name (ETag) that is not a plain token ({:?}); nothing was written",
+            etag.chars().take(80).collect::<String>()
+        )));
+    }
+    // Follow redirects by hand: the token stays with the endpoint's origin.
+    let mut at = if (300..400).contains(&head.status()) {
+        redirect(&url, &head).map_err(other)?
+    } else {
+        url.clone()
+    };
+    drop(head);
+    let mut hops = 0;
+    let body = loop {
+        let r = send(&at, None)?;
+        if (300..400).contains(&r.status()) {
+            hops += 1;
+            if hops > 5 {
+                return Err(other("more than 5 redirects".into()));
+            }
+            at = redirect(&at, &r).map_err(other)?;
+            continue;
+        }
+        break r;
+    };
+    let repo_dir = hf_cache.join(format!("models--{}", repo.replace('/', "--")));
+    let blobs = repo_dir.join("blobs");
+    std::fs::create_dir_all(&blobs).map_err(|e| other(format!("{}: {e}", blobs.display())))?;
+    let blob = blobs.join(&etag);
+    let part = blobs.join(format!("{etag}.incomplete"));
+    let total = body
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(total.unwrap_or(0));
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(file.to_string());
+        Some(b)
+    } else {
+        None
+    };
+    {
+        let mut out =
+            std::fs::File::create(&part).map_err(|e| other(format!("{}: {e}", part.display())))?;
+        let mut reader = body.into_reader();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut reader, &mut buf)
+                .map_err(|e| other(format!("reading the download: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut out, &buf[..n])
+                .map_err(|e| other(format!("{}: {e}", part.display())))?;
+            if let Some(b) = &bar {
+                b.inc(n as u64);
+            }
+        }
+        out.sync_all()
+            .map_err(|e| other(format!("{}: {e}", part.display())))?;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    if total.is_some_and(|t| t != got) {
+        let _ = std::fs::remove_file(&part);
+        return Err(other(format!(
+            "the download was cut short ({got} of {} bytes)",
+            total.unwrap_or(0)
+        )));
+    }
+    std::fs::rename(&part, &blob).map_err(|e| other(format!("{}: {e}", blob.display())))?;
+    let link = repo_dir.join("snapshots").join(&commit).join(file);
+    if let Some(parent) = link.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+    }
+    let depth = file.split('/').count() + 1;
+    let target = Path::new(&"../".repeat(depth)).join("blobs").join(&etag);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link)
+        .map_err(|e| other(format!("{}: {e}", link.display())))?;
+    let refs = repo_dir.join("refs");
+    std::fs::create_dir_all(&refs).map_err(|e| other(format!("{}: {e}", refs.display())))?;
+    std::fs::write(refs.join("main"), &commit)
+        .map_err(|e| other(format!("{}: {e}", refs.display())))?;
+    Ok(link)
 }
 
-fn classify(e: ApiError, endpoint: &str, repo: &str, file: &str) -> DownloadError {
-    let (endpoint, repo, file) = (endpoint.to_string(), repo.to_string(), file.to_string());
-    let inner = match e {
-        ApiError::TooManyRetries(inner) => *inner,
-        other => other,
-    };
-    match inner {
-        ApiError::RequestError(err) => match *err {
-            ureq::Error::Status(404, _) => DownloadError::NotFound {
-                endpoint,
-                repo,
-                file,
-            },
-            ureq::Error::Status(status @ (401 | 403), _) => DownloadError::Denied {
-                endpoint,
-                repo,
-                file,
-                status,
-            },
-            ureq::Error::Status(status, _) => DownloadError::Status {
-                endpoint,
-                repo,
-                file,
-                status,
-            },
-            ureq::Error::Transport(t) => DownloadError::Unreachable {
-                endpoint,
-                detail: t.kind().to_string(),
-            },
-        },
-        other => DownloadError::Other {
-            endpoint,
-            repo,
-            file,
-            detail: other.to_string(),
-        },
+/// `scheme://host[:port]` of a URL (lowercased), the unit the token is bound to.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    )
+}
+
+/// Where a 3xx points, resolved against the URL that answered it.
+fn redirect(from: &str, r: &ureq::Response) -> Result<String, String> {
+    let loc = r
+        .header("Location")
+        .ok_or_else(|| format!("HTTP {} without a Location", r.status()))?
+        .trim();
+    if loc.starts_with("http://") || loc.starts_with("https://") {
+        Ok(loc.to_string())
+    } else if loc.starts_with('/') {
+        Ok(format!("{}{loc}", origin(from)))
+    } else {
+        let base = &from[..from.rfind('/').map_or(from.len(), |i| i + 1)];
+        Ok(format!("{base}{loc}"))
     }
 }
 

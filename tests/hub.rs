@@ -88,7 +88,7 @@ fn answer(mut stream: TcpStream, files: &HashMap<(String, String), Vec<u8>>, den
             "206 Partial Content",
             &[
                 format!("ETag: \"{:x}-{}\"", body.len(), file.len()),
-                "X-Repo-Commit: 0123456789abcdef".to_string(),
+                "X-Repo-Commit: 0123456789abcdef0123456789abcdef01234567".to_string(),
                 format!("Content-Range: bytes {range_start}-{end}/{}", body.len()),
             ],
             part,
@@ -163,12 +163,12 @@ fn pull_downloads_into_the_cache_layout_and_later_lookups_stay_offline() {
         std::fs::read_to_string(cached.join("refs/main"))
             .unwrap()
             .trim(),
-        "0123456789abcdef"
+        "0123456789abcdef0123456789abcdef01234567"
     );
     assert!(
         files
             .weights
-            .starts_with(cached.join("snapshots/0123456789abcdef"))
+            .starts_with(cached.join("snapshots/0123456789abcdef0123456789abcdef01234567"))
     );
     assert!(files.tokenizer_config.is_none());
 
@@ -297,4 +297,120 @@ fn a_gguf_repo_without_a_tokenizer_pulls_and_runs() {
     };
     m.chat(&[Message::user("hi")], None, &params, &mut |_| {})
         .unwrap();
+}
+
+/// A hub that answers `resolve` with the headers given, a body of `body`, and optionally a
+/// redirect; records the Authorization header of every request it sees.
+fn hostile(
+    headers: Vec<String>,
+    status: &'static str,
+    body: &'static [u8],
+) -> (String, Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut auth = None;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("authorization:") {
+                    auth = Some(v.trim().to_string());
+                }
+            }
+            log.lock().unwrap().push(auth);
+            let mut s = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+            for h in &headers {
+                s.push_str(h);
+                s.push_str("\r\n");
+            }
+            s.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            let mut out = s.into_bytes();
+            out.extend_from_slice(body);
+            let _ = stream.write_all(&out);
+        }
+    });
+    (url, seen)
+}
+
+/// What a hostile hub answers decides nothing on disk: an ETag that is a path, a commit that
+/// climbs out of the cache, and a redirect to another host (which must not get the token) are
+/// refused or handled without writing outside the cache and without a panic.
+#[test]
+fn a_hostile_hub_cannot_write_outside_the_cache_or_take_the_token() {
+    let root = tempfile::tempdir().unwrap();
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                format!("ETag: \"{}\"", victim.display()),
+                format!("X-Repo-Commit: {commit}"),
+            ],
+            "blob name",
+        ),
+        (
+            vec!["ETag: \"abc123\"".into(), "X-Repo-Commit: ../..".into()],
+            "commit id",
+        ),
+    ];
+    for (headers, says) in cases {
+        let (url, _) = hostile(headers, "200 OK", b"owned");
+        let hub = hub_at(root.path(), &url);
+        let e = format!("{:#}", hub.pull("acme/evil:model.gguf").unwrap_err());
+        assert!(e.contains(says), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+    // Only the cache folder was created under the root.
+    let mut names: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names.iter().all(|n| n == "victim" || n == "hf"),
+        "{names:?}"
+    );
+
+    // A redirect to another host: followed, without the token.
+    let (cdn, cdn_seen) = hostile(vec![], "200 OK", b"GGUF-bytes");
+    let (hub_url, hub_seen) = hostile(
+        vec![
+            "ETag: \"abc123\"".into(),
+            format!("X-Repo-Commit: {commit}"),
+            format!("Location: {cdn}/blob"),
+        ],
+        "302 Found",
+        b"",
+    );
+    let o = Command::new(common::BIN)
+        .args(["models", "pull", "acme/ok:model.gguf"])
+        .env("HF_ENDPOINT", &hub_url)
+        .env("HF_HUB_CACHE", root.path().join("hf2"))
+        .env("HF_TOKEN", "hf_SECRET_token")
+        .output()
+        .unwrap();
+    let hub_auth = hub_seen.lock().unwrap().clone();
+    let cdn_auth = cdn_seen.lock().unwrap().clone();
+    assert!(
+        hub_auth
+            .iter()
+            .all(|a| a.as_deref() == Some("bearer hf_secret_token")),
+        "{hub_auth:?}"
+    );
+    assert!(
+        !cdn_auth.is_empty() && cdn_auth.iter().all(Option::is_none),
+        "{cdn_auth:?}"
+    );
+    let out = String::from_utf8_lossy(&o.stderr);
+    assert!(!out.contains("SECRET"), "{out}");
+    let blob = root.path().join("hf2/models--acme--ok/blobs/abc123");
+    assert_eq!(std::fs::read(&blob).unwrap(), b"GGUF-bytes", "{out}");
 }
