@@ -459,3 +459,96 @@ fn numeric_flags_are_checked_at_parse_time_everywhere() {
         assert!(!t.contains("panicked"), "{args:?}: {t}");
     }
 }
+
+/// A repeated section is refused by `options diff` (RocksDB refuses it too), and a file of many
+/// unknown keys validates in bounded time: past 1000 refusals the rest are counted, not each
+/// handed to RocksDB, and no line is echoed whole.
+#[test]
+fn huge_or_repeated_options_files_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.ini");
+    let o = lsmtune(&["options", "defaults", "--out", good.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let mut twice = std::fs::read_to_string(&good).unwrap();
+    twice.push_str("[CFOptions \"default\"]\n  write_buffer_size=1048576\n");
+    let twice_path = dir.path().join("twice.ini");
+    std::fs::write(&twice_path, &twice).unwrap();
+    let o = lsmtune(&[
+        "options",
+        "diff",
+        good.to_str().unwrap(),
+        twice_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("second time"), "{}", text(&o));
+
+    let mut keys = format!("  {}=1\n", "k".repeat(100_000));
+    for i in 0..200_000 {
+        keys.push_str(&format!("  no_such_option_{i}=1\n"));
+    }
+    let many = std::fs::read_to_string(&good).unwrap().replacen(
+        "[DBOptions]\n",
+        &format!("[DBOptions]\n{keys}"),
+        1,
+    );
+    let path = dir.path().join("many.ini");
+    std::fs::write(&path, many).unwrap();
+    let o = lsmtune(&["options", "validate", path.to_str().unwrap()]);
+    assert_eq!(
+        code(&o),
+        1,
+        "{}",
+        text(&o).chars().take(2000).collect::<String>()
+    );
+    assert!(text(&o).contains("not checked one by one"));
+    assert!(
+        text(&o).len() < 1_000_000,
+        "{} bytes of output",
+        text(&o).len()
+    );
+}
+
+/// A db_bench that hangs (here a script that sleeps) is stopped at --timeout, with a message,
+/// in `options downgrade` and in `bench --engine db_bench`; lsmtune never hangs with it.
+#[test]
+fn a_hanging_db_bench_is_stopped_at_the_timeout() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("db_bench");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let good = dir.path().join("good.ini");
+    let o = lsmtune(&["options", "defaults", "--out", good.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let t = std::time::Instant::now();
+    let o = lsmtune(&[
+        "options",
+        "downgrade",
+        good.to_str().unwrap(),
+        "--out",
+        dir.path().join("old.ini").to_str().unwrap(),
+        "--db-bench",
+        fake.to_str().unwrap(),
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("no answer within"), "{}", text(&o));
+    let o = lsmtune(&[
+        "bench",
+        "--workload",
+        "fillrandom",
+        "--engine",
+        "db_bench",
+        "--db-bench",
+        fake.to_str().unwrap(),
+        "--timeout",
+        "1s",
+        "--repeats",
+        "1",
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("no answer within"), "{}", text(&o));
+    // Not a timing target: a guard that neither command waited for the 600 s sleep.
+    assert!(t.elapsed().as_secs() < 300);
+}

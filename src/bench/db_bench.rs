@@ -2,7 +2,8 @@
 //! whether it loads an OPTIONS file, and producing a copy it accepts.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -28,12 +29,49 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
+/// How long one probe of db_bench (`--version`, a one-key load) may take before it is killed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `cmd` to completion, or kill it after `timeout`: a db_bench that hangs must not hang
+/// lsmtune. The output is collected through files (no pipe to fill and block on).
+fn run_bounded(mut cmd: Command, timeout: Duration) -> std::result::Result<Output, String> {
+    let dir = scratch_dir("db-bench-run").map_err(|e| e.to_string())?;
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
+    cmd.stdin(Stdio::null())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?);
+    super::worker::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "no answer within {} s; it was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    })
+}
+
 /// The version db_bench reports (`db_bench version 7.8.3`).
-pub fn version(db_bench: &Path) -> Result<String> {
-    let out = Command::new(db_bench)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("cannot run {}", db_bench.display()))?;
+pub fn version(db_bench: &Path, timeout: Duration) -> Result<String> {
+    let mut cmd = Command::new(db_bench);
+    cmd.arg("--version");
+    let out = run_bounded(cmd, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot run {} --version: {e}", db_bench.display()))?;
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     text.split_whitespace()
@@ -49,18 +87,21 @@ pub fn version(db_bench: &Path) -> Result<String> {
 }
 
 /// Does this db_bench load the document? Runs a one-key fillseq in a scratch folder.
-pub fn accepts(db_bench: &Path, doc: &OptionsDoc) -> std::result::Result<(), String> {
+pub fn accepts(
+    db_bench: &Path,
+    doc: &OptionsDoc,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
     let dir = scratch_dir("db-bench-probe").map_err(|e| e.to_string())?;
     let file = dir.path().join("OPTIONS-probe.ini");
     std::fs::write(&file, doc.render("db_bench probe written by lsmtune"))
         .map_err(|e| e.to_string())?;
-    let out = Command::new(db_bench)
-        .arg("--benchmarks=fillseq")
+    let mut cmd = Command::new(db_bench);
+    cmd.arg("--benchmarks=fillseq")
         .arg("--num=1")
         .arg(format!("--db={}", dir.path().join("db").display()))
-        .arg(format!("--options_file={}", file.display()))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", db_bench.display()))?;
+        .arg(format!("--options_file={}", file.display()));
+    let out = run_bounded(cmd, timeout).map_err(|e| format!("{}: {e}", db_bench.display()))?;
     if out.status.success() {
         return Ok(());
     }
@@ -78,16 +119,36 @@ pub fn accepts(db_bench: &Path, doc: &OptionsDoc) -> std::result::Result<(), Str
 }
 
 /// A copy of `doc` this db_bench accepts, with the settings it had to drop.
-pub fn downgrade(db_bench: &Path, doc: &OptionsDoc) -> Result<compat::Downgraded> {
+pub fn downgrade(
+    db_bench: &Path,
+    doc: &OptionsDoc,
+    timeout: Duration,
+) -> Result<compat::Downgraded> {
     let mut doc = doc.clone();
-    let version = version(db_bench)?;
+    let version = version(db_bench, timeout)?;
     doc.set(
         &crate::options::ini::SectionKind::Version,
         "rocksdb_version",
         &version,
     );
-    compat::downgrade(&doc, |d| accepts(db_bench, d), 200)
-        .with_context(|| format!("making the file loadable by db_bench {version}"))
+    // A probe that hangs is a failure of the whole downgrade, not a key to drop.
+    let hung = std::cell::Cell::new(None);
+    let result = compat::downgrade(
+        &doc,
+        |d| match accepts(db_bench, d, timeout) {
+            // Stop the search at once (a hang names no key to drop); reported below.
+            Err(e) if e.contains("no answer within") => {
+                hung.set(Some(e));
+                Ok(())
+            }
+            other => other,
+        },
+        200,
+    );
+    if let Some(e) = hung.take() {
+        bail!("db_bench {version} did not answer a probe: {e}");
+    }
+    result.with_context(|| format!("making the file loadable by db_bench {version}"))
 }
 
 /// db_bench's report of one benchmark, parsed from its output.

@@ -71,7 +71,7 @@ pub struct DbBench {
 
 impl DbBench {
     pub fn new(path: PathBuf, limits: Limits) -> anyhow::Result<DbBench> {
-        let version = db_bench::version(&path)?;
+        let version = db_bench::version(&path, db_bench::PROBE_TIMEOUT.min(limits.timeout))?;
         Ok(DbBench {
             path,
             version,
@@ -86,7 +86,11 @@ impl DbBench {
         if let Some((_, d, dropped)) = cache.iter().find(|(o, _, _)| o == doc) {
             return Ok((d.clone(), dropped.clone()));
         }
-        let result = db_bench::downgrade(&self.path, doc)?;
+        let result = db_bench::downgrade(
+            &self.path,
+            doc,
+            db_bench::PROBE_TIMEOUT.min(self.limits.timeout),
+        )?;
         cache.push((doc.clone(), result.doc.clone(), result.dropped.clone()));
         Ok((result.doc, result.dropped))
     }

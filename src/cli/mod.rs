@@ -471,6 +471,9 @@ pub enum OptionsCommand {
         /// The db_bench binary (default: db_bench on PATH).
         #[arg(long)]
         db_bench: Option<PathBuf>,
+        /// Stop when one db_bench probe takes longer than this (e.g. 30s, 2m).
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: std::time::Duration,
     },
     /// Write the linked RocksDB's default OPTIONS file.
     Defaults {
@@ -735,10 +738,11 @@ fn run_options(cmd: OptionsCommand) -> Result<()> {
             file,
             out,
             db_bench,
+            timeout,
         } => {
             let bin = crate::bench::db_bench::locate(db_bench.as_deref())?;
             let doc = OptionsDoc::read(&file)?;
-            let result = crate::bench::db_bench::downgrade(&bin, &doc)?;
+            let result = crate::bench::db_bench::downgrade(&bin, &doc, timeout)?;
             for d in &result.dropped {
                 println!("dropped {d}");
             }

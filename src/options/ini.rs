@@ -189,11 +189,23 @@ impl OptionsDoc {
                 let Some(header) = rest.strip_suffix(']') else {
                     return Err(ParseError {
                         line: lineno,
-                        message: format!("section header without closing ']': {line}"),
+                        message: format!("section header without closing ']': {}", clip(line)),
                     });
                 };
+                let kind = SectionKind::parse(header);
+                if !matches!(kind, SectionKind::Other(_))
+                    && doc.sections.iter().any(|s| s.kind == kind)
+                {
+                    return Err(ParseError {
+                        line: lineno,
+                        message: format!(
+                            "section [{}] appears a second time (RocksDB refuses such a file; merge the two)",
+                            clip(header)
+                        ),
+                    });
+                }
                 doc.sections.push(Section {
-                    kind: SectionKind::parse(header),
+                    kind,
                     entries: Vec::new(),
                 });
                 continue;
@@ -201,7 +213,7 @@ impl OptionsDoc {
             let Some(eq) = line.find('=') else {
                 return Err(ParseError {
                     line: lineno,
-                    message: format!("expected `key=value`, found: {line}"),
+                    message: format!("expected `key=value`, found: {}", clip(line)),
                 });
             };
             let key = line[..eq].trim();
@@ -226,13 +238,13 @@ impl OptionsDoc {
             if depth != 0 {
                 return Err(ParseError {
                     line: lineno,
-                    message: format!("unbalanced braces in the value of `{key}`"),
+                    message: format!("unbalanced braces in the value of `{}`", clip(key)),
                 });
             }
             let Some(section) = doc.sections.last_mut() else {
                 return Err(ParseError {
                     line: lineno,
-                    message: format!("`{key}` appears before any [section]"),
+                    message: format!("`{}` appears before any [section]", clip(key)),
                 });
             };
             section.entries.push((key.to_string(), value.to_string()));
@@ -341,6 +353,15 @@ impl OptionsDoc {
     /// an interrupted write never leaves a half file where a good one was.
     pub fn write(&self, path: &Path, header_comment: &str) -> anyhow::Result<()> {
         write_atomic(path, self.render(header_comment).as_bytes())
+    }
+}
+
+/// At most 120 characters of input echoed into a message (a 10 MB line once came back whole).
+pub fn clip(text: &str) -> String {
+    const MAX: usize = 120;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}... ({} bytes)", &text[..i], text.len()),
+        None => text.to_string(),
     }
 }
 
@@ -498,5 +519,18 @@ mod tests {
         );
         assert_eq!(doc.get(&SectionKind::Db, "max_background_jobs"), Some("6"));
         assert_eq!(doc.sections[1].entries.len(), 1);
+    }
+
+    #[test]
+    fn a_repeated_section_is_an_error_and_long_input_is_not_echoed_whole() {
+        let twice =
+            "[DBOptions]\n  a=1\n[CFOptions \"default\"]\n  b=2\n[CFOptions \"default\"]\n  c=3\n";
+        let e = OptionsDoc::parse(twice).unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(e.message.contains("second time"), "{}", e.message);
+        let long = format!("[DBOptions]\n{}\n", "x".repeat(1 << 20));
+        let e = OptionsDoc::parse(&long).unwrap_err();
+        assert!(e.message.len() < 300, "{}", e.message.len());
+        assert!(e.message.contains("1048576 bytes"), "{}", e.message);
     }
 }
