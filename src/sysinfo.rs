@@ -19,17 +19,48 @@ pub fn total_memory() -> u64 {
 }
 
 fn cgroup_memory_limit() -> Option<u64> {
-    for path in [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ] {
-        if let Ok(text) = std::fs::read_to_string(Path::new(path))
-            && let Ok(v) = text.trim().parse::<u64>()
-        {
-            return Some(v);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroup_memory_limit_in(Path::new("/sys/fs/cgroup"), &own)
+}
+
+/// The tightest memory limit on the way from this process's own cgroup up to the root, under
+/// the cgroup mount `root`, given the text of /proc/self/cgroup: cgroup v2 (`0::/PATH`,
+/// `memory.max`) and v1 (`N:memory:/PATH`, `memory/…/memory.limit_in_bytes`). The root files
+/// alone miss a limit set on a nested group (a container's or a systemd slice's).
+pub fn cgroup_memory_limit_in(root: &Path, proc_self_cgroup: &str) -> Option<u64> {
+    let mut places: Vec<(std::path::PathBuf, &str)> = Vec::new();
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let rel = path.trim().trim_start_matches('/');
+        if controllers.is_empty() {
+            places.push((root.join(rel), "memory.max"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            places.push((root.join("memory").join(rel), "memory.limit_in_bytes"));
         }
     }
-    None
+    // The root files too, when /proc/self/cgroup says nothing usable.
+    places.push((root.to_path_buf(), "memory.max"));
+    places.push((root.join("memory"), "memory.limit_in_bytes"));
+    let mut best: Option<u64> = None;
+    for (dir, file) in places {
+        let mut d = Some(dir.as_path());
+        while let Some(here) = d {
+            if !here.starts_with(root) {
+                break;
+            }
+            if let Ok(text) = std::fs::read_to_string(here.join(file))
+                && let Ok(v) = text.trim().parse::<u64>()
+            {
+                best = Some(best.map_or(v, |b| b.min(v)));
+            }
+            d = here.parent();
+        }
+    }
+    best
 }
 
 /// Logical CPUs available to this process.
@@ -69,6 +100,43 @@ pub fn parse_memory_budget(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_limit_on_a_nested_cgroup_is_found() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        // v1: the root unlimited, a slice two levels down limited to 2 GiB.
+        let nested = r.join("memory/process_api/abc");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(
+            r.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("memory/process_api/memory.limit_in_bytes"),
+            "2147483648\n",
+        )
+        .unwrap();
+        std::fs::write(
+            nested.join("memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        )
+        .unwrap();
+        let own = "4:memory:/process_api/abc\n3:cpuset:/\n0::/\n";
+        assert_eq!(cgroup_memory_limit_in(r, own), Some(2 << 30));
+        // v2: `max` means no limit at that level; the parent's limit holds.
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("user.slice/app.scope")).unwrap();
+        std::fs::write(r.join("user.slice/memory.max"), "1073741824\n").unwrap();
+        std::fs::write(r.join("user.slice/app.scope/memory.max"), "max\n").unwrap();
+        assert_eq!(
+            cgroup_memory_limit_in(r, "0::/user.slice/app.scope\n"),
+            Some(1 << 30)
+        );
+        assert_eq!(cgroup_memory_limit_in(r, ""), None);
+    }
+
     use super::*;
 
     #[test]

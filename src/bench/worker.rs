@@ -93,11 +93,38 @@ pub fn worker_exe() -> Result<PathBuf> {
     }
 }
 
+/// Memory a process holds that only it can give back: anonymous plus shared-memory pages
+/// (RssAnon + RssShmem). VmRSS also counts mapped file pages, which the kernel drops under
+/// pressure; with `allow_mmap_reads` they are the database itself, and counting them killed
+/// healthy runs as "out of memory". VmRSS only where the split is not reported.
 fn rss_of(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    rss_from_status(&text)
+}
+
+fn rss_from_status(text: &str) -> Option<u64> {
+    let kb = |key: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    match (kb("RssAnon:"), kb("RssShmem:")) {
+        (Some(a), s) => Some((a + s.unwrap_or(0)) * 1024),
+        (None, _) => kb("VmRSS:").map(|v| v * 1024),
+    }
+}
+
+#[cfg(test)]
+mod rss_tests {
+    #[test]
+    fn mapped_file_pages_do_not_count() {
+        let status = "VmRSS:\t 900000 kB\nRssAnon:\t  100000 kB\nRssFile:\t  790000 kB\nRssShmem:\t   10000 kB\n";
+        assert_eq!(super::rss_from_status(status), Some(110_000 * 1024));
+        assert_eq!(super::rss_from_status("VmRSS:\t 5 kB\n"), Some(5 * 1024));
+    }
 }
 
 fn tail(path: &Path, max: usize) -> String {
