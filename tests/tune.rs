@@ -77,7 +77,12 @@ fn check_outputs(out: &Path) {
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert!(report["iterations"].as_array().is_some());
     let svg = std::fs::read_to_string(out.join("throughput.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("best so far"));
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("candidate / best, same rounds")
+            && svg.contains("kept steps multiplied"),
+        "{svg}"
+    );
 }
 
 #[test]

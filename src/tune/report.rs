@@ -368,75 +368,130 @@ pub fn markdown(r: &Report) -> String {
     m
 }
 
-/// Per-iteration throughput with intervals and the best so far.
+/// What each decision used: per iteration, the candidate's throughput relative to the best so
+/// far measured in the same interleaved rounds (the ratio and its 95% interval, kept ones in
+/// green), the start-relative gain the kept steps add up to, and the final side-by-side check of
+/// the tuned file against the start. Ratios, not absolute ops/s: runs at different times drift
+/// on a shared machine, and a "best so far" line from other rounds sat 40% above the best
+/// measured beside the candidate. Absolute numbers stay in the report's table.
 pub fn plot(r: &Report, path: &Path) -> Result<()> {
     let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
     root.fill(&WHITE)?;
-    let mut points: Vec<(f64, f64, f64)> = Vec::new(); // (x, mean, ci)
-    if let Some(b) = r.baseline {
-        points.push((0.0, b.mean, b.ci95));
-    }
+    // (x, ratio, low, high, kept)
+    let mut points: Vec<(f64, f64, f64, f64, bool)> = Vec::new();
+    let mut path_gain: Vec<(f64, f64)> = vec![(0.0, 1.0)];
+    let mut gain = 1.0;
     for it in &r.iterations {
-        if let Some(s) = it.candidate.as_ref().and_then(summary) {
-            points.push((it.iteration as f64, s.mean, s.ci95));
+        let x = it.iteration as f64;
+        if let Some(c) = &it.comparison {
+            let kept = it.decision == Decision::Accepted;
+            points.push((
+                x,
+                1.0 + c.effect,
+                1.0 + c.effect_low,
+                1.0 + c.effect_high,
+                kept,
+            ));
+            if kept {
+                gain *= 1.0 + c.effect;
+            }
         }
+        path_gain.push((x, gain));
     }
-    let mut best: Vec<(f64, f64)> = Vec::new();
-    let mut cur = r.baseline.map_or(0.0, |b| b.mean);
-    best.push((0.0, cur));
-    for it in &r.iterations {
-        if it.decision == Decision::Accepted {
-            cur = it.best_ops;
-        }
-        best.push((it.iteration as f64, cur));
-    }
-    let top = points
-        .iter()
-        .map(|p| p.1 + p.2)
-        .chain(best.iter().map(|b| b.1))
-        .fold(1.0f64, f64::max)
-        * 1.1;
     let n = r.iterations.len().max(1) as f64;
+    let fin = r.final_comparison.as_ref().map(|c| {
+        (
+            n + 1.0,
+            1.0 + c.effect,
+            1.0 + c.effect_low,
+            1.0 + c.effect_high,
+        )
+    });
+    let all = points
+        .iter()
+        .flat_map(|p| [p.2, p.3])
+        .chain(path_gain.iter().map(|g| g.1))
+        .chain(fin.iter().flat_map(|f| [f.2, f.3]))
+        .filter(|v| v.is_finite());
+    // A log scale (a halving looks like a doubling), bounded so one wild interval on a
+    // contended machine does not flatten the rest; whiskers past the bounds are clipped.
+    let (lo, hi) = all.fold((1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = ((lo * 0.9).clamp(0.1, 0.8), (hi * 1.1).clamp(1.25, 10.0));
+    let clip = |v: f64| v.clamp(lo, hi);
+    let points: Vec<_> = points
+        .into_iter()
+        .map(|(x, y, l, h, k)| (x, clip(y), clip(l), clip(h), k))
+        .collect();
+    let fin = fin.map(|(x, y, l, h)| (x, clip(y), clip(l), clip(h)));
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "{}: throughput per iteration ({})",
-                r.settings.workload.kind, r.proposer
+                "{}: each candidate against the best of its rounds ({})",
+                r.settings.workload.kind,
+                r.proposer.split(" (").next().unwrap_or(&r.proposer)
             ),
             ("sans-serif", 18),
         )
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.5f64..n + 0.5, 0f64..top)?;
+        .build_cartesian_2d(-0.5f64..n + 1.5, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
-        .x_labels(r.iterations.len() + 2)
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .x_desc("iteration (0 = start)")
-        .y_desc("ops/s")
+        .x_labels(r.iterations.len() + 3)
+        .x_label_formatter(&|x| {
+            if (*x - (n + 1.0)).abs() < 0.01 {
+                "final".to_string()
+            } else {
+                format!("{x:.0}")
+            }
+        })
+        .y_labels(8)
+        .y_label_formatter(&|y| format!("{y:.2}x"))
+        .x_desc("iteration")
+        .y_desc("throughput ratio")
         .draw()?;
+    chart.draw_series(LineSeries::new(
+        [(-0.5, 1.0), (n + 1.5, 1.0)],
+        BLACK.mix(0.4).stroke_width(1),
+    ))?;
+    let green = RGBColor(0, 140, 60);
+    for (kept, color, label) in [
+        (false, BLUE, "candidate / best, same rounds (95% CI)"),
+        (true, green, "kept"),
+    ] {
+        let sel: Vec<_> = points.iter().filter(|p| p.4 == kept).collect();
+        chart
+            .draw_series(
+                sel.iter()
+                    .map(|&&(x, y, l, h, _)| ErrorBar::new_vertical(x, l, y, h, color.filled(), 8)),
+            )?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
+        chart.draw_series(
+            sel.iter()
+                .map(|&&(x, y, _, _, _)| Circle::new((x, y), 4, color.filled())),
+        )?;
+    }
     chart
-        .draw_series(points.iter().map(|&(x, y, e)| {
-            ErrorBar::new_vertical(x, (y - e).max(0.0), y, y + e, BLUE.filled(), 8)
-        }))?
-        .label("candidate (mean, 95% CI)")
-        .legend(|(x, y)| Circle::new((x, y), 4, BLUE.filled()));
-    chart.draw_series(
-        points
-            .iter()
-            .map(|&(x, y, _)| Circle::new((x, y), 4, BLUE.filled())),
-    )?;
-    chart
-        .draw_series(LineSeries::new(best.iter().copied(), RED.stroke_width(2)))?
-        .label("best so far")
+        .draw_series(LineSeries::new(
+            path_gain.iter().copied(),
+            RED.stroke_width(2),
+        ))?
+        .label("kept steps multiplied (vs start)")
         .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
+    if let Some((x, y, l, h)) = fin {
+        chart
+            .draw_series([ErrorBar::new_vertical(x, l, y, h, BLACK.filled(), 10)])?
+            .label("final: tuned / start, side by side (95% CI)")
+            .legend(|(x, y)| Circle::new((x, y), 4, BLACK.filled()));
+        chart.draw_series([Circle::new((x, y), 5, BLACK.filled())])?;
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
     root.present()?;
     Ok(())
