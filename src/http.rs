@@ -104,15 +104,17 @@ pub fn hf_download(
         .ok()
         .filter(|t| !t.trim().is_empty())
         .or_else(|| cache.token());
-    let agent = ureq::AgentBuilder::new()
-        .redirects(0)
-        .timeout_connect(std::time::Duration::from_secs(10))
-        .timeout_read(std::time::Duration::from_secs(60))
-        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
-        .build();
+    let agent = |url: &str| {
+        let b = ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout_connect(std::time::Duration::from_secs(10))
+            .timeout_read(std::time::Duration::from_secs(60))
+            .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")));
+        with_proxy(b, url).build()
+    };
     let home = origin(&endpoint);
     let send = |url: &str, range: Option<&str>| -> Result<ureq::Response, DownloadError> {
-        let mut req = agent.get(url);
+        let mut req = agent(url).get(url);
         if let Some(t) = token.as_deref().filter(|_| origin(url) == home) {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -335,7 +337,7 @@ pub fn post_json(
     body: &serde_json::Value,
     timeout: std::time::Duration,
 ) -> Result<Reply, Transport> {
-    let mut req = agent(timeout)
+    let mut req = agent(url, timeout)
         .post(url)
         .set("Content-Type", "application/json");
     if let Some(key) = bearer {
@@ -387,19 +389,70 @@ pub fn get(
     bearer: Option<&str>,
     timeout: std::time::Duration,
 ) -> Result<Reply, Transport> {
-    let mut req = agent(timeout).get(url);
+    let mut req = agent(url, timeout).get(url);
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
     redacted(answer(url, timeout, req.call()), bearer)
 }
 
-fn agent(timeout: std::time::Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+fn agent(url: &str, timeout: std::time::Duration) -> ureq::Agent {
+    let b = ureq::AgentBuilder::new()
         .timeout_connect(timeout.min(std::time::Duration::from_secs(10)))
         .timeout(timeout)
-        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")));
+    with_proxy(b, url).build()
+}
+
+/// The proxy `url` should go through, from the environment as curl reads it: `HTTPS_PROXY`
+/// (https) or `HTTP_PROXY` (http), else `ALL_PROXY`, lower-case names too; none for loopback
+/// hosts or hosts `NO_PROXY` names (`*`, `host`, `.domain` or `domain` for it and its
+/// subdomains, with or without `:port`).
+pub fn proxy_for(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let get = |k: &str| {
+        env(k)
+            .or_else(|| env(&k.to_ascii_lowercase()))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("").to_ascii_lowercase()
+    } else {
+        authority
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    if host == "localhost" || host == "::1" || host.starts_with("127.") {
+        return None;
+    }
+    if let Some(no) = get("NO_PROXY") {
+        for pat in no.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+            let pat = pat.split(':').next().unwrap_or("").to_string();
+            let bare = pat.trim_start_matches('.');
+            if pat == "*"
+                || (!bare.is_empty() && (host == bare || host.ends_with(&format!(".{bare}"))))
+            {
+                return None;
+            }
+        }
+    }
+    let specific = if scheme.eq_ignore_ascii_case("https") {
+        get("HTTPS_PROXY")
+    } else {
+        get("HTTP_PROXY")
+    };
+    specific.or_else(|| get("ALL_PROXY"))
+}
+
+fn with_proxy(b: ureq::AgentBuilder, url: &str) -> ureq::AgentBuilder {
+    match proxy_for(url, &|k| std::env::var(k).ok()).and_then(|p| ureq::Proxy::new(p).ok()) {
+        Some(p) => b.proxy(p),
+        None => b,
+    }
 }
 
 /// A ureq outcome as a [`Reply`] (any status) or the [`Transport`] failure.
@@ -466,4 +519,46 @@ fn answer(
         retry_after,
         body,
     })
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::proxy_for;
+
+    #[test]
+    fn proxies_follow_the_environment_and_no_proxy() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let e = env(&[
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("http_proxy", "http://plain:8080"),
+            ("NO_PROXY", "internal.example, .corp:443"),
+        ]);
+        assert_eq!(
+            proxy_for("https://api.openai.com/v1", &e).as_deref(),
+            Some("http://proxy:3128")
+        );
+        assert_eq!(
+            proxy_for("http://hub.example/x", &e).as_deref(),
+            Some("http://plain:8080")
+        );
+        assert_eq!(proxy_for("https://internal.example/v1", &e), None);
+        assert_eq!(proxy_for("https://a.internal.example/v1", &e), None);
+        assert_eq!(proxy_for("https://gpu.corp:8443/v1", &e), None);
+        assert_eq!(proxy_for("http://127.0.0.1:8080/v1", &e), None);
+        assert_eq!(proxy_for("http://localhost:11434", &e), None);
+        assert_eq!(proxy_for("http://[::1]:8080/v1", &e), None);
+        let all = env(&[("ALL_PROXY", "socks5://s:1080"), ("NO_PROXY", "*")]);
+        assert_eq!(proxy_for("https://x.example", &all), None);
+        let all = env(&[("ALL_PROXY", "socks5://s:1080")]);
+        assert_eq!(
+            proxy_for("https://x.example", &all).as_deref(),
+            Some("socks5://s:1080")
+        );
+    }
 }

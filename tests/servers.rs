@@ -675,3 +675,51 @@ fn an_endpoint_that_always_fails_ends_the_tune_with_an_error_and_no_key_anywhere
     assert!(err.contains("is not http(s)"), "{err}");
     assert!(!dir.path().join("ftp").exists());
 }
+
+/// The endpoint client goes through the proxy the environment names (the request reaches it in
+/// absolute form), and not when NO_PROXY names the host.
+#[test]
+fn the_endpoint_is_reached_through_http_proxy_unless_no_proxy_says_otherwise() {
+    let proxy = serve(Box::new(|_, path, _| {
+        if path.ends_with("/models") {
+            return (200, r#"{"data": [{"id": "m"}]}"#.to_string());
+        }
+        let reply = serde_json::json!({
+            "id": "x", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": PROPOSAL}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        });
+        (200, reply.to_string())
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let base = "http://lsmtune-proxy-test.invalid/v1";
+    let o = tune(
+        &dir.path().join("via"),
+        &["--backend", "openai", "--openai-base-url", base],
+        &[("HTTP_PROXY", &proxy.url)],
+    );
+    common::assert_ok(&o);
+    let paths = proxy.paths();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("POST http://lsmtune-proxy-test.invalid/v1/chat/completions")),
+        "{paths:?}"
+    );
+    let before = paths.len();
+    let o = tune(
+        &dir.path().join("direct"),
+        &["--backend", "openai", "--openai-base-url", base],
+        &[
+            ("HTTP_PROXY", &proxy.url),
+            ("NO_PROXY", "localhost,.invalid"),
+        ],
+    );
+    assert!(!o.status.success());
+    assert_eq!(
+        proxy.paths().len(),
+        before,
+        "NO_PROXY host went through the proxy"
+    );
+}
