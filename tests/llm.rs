@@ -244,7 +244,8 @@ fn every_test_architecture_and_weight_format_loads_and_keeps_its_cache() {
 #[test]
 fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
     // Tied output layer (no output.weight) and a K-quant whose 256-wide blocks do not fit the
-    // 64-wide rows: those tensors fall back to Q8_0, and the model still loads and runs.
+    // 64-wide rows: those tensors fall back as llama.cpp's quantizer does (Q4_K to Q5_0), and
+    // the model still loads and runs.
     let dir = tempfile::tempdir().unwrap();
     let shape = Shape {
         tie_embeddings: true,
@@ -257,7 +258,7 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
     assert!(!content.tensor_infos.contains_key("output.weight"));
     assert_eq!(
         content.tensor_infos["blk.0.attn_q.weight"].ggml_dtype,
-        GgmlDType::Q8_0
+        GgmlDType::Q5_0
     );
     let tokens = match &content.metadata["tokenizer.ggml.tokens"] {
         candle_core::quantized::gguf_file::Value::Array(a) => a.len(),

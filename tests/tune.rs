@@ -417,8 +417,9 @@ fn scratch_under(work: &Path) -> Vec<String> {
 
 /// Start a tune that runs long enough to be stopped, and wait until it has journaled its start
 /// and is inside a benchmark run of the first iteration (a worker and its scratch folder exist).
+#[allow(clippy::zombie_processes)] // returned to the caller, which waits on it
 fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("tune")
         .args([
             "--value-size",
@@ -445,7 +446,11 @@ fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
         if started && !workers_under(work).is_empty() {
             return child;
         }
-        assert!(t.elapsed() < Duration::from_secs(180), "never got going");
+        if t.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("never got going");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

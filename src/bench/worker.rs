@@ -117,16 +117,6 @@ fn rss_from_status(text: &str) -> Option<u64> {
     }
 }
 
-#[cfg(test)]
-mod rss_tests {
-    #[test]
-    fn mapped_file_pages_do_not_count() {
-        let status = "VmRSS:\t 900000 kB\nRssAnon:\t  100000 kB\nRssFile:\t  790000 kB\nRssShmem:\t   10000 kB\n";
-        assert_eq!(super::rss_from_status(status), Some(110_000 * 1024));
-        assert_eq!(super::rss_from_status("VmRSS:\t 5 kB\n"), Some(5 * 1024));
-    }
-}
-
 fn tail(path: &Path, max: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let text = text.trim();
@@ -387,4 +377,14 @@ fn run_spec(spec: &RunSpec) -> Result<Measurement> {
     done.store(true, Ordering::Relaxed);
     let _ = reporter.join();
     result
+}
+
+#[cfg(test)]
+mod rss_tests {
+    #[test]
+    fn mapped_file_pages_do_not_count() {
+        let status = "VmRSS:\t 900000 kB\nRssAnon:\t  100000 kB\nRssFile:\t  790000 kB\nRssShmem:\t   10000 kB\n";
+        assert_eq!(super::rss_from_status(status), Some(110_000 * 1024));
+        assert_eq!(super::rss_from_status("VmRSS:\t 5 kB\n"), Some(5 * 1024));
+    }
 }
