@@ -419,17 +419,10 @@ fn scratch_under(work: &Path) -> Vec<String> {
 /// and is inside a benchmark run of the first iteration (a worker and its scratch folder exist).
 #[allow(clippy::zombie_processes)] // returned to the caller, which waits on it
 fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
+    assert_eq!(SMALL[0], "--num", "SMALL's first pair is replaced below");
     let mut child = Command::new(BIN)
         .arg("tune")
-        .args([
-            "--value-size",
-            "100",
-            "--repeats",
-            "2",
-            "--confirm",
-            "1",
-            "--quiet",
-        ])
+        .args(&SMALL[2..]) // all but its --num
         .args(["--workload", "fillrandom", "--backend", "random"])
         .args(["--iterations", "2", "--patience", "9", "--num", "200000"])
         .arg("--work-dir")
