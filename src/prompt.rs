@@ -8,7 +8,10 @@
 //! 3. what was tried so far, per option: the values and what each did;
 //! 4. with `--hints knowledge` (the default), the tuning hints that apply
 //!    ([`knowledge::hints`]), and only the options that matter for this workload and these
-//!    symptoms ([`knowledge::focus`]); otherwise every option;
+//!    symptoms ([`knowledge::focus`]); otherwise a window of the catalog that moves every turn
+//!    ([`rotation`]), so that a model on its own sees every option within a few turns, in a
+//!    seeded order, instead of all 117 at once in catalog order (where a small model picks the
+//!    first few every time);
 //! 5. each offered option with its meaning, current value and the values it may take
 //!    ([`knowledge::choices`]): the proposal grammar admits exactly these, so a proposal can be
 //!    neither a no-op nor a repeat of a change tried and not kept.
@@ -32,7 +35,8 @@ use crate::tune::proposer::Context;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum HintLevel {
-    /// Throughput and latency only, every option offered: what the model knows by itself.
+    /// Throughput and latency only, the options offered in a moving window of the catalog
+    /// ([`rotation`]): what the model knows by itself.
     None,
     /// Plus what the measurements show, in plain words.
     Diagnostics,
@@ -64,6 +68,49 @@ const FOCUS: usize = 10;
 
 /// Values offered per option.
 const CHOICES: usize = 5;
+
+/// Options offered per turn without the knowledge base (`--hints none|diagnostics`): a window of
+/// the catalog in a seeded order, the next window each turn ([`rotation`]).
+pub const WINDOW: usize = 20;
+
+/// Which turn of a tune is being asked, for the options window of `--hints none|diagnostics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Turn {
+    /// The tune's seed: it fixes the order the catalog is walked in.
+    pub seed: u64,
+    /// 0 for the first turn, then one more per question asked (a re-ask within an iteration
+    /// moves on too, so it is not asked the same thing twice).
+    pub index: usize,
+}
+
+/// The window of `keys` offered on `turn`: the keys in an order fixed by the seed, cut into
+/// windows of `width`, the turn's window (wrapping around), so that every key is offered once
+/// every `ceil(len / width)` turns. Without the knowledge base the order carries no judgement:
+/// which options matter is the model's to say. The catalog's own order is not used because a
+/// small model facing a long list picks from its top.
+pub fn rotation(keys: &[&'static str], turn: Turn, width: usize) -> Vec<&'static str> {
+    if keys.is_empty() || width == 0 {
+        return Vec::new();
+    }
+    let mut order: Vec<&'static str> = keys.to_vec();
+    let mut rng = crate::bench::workload::Rng::new(turn.seed ^ 0x000F_FE25);
+    for i in (1..order.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    let width = width.min(order.len());
+    let windows = order.len().div_ceil(width);
+    let w = turn.index % windows;
+    let start = w * width;
+    let mut out: Vec<&'static str> = order[start..(start + width).min(order.len())].to_vec();
+    // The last window is short: fill it from the start of the order.
+    let mut i = 0;
+    while out.len() < width {
+        out.push(order[i]);
+        i += 1;
+    }
+    out
+}
 
 /// The system message.
 pub fn system(max_changes: usize) -> String {
@@ -149,8 +196,11 @@ fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
     }
 }
 
-/// The options offered this turn and their values. Empty when nothing is left to try.
-pub fn offers(ctx: &Context, level: HintLevel) -> Vec<Offer> {
+/// The options offered this turn and their values. Empty when nothing is left to try. With
+/// `--hints knowledge` the options the hints and the workload name ([`knowledge::focus`]);
+/// otherwise the options changed so far (so the model can adjust what it kept) and the turn's
+/// window of the catalog ([`rotation`]).
+pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
     let s = situation(ctx);
     let proposable = proposable_keys(ctx.catalog, ctx.schema);
     let mut suggested: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -164,7 +214,20 @@ pub fn offers(ctx: &Context, level: HintLevel) -> Vec<Offer> {
             }
             knowledge::focus(&s, &applied, &proposable, FOCUS)
         }
-        _ => proposable,
+        _ => {
+            let mut keys: Vec<&'static str> = Vec::new();
+            for k in ctx.best.diff(ctx.base, ctx.catalog).keys() {
+                if let Some(&p) = proposable.iter().find(|p| **p == k.as_str()) {
+                    keys.push(p);
+                }
+            }
+            for k in rotation(&proposable, turn, WINDOW) {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            keys
+        }
     };
     let done = exhausted(ctx.history);
     keys.into_iter()
@@ -393,4 +456,38 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
         HintLevel::None => format!("\nPick 1 to {max_changes} changes that raise throughput."),
     });
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
+
+    #[test]
+    fn the_window_walks_the_whole_list_in_a_seeded_order() {
+        let turn = |seed, index| Turn { seed, index };
+        let mut seen: Vec<&str> = Vec::new();
+        for i in 0..3 {
+            let w = rotation(&KEYS, turn(1, i), 3);
+            assert_eq!(w.len(), 3);
+            seen.extend(w);
+        }
+        // 7 keys in windows of 3: three turns cover all, the last one refilled from the top.
+        let mut all = seen.clone();
+        all.sort();
+        all.dedup();
+        assert_eq!(all, KEYS.to_vec());
+        // The fourth turn starts the round again; another seed walks another order.
+        assert_eq!(
+            rotation(&KEYS, turn(1, 3), 3),
+            rotation(&KEYS, turn(1, 0), 3)
+        );
+        let orders: std::collections::BTreeSet<Vec<&str>> = (0..8)
+            .map(|seed| rotation(&KEYS, turn(seed, 0), 7))
+            .collect();
+        assert!(orders.len() > 1, "every seed gave the same order");
+        assert!(rotation(&[], turn(1, 0), 3).is_empty());
+        assert_eq!(rotation(&KEYS, turn(1, 0), 99).len(), 7);
+    }
 }

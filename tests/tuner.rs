@@ -390,7 +390,8 @@ fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
     assert!(!prompt.contains("write_buffer_size"), "{prompt}");
     assert!(prompt.len() < 6000, "{} characters", prompt.len());
 
-    // `none`: no interpretation, no hints, every option offered.
+    // `none`: no interpretation, no hints; a window of the catalog that moves every turn, so
+    // every option is offered within a few turns and none is always on top.
     let seen = std::rc::Rc::new(RefCell::new(Vec::new()));
     let llm = FakeLlm {
         replies: vec![a],
@@ -406,14 +407,52 @@ fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
     );
     let dir = tempfile::tempdir().unwrap();
     run(
-        settings(Kind::ReadRandom, 1, false),
+        settings(Kind::ReadRandom, 7, false),
         &FakeEngine::new(),
         &mut p,
         dir.path(),
     );
-    let prompt = &seen.borrow()[0][1].content;
-    assert!(prompt.contains("Measured now:") && prompt.contains("write_buffer_size ("));
+    let seen = seen.borrow();
+    let prompt = &seen[0][1].content;
+    assert!(prompt.contains("Measured now:"), "{prompt}");
     assert!(!prompt.contains("What the measurements show") && !prompt.contains("Hints"));
+    let offered = |prompt: &str| -> Vec<String> {
+        let list = prompt.split("Options you may change").nth(1).unwrap();
+        list.lines()
+            .filter_map(|l| l.strip_prefix("- "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    // A window's options without a value left to try (none here) drop out: at most a window.
+    let first = offered(prompt);
+    assert!(
+        (lsmtune::prompt::WINDOW / 2..=lsmtune::prompt::WINDOW).contains(&first.len()),
+        "{prompt}"
+    );
+    let second = offered(&seen[1][1].content);
+    assert_ne!(first, second, "the window did not move");
+    let catalog = lsmtune::options::catalog().unwrap();
+    let proposable = lsmtune::grammar::schema::proposable_keys(
+        catalog,
+        &lsmtune::grammar::schema::SchemaOptions {
+            max_changes: 6,
+            allow_unsafe: false,
+            reasoning_chars: 200,
+        },
+    );
+    let rounds = proposable.len().div_ceil(lsmtune::prompt::WINDOW);
+    assert!(seen.len() >= rounds, "{} prompts", seen.len());
+    let mut all: std::collections::BTreeSet<String> = Default::default();
+    for m in &seen[..rounds] {
+        all.extend(offered(&m[1].content));
+    }
+    // One round of windows offers (nearly) the whole catalog, not the same top options.
+    assert!(
+        all.len() * 10 >= proposable.len() * 8,
+        "{} of {} options offered in {rounds} turns",
+        all.len(),
+        proposable.len()
+    );
 }
 
 #[test]

@@ -113,7 +113,7 @@ pub fn turns_cmd(
             note: None,
         };
         let level = crate::prompt::HintLevel::Knowledge;
-        let offers = crate::prompt::offers(&ctx, level);
+        let offers = crate::prompt::offers(&ctx, level, Default::default());
         let max = crate::prompt::MODEL_MAX_CHANGES;
         [
             Message::system(crate::prompt::system(max)),

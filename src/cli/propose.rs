@@ -223,7 +223,12 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         iteration: 1,
         note: None,
     };
-    let offers = crate::prompt::offers(&ctx, args.hints);
+    // The first turn of a tune with this seed: the options window `tune` would offer first.
+    let turn = crate::prompt::Turn {
+        seed: args.seed,
+        index: 0,
+    };
+    let offers = crate::prompt::offers(&ctx, args.hints, turn);
     if offers.is_empty() {
         bail!("no option has a value to offer (every option is excluded)");
     }

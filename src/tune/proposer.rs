@@ -110,6 +110,8 @@ pub struct LlmProposer {
     pub hints: HintLevel,
     /// Replies per turn.
     pub samples: usize,
+    /// Questions asked so far (moves the options window of `--hints none|diagnostics`).
+    asked: usize,
 }
 
 impl LlmProposer {
@@ -126,6 +128,7 @@ impl LlmProposer {
             params,
             hints,
             samples: samples.max(1),
+            asked: 0,
         }
     }
 }
@@ -139,8 +142,35 @@ impl Proposer for LlmProposer {
         Some(format!("hints={}", self.hints.name()))
     }
 
+    fn restore(&mut self, ctx: &Context) {
+        // One question per finished iteration, near enough: the window only has to move on.
+        self.asked = ctx.history.len();
+    }
+
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
-        let offers = crate::prompt::offers(ctx, self.hints);
+        // The options window moves on every question; when a window has nothing left to try,
+        // the next one is taken (at most one full round).
+        let mut offers = Vec::new();
+        let rounds = if self.hints == HintLevel::Knowledge {
+            1
+        } else {
+            ctx.catalog
+                .entries
+                .len()
+                .div_ceil(crate::prompt::WINDOW)
+                .max(1)
+        };
+        for _ in 0..rounds {
+            let turn = crate::prompt::Turn {
+                seed: self.params.seed,
+                index: self.asked,
+            };
+            self.asked += 1;
+            offers = crate::prompt::offers(ctx, self.hints, turn);
+            if !offers.is_empty() {
+                break;
+            }
+        }
         if offers.is_empty() {
             let mut p = Proposal::single(Reply::json("{}".into()));
             p.notes
