@@ -11,7 +11,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/lsmtune"
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 for p in $(seq 1 "$pairs"); do
-  "$bin" bench --workload "$workload" --num "$num" --threads 2 --repeats "$repeats" --json "$out/a.json" >/dev/null
+  "$bin" bench --workload "$workload" --num "$num" --threads 2 --repeats "$repeats" --json="$out/a.json" >/dev/null
   "$bin" bench --workload "$workload" --num "$num" --threads 2 --repeats "$repeats" --baseline "$out/a.json" \
     | grep '^vs baseline' | sed "s/^/pair $p: /"
 done

@@ -20,7 +20,7 @@ for workload in fillrandom readrandom; do
   for r in $(seq 1 "$repeats"); do
     for engine in inprocess db_bench; do
       "$bin" bench --workload "$workload" --engine "$engine" --num "$num" --threads "$threads" \
-        --repeats 1 --seed "$r" --json "$out/$workload-$engine-$r.json" >/dev/null
+        --repeats 1 --seed "$r" --json="$out/$workload-$engine-$r.json" >/dev/null
     done
   done
 done

@@ -121,9 +121,19 @@ pub fn hf_download(
         if let Some(r) = range {
             req = req.set("Range", r);
         }
+        tracing::debug!(
+            "GET {url}{}{}",
+            range.map(|r| format!(" ({r})")).unwrap_or_default(),
+            if token.is_some() && origin(url) != home {
+                " (token withheld: another host)"
+            } else {
+                ""
+            }
+        );
         match req.call() {
             Ok(r) | Err(ureq::Error::Status(_, r)) => {
                 let status = r.status();
+                tracing::debug!("GET {url} -> HTTP {status}");
                 match status {
                     200..=399 => Ok(r),
                     404 => Err(DownloadError::NotFound {
@@ -343,10 +353,40 @@ pub fn post_json(
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
-    redacted(
+    let started = std::time::Instant::now();
+    let r = redacted(
         answer(url, timeout, req.send_string(&body.to_string())),
         bearer,
-    )
+    );
+    logged("POST", url, bearer, &r, started);
+    r
+}
+
+/// One debug line per request: method, URL (with the key taken out, should it be in it),
+/// status or failure, time.
+fn logged(
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    r: &Result<Reply, Transport>,
+    started: std::time::Instant,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let url = match key.filter(|k| !k.is_empty()) {
+        Some(k) => url.replace(k, "[redacted]"),
+        None => url.to_string(),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    match r {
+        Ok(reply) => tracing::debug!(
+            "{method} {url} -> HTTP {} ({} bytes) in {ms:.0} ms",
+            reply.status,
+            reply.body.len()
+        ),
+        Err(e) => tracing::debug!("{method} {url} -> {e} after {ms:.0} ms"),
+    }
 }
 
 /// A reply or failure with every copy of the key replaced: a server may echo the Authorization
@@ -393,7 +433,10 @@ pub fn get(
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
-    redacted(answer(url, timeout, req.call()), bearer)
+    let started = std::time::Instant::now();
+    let r = redacted(answer(url, timeout, req.call()), bearer);
+    logged("GET", url, bearer, &r, started);
+    r
 }
 
 fn agent(url: &str, timeout: std::time::Duration) -> ureq::Agent {

@@ -219,7 +219,9 @@ fn lsmtune(args: &[&str]) -> std::process::Output {
 fn bench_command_for_a_user() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("run.json");
+    let json_arg = format!("--json={}", json.display());
     let o = lsmtune(&[
+        "-v",
         "bench",
         "--workload",
         "readrandom",
@@ -229,16 +231,23 @@ fn bench_command_for_a_user() {
         "2",
         "--repeats",
         "2",
-        "--json",
-        json.to_str().unwrap(),
+        &json_arg,
         "--work-dir",
         dir.path().to_str().unwrap(),
     ]);
-    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{out}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    // --json=FILE: the text as usual on stdout; -v: each worker's debug lines on stderr.
     assert!(
-        out.contains("throughput:") && out.contains("95% CI"),
-        "{out}"
+        stdout.contains("throughput:") && stdout.contains("95% CI"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("debug lsmtune::bench::worker: worker ") && stderr.contains("wrote "),
+        "{stderr}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["measurements"].as_array().unwrap().len(), 2);
@@ -263,9 +272,19 @@ fn bench_command_for_a_user() {
         "2",
         "--baseline",
         json.to_str().unwrap(),
+        "--json",
+        "-q",
     ]);
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (stdout, out) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
     assert_eq!(o.status.code(), Some(0), "{out}");
+    // Bare --json: only the JSON on stdout, the text on stderr; -q: no notes, no debug.
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["measurements"].as_array().unwrap().len(), 2);
+    assert!(!out.contains("debug ") && !out.contains("wrote "), "{out}");
     let line = out
         .lines()
         .find(|l| l.starts_with("vs baseline: "))

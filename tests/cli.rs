@@ -67,6 +67,54 @@ fn show_lists_the_catalog_with_defaults() {
     let o = lsmtune(&["options", "show", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.as_array().unwrap().len() >= 80);
+}
+
+#[test]
+fn json_means_the_same_in_every_command_and_never_eats_the_next_argument() {
+    // `--json FILE` is `--json` (stdout) and a positional FILE: the file is read, not written.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("OPTIONS.ini");
+    std::fs::copy(fixture("good_options.ini"), &file).unwrap();
+    let before = std::fs::read(&file).unwrap();
+    let o = lsmtune(&["options", "show", "--json", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "write_buffer_size")
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    // `--json=FILE` writes the same JSON there and prints the text as usual.
+    let out = dir.path().join("v.json");
+    let o = lsmtune(&[
+        "options",
+        "validate",
+        file.to_str().unwrap(),
+        &format!("--json={}", out.display()),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_err());
+    // Every command with a result has it (the parse is what is checked here).
+    for cmd in [
+        &["tune", "--help"][..],
+        &["compare", "--help"],
+        &["models", "list", "--help"],
+        &["propose", "--help"],
+        &["bench", "--help"],
+        &["llm", "bench", "--help"],
+        &["options", "diff", "--help"],
+    ] {
+        let o = lsmtune(cmd);
+        assert!(
+            text(&o).contains("--json[=<FILE>]"),
+            "{cmd:?}: {}",
+            text(&o)
+        );
+    }
     let o = lsmtune(&["options", "show", "--category", "filter"]);
     assert!(text(&o).contains("table.filter_type"));
     let o = lsmtune(&["options", "show", "--category", "nonsense"]);

@@ -615,6 +615,41 @@ fn cli_writes_a_test_model_and_chats_with_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("tok/s decode"), "{err}");
+    assert!(err.contains("loaded ") && !err.contains("debug "), "{err}");
+    // -q: warnings and errors only; -v: lsmtune's debug lines; RUST_LOG wins over both.
+    let chat = |flag: &str, rust_log: Option<&str>| {
+        let mut c = Command::new(bin);
+        c.args([
+            flag,
+            "llm",
+            "chat",
+            "--model",
+            out.to_str().unwrap(),
+            "--prompt",
+            "hello",
+            "--max-tokens",
+            "4",
+        ]);
+        c.env_remove("RUST_LOG");
+        if let Some(v) = rust_log {
+            c.env("RUST_LOG", v);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let quiet = chat("-q", None);
+    assert!(
+        !quiet.contains("loaded ") && !quiet.contains("tok/s"),
+        "{quiet}"
+    );
+    let verbose = chat("-v", None);
+    assert!(
+        verbose.contains("debug lsmtune::llm::local: loading Gguf weights"),
+        "{verbose}"
+    );
+    let env = chat("-q", Some("lsmtune=debug"));
+    assert!(env.contains("debug lsmtune::llm::local"), "{env}");
     // Refuses to write into a folder that is not empty.
     let o = Command::new(bin)
         .args(["models", "make-test-model", "--out", out.to_str().unwrap()])

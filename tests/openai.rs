@@ -361,15 +361,7 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
                 "--value-size",
                 "100",
             ])
-            .args([
-                "--repeats",
-                "2",
-                "--confirm",
-                "1",
-                "--iterations",
-                "1",
-                "--quiet",
-            ])
+            .args(["--repeats", "2", "--confirm", "1", "--iterations", "1"])
             .args(extra)
             .arg("--out")
             .arg(out)

@@ -424,15 +424,7 @@ fn tune(out: &Path, flags: &[&str], env: &[(&str, &str)]) -> Output {
         "--value-size",
         "100",
     ])
-    .args([
-        "--repeats",
-        "2",
-        "--confirm",
-        "1",
-        "--iterations",
-        "1",
-        "--quiet",
-    ])
+    .args(["--repeats", "2", "--confirm", "1", "--iterations", "1"])
     .args(flags)
     .arg("--out")
     .arg(out)
@@ -575,7 +567,7 @@ fn compare_takes_lmstudio_and_ollama_proposers() {
             "--value-size",
             "100",
         ])
-        .args(["--repeats", "2", "--confirm", "1", "--quiet"])
+        .args(["--repeats", "2", "--confirm", "1"])
         .arg("--out")
         .arg(&out)
         .env("HF_HUB_CACHE", &empty)

@@ -24,7 +24,6 @@ const SMALL: &[&str] = &[
     "2",
     "--confirm",
     "1",
-    "--quiet",
 ];
 
 fn tune(out: &Path, extra: &[&str]) -> std::process::Output {

@@ -112,7 +112,9 @@ impl DbBench {
         let mut child = cmd.spawn().map_err(|e| RunFailure::Spawn {
             message: format!("{}: {e}", self.path.display()),
         })?;
+        tracing::debug!("db_bench {} started: {}", child.id(), args.join(" "));
         let (status, peak) = watch(&mut child, self.limits)?;
+        tracing::debug!("db_bench {} ended ({status})", child.id());
         let text = std::fs::read_to_string(&out_file).unwrap_or_default();
         if !status.success() {
             let last: Vec<&str> = text.lines().rev().take(5).collect();

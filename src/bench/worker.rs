@@ -228,7 +228,20 @@ pub fn run_isolated(
             }
         });
     }
-    let (status, _peak) = watch(&mut child, limits)?;
+    tracing::debug!(
+        "worker {} started for {} ({})",
+        child.id(),
+        spec.workload.kind,
+        work.display()
+    );
+    let started = std::time::Instant::now();
+    let (status, peak) = watch(&mut child, limits)?;
+    tracing::debug!(
+        "worker {} ended ({status}) after {:.1} s, peak memory {} MiB",
+        child.id(),
+        started.elapsed().as_secs_f64(),
+        peak >> 20
+    );
     let outcome = std::fs::read(&spec.result_file)
         .ok()
         .and_then(|b| serde_json::from_slice::<WorkerOutcome>(&b).ok());

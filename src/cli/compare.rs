@@ -17,6 +17,10 @@ use crate::tune::{Tuner, measure_start};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// The result rows (results.json's content) on stdout instead of the table (--json=FILE:
+    /// into FILE, table as usual).
+    #[command(flatten)]
+    pub json: super::Json,
     /// Comma-separated: local:MODEL (run here), openai:MODEL (the endpoint), ollama[:MODEL] and
     /// lmstudio[:MODEL] (those servers; no MODEL: the one they have loaded), expert, random.
     #[arg(long, default_value = "expert,random")]
@@ -117,6 +121,9 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         }
     }
     compare::write_results(&args.out, &rows)?;
+    if args.json.emit(&rows)? {
+        return Ok(());
+    }
     print!("{}", compare::markdown(&rows));
     println!(
         "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",

@@ -75,7 +75,7 @@ pub fn turns_cmd(
     turns: usize,
     gen_tokens: usize,
     repeats: usize,
-    json: bool,
+    json: super::Json,
 ) -> Result<()> {
     let files = model.files()?;
     let mut llm = LocalModel::load(&files)?;
@@ -156,8 +156,7 @@ pub fn turns_cmd(
             "prefill_s_scratch": mean(scratch, &|r| r.2),
         }));
     }
-    if json {
-        println!("{}", serde_json::json!({"model": llm.name(), "turns": out}));
+    if json.emit_text(&serde_json::json!({"model": llm.name(), "turns": out}).to_string())? {
         return Ok(());
     }
     println!(

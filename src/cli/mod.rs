@@ -6,6 +6,7 @@
 
 mod compare;
 mod llm;
+mod log;
 mod propose;
 mod tune;
 
@@ -22,10 +23,15 @@ use crate::options::{
 
 /// lsmtune tunes RocksDB for a machine and a workload with a language model in a closed loop.
 ///
-/// Today: the option model. `lsmtune options show` lists the tunable options of the linked
-/// RocksDB, `validate` checks an OPTIONS file the way RocksDB will, `diff` compares two, and
-/// `calibrate` turns a raw proposal (JSON, key=value lines, or an OPTIONS file) into an OPTIONS
-/// file RocksDB is certain to accept, printing every correction it made.
+/// `lsmtune tune --workload readrandom` measures the start, asks a model (local, an endpoint, or
+/// the built-in expert) for changes, calibrates them so RocksDB accepts them, benchmarks them
+/// against the best so far, keeps only confirmed gains and writes OPTIONS-tuned.ini with a
+/// report. The other commands are its parts, usable alone: `options` (the option catalog, and
+/// checking, comparing and calibrating OPTIONS files), `bench`, `models`, `llm`, `propose`,
+/// `grammar`, and `compare` for researchers.
+///
+/// Results go to standard output (`--json` for JSON); notes, progress and errors to standard
+/// error (`-q` for warnings and errors only, `-v`/`-vv` for debug lines, or `RUST_LOG`).
 #[derive(Debug, Parser)]
 #[command(
     name = "lsmtune",
@@ -36,6 +42,13 @@ use crate::options::{
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More on standard error: -v lsmtune's debug lines (HTTP requests, benchmark runs, model
+    /// loading), -vv the libraries' too. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on standard error, no progress bars.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +98,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   lsmtune bench --workload readrandom --threads 2 --repeats 3
-    ///   lsmtune bench --workload ycsb-a --options OPTIONS-tuned.ini --json run.json
+    ///   lsmtune bench --workload ycsb-a --options OPTIONS-tuned.ini --json=run.json
     ///   lsmtune bench --workload fillrandom --engine db_bench --threads 2
     Bench(BenchArgs),
     /// Local models: list what is present, download, write a tiny random-weight test model.
@@ -130,9 +143,8 @@ pub enum ModelsCommand {
     ///   lsmtune llm chat --model ollama:qwen2.5:0.5b --prompt "Tune RocksDB"
     #[command(verbatim_doc_comment)]
     List {
-        /// One JSON array of stores instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Download a model into the Hugging Face cache (HF_HUB_CACHE / HF_HOME; endpoint
     /// HF_ENDPOINT; token HF_TOKEN for gated repos), with a progress bar. Files already cached
@@ -235,9 +247,8 @@ pub enum LlmCommand {
         /// so the run reaches the option keys and values.
         #[arg(long)]
         grammar: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// What the KV cache kept across turns saves: a tuning conversation (the real first turn,
     /// then feedback turns of the tuner's size) run twice, cache kept and from scratch, with
@@ -255,8 +266,8 @@ pub enum LlmCommand {
         gen_tokens: usize,
         #[arg(long, default_value_t = 1)]
         repeats: usize,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Send one prompt, stream the reply, print token counts and tokens/s.
     Chat {
@@ -333,9 +344,8 @@ pub struct BenchArgs {
     /// The db_bench binary for --engine db_bench.
     #[arg(long)]
     pub db_bench: Option<PathBuf>,
-    /// Write the runs as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub json: Json,
     /// Compare against a previous run (a `--json` file): better / no significant difference /
     /// worse, with the effect and its 95% interval (Welch's t-test).
     #[arg(long)]
@@ -414,9 +424,8 @@ pub enum OptionsCommand {
         /// compression, table, cache, filter, blob, misc).
         #[arg(long)]
         category: Option<String>,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Check an OPTIONS file the way the linked RocksDB will load it, plus lsmtune's ranges and
     /// dependency rules. Exit 0 when RocksDB accepts it, 1 when it does not (or with --strict,
@@ -426,16 +435,16 @@ pub enum OptionsCommand {
         /// Treat warnings (out of lsmtune's ranges, dependency rules) as failures.
         #[arg(long)]
         strict: bool,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Show what differs between two OPTIONS files: tunable options with their meanings first,
     /// then every other key.
     Diff {
         a: PathBuf,
         b: PathBuf,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Calibrate a raw proposal into an OPTIONS file RocksDB accepts, printing each correction.
     ///
@@ -454,9 +463,8 @@ pub enum OptionsCommand {
         out: PathBuf,
         #[command(flatten)]
         calib: CalibrateArgs,
-        /// Print the result as JSON (changes and corrections).
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        json: Json,
     },
     /// Make an OPTIONS file loadable by an older RocksDB's db_bench (e.g. Debian's 7.8.3, which
     /// refuses keys newer versions write): asks db_bench, drops each key it names, repeats.
@@ -626,7 +634,7 @@ fn check_out_is_ours(out: &std::path::Path, ours: &[&str], force: bool) -> Resul
 fn note_swept(work_dir: Option<&std::path::Path>) {
     let swept = crate::bench::engine::sweep_stale(work_dir);
     if !swept.is_empty() {
-        eprintln!(
+        tracing::warn!(
             "removed {} scratch folder(s) left by killed runs: {}",
             swept.len(),
             swept
@@ -635,6 +643,56 @@ fn note_swept(work_dir: Option<&std::path::Path>) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+/// `--json` the same way in every command: bare, the command's result as JSON on standard
+/// output instead of text (notes and progress stay on standard error); `--json=FILE`, the same
+/// JSON written to FILE (by the rules of [`options::ini::write_atomic`]) and the text printed as
+/// usual. The `=` is required, so `--json` never takes the next argument as a file to write.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Json {
+    /// The result as JSON on standard output instead of text; --json=FILE writes it to FILE
+    /// and prints the text as usual.
+    #[arg(
+        long = "json",
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-"
+    )]
+    pub dest: Option<PathBuf>,
+}
+
+impl Json {
+    /// JSON on standard output (so no text there).
+    pub fn stdout(&self) -> bool {
+        self.dest.as_deref() == Some(Path::new("-"))
+    }
+
+    /// Emit `v` (pretty) where `--json` says; true when the text is to be skipped.
+    pub fn emit<T: serde::Serialize + ?Sized>(&self, v: &T) -> Result<bool> {
+        self.emit_text(&serde_json::to_string_pretty(v)?)
+    }
+
+    /// Emit already serialized JSON; true when the text is to be skipped.
+    pub fn emit_text(&self, text: &str) -> Result<bool> {
+        match self.dest.as_deref() {
+            None => Ok(false),
+            Some(p) if p == Path::new("-") => {
+                println!("{text}");
+                Ok(true)
+            }
+            Some(p) => {
+                let mut body = text.to_string();
+                if !body.ends_with('\n') {
+                    body.push('\n');
+                }
+                options::ini::write_atomic(p, body.as_bytes())?;
+                tracing::info!("wrote {}", p.display());
+                Ok(false)
+            }
+        }
     }
 }
 
@@ -662,6 +720,7 @@ pub fn main() -> i32 {
     if let Command::Worker { spec } = &cli.command {
         return crate::bench::worker::worker_main(spec);
     }
+    log::init(cli.verbose, cli.quiet);
     // A reader that stops early (`lsmtune ... | head`) closes stdout: `println!` then panics with
     // a broken pipe. That is the reader's choice, not a bug: leave quietly.
     let default_hook = std::panic::take_hook();
@@ -705,8 +764,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models_cmd(cmd),
         Command::Llm(cmd) => llm_cmd(cmd),
         Command::Propose(args) => propose::propose_cmd(args),
-        Command::Tune(args) => tune::tune_cmd(args),
-        Command::Compare(args) => compare::compare_cmd(args),
+        Command::Tune(mut args) => {
+            args.run.quiet = cli.quiet;
+            tune::tune_cmd(args)
+        }
+        Command::Compare(mut args) => {
+            args.run.quiet = cli.quiet;
+            compare::compare_cmd(args)
+        }
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
@@ -796,7 +861,7 @@ fn display_value(ty: &options::value::OptionType, v: &options::value::Value) -> 
     }
 }
 
-fn show_catalog(catalog: &Catalog, category: Option<&str>, json: bool) -> Result<()> {
+fn show_catalog(catalog: &Catalog, category: Option<&str>, json: Json) -> Result<()> {
     let entries: Vec<_> = catalog
         .entries
         .iter()
@@ -808,8 +873,7 @@ fn show_catalog(catalog: &Catalog, category: Option<&str>, json: bool) -> Result
             category.unwrap_or_default()
         );
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+    if json.emit(&entries)? {
         return Ok(());
     }
     println!(
@@ -851,7 +915,7 @@ fn show_catalog(catalog: &Catalog, category: Option<&str>, json: bool) -> Result
     Ok(())
 }
 
-fn show_file(catalog: &Catalog, path: &Path, json: bool) -> Result<()> {
+fn show_file(catalog: &Catalog, path: &Path, json: Json) -> Result<()> {
     let doc = OptionsDoc::read(path)?;
     let mut rows = Vec::new();
     for section in &doc.sections {
@@ -881,8 +945,7 @@ fn show_file(catalog: &Catalog, path: &Path, json: bool) -> Result<()> {
             }));
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+    if json.emit(&rows)? {
         return Ok(());
     }
     println!(
@@ -930,22 +993,18 @@ fn show_file(catalog: &Catalog, path: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn validate(catalog: &Catalog, path: &Path, strict: bool, json: bool) -> Result<()> {
+fn validate(catalog: &Catalog, path: &Path, strict: bool, json: Json) -> Result<()> {
     let doc = OptionsDoc::read(path)?;
     let findings = calibrate::validate(catalog, &doc);
     let errors = findings.iter().filter(|f| f.level == "error").count();
     let warnings = findings.len() - errors;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "file": path,
-                "rocksdb_version": catalog.rocksdb_version,
-                "valid": errors == 0,
-                "findings": findings,
-            }))?
-        );
-    } else {
+    let skip_text = json.emit(&serde_json::json!({
+        "file": path,
+        "rocksdb_version": catalog.rocksdb_version,
+        "valid": errors == 0,
+        "findings": findings,
+    }))?;
+    if !skip_text {
         for f in &findings {
             let place = match (f.section.is_empty(), f.key.is_empty()) {
                 (true, true) => String::new(),
@@ -975,20 +1034,16 @@ fn validate(catalog: &Catalog, path: &Path, strict: bool, json: bool) -> Result<
     Ok(())
 }
 
-fn diff(catalog: &Catalog, a: &Path, b: &Path, json: bool) -> Result<()> {
+fn diff(catalog: &Catalog, a: &Path, b: &Path, json: Json) -> Result<()> {
     let da = OptionsDoc::read(a)?;
     let db = OptionsDoc::read(b)?;
     let tuned = Config::new(da.clone()).diff(&Config::new(db.clone()), catalog);
     let raw = raw_diff(&da, &db);
-    if json {
-        let tuned_json: Vec<_> = tuned
-            .iter()
-            .map(|(k, (l, r))| serde_json::json!({"key": k, "a": l, "b": r}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"tunable": tuned_json, "raw": raw}))?
-        );
+    let tuned_json: Vec<_> = tuned
+        .iter()
+        .map(|(k, (l, r))| serde_json::json!({"key": k, "a": l, "b": r}))
+        .collect();
+    if json.emit(&serde_json::json!({"tunable": tuned_json, "raw": raw}))? {
         return Ok(());
     }
     println!("a = {}\nb = {}\n", a.display(), b.display());
@@ -1045,7 +1100,7 @@ fn calibrate_cmd(
     source: &str,
     out: &Path,
     args: &CalibrateArgs,
-    json: bool,
+    json: Json,
 ) -> Result<()> {
     let text = read_proposal(source)?;
     let calibrator = Calibrator::new(catalog, args.options());
@@ -1062,19 +1117,15 @@ fn calibrate_cmd(
     );
     result.config.doc.write(out, &header)?;
     let memory = calibrate::estimate_memory(catalog, &result.config);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "out": out,
-                "format": result.format,
-                "reasoning": result.reasoning,
-                "changes": result.changes,
-                "corrections": result.corrections,
-                "base_corrections": base_corrections,
-                "memory_estimate": memory,
-            }))?
-        );
+    if json.emit(&serde_json::json!({
+        "out": out,
+        "format": result.format,
+        "reasoning": result.reasoning,
+        "changes": result.changes,
+        "corrections": result.corrections,
+        "base_corrections": base_corrections,
+        "memory_estimate": memory,
+    }))? {
         return Ok(());
     }
     for c in &base_corrections {
@@ -1122,6 +1173,17 @@ fn fmt_opt(v: Option<f64>, scale: f64, unit: &str) -> String {
 }
 
 fn bench_cmd(args: &BenchArgs) -> Result<()> {
+    // With `--json` the result goes to stdout as JSON, so the text goes to stderr.
+    let text_to_stderr = args.json.stdout();
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if text_to_stderr {
+                eprintln!($($t)*)
+            } else {
+                println!($($t)*)
+            }
+        };
+    }
     use crate::bench::{self, BenchEngine};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -1157,7 +1219,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
                 .prepare_base(OptionsDoc::read(path)?)
                 .with_context(|| format!("--options {}", path.display()))?;
             for n in notes {
-                eprintln!("note: {n}");
+                tracing::warn!("{n}");
             }
             config.doc
         }
@@ -1180,8 +1242,8 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
             let (_, dropped) = engine.compatible(&doc)?;
             if !dropped.is_empty() {
                 let shown: Vec<&str> = dropped.iter().take(6).map(String::as_str).collect();
-                eprintln!(
-                    "note: {} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
+                tracing::warn!(
+                    "{} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
                     dropped.len(),
                     engine.version,
                     shown.join(", "),
@@ -1195,7 +1257,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
             Box::new(engine)
         }
     };
-    println!(
+    say!(
         "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
         workload.kind,
         engine.name(),
@@ -1264,7 +1326,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
     let _ = ticker.join();
     bar.finish_and_clear();
     if let Some(s) = &run.ops_per_sec {
-        println!(
+        say!(
             "throughput: {:.0} ops/s +- {:.0} (95% CI, {:.1}%), sd {:.0}, n = {}",
             s.mean,
             s.ci95,
@@ -1275,7 +1337,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
     }
     if let Some(m) = run.measurements.last() {
         if let Some(d) = &m.diagnostics {
-            println!(
+            say!(
                 "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
                 fmt_opt(d.stall_share, 100.0, "%"),
                 fmt_opt(d.write_amplification, 1.0, "x"),
@@ -1284,7 +1346,7 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
                 d.l0_files
             );
         }
-        println!(
+        say!(
             "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
             human_bytes(m.size_on_disk as i64),
             m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
@@ -1295,10 +1357,10 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
     }
     if let Some(base) = &baseline {
         if base.workload != run.workload || base.engine != run.engine {
-            eprintln!("note: the baseline was measured with another workload or engine");
+            tracing::warn!("the baseline was measured with another workload or engine");
         }
         match bench::stats::compare(&base.throughputs(), &run.throughputs(), args.min_effect) {
-            Some(c) => println!(
+            Some(c) => say!(
                 "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
                 c.verdict,
                 100.0 * c.effect,
@@ -1306,13 +1368,10 @@ fn bench_cmd(args: &BenchArgs) -> Result<()> {
                 100.0 * c.effect_high,
                 c.p_value
             ),
-            None => println!("vs baseline: needs at least 2 successful repeats on each side"),
+            None => say!("vs baseline: needs at least 2 successful repeats on each side"),
         }
     }
-    if let Some(path) = &args.json {
-        options::ini::write_atomic(path, serde_json::to_string_pretty(&run)?.as_bytes())?;
-        println!("wrote {}", path.display());
-    }
+    args.json.emit(&run)?;
     if run.measurements.is_empty() {
         bail!(
             "every repeat failed: {}",
@@ -1331,8 +1390,7 @@ fn models_cmd(cmd: ModelsCommand) -> Result<()> {
         ModelsCommand::List { json } => {
             let hub = crate::llm::hub::Hub::from_env();
             let sections = crate::llm::inventory::take_stock(&hub);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&sections)?);
+            if json.emit(&sections)? {
                 return Ok(());
             }
             print_stock(&sections);
@@ -1506,7 +1564,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                     llm.eos_tokens(),
                     &schema,
                 )?;
-                eprintln!(
+                tracing::info!(
                     "grammar compiled in {:.2} s for a {}-token vocabulary",
                     t.elapsed().as_secs_f64(),
                     llm.tokenizer().n_ids()
@@ -1582,10 +1640,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             let mask_p99 = crate::propose::quantile(&masks, 0.99) * 1e6;
             let prod_p50 = crate::propose::quantile(&masks_prod, 0.5) * 1e6;
             let prod_p99 = crate::propose::quantile(&masks_prod, 0.99) * 1e6;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
+            let v = serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
                         "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d,
                         "constrained_decode_tok_s": dg, "constrained_over_free": ratio,
                         "masked_decode_tok_s": dm, "masked_over_free": ratio_m,
@@ -1595,9 +1650,8 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                         "every_position_mask_p50_us": grammar.then_some(mask_p50),
                         "every_position_mask_p99_us": grammar.then_some(mask_p99),
                         "masks": masks.len(), "forced_tokens": forced,
-                        "constrained_tokens": tokens_g})
-                );
-            } else {
+                        "constrained_tokens": tokens_g});
+            if !json.emit_text(&v.to_string())? {
                 println!(
                     "{}: prompt {prompt_len} tokens, {gen_tokens} generated, {repeats} repeat(s)",
                     llm.name()
@@ -1643,13 +1697,13 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
             let files = model.files()?;
             let load_start = std::time::Instant::now();
             let mut llm = local::LocalModel::load(&files)?;
-            eprintln!(
+            tracing::info!(
                 "loaded {} in {:.2} s",
                 llm.name(),
                 load_start.elapsed().as_secs_f64()
             );
             for note in llm.notes() {
-                eprintln!("{note}");
+                tracing::info!("{note}");
             }
             let mut messages = Vec::new();
             if let Some(s) = system {
@@ -1669,7 +1723,7 @@ fn llm_cmd(cmd: LlmCommand) -> Result<()> {
                 let _ = stdout.flush();
             })?;
             println!();
-            eprintln!(
+            tracing::info!(
                 "prompt {} tokens ({:.1} tok/s prefill), reply {} tokens ({:.1} tok/s decode), finished by {:?}",
                 c.prompt_tokens,
                 c.prefill_tokens_per_second(),

@@ -75,9 +75,9 @@ pub struct ProposeArgs {
     pub memory_budget: Option<u64>,
     #[command(flatten)]
     pub schema: SchemaArgs,
-    /// One JSON object per proposal instead of text.
-    #[arg(long)]
-    pub json: bool,
+    /// One JSON object per proposal, a line each (--json=FILE: into FILE, text as usual).
+    #[command(flatten)]
+    pub json: super::Json,
     /// What the model is told besides the measurements (as `tune --hints`).
     #[arg(long, value_enum, default_value_t = crate::prompt::HintLevel::Knowledge)]
     pub hints: crate::prompt::HintLevel,
@@ -136,7 +136,7 @@ pub fn grammar_cmd(cmd: GrammarCommand) -> Result<()> {
             match target {
                 Some(p) => {
                     options::ini::write_atomic(&p, text.as_bytes())?;
-                    eprintln!("wrote {} ({} bytes)", p.display(), text.len());
+                    tracing::info!("wrote {} ({} bytes)", p.display(), text.len());
                 }
                 None => print!("{text}"),
             }
@@ -173,10 +173,11 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
     let sample = if args.no_measure {
         crate::tune::journal::Sample::default()
     } else {
-        if !args.json {
-            eprintln!(
+        if !args.json.stdout() {
+            tracing::info!(
                 "measuring the starting configuration ({} x {} repeats)...",
-                workload.kind, args.repeats
+                workload.kind,
+                args.repeats
             );
         }
         let engine = crate::bench::InProcess {
@@ -238,15 +239,15 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         Message::system(crate::prompt::system(max)),
         Message::user(user.clone()),
     ];
-    if args.show_prompt && !args.json {
+    if args.show_prompt && !args.json.stdout() {
         println!("--- prompt\n{user}");
     }
 
     let files = args.model.files()?;
     let mut llm = LocalModel::load(&files)?;
-    if !args.json {
+    if !args.json.stdout() {
         for note in llm.notes() {
-            eprintln!("{note}");
+            tracing::info!("{note}");
         }
     }
     let grammar = if args.unconstrained {
@@ -260,8 +261,8 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
                 opts.reasoning_chars
                     .min(crate::prompt::MODEL_REASONING_CHARS),
             ))?;
-        if !args.json {
-            eprintln!(
+        if !args.json.stdout() {
+            tracing::info!(
                 "grammar compiled for {} in {:.2} s",
                 llm.name(),
                 started.elapsed().as_secs_f64()
@@ -269,6 +270,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         }
         Some(g)
     };
+    let mut json_lines: Vec<String> = Vec::new();
     for i in 0..args.n.max(1) {
         let params = GenParams {
             max_tokens: args.max_tokens,
@@ -276,8 +278,8 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             temperature: if i == 0 { 0.0 } else { args.temperature },
             ..GenParams::default()
         };
-        let live = !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
-        if !args.json {
+        let live = !args.json.stdout() && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        if !args.json.stdout() {
             println!("--- proposal {} (seed {})", i + 1, params.seed);
         }
         let p = crate::propose::ask(&mut llm, grammar.as_ref(), &messages, &params, &mut |t| {
@@ -288,9 +290,8 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         })?;
         let cal = calibrator.calibrate(&base, &p.raw);
         let changes = &cal.changes;
-        if args.json {
-            println!(
-                "{}",
+        if args.json.dest.is_some() {
+            json_lines.push(
                 serde_json::json!({
                     "seed": params.seed,
                     "text": p.completion.text,
@@ -303,8 +304,12 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
                     "changes": changes.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
                     "corrections": cal.corrections.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
                 })
+                .to_string(),
             );
-            continue;
+            if args.json.stdout() {
+                println!("{}", json_lines.last().expect("just pushed"));
+                continue;
+            }
         }
         if !live {
             print!("{}", p.completion.text);
@@ -343,6 +348,12 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         for corr in &cal.corrections {
             println!("  {corr}");
         }
+    }
+    if let Some(path) = args.json.dest.as_deref().filter(|_| !args.json.stdout()) {
+        let mut body = json_lines.join("\n");
+        body.push('\n');
+        crate::options::ini::write_atomic(path, body.as_bytes())?;
+        tracing::info!("wrote {}", path.display());
     }
     Ok(())
 }

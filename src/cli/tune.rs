@@ -98,8 +98,8 @@ pub struct RunArgs {
     /// Stop a benchmark run whose memory exceeds this (size or share of memory).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
     pub memory_limit: u64,
-    /// No progress line (for logs).
-    #[arg(long)]
+    /// No progress line (set by the global `-q/--quiet`).
+    #[arg(skip)]
     pub quiet: bool,
 }
 
@@ -127,6 +127,10 @@ impl RunArgs {
 
 #[derive(Debug, Args)]
 pub struct TuneArgs {
+    /// The report (report.json's content) on stdout instead of the summary (--json=FILE: into
+    /// FILE, summary as usual).
+    #[command(flatten)]
+    pub json: super::Json,
     /// The workload to tune for (as `lsmtune bench --workload`).
     #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<bench::Kind>())]
     pub workload: bench::Kind,
@@ -522,7 +526,7 @@ pub(super) fn choose(
         let files = crate::llm::hub::Hub::from_env().find(spec, offline)?;
         let m = LocalModel::load(&files)?;
         for note in m.notes() {
-            eprintln!("{note}");
+            tracing::info!("{note}");
         }
         let g = GrammarEnv::new(m.tokenizer(), m.eos_tokens())?;
         Ok(Box::new(LlmProposer::new(
@@ -772,7 +776,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         opts.samples = settings.samples;
     }
     let (mut proposer, reason) = choose(&opts, &settings)?;
-    eprintln!("proposer: {} ({reason})", proposer.name());
+    tracing::info!("proposer: {} ({reason})", proposer.name());
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
 
@@ -787,7 +791,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         baseline: None,
     };
     let w = &settings.workload;
-    eprintln!(
+    tracing::info!(
         "tuning {} ({} keys x {} + {} bytes, {} threads) into {}",
         w.kind,
         w.num,
@@ -810,12 +814,14 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         )
     })?;
     let report = crate::tune::report::build(&out).context("building the report")?;
-    if let Record::End {
-        reason,
-        comparison,
-        kept_base,
-        ..
-    } = &end
+    let summary = !args.json.emit(&report)?;
+    if summary
+        && let Record::End {
+            reason,
+            comparison,
+            kept_base,
+            ..
+        } = &end
     {
         println!("stopped: {reason}");
         match (comparison, kept_base) {
@@ -833,14 +839,16 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             _ => println!("no candidate beat the start: kept it"),
         }
     }
-    for c in &report.changes {
-        println!("  {}: {} -> {}", c.key, c.start, c.tuned);
+    if summary {
+        for c in &report.changes {
+            println!("  {}: {} -> {}", c.key, c.start, c.tuned);
+        }
+        println!(
+            "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
+            crate::tune::tuned_file(&out).display(),
+            out.join("report.md").display()
+        );
     }
-    println!(
-        "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
-        crate::tune::tuned_file(&out).display(),
-        out.join("report.md").display()
-    );
     let its: Vec<crate::tune::journal::Iteration> = crate::tune::journal::load(&out)?
         .into_iter()
         .filter_map(|r| match r {

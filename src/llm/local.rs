@@ -605,6 +605,12 @@ fn choose_tokenizer(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<
 
 impl LocalModel {
     pub fn load(files: &ModelFiles) -> Result<LocalModel> {
+        tracing::debug!(
+            "loading {:?} weights from {} (tokenizer {:?})",
+            files.format,
+            files.weights.display(),
+            files.tokenizer
+        );
         let device = Device::Cpu;
         let (arch, model, extras) = match files.format {
             WeightFormat::Safetensors => {

@@ -407,8 +407,8 @@ impl Proposer for Fallback {
             Err(e) => match &mut self.secondary {
                 Some(s) => {
                     self.switched = true;
-                    eprintln!(
-                        "note: {} failed ({e:#}); falling back to {} for the rest of the run",
+                    tracing::warn!(
+                        "{} failed ({e:#}); falling back to {} for the rest of the run",
                         self.primary.name(),
                         s.name()
                     );
