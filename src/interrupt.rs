@@ -10,8 +10,12 @@
 //! handler): the benchmark worker watches its parent (see `bench::worker`), db_bench gets
 //! `PR_SET_PDEATHSIG`, and scratch folders carry their owner's pid so a later run removes the
 //! ones whose owner is dead ([`crate::bench::engine::sweep_stale`]).
+//!
+//! A memory-mapped model file cut short by someone else while it is being read raises SIGBUS,
+//! which would end the process as a crash: [`while_mapped`] turns that into one clear error line
+//! and exit code 2.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use anyhow::Result;
 
@@ -99,6 +103,50 @@ pub fn start_time(pid: u32) -> Option<u64> {
     // The command name (field 2) is in parentheses and may hold spaces: count after its end.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The message [`on_sigbus`] prints (leaked once per [`while_mapped`] call: a few bytes).
+static SIGBUS_MSG: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static SIGBUS_LEN: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_sigbus(_sig: libc::c_int) {
+    // Only async-signal-safe calls: write(2) and _exit(2).
+    let p = SIGBUS_MSG.load(Ordering::SeqCst);
+    let n = SIGBUS_LEN.load(Ordering::SeqCst);
+    unsafe {
+        if !p.is_null() {
+            libc::write(2, p as *const libc::c_void, n);
+        }
+        libc::_exit(2);
+    }
+}
+
+/// Run `f`, which reads memory-mapped files described by `what`; should one of them shrink
+/// while it runs (another process truncating it), the SIGBUS this raises ends the process with
+/// `error: <what> changed size while it was being read ...` and exit code 2 instead of a
+/// crash. The previous SIGBUS action is restored afterwards.
+pub fn while_mapped<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let msg = format!(
+        "error: {what} changed size while it was being read (cut short by another program?); load it again once it is complete\n"
+    )
+    .into_bytes()
+    .into_boxed_slice();
+    let len = msg.len();
+    SIGBUS_LEN.store(len, Ordering::SeqCst);
+    SIGBUS_MSG.store(Box::leak(msg).as_mut_ptr(), Ordering::SeqCst);
+    // SAFETY: a plain sigaction install and restore; the handler only calls write and _exit.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, &mut old);
+    }
+    let out = f();
+    unsafe {
+        libc::sigaction(libc::SIGBUS, &old, std::ptr::null_mut());
+    }
+    out
 }
 
 #[cfg(test)]

@@ -736,3 +736,62 @@ fn names_resolve_through_the_models_folder_and_the_hugging_face_cache() {
             .any(|(s, f)| s.starts_with(&entry.name) && f.is_some())
     );
 }
+
+/// A mapped file cut short by another program while it is read raises SIGBUS. Run in a child
+/// (this test binary again) because the outcome is the process's end: without the guard a crash
+/// by signal 7, with it one error line and exit code 2.
+#[test]
+fn a_mapped_file_cut_short_while_read_is_an_error_not_a_crash() {
+    use std::os::unix::io::AsRawFd;
+    const NAME: &str = "a_mapped_file_cut_short_while_read_is_an_error_not_a_crash";
+    if let Ok(path) = std::env::var("LSMTUNE_TEST_SIGBUS_FILE") {
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let len = 1 << 16;
+        // SAFETY: a read-only shared map of a file this test owns.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        f.set_len(0).unwrap();
+        let touch = || unsafe { std::ptr::read_volatile((p as *const u8).add(4096)) };
+        if std::env::var("LSMTUNE_TEST_SIGBUS_GUARD").is_ok() {
+            lsmtune::interrupt::while_mapped("model.safetensors", touch);
+        } else {
+            touch();
+        }
+        panic!("reading a page past the end returned");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.bin");
+    let child = |guard: bool| {
+        std::fs::write(&file, vec![7u8; 1 << 16]).unwrap();
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+            .env("LSMTUNE_TEST_SIGBUS_FILE", &file);
+        if guard {
+            c.env("LSMTUNE_TEST_SIGBUS_GUARD", "1");
+        }
+        c.output().unwrap()
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let bare = child(false);
+    assert_eq!(bare.status.signal(), Some(libc::SIGBUS), "{bare:?}");
+    let guarded = child(true);
+    let err = String::from_utf8_lossy(&guarded.stderr);
+    assert_eq!(guarded.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error: model.safetensors changed size while it was being read"),
+        "{err}"
+    );
+}

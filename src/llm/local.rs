@@ -298,9 +298,26 @@ fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weig
     }
     // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded,
     // and each was checked to hold all the data its header describes (a file cut short would
-    // otherwise end the process with SIGBUS when a missing page is touched).
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
+    // otherwise end the process with SIGBUS when a missing page is touched). Another program
+    // cutting one short during the load is turned into an error line and exit 2 by
+    // `while_mapped`; the maps are gone once the model is built (the weights are copied to f32).
     let where_ = files.weights.display().to_string();
+    crate::interrupt::while_mapped(&where_, || {
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
+        build_safetensors(&arch, config, &config_path, vb, &where_, device)
+    })
+}
+
+/// The candle model of a safetensors checkpoint from its (mapped) weights.
+fn build_safetensors(
+    arch: &str,
+    config: serde_json::Value,
+    config_path: &Path,
+    vb: VarBuilder,
+    where_: &str,
+    device: &Device,
+) -> Result<(String, Weights)> {
+    let arch = arch.to_string();
     if arch == "qwen2" {
         let cfg: qwen2::Config = serde_json::from_value(config)
             .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
