@@ -600,3 +600,35 @@ fn a_hanging_db_bench_is_stopped_at_the_timeout() {
     // Not a timing target: a guard that neither command waited for the 600 s sleep.
     assert!(t.elapsed().as_secs() < 300);
 }
+
+#[test]
+fn help_examples_keep_one_command_per_line() {
+    for cmd in [
+        &["tune", "--help"][..],
+        &["compare", "--help"],
+        &["bench", "--help"],
+        &["propose", "--help"],
+        &["options", "show", "--help"],
+        &["options", "calibrate", "--help"],
+        &["models", "pull", "--help"],
+        &["models", "list", "--help"],
+        &["grammar", "schema", "--help"],
+        &["llm", "bench", "--help"],
+    ] {
+        let o = lsmtune(cmd);
+        let help = text(&o);
+        let examples: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with("lsmtune ") || l.contains("lsmtune "))
+            .filter(|l| l.matches("lsmtune ").count() > 1)
+            .collect();
+        assert!(
+            examples.is_empty(),
+            "{cmd:?}: examples run together: {examples:?}"
+        );
+        assert!(
+            help.contains("\n  lsmtune ") || help.contains("\n  echo "),
+            "{cmd:?}: no example on its own line:\n{help}"
+        );
+    }
+}

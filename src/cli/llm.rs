@@ -4,8 +4,9 @@
 //! cache keeps the prefix turns share (system message, machine, workload).
 
 use anyhow::Result;
+use clap::Subcommand;
 
-use super::ModelSource;
+use super::args::{Json, ModelSource};
 use crate::llm::{GenParams, Llm, Message, local::LocalModel};
 
 /// A finished iteration of the kind the tuner journals, for a synthetic history: iteration
@@ -178,4 +179,286 @@ pub fn turns_cmd(
         );
     }
     Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LlmCommand {
+    /// Measure prefill and decode speed (tokens/s) of a local model: a prompt of about
+    /// --prompt-tokens tokens, then exactly --gen-tokens generated (end-of-sequence ignored),
+    /// each repeat from an empty KV cache.
+    ///
+    /// Example:
+    ///   lsmtune models make-test-model --shape qwen2.5-0.5b --out /tmp/q05
+    ///   lsmtune llm bench --model /tmp/q05 --prompt-tokens 128 --gen-tokens 64
+    #[command(verbatim_doc_comment)]
+    Bench {
+        #[command(flatten)]
+        model: ModelSource,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Also decode under the proposal grammar, interleaved with the unconstrained runs
+        /// (same model, prompt and seeds; the free run is cut to the constrained run's length,
+        /// since decode speed falls as the context grows): tokens/s of both, their ratio, and
+        /// the grammar's mask time per token (p50, p99). Reasoning is bounded to 120 characters
+        /// so the run reaches the option keys and values.
+        #[arg(long)]
+        grammar: bool,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// What the KV cache kept across turns saves: a tuning conversation (the real first turn,
+    /// then feedback turns of the tuner's size) run twice, cache kept and from scratch, with
+    /// prompt tokens, tokens actually prefilled and prefill seconds per turn.
+    ///
+    /// Example:
+    ///   lsmtune llm turns --model /tmp/q05 --turns 4
+    #[command(verbatim_doc_comment)]
+    Turns {
+        #[command(flatten)]
+        model: ModelSource,
+        #[arg(long, default_value_t = 4)]
+        turns: usize,
+        /// Reply length (greedy, so both runs see the same conversation).
+        #[arg(long, default_value_t = 48)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Send one prompt, stream the reply, print token counts and tokens/s.
+    Chat {
+        #[command(flatten)]
+        model: ModelSource,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+pub fn run(cmd: LlmCommand) -> Result<()> {
+    use crate::llm::{GenParams, Llm, Message, local};
+    use std::io::Write;
+    match cmd {
+        LlmCommand::Turns {
+            model,
+            turns,
+            gen_tokens,
+            repeats,
+            json,
+        } => turns_cmd(&model, turns, gen_tokens, repeats, json),
+        LlmCommand::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            repeats,
+            grammar,
+            json,
+        } => {
+            let files = model.files()?;
+            let mut llm = local::LocalModel::load(&files)?;
+            llm.reuse_kv = false;
+            let mut text = String::from("Tune RocksDB for a write-heavy workload. ");
+            while llm.count_tokens(&text)? < prompt_tokens {
+                text.push_str(
+                    "Compaction, memtables, block cache, bloom filters and write stalls. ",
+                );
+            }
+            let constrained = if grammar {
+                let opts = crate::grammar::schema::SchemaOptions {
+                    reasoning_chars: 120,
+                    ..Default::default()
+                };
+                let schema =
+                    crate::grammar::schema::proposal_schema(crate::options::catalog()?, &opts);
+                let t = std::time::Instant::now();
+                let g = crate::grammar::Grammar::json_schema(
+                    llm.tokenizer(),
+                    llm.eos_tokens(),
+                    &schema,
+                )?;
+                tracing::info!(
+                    "grammar compiled in {:.2} s for a {}-token vocabulary",
+                    t.elapsed().as_secs_f64(),
+                    llm.tokenizer().n_ids()
+                );
+                Some(g)
+            } else {
+                None
+            };
+            let mut prefill = Vec::new();
+            let mut decode = Vec::new();
+            let mut decode_g = Vec::new();
+            let mut decode_m = Vec::new();
+            let mut masks_prod: Vec<f64> = Vec::new();
+            let mut masks = Vec::new();
+            let mut forced = 0usize;
+            let mut tokens_g = 0usize;
+            let mut prompt_len = 0;
+            for r in 0..repeats.max(1) {
+                let params = GenParams {
+                    max_tokens: gen_tokens,
+                    temperature: 0.7,
+                    seed: r as u64,
+                    repeat_penalty: 1.0,
+                    ignore_eos: true,
+                    ..GenParams::default()
+                };
+                let prompt = [Message::user(text.clone())];
+                // Under the grammar first: every token sampled under its mask (the masking
+                // cost alone), then the same seed with forced tokens taken in batches.
+                let mut free_len = gen_tokens;
+                if let Some(g) = &constrained {
+                    let cparams = GenParams {
+                        ignore_eos: false,
+                        ..params.clone()
+                    };
+                    for take_forced in [false, true] {
+                        let mut con = g.constraint();
+                        con.take_forced = take_forced;
+                        let c = llm.chat(&prompt, Some(&mut con), &cparams, &mut |_| {})?;
+                        if take_forced {
+                            decode_g.push(c.decode_tokens_per_second());
+                            tokens_g += c.completion_tokens;
+                            forced += con.forced;
+                            masks_prod.extend_from_slice(&con.mask_seconds);
+                        } else {
+                            decode_m.push(c.decode_tokens_per_second());
+                            masks.extend_from_slice(&con.mask_seconds);
+                            // Decode speed falls as the context grows: compare equal lengths.
+                            free_len = c.completion_tokens.max(1);
+                        }
+                    }
+                }
+                let fparams = GenParams {
+                    max_tokens: free_len,
+                    ..params
+                };
+                let c = llm.chat(&prompt, None, &fparams, &mut |_| {})?;
+                prompt_len = c.prompt_tokens;
+                prefill.push(c.prefill_tokens_per_second());
+                decode.push(c.decode_tokens_per_second());
+            }
+            let p = crate::bench::stats::Summary::of(&prefill);
+            let d = crate::bench::stats::Summary::of(&decode);
+            let dg = crate::bench::stats::Summary::of(&decode_g);
+            let dm = crate::bench::stats::Summary::of(&decode_m);
+            let ratio_of = |xs: &[f64]| {
+                let r: Vec<f64> = xs.iter().zip(&decode).map(|(g, u)| g / u).collect();
+                crate::bench::stats::Summary::of(&r)
+            };
+            let ratio = ratio_of(&decode_g);
+            let ratio_m = ratio_of(&decode_m);
+            let mask_p50 = crate::propose::quantile(&masks, 0.5) * 1e6;
+            let mask_p99 = crate::propose::quantile(&masks, 0.99) * 1e6;
+            let prod_p50 = crate::propose::quantile(&masks_prod, 0.5) * 1e6;
+            let prod_p99 = crate::propose::quantile(&masks_prod, 0.99) * 1e6;
+            let v = serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
+                        "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d,
+                        "constrained_decode_tok_s": dg, "constrained_over_free": ratio,
+                        "masked_decode_tok_s": dm, "masked_over_free": ratio_m,
+                        "mask_p50_us": grammar.then_some(prod_p50),
+                        "mask_p99_us": grammar.then_some(prod_p99),
+                        "sampled_masks": masks_prod.len(),
+                        "every_position_mask_p50_us": grammar.then_some(mask_p50),
+                        "every_position_mask_p99_us": grammar.then_some(mask_p99),
+                        "masks": masks.len(), "forced_tokens": forced,
+                        "constrained_tokens": tokens_g});
+            if !json.emit_text(&v.to_string())? {
+                println!(
+                    "{}: prompt {prompt_len} tokens, {gen_tokens} generated, {repeats} repeat(s)",
+                    llm.name()
+                );
+                if let (Some(p), Some(d)) = (p, d) {
+                    println!(
+                        "prefill {:.1} tok/s +- {:.1}, decode {:.1} tok/s +- {:.1} (95% CI)",
+                        p.mean, p.ci95, d.mean, d.ci95
+                    );
+                }
+                if let (Some(dm), Some(r)) = (dm, ratio_m) {
+                    println!(
+                        "masked decode (every token sampled under the mask) {:.1} tok/s +- {:.1}; masked/free {:.3} +- {:.3}",
+                        dm.mean, dm.ci95, r.mean, r.ci95
+                    );
+                }
+                if let (Some(dg), Some(r)) = (dg, ratio) {
+                    println!(
+                        "constrained decode (forced tokens batched) {:.1} tok/s +- {:.1} ({} tokens, {} forced); constrained/free {:.3} +- {:.3}",
+                        dg.mean, dg.ci95, tokens_g, forced, r.mean, r.ci95
+                    );
+                    println!(
+                        "mask per sampled token (forced tokens taken, as in use): p50 {prod_p50:.1} us, p99 {prod_p99:.1} us ({} masks)",
+                        masks_prod.len()
+                    );
+                    println!(
+                        "mask at every position (nothing forced): p50 {mask_p50:.1} us, p99 {mask_p99:.1} us ({} masks)",
+                        masks.len()
+                    );
+                }
+            }
+            Ok(())
+        }
+        LlmCommand::Chat {
+            model,
+            prompt,
+            system,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+        } => {
+            let files = model.files()?;
+            let load_start = std::time::Instant::now();
+            let mut llm = local::LocalModel::load(&files)?;
+            tracing::info!(
+                "loaded {} in {:.2} s",
+                llm.name(),
+                load_start.elapsed().as_secs_f64()
+            );
+            for note in llm.notes() {
+                tracing::info!("{note}");
+            }
+            let mut messages = Vec::new();
+            if let Some(s) = system {
+                messages.push(Message::system(s));
+            }
+            messages.push(Message::user(prompt));
+            let params = GenParams {
+                max_tokens,
+                temperature,
+                top_p,
+                seed,
+                ..GenParams::default()
+            };
+            let mut stdout = std::io::stdout();
+            let c = llm.chat(&messages, None, &params, &mut |t| {
+                let _ = stdout.write_all(t.as_bytes());
+                let _ = stdout.flush();
+            })?;
+            println!();
+            tracing::info!(
+                "prompt {} tokens ({:.1} tok/s prefill), reply {} tokens ({:.1} tok/s decode), finished by {:?}",
+                c.prompt_tokens,
+                c.prefill_tokens_per_second(),
+                c.completion_tokens,
+                c.decode_tokens_per_second(),
+                c.finish
+            );
+            Ok(())
+        }
+    }
 }

@@ -100,6 +100,7 @@ pub enum GrammarCommand {
     /// Examples:
     ///   lsmtune grammar schema --max-changes 4
     ///   lsmtune grammar schema --write    # regenerate grammars/proposal.schema.json
+    #[command(verbatim_doc_comment)]
     Schema {
         #[command(flatten)]
         schema: SchemaArgs,

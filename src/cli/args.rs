@@ -1,0 +1,204 @@
+//! Flags and value parsers several commands share: the model to load, how to calibrate, `--json`,
+//! durations, and the range checks every numeric flag goes through (the same in every command).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::options::{self, CalibrateOptions, Calibrator, Config, OptionsDoc, rocks};
+
+/// `--model` and `--offline`, shared by every command that loads a local model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelSource {
+    /// The model: a .gguf file, a folder (one .gguf, or safetensors + config.json with
+    /// tokenizer.json), a manifest name such as `qwen2.5-0.5b-instruct[:q8_0]`, a model Ollama
+    /// downloaded (`ollama:qwen2.5:0.5b`, tag default `latest`), a GGUF in LM Studio's folder
+    /// (`lmstudio:PUBLISHER/REPO[/FILE.gguf]`), or `[hf:]ORG/REPO[:FILE]` from the Hugging Face
+    /// cache. A name without a prefix is looked up in Ollama, LM Studio and the Hugging Face
+    /// cache together and must match one model. `lsmtune models list` shows them all. Manifest
+    /// names and ORG/REPO not found locally are downloaded unless --offline / HF_HUB_OFFLINE=1.
+    #[arg(long)]
+    pub model: String,
+    /// Never touch the network: use only local files and the Hugging Face cache.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl ModelSource {
+    /// Resolve (and when allowed, download) the model's files.
+    pub fn files(&self) -> Result<crate::llm::local::ModelFiles> {
+        crate::llm::hub::Hub::from_env()
+            .find(&self.model, self.offline || crate::http::offline_from_env())
+    }
+}
+
+/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" | "mins" => v * 60.0,
+        "h" | "hour" | "hours" => v * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs < 1e7) {
+        return Err(format!("`{text}` must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Flags shared by every command that calibrates.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Memory RocksDB may use for block cache + memtables: a size (8G, 512MiB) or a share of
+    /// this machine's memory (40%). Default: 50% of memory.
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+    /// Accept options that change durability or semantics (disabling paranoid checks,
+    /// unordered_write, manual_wal_flush, FIFO compaction, ...).
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// At most this many changes are taken from one proposal.
+    #[arg(long, default_value_t = 16)]
+    pub max_changes: usize,
+}
+
+impl CalibrateArgs {
+    pub fn options(&self) -> CalibrateOptions {
+        CalibrateOptions {
+            memory_budget: self
+                .memory_budget
+                .unwrap_or_else(crate::sysinfo::default_memory_budget),
+            allow_unsafe: self.allow_unsafe,
+            max_changes: self.max_changes,
+        }
+    }
+
+    /// The prepared base configuration and the corrections preparing it took.
+    pub fn base(&self, calibrator: &Calibrator) -> Result<(Config, Vec<options::Correction>)> {
+        let doc = match &self.base {
+            Some(path) => OptionsDoc::read(path)?,
+            None => rocks::linked_defaults()?.clone(),
+        };
+        calibrator
+            .prepare_base(doc)
+            .with_context(|| match &self.base {
+                Some(p) => format!("base {}", p.display()),
+                None => "RocksDB defaults".into(),
+            })
+    }
+}
+
+/// A whole number in `LO..=HI`, the same check for every count flag of every command (a
+/// `--seeds 18446744073709551615` once asked for that many runs and aborted).
+pub(crate) fn count<T: TryFrom<u64>, const LO: u64, const HI: u64>(
+    text: &str,
+) -> std::result::Result<T, String> {
+    let v: u64 = text
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))?;
+    if !(LO..=HI).contains(&v) {
+        return Err(format!("{v} is out of range: use {LO} to {HI}"));
+    }
+    T::try_from(v).map_err(|_| format!("{v} is too large here"))
+}
+
+/// A finite number in `lo..=hi`.
+fn number(text: &str, lo: f64, hi: f64) -> std::result::Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(format!(
+            "`{text}` is out of range: use a number from {lo} to {hi}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A relative effect such as `--min-effect 0.03` (3%): finite, 0 to 10.
+pub(crate) fn fraction(text: &str) -> std::result::Result<f64, String> {
+    number(text, 0.0, 10.0)
+}
+
+/// A sampling temperature: finite, 0 to 5.
+pub(crate) fn temperature(text: &str) -> std::result::Result<f64, String> {
+    number(text, 0.0, 5.0)
+}
+
+/// A compressibility ratio: above 0, at most 1.
+pub(crate) fn ratio(text: &str) -> std::result::Result<f64, String> {
+    match number(text, 0.0, 1.0)? {
+        0.0 => Err(format!("`{text}` must be above 0")),
+        v => Ok(v),
+    }
+}
+
+/// `--json` the same way in every command: bare, the command's result as JSON on standard
+/// output instead of text (notes and progress stay on standard error); `--json=FILE`, the same
+/// JSON written to FILE (by the rules of [`options::ini::write_atomic`]) and the text printed as
+/// usual. The `=` is required, so `--json` never takes the next argument as a file to write.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Json {
+    /// The result as JSON on standard output instead of text; --json=FILE writes it to FILE
+    /// and prints the text as usual.
+    #[arg(
+        long = "json",
+        value_name = "FILE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "-"
+    )]
+    pub dest: Option<PathBuf>,
+}
+
+impl Json {
+    /// JSON on standard output (so no text there).
+    pub fn stdout(&self) -> bool {
+        self.dest.as_deref() == Some(Path::new("-"))
+    }
+
+    /// Emit `v` (pretty) where `--json` says; true when the text is to be skipped.
+    pub fn emit<T: serde::Serialize + ?Sized>(&self, v: &T) -> Result<bool> {
+        self.emit_text(&serde_json::to_string_pretty(v)?)
+    }
+
+    /// Emit already serialized JSON; true when the text is to be skipped.
+    pub fn emit_text(&self, text: &str) -> Result<bool> {
+        match self.dest.as_deref() {
+            None => Ok(false),
+            Some(p) if p == Path::new("-") => {
+                println!("{text}");
+                Ok(true)
+            }
+            Some(p) => {
+                let mut body = text.to_string();
+                if !body.ends_with('\n') {
+                    body.push('\n');
+                }
+                options::ini::write_atomic(p, body.as_bytes())?;
+                tracing::info!("wrote {}", p.display());
+                Ok(false)
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `lsmtune bench`: measure one configuration on one workload, a line per repeat, then the mean
+//! with its interval, RocksDB's diagnostics, and the verdict against a baseline run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use super::args::{Json, count, fraction, parse_duration, ratio};
+use super::note_swept;
+use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
+
+/// Which engine measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// The in-process harness (RocksDB linked into lsmtune), isolated per run.
+    Inprocess,
+    /// An external db_bench binary (`--db-bench PATH`, default: on PATH).
+    #[value(name = "db_bench")]
+    DbBench,
+}
+
+/// Flags of `lsmtune bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload: fillseq, fillrandom, overwrite, readrandom, readrandomwriterandom,
+    /// readwhilewriting, seekrandom, updaterandom, ycsb-a ... ycsb-f.
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
+    pub workload: crate::bench::Kind,
+    /// OPTIONS file to measure (default: the linked RocksDB's defaults).
+    #[arg(long)]
+    pub options: Option<PathBuf>,
+    /// Measurements to take (each in a fresh database).
+    #[arg(long, value_parser = count::<usize, 1, 10000>, default_value_t = 3)]
+    pub repeats: usize,
+    #[arg(long, value_enum, default_value_t = EngineChoice::Inprocess)]
+    pub engine: EngineChoice,
+    /// The db_bench binary for --engine db_bench.
+    #[arg(long)]
+    pub db_bench: Option<PathBuf>,
+    #[command(flatten)]
+    pub json: Json,
+    /// Compare against a previous run (a `--json` file): better / no significant difference /
+    /// worse, with the effect and its 95% interval (Welch's t-test).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Smallest relative effect called a difference (0.02 = 2%).
+    #[arg(long, value_parser = fraction, default_value_t = 0.02)]
+    pub min_effect: f64,
+    /// Keys in the key space (db_bench --num).
+    #[arg(long, value_parser = count::<u64, 1, 1000000000000>, default_value_t = 100_000)]
+    pub num: u64,
+    #[arg(long, value_parser = count::<usize, 1, 1048576>, default_value_t = 16)]
+    pub key_size: usize,
+    #[arg(long, value_parser = count::<usize, 0, 67108864>, default_value_t = 100)]
+    pub value_size: usize,
+    #[arg(long, value_parser = count::<usize, 1, 1024>, default_value_t = 1)]
+    pub threads: usize,
+    /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Measure for this long instead of a count (30s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Percent reads in readrandomwriterandom.
+    #[arg(long, value_parser = count::<u32, 0, 100>, default_value_t = 90)]
+    pub readwritepercent: u32,
+    /// Entries read after each seek in seekrandom.
+    #[arg(long, default_value_t = 0)]
+    pub seek_nexts: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// How compressible values are (0.5 = to half).
+    #[arg(long, value_parser = ratio, default_value_t = 0.5)]
+    pub compression_ratio: f64,
+    /// Folder in which run folders are created and removed (default: the temp folder).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stop a run that takes longer than this.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub timeout: std::time::Duration,
+    /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
+    pub memory_limit: u64,
+}
+
+impl BenchArgs {
+    pub fn workload(&self) -> Result<crate::bench::Workload> {
+        let mut w = crate::bench::Workload::new(self.workload);
+        w.num = self.num;
+        w.key_size = self.key_size;
+        w.value_size = self.value_size;
+        w.threads = self.threads;
+        w.ops = self.ops;
+        w.duration = self.duration;
+        w.readwritepercent = self.readwritepercent;
+        w.seek_nexts = self.seek_nexts;
+        w.seed = self.seed;
+        w.compression_ratio = self.compression_ratio;
+        w.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(w)
+    }
+}
+
+fn fmt_opt(v: Option<f64>, scale: f64, unit: &str) -> String {
+    v.map_or("-".into(), |x| format!("{:.1}{unit}", x * scale))
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    // With `--json` the result goes to stdout as JSON, so the text goes to stderr.
+    let text_to_stderr = args.json.stdout();
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if text_to_stderr {
+                eprintln!($($t)*)
+            } else {
+                println!($($t)*)
+            }
+        };
+    }
+    use crate::bench::{self, BenchEngine};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let workload = args.workload()?;
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if let Some(dir) = &args.work_dir
+        && !dir.is_dir()
+    {
+        bail!("--work-dir {} is not an existing folder", dir.display());
+    }
+    note_swept(args.work_dir.as_deref());
+    let baseline: Option<bench::BenchRun> = match &args.baseline {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --baseline {}", path.display()))?;
+            Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "--baseline {} is not a `lsmtune bench --json` file",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let catalog = options::catalog()?;
+    let calibrator = Calibrator::new(catalog, CalibrateOptions::default());
+    let doc = match &args.options {
+        Some(path) => {
+            let (config, notes) = calibrator
+                .prepare_base(OptionsDoc::read(path)?)
+                .with_context(|| format!("--options {}", path.display()))?;
+            for n in notes {
+                tracing::warn!("{n}");
+            }
+            config.doc
+        }
+        None => rocks::linked_defaults()?.clone(),
+    };
+    let limits = bench::Limits {
+        timeout: args.timeout,
+        memory: args.memory_limit,
+    };
+    let live = Arc::new(AtomicU64::new(0));
+    let engine: Box<dyn BenchEngine> = match args.engine {
+        EngineChoice::Inprocess => Box::new(bench::InProcess {
+            exe: bench::worker::worker_exe()?,
+            limits,
+            live_ops: live.clone(),
+        }),
+        EngineChoice::DbBench => {
+            let path = bench::db_bench::locate(args.db_bench.as_deref())?;
+            let engine = bench::DbBench::new(path, limits)?;
+            let (_, dropped) = engine.compatible(&doc)?;
+            if !dropped.is_empty() {
+                let shown: Vec<&str> = dropped.iter().take(6).map(String::as_str).collect();
+                tracing::warn!(
+                    "{} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
+                    dropped.len(),
+                    engine.version,
+                    shown.join(", "),
+                    if dropped.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Box::new(engine)
+        }
+    };
+    say!(
+        "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
+        workload.kind,
+        engine.name(),
+        workload.num,
+        workload.key_size,
+        workload.value_size,
+        workload.threads,
+        args.repeats
+    );
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let repeat_no = Arc::new(AtomicU64::new(1));
+    let ticker = {
+        let (bar, done, live, repeat_no) =
+            (bar.clone(), done.clone(), live.clone(), repeat_no.clone());
+        let repeats = args.repeats;
+        std::thread::spawn(move || {
+            let mut last = (std::time::Instant::now(), 0u64);
+            while !done.load(Ordering::Relaxed) {
+                let ops = live.load(Ordering::Relaxed);
+                let dt = last.0.elapsed().as_secs_f64();
+                let rate = if ops >= last.1 && dt > 0.0 {
+                    (ops - last.1) as f64 / dt
+                } else {
+                    0.0
+                };
+                last = (std::time::Instant::now(), ops);
+                bar.set_message(format!(
+                    "repeat {}/{repeats}: {ops} ops ({:.0} ops/s)",
+                    repeat_no.load(Ordering::Relaxed),
+                    rate
+                ));
+                bar.tick();
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        })
+    };
+    let run = bench::run_repeats(
+        engine.as_ref(),
+        &doc,
+        &workload,
+        args.repeats,
+        args.work_dir.as_deref(),
+        |i, outcome| {
+            match outcome {
+                Ok(m) => bar.println(format!(
+                    "  repeat {}: {:.0} ops/s, {:.1} MiB/s, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us",
+                    i + 1,
+                    m.ops_per_sec,
+                    m.mb_per_sec,
+                    m.latency_us.p50,
+                    m.latency_us.p99,
+                    m.latency_us.p999
+                )),
+                Err(f) => bar.println(format!("  repeat {}: FAILED: {f}", i + 1)),
+            }
+            live.store(0, Ordering::Relaxed);
+            repeat_no.store(i as u64 + 2, Ordering::Relaxed);
+        },
+    );
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    if let Some(s) = &run.ops_per_sec {
+        say!(
+            "throughput: {:.0} ops/s +- {:.0} (95% CI, {:.1}%), sd {:.0}, n = {}",
+            s.mean,
+            s.ci95,
+            100.0 * s.rel_ci(),
+            s.sd,
+            s.n
+        );
+    }
+    if let Some(m) = run.measurements.last() {
+        if let Some(d) = &m.diagnostics {
+            say!(
+                "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
+                fmt_opt(d.stall_share, 100.0, "%"),
+                fmt_opt(d.write_amplification, 1.0, "x"),
+                fmt_opt(d.block_cache_hit_rate, 100.0, "%"),
+                fmt_opt(d.bloom_usefulness, 100.0, "%"),
+                d.l0_files
+            );
+        }
+        say!(
+            "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
+            human_bytes(m.size_on_disk as i64),
+            m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
+            m.peak_rss_bytes
+                .map_or("-".into(), |r| human_bytes(r as i64)),
+            m.fill_seconds
+        );
+    }
+    if let Some(base) = &baseline {
+        if base.workload != run.workload || base.engine != run.engine {
+            tracing::warn!("the baseline was measured with another workload or engine");
+        }
+        match bench::stats::compare(&base.throughputs(), &run.throughputs(), args.min_effect) {
+            Some(c) => say!(
+                "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
+                c.verdict,
+                100.0 * c.effect,
+                100.0 * c.effect_low,
+                100.0 * c.effect_high,
+                c.p_value
+            ),
+            None => say!("vs baseline: needs at least 2 successful repeats on each side"),
+        }
+    }
+    args.json.emit(&run)?;
+    if run.measurements.is_empty() {
+        bail!(
+            "every repeat failed: {}",
+            run.failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
