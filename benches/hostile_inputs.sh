@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Hostile and unlucky input, replayed on the command line as a user (or an attacker) would type
+# it: each reproduction of the hardening issue, with the exit code and the words lsmtune must
+# answer with, and what must still be true on disk afterwards. Stub servers (an OpenAI-compatible
+# endpoint, a model hub) are this script's Python on 127.0.0.1.
+#
+#   bash benches/hostile_inputs.sh            # about 2 minutes on 2 cores
+#
+# Prints one line per case (ok / FAIL) and exits 1 when any case fails. The same cases have
+# regression tests under tests/ (they check the internals); this is the user's view of them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=${LSMTUNE_BIN:-"${CARGO_TARGET_DIR:-target}/release/lsmtune"}
+[ -x "$bin" ] || { echo "build first: cargo build --release (or set LSMTUNE_BIN)" >&2; exit 2; }
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+export LSMTUNE_MODELS_DIR="$work/no-models" HF_HUB_CACHE="$work/hf" HF_HUB_OFFLINE=0
+unset OPENAI_BASE_URL OPENAI_API_KEY RUST_LOG
+small=(--num 3000 --value-size 100 --repeats 2 --confirm 1 --work-dir "$work")
+fails=0
+# check NAME EXPECTED_CODE PATTERN -- command...: run it, compare the exit code, grep its output
+# for PATTERN (extended regex), and make sure nothing panicked.
+check() {
+  local name=$1 want=$2 pattern=$3; shift 4
+  local out; out=$("$@" 2>&1); local code=$?
+  if [ "$code" != "$want" ] || ! grep -Eq -- "$pattern" <<<"$out" || grep -q "panicked" <<<"$out"; then
+    echo "FAIL  $name: exit $code (want $want), output:"; sed 's/^/      /' <<<"$out" | head -15
+    fails=$((fails + 1))
+  else
+    echo "ok    $name"
+  fi
+}
+# that NAME CONDITION...: a fact about the world after a case.
+that() {
+  local name=$1; shift
+  if "$@"; then echo "ok    $name"; else echo "FAIL  $name"; fails=$((fails + 1)); fi
+}
+
+echo "== data safety"
+# 1. Writers write through devices and follow symlinks; a folder is refused; the mode is kept.
+echo 'write_buffer_size=128MB' > "$work/p.txt"
+check "calibrate --out /dev/null writes through" 0 "write_buffer_size" -- \
+  "$bin" options calibrate "$work/p.txt" --out /dev/null
+that "/dev/null is still a character device" test -c /dev/null
+echo "x" > "$work/target.ini"; chmod 0640 "$work/target.ini"; ln -s target.ini "$work/link.ini"
+check "calibrate --out through a symlink" 0 "write_buffer_size" -- \
+  "$bin" options calibrate "$work/p.txt" --out "$work/link.ini"
+that "the symlink is still a symlink" test -L "$work/link.ini"
+that "its target got the file, mode 0640 kept" \
+  bash -c "grep -q 'write_buffer_size=134217728' '$work/target.ini' && [ \$(stat -c %a '$work/target.ini') = 640 ]"
+mkdir "$work/adir"
+check "calibrate --out a folder is refused" 2 "folder|directory" -- \
+  "$bin" options calibrate "$work/p.txt" --out "$work/adir"
+
+# 2-4. A tune, cut journal, lock, signal.
+run="$work/run"
+check "a small expert tune" 0 "wrote" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 2 "${small[@]}" --out "$run"
+# Cut the journal's last line in the middle and make it longer by resuming with more iterations.
+python3 - "$run/journal.jsonl" <<'PY'
+import sys
+p = sys.argv[1]
+b = open(p, "rb").read().rstrip(b"\n")
+last = b.rfind(b"\n")
+open(p, "wb").write(b[: last + 1 + (len(b) - last) // 2])
+PY
+check "resume after a cut last line" 0 "wrote" -- "$bin" tune --resume "$run" --work-dir "$work"
+that "the resumed journal parses line by line" python3 -c "
+import json,sys
+[json.loads(l) for l in open('$run/journal.jsonl') if l.strip()]"
+"$bin" tune --backend expert --workload readrandom --iterations 6 "${small[@]}" --out "$work/locked" \
+  >/dev/null 2>&1 & holder=$!; pids+=("$holder")
+for _ in $(seq 50); do [ -e "$work/locked/.lock" ] && break; sleep 0.1; done
+sleep 0.5
+check "a second tune on a held --out stops and names the holder" 2 "held by|pid $holder|in use" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" --out "$work/locked" --force
+kill -TERM "$holder"; wait "$holder"; code=$?
+that "SIGTERM ends a tune with 143" test "$code" = 143
+that "no scratch database is left behind" bash -c "! ls -d '$work'/lsmtune-bench-* 2>/dev/null | grep -q ."
+that "the interruption is in the journal" grep -q '"interrupted"' "$work/locked/journal.jsonl"
+
+# 5. A folder that is not a run folder is not written into.
+mkdir "$work/mine"; echo "keep me" > "$work/mine/report.md"
+check "tune --out a foreign folder is refused" 2 "not an lsmtune run folder" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" --out "$work/mine"
+that "the foreign report.md is untouched" grep -q "keep me" "$work/mine/report.md"
+
+echo "== secrets and hostile servers"
+# A stub endpoint: /echo answers 400 with the Authorization header in the body; /nan answers 429
+# with Retry-After: NaN.
+python3 - "$work/port" <<'PY' &
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, body, headers=()):
+        b = body.encode()
+        self.send_response(code)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_GET(self):
+        self.reply(200, json.dumps({"data": [{"id": "stub"}]}))
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/echo"):
+            self.reply(400, json.dumps({"error": {"message": "bad header: " + self.headers.get("Authorization", "")}}))
+        elif self.path.startswith("/nan"):
+            self.reply(429, "slow down", [("Retry-After", "NaN")])
+        else:
+            self.reply(404, "no")
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+port=$(cat "$work/port")
+key="sk-hostile-$RANDOM$RANDOM"
+OPENAI_API_KEY=$key check "an echoed key is redacted" 2 "\[redacted\]" -- \
+  "$bin" tune --backend openai --openai-base-url "http://127.0.0.1:$port/echo/v1" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/echo"
+that "the key is nowhere on disk" bash -c "! grep -rq '$key' '$work/echo'"
+OPENAI_API_KEY=$'sk-with\nnewline' check "a key with a newline is refused without showing it" 2 "control character" -- \
+  "$bin" tune --backend openai --openai-base-url "http://127.0.0.1:$port/v1" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/nl"
+check "Retry-After: NaN is ignored, no panic" 2 "429|no proposal" -- \
+  "$bin" tune --backend openai --openai-base-url "http://127.0.0.1:$port/nan/v1" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/nan"
+check "a non-http endpoint is refused" 2 "http" -- \
+  "$bin" tune --backend openai --openai-base-url "file:///etc/passwd" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/file"
+# A hostile hub: an ETag naming a path, a commit that climbs out of the cache.
+victim="$work/victim"
+python3 - "$work/hubport" "$victim" <<'PY' &
+import http.server, sys
+victim = sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_HEAD(self): self.answer(False)
+    def do_GET(self): self.answer(True)
+    def answer(self, body):
+        b = b"pwned"
+        commit = "../.." if "tokenizer" in self.path else "0123456789abcdef0123456789abcdef01234567"
+        self.send_response(200)
+        self.send_header("ETag", '"%s"' % victim)
+        self.send_header("X-Repo-Commit", commit)
+        self.send_header("Content-Length", str(len(b))); self.end_headers()
+        if body: self.wfile.write(b)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/hubport" ] && break; sleep 0.1; done
+HF_ENDPOINT="http://127.0.0.1:$(cat "$work/hubport")" HF_TOKEN=hf_secret check \
+  "a hostile hub's ETag and commit are refused" 2 "ETag|commit|not a" -- \
+  "$bin" models pull evil/repo:model.gguf
+that "nothing was written at the ETag's path" test ! -e "$victim"
+
+echo "== bad input"
+"$bin" models make-test-model --arch llama --out "$work/tiny" >/dev/null 2>&1
+python3 - "$work/tiny" <<'PY'
+import glob, struct, sys
+p = glob.glob(sys.argv[1] + "/*.gguf")[0]
+b = bytearray(open(p, "rb").read())
+key = b"llama.block_count"
+i = b.find(key)
+assert i > 0, "no block_count key"
+j = i + len(key)
+vtype = struct.unpack_from("<I", b, j)[0]
+assert vtype == 4, vtype  # u32
+struct.pack_into("<I", b, j + 4, 0xFFFFFFFF)
+open(p, "wb").write(b)
+PY
+check "a GGUF claiming 4 billion blocks is an error" 2 "block" -- \
+  "$bin" llm chat --model "$work/tiny" --prompt hi --max-tokens 2
+check "compare --seeds 2^64-1 is refused" 2 "seeds" -- \
+  "$bin" compare --seeds 18446744073709551615 --out "$work/c1"
+check "--min-effect NaN is refused" 2 "min-effect" -- \
+  "$bin" tune --workload readrandom --min-effect NaN --out "$work/m1"
+check "tune --threads 0 is refused like bench" 2 "threads" -- \
+  "$bin" tune --workload readrandom --threads 0 --out "$work/t0"
+printf '[Version]\n  rocksdb_version=8.0.0\n[DBOptions]\n[CFOptions "default"]\n  write_buffer_size=1\n[CFOptions "default"]\n  write_buffer_size=2\n' > "$work/dup.ini"
+check "a repeated section is named" 2 "a second time" -- \
+  "$bin" options diff "$work/dup.ini" "$work/dup.ini"
+python3 -c "print('[DBOptions]'); print('x' * 10_000_000)" > "$work/long.ini"
+out=$("$bin" options validate "$work/long.ini" 2>&1); code=$?
+that "a 10 MB line is not echoed whole (exit $code, ${#out} bytes of output)" \
+  bash -c "[ ${#out} -lt 20000 ] && [ $code -ne 101 ]"
+printf '#!/bin/sh\nsleep 600\n' > "$work/db_bench"; chmod +x "$work/db_bench"
+start=$(date +%s)
+check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \
+  "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down.ini" --db-bench "$work/db_bench" --timeout 2s
+that "within seconds" test $(( $(date +%s) - start )) -lt 30
+
+echo
+if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi
+echo "every case passed"
