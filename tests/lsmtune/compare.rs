@@ -2,7 +2,7 @@
 //! small workload: one table (Markdown, CSV, JSON) and one plot, one shared baseline, and a
 //! second run of the same command that resumes (skips every finished tune).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! with values of the right type and range, and ends by itself; the same model without the
 //! grammar writes garbage. Also: the committed schema is not stale.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@
 //! offline mode (zero requests) and the errors for 404 / 401 / no server are all checked on the
 //! real hf-hub client with no internet.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

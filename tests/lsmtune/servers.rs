@@ -4,7 +4,7 @@
 //! `format`, an `--openai-base-url` recognised as an Ollama, and full `tune --backend ollama`,
 //! `tune --backend openai` (at an Ollama) and `compare --proposers lmstudio,ollama:MODEL` runs.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

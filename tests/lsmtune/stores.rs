@@ -3,7 +3,7 @@
 //! CLI chats with `ollama:tiny:latest`, `models list` shows each store with a verdict, and an
 //! ambiguous name, a manifest naming a missing blob, and files lsmtune cannot run are clear.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! random-weight model under the grammar (local backend), with a proposer that fails and a
 //! fallback that takes over, and a run killed mid-way then resumed with nothing lost or re-run.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
