@@ -85,12 +85,15 @@ impl ProposerSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Variant {
     pub spec: ProposerSpec,
-    pub hints: Option<crate::prompt::HintLevel>,
+    pub hints: Option<crate::tune::prompt::HintLevel>,
 }
 
 impl Variant {
     /// Every proposer × hint level (hint levels apply to model proposers only).
-    pub fn expand(specs: &[ProposerSpec], hints: &[crate::prompt::HintLevel]) -> Vec<Variant> {
+    pub fn expand(
+        specs: &[ProposerSpec],
+        hints: &[crate::tune::prompt::HintLevel],
+    ) -> Vec<Variant> {
         let mut out = Vec::new();
         for s in specs {
             if s.is_model() {
@@ -509,7 +512,7 @@ mod tests {
             ProposerSpec::Local("/m/x.gguf".into()).slug(),
             "local__m_x.gguf"
         );
-        use crate::prompt::HintLevel as H;
+        use crate::tune::prompt::HintLevel as H;
         let v = Variant::expand(
             &[ProposerSpec::Local("m".into()), ProposerSpec::Expert],
             &[H::None, H::Knowledge],

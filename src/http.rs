@@ -389,6 +389,101 @@ fn logged(
     }
 }
 
+/// How a chat request is retried, the same for every backend: HTTP 429, 5xx and timeouts are
+/// tried again up to `max_retries` times, waiting `backoff` doubled per retry (at most 30 s), or
+/// the server's `Retry-After` when that is longer (at most 120 s).
+pub struct Retrying<'a> {
+    pub max_retries: u32,
+    pub backoff: std::time::Duration,
+    /// Per attempt.
+    pub timeout: std::time::Duration,
+    /// Who answers, as notices name it ("the endpoint", "Ollama").
+    pub server: &'a str,
+    /// Added to the error when every attempt timed out.
+    pub timeout_hint: &'a str,
+    /// The error when nothing answers at the address.
+    pub connect_hint: &'a str,
+}
+
+/// What retrying did, for the caller's notices and counters.
+#[derive(Debug, Default)]
+pub struct Retried {
+    pub notices: Vec<String>,
+    pub retries: u32,
+}
+
+impl Retrying<'_> {
+    fn wait(&self, attempt: u32) -> std::time::Duration {
+        let d = self.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
+        std::time::Duration::from_secs_f64(d.min(30.0))
+    }
+
+    /// POST `body` until a 2xx (`Ok(Ok(reply))`), a reply the caller must decide on
+    /// (`Ok(Err(reply))`: a 4xx other than 429, or a 5xx `hand_back` claims, such as a server
+    /// refusing the response format), or an error once the retries are spent. `error_text`
+    /// turns a body into the server's own words for that error.
+    pub fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+        hand_back: impl Fn(&Reply) -> bool,
+        error_text: impl Fn(&str) -> String,
+        log: &mut Retried,
+    ) -> anyhow::Result<Result<Reply, Reply>> {
+        let mut attempt = 0u32;
+        loop {
+            let wait = match post_json(url, bearer, body, self.timeout) {
+                Ok(r) if (200..300).contains(&r.status) => return Ok(Ok(r)),
+                Ok(r) if r.status >= 500 && hand_back(&r) => return Ok(Err(r)),
+                Ok(r) if r.status == 429 || r.status >= 500 => {
+                    if attempt >= self.max_retries {
+                        anyhow::bail!(
+                            "{url} answered HTTP {} {} times in a row; giving up: {}",
+                            r.status,
+                            attempt + 1,
+                            error_text(&r.body)
+                        );
+                    }
+                    let backoff = self.wait(attempt);
+                    let wait = r
+                        .retry_after
+                        .map(|s| std::time::Duration::from_secs_f64(s.clamp(0.0, 120.0)))
+                        .map_or(backoff, |w| w.max(backoff));
+                    log.notices.push(format!(
+                        "HTTP {} from {}; retrying in {:.1} s",
+                        r.status,
+                        self.server,
+                        wait.as_secs_f64()
+                    ));
+                    wait
+                }
+                Ok(r) => return Ok(Err(r)),
+                Err(Transport::Timeout { url, seconds }) => {
+                    if attempt >= self.max_retries {
+                        anyhow::bail!(
+                            "no answer from {url} within {seconds:.0} s, {} attempts; {}",
+                            attempt + 1,
+                            self.timeout_hint
+                        );
+                    }
+                    log.notices
+                        .push(format!("no answer within {seconds:.0} s; retrying"));
+                    self.wait(attempt)
+                }
+                Err(Transport::Connect { url, detail }) => {
+                    anyhow::bail!("cannot connect to {url} ({detail}): {}", self.connect_hint)
+                }
+                Err(e @ Transport::Other { .. }) => anyhow::bail!("{e}"),
+            };
+            tracing::debug!("retrying {url} in {:.1} s", wait.as_secs_f64());
+            attempt += 1;
+            log.retries += 1;
+            std::thread::sleep(wait);
+        }
+    }
+}
+
 /// A reply or failure with every copy of the key replaced: a server may echo the Authorization
 /// header in an error body, which would then reach stderr, the journal and the report.
 fn redacted(r: Result<Reply, Transport>, key: Option<&str>) -> Result<Reply, Transport> {

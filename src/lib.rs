@@ -5,8 +5,8 @@
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local candle backend, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
-//! - [`prompt`], [`propose`]: what a model is told, and one proposal from it.
-//! - [`tune`]: the tuning loop, proposers (LLM, expert, random), journal and resume, report.
+//! - [`tune`]: the tuning loop, proposers (LLM, expert, random), what a model is told
+//!   (`tune::prompt`) and one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
@@ -21,7 +21,5 @@ pub mod http;
 pub mod interrupt;
 pub mod llm;
 pub mod options;
-pub mod prompt;
-pub mod propose;
 pub mod sysinfo;
 pub mod tune;

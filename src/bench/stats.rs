@@ -306,6 +306,17 @@ fn erf(x: f64) -> f64 {
     sign * v
 }
 
+/// The `q` quantile (0..=1) of unsorted samples, nearest rank.
+pub fn quantile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut v = samples.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,7 @@ pub struct CompareArgs {
     /// Hint levels each model proposer is run with (an ablation: each level is its own row),
     /// comma-separated: none, diagnostics, knowledge.
     #[arg(long, default_value = "knowledge", value_delimiter = ',')]
-    pub hints: Vec<crate::prompt::HintLevel>,
+    pub hints: Vec<crate::tune::prompt::HintLevel>,
     /// Replies a model samples per turn (default: 3 local, 1 endpoint).
     #[arg(long, value_parser = super::count::<usize, 0, 32>)]
     pub samples: Option<usize>,

@@ -113,12 +113,12 @@ pub fn turns_cmd(
             iteration: t,
             note: None,
         };
-        let level = crate::prompt::HintLevel::Knowledge;
-        let offers = crate::prompt::offers(&ctx, level, Default::default());
-        let max = crate::prompt::MODEL_MAX_CHANGES;
+        let level = crate::tune::prompt::HintLevel::Knowledge;
+        let offers = crate::tune::prompt::offers(&ctx, level, Default::default());
+        let max = crate::tune::prompt::MODEL_MAX_CHANGES;
         [
-            Message::system(crate::prompt::system(max)),
-            Message::user(crate::prompt::state(&ctx, level, &offers, max)),
+            Message::system(crate::tune::prompt::system(max)),
+            Message::user(crate::tune::prompt::state(&ctx, level, &offers, max)),
         ]
     };
     let params = GenParams {
@@ -363,10 +363,10 @@ pub fn run(cmd: LlmCommand) -> Result<()> {
             };
             let ratio = ratio_of(&decode_g);
             let ratio_m = ratio_of(&decode_m);
-            let mask_p50 = crate::propose::quantile(&masks, 0.5) * 1e6;
-            let mask_p99 = crate::propose::quantile(&masks, 0.99) * 1e6;
-            let prod_p50 = crate::propose::quantile(&masks_prod, 0.5) * 1e6;
-            let prod_p99 = crate::propose::quantile(&masks_prod, 0.99) * 1e6;
+            let mask_p50 = crate::bench::stats::quantile(&masks, 0.5) * 1e6;
+            let mask_p99 = crate::bench::stats::quantile(&masks, 0.99) * 1e6;
+            let prod_p50 = crate::bench::stats::quantile(&masks_prod, 0.5) * 1e6;
+            let prod_p99 = crate::bench::stats::quantile(&masks_prod, 0.99) * 1e6;
             let v = serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
                         "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d,
                         "constrained_decode_tok_s": dg, "constrained_over_free": ratio,

@@ -79,8 +79,8 @@ pub struct ProposeArgs {
     #[command(flatten)]
     pub json: super::Json,
     /// What the model is told besides the measurements (as `tune --hints`).
-    #[arg(long, value_enum, default_value_t = crate::prompt::HintLevel::Knowledge)]
-    pub hints: crate::prompt::HintLevel,
+    #[arg(long, value_enum, default_value_t = crate::tune::prompt::HintLevel::Knowledge)]
+    pub hints: crate::tune::prompt::HintLevel,
     /// Do not measure the starting configuration first (the prompt then has no measurements).
     #[arg(long)]
     pub no_measure: bool,
@@ -226,18 +226,18 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         note: None,
     };
     // The first turn of a tune with this seed: the options window `tune` would offer first.
-    let turn = crate::prompt::Turn {
+    let turn = crate::tune::prompt::Turn {
         seed: args.seed,
         index: 0,
     };
-    let offers = crate::prompt::offers(&ctx, args.hints, turn);
+    let offers = crate::tune::prompt::offers(&ctx, args.hints, turn);
     if offers.is_empty() {
         bail!("no option has a value to offer (every option is excluded)");
     }
-    let max = crate::prompt::MODEL_MAX_CHANGES.min(opts.max_changes);
-    let user = crate::prompt::state(&ctx, args.hints, &offers, max);
+    let max = crate::tune::prompt::MODEL_MAX_CHANGES.min(opts.max_changes);
+    let user = crate::tune::prompt::state(&ctx, args.hints, &offers, max);
     let messages = [
-        Message::system(crate::prompt::system(max)),
+        Message::system(crate::tune::prompt::system(max)),
         Message::user(user.clone()),
     ];
     if args.show_prompt && !args.json.stdout() {
@@ -255,13 +255,14 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         None
     } else {
         let started = std::time::Instant::now();
-        let g =
-            GrammarEnv::new(llm.tokenizer(), llm.eos_tokens())?.compile(&crate::prompt::schema(
+        let g = GrammarEnv::new(llm.tokenizer(), llm.eos_tokens())?.compile(
+            &crate::tune::prompt::schema(
                 &offers,
                 max,
                 opts.reasoning_chars
-                    .min(crate::prompt::MODEL_REASONING_CHARS),
-            ))?;
+                    .min(crate::tune::prompt::MODEL_REASONING_CHARS),
+            ),
+        )?;
         if !args.json.stdout() {
             tracing::info!(
                 "grammar compiled for {} in {:.2} s",
@@ -283,7 +284,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         if !args.json.stdout() {
             println!("--- proposal {} (seed {})", i + 1, params.seed);
         }
-        let p = crate::propose::ask(&mut llm, grammar.as_ref(), &messages, &params, &mut |t| {
+        let p = crate::tune::ask::ask(&mut llm, grammar.as_ref(), &messages, &params, &mut |t| {
             if live {
                 print!("{t}");
                 let _ = std::io::Write::flush(&mut std::io::stdout());

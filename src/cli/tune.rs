@@ -210,8 +210,8 @@ pub struct ModelTuningArgs {
     /// interpretation), `diagnostics` (plus what the measurements show in plain words), or
     /// `knowledge` (plus tuning hints for those symptoms, and only the options that matter).
     /// An ablation switch: recorded in the journal and the compare table.
-    #[arg(long, value_enum, default_value_t = crate::prompt::HintLevel::Knowledge)]
-    pub hints: crate::prompt::HintLevel,
+    #[arg(long, value_enum, default_value_t = crate::tune::prompt::HintLevel::Knowledge)]
+    pub hints: crate::tune::prompt::HintLevel,
     /// Replies a model samples per turn (the first greedy); the loop keeps the one most replies
     /// agree on. Default: 3 for a local model, 1 for an endpoint (each reply is a paid request).
     #[arg(long, value_parser = super::count::<usize, 0, 32>)]
@@ -379,7 +379,7 @@ pub(super) struct ProposerOpts {
     pub temperature: f64,
     pub max_tokens: usize,
     pub seed: u64,
-    pub hints: crate::prompt::HintLevel,
+    pub hints: crate::tune::prompt::HintLevel,
     /// Replies per turn; 0 = 3 for a local model, 1 for an endpoint.
     pub samples: usize,
 }

@@ -21,7 +21,7 @@ use serde_json::{Value as J, json};
 
 use super::openai::{ApiKey, ResponseFormat, excerpt};
 use super::{Completion, Finish, GenParams, Llm, Message, Role, TokenConstraint};
-use crate::http::{self, Transport};
+use crate::http;
 
 /// The smallest context window asked for.
 pub const MIN_NUM_CTX: usize = 8192;
@@ -189,73 +189,39 @@ impl OllamaBackend {
         body
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-        Duration::from_secs_f64(d.min(30.0))
-    }
-
-    /// One request with retries: the reply's JSON, or the status and body of a refusal.
+    /// One request with retries ([`http::Retrying`]): the reply's JSON, or the status and body
+    /// of a refusal.
     fn request(&mut self, body: &J) -> Result<std::result::Result<J, (u16, String)>> {
         let url = format!("{}/api/chat", self.root);
-        let mut attempt = 0u32;
-        loop {
-            let key = self.api_key.as_ref().map(ApiKey::secret);
-            let wait = match http::post_json(&url, key, body, self.timeout) {
-                Ok(r) if r.status == 200 => {
-                    return serde_json::from_str(&r.body).map(Ok).map_err(|_| {
-                        anyhow!(
-                            "{url} answered with a body that is not JSON: {}",
-                            excerpt(&r.body)
-                        )
-                    });
-                }
-                Ok(r)
-                    if r.status >= 500
-                        && self.format != ResponseFormat::Plain
-                        && refuses_format(&error_text(&r.body)) =>
-                {
-                    return Ok(Err((r.status, r.body)));
-                }
-                Ok(r) if r.status == 429 || r.status >= 500 => {
-                    if attempt >= self.max_retries {
-                        bail!(
-                            "{url} answered HTTP {} {} times in a row; giving up: {}",
-                            r.status,
-                            attempt + 1,
-                            error_text(&r.body)
-                        );
-                    }
-                    let wait = r
-                        .retry_after
-                        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)))
-                        .map_or(self.backoff(attempt), |w| w.max(self.backoff(attempt)));
-                    self.notices.push(format!(
-                        "HTTP {} from Ollama; retrying in {:.1} s",
-                        r.status,
-                        wait.as_secs_f64()
-                    ));
-                    wait
-                }
-                Ok(r) => return Ok(Err((r.status, r.body))),
-                Err(Transport::Timeout { url, seconds }) => {
-                    if attempt >= self.max_retries {
-                        bail!(
-                            "no answer from {url} within {seconds:.0} s, {} attempts; raise --openai-timeout (a model loading or a long reply on a CPU takes minutes) or check the server",
-                            attempt + 1
-                        );
-                    }
-                    self.notices
-                        .push(format!("no answer within {seconds:.0} s; retrying"));
-                    self.backoff(attempt)
-                }
-                Err(Transport::Connect { url, detail }) => bail!(
-                    "cannot connect to Ollama at {url} ({detail}): is Ollama running (`ollama serve`), and do OLLAMA_HOST / --openai-base-url point at it?"
-                ),
-                Err(e @ Transport::Other { .. }) => bail!("{e}"),
-            };
-            attempt += 1;
-            self.retries += 1;
-            std::thread::sleep(wait);
+        let how = http::Retrying {
+            max_retries: self.max_retries,
+            backoff: self.backoff,
+            timeout: self.timeout,
+            server: "Ollama",
+            timeout_hint: "raise --openai-timeout (a model loading or a long reply on a CPU takes minutes) or check the server",
+            connect_hint: "is Ollama running (`ollama serve`), and do OLLAMA_HOST / --openai-base-url point at it?",
+        };
+        let key = self.api_key.as_ref().map(ApiKey::secret);
+        let format = self.format;
+        let mut log = http::Retried::default();
+        let outcome = how.post_json(
+            &url,
+            key,
+            body,
+            |r| format != ResponseFormat::Plain && refuses_format(&error_text(&r.body)),
+            error_text,
+            &mut log,
+        );
+        self.notices.append(&mut log.notices);
+        self.retries += log.retries;
+        match outcome? {
+            Ok(r) => serde_json::from_str(&r.body).map(Ok).map_err(|_| {
+                anyhow!(
+                    "{url} answered with a body that is not JSON: {}",
+                    excerpt(&r.body)
+                )
+            }),
+            Err(r) => Ok(Err((r.status, r.body))),
         }
     }
 }

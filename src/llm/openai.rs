@@ -10,11 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use serde_json::{Value as J, json};
 
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
-use crate::http::{self, Transport};
+use crate::http;
 
 /// An API key that never prints.
 #[derive(Clone, PartialEq, Eq)]
@@ -225,81 +225,45 @@ impl OpenAiBackend {
         body
     }
 
-    /// One request with retries; returns the successful reply's JSON, or the status and body
-    /// of a refusal (4xx other than 429) for the caller to explain or work around.
+    /// One request with retries ([`http::Retrying`]); returns the successful reply's JSON, or
+    /// the status and body of a refusal (4xx other than 429) for the caller to explain or work
+    /// around.
     fn request(&mut self, body: &J) -> Result<std::result::Result<J, (u16, String)>> {
         let url = self.url();
-        let mut attempt = 0u32;
-        loop {
-            let key = self.endpoint.api_key.as_ref().map(ApiKey::secret);
-            let outcome = http::post_json(&url, key, body, self.endpoint.timeout);
-            let wait = match outcome {
-                Ok(reply) if (200..300).contains(&reply.status) => {
-                    return serde_json::from_str(&reply.body).map(Ok).map_err(|_| {
-                        anyhow!(
-                            "{url} answered HTTP {} with a body that is not JSON: {}",
-                            reply.status,
-                            excerpt(&reply.body)
-                        )
-                    });
-                }
-                // Some servers (llama-cpp-python) answer an unsupported response_format with a
-                // 500 carrying the validation error: that is a refusal to downgrade from, not
-                // an outage to wait out.
-                Ok(reply)
-                    if reply.status >= 500
-                        && self.format != ResponseFormat::Plain
-                        && refuses_format(&error_message(&reply.body)) =>
-                {
-                    return Ok(Err((reply.status, reply.body)));
-                }
-                Ok(reply) if reply.status == 429 || reply.status >= 500 => {
-                    if attempt >= self.endpoint.max_retries {
-                        bail!(
-                            "{url} answered HTTP {} {} times in a row; giving up: {}",
-                            reply.status,
-                            attempt + 1,
-                            error_message(&reply.body)
-                        );
-                    }
-                    let backoff = self.backoff(attempt);
-                    let wait = reply
-                        .retry_after
-                        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 120.0)))
-                        .map_or(backoff, |r| r.max(backoff));
-                    self.notices.push(format!(
-                        "HTTP {} from the endpoint; retrying in {:.1} s",
-                        reply.status,
-                        wait.as_secs_f64()
-                    ));
-                    wait
-                }
-                Ok(reply) => return Ok(Err((reply.status, reply.body))),
-                Err(Transport::Timeout { url, seconds }) => {
-                    if attempt >= self.endpoint.max_retries {
-                        bail!(
-                            "no answer from {url} within {seconds:.0} s, {} attempts; raise --openai-timeout or check the server",
-                            attempt + 1
-                        );
-                    }
-                    self.notices
-                        .push(format!("no answer within {seconds:.0} s; retrying"));
-                    self.backoff(attempt)
-                }
-                Err(Transport::Connect { url, detail }) => bail!(
-                    "cannot connect to {url} ({detail}): is the server running, and is --openai-base-url right?"
-                ),
-                Err(e @ Transport::Other { .. }) => bail!("{e}"),
-            };
-            attempt += 1;
-            self.retries += 1;
-            std::thread::sleep(wait);
+        let how = http::Retrying {
+            max_retries: self.endpoint.max_retries,
+            backoff: self.endpoint.backoff,
+            timeout: self.endpoint.timeout,
+            server: "the endpoint",
+            timeout_hint: "raise --openai-timeout or check the server",
+            connect_hint: "is the server running, and is --openai-base-url right?",
+        };
+        let key = self.endpoint.api_key.as_ref().map(ApiKey::secret);
+        let format = self.format;
+        let mut log = http::Retried::default();
+        // Some servers (llama-cpp-python) answer an unsupported response_format with a 500
+        // carrying the validation error: that is a refusal to downgrade from, not an outage to
+        // wait out.
+        let outcome = how.post_json(
+            &url,
+            key,
+            body,
+            |r| format != ResponseFormat::Plain && refuses_format(&error_message(&r.body)),
+            error_message,
+            &mut log,
+        );
+        self.notices.append(&mut log.notices);
+        self.retries += log.retries;
+        match outcome? {
+            Ok(reply) => serde_json::from_str(&reply.body).map(Ok).map_err(|_| {
+                anyhow!(
+                    "{url} answered HTTP {} with a body that is not JSON: {}",
+                    reply.status,
+                    excerpt(&reply.body)
+                )
+            }),
+            Err(reply) => Ok(Err((reply.status, reply.body))),
         }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self.endpoint.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-        Duration::from_secs_f64(d.min(30.0))
     }
 
     /// A non-retryable HTTP status, explained.

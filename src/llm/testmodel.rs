@@ -401,8 +401,6 @@ fn random(rng: &mut Rng, shape: &[usize], scale: f32) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
 
-/// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer into `dir`.
-/// Deterministic for a given seed.
 /// How the matrices of a generated GGUF are quantized.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quant {
@@ -463,6 +461,8 @@ impl Quant {
     }
 }
 
+/// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer into `dir`.
+/// Deterministic for a given seed.
 pub fn write_gguf(
     dir: &Path,
     arch: Arch,

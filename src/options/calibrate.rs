@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::catalog::{Catalog, CatalogEntry, Scope, Storage, raw_key_of};
-use super::config::{Config, read_typed, same_value, scope_of, storage_key};
+use super::config::{Config, same_value, scope_of, storage_key};
 use super::ini::{OptionsDoc, SectionKind};
 use super::proposal::{self, RawProposal};
 use super::rocks;
@@ -1397,15 +1397,6 @@ pub fn validate(catalog: &Catalog, doc: &OptionsDoc) -> Vec<Finding> {
         }
     }
     out
-}
-
-/// Values as the base config has them, for every catalog key (used by displays).
-pub fn effective_values(catalog: &Catalog, doc: &OptionsDoc) -> Vec<(&'static str, Option<Value>)> {
-    catalog
-        .entries
-        .iter()
-        .map(|e| (e.spec.key, read_typed(doc, &e.spec)))
-        .collect()
 }
 
 #[cfg(test)]

@@ -105,14 +105,6 @@ fn read_linked_defaults() -> Result<OptionsDoc> {
     Ok(doc)
 }
 
-/// The version of the linked RocksDB, e.g. `11.8.1`.
-pub fn linked_version() -> String {
-    linked_defaults()
-        .ok()
-        .and_then(|d| d.rocksdb_version().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Does the linked RocksDB accept `key=value` in this section? Checks one option in isolation
 /// through RocksDB's own string parser. `Err` carries RocksDB's message.
 pub fn check_key(scope: Scope, key: &str, value: &str) -> std::result::Result<(), String> {

@@ -86,11 +86,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// The JSON form used in proposals and reports.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
 }
 
 impl fmt::Display for Value {

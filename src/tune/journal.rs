@@ -38,7 +38,7 @@ pub struct Settings {
     pub seed: u64,
     /// How much help a model proposer gets (`--hints`).
     #[serde(default)]
-    pub hints: crate::prompt::HintLevel,
+    pub hints: crate::tune::prompt::HintLevel,
     /// Replies a model samples per turn (`--samples`).
     #[serde(default = "one")]
     pub samples: usize,

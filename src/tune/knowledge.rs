@@ -189,7 +189,7 @@ impl Applied {
                 let shown = s
                     .catalog
                     .get(k)
-                    .map(|e| crate::prompt::show(&e.spec.ty, v))
+                    .map(|e| crate::tune::prompt::show(&e.spec.ty, v))
                     .unwrap_or_else(|| v.to_string());
                 format!("{k} {shown}")
             })
@@ -1037,7 +1037,7 @@ mod tests {
         );
         let shown: Vec<String> = c
             .iter()
-            .map(|v| crate::prompt::show(&wb.spec.ty, v))
+            .map(|v| crate::tune::prompt::show(&wb.spec.ty, v))
             .collect();
         assert_eq!(shown, ["8 MiB", "16 MiB", "32 MiB", "128 MiB", "256 MiB"]);
     }

@@ -6,10 +6,12 @@
 //! start gives the gain with its interval, and the start is kept if the best is not confirmed.
 //! Every step lands in `journal.jsonl` as it completes; `--resume` continues from it.
 
+pub mod ask;
 pub mod expert;
 pub mod journal;
 pub mod knowledge;
 pub mod lock;
+pub mod prompt;
 pub mod proposer;
 pub mod refine;
 pub mod report;

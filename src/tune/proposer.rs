@@ -13,8 +13,8 @@ use crate::llm::{GenParams, Llm, Message};
 use crate::options::proposal::RawProposal;
 use crate::options::value::{OptionType, Value};
 use crate::options::{Catalog, Config};
-use crate::prompt::HintLevel;
 use crate::sysinfo::Facts;
+use crate::tune::prompt::HintLevel;
 
 /// What a proposer knows when it proposes.
 pub struct Context<'a> {
@@ -98,7 +98,7 @@ pub trait Proposer {
 }
 
 /// A language model as proposer. Each turn is one self-contained message with the state of the
-/// tune ([`crate::prompt::state`]); the proposal grammar (local models) or response schema
+/// tune ([`crate::tune::prompt::state`]); the proposal grammar (local models) or response schema
 /// (endpoints) admits exactly the values offered in it. Several replies are sampled per turn
 /// (the first greedy) and the loop keeps the one most replies agree with.
 pub struct LlmProposer {
@@ -157,16 +157,16 @@ impl Proposer for LlmProposer {
             ctx.catalog
                 .entries
                 .len()
-                .div_ceil(crate::prompt::WINDOW)
+                .div_ceil(crate::tune::prompt::WINDOW)
                 .max(1)
         };
         for _ in 0..rounds {
-            let turn = crate::prompt::Turn {
+            let turn = crate::tune::prompt::Turn {
                 seed: self.params.seed,
                 index: self.asked,
             };
             self.asked += 1;
-            offers = crate::prompt::offers(ctx, self.hints, turn);
+            offers = crate::tune::prompt::offers(ctx, self.hints, turn);
             if !offers.is_empty() {
                 break;
             }
@@ -177,13 +177,13 @@ impl Proposer for LlmProposer {
                 .push("no option has a value left to try: nothing was asked".into());
             return Ok(p);
         }
-        let max = crate::prompt::MODEL_MAX_CHANGES.min(ctx.schema.max_changes.max(1));
-        let schema = crate::prompt::schema(
+        let max = crate::tune::prompt::MODEL_MAX_CHANGES.min(ctx.schema.max_changes.max(1));
+        let schema = crate::tune::prompt::schema(
             &offers,
             max,
             ctx.schema
                 .reasoning_chars
-                .min(crate::prompt::MODEL_REASONING_CHARS),
+                .min(crate::tune::prompt::MODEL_REASONING_CHARS),
         );
         let grammar = self
             .grammar
@@ -191,9 +191,9 @@ impl Proposer for LlmProposer {
             .map(|g| g.compile(&schema))
             .transpose()?;
         self.llm.set_response_schema(Some(&schema));
-        let user = crate::prompt::state(ctx, self.hints, &offers, max);
+        let user = crate::tune::prompt::state(ctx, self.hints, &offers, max);
         let messages = [
-            Message::system(crate::prompt::system(max)),
+            Message::system(crate::tune::prompt::system(max)),
             Message::user(user.clone()),
         ];
         let started = std::time::Instant::now();
@@ -207,7 +207,7 @@ impl Proposer for LlmProposer {
             if i == 0 {
                 params.temperature = 0.0;
             }
-            let p = crate::propose::ask(
+            let p = crate::tune::ask::ask(
                 self.llm.as_mut(),
                 grammar.as_ref(),
                 &messages,

@@ -88,7 +88,7 @@ fn constrained_runs(gguf: &Path, opts: SchemaOptions, seeds: std::ops::Range<u64
                     max_tokens: 2048,
                     ..GenParams::default()
                 };
-                let p = lsmtune::propose::ask(
+                let p = lsmtune::tune::ask::ask(
                     &mut m,
                     Some(&grammar),
                     &messages(),
@@ -181,7 +181,7 @@ fn without_the_grammar_the_same_model_writes_garbage() {
             max_tokens: 200,
             ..GenParams::default()
         };
-        let p = lsmtune::propose::ask(&mut m, None, &messages(), &params, &mut |_| {}).unwrap();
+        let p = lsmtune::tune::ask::ask(&mut m, None, &messages(), &params, &mut |_| {}).unwrap();
         assert!(p.mask.is_none());
         let c = cal.calibrate(&base, &p.raw);
         let clean = c.corrections.iter().all(|c| !WRONG.contains(&c.rule));

@@ -282,7 +282,7 @@ fn a_server_refusing_the_schema_is_asked_again_with_weaker_formats() {
         ok(reply, "stop"),
     ]);
     let mut b = OpenAiBackend::new(endpoint(&s.base_url), Some(schema()));
-    let p = lsmtune::propose::ask(
+    let p = lsmtune::tune::ask::ask(
         &mut b,
         None,
         &[Message::user("propose")],

@@ -13,8 +13,8 @@ use lsmtune::bench::measure::{Diagnostics, Latency, Measurement};
 use lsmtune::bench::{BenchEngine, Kind, RunFailure, Workload};
 use lsmtune::llm::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
 use lsmtune::options::{Config, OptionsDoc};
-use lsmtune::prompt::HintLevel;
 use lsmtune::tune::journal::{self, Decision, Iteration, Record, Settings};
+use lsmtune::tune::prompt::HintLevel;
 use lsmtune::tune::proposer::{Context, LlmProposer, Proposal, Proposer, Reply};
 use lsmtune::tune::{Quiet, Tuner};
 
@@ -426,7 +426,7 @@ fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
     // A window's options without a value left to try (none here) drop out: at most a window.
     let first = offered(prompt);
     assert!(
-        (lsmtune::prompt::WINDOW / 2..=lsmtune::prompt::WINDOW).contains(&first.len()),
+        (lsmtune::tune::prompt::WINDOW / 2..=lsmtune::tune::prompt::WINDOW).contains(&first.len()),
         "{prompt}"
     );
     let second = offered(&seen[1][1].content);
@@ -440,7 +440,7 @@ fn a_model_gets_the_state_prompt_and_the_reply_most_samples_agree_on_wins() {
             reasoning_chars: 200,
         },
     );
-    let rounds = proposable.len().div_ceil(lsmtune::prompt::WINDOW);
+    let rounds = proposable.len().div_ceil(lsmtune::tune::prompt::WINDOW);
     assert!(seen.len() >= rounds, "{} prompts", seen.len());
     let mut all: std::collections::BTreeSet<String> = Default::default();
     for m in &seen[..rounds] {

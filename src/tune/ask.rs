@@ -5,6 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::bench::stats::quantile;
 use crate::grammar::Grammar;
 use crate::llm::{Completion, GenParams, Llm, Message};
 use crate::options::proposal::{self, RawProposal};
@@ -26,17 +27,6 @@ pub struct ModelProposal {
     pub completion: Completion,
     pub raw: RawProposal,
     pub mask: Option<MaskStats>,
-}
-
-/// The `q` quantile (0..=1) of unsorted samples, nearest rank.
-pub fn quantile(samples: &[f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let mut v = samples.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
 }
 
 /// Ask `llm` for a proposal: under `grammar` when given, else free text.
