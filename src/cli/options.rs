@@ -163,7 +163,7 @@ pub fn run(cmd: OptionsCommand) -> Result<()> {
     }
 }
 
-fn category_name(c: options::catalog::Category) -> String {
+fn category_name(c: options::spec::Category) -> String {
     serde_json::to_value(c)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -206,7 +206,7 @@ fn show_catalog(catalog: &Catalog, category: Option<&str>, json: Json) -> Result
     );
     for e in entries {
         let safety = match e.spec.safety {
-            options::catalog::Safety::Safe => String::new(),
+            options::spec::Safety::Safe => String::new(),
             s => format!(" [{}]", s.describe()),
         };
         let ty = e.spec.ty.describe();
@@ -238,12 +238,12 @@ fn show_file(catalog: &Catalog, path: &Path, json: Json) -> Result<()> {
     let doc = OptionsDoc::read(path)?;
     let mut rows = Vec::new();
     for section in &doc.sections {
-        let scope = options::config::scope_of(&section.kind);
+        let scope = options::access::scope_of(&section.kind);
         let check_scope = match &section.kind {
-            options::ini::SectionKind::Db => Some(options::catalog::Scope::Db),
-            options::ini::SectionKind::Cf(_) => Some(options::catalog::Scope::Cf),
+            options::ini::SectionKind::Db => Some(options::spec::Scope::Db),
+            options::ini::SectionKind::Cf(_) => Some(options::spec::Scope::Cf),
             options::ini::SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
-                Some(options::catalog::Scope::Table)
+                Some(options::spec::Scope::Table)
             }
             _ => None,
         };

@@ -12,7 +12,8 @@
 
 use serde_json::{Value as J, json};
 
-use crate::options::catalog::{Catalog, Safety};
+use crate::options::catalog::Catalog;
+use crate::options::spec::Safety;
 use crate::options::value::OptionType;
 
 /// What shapes the schema.

@@ -126,7 +126,7 @@ impl Arch {
 /// Text the tokenizer learns from: option names, values, JSON proposals and chat words.
 fn corpus() -> Vec<String> {
     let mut lines = Vec::new();
-    for s in crate::options::catalog::specs() {
+    for s in crate::options::spec::specs() {
         lines.push(format!("{{\"{}\": {}}}", s.key, s.meaning));
         lines.push(format!("{}={}", s.key, s.ty.describe()));
     }

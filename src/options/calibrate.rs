@@ -10,11 +10,13 @@ use std::fmt;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::catalog::{Catalog, CatalogEntry, Scope, Storage, raw_key_of};
-use super::config::{Config, same_value, scope_of, storage_key};
+use super::access::{same_value, scope_of, storage_key};
+use super::catalog::{Catalog, CatalogEntry};
+use super::config::Config;
 use super::ini::{OptionsDoc, SectionKind};
 use super::proposal::{self, RawProposal};
 use super::rocks;
+use super::spec::{Scope, Storage, raw_key_of};
 use super::value::{OptionType, Value, coerce, human_bytes};
 
 /// Why a correction was made.

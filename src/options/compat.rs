@@ -4,7 +4,7 @@
 
 use anyhow::{Result, bail};
 
-use super::config::{parse_struct, render_struct};
+use super::access::{parse_struct, render_struct};
 use super::ini::OptionsDoc;
 
 /// A document an older RocksDB accepts, and what had to go.

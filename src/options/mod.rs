@@ -1,7 +1,10 @@
-//! The option space of the linked RocksDB: the catalog of tunable options, OPTIONS files, typed
-//! configurations, proposal parsing, the calibrator, and (in `rocks`, the only FFI here) RocksDB's
-//! own verdict.
+//! The option space of the linked RocksDB, layered without cycles: option specs (`spec`), how each
+//! option is read and written in an OPTIONS document (`access`, over `ini` and `value`), the
+//! catalog of specs resolved against the linked RocksDB's defaults (`catalog`), typed
+//! configurations (`config`), proposal parsing, the calibrator, and (in `rocks`, the only FFI
+//! here) RocksDB's own verdict.
 
+pub mod access;
 pub mod calibrate;
 pub mod catalog;
 pub mod compat;
@@ -9,6 +12,7 @@ pub mod config;
 pub mod ini;
 pub mod proposal;
 pub mod rocks;
+pub mod spec;
 pub mod value;
 
 use anyhow::Result;

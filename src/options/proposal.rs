@@ -5,9 +5,9 @@
 
 use serde_json::Value as J;
 
-use super::catalog::Scope;
-use super::config::scope_of;
+use super::access::scope_of;
 use super::ini::{OptionsDoc, SectionKind, unescape};
+use super::spec::Scope;
 use super::value::RawValue;
 
 /// One proposed change as written.

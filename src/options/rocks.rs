@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result, anyhow};
 use rocksdb::{Cache, DB, Env, Options};
 
-use super::catalog::Scope;
 use super::config::Config;
 use super::ini::{OptionsDoc, SectionKind, unescape};
+use super::spec::Scope;
 use super::value::parse_number;
 
 /// Block cache capacity RocksDB uses when nothing else is said (read from the linked library at
@@ -129,7 +129,7 @@ pub fn block_cache_capacity(doc: &OptionsDoc) -> usize {
     doc.get(&Scope::Table.section(), "block_cache")
         .and_then(|v| {
             let v = unescape(v);
-            let text = match super::config::parse_struct(&v) {
+            let text = match super::access::parse_struct(&v) {
                 Some(fields) => fields.into_iter().find(|(k, _)| k == "capacity")?.1,
                 None => v,
             };

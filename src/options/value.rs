@@ -490,7 +490,7 @@ mod tests {
 
     #[test]
     fn enums_match_loosely_but_never_ambiguously() {
-        const COMP: &[&str] = crate::options::catalog::COMPRESSIONS;
+        const COMP: &[&str] = crate::options::spec::COMPRESSIONS;
         assert_eq!(match_enum(COMP, "kLZ4Compression"), Some("kLZ4Compression"));
         assert_eq!(match_enum(COMP, "lz4"), Some("kLZ4Compression"));
         assert_eq!(match_enum(COMP, "LZ4HC"), Some("kLZ4HCCompression"));

@@ -256,7 +256,7 @@ impl Proposer for ExpertProposer {
         let already = |key: &str, v: &Value| {
             ctx.catalog
                 .get(key)
-                .is_some_and(|e| crate::options::config::same_value(&ctx.best.get(e), v))
+                .is_some_and(|e| crate::options::access::same_value(&ctx.best.get(e), v))
         };
         let pick = advice(ctx).into_iter().find(|a| {
             let new: Vec<&(&str, Value)> =

@@ -11,9 +11,10 @@
 
 use crate::bench::Workload;
 use crate::bench::measure::{Diagnostics, StallCause};
-use crate::options::catalog::{Catalog, Safety};
+use crate::options::catalog::Catalog;
+use crate::options::spec::Safety;
 use crate::options::value::{OptionType, Value, human_bytes};
-use crate::options::{Config, config::same_value};
+use crate::options::{Config, access::same_value};
 use crate::sysinfo::Facts;
 
 const MIB: i64 = 1 << 20;

@@ -259,7 +259,7 @@ pub fn most_agreed(candidates: &[&std::collections::BTreeMap<String, Value>]) ->
             .iter()
             .filter(|c| {
                 c.get(k)
-                    .is_some_and(|x| crate::options::config::same_value(x, v))
+                    .is_some_and(|x| crate::options::access::same_value(x, v))
             })
             .count()
     };

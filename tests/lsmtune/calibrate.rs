@@ -302,7 +302,7 @@ fn compression_change_clears_a_per_level_list() {
     let c = cal(8 << 30, false);
     let mut doc = rocks::linked_defaults().unwrap().clone();
     doc.set(
-        &options::catalog::Scope::Cf.section(),
+        &options::spec::Scope::Cf.section(),
         "compression_per_level",
         "kNoCompression:kSnappyCompression:kSnappyCompression",
     );
@@ -310,10 +310,9 @@ fn compression_change_clears_a_per_level_list() {
     let r = c.calibrate_text(&b, "compression=kZSTD");
     assert!(rules(&r, "compression_per_level").contains(&Rule::Dependency));
     assert_eq!(
-        r.config.doc.get(
-            &options::catalog::Scope::Cf.section(),
-            "compression_per_level"
-        ),
+        r.config
+            .doc
+            .get(&options::spec::Scope::Cf.section(), "compression_per_level"),
         Some("")
     );
 }

@@ -283,7 +283,7 @@ fn db_bench_loads_the_calibrated_file_when_available() {
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("dropped"), "{}", text(&o));
     let doc = lsmtune::options::OptionsDoc::read(&compat).unwrap();
-    let table = lsmtune::options::catalog::Scope::Table.section();
+    let table = lsmtune::options::spec::Scope::Table.section();
     assert_eq!(
         doc.get(&table, "block_size"),
         Some("16384"),
