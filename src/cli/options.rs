@@ -238,15 +238,8 @@ fn show_file(catalog: &Catalog, path: &Path, json: Json) -> Result<()> {
     let doc = OptionsDoc::read(path)?;
     let mut rows = Vec::new();
     for section in &doc.sections {
-        let scope = options::access::scope_of(&section.kind);
-        let check_scope = match &section.kind {
-            options::ini::SectionKind::Db => Some(options::spec::Scope::Db),
-            options::ini::SectionKind::Cf(_) => Some(options::spec::Scope::Cf),
-            options::ini::SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
-                Some(options::spec::Scope::Table)
-            }
-            _ => None,
-        };
+        let scope = options::spec::Scope::tuned(&section.kind);
+        let check_scope = options::spec::Scope::parsed_as(&section.kind);
         for (k, v) in &section.entries {
             let entry = scope.and_then(|s| catalog.by_raw(s, k));
             let known = match check_scope {

@@ -3,7 +3,7 @@
 //! `block_cache`, filter bits and kind in `filter_policy`, fields of nested structs).
 
 use super::ini::{OptionsDoc, unescape};
-use super::spec::{OptionSpec, Scope, Storage, raw_key_of};
+use super::spec::{OptionSpec, Storage, raw_key_of};
 use super::value::{RawValue, Value, coerce};
 
 /// Split a nested struct value `{a=1;b={x=2;};}` into its fields, in order.
@@ -196,18 +196,5 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
         _ => a == b,
-    }
-}
-
-/// The scope a raw section belongs to for the default column family, if any.
-pub fn scope_of(kind: &super::ini::SectionKind) -> Option<Scope> {
-    use super::ini::SectionKind as K;
-    match kind {
-        K::Db => Some(Scope::Db),
-        K::Cf(name) if name == "default" => Some(Scope::Cf),
-        K::Table { factory, cf } if cf == "default" && factory == "BlockBasedTable" => {
-            Some(Scope::Table)
-        }
-        _ => None,
     }
 }

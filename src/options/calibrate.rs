@@ -10,7 +10,7 @@ use std::fmt;
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::access::{same_value, scope_of, storage_key};
+use super::access::{same_value, storage_key};
 use super::catalog::{Catalog, CatalogEntry};
 use super::config::Config;
 use super::ini::{OptionsDoc, SectionKind};
@@ -520,13 +520,8 @@ impl<'c> Calibrator<'c> {
         });
         if rocks::check_open(&doc).is_err() {
             for section in &mut doc.sections {
-                let scope = match &section.kind {
-                    SectionKind::Db => Scope::Db,
-                    SectionKind::Cf(_) => Scope::Cf,
-                    SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
-                        Scope::Table
-                    }
-                    _ => continue,
+                let Some(scope) = Scope::parsed_as(&section.kind) else {
+                    continue;
                 };
                 let header = section.kind.header();
                 section
@@ -1278,12 +1273,9 @@ pub fn validate(catalog: &Catalog, doc: &OptionsDoc) -> Vec<Finding> {
     for section in &doc.sections {
         let scope = match &section.kind {
             SectionKind::Version => continue,
-            SectionKind::Db => Some(Scope::Db),
-            SectionKind::Cf(_) => Some(Scope::Cf),
-            SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
-                Some(Scope::Table)
+            SectionKind::Db | SectionKind::Cf(_) | SectionKind::Table { .. } => {
+                Scope::parsed_as(&section.kind)
             }
-            SectionKind::Table { .. } => None,
             SectionKind::Other(_) => {
                 out.push(Finding {
                     level: "error",
@@ -1332,7 +1324,7 @@ pub fn validate(catalog: &Catalog, doc: &OptionsDoc) -> Vec<Finding> {
         });
     }
     for section in &doc.sections {
-        let Some(scope) = scope_of(&section.kind) else {
+        let Some(scope) = Scope::tuned(&section.kind) else {
             continue;
         };
         for (k, v) in &section.entries {

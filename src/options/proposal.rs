@@ -5,7 +5,6 @@
 
 use serde_json::Value as J;
 
-use super::access::scope_of;
 use super::ini::{OptionsDoc, SectionKind, unescape};
 use super::spec::Scope;
 use super::value::RawValue;
@@ -228,7 +227,7 @@ pub fn parse(text: &str) -> RawProposal {
     {
         out.format = "options-file";
         for section in &doc.sections {
-            match scope_of(&section.kind) {
+            match Scope::tuned(&section.kind) {
                 Some(scope) => {
                     for (k, v) in &section.entries {
                         out.entries.push(RawEntry {

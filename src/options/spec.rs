@@ -20,6 +20,30 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope of the catalog's options a section holds: only the default column family and
+    /// its block-based table are tuned.
+    pub fn tuned(kind: &SectionKind) -> Option<Scope> {
+        match kind {
+            SectionKind::Cf(name) if name != "default" => None,
+            SectionKind::Table { cf, .. } if cf != "default" => None,
+            _ => Scope::parsed_as(kind),
+        }
+    }
+
+    /// The scope RocksDB's option parser reads a section's keys as (any column family); `None`
+    /// for `[Version]`, other table factories and sections RocksDB does not know.
+    pub fn parsed_as(kind: &SectionKind) -> Option<Scope> {
+        match kind {
+            SectionKind::Db => Some(Scope::Db),
+            SectionKind::Cf(_) => Some(Scope::Cf),
+            SectionKind::Table { factory, .. } if factory == "BlockBasedTable" => {
+                Some(Scope::Table)
+            }
+            _ => None,
+        }
+    }
+
+    /// The section of the default column family that holds this scope.
     pub fn section(self) -> SectionKind {
         match self {
             Scope::Db => SectionKind::Db,
