@@ -9,6 +9,7 @@
 //!   (`tune::prompt`) and one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
+//! - [`rng`]: the one seeded random number generator.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
@@ -21,5 +22,6 @@ pub mod http;
 pub mod interrupt;
 pub mod llm;
 pub mod options;
+pub mod rng;
 pub mod sysinfo;
 pub mod tune;

@@ -290,7 +290,7 @@ pub fn probe_storage(dir: &Path, size: usize) -> std::io::Result<StorageProbe> {
         .write(true)
         .read(true)
         .open(&path)?;
-    let mut rng = crate::bench::workload::Rng::new(0x0510_7A6E);
+    let mut rng = crate::rng::Rng::new(0x0510_7A6E);
     let chunk: Vec<u8> = (0..1 << 20).map(|_| rng.below(256) as u8).collect();
     let t = Instant::now();
     for _ in 0..size >> 20 {

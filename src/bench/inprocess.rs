@@ -12,8 +12,9 @@ use hdrhistogram::Histogram;
 use rocksdb::{DB, ReadOptions, WriteOptions};
 
 use super::measure::{Diagnostics, Latency, Measurement, RocksCounters, dir_size};
-use super::workload::{Kind, Op, OpChooser, Rng, ValuePool, Workload, Zipfian, make_key};
+use super::workload::{Kind, Op, OpChooser, ValuePool, Workload, Zipfian, make_key};
 use crate::options::{OptionsDoc, rocks};
+use crate::rng::Rng;
 
 /// Live progress: operations done in the current phase.
 #[derive(Debug, Default)]
@@ -192,12 +193,12 @@ pub fn run(
     let fill_start = Instant::now();
     if w.kind.needs_fill() {
         fill(&db, w, progress)?;
-        rocks::settle(&db, Duration::from_secs(120));
+        settle(&db, Duration::from_secs(120));
     }
     let fill_seconds = fill_start.elapsed().as_secs_f64();
     let zipf = OpChooser::wants_zipfian(w.kind).then(|| Zipfian::new(w.num));
     let latest = AtomicU64::new(w.num.saturating_sub(1));
-    let before = rocks::counters(&db, &loaded.db);
+    let before = counters(&db, &loaded.db);
     let (cpu0, _) = rusage();
     let start = Instant::now();
     let deadline = w.duration.map(|d| start + d);
@@ -240,7 +241,7 @@ pub fn run(
     });
     let seconds = start.elapsed().as_secs_f64();
     let (cpu1, peak_rss) = rusage();
-    let after = rocks::counters(&db, &loaded.db);
+    let after = counters(&db, &loaded.db);
     let mut hist = new_histogram();
     let (mut ops, mut reads, mut found) = (0, 0, 0);
     for r in results {
@@ -304,5 +305,97 @@ fn delta(a: &RocksCounters, b: &RocksCounters) -> RocksCounters {
         compaction_cpu_micros: b
             .compaction_cpu_micros
             .saturating_sub(a.compaction_cpu_micros),
+    }
+}
+
+/// RocksDB's counters and LSM shape, read from an open database whose options enabled
+/// statistics (`open_with(.., true)`).
+pub fn counters(db: &DB, opts: &rocksdb::Options) -> RocksCounters {
+    use rocksdb::statistics::Ticker as T;
+    let t = |ticker| opts.get_ticker_count(ticker);
+    let prop = |name: &rocksdb::properties::PropName| {
+        db.property_int_value(name).ok().flatten().unwrap_or(0)
+    };
+    let stalls = stall_counts(db);
+    RocksCounters {
+        stall_micros: t(T::StallMicros),
+        user_bytes_written: t(T::BytesWritten),
+        flush_write_bytes: t(T::FlushWriteBytes),
+        compact_read_bytes: t(T::CompactReadBytes),
+        compact_write_bytes: t(T::CompactWriteBytes),
+        block_cache_hit: t(T::BlockCacheHit),
+        block_cache_miss: t(T::BlockCacheMiss),
+        bloom_useful: t(T::BloomFilterUseful),
+        bloom_full_positive: t(T::BloomFilterFullPositive),
+        bloom_full_true_positive: t(T::BloomFilterFullTruePositive),
+        memtable_hit: t(T::MemtableHit),
+        l0_files: db
+            .property_int_value(rocksdb::properties::num_files_at_level(0))
+            .ok()
+            .flatten()
+            .unwrap_or(0),
+        sst_bytes: prop(rocksdb::properties::TOTAL_SST_FILES_SIZE),
+        pending_compaction_bytes: prop(rocksdb::properties::ESTIMATE_PENDING_COMPACTION_BYTES),
+        stalls_l0: stalls.0,
+        stalls_memtable: stalls.1,
+        stalls_pending_compaction: stalls.2,
+        compaction_cpu_micros: t(T::CompactionCpuTotalTime),
+    }
+}
+
+/// Write stall counts (delays + stops) by cause from `rocksdb.cf-write-stall-stats`
+/// (`Write Stall (count): l0-file-count-limit-delays: 13, ...`): L0 files, memtables, pending
+/// compaction bytes. Zeros when RocksDB does not report them.
+fn stall_counts(db: &DB) -> (u64, u64, u64) {
+    let text = db
+        .property_value("rocksdb.cf-write-stall-stats")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    parse_stall_counts(&text)
+}
+
+fn parse_stall_counts(text: &str) -> (u64, u64, u64) {
+    let body = text.split_once(':').map_or("", |(_, b)| b);
+    let mut out = (0, 0, 0);
+    for item in body.split(',') {
+        let Some((k, v)) = item.split_once(':') else {
+            continue;
+        };
+        let v: u64 = v.trim().parse().unwrap_or(0);
+        match k.trim() {
+            "l0-file-count-limit-delays" | "l0-file-count-limit-stops" => out.0 += v,
+            "memtable-limit-delays" | "memtable-limit-stops" => out.1 += v,
+            "pending-compaction-bytes-delays" | "pending-compaction-bytes-stops" => out.2 += v,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Flush memtables and wait (up to `limit`) until no flush or compaction is running or pending,
+/// so a measured phase does not start in the middle of the fill's background work.
+pub fn settle(db: &DB, limit: std::time::Duration) {
+    let _ = db.flush();
+    let start = std::time::Instant::now();
+    let busy = |name: &rocksdb::properties::PropName| {
+        db.property_int_value(name).ok().flatten().unwrap_or(0) > 0
+    };
+    while start.elapsed() < limit
+        && (busy(rocksdb::properties::COMPACTION_PENDING)
+            || busy(rocksdb::properties::NUM_RUNNING_COMPACTIONS)
+            || busy(rocksdb::properties::NUM_RUNNING_FLUSHES))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    #[test]
+    fn stall_counts_parse_rocksdbs_text() {
+        let t = "Write Stall (count): cf-l0-file-count-limit-delays-with-ongoing-compaction: 12, cf-l0-file-count-limit-stops-with-ongoing-compaction: 0, l0-file-count-limit-delays: 13, l0-file-count-limit-stops: 0, memtable-limit-delays: 0, memtable-limit-stops: 3, pending-compaction-bytes-delays: 1, pending-compaction-bytes-stops: 2, total-delays: 13, total-stops: 3\n";
+        assert_eq!(super::parse_stall_counts(t), (13, 3, 3));
+        assert_eq!(super::parse_stall_counts(""), (0, 0, 0));
     }
 }

@@ -3,7 +3,7 @@
 //! is looked for among the most likely 256 tokens (found in linear time), and only when those
 //! do not reach `top_p` is the full vocabulary sorted, so the result is exactly top-p sampling.
 
-use crate::bench::workload::Rng;
+use crate::rng::Rng;
 
 /// A seeded sampler.
 pub struct Sampler {

@@ -14,7 +14,7 @@ use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::bench::workload::Rng;
+use crate::rng::Rng;
 
 /// Dimensions of a generated model.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -93,7 +93,7 @@ pub fn rotation(keys: &[&'static str], turn: Turn, width: usize) -> Vec<&'static
         return Vec::new();
     }
     let mut order: Vec<&'static str> = keys.to_vec();
-    let mut rng = crate::bench::workload::Rng::new(turn.seed ^ 0x000F_FE25);
+    let mut rng = crate::rng::Rng::new(turn.seed ^ 0x000F_FE25);
     for i in (1..order.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         order.swap(i, j);

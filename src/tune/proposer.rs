@@ -279,13 +279,13 @@ pub fn most_agreed(candidates: &[&std::collections::BTreeMap<String, Value>]) ->
 /// Valid random changes from the catalog: a baseline for researchers. 1 to 3 options, values
 /// uniform in range (log-uniform for sizes and wide integer ranges).
 pub struct RandomProposer {
-    rng: crate::bench::workload::Rng,
+    rng: crate::rng::Rng,
 }
 
 impl RandomProposer {
     pub fn new(seed: u64) -> RandomProposer {
         RandomProposer {
-            rng: crate::bench::workload::Rng::new(seed ^ 0x5EED),
+            rng: crate::rng::Rng::new(seed ^ 0x5EED),
         }
     }
 
