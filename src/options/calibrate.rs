@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::{Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::access::{same_value, storage_key};
 use super::catalog::{Catalog, CatalogEntry};
@@ -20,7 +20,7 @@ use super::spec::{Scope, Storage, raw_key_of};
 use super::value::{OptionType, Value, coerce, human_bytes};
 
 /// Why a correction was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// Key spelled with other case, a section prefix, or dashes: read as the catalog key.
@@ -90,7 +90,7 @@ impl Rule {
 }
 
 /// One thing the calibrator changed, with why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Correction {
     pub key: String,
     pub from: Option<String>,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bench::Workload;
 use crate::bench::measure::Diagnostics;
 use crate::bench::stats::Comparison;
+use crate::options::calibrate::{Correction, Rule};
 use crate::sysinfo::Facts;
 
 pub const FILE: &str = "journal.jsonl";
@@ -108,6 +109,33 @@ pub enum Decision {
     Repeat,
 }
 
+/// A calibrator correction in the journal: the typed record, or the text older journals hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JournaledCorrection {
+    Typed(Correction),
+    Text(String),
+}
+
+impl JournaledCorrection {
+    /// The rule, when the record is typed.
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            JournaledCorrection::Typed(c) => Some(c.rule),
+            JournaledCorrection::Text(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for JournaledCorrection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournaledCorrection::Typed(c) => c.fmt(f),
+            JournaledCorrection::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 /// One iteration, as completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Iteration {
@@ -127,8 +155,9 @@ pub struct Iteration {
     /// The values those options had before (in the best configuration): key -> old value.
     #[serde(default)]
     pub changes_from: BTreeMap<String, String>,
-    /// Calibrator corrections, as `[rule] key: from -> to: reason`.
-    pub corrections: Vec<String>,
+    /// Calibrator corrections as records (rule, key, from, to, reason); journals written before
+    /// they were typed hold them as text (`[rule] key: from -> to: reason`), read back as such.
+    pub corrections: Vec<JournaledCorrection>,
     /// The candidate OPTIONS file, relative to the output folder.
     pub candidate_file: Option<String>,
     /// The best configuration re-measured alongside the candidate (interleaved).
@@ -262,4 +291,25 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrections_are_typed_records_and_old_text_still_reads() {
+        let old_and_new = r#"["[range] write_buffer_size: 1 -> 65536: below the minimum",
+            {"key": "write_buffer_size", "from": "1", "to": "65536", "rule": "range",
+             "reason": "below the minimum"}]"#;
+        let v: Vec<JournaledCorrection> = serde_json::from_str(old_and_new).unwrap();
+        assert!(matches!(v[0], JournaledCorrection::Text(_)));
+        assert_eq!(v[0].rule(), None);
+        assert_eq!(v[1].rule(), Some(Rule::Range));
+        // The same words either way, and the typed one is written as a record.
+        assert_eq!(v[0].to_string(), v[1].to_string());
+        let back = serde_json::to_value(&v[1]).unwrap();
+        assert_eq!(back["rule"], "range");
+        assert_eq!(back["to"], "65536");
+    }
 }

@@ -569,7 +569,12 @@ impl Tuner<'_> {
         it.reasoning = cal.reasoning.clone();
         it.proposed = cal.proposed;
         it.invalid = cal.invalid_entries();
-        it.corrections = cal.corrections.iter().map(|c| c.to_string()).collect();
+        it.corrections = cal
+            .corrections
+            .iter()
+            .cloned()
+            .map(journal::JournaledCorrection::Typed)
+            .collect();
         it.changes = cal
             .changes
             .iter()
