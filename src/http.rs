@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use hf_hub::Cache;
 
@@ -56,6 +57,13 @@ pub enum DownloadError {
         file: String,
         detail: String,
     },
+}
+
+static DOWNLOAD_BARS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether downloads draw a progress bar on a terminal (off with `-q`).
+pub fn show_download_bars(on: bool) {
+    DOWNLOAD_BARS.store(on, Ordering::Relaxed);
 }
 
 /// Download one file of a model repo into the Hugging Face cache whose hub folder is `hf_cache`
@@ -221,7 +229,7 @@ pub fn hf_download(
     let total = body
         .header("Content-Length")
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if std::io::stderr().is_terminal() && DOWNLOAD_BARS.load(Ordering::Relaxed) {
         let b = indicatif::ProgressBar::new(total.unwrap_or(0));
         b.set_style(
             indicatif::ProgressStyle::with_template(
@@ -431,6 +439,11 @@ impl Retrying<'_> {
         error_text: impl Fn(&str) -> String,
         log: &mut Retried,
     ) -> anyhow::Result<Result<Reply, Reply>> {
+        // The URL as errors and logs show it: a key someone put in it is taken out.
+        let shown = match bearer.filter(|k| !k.is_empty()) {
+            Some(k) => url.replace(k, "[redacted]"),
+            None => url.to_string(),
+        };
         let mut attempt = 0u32;
         loop {
             let wait = match post_json(url, bearer, body, self.timeout) {
@@ -439,7 +452,7 @@ impl Retrying<'_> {
                 Ok(r) if r.status == 429 || r.status >= 500 => {
                     if attempt >= self.max_retries {
                         anyhow::bail!(
-                            "{url} answered HTTP {} {} times in a row; giving up: {}",
+                            "{shown} answered HTTP {} {} times in a row; giving up: {}",
                             r.status,
                             attempt + 1,
                             error_text(&r.body)
@@ -476,7 +489,7 @@ impl Retrying<'_> {
                 }
                 Err(e @ Transport::Other { .. }) => anyhow::bail!("{e}"),
             };
-            tracing::debug!("retrying {url} in {:.1} s", wait.as_secs_f64());
+            tracing::debug!("retrying {shown} in {:.1} s", wait.as_secs_f64());
             attempt += 1;
             log.retries += 1;
             std::thread::sleep(wait);

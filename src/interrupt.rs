@@ -15,7 +15,7 @@
 //! which would end the process as a crash: [`while_mapped`] turns that into one clear error line
 //! and exit code 2.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 
 use anyhow::Result;
 
@@ -105,36 +105,60 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The message [`on_sigbus`] prints (leaked once per [`while_mapped`] call: a few bytes).
-static SIGBUS_MSG: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-static SIGBUS_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The message [`on_sigbus`] prints: one leaked record per [`while_mapped`] call (a few bytes),
+/// behind one pointer so the handler never pairs one call's text with another's length.
+struct SigbusMsg {
+    ptr: *const u8,
+    len: usize,
+}
+static SIGBUS_MSG: AtomicPtr<SigbusMsg> = AtomicPtr::new(std::ptr::null_mut());
+/// One guarded load at a time (loads are rare; the guard owns the process-wide handler).
+static SIGBUS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 extern "C" fn on_sigbus(_sig: libc::c_int) {
     // Only async-signal-safe calls: write(2) and _exit(2).
-    let p = SIGBUS_MSG.load(Ordering::SeqCst);
-    let n = SIGBUS_LEN.load(Ordering::SeqCst);
+    let m = SIGBUS_MSG.load(Ordering::SeqCst);
     unsafe {
-        if !p.is_null() {
-            libc::write(2, p as *const libc::c_void, n);
+        if !m.is_null() {
+            libc::write(2, (*m).ptr as *const libc::c_void, (*m).len);
         }
         libc::_exit(2);
+    }
+}
+
+/// Puts the previous SIGBUS action back however `f` ends (a panic included).
+struct Restore(libc::sigaction);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: restoring the action saved when the guard was made.
+        unsafe {
+            libc::sigaction(libc::SIGBUS, &self.0, std::ptr::null_mut());
+        }
+        SIGBUS_MSG.store(std::ptr::null_mut(), Ordering::SeqCst);
     }
 }
 
 /// Run `f`, which reads memory-mapped files described by `what`; should one of them shrink
 /// while it runs (another process truncating it), the SIGBUS this raises ends the process with
 /// `error: <what> changed size while it was being read ...` and exit code 2 instead of a
-/// crash. The previous SIGBUS action is restored afterwards.
+/// crash. The previous SIGBUS action is restored afterwards, also when `f` panics. Calls from
+/// several threads take turns; a call from inside `f` would wait forever (none does).
 pub fn while_mapped<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let msg = format!(
-        "error: {what} changed size while it was being read (cut short by another program?); load it again once it is complete\n"
-    )
-    .into_bytes()
-    .into_boxed_slice();
-    let len = msg.len();
-    SIGBUS_LEN.store(len, Ordering::SeqCst);
-    SIGBUS_MSG.store(Box::leak(msg).as_mut_ptr(), Ordering::SeqCst);
-    // SAFETY: a plain sigaction install and restore; the handler only calls write and _exit.
+    let _turn = SIGBUS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let text: &'static [u8] = Box::leak(
+        format!(
+            "error: {what} changed size while it was being read (cut short by another program?); load it again once it is complete\n"
+        )
+        .into_bytes()
+        .into_boxed_slice(),
+    );
+    let msg = Box::leak(Box::new(SigbusMsg {
+        ptr: text.as_ptr(),
+        len: text.len(),
+    }));
+    SIGBUS_MSG.store(msg, Ordering::SeqCst);
+    // SAFETY: a plain sigaction install; the handler only calls write and _exit.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -142,16 +166,30 @@ pub fn while_mapped<T>(what: &str, f: impl FnOnce() -> T) -> T {
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGBUS, &action, &mut old);
     }
-    let out = f();
-    unsafe {
-        libc::sigaction(libc::SIGBUS, &old, std::ptr::null_mut());
-    }
-    out
+    let _restore = Restore(old);
+    f()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sigbus_guard_puts_the_old_action_back_even_after_a_panic() {
+        let current = || unsafe {
+            let mut a: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut a);
+            a.sa_sigaction
+        };
+        let before = current();
+        let inside = while_mapped("m", current);
+        assert_eq!(inside, on_sigbus as *const () as usize);
+        assert_eq!(current(), before);
+        let r = std::panic::catch_unwind(|| while_mapped("m", || panic!("in the load")));
+        assert!(r.is_err());
+        assert_eq!(current(), before);
+        assert!(SIGBUS_MSG.load(Ordering::SeqCst).is_null());
+    }
 
     #[test]
     fn own_start_time_is_known_and_a_dead_pid_has_none() {

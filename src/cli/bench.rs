@@ -201,7 +201,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         workload.threads,
         args.repeats
     );
-    let bar = indicatif::ProgressBar::new_spinner();
+    let bar = if super::log::quiet() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),

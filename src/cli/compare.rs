@@ -121,14 +121,19 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         }
     }
     compare::write_results(&args.out, &rows)?;
-    if args.json.emit(&rows)? {
-        return Ok(());
-    }
-    print!("{}", compare::markdown(&rows));
-    println!(
+    // With bare --json the rows are the output and the table goes to stderr.
+    let table = compare::markdown(&rows);
+    let done = format!(
         "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",
         args.out.join("results.md").display()
     );
+    if args.json.emit(&rows)? {
+        eprint!("{table}");
+        eprintln!("{done}");
+    } else {
+        print!("{table}");
+        println!("{done}");
+    }
     Ok(())
 }
 

@@ -27,8 +27,17 @@ pub fn directives(verbose: u8, quiet: bool) -> &'static str {
     }
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `-q` was given: no progress bars or spinners.
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Install the subscriber for this process (once; later calls do nothing).
 pub fn init(verbose: u8, quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+    crate::http::show_download_bars(!quiet);
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
             eprintln!("warning: RUST_LOG={v:?} is not a valid filter ({e}); using the default");

@@ -50,7 +50,8 @@ pub struct Cli {
     /// loading), -vv the libraries' too. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only warnings and errors on standard error, no progress bars.
+    /// Only warnings and errors on standard error, no progress bars or notes (tune and compare
+    /// still print one line per iteration: the run's record).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }

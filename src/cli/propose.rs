@@ -240,8 +240,13 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         Message::system(crate::tune::prompt::system(max)),
         Message::user(user.clone()),
     ];
-    if args.show_prompt && !args.json.stdout() {
-        println!("--- prompt\n{user}");
+    if args.show_prompt {
+        // With bare --json, stdout holds only the JSON lines.
+        if args.json.stdout() {
+            eprintln!("--- prompt\n{user}");
+        } else {
+            println!("--- prompt\n{user}");
+        }
     }
 
     let files = args.model.files()?;

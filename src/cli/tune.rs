@@ -814,41 +814,48 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         )
     })?;
     let report = crate::tune::report::build(&out).context("building the report")?;
-    let summary = !args.json.emit(&report)?;
-    if summary
-        && let Record::End {
-            reason,
-            comparison,
-            kept_base,
-            ..
-        } = &end
+    // With bare --json the report is the output and the summary goes to stderr.
+    let text_to_stderr = args.json.emit(&report)? && args.json.stdout();
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if text_to_stderr {
+                eprintln!($($t)*)
+            } else {
+                println!($($t)*)
+            }
+        };
+    }
+    if let Record::End {
+        reason,
+        comparison,
+        kept_base,
+        ..
+    } = &end
     {
-        println!("stopped: {reason}");
+        say!("stopped: {reason}");
         match (comparison, kept_base) {
-            (Some(c), false) => println!(
+            (Some(c), false) => say!(
                 "tuned vs start: {:+.1}% (95% interval {:+.1}% to {:+.1}%, {})",
                 c.effect * 100.0,
                 c.effect_low * 100.0,
                 c.effect_high * 100.0,
                 c.verdict
             ),
-            (Some(c), true) => println!(
+            (Some(c), true) => say!(
                 "the best candidate was not confirmed at the end ({:+.1}%): kept the start",
                 c.effect * 100.0
             ),
-            _ => println!("no candidate beat the start: kept it"),
+            _ => say!("no candidate beat the start: kept it"),
         }
     }
-    if summary {
-        for c in &report.changes {
-            println!("  {}: {} -> {}", c.key, c.start, c.tuned);
-        }
-        println!(
-            "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
-            crate::tune::tuned_file(&out).display(),
-            out.join("report.md").display()
-        );
+    for c in &report.changes {
+        say!("  {}: {} -> {}", c.key, c.start, c.tuned);
     }
+    say!(
+        "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
+        crate::tune::tuned_file(&out).display(),
+        out.join("report.md").display()
+    );
     let its: Vec<crate::tune::journal::Iteration> = crate::tune::journal::load(&out)?
         .into_iter()
         .filter_map(|r| match r {

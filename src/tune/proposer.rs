@@ -143,8 +143,9 @@ impl Proposer for LlmProposer {
     }
 
     fn restore(&mut self, ctx: &Context) {
-        // One question per finished iteration, near enough: the window only has to move on.
-        self.asked = ctx.history.len();
+        // The questions the journal recorded (windows skipped for having nothing left to try
+        // are not recorded; the window only has to move on, not repeat exactly).
+        self.asked = ctx.history.iter().map(|it| it.replies.asks).sum();
     }
 
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {

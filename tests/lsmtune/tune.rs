@@ -88,10 +88,18 @@ fn check_outputs(out: &Path) {
 fn auto_without_model_or_endpoint_tunes_with_the_expert() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = tune(&out, &["--workload", "readrandom", "--iterations", "3"]);
+    let o = tune(
+        &out,
+        &["--workload", "readrandom", "--iterations", "3", "--json"],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("using the built-in expert rules"), "{err}");
+    // --json: the report on stdout, the summary on stderr.
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert!(report["changes"].is_array(), "{report}");
+    assert!(err.contains("stopped: ") && err.contains("wrote "), "{err}");
     check_outputs(&out);
     let records = journal::load(&out).unwrap();
     assert!(matches!(records.first(), Some(Record::Start { .. })));
