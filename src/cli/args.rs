@@ -171,6 +171,19 @@ pub struct Json {
     pub dest: Option<PathBuf>,
 }
 
+/// `println!` on standard output, or on standard error when `$to_stderr` (a command whose
+/// stdout holds `--json`'s result still says what it says in text, there).
+macro_rules! say {
+    ($to_stderr:expr, $($t:tt)*) => {
+        if $to_stderr {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+pub(crate) use say;
+
 impl Json {
     /// JSON on standard output (so no text there).
     pub fn stdout(&self) -> bool {

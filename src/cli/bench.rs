@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::args::{Json, count, fraction, parse_duration, ratio};
+use super::args::{Json, count, fraction, parse_duration, ratio, say};
 use super::note_swept;
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
 
@@ -109,15 +109,6 @@ fn fmt_opt(v: Option<f64>, scale: f64, unit: &str) -> String {
 pub fn run(args: &BenchArgs) -> Result<()> {
     // With `--json` the result goes to stdout as JSON, so the text goes to stderr.
     let text_to_stderr = args.json.stdout();
-    macro_rules! say {
-        ($($t:tt)*) => {
-            if text_to_stderr {
-                eprintln!($($t)*)
-            } else {
-                println!($($t)*)
-            }
-        };
-    }
     use crate::bench::{self, BenchEngine};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -192,6 +183,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     };
     say!(
+        text_to_stderr,
         "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
         workload.kind,
         engine.name(),
@@ -265,6 +257,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     bar.finish_and_clear();
     if let Some(s) = &run.ops_per_sec {
         say!(
+            text_to_stderr,
             "throughput: {:.0} ops/s +- {:.0} (95% CI, {:.1}%), sd {:.0}, n = {}",
             s.mean,
             s.ci95,
@@ -276,6 +269,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(m) = run.measurements.last() {
         if let Some(d) = &m.diagnostics {
             say!(
+                text_to_stderr,
                 "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
                 fmt_opt(d.stall_share, 100.0, "%"),
                 fmt_opt(d.write_amplification, 1.0, "x"),
@@ -285,6 +279,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             );
         }
         say!(
+            text_to_stderr,
             "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
             human_bytes(m.size_on_disk as i64),
             m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
@@ -299,6 +294,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         match bench::stats::compare(&base.throughputs(), &run.throughputs(), args.min_effect) {
             Some(c) => say!(
+                text_to_stderr,
                 "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
                 c.verdict,
                 100.0 * c.effect,
@@ -306,7 +302,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 100.0 * c.effect_high,
                 c.p_value
             ),
-            None => say!("vs baseline: needs at least 2 successful repeats on each side"),
+            None => say!(
+                text_to_stderr,
+                "vs baseline: needs at least 2 successful repeats on each side"
+            ),
         }
     }
     args.json.emit(&run)?;

@@ -356,11 +356,9 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             println!("  {corr}");
         }
     }
-    if let Some(path) = args.json.dest.as_deref().filter(|_| !args.json.stdout()) {
-        let mut body = json_lines.join("\n");
-        body.push('\n');
-        crate::options::ini::write_atomic(path, body.as_bytes())?;
-        tracing::info!("wrote {}", path.display());
+    // --json=FILE: the lines go there (on stdout they were printed as they came).
+    if !args.json.stdout() {
+        args.json.emit_text(&json_lines.join("\n"))?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 
+use super::args::say;
+
 use crate::bench;
 use crate::grammar::{GrammarEnv, schema};
 use crate::llm::ollama::OllamaBackend;
@@ -816,15 +818,6 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     let report = crate::tune::report::build(&out).context("building the report")?;
     // With bare --json the report is the output and the summary goes to stderr.
     let text_to_stderr = args.json.emit(&report)? && args.json.stdout();
-    macro_rules! say {
-        ($($t:tt)*) => {
-            if text_to_stderr {
-                eprintln!($($t)*)
-            } else {
-                println!($($t)*)
-            }
-        };
-    }
     if let Record::End {
         reason,
         comparison,
@@ -832,9 +825,10 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         ..
     } = &end
     {
-        say!("stopped: {reason}");
+        say!(text_to_stderr, "stopped: {reason}");
         match (comparison, kept_base) {
             (Some(c), false) => say!(
+                text_to_stderr,
                 "tuned vs start: {:+.1}% (95% interval {:+.1}% to {:+.1}%, {})",
                 c.effect * 100.0,
                 c.effect_low * 100.0,
@@ -842,16 +836,18 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 c.verdict
             ),
             (Some(c), true) => say!(
+                text_to_stderr,
                 "the best candidate was not confirmed at the end ({:+.1}%): kept the start",
                 c.effect * 100.0
             ),
-            _ => say!("no candidate beat the start: kept it"),
+            _ => say!(text_to_stderr, "no candidate beat the start: kept it"),
         }
     }
     for c in &report.changes {
-        say!("  {}: {} -> {}", c.key, c.start, c.tuned);
+        say!(text_to_stderr, "  {}: {} -> {}", c.key, c.start, c.tuned);
     }
     say!(
+        text_to_stderr,
         "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
         crate::tune::tuned_file(&out).display(),
         out.join("report.md").display()
