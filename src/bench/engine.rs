@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::db_bench;
 use super::measure::{Measurement, dir_size};
+use super::mixgraph::MixGraph;
 use super::stats::Summary;
 use super::worker::{Limits, RunFailure, run_isolated, watch};
 use super::workload::{Kind, Workload};
@@ -137,7 +138,8 @@ fn db_bench_name(kind: Kind) -> Option<&'static str> {
         | Kind::ReadRandomWriteRandom
         | Kind::ReadWhileWriting
         | Kind::SeekRandom
-        | Kind::UpdateRandom => Some(kind.name()),
+        | Kind::UpdateRandom
+        | Kind::MixGraph => Some(kind.name()),
         _ => None,
     }
 }
@@ -157,9 +159,19 @@ impl BenchEngine for DbBench {
             return Err(RunFailure::Error {
                 message: format!(
                     "the db_bench engine does not run {}; use --engine inprocess",
-                    w.kind
+                    w.label()
                 ),
             });
+        };
+        let mixgraph = match (&w.mix, w.kind) {
+            (Some(m), Kind::MixGraph) => Some(MixGraph::from_mix(m).ok_or_else(|| {
+                RunFailure::Error {
+                    message: "this mixgraph cannot be expressed in db_bench's flags; use \
+                              --engine inprocess"
+                        .into(),
+                }
+            })?),
+            _ => None,
         };
         let (compat, _) = self.compatible(doc).map_err(|e| RunFailure::Error {
             message: format!("{e:#}"),
@@ -183,7 +195,7 @@ impl BenchEngine for DbBench {
             format!("--seed={}", w.seed.max(1)),
         ];
         let mut fill_seconds = 0.0;
-        if w.kind.needs_fill() {
+        if w.needs_fill() {
             let mut args = common.clone();
             args.extend([
                 String::from("--benchmarks=fillrandom"),
@@ -197,11 +209,14 @@ impl BenchEngine for DbBench {
         args.extend([
             format!("--benchmarks={name}"),
             format!("--threads={}", w.threads),
-            format!("--use_existing_db={}", u8::from(w.kind.needs_fill())),
+            format!("--use_existing_db={}", u8::from(w.needs_fill())),
             String::from("--histogram=1"),
             format!("--readwritepercent={}", w.readwritepercent),
             format!("--seek_nexts={}", w.seek_nexts),
         ]);
+        if let Some(g) = &mixgraph {
+            args.extend(g.flags());
+        }
         if let Some(ops) = w.ops {
             args.push(format!("--reads={ops}"));
             args.push(format!("--writes={ops}"));

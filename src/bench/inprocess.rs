@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use rocksdb::{DB, ReadOptions, WriteOptions};
 
 use super::measure::{Diagnostics, Latency, Measurement, RocksCounters, dir_size};
+use super::mix::{Rate, Sampler};
 use super::workload::{Kind, Op, OpChooser, ValuePool, Workload, Zipfian, make_key};
 use crate::options::{OptionsDoc, rocks};
 use crate::rng::Rng;
@@ -39,14 +40,15 @@ fn rusage() -> (f64, u64) {
     )
 }
 
-/// Fill `[0, num)`: YCSB loads every key once (scrambled order); db_bench-style workloads write
-/// `num` random keys with replacement, as `db_bench --benchmarks=fillrandom` does.
-fn fill(db: &DB, w: &Workload, progress: &Progress) -> Result<()> {
+/// Fill `[0, num)`: YCSB and operation mixes (mixgraph, workload files) load every key once
+/// (scrambled order); db_bench-style workloads write `num` random keys with replacement, as
+/// `db_bench --benchmarks=fillrandom` does.
+fn fill(db: &DB, w: &Workload, chooser: &OpChooser, progress: &Progress) -> Result<()> {
     progress.filling.store(true, Ordering::Relaxed);
     let mut rng = Rng::new(w.seed ^ 0xF111);
-    let mut values = ValuePool::new(w.seed, w.compression_ratio, w.value_size);
+    let mut values = ValuePool::new(w.seed, w.compression_ratio, w.max_value_size());
     let mut key = Vec::with_capacity(w.key_size);
-    let ycsb = OpChooser::wants_zipfian(w.kind);
+    let ycsb = OpChooser::wants_zipfian(w.kind) || w.mix.is_some();
     // A stride coprime with num visits every key once.
     let stride = {
         let mut s = (w.num / 2) | 1;
@@ -62,8 +64,9 @@ fn fill(db: &DB, w: &Workload, progress: &Progress) -> Result<()> {
         } else {
             rng.below(w.num)
         };
-        make_key(k, w.key_size, &mut key);
-        db.put_opt(&key, values.next(w.value_size), &wo)
+        make_key(k, chooser.key_len(k), &mut key);
+        let len = chooser.value_len(&mut rng);
+        db.put_opt(&key, values.next(len), &wo)
             .map_err(|e| anyhow!("fill: {e}"))?;
         if i % 1024 == 0 {
             progress.ops.store(i, Ordering::Relaxed);
@@ -86,12 +89,14 @@ struct ThreadResult {
 }
 
 /// One measuring thread.
+#[allow(clippy::too_many_arguments)]
 fn worker_thread(
     db: &DB,
     w: &Workload,
     id: usize,
-    zipf: Option<&Zipfian>,
+    chooser: &OpChooser,
     latest: &AtomicU64,
+    start: Instant,
     deadline: Option<Instant>,
     progress: &Progress,
 ) -> Result<ThreadResult> {
@@ -99,9 +104,14 @@ fn worker_thread(
     let mut values = ValuePool::new(
         w.seed.wrapping_add(id as u64),
         w.compression_ratio,
-        w.value_size,
+        w.max_value_size(),
     );
-    let chooser = OpChooser::new(w, zipf);
+    let rate = w.mix.as_ref().and_then(|m| m.rate.clone());
+    // The time the next operation is due under a target rate. Latency is measured from it, not
+    // from when the operation started, so a slow database is not hidden by a late start
+    // (YCSB's "intended" latency).
+    let mut due = start;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut hist = new_histogram();
     let mut key = Vec::with_capacity(w.key_size);
     let (mut ops, mut reads, mut found) = (0u64, 0u64, 0u64);
@@ -124,7 +134,10 @@ fn worker_thread(
         } else {
             chooser.next(&mut rng, latest.load(Ordering::Relaxed))
         };
-        let start = Instant::now();
+        let begin = match &rate {
+            None => Instant::now(),
+            Some(r) => pace(r, start, &mut due, w.threads),
+        };
         let (read, write) = match op {
             Op::Read(k) => (Some(k), None),
             Op::Write(k) => (None, Some(k)),
@@ -132,7 +145,7 @@ fn worker_thread(
             _ => (None, None),
         };
         if let Some(k) = read {
-            make_key(k, w.key_size, &mut key);
+            make_key(k, chooser.key_len(k), &mut key);
             reads += 1;
             let hit = db
                 .get_pinned_opt(&key, &ro)
@@ -140,14 +153,15 @@ fn worker_thread(
             found += u64::from(hit.is_some());
         }
         if let Some(k) = write {
-            make_key(k, w.key_size, &mut key);
-            db.put_opt(&key, values.next(w.value_size), &wo)
+            make_key(k, chooser.key_len(k), &mut key);
+            let len = chooser.value_len(&mut rng);
+            db.put_opt(&key, values.next(len), &wo)
                 .map_err(|e| anyhow!("put: {e}"))?;
         }
         match op {
             Op::Read(_) | Op::Write(_) | Op::ReadModifyWrite(_) => {}
             Op::Scan(k, n) => {
-                make_key(k, w.key_size, &mut key);
+                make_key(k, chooser.key_len(k), &mut key);
                 let mut it = db.raw_iterator_opt(ReadOptions::default());
                 it.seek(&key);
                 let mut i = 0;
@@ -160,12 +174,30 @@ fn worker_thread(
             }
             Op::Insert => {
                 let k = latest.fetch_add(1, Ordering::Relaxed) + 1;
-                make_key(k, w.key_size, &mut key);
-                db.put_opt(&key, values.next(w.value_size), &wo)
+                make_key(k, chooser.key_len(k), &mut key);
+                let len = chooser.value_len(&mut rng);
+                db.put_opt(&key, values.next(len), &wo)
                     .map_err(|e| anyhow!("insert: {e}"))?;
             }
+            Op::Delete(k) => {
+                make_key(k, chooser.key_len(k), &mut key);
+                db.delete_opt(&key, &wo)
+                    .map_err(|e| anyhow!("delete: {e}"))?;
+            }
+            Op::MultiGet(n) => {
+                let at = latest.load(Ordering::Relaxed);
+                keys.resize_with(n as usize, Vec::new);
+                for buf in keys.iter_mut() {
+                    let k = chooser.key(&mut rng, at);
+                    make_key(k, chooser.key_len(k), buf);
+                }
+                for r in db.multi_get_opt(keys.iter(), &ro) {
+                    reads += 1;
+                    found += u64::from(r.map_err(|e| anyhow!("multiget: {e}"))?.is_some());
+                }
+            }
         }
-        let ns = start.elapsed().as_nanos().max(1) as u64;
+        let ns = begin.elapsed().as_nanos().max(1) as u64;
         hist.saturating_record(ns);
         ops += 1;
         if ops % 256 == 0 {
@@ -180,6 +212,23 @@ fn worker_thread(
     })
 }
 
+/// Wait until the next operation is due under `rate` (ops/s over `threads` threads) and return
+/// the time it was due. A thread that falls more than a second behind starts afresh instead of
+/// bursting to catch up.
+fn pace(rate: &Rate, start: Instant, due: &mut Instant, threads: usize) -> Instant {
+    let now = Instant::now();
+    if *due + Duration::from_secs(1) < now {
+        *due = now;
+    }
+    let at = *due;
+    if at > now {
+        std::thread::sleep(at - now);
+    }
+    let per_thread = rate.at(at.duration_since(start).as_secs_f64()) / threads.max(1) as f64;
+    *due = at + Duration::from_secs_f64(1.0 / per_thread.max(1e-3));
+    at
+}
+
 /// Run a workload against a fresh database at `db_dir` opened from `doc`.
 pub fn run(
     doc: &OptionsDoc,
@@ -190,13 +239,18 @@ pub fn run(
     w.validate().map_err(|e| anyhow!(e))?;
     let (db, loaded) =
         rocks::open_with(doc, db_dir, true).map_err(|e| anyhow!("RocksDB refused to open: {e}"))?;
+    let zipf = (w.mix.is_none() && OpChooser::wants_zipfian(w.kind)).then(|| Zipfian::new(w.num));
+    let sampler = w.mix.as_ref().map(|m| Sampler::new(m, w.num, w.seed));
+    let chooser = match &sampler {
+        Some(s) => OpChooser::with_mix(w, s),
+        None => OpChooser::new(w, zipf.as_ref()),
+    };
     let fill_start = Instant::now();
-    if w.kind.needs_fill() {
-        fill(&db, w, progress)?;
+    if w.needs_fill() {
+        fill(&db, w, &chooser, progress)?;
         settle(&db, Duration::from_secs(120));
     }
     let fill_seconds = fill_start.elapsed().as_secs_f64();
-    let zipf = OpChooser::wants_zipfian(w.kind).then(|| Zipfian::new(w.num));
     let latest = AtomicU64::new(w.num.saturating_sub(1));
     let before = counters(&db, &loaded.db);
     let (cpu0, _) = rusage();
@@ -220,8 +274,10 @@ pub fn run(
         });
         let handles: Vec<_> = (0..w.threads)
             .map(|id| {
-                let (db, zipf, latest) = (&db, zipf.as_ref(), &latest);
-                s.spawn(move || worker_thread(db, w, id, zipf, latest, deadline, progress))
+                let (db, chooser, latest) = (&db, &chooser, &latest);
+                s.spawn(move || {
+                    worker_thread(db, w, id, chooser, latest, start, deadline, progress)
+                })
             })
             .collect();
         let out: Vec<_> = handles

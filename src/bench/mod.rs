@@ -6,9 +6,12 @@ pub mod db_bench;
 pub mod engine;
 pub mod inprocess;
 pub mod measure;
+pub mod mix;
+pub mod mixgraph;
 pub mod stats;
 pub mod worker;
 pub mod workload;
+pub mod workload_file;
 
 pub use engine::{BenchEngine, BenchRun, DbBench, InProcess, run_repeats};
 pub use measure::Measurement;

@@ -1,5 +1,6 @@
 //! Workloads with db_bench's names, flags and meaning (fillseq, fillrandom, overwrite, readrandom,
-//! readrandomwriterandom, readwhilewriting, seekrandom, updaterandom) and YCSB A-F, plus the
+//! readrandomwriterandom, readwhilewriting, seekrandom, updaterandom, mixgraph) and YCSB A-F,
+//! plus workloads from a file (an operation mix, see `mix` and `workload_file`), and the
 //! generators they need: keys, compressible values, uniform / zipfian / latest choosers.
 //!
 //! Semantics follow db_bench so the in-process harness and `db_bench` measure the same thing:
@@ -10,6 +11,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::mix::{Mix, Sampler};
+use super::mixgraph::MixGraph;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,10 @@ pub enum Kind {
     YcsbE,
     #[serde(rename = "ycsb-f")]
     YcsbF,
+    /// db_bench's model of Facebook's production workloads (parameters in `Workload::mix`).
+    MixGraph,
+    /// A workload file's operation mix (in `Workload::mix`); not a name the user types.
+    Custom,
 }
 
 pub const ALL_KINDS: &[Kind] = &[
@@ -54,10 +61,12 @@ pub const ALL_KINDS: &[Kind] = &[
     Kind::YcsbD,
     Kind::YcsbE,
     Kind::YcsbF,
+    Kind::MixGraph,
 ];
 
 impl Kind {
-    /// Whether writes matter to the measured phase (YCSB B's 5% updates do not).
+    /// Whether writes matter to the measured phase (YCSB B's 5% updates do not). For a mix
+    /// (mixgraph, a file) the kind alone cannot tell: ask [`Workload::writes`].
     pub fn writes(self) -> bool {
         !matches!(
             self,
@@ -78,12 +87,17 @@ impl Kind {
                 | Kind::YcsbC
                 | Kind::YcsbD
                 | Kind::YcsbF
+                | Kind::MixGraph
+                | Kind::Custom
         )
     }
 
     /// Whether the measured phase scans (seek + next).
     pub fn scans(self) -> bool {
-        matches!(self, Kind::SeekRandom | Kind::YcsbE)
+        matches!(
+            self,
+            Kind::SeekRandom | Kind::YcsbE | Kind::MixGraph | Kind::Custom
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -102,6 +116,8 @@ impl Kind {
             Kind::YcsbD => "ycsb-d",
             Kind::YcsbE => "ycsb-e",
             Kind::YcsbF => "ycsb-f",
+            Kind::MixGraph => "mixgraph",
+            Kind::Custom => "custom",
         }
     }
 
@@ -127,6 +143,11 @@ impl Kind {
             Kind::YcsbD => "YCSB D: 95% reads of the latest keys, 5% inserts",
             Kind::YcsbE => "YCSB E: 95% short scans (zipfian start, 1-100 keys), 5% inserts",
             Kind::YcsbF => "YCSB F: 50% reads, 50% read-modify-writes, zipfian",
+            Kind::MixGraph => {
+                "db_bench's model of Facebook's production workloads: gets, puts and seeks with \
+                 power-law keys and Pareto value sizes (--key_dist_a/b, --value_k/sigma, ...)"
+            }
+            Kind::Custom => "the operation mix of a workload file",
         }
     }
 }
@@ -182,6 +203,9 @@ pub struct Workload {
     pub seed: u64,
     /// --compression_ratio: how compressible values are (0.5 = to half their size).
     pub compression_ratio: f64,
+    /// The operation mix of mixgraph or a workload file (none for the other kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<Box<Mix>>,
 }
 
 impl Workload {
@@ -198,7 +222,46 @@ impl Workload {
             seek_nexts: 0,
             seed: 42,
             compression_ratio: 0.5,
+            mix: (kind == Kind::MixGraph).then(|| Box::new(MixGraph::default().to_mix())),
         }
+    }
+
+    /// The name reports and prompts use: the db_bench / YCSB name, or a workload file's name.
+    pub fn label(&self) -> String {
+        match (&self.mix, self.kind) {
+            (Some(m), Kind::Custom) if !m.name.is_empty() => m.name.clone(),
+            _ => self.kind.name().to_string(),
+        }
+    }
+
+    /// Whether writes matter to the measured phase.
+    pub fn writes(&self) -> bool {
+        self.mix.as_ref().map_or(self.kind.writes(), |m| m.writes())
+    }
+
+    /// Whether the measured phase does point lookups.
+    pub fn point_reads(&self) -> bool {
+        self.mix
+            .as_ref()
+            .map_or(self.kind.point_reads(), |m| m.point_reads())
+    }
+
+    /// Whether the measured phase scans (seek + next).
+    pub fn scans(&self) -> bool {
+        self.mix.as_ref().map_or(self.kind.scans(), |m| m.scans())
+    }
+
+    /// Does the database need to be filled before the measured phase?
+    pub fn needs_fill(&self) -> bool {
+        self.mix.as_ref().map_or(self.kind.needs_fill(), |m| m.load)
+    }
+
+    /// Largest value the workload writes (sizes the pool values are cut from).
+    pub fn max_value_size(&self) -> usize {
+        self.mix
+            .as_ref()
+            .and_then(|m| m.value_size.as_ref())
+            .map_or(self.value_size, |d| d.max() as usize)
     }
 
     /// Operations each thread performs in the measured phase (when no duration is set).
@@ -228,6 +291,13 @@ impl Workload {
         }
         if self.ops == Some(0) {
             return Err("--ops must be at least 1".into());
+        }
+        match (&self.mix, self.kind) {
+            (Some(m), _) => m.validate(self.num)?,
+            (None, Kind::MixGraph | Kind::Custom) => {
+                return Err(format!("{} needs its operation mix", self.kind));
+            }
+            (None, _) => {}
         }
         Ok(())
     }
@@ -295,7 +365,11 @@ impl Zipfian {
     pub const THETA: f64 = 0.99;
 
     pub fn new(n: u64) -> Zipfian {
-        let theta = Self::THETA;
+        Zipfian::with_theta(n, Self::THETA)
+    }
+
+    /// Over [0, n) with skew `theta` in (0, 1): higher is more skewed.
+    pub fn with_theta(n: u64, theta: f64) -> Zipfian {
         let zetan = zeta(n, theta);
         let zeta2 = zeta(2, theta);
         let alpha = 1.0 / (1.0 - theta);
@@ -356,17 +430,53 @@ pub enum Op {
     Scan(u64, u32),
     /// Append a new key (YCSB D/E inserts).
     Insert,
+    /// Delete a key.
+    Delete(u64),
+    /// One MultiGet of this many keys (drawn as the mix draws keys).
+    MultiGet(u32),
 }
 
 /// Chooses the operations of a workload for one thread.
 pub struct OpChooser<'a> {
     w: &'a Workload,
     zipf: Option<&'a Zipfian>,
+    mix: Option<&'a Sampler>,
 }
 
 impl<'a> OpChooser<'a> {
     pub fn new(w: &'a Workload, zipf: Option<&'a Zipfian>) -> Self {
-        OpChooser { w, zipf }
+        OpChooser { w, zipf, mix: None }
+    }
+
+    /// A chooser that draws from an operation mix (mixgraph, a workload file).
+    pub fn with_mix(w: &'a Workload, mix: &'a Sampler) -> Self {
+        OpChooser {
+            w,
+            zipf: None,
+            mix: Some(mix),
+        }
+    }
+
+    /// A key as this workload draws them (for MultiGet's keys).
+    pub fn key(&self, rng: &mut Rng, latest: u64) -> u64 {
+        match self.mix {
+            Some(m) => m.key(rng, latest),
+            None => self.zipf_key(rng),
+        }
+    }
+
+    /// The size of the next value written.
+    #[inline]
+    pub fn value_len(&self, rng: &mut Rng) -> usize {
+        self.mix
+            .map_or(self.w.value_size, |m| m.value_len(rng, self.w.value_size))
+    }
+
+    /// The size of key `k`.
+    #[inline]
+    pub fn key_len(&self, k: u64) -> usize {
+        self.mix
+            .map_or(self.w.key_size, |m| m.key_len(k, self.w.key_size))
     }
 
     fn zipf_key(&self, rng: &mut Rng) -> u64 {
@@ -378,6 +488,9 @@ impl<'a> OpChooser<'a> {
 
     /// The next operation. `latest` is the newest key written so far (for YCSB D).
     pub fn next(&self, rng: &mut Rng, latest: u64) -> Op {
+        if let Some(m) = self.mix {
+            return m.next(rng, latest);
+        }
         let num = self.w.num;
         let p = rng.below(100) as u32;
         match self.w.kind {
@@ -430,6 +543,8 @@ impl<'a> OpChooser<'a> {
                     Op::ReadModifyWrite(k)
                 }
             }
+            // Built with `with_mix`; a mix kind without one reads uniformly.
+            Kind::MixGraph | Kind::Custom => Op::Read(rng.below(num)),
         }
     }
 

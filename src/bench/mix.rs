@@ -1,0 +1,1048 @@
+//! Operation mixes: a workload described by what a service does instead of by a db_bench name.
+//! A [`Mix`] holds the weights of get / put / delete / seek+next / multiget / read-modify-write /
+//! insert, the key popularity (uniform, zipfian, latest, a hot set, or mixgraph's power law over
+//! key ranges), the key, value and scan-length size distributions, and an optional target rate
+//! (fixed, or mixgraph's sine wave). Workload files (see `workload_file`) and db_bench's
+//! `mixgraph` both become a `Mix`; a [`Sampler`] built once per run draws its operations, so one
+//! in-process runner serves them all and the same seed gives the same operation stream.
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::workload::{Op, Zipfian};
+use crate::rng::Rng;
+
+/// Largest value a mix may write (the same bound as `--value-size`).
+pub const MAX_VALUE: u64 = 64 << 20;
+
+/// Relative weights of the operations (they need not sum to 1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpWeights {
+    /// Point lookups of existing keys.
+    pub get: f64,
+    /// Writes of existing keys (overwrites).
+    pub put: f64,
+    /// Deletes of existing keys.
+    pub delete: f64,
+    /// Seek to a key, then read `scan_length` entries.
+    pub seek: f64,
+    /// One MultiGet of `multiget_size` keys.
+    pub multiget: f64,
+    /// Read then write the same key.
+    pub rmw: f64,
+    /// Write a new key after the last one (YCSB's insert).
+    pub insert: f64,
+}
+
+impl OpWeights {
+    fn array(&self) -> [(&'static str, f64); 7] {
+        [
+            ("get", self.get),
+            ("put", self.put),
+            ("delete", self.delete),
+            ("seek", self.seek),
+            ("multiget", self.multiget),
+            ("rmw", self.rmw),
+            ("insert", self.insert),
+        ]
+    }
+
+    /// Share of each operation, in the order of the fields (zero weights included).
+    pub fn shares(&self) -> Vec<(&'static str, f64)> {
+        let total: f64 = self.array().iter().map(|(_, w)| w).sum();
+        self.array()
+            .into_iter()
+            .map(|(n, w)| (n, if total > 0.0 { w / total } else { 0.0 }))
+            .collect()
+    }
+}
+
+/// Which keys an operation touches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum KeyDist {
+    /// Every key equally likely.
+    #[default]
+    Uniform,
+    /// YCSB's scrambled zipfian: a few keys are hot, spread over the key space.
+    Zipfian {
+        #[serde(default = "default_theta")]
+        theta: f64,
+    },
+    /// The most recently inserted keys are the hottest (YCSB D).
+    Latest {
+        #[serde(default = "default_theta")]
+        theta: f64,
+    },
+    /// `hot_ops` of the operations go to the first `hot_keys` of the key space (YCSB hotspot).
+    Hotspot { hot_keys: f64, hot_ops: f64 },
+    /// mixgraph's key model: the access count of a key follows `f(x) = a * x^b`
+    /// (`--key_dist_a/b`), optionally within key ranges whose hotness follows a two-term
+    /// exponential (`--keyrange_dist_a..d`, `--keyrange_num`).
+    Power {
+        a: f64,
+        b: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ranges: Option<KeyRanges>,
+    },
+}
+
+fn default_theta() -> f64 {
+    Zipfian::THETA
+}
+
+/// mixgraph's key ranges: range `x` (1..=num) is accessed in proportion to
+/// `a * exp(b * x) + c * exp(d * x)`; the ranges are shuffled over the key space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRanges {
+    pub num: u64,
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub d: f64,
+}
+
+/// A size in bytes (keys, values) or a count (scan length): fixed or drawn from a distribution.
+/// In a file: a number, or a table such as `{ dist = "uniform", min = 16, max = 64 }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "dist", rename_all = "lowercase")]
+pub enum SizeDist {
+    Fixed {
+        size: u64,
+    },
+    Uniform {
+        min: u64,
+        max: u64,
+    },
+    /// Normal, clamped to `[min, max]` (db_bench's `--value_size_distribution_type=normal`).
+    Normal {
+        mean: f64,
+        stddev: f64,
+        min: u64,
+        max: u64,
+    },
+    /// Zipfian over `[min, max]`: `min` is the most frequent (YCSB's zipfian field length).
+    Zipfian {
+        min: u64,
+        max: u64,
+    },
+    /// Generalized Pareto with location `theta`, shape `k`, scale `sigma` (mixgraph's value
+    /// sizes and scan lengths): a draw above `max` wraps modulo `max` as db_bench does, and a
+    /// draw below `min` is raised to it.
+    Pareto {
+        #[serde(default)]
+        theta: f64,
+        k: f64,
+        sigma: f64,
+        #[serde(default)]
+        min: u64,
+        max: u64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+enum SizeTable {
+    Fixed {
+        size: u64,
+    },
+    Uniform {
+        min: u64,
+        max: u64,
+    },
+    Normal {
+        mean: f64,
+        stddev: f64,
+        #[serde(default)]
+        min: u64,
+        max: u64,
+    },
+    Zipfian {
+        min: u64,
+        max: u64,
+    },
+    Pareto {
+        #[serde(default)]
+        theta: f64,
+        k: f64,
+        sigma: f64,
+        #[serde(default)]
+        min: u64,
+        max: u64,
+    },
+}
+
+impl From<SizeTable> for SizeDist {
+    fn from(t: SizeTable) -> SizeDist {
+        match t {
+            SizeTable::Fixed { size } => SizeDist::Fixed { size },
+            SizeTable::Uniform { min, max } => SizeDist::Uniform { min, max },
+            SizeTable::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => SizeDist::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            },
+            SizeTable::Zipfian { min, max } => SizeDist::Zipfian { min, max },
+            SizeTable::Pareto {
+                theta,
+                k,
+                sigma,
+                min,
+                max,
+            } => SizeDist::Pareto {
+                theta,
+                k,
+                sigma,
+                min,
+                max,
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SizeDist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SizeDist, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SizeDist;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a number, or a table such as { dist = \"uniform\", min = 16, max = 64 } \
+                     (dist: fixed, uniform, normal, zipfian, pareto)",
+                )
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeDist, E> {
+                Ok(SizeDist::Fixed { size: v })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeDist, E> {
+                u64::try_from(v)
+                    .map(|size| SizeDist::Fixed { size })
+                    .map_err(|_| E::custom(format!("a size cannot be negative ({v})")))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SizeDist, A::Error> {
+                SizeTable::deserialize(MapAccessDeserializer::new(map)).map(SizeDist::from)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl SizeDist {
+    /// The largest size it can draw.
+    pub fn max(&self) -> u64 {
+        match *self {
+            SizeDist::Fixed { size } => size,
+            SizeDist::Uniform { max, .. }
+            | SizeDist::Normal { max, .. }
+            | SizeDist::Zipfian { max, .. } => max,
+            SizeDist::Pareto { min, max, .. } => max.max(min),
+        }
+    }
+
+    /// The smallest size it can draw.
+    pub fn min(&self) -> u64 {
+        match *self {
+            SizeDist::Fixed { size } => size,
+            SizeDist::Uniform { min, .. }
+            | SizeDist::Normal { min, .. }
+            | SizeDist::Zipfian { min, .. }
+            | SizeDist::Pareto { min, .. } => min,
+        }
+    }
+
+    /// Check the parameters; `what` names the field in the message.
+    pub fn validate(&self, what: &str, lo: u64, hi: u64) -> Result<(), String> {
+        let (min, max) = (self.min(), self.max());
+        if min > max {
+            return Err(format!("{what}: min {min} is above max {max}"));
+        }
+        if min < lo || max > hi {
+            return Err(format!(
+                "{what}: sizes must be within {lo}..={hi} (got {min}..={max})"
+            ));
+        }
+        match *self {
+            SizeDist::Normal { mean, stddev, .. } if !(mean.is_finite() && stddev >= 0.0) => Err(
+                format!("{what}: normal needs a finite mean and stddev >= 0"),
+            ),
+            SizeDist::Pareto {
+                theta,
+                k,
+                sigma,
+                max,
+                ..
+            } if !(theta.is_finite() && k.is_finite() && sigma > 0.0 && max > 0) => Err(format!(
+                "{what}: pareto needs finite theta and k, sigma > 0 and max > 0"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A target rate of operations per second over all threads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Rate {
+    Fixed(f64),
+    /// mixgraph's `--sine_mix_rate`: `a * sin(b * t + c) + d` ops/s, `t` in seconds since the
+    /// start, recomputed every `interval_ms`.
+    Sine {
+        a: f64,
+        b: f64,
+        #[serde(default)]
+        c: f64,
+        d: f64,
+        interval_ms: u64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SineTable {
+    a: f64,
+    b: f64,
+    #[serde(default)]
+    c: f64,
+    d: f64,
+    #[serde(default = "default_interval")]
+    interval_ms: u64,
+}
+
+fn default_interval() -> u64 {
+    10_000
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("operations per second, or a sine { a, b, c, d, interval_ms }")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Rate, E> {
+                Ok(Rate::Fixed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Rate, E> {
+                Ok(Rate::Fixed(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
+                Ok(Rate::Fixed(v as f64))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Rate, A::Error> {
+                let t = SineTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(Rate::Sine {
+                    a: t.a,
+                    b: t.b,
+                    c: t.c,
+                    d: t.d,
+                    interval_ms: t.interval_ms,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Rate {
+    /// Operations per second at `t` seconds after the start (at least 1).
+    pub fn at(&self, t: f64) -> f64 {
+        match *self {
+            Rate::Fixed(r) => r,
+            Rate::Sine {
+                a,
+                b,
+                c,
+                d,
+                interval_ms,
+            } => {
+                // Held constant over each interval, as db_bench recomputes it.
+                let step = interval_ms.max(1) as f64 / 1000.0;
+                let t = (t / step).floor() * step;
+                a * (b * t + c).sin() + d
+            }
+        }
+        .max(1.0)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match *self {
+            Rate::Fixed(r) if !(r.is_finite() && r > 0.0) => Err(format!(
+                "rate must be a positive number of operations per second (got {r})"
+            )),
+            Rate::Sine {
+                a,
+                b,
+                c,
+                d,
+                interval_ms,
+            } if !([a, b, c, d].iter().all(|v| v.is_finite()) && interval_ms > 0 && d > 0.0) => {
+                Err("rate: a sine needs finite a, b, c, d with d > 0 and interval_ms >= 1".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a mixed workload does (the parts a db_bench name fixes are in [`super::Workload`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    /// A name for reports (the file's `name`, or "mixgraph").
+    pub name: String,
+    pub ops: OpWeights,
+    #[serde(default)]
+    pub keys: KeyDist,
+    /// Key sizes (none: the workload's fixed `key_size`). A key keeps its size every time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_size: Option<SizeDist>,
+    /// Value sizes (none: the workload's fixed `value_size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_size: Option<SizeDist>,
+    /// Entries read after a seek.
+    pub scan_length: SizeDist,
+    /// Keys per MultiGet.
+    pub multiget_size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    /// Write every key once before the measured phase.
+    pub load: bool,
+}
+
+impl Mix {
+    /// A mix with the given weights and YCSB-like defaults for the rest.
+    pub fn new(name: &str, ops: OpWeights) -> Mix {
+        Mix {
+            name: name.into(),
+            ops,
+            keys: KeyDist::Uniform,
+            key_size: None,
+            value_size: None,
+            scan_length: SizeDist::Uniform { min: 1, max: 100 },
+            multiget_size: 8,
+            rate: None,
+            load: true,
+        }
+    }
+
+    /// Whether any operation writes.
+    pub fn writes(&self) -> bool {
+        let o = &self.ops;
+        o.put + o.delete + o.rmw + o.insert > 0.0
+    }
+
+    /// Whether any operation is a point lookup.
+    pub fn point_reads(&self) -> bool {
+        let o = &self.ops;
+        o.get + o.multiget + o.rmw > 0.0
+    }
+
+    /// Whether any operation scans.
+    pub fn scans(&self) -> bool {
+        self.ops.seek > 0.0
+    }
+
+    /// Check every parameter against a key space of `num` keys; the message names the field.
+    pub fn validate(&self, num: u64) -> Result<(), String> {
+        for (name, w) in self.ops.array() {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(format!("ops.{name} must be a number >= 0 (got {w})"));
+            }
+        }
+        if self.ops.array().iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
+            return Err(
+                "ops: give at least one operation a weight above 0 (get, put, delete, seek, \
+                 multiget, rmw, insert)"
+                    .into(),
+            );
+        }
+        match &self.keys {
+            KeyDist::Uniform => {}
+            KeyDist::Zipfian { theta } | KeyDist::Latest { theta } => {
+                if !(*theta > 0.0 && *theta < 1.0) {
+                    return Err(format!("keys.theta must be in (0, 1) (got {theta})"));
+                }
+            }
+            KeyDist::Hotspot { hot_keys, hot_ops } => {
+                if !(*hot_keys > 0.0 && *hot_keys <= 1.0 && (0.0..=1.0).contains(hot_ops)) {
+                    return Err(format!(
+                        "keys: hotspot needs hot_keys in (0, 1] and hot_ops in [0, 1] (got \
+                         {hot_keys}, {hot_ops})"
+                    ));
+                }
+            }
+            KeyDist::Power { a, b, ranges } => {
+                if !(a.is_finite() && b.is_finite() && *a >= 0.0) {
+                    return Err(format!(
+                        "keys: power needs finite a >= 0 and b (got a={a}, b={b}); a or b = 0 \
+                         means uniform"
+                    ));
+                }
+                if let Some(r) = ranges {
+                    if r.num == 0 || r.num > num {
+                        return Err(format!(
+                            "keys.ranges.num must be 1..={num} (the key count), got {}",
+                            r.num
+                        ));
+                    }
+                    if ![r.a, r.b, r.c, r.d].iter().all(|v| v.is_finite()) {
+                        return Err("keys.ranges: a, b, c, d must be finite".into());
+                    }
+                    if !(1..=r.num).any(|x| range_weight(r, x) > 1e-16) {
+                        return Err(
+                            "keys.ranges: a*exp(b*x) + c*exp(d*x) is 0 for every range".into()
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(k) = &self.key_size {
+            k.validate("key_size", 8, 1024)?;
+        }
+        if let Some(v) = &self.value_size {
+            v.validate("value_size", 0, MAX_VALUE)?;
+        }
+        self.scan_length.validate("scan_length", 0, 1 << 20)?;
+        if !(1..=1024).contains(&self.multiget_size) {
+            return Err(format!(
+                "multiget_size must be 1..=1024 (got {})",
+                self.multiget_size
+            ));
+        }
+        if let Some(r) = &self.rate {
+            r.validate()?;
+        }
+        if !self.load
+            && (self.point_reads() || self.scans())
+            && self.ops.put + self.ops.insert == 0.0
+        {
+            return Err(
+                "load = false with reads and no writes would read an empty database".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn range_weight(r: &KeyRanges, x: u64) -> f64 {
+    let x = x as f64;
+    let p = r.a * (r.b * x).exp() + r.c * (r.d * x).exp();
+    if p < 1e-16 { 0.0 } else { p }
+}
+
+/// A 64-bit mix of `v` (SplitMix64's finalizer): db_bench seeds a Random64 with the key's seed
+/// and takes its first output; this plays that role.
+#[inline]
+fn scatter(v: u64) -> u64 {
+    let mut z = v.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// mixgraph's inverse power CDF: the seed of the key drawn for `u` in [0, 1).
+#[inline]
+fn power_seed(u: f64, a: f64, b: f64) -> u64 {
+    let v = (u / a).powf(1.0 / b).ceil();
+    if v.is_finite() && v >= 0.0 {
+        v as u64
+    } else {
+        u64::MAX
+    }
+}
+
+/// The inverse CDF of the generalized Pareto distribution (db_bench's `ParetoCdfInversion`).
+#[inline]
+fn pareto(u: f64, theta: f64, k: f64, sigma: f64) -> f64 {
+    let u = u.max(f64::MIN_POSITIVE);
+    if k == 0.0 {
+        theta - sigma * u.ln()
+    } else {
+        theta + sigma * (u.powf(-k) - 1.0) / k
+    }
+}
+
+/// Key ranges laid out as mixgraph does: each range owns a share of `[0, total)` in proportion
+/// to its hotness, shuffled with a seed fixed by the parameters.
+#[derive(Debug, Clone)]
+struct RangeTable {
+    /// (start of the range's share, range index), ascending.
+    starts: Vec<(u64, u64)>,
+    total: u64,
+    size: u64,
+}
+
+impl RangeTable {
+    fn new(r: &KeyRanges, num: u64) -> RangeTable {
+        let n = r.num.max(1);
+        let size = (num / n).max(1);
+        let mut amplify = 0u64;
+        let mut shares = Vec::with_capacity(n as usize);
+        for x in (1..=n).rev() {
+            let p = range_weight(r, x);
+            if amplify == 0 && p > 0.0 {
+                amplify = (1.0 / p).floor() as u64 + 1;
+            }
+            shares.push((amplify as f64 * p).floor() as u64);
+        }
+        let total: u64 = shares.iter().sum();
+        let mut order: Vec<u64> = (0..n).collect();
+        let mut rng = Rng::new(total);
+        for i in 0..order.len() {
+            let j = rng.below(order.len() as u64) as usize;
+            order.swap(i, j);
+        }
+        let mut starts = Vec::with_capacity(order.len());
+        let mut at = 0;
+        for idx in order {
+            let share = shares[idx as usize];
+            if share > 0 {
+                starts.push((at, idx));
+                at += share;
+            }
+        }
+        RangeTable {
+            starts,
+            total: at.max(1),
+            size,
+        }
+    }
+
+    fn range(&self, draw: u64) -> u64 {
+        let i = self.starts.partition_point(|&(s, _)| s <= draw).max(1) - 1;
+        self.starts[i].1
+    }
+}
+
+enum Keys {
+    Uniform,
+    Zipfian(Zipfian),
+    Latest(Zipfian),
+    Hotspot {
+        hot: u64,
+        hot_ops: f64,
+    },
+    Power {
+        a: f64,
+        b: f64,
+        ranges: Option<RangeTable>,
+    },
+}
+
+enum Sizes {
+    Fixed(u64),
+    Uniform(u64, u64),
+    Normal {
+        mean: f64,
+        stddev: f64,
+        min: u64,
+        max: u64,
+    },
+    Zipfian(u64, Zipfian),
+    Pareto {
+        theta: f64,
+        k: f64,
+        sigma: f64,
+        min: u64,
+        max: u64,
+    },
+}
+
+impl Sizes {
+    fn new(d: &SizeDist) -> Sizes {
+        match *d {
+            SizeDist::Fixed { size } => Sizes::Fixed(size),
+            SizeDist::Uniform { min, max } => Sizes::Uniform(min, max),
+            SizeDist::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => Sizes::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            },
+            SizeDist::Zipfian { min, max } => {
+                Sizes::Zipfian(min, Zipfian::new(max.saturating_sub(min) + 1))
+            }
+            SizeDist::Pareto {
+                theta,
+                k,
+                sigma,
+                min,
+                max,
+            } => Sizes::Pareto {
+                theta,
+                k,
+                sigma,
+                min,
+                max,
+            },
+        }
+    }
+
+    #[inline]
+    fn draw(&self, rng: &mut Rng) -> u64 {
+        match self {
+            Sizes::Fixed(s) => *s,
+            Sizes::Uniform(lo, hi) => lo + rng.below(hi - lo + 1),
+            Sizes::Normal {
+                mean,
+                stddev,
+                min,
+                max,
+            } => {
+                // Box-Muller.
+                let (u1, u2) = (rng.unit().max(f64::MIN_POSITIVE), rng.unit());
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                ((mean + stddev * z).round().max(0.0) as u64).clamp(*min, *max)
+            }
+            Sizes::Zipfian(lo, z) => lo + z.rank(rng),
+            Sizes::Pareto {
+                theta,
+                k,
+                sigma,
+                min,
+                max,
+            } => {
+                let v = pareto(rng.unit(), *theta, *k, *sigma).ceil();
+                let v = if v.is_finite() && v > 0.0 {
+                    v as u64
+                } else {
+                    0
+                };
+                let v = if v > *max { v % max } else { v };
+                v.max(*min)
+            }
+        }
+    }
+}
+
+/// Draws the operations of a [`Mix`] over `num` keys; built once per run, shared by threads
+/// (each thread brings its own [`Rng`]).
+pub struct Sampler {
+    /// Cumulative operation shares in `OpWeights` order.
+    cumulative: [f64; 7],
+    keys: Keys,
+    key_size: Option<Sizes>,
+    value_size: Option<Sizes>,
+    scan: Sizes,
+    multiget: u32,
+    num: u64,
+    seed: u64,
+}
+
+impl Sampler {
+    pub fn new(mix: &Mix, num: u64, seed: u64) -> Sampler {
+        let mut cumulative = [0.0; 7];
+        let mut acc = 0.0;
+        for (i, (_, share)) in mix.ops.shares().into_iter().enumerate() {
+            acc += share;
+            cumulative[i] = acc;
+        }
+        cumulative[6] = f64::INFINITY;
+        let keys = match &mix.keys {
+            KeyDist::Uniform => Keys::Uniform,
+            KeyDist::Zipfian { theta } => Keys::Zipfian(Zipfian::with_theta(num, *theta)),
+            KeyDist::Latest { theta } => Keys::Latest(Zipfian::with_theta(num, *theta)),
+            KeyDist::Hotspot { hot_keys, hot_ops } => Keys::Hotspot {
+                hot: ((num as f64 * hot_keys) as u64).clamp(1, num),
+                hot_ops: *hot_ops,
+            },
+            KeyDist::Power { a, b, .. } if *a == 0.0 || *b == 0.0 => Keys::Uniform,
+            KeyDist::Power { a, b, ranges } => Keys::Power {
+                a: *a,
+                b: *b,
+                ranges: ranges.as_ref().map(|r| RangeTable::new(r, num)),
+            },
+        };
+        Sampler {
+            cumulative,
+            keys,
+            key_size: mix.key_size.as_ref().map(Sizes::new),
+            value_size: mix.value_size.as_ref().map(Sizes::new),
+            scan: Sizes::new(&mix.scan_length),
+            multiget: mix.multiget_size,
+            num,
+            seed,
+        }
+    }
+
+    /// A key in `[0, num)` (or up to `latest` for the latest distribution).
+    #[inline]
+    pub fn key(&self, rng: &mut Rng, latest: u64) -> u64 {
+        let num = self.num;
+        match &self.keys {
+            Keys::Uniform => rng.below(num),
+            Keys::Zipfian(z) => z.scrambled(rng),
+            Keys::Latest(z) => latest.saturating_sub(z.rank(rng)),
+            Keys::Hotspot { hot, hot_ops } => {
+                if rng.unit() < *hot_ops || *hot == num {
+                    rng.below(*hot)
+                } else {
+                    hot + rng.below(num - hot)
+                }
+            }
+            Keys::Power { a, b, ranges: None } => scatter(power_seed(rng.unit(), *a, *b)) % num,
+            Keys::Power {
+                a,
+                b,
+                ranges: Some(t),
+            } => {
+                let range = t.range(rng.below(t.total));
+                let offset = scatter(power_seed(rng.unit(), *a, *b)) % t.size;
+                (t.size * range + offset).min(num - 1)
+            }
+        }
+    }
+
+    /// The next operation.
+    pub fn next(&self, rng: &mut Rng, latest: u64) -> Op {
+        let p = rng.unit();
+        let which = self.cumulative.iter().position(|&c| p < c).unwrap_or(0);
+        match which {
+            0 => Op::Read(self.key(rng, latest)),
+            1 => Op::Write(self.key(rng, latest)),
+            2 => Op::Delete(self.key(rng, latest)),
+            3 => Op::Scan(self.key(rng, latest), self.scan.draw(rng) as u32),
+            4 => Op::MultiGet(self.multiget),
+            5 => Op::ReadModifyWrite(self.key(rng, latest)),
+            _ => Op::Insert,
+        }
+    }
+
+    /// The size of a value to write (`fixed` when the mix leaves it to the workload).
+    #[inline]
+    pub fn value_len(&self, rng: &mut Rng, fixed: usize) -> usize {
+        self.value_size
+            .as_ref()
+            .map_or(fixed, |s| s.draw(rng) as usize)
+    }
+
+    /// The size of key `k`: the same every time for the same key and seed.
+    #[inline]
+    pub fn key_len(&self, k: u64, fixed: usize) -> usize {
+        match &self.key_size {
+            None => fixed,
+            Some(s) => s.draw(&mut Rng::new(scatter(k ^ self.seed))) as usize,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(ops: OpWeights) -> Mix {
+        Mix::new("t", ops)
+    }
+
+    #[test]
+    fn operations_follow_their_weights() {
+        let m = mix(OpWeights {
+            get: 0.7,
+            put: 0.2,
+            seek: 0.1,
+            ..Default::default()
+        });
+        let s = Sampler::new(&m, 1000, 1);
+        let mut rng = Rng::new(5);
+        let (mut g, mut p, mut sk) = (0, 0, 0);
+        for _ in 0..20_000 {
+            match s.next(&mut rng, 999) {
+                Op::Read(k) => {
+                    assert!(k < 1000);
+                    g += 1
+                }
+                Op::Write(_) => p += 1,
+                Op::Scan(_, n) => {
+                    assert!((1..=100).contains(&n));
+                    sk += 1
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!((13_600..14_400).contains(&g), "{g}");
+        assert!((3_700..4_300).contains(&p), "{p}");
+        assert!((1_800..2_200).contains(&sk), "{sk}");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_stream() {
+        let m = mix(OpWeights {
+            get: 1.0,
+            put: 1.0,
+            ..Default::default()
+        });
+        let s = Sampler::new(&m, 10_000, 3);
+        let draw = |seed| {
+            let mut rng = Rng::new(seed);
+            (0..100).map(|_| s.next(&mut rng, 0)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(9), draw(9));
+        assert_ne!(draw(9), draw(10));
+    }
+
+    #[test]
+    fn power_keys_are_skewed_and_hotspots_hot() {
+        let mut m = mix(OpWeights {
+            get: 1.0,
+            ..Default::default()
+        });
+        m.keys = KeyDist::Power {
+            a: 0.002312,
+            b: 0.3467,
+            ranges: None,
+        };
+        let s = Sampler::new(&m, 100_000, 1);
+        let mut rng = Rng::new(1);
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..100_000 {
+            *counts.entry(s.key(&mut rng, 0)).or_insert(0u32) += 1;
+        }
+        let hottest = counts.values().copied().max().unwrap();
+        // P(hottest) = a * 1^b = 0.23%: ~231 of 100,000 draws, where uniform keys get about 1
+        // each and rarely more than 8.
+        assert!(
+            (150..320).contains(&hottest),
+            "the hottest key drew {hottest} of 100000"
+        );
+
+        m.keys = KeyDist::Hotspot {
+            hot_keys: 0.1,
+            hot_ops: 0.9,
+        };
+        let s = Sampler::new(&m, 1000, 1);
+        let hot = (0..10_000).filter(|_| s.key(&mut rng, 0) < 100).count();
+        assert!((8_800..9_200).contains(&hot), "{hot}");
+    }
+
+    #[test]
+    fn key_ranges_concentrate_on_hot_ranges() {
+        let mut m = mix(OpWeights {
+            get: 1.0,
+            ..Default::default()
+        });
+        // The published Facebook fit: a few of the 30 ranges take most accesses.
+        m.keys = KeyDist::Power {
+            a: 0.002312,
+            b: 0.3467,
+            ranges: Some(KeyRanges {
+                num: 30,
+                a: 14.18,
+                b: -2.917,
+                c: 0.0164,
+                d: -0.08082,
+            }),
+        };
+        m.validate(30_000).unwrap();
+        let s = Sampler::new(&m, 30_000, 1);
+        let mut rng = Rng::new(2);
+        let mut per_range = [0u32; 30];
+        for _ in 0..30_000 {
+            let k = s.key(&mut rng, 0);
+            assert!(k < 30_000);
+            per_range[(k / 1000) as usize] += 1;
+        }
+        per_range.sort_unstable_by(|a, b| b.cmp(a));
+        assert!(per_range[0] > 10_000, "{per_range:?}");
+    }
+
+    #[test]
+    fn sizes_stay_in_their_bounds() {
+        let mut rng = Rng::new(4);
+        for d in [
+            SizeDist::Uniform { min: 10, max: 20 },
+            SizeDist::Normal {
+                mean: 100.0,
+                stddev: 50.0,
+                min: 50,
+                max: 150,
+            },
+            SizeDist::Zipfian { min: 1, max: 100 },
+            SizeDist::Pareto {
+                theta: 0.0,
+                k: 0.2615,
+                sigma: 25.45,
+                min: 10,
+                max: 1024,
+            },
+        ] {
+            let s = Sizes::new(&d);
+            for _ in 0..10_000 {
+                let v = s.draw(&mut rng);
+                assert!((d.min()..=d.max()).contains(&v), "{d:?} drew {v}");
+            }
+        }
+        // mixgraph's value model: mostly small values, mean near sigma / (1 - k) ~ 34.
+        let s = Sizes::new(&SizeDist::Pareto {
+            theta: 0.0,
+            k: 0.2615,
+            sigma: 25.45,
+            min: 10,
+            max: 1024,
+        });
+        let mean = (0..100_000).map(|_| s.draw(&mut rng)).sum::<u64>() as f64 / 1e5;
+        assert!((25.0..60.0).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn a_key_keeps_its_size() {
+        let mut m = mix(OpWeights {
+            put: 1.0,
+            ..Default::default()
+        });
+        m.key_size = Some(SizeDist::Uniform { min: 16, max: 64 });
+        let s = Sampler::new(&m, 1000, 7);
+        assert_eq!(s.key_len(42, 16), s.key_len(42, 16));
+        let sizes: std::collections::BTreeSet<_> = (0..1000).map(|k| s.key_len(k, 16)).collect();
+        assert!(sizes.len() > 20 && sizes.iter().all(|&n| (16..=64).contains(&n)));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let m = mix(OpWeights::default());
+        assert!(m.validate(10).unwrap_err().contains("ops"));
+        let mut m = mix(OpWeights {
+            get: 1.0,
+            ..Default::default()
+        });
+        m.keys = KeyDist::Zipfian { theta: 1.5 };
+        assert!(m.validate(10).unwrap_err().contains("keys.theta"));
+        m.keys = KeyDist::Uniform;
+        m.value_size = Some(SizeDist::Uniform { min: 10, max: 5 });
+        assert!(m.validate(10).unwrap_err().contains("value_size"));
+        m.value_size = None;
+        m.rate = Some(Rate::Fixed(-1.0));
+        assert!(m.validate(10).unwrap_err().contains("rate"));
+        m.rate = None;
+        m.ops.get = f64::NAN;
+        assert!(m.validate(10).unwrap_err().contains("ops.get"));
+    }
+
+    #[test]
+    fn a_sine_rate_holds_over_each_interval() {
+        let r = Rate::Sine {
+            a: 100.0,
+            b: 1.0,
+            c: 0.0,
+            d: 200.0,
+            interval_ms: 1000,
+        };
+        assert_eq!(r.at(0.2), r.at(0.9));
+        assert!((r.at(1.5) - (100.0 * 1f64.sin() + 200.0)).abs() < 1e-9);
+        assert_eq!(Rate::Fixed(0.1).at(0.0), 1.0);
+    }
+}

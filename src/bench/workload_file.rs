@@ -1,0 +1,511 @@
+//! Workload files: a user's service described in TOML or JSON (an operation mix, key
+//! popularity, key / value / scan sizes, key count, threads, an optional target rate, load then
+//! run), and YCSB's CoreWorkload property files (`workloads/workloada` ...), read into a
+//! [`Workload`] whose [`Mix`] the in-process runner draws from. Unknown fields in TOML / JSON are
+//! errors that name the field; YCSB properties lsmtune does not use are returned as notes,
+//! since YCSB files carry settings for many database bindings.
+//!
+//! ```toml
+//! name = "feed-service"
+//! num = 1000000                      # keys in the key space (db_bench --num)
+//! threads = 2
+//! duration = "30s"                   # or: ops = 100000 (per thread)
+//! key_size = 16                      # or a distribution, as value_size
+//! value_size = { dist = "pareto", k = 0.2615, sigma = 25.45, min = 10, max = 1024 }
+//! rate = 20000                       # optional: ops/s over all threads
+//! load = true                        # write every key once before the measured phase
+//! [ops]                              # relative weights
+//! get = 80
+//! put = 15
+//! seek = 5                           # seek, then read scan_length entries
+//! [keys]
+//! dist = "zipfian"                   # uniform | zipfian | latest | hotspot | power
+//! theta = 0.99
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::mix::{KeyDist, Mix, OpWeights, Rate, SizeDist};
+use super::workload::{Kind, Workload};
+use crate::rng::Rng;
+
+/// The TOML / JSON format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    name: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+    num: Option<u64>,
+    threads: Option<usize>,
+    ops: OpWeights,
+    #[serde(rename = "ops_per_thread")]
+    ops_per_thread: Option<u64>,
+    duration: Option<DurationSpec>,
+    key_size: Option<SizeDist>,
+    value_size: Option<SizeDist>,
+    compression_ratio: Option<f64>,
+    #[serde(default)]
+    keys: KeyDist,
+    scan_length: Option<SizeDist>,
+    multiget_size: Option<u32>,
+    rate: Option<Rate>,
+    load: Option<bool>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationSpec {
+    Seconds(f64),
+    Text(String),
+}
+
+/// A workload read from a file, and what the reader noticed but did not use.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub workload: Workload,
+    pub notes: Vec<String>,
+}
+
+/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the one duration syntax of every flag
+/// and file).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" | "secs" => v,
+        "ms" => v / 1000.0,
+        "m" | "min" | "mins" => v * 60.0,
+        "h" | "hour" | "hours" => v * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs < 1e7) {
+        return Err(format!("`{text}` must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Whether `text` (a `--workload` argument) names a file rather than a workload.
+pub fn looks_like_file(text: &str) -> bool {
+    let p = Path::new(text);
+    text.contains('/')
+        || text.contains('\\')
+        || matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("toml" | "json" | "properties")
+        )
+        || (p.is_file() && text.parse::<Kind>().is_err())
+}
+
+/// Read a workload file: `.json` as JSON, `.toml` as TOML, anything else as a YCSB property
+/// file when it sets YCSB's properties, else as TOML.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("workload file {}: {e}", path.display()))?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("workload")
+        .to_string();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let at = |e: String| format!("workload file {}: {e}", path.display());
+    match ext {
+        "json" => parse_json(&text, &stem).map_err(at),
+        "toml" => parse_toml(&text, &stem).map_err(at),
+        _ if is_ycsb(&text) => parse_ycsb(&text, &stem).map_err(at),
+        _ => parse_toml(&text, &stem).map_err(at),
+    }
+}
+
+/// Parse the TOML format (`stem` names the workload when the file does not).
+pub fn parse_toml(text: &str, stem: &str) -> Result<Loaded, String> {
+    let spec: FileSpec = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    build(spec, stem)
+}
+
+/// Parse the JSON format.
+pub fn parse_json(text: &str, stem: &str) -> Result<Loaded, String> {
+    let spec: FileSpec = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    build(spec, stem)
+}
+
+fn build(spec: FileSpec, stem: &str) -> Result<Loaded, String> {
+    let mut w = Workload::new(Kind::Custom);
+    if let Some(n) = spec.num {
+        w.num = n;
+    }
+    if let Some(t) = spec.threads {
+        w.threads = t;
+    }
+    if spec.ops_per_thread.is_some() && spec.duration.is_some() {
+        return Err("give ops_per_thread or duration, not both".into());
+    }
+    w.ops = spec.ops_per_thread;
+    w.duration = match spec.duration {
+        None => None,
+        Some(DurationSpec::Seconds(s)) if s > 0.0 && s < 1e7 => Some(Duration::from_secs_f64(s)),
+        Some(DurationSpec::Seconds(s)) => return Err(format!("duration must be positive ({s})")),
+        Some(DurationSpec::Text(t)) => {
+            Some(parse_duration(&t).map_err(|e| format!("duration: {e}"))?)
+        }
+    };
+    if let Some(c) = spec.compression_ratio {
+        w.compression_ratio = c;
+    }
+    if let Some(s) = spec.seed {
+        w.seed = s;
+    }
+    let name = spec.name.unwrap_or_else(|| stem.to_string());
+    let mut mix = Mix::new(&name, spec.ops);
+    mix.keys = spec.keys;
+    mix.load = spec.load.unwrap_or(true);
+    mix.rate = spec.rate;
+    if let Some(m) = spec.multiget_size {
+        mix.multiget_size = m;
+    }
+    if let Some(s) = spec.scan_length {
+        mix.scan_length = s;
+    }
+    match spec.key_size {
+        Some(SizeDist::Fixed { size }) => w.key_size = size as usize,
+        Some(d) => {
+            w.key_size = d.max() as usize;
+            mix.key_size = Some(d);
+        }
+        None => {}
+    }
+    match spec.value_size {
+        Some(SizeDist::Fixed { size }) => w.value_size = size as usize,
+        Some(d) => {
+            d.validate("value_size", 0, super::mix::MAX_VALUE)?;
+            // The workload's nominal value size (data-size estimates, MB/s) is the mean.
+            w.value_size = mean_size(&d) as usize;
+            mix.value_size = Some(d);
+        }
+        None => {}
+    }
+    w.mix = Some(Box::new(mix));
+    w.validate()?;
+    Ok(Loaded {
+        workload: w,
+        notes: Vec::new(),
+    })
+}
+
+/// The mean of a size distribution, estimated from 20,000 seeded draws.
+fn mean_size(d: &SizeDist) -> f64 {
+    let mut m = Mix::new(
+        "",
+        OpWeights {
+            put: 1.0,
+            ..OpWeights::default()
+        },
+    );
+    m.value_size = Some(d.clone());
+    let s = super::mix::Sampler::new(&m, 1, 0);
+    let mut rng = Rng::new(1);
+    (0..20_000)
+        .map(|_| s.value_len(&mut rng, 0) as f64)
+        .sum::<f64>()
+        / 20_000.0
+}
+
+/// YCSB's CoreWorkload properties lsmtune reads.
+const YCSB_USED: &[&str] = &[
+    "workload",
+    "recordcount",
+    "operationcount",
+    "threadcount",
+    "readproportion",
+    "updateproportion",
+    "insertproportion",
+    "scanproportion",
+    "readmodifywriteproportion",
+    "requestdistribution",
+    "zipfianconstant",
+    "hotspotdatafraction",
+    "hotspotopnfraction",
+    "maxscanlength",
+    "minscanlength",
+    "scanlengthdistribution",
+    "fieldcount",
+    "fieldlength",
+    "minfieldlength",
+    "fieldlengthdistribution",
+    "maxexecutiontime",
+];
+
+fn is_ycsb(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        [
+            "recordcount",
+            "operationcount",
+            "readproportion",
+            "workload=",
+        ]
+        .iter()
+        .any(|k| l.starts_with(k))
+    })
+}
+
+/// Parse a YCSB property file (`key=value` lines, `#` comments) with CoreWorkload's defaults.
+pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
+    let mut props = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+            return Err(format!("line {}: `{line}` is not key=value", i + 1));
+        };
+        props.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let get = |k: &str| props.get(k).map(String::as_str);
+    let num = |k: &str, default: f64| -> Result<f64, String> {
+        match get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("{k}={v} is not a number >= 0")),
+        }
+    };
+    if let Some(class) = get("workload")
+        && !class.ends_with("CoreWorkload")
+    {
+        return Err(format!(
+            "workload={class}: only YCSB's CoreWorkload is understood"
+        ));
+    }
+    let mut notes = Vec::new();
+    let ignored: Vec<&str> = props
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !YCSB_USED.contains(k))
+        .collect();
+    if !ignored.is_empty() {
+        notes.push(format!("YCSB properties not used: {}", ignored.join(", ")));
+    }
+    let mut w = Workload::new(Kind::Custom);
+    w.num = num("recordcount", 1000.0)? as u64;
+    w.threads = num("threadcount", 1.0)?.max(1.0) as usize;
+    // YCSB keys are "user" + a number: about 23 bytes.
+    w.key_size = 23;
+    let ops = num("operationcount", 1000.0)? as u64;
+    w.ops = Some(ops.div_ceil(w.threads as u64).max(1));
+    if let Some(t) = get("maxexecutiontime") {
+        let secs: f64 = t
+            .parse()
+            .map_err(|_| format!("maxexecutiontime={t} is not a number of seconds"))?;
+        if secs > 0.0 {
+            w.duration = Some(Duration::from_secs_f64(secs));
+            w.ops = None;
+        }
+    }
+    let weights = OpWeights {
+        get: num("readproportion", 0.95)?,
+        put: num("updateproportion", 0.05)?,
+        insert: num("insertproportion", 0.0)?,
+        seek: num("scanproportion", 0.0)?,
+        rmw: num("readmodifywriteproportion", 0.0)?,
+        ..OpWeights::default()
+    };
+    let mut mix = Mix::new(stem, weights);
+    let theta = num("zipfianconstant", 0.99)?;
+    mix.keys = match get("requestdistribution").unwrap_or("uniform") {
+        "uniform" => KeyDist::Uniform,
+        "zipfian" => KeyDist::Zipfian { theta },
+        "latest" => KeyDist::Latest { theta },
+        "hotspot" => KeyDist::Hotspot {
+            hot_keys: num("hotspotdatafraction", 0.2)?,
+            hot_ops: num("hotspotopnfraction", 0.8)?,
+        },
+        other => {
+            return Err(format!(
+                "requestdistribution={other}: one of uniform, zipfian, latest, hotspot"
+            ));
+        }
+    };
+    let (min_scan, max_scan) = (
+        num("minscanlength", 1.0)? as u64,
+        num("maxscanlength", 1000.0)? as u64,
+    );
+    mix.scan_length = match get("scanlengthdistribution").unwrap_or("uniform") {
+        "uniform" => SizeDist::Uniform {
+            min: min_scan,
+            max: max_scan,
+        },
+        "zipfian" => SizeDist::Zipfian {
+            min: min_scan,
+            max: max_scan,
+        },
+        other => {
+            return Err(format!(
+                "scanlengthdistribution={other}: one of uniform, zipfian"
+            ));
+        }
+    };
+    // A record is `fieldcount` fields of `fieldlength` bytes, stored as one value.
+    let fields = num("fieldcount", 10.0)? as u64;
+    let (min_len, len) = (
+        num("minfieldlength", 1.0)? as u64,
+        num("fieldlength", 100.0)? as u64,
+    );
+    let value = match get("fieldlengthdistribution").unwrap_or("constant") {
+        "constant" => SizeDist::Fixed { size: fields * len },
+        "uniform" => SizeDist::Uniform {
+            min: fields * min_len,
+            max: fields * len,
+        },
+        "zipfian" => SizeDist::Zipfian {
+            min: fields * min_len,
+            max: fields * len,
+        },
+        other => {
+            return Err(format!(
+                "fieldlengthdistribution={other}: one of constant, uniform, zipfian"
+            ));
+        }
+    };
+    match value {
+        SizeDist::Fixed { size } => w.value_size = size as usize,
+        d => {
+            d.validate("field lengths", 0, super::mix::MAX_VALUE)?;
+            w.value_size = mean_size(&d) as usize;
+            mix.value_size = Some(d);
+        }
+    }
+    w.mix = Some(Box::new(mix));
+    w.validate()?;
+    Ok(Loaded { workload: w, notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = r#"
+name = "feed-service"
+num = 100000
+threads = 2
+duration = "30s"
+key_size = 16
+value_size = { dist = "pareto", k = 0.2615, sigma = 25.45, min = 10, max = 1024 }
+rate = 20000
+[ops]
+get = 80
+put = 15
+seek = 5
+[keys]
+dist = "zipfian"
+theta = 0.9
+"#;
+        let l = parse_toml(text, "x").unwrap();
+        let w = &l.workload;
+        assert_eq!(w.kind, Kind::Custom);
+        assert_eq!(w.label(), "feed-service");
+        assert_eq!((w.num, w.threads, w.key_size), (100_000, 2, 16));
+        assert_eq!(w.duration, Some(Duration::from_secs(30)));
+        let m = w.mix.as_ref().unwrap();
+        assert_eq!(m.keys, KeyDist::Zipfian { theta: 0.9 });
+        assert_eq!(m.rate, Some(Rate::Fixed(20000.0)));
+        assert!((20..60).contains(&w.value_size), "{}", w.value_size);
+        // JSON says the same.
+        let json = r#"{"num": 100000, "ops": {"get": 1}, "keys": {"dist": "hotspot", "hot_keys": 0.2, "hot_ops": 0.8}}"#;
+        let j = parse_json(json, "svc").unwrap();
+        assert_eq!(j.workload.label(), "svc");
+    }
+
+    #[test]
+    fn unknown_fields_and_impossible_values_are_named() {
+        let e = parse_toml("[ops]\ngett = 1\n", "x").unwrap_err();
+        assert!(e.contains("gett"), "{e}");
+        let e = parse_toml("colour = 1\n[ops]\nget = 1\n", "x").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        let e = parse_toml(
+            "[ops]\nget = 1\n[keys]\ndist = \"zipfian\"\ntheta = 2\n",
+            "x",
+        )
+        .unwrap_err();
+        assert!(e.contains("theta"), "{e}");
+        let e = parse_toml(
+            "value_size = { dist = \"uniform\", min = 9, max = 3 }\n[ops]\nput = 1\n",
+            "x",
+        )
+        .unwrap_err();
+        assert!(e.contains("value_size"), "{e}");
+        let e = parse_toml("[ops]\n", "x").unwrap_err();
+        assert!(e.contains("ops"), "{e}");
+        let e = parse_toml("threads = 0\n[ops]\nget = 1\n", "x").unwrap_err();
+        assert!(e.contains("threads"), "{e}");
+        let e = parse_toml("duration = \"soon\"\n[ops]\nget = 1\n", "x").unwrap_err();
+        assert!(e.contains("duration"), "{e}");
+        let e = parse_json("{\"ops\": {\"get\": -1}}", "x").unwrap_err();
+        assert!(e.contains("ops.get"), "{e}");
+    }
+
+    #[test]
+    fn ycsb_property_files_read_with_corewokloads_defaults() {
+        let a = "# Yahoo! Cloud System Benchmark\nrecordcount=1000\noperationcount=1000\nworkload=site.ycsb.workloads.CoreWorkload\n\nreadallfields=true\n\nreadproportion=0.5\nupdateproportion=0.5\nscanproportion=0\ninsertproportion=0\n\nrequestdistribution=zipfian\n";
+        assert!(is_ycsb(a));
+        let l = parse_ycsb(a, "workloada").unwrap();
+        let w = &l.workload;
+        assert_eq!((w.num, w.ops, w.value_size), (1000, Some(1000), 1000));
+        let m = w.mix.as_ref().unwrap();
+        assert_eq!((m.ops.get, m.ops.put), (0.5, 0.5));
+        assert_eq!(m.keys, KeyDist::Zipfian { theta: 0.99 });
+        assert!(l.notes[0].contains("readallfields"), "{:?}", l.notes);
+        let e = parsed_err("recordcount=abc\n");
+        assert!(e.contains("recordcount"), "{e}");
+        let e = parsed_err("recordcount=10\nrequestdistribution=pareto\n");
+        assert!(e.contains("requestdistribution"), "{e}");
+        let e = parsed_err("recordcount=10\nworkload=site.ycsb.workloads.RestWorkload\n");
+        assert!(e.contains("CoreWorkload"), "{e}");
+    }
+
+    fn parsed_err(text: &str) -> String {
+        parse_ycsb(text, "w").unwrap_err()
+    }
+
+    #[test]
+    fn every_example_in_docs_workloads_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/workloads");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let l = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(l.workload.kind, Kind::Custom, "{}", path.display());
+            assert!(l.notes.is_empty(), "{}: {:?}", path.display(), l.notes);
+            n += 1;
+        }
+        assert!(n >= 4, "{n} examples");
+    }
+
+    #[test]
+    fn file_arguments_are_told_from_names() {
+        assert!(looks_like_file("workloads/feed.toml"));
+        assert!(looks_like_file("x.json"));
+        assert!(!looks_like_file("readrandom"));
+        assert!(!looks_like_file("mixgraph"));
+    }
+}
