@@ -8,25 +8,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use hdrhistogram::Histogram;
 use rocksdb::{DB, ReadOptions, WriteOptions};
 
-use super::measure::{Diagnostics, Latency, Measurement, RocksCounters, dir_size};
+pub use super::measure::Progress;
+use super::measure::{
+    Diagnostics, Latency, Measurement, RocksCounters, ThreadResult, dir_size, new_histogram,
+};
 use super::mix::{Rate, Sampler};
 use super::workload::{Kind, Op, OpChooser, ValuePool, Workload, Zipfian, make_key};
 use crate::options::{OptionsDoc, rocks};
 use crate::rng::Rng;
-
-/// Live progress: operations done in the current phase.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub ops: AtomicU64,
-    pub filling: AtomicBool,
-}
-
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static bounds are valid")
-}
 
 /// CPU seconds (user + system) of this process so far, and its peak RSS in bytes.
 fn rusage() -> (f64, u64) {
@@ -79,13 +70,6 @@ fn fill(db: &DB, w: &Workload, chooser: &OpChooser, progress: &Progress) -> Resu
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
-}
-
-struct ThreadResult {
-    hist: Histogram<u64>,
-    ops: u64,
-    reads: u64,
-    found: u64,
 }
 
 /// One measuring thread.
@@ -245,8 +229,15 @@ pub fn run(
         Some(s) => OpChooser::with_mix(w, s),
         None => OpChooser::new(w, zipf.as_ref()),
     };
+    let trace = match &w.trace {
+        Some(t) => Some(super::trace::read(&t.path).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
     let fill_start = Instant::now();
-    if w.needs_fill() {
+    if let Some(t) = &trace {
+        super::replay::load(&db, t, w.value_size, w.seed, progress)?;
+        settle(&db, Duration::from_secs(120));
+    } else if w.needs_fill() {
         fill(&db, w, &chooser, progress)?;
         settle(&db, Duration::from_secs(120));
     }
@@ -257,44 +248,50 @@ pub fn run(
     let start = Instant::now();
     let deadline = w.duration.map(|d| start + d);
     let stop_writer = AtomicBool::new(false);
-    let results: Vec<Result<ThreadResult>> = std::thread::scope(|s| {
-        let writer = (w.kind == Kind::ReadWhileWriting).then(|| {
-            s.spawn(|| -> Result<()> {
-                let mut rng = Rng::new(w.seed ^ 0xBEEF);
-                let mut values = ValuePool::new(w.seed ^ 0xBEEF, w.compression_ratio, w.value_size);
-                let mut key = Vec::new();
-                let wo = WriteOptions::default();
-                while !stop_writer.load(Ordering::Relaxed) {
-                    make_key(rng.below(w.num), w.key_size, &mut key);
-                    db.put_opt(&key, values.next(w.value_size), &wo)
-                        .map_err(|e| anyhow!("writer: {e}"))?;
-                }
-                Ok(())
-            })
-        });
-        let handles: Vec<_> = (0..w.threads)
-            .map(|id| {
-                let (db, chooser, latest) = (&db, &chooser, &latest);
-                s.spawn(move || {
-                    worker_thread(db, w, id, chooser, latest, start, deadline, progress)
+    let results: Vec<Result<ThreadResult>> = if let Some(t) = &trace {
+        let speed = w.trace.as_ref().map_or(0.0, |t| t.speed);
+        super::replay::replay(&db, t, w.threads, speed, progress)
+    } else {
+        std::thread::scope(|s| {
+            let writer = (w.kind == Kind::ReadWhileWriting).then(|| {
+                s.spawn(|| -> Result<()> {
+                    let mut rng = Rng::new(w.seed ^ 0xBEEF);
+                    let mut values =
+                        ValuePool::new(w.seed ^ 0xBEEF, w.compression_ratio, w.value_size);
+                    let mut key = Vec::new();
+                    let wo = WriteOptions::default();
+                    while !stop_writer.load(Ordering::Relaxed) {
+                        make_key(rng.below(w.num), w.key_size, &mut key);
+                        db.put_opt(&key, values.next(w.value_size), &wo)
+                            .map_err(|e| anyhow!("writer: {e}"))?;
+                    }
+                    Ok(())
                 })
-            })
-            .collect();
-        let out: Vec<_> = handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
-            })
-            .collect();
-        stop_writer.store(true, Ordering::Relaxed);
-        if let Some(wr) = writer
-            && let Ok(Err(e)) = wr.join()
-        {
-            return vec![Err(e)];
-        }
-        out
-    });
+            });
+            let handles: Vec<_> = (0..w.threads)
+                .map(|id| {
+                    let (db, chooser, latest) = (&db, &chooser, &latest);
+                    s.spawn(move || {
+                        worker_thread(db, w, id, chooser, latest, start, deadline, progress)
+                    })
+                })
+                .collect();
+            let out: Vec<_> = handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
+                })
+                .collect();
+            stop_writer.store(true, Ordering::Relaxed);
+            if let Some(wr) = writer
+                && let Ok(Err(e)) = wr.join()
+            {
+                return vec![Err(e)];
+            }
+            out
+        })
+    };
     let seconds = start.elapsed().as_secs_f64();
     let (cpu1, peak_rss) = rusage();
     let after = counters(&db, &loaded.db);

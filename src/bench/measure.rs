@@ -234,3 +234,24 @@ mod tests {
         assert_eq!(none.block_cache_hit_rate, None);
     }
 }
+
+/// Live progress of a run: operations done in the current phase (the worker reports it).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub ops: std::sync::atomic::AtomicU64,
+    pub filling: std::sync::atomic::AtomicBool,
+}
+
+/// A latency histogram in nanoseconds, up to an hour, 3 significant digits.
+pub fn new_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+        .expect("static bounds are valid")
+}
+
+/// What one measuring thread did: its latencies, operations, and point reads with hits.
+pub struct ThreadResult {
+    pub hist: hdrhistogram::Histogram<u64>,
+    pub ops: u64,
+    pub reads: u64,
+    pub found: u64,
+}

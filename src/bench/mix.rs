@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::workload::{Op, Zipfian};
+use super::generators::{Op, Zipfian};
 use crate::rng::Rng;
 
 /// Largest value a mix may write (the same bound as `--value-size`).

@@ -4,11 +4,15 @@
 
 pub mod db_bench;
 pub mod engine;
+pub mod generators;
 pub mod inprocess;
+pub mod livedb;
 pub mod measure;
 pub mod mix;
 pub mod mixgraph;
+pub mod replay;
 pub mod stats;
+pub mod trace;
 pub mod worker;
 pub mod workload;
 pub mod workload_file;

@@ -11,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use super::generators::{Op, ValuePool, Zipfian, make_key};
 use super::mix::{Mix, Sampler};
 use super::mixgraph::MixGraph;
 use crate::rng::Rng;
@@ -44,6 +45,8 @@ pub enum Kind {
     MixGraph,
     /// A workload file's operation mix (in `Workload::mix`); not a name the user types.
     Custom,
+    /// A RocksDB query trace replayed (`Workload::trace`); typed as `trace:FILE`.
+    Trace,
 }
 
 pub const ALL_KINDS: &[Kind] = &[
@@ -89,6 +92,7 @@ impl Kind {
                 | Kind::YcsbF
                 | Kind::MixGraph
                 | Kind::Custom
+                | Kind::Trace
         )
     }
 
@@ -96,7 +100,7 @@ impl Kind {
     pub fn scans(self) -> bool {
         matches!(
             self,
-            Kind::SeekRandom | Kind::YcsbE | Kind::MixGraph | Kind::Custom
+            Kind::SeekRandom | Kind::YcsbE | Kind::MixGraph | Kind::Custom | Kind::Trace
         )
     }
 
@@ -118,6 +122,7 @@ impl Kind {
             Kind::YcsbF => "ycsb-f",
             Kind::MixGraph => "mixgraph",
             Kind::Custom => "custom",
+            Kind::Trace => "trace",
         }
     }
 
@@ -148,6 +153,7 @@ impl Kind {
                  power-law keys and Pareto value sizes (--key_dist_a/b, --value_k/sigma, ...)"
             }
             Kind::Custom => "the operation mix of a workload file",
+            Kind::Trace => "a RocksDB query trace replayed",
         }
     }
 }
@@ -206,6 +212,18 @@ pub struct Workload {
     /// The operation mix of mixgraph or a workload file (none for the other kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mix: Option<Box<Mix>>,
+    /// The trace a `trace` workload replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceReplay>,
+}
+
+/// A trace to replay and how fast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceReplay {
+    pub path: std::path::PathBuf,
+    /// 0: as fast as the database allows; else the trace's own pace times this.
+    #[serde(default)]
+    pub speed: f64,
 }
 
 impl Workload {
@@ -223,13 +241,40 @@ impl Workload {
             seed: 42,
             compression_ratio: 0.5,
             mix: (kind == Kind::MixGraph).then(|| Box::new(MixGraph::default().to_mix())),
+            trace: None,
         }
+    }
+
+    /// A workload that replays the trace at `path`, with sizes and mix read from it (for the
+    /// prompt and the data-size estimates).
+    pub fn from_trace(path: &std::path::Path, speed: f64) -> Result<Workload, String> {
+        let t = super::trace::read(path)?;
+        if t.records.is_empty() {
+            return Err(format!("trace {} holds no queries", path.display()));
+        }
+        let s = super::trace::analyze(&t);
+        let mut w = Workload::new(Kind::Trace);
+        let mut mix = super::trace::to_mix(&s, "trace");
+        mix.name = path
+            .file_name()
+            .map_or("trace".into(), |n| format!("trace:{}", n.to_string_lossy()));
+        w.num = s.distinct_keys.max(1) as u64;
+        w.key_size = (s.key_bytes_mean.round() as usize).clamp(8, 1024);
+        if s.value_bytes_max > 0 {
+            w.value_size = s.value_bytes_mean.round() as usize;
+        }
+        w.mix = Some(Box::new(mix));
+        w.trace = Some(TraceReplay {
+            path: path.to_path_buf(),
+            speed,
+        });
+        Ok(w)
     }
 
     /// The name reports and prompts use: the db_bench / YCSB name, or a workload file's name.
     pub fn label(&self) -> String {
         match (&self.mix, self.kind) {
-            (Some(m), Kind::Custom) if !m.name.is_empty() => m.name.clone(),
+            (Some(m), Kind::Custom | Kind::Trace) if !m.name.is_empty() => m.name.clone(),
             _ => self.kind.name().to_string(),
         }
     }
@@ -253,7 +298,7 @@ impl Workload {
 
     /// Does the database need to be filled before the measured phase?
     pub fn needs_fill(&self) -> bool {
-        self.mix.as_ref().map_or(self.kind.needs_fill(), |m| m.load)
+        self.trace.is_some() || self.mix.as_ref().map_or(self.kind.needs_fill(), |m| m.load)
     }
 
     /// Largest value the workload writes (sizes the pool values are cut from).
@@ -294,146 +339,13 @@ impl Workload {
         }
         match (&self.mix, self.kind) {
             (Some(m), _) => m.validate(self.num)?,
-            (None, Kind::MixGraph | Kind::Custom) => {
+            (None, Kind::MixGraph | Kind::Custom | Kind::Trace) => {
                 return Err(format!("{} needs its operation mix", self.kind));
             }
             (None, _) => {}
         }
         Ok(())
     }
-}
-
-/// Write key number `k` into `buf` as db_bench does: big-endian digits first, zero padded.
-#[inline]
-pub fn make_key(k: u64, key_size: usize, buf: &mut Vec<u8>) {
-    buf.clear();
-    let be = k.to_be_bytes();
-    if key_size >= 8 {
-        buf.extend_from_slice(&be);
-        buf.resize(key_size, b'0');
-    } else {
-        buf.extend_from_slice(&be[8 - key_size..]);
-    }
-}
-
-/// A pool of compressible bytes; values are windows into it (db_bench's RandomGenerator).
-#[derive(Debug, Clone)]
-pub struct ValuePool {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-impl ValuePool {
-    /// `compression_ratio` 0.5 means each 100-byte piece is 50 random bytes repeated.
-    pub fn new(seed: u64, compression_ratio: f64, value_size: usize) -> ValuePool {
-        let mut rng = Rng::new(seed ^ 0xA5A5);
-        let len = (1 << 20).max(value_size * 2);
-        let mut data = Vec::with_capacity(len + 100);
-        while data.len() < len {
-            let raw = ((100.0 * compression_ratio) as usize).max(1);
-            let piece: Vec<u8> = (0..raw).map(|_| b' ' + (rng.below(95) as u8)).collect();
-            for i in 0..100 {
-                data.push(piece[i % raw]);
-            }
-        }
-        ValuePool { data, pos: 0 }
-    }
-
-    #[inline]
-    pub fn next(&mut self, len: usize) -> &[u8] {
-        if self.pos + len > self.data.len() {
-            self.pos = 0;
-        }
-        let s = &self.data[self.pos..self.pos + len];
-        self.pos += len;
-        s
-    }
-}
-
-/// YCSB's zipfian generator over [0, n) with constant 0.99 (Gray et al.), scrambled with FNV so
-/// popular keys spread over the key space, as YCSB's ScrambledZipfianGenerator does.
-#[derive(Debug, Clone)]
-pub struct Zipfian {
-    n: u64,
-    theta: f64,
-    alpha: f64,
-    zetan: f64,
-    eta: f64,
-}
-
-impl Zipfian {
-    pub const THETA: f64 = 0.99;
-
-    pub fn new(n: u64) -> Zipfian {
-        Zipfian::with_theta(n, Self::THETA)
-    }
-
-    /// Over [0, n) with skew `theta` in (0, 1): higher is more skewed.
-    pub fn with_theta(n: u64, theta: f64) -> Zipfian {
-        let zetan = zeta(n, theta);
-        let zeta2 = zeta(2, theta);
-        let alpha = 1.0 / (1.0 - theta);
-        let eta = (1.0 - (2.0 / n as f64).powf(1.0 - theta)) / (1.0 - zeta2 / zetan);
-        Zipfian {
-            n,
-            theta,
-            alpha,
-            zetan,
-            eta,
-        }
-    }
-
-    /// Rank in [0, n): 0 is the most popular.
-    #[inline]
-    pub fn rank(&self, rng: &mut Rng) -> u64 {
-        let u = rng.unit();
-        let uz = u * self.zetan;
-        if uz < 1.0 {
-            return 0;
-        }
-        if uz < 1.0 + 0.5f64.powf(self.theta) {
-            return 1.min(self.n - 1);
-        }
-        let v = (self.n as f64 * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64;
-        v.min(self.n - 1)
-    }
-
-    /// A key in [0, n), popular ranks scattered by FNV-1a.
-    #[inline]
-    pub fn scrambled(&self, rng: &mut Rng) -> u64 {
-        fnv64(self.rank(rng)) % self.n
-    }
-}
-
-fn zeta(n: u64, theta: f64) -> f64 {
-    (1..=n).map(|i| 1.0 / (i as f64).powf(theta)).sum()
-}
-
-#[inline]
-fn fnv64(v: u64) -> u64 {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for b in v.to_le_bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
-}
-
-/// What one operation of a mixed workload is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Read(u64),
-    Write(u64),
-    /// Read then write the same key.
-    ReadModifyWrite(u64),
-    /// Seek to a key and read this many entries.
-    Scan(u64, u32),
-    /// Append a new key (YCSB D/E inserts).
-    Insert,
-    /// Delete a key.
-    Delete(u64),
-    /// One MultiGet of this many keys (drawn as the mix draws keys).
-    MultiGet(u32),
 }
 
 /// Chooses the operations of a workload for one thread.
@@ -544,7 +456,7 @@ impl<'a> OpChooser<'a> {
                 }
             }
             // Built with `with_mix`; a mix kind without one reads uniformly.
-            Kind::MixGraph | Kind::Custom => Op::Read(rng.below(num)),
+            Kind::MixGraph | Kind::Custom | Kind::Trace => Op::Read(rng.below(num)),
         }
     }
 

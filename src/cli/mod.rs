@@ -1,6 +1,7 @@
 //! The command line: the top-level parser, one `match` over the commands, how errors print and
 //! the exit codes. Each command family owns its arguments and its handler in its own file
-//! (`options`, `bench`, `models`, `llm`, `propose` with `grammar`, `tune`, `compare`); flags and
+//! (`options`, `bench`, `models`, `llm`, `propose` with `grammar`, `tune`, `compare`,
+//! `workload`); flags and
 //! parsers several commands share are in [`args`]; what goes to standard error in [`log`].
 //!
 //! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
@@ -16,6 +17,7 @@ mod models;
 mod options;
 mod propose;
 mod tune;
+mod workload;
 
 use std::path::PathBuf;
 
@@ -128,6 +130,10 @@ pub enum Command {
     /// The proposal grammar: the JSON Schema generated from the option catalog.
     #[command(subcommand)]
     Grammar(propose::GrammarCommand),
+    /// Workloads from the user's world: summarise a RocksDB trace, characterize a live database
+    /// from its files, check a workload file.
+    #[command(subcommand)]
+    Workload(workload::WorkloadCommand),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
@@ -273,6 +279,7 @@ pub fn run(cli: Cli) -> Result<()> {
             compare::compare_cmd(args)
         }
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
+        Command::Workload(cmd) => workload::run(cmd),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
             code => bail!("worker exited with {code}"),

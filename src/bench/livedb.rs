@@ -1,0 +1,333 @@
+//! A live database characterized without touching it: `lsmtune workload from-db DB_DIR` reads
+//! only files RocksDB itself wrote there (the newest OPTIONS file, the info LOG and its rolled
+//! `LOG.old.*`), never opens the database and never takes its LOCK. From the LOG it takes the
+//! event log's table properties of every SST file still live (entries, deletions, raw key and
+//! value sizes), the last statistics dump (`STATISTICS:` counters of reads, writes, seeks,
+//! multigets, cache hits, stall time), and the last `** DB Stats **` and compaction stats
+//! (uptime, cumulative writes and stalls, write amplification), and turns them into a workload
+//! file with a short report of what it found and what it could not know.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::mix::{Mix, OpWeights, SizeDist};
+
+/// What the files of a database say.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Findings {
+    pub options_file: Option<PathBuf>,
+    pub log_files: Vec<PathBuf>,
+    /// Live SST files known from the event log, and their summed table properties.
+    pub live_files: usize,
+    pub entries: u64,
+    pub deletions: u64,
+    pub raw_key_bytes: u64,
+    pub raw_value_bytes: u64,
+    pub data_bytes: u64,
+    /// The last statistics dump's counters (`rocksdb.number.keys.read` ...), when enabled.
+    pub statistics: BTreeMap<String, u64>,
+    pub uptime_secs: Option<f64>,
+    pub cumulative_writes: Option<u64>,
+    pub stall_percent: Option<f64>,
+    pub write_amp: Option<f64>,
+    /// What could not be learned, in words.
+    pub gaps: Vec<String>,
+}
+
+impl Findings {
+    fn stat(&self, name: &str) -> u64 {
+        self.statistics.get(name).copied().unwrap_or(0)
+    }
+
+    /// Keys in the database (entries minus deletions of the live files).
+    pub fn keys(&self) -> u64 {
+        self.entries.saturating_sub(self.deletions)
+    }
+
+    /// Mean user key size (the properties count the 8-byte internal suffix).
+    pub fn key_size(&self) -> Option<f64> {
+        (self.entries > 0).then(|| (self.raw_key_bytes as f64 / self.entries as f64 - 8.0).max(1.0))
+    }
+
+    pub fn value_size(&self) -> Option<f64> {
+        (self.entries > 0).then(|| self.raw_value_bytes as f64 / self.entries as f64)
+    }
+
+    /// The operation mix from the statistics, when the database had them on.
+    pub fn ops(&self) -> Option<OpWeights> {
+        let reads = self.stat("rocksdb.number.keys.read");
+        let writes = self.stat("rocksdb.number.keys.written");
+        let seeks = self.stat("rocksdb.number.db.seek");
+        let multiget = self.stat("rocksdb.number.multiget.get");
+        let deletes = self.stat("rocksdb.number.keys.deleted");
+        (reads + writes + seeks + multiget > 0).then(|| OpWeights {
+            get: reads as f64,
+            put: writes.saturating_sub(deletes) as f64,
+            delete: deletes as f64,
+            seek: seeks as f64,
+            multiget: multiget as f64,
+            ..OpWeights::default()
+        })
+    }
+}
+
+/// The newest `OPTIONS-NNNNNN` file of a database folder.
+pub fn latest_options(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n: u64 = name.strip_prefix("OPTIONS-")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+/// Read what `dir`'s files say, without opening the database.
+pub fn inspect(dir: &Path) -> Result<Findings, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a folder", dir.display()));
+    }
+    let has = |name: &str| dir.join(name).exists();
+    let options_file = latest_options(dir);
+    if !has("CURRENT") && options_file.is_none() {
+        return Err(format!(
+            "{} is not a RocksDB database (no CURRENT file and no OPTIONS file)",
+            dir.display()
+        ));
+    }
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("LOG.old."))
+        })
+        .collect();
+    // LOG.old.<microseconds>: oldest first, then the current LOG.
+    logs.sort_by_key(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("LOG.old."))
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    if has("LOG") {
+        logs.push(dir.join("LOG"));
+    }
+    let mut f = Findings {
+        options_file,
+        ..Findings::default()
+    };
+    // file number -> (entries, deletions, raw key, raw value, data)
+    let mut live: BTreeMap<u64, [u64; 5]> = BTreeMap::new();
+    for log in &logs {
+        let text = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        read_log(&String::from_utf8_lossy(&text), &mut f, &mut live);
+    }
+    f.log_files = logs;
+    f.live_files = live.len();
+    for [e, d, k, v, data] in live.values() {
+        f.entries += e;
+        f.deletions += d;
+        f.raw_key_bytes += k;
+        f.raw_value_bytes += v;
+        f.data_bytes += data;
+    }
+    if f.log_files.is_empty() {
+        f.gaps
+            .push("no LOG file: nothing on sizes, mix or stalls".into());
+    } else if f.live_files == 0 {
+        f.gaps.push(
+            "the LOG has no table_file_creation events for live files (rolled away, or nothing \
+             flushed yet): key count and sizes unknown"
+                .into(),
+        );
+    }
+    if f.statistics.is_empty() {
+        f.gaps.push(
+            "no statistics dump in the LOG (the database runs without `statistics`, or \
+             stats_dump_period_sec = 0): the read/write mix is unknown and assumed 50/50"
+                .into(),
+        );
+    }
+    f.gaps.push(
+        "key popularity cannot be read from these files: the workload draws keys uniformly \
+         (a trace, `--workload trace:FILE`, shows the skew)"
+            .into(),
+    );
+    Ok(f)
+}
+
+fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
+    let mut in_stats = false;
+    for line in text.lines() {
+        if let Some(json) = line.split_once("EVENT_LOG_v1 ").map(|(_, j)| j) {
+            in_stats = false;
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(json) else {
+                continue;
+            };
+            let n = ev["file_number"].as_u64();
+            match (ev["event"].as_str(), n) {
+                (Some("table_file_creation"), Some(n)) => {
+                    let p = &ev["table_properties"];
+                    let g = |k: &str| p[k].as_u64().unwrap_or(0);
+                    live.insert(
+                        n,
+                        [
+                            g("num_entries"),
+                            g("num_deletions"),
+                            g("raw_key_size"),
+                            g("raw_value_size"),
+                            g("data_size"),
+                        ],
+                    );
+                }
+                (Some("table_file_deletion"), Some(n)) => {
+                    live.remove(&n);
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if line.ends_with("STATISTICS:") {
+            in_stats = true;
+            f.statistics.clear();
+            continue;
+        }
+        if in_stats {
+            // `rocksdb.block.cache.hit COUNT : 12`; histograms (P50 ...) are passed over.
+            let line = line.trim();
+            if let Some((name, rest)) = line.split_once(" COUNT : ")
+                && name.starts_with("rocksdb.")
+                && let Ok(v) = rest.trim().parse::<u64>()
+            {
+                f.statistics.insert(name.trim().to_string(), v);
+                continue;
+            }
+            if line.starts_with("rocksdb.") {
+                continue;
+            }
+            in_stats = false;
+        }
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("Uptime(secs): ") {
+            f.uptime_secs = rest.split_whitespace().next().and_then(|v| v.parse().ok());
+        } else if let Some(rest) = l.strip_prefix("Cumulative writes: ") {
+            f.cumulative_writes = rest.split_whitespace().next().and_then(count);
+        } else if let Some(rest) = l.strip_prefix("Cumulative stall: ") {
+            f.stall_percent = rest
+                .split(',')
+                .nth(1)
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|v| v.parse().ok());
+        } else if let Some(rest) = l.strip_prefix("Sum ") {
+            // The compaction stats table's Sum row: W-Amp is the 12th column after the name.
+            let cols: Vec<&str> = rest.split_whitespace().collect();
+            if let Some(w) = cols.get(10).and_then(|v| v.parse::<f64>().ok()) {
+                f.write_amp = Some(w);
+            }
+        }
+    }
+}
+
+/// `218K` / `1.5M` / `12` as a number.
+fn count(v: &str) -> Option<u64> {
+    let (num, mult) = match v.chars().last()? {
+        'K' => (&v[..v.len() - 1], 1e3),
+        'M' => (&v[..v.len() - 1], 1e6),
+        'G' => (&v[..v.len() - 1], 1e9),
+        _ => (v, 1.0),
+    };
+    num.parse::<f64>().ok().map(|n| (n * mult) as u64)
+}
+
+/// The workload file (TOML) that reproduces what the database holds and does.
+pub fn workload_file(f: &Findings, name: &str, source: &str) -> String {
+    let ops = f.ops().unwrap_or(OpWeights {
+        get: 1.0,
+        put: 1.0,
+        ..OpWeights::default()
+    });
+    let mut mix = Mix::new(name, ops);
+    if let Some(v) = f.value_size() {
+        mix.value_size = Some(SizeDist::Fixed {
+            size: v.round() as u64,
+        });
+    }
+    let o = &mix.ops;
+    let mut lines = String::new();
+    for (k, v) in [
+        ("get", o.get),
+        ("put", o.put),
+        ("delete", o.delete),
+        ("seek", o.seek),
+        ("multiget", o.multiget),
+    ] {
+        if v > 0.0 {
+            lines.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    let gaps: String = f.gaps.iter().map(|g| format!("# - {g}\n")).collect();
+    format!(
+        "# Made by `lsmtune workload from-db` from {source} (read only: the database was not \
+         opened).\n# Not known from its files:\n{gaps}name = \"{name}\"\nnum = {}\nkey_size = \
+         {}\nvalue_size = {}\n\n[ops]\n{lines}\n[keys]\ndist = \"uniform\"\n",
+        f.keys().max(1000),
+        f.key_size()
+            .map_or(16, |k| (k.round() as u64).clamp(8, 1024)),
+        f.value_size().map_or(100, |v| v.round() as u64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = r#"2026/11/30-14:09:29.100 1 [db/flush_job.cc:1] EVENT_LOG_v1 {"time_micros": 1, "cf_name": "default", "job": 2, "event": "table_file_creation", "file_number": 9, "file_size": 2000, "table_properties": {"data_size": 1900, "num_entries": 100, "num_deletions": 10, "raw_key_size": 2400, "raw_value_size": 10000}}
+2026/11/30-14:09:29.200 1 [db/flush_job.cc:1] EVENT_LOG_v1 {"time_micros": 2, "cf_name": "default", "job": 3, "event": "table_file_creation", "file_number": 11, "file_size": 2000, "table_properties": {"data_size": 1900, "num_entries": 50, "num_deletions": 0, "raw_key_size": 1200, "raw_value_size": 5000}}
+2026/11/30-14:09:29.300 1 EVENT_LOG_v1 {"time_micros": 3, "job": 4, "event": "table_file_deletion", "file_number": 11}
+** DB Stats **
+Uptime(secs): 6.0 total, 1.0 interval
+Cumulative writes: 218K writes, 218K keys, 218K commit groups, 1.0 writes per commit group, ingest: 0.03 GB, 4.53 MB/s
+Cumulative stall: 00:00:0.000 H:M:S, 2.5 percent
+ Sum      1/0    1.86 KB   0.0      0.0     0.0      0.0       0.0      0.0       0.0   3.4      0.0      5.9      0.00              0.00         1    0.001       0      0       0.0       0.0
+2026/11/30-14:09:32.183487 32054 [db/db_impl/db_impl.cc:788] STATISTICS:
+ rocksdb.block.cache.miss COUNT : 7
+rocksdb.number.keys.written COUNT : 300
+rocksdb.number.keys.read COUNT : 700
+rocksdb.db.get.micros P50 : 1.0 P95 : 2.0 P99 : 3.0 P100 : 4.0 COUNT : 700 SUM : 900
+2026/11/30-14:09:33 1 [db/db_impl/db_impl.cc:1] ------- DUMPING STATS -------
+"#;
+
+    #[test]
+    fn a_log_is_read_into_sizes_mix_and_stalls() {
+        let mut f = Findings::default();
+        let mut live = BTreeMap::new();
+        read_log(LOG, &mut f, &mut live);
+        assert_eq!(live.len(), 1, "file 11 was deleted");
+        assert_eq!(live[&9], [100, 10, 2400, 10000, 1900]);
+        assert_eq!(f.uptime_secs, Some(6.0));
+        assert_eq!(f.cumulative_writes, Some(218_000));
+        assert_eq!(f.stall_percent, Some(2.5));
+        assert_eq!(f.write_amp, Some(3.4));
+        assert_eq!(f.stat("rocksdb.number.keys.read"), 700);
+        assert_eq!(f.stat("rocksdb.number.keys.written"), 300);
+        let ops = f.ops().unwrap();
+        assert_eq!((ops.get, ops.put), (700.0, 300.0));
+    }
+
+    #[test]
+    fn counts_with_suffixes() {
+        assert_eq!(count("218K"), Some(218_000));
+        assert_eq!(count("1.5M"), Some(1_500_000));
+        assert_eq!(count("12"), Some(12));
+        assert_eq!(count("x"), None);
+    }
+}
