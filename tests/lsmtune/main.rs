@@ -19,3 +19,4 @@ mod stores;
 mod transformer;
 mod tune;
 mod tuner;
+mod workloads;

@@ -1,0 +1,306 @@
+//! Workloads from the user's world, end to end: a trace RocksDB itself wrote (db_bench
+//! --trace_file) read query for query and replayed in a worker; a database RocksDB wrote,
+//! characterized from its files without a byte of it changing; workload files and mixgraph run
+//! in-process and through db_bench; bad inputs end with a clear error and exit 2.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use lsmtune::bench::{
+    self, BenchEngine, Kind, Limits, Workload, engine::run_dir, livedb, trace, workload_file,
+};
+use lsmtune::options::rocks;
+
+use crate::common::{BIN, assert_ok};
+
+fn inprocess() -> bench::InProcess {
+    bench::InProcess {
+        exe: PathBuf::from(BIN),
+        limits: Limits {
+            timeout: Duration::from_secs(120),
+            memory: 4 << 30,
+        },
+        live_ops: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+fn db_bench() -> Option<PathBuf> {
+    let found = ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
+            "db_bench is required here (apt-get install rocksdb-tools)"
+        );
+        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
+    }
+    found
+}
+
+/// `( Gets:N Puts:M Seek:K, ...` from db_bench's mixgraph report.
+fn mixgraph_counts(out: &str) -> (u64, u64, u64) {
+    let field = |name: &str| -> u64 {
+        let at = out
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+            + name.len();
+        out[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    (field("Gets:"), field("Puts:"), field("Seek:"))
+}
+
+#[test]
+fn a_trace_rocksdb_wrote_is_read_query_for_query_and_replayed() {
+    let Some(db_bench) = db_bench() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mix.trace");
+    let o = Command::new(&db_bench)
+        .arg(format!("--db={}", dir.path().join("db").display()))
+        .arg(format!("--trace_file={}", file.display()))
+        .args([
+            "--benchmarks=mixgraph",
+            "--num=2000",
+            "--reads=3000",
+            "--threads=1",
+            "--mix_get_ratio=0.6",
+            "--mix_put_ratio=0.3",
+            "--mix_seek_ratio=0.1",
+            "--key_size=16",
+            "--mix_max_value_size=200",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let (gets, puts, seeks) = mixgraph_counts(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(gets + puts + seeks, 3000);
+
+    let t = trace::read(&file).unwrap();
+    assert_eq!(t.trace_version, "0.2");
+    let s = trace::analyze(&t);
+    let count = |k: &str| s.ops.iter().find(|(n, _)| n == k).map_or(0, |(_, c)| *c);
+    assert_eq!(
+        (count("get"), count("put"), count("seek")),
+        (gets, puts, seeks),
+        "{s:?}"
+    );
+    assert_eq!(s.key_bytes_max, 16);
+    assert!(s.value_bytes_max >= 10 && s.value_bytes_max <= 200, "{s:?}");
+
+    // The CLI says the same and writes a workload file that loads.
+    let toml = dir.path().join("mix.toml");
+    let o = Command::new(BIN)
+        .args(["workload", "analyze"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let get_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("get "))
+        .unwrap();
+    assert!(get_line.contains(&gets.to_string()), "{text}");
+    let w = workload_file::load(&toml).unwrap().workload;
+    let m = w.mix.as_ref().unwrap();
+    assert_eq!(
+        (m.ops.get, m.ops.put, m.ops.seek),
+        (gets as f64, puts as f64, seeks as f64)
+    );
+
+    // Replayed in a worker: every query once.
+    let w = Workload::from_trace(&file, 0.0).unwrap();
+    assert_eq!(w.kind, Kind::Trace);
+    let run = run_dir(None).unwrap();
+    let m = inprocess()
+        .measure(rocks::linked_defaults().unwrap(), &w, run.path())
+        .unwrap();
+    assert_eq!(m.ops, 3000);
+    let (found, reads) = m.reads_found.unwrap();
+    assert_eq!(reads, gets);
+    assert!(found > 0, "the keys the trace reads were loaded first");
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<String, (u64, SystemTime)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let md = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (md.len(), md.modified().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_live_database_is_characterized_without_a_byte_changing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.enable_statistics();
+        opts.set_stats_dump_period_sec(1);
+        let db = rocksdb::DB::open(&opts, &path).unwrap();
+        for i in 0..5000u32 {
+            db.put(format!("key{i:013}"), vec![b'v'; 100]).unwrap();
+        }
+        db.flush().unwrap();
+        for i in 0..3000u32 {
+            assert!(db.get(format!("key{i:013}")).unwrap().is_some());
+        }
+        // Two statistics dumps, the last one after every read.
+        std::thread::sleep(Duration::from_millis(2300));
+    }
+    let before = snapshot(&path);
+    let f = livedb::inspect(&path).unwrap();
+    assert_eq!(
+        snapshot(&path),
+        before,
+        "from-db must not change the database"
+    );
+    assert!(f.options_file.is_some());
+    assert_eq!((f.live_files, f.entries, f.keys()), (1, 5000, 5000));
+    assert_eq!(f.key_size().unwrap().round(), 16.0);
+    assert_eq!(f.value_size().unwrap().round(), 100.0);
+    let ops = f.ops().expect("statistics were on");
+    assert_eq!((ops.get, ops.put), (3000.0, 5000.0));
+
+    let out = dir.path().join("mine.toml");
+    let o = Command::new(BIN)
+        .args(["workload", "from-db"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(snapshot(&path), before);
+    let w = workload_file::load(&out).unwrap().workload;
+    assert_eq!((w.num, w.key_size, w.value_size), (5000, 16, 100));
+
+    // Not a database: a clear error and exit 2.
+    for bad in [dir.path().to_path_buf(), dir.path().join("missing")] {
+        let o = Command::new(BIN)
+            .args(["workload", "from-db"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("not a RocksDB database") || err.contains("not a folder"),
+            "{err}"
+        );
+    }
+}
+
+fn example(name: &str) -> Workload {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/workloads")
+        .join(name);
+    workload_file::load(&path).unwrap().workload
+}
+
+#[test]
+fn workload_files_run_in_a_worker() {
+    let engine = inprocess();
+    let doc = rocks::linked_defaults().unwrap();
+    // Deletes of the newest keys: some reads miss.
+    let mut w = example("job-queue.toml");
+    (w.num, w.ops, w.threads) = (3000, Some(2000), 2);
+    let run = run_dir(None).unwrap();
+    let m = engine.measure(doc, &w, run.path()).unwrap();
+    assert_eq!(m.ops, 4000);
+    let (found, reads) = m.reads_found.unwrap();
+    assert!(reads > 0 && found < reads, "{found} of {reads}");
+
+    // A target rate is held: ~1,500 ops in one second, not what the machine could do.
+    let mut w = example("session-cache.json");
+    w.num = 3000;
+    w.duration = Some(Duration::from_secs(1));
+    w.mix.as_mut().unwrap().rate = Some(bench::mix::Rate::Fixed(1500.0));
+    let run = run_dir(None).unwrap();
+    let m = engine.measure(doc, &w, run.path()).unwrap();
+    assert!(
+        (1200..=1700).contains(&m.ops),
+        "{} ops at 1500/s for 1 s",
+        m.ops
+    );
+}
+
+#[test]
+fn mixgraph_runs_through_db_bench_with_its_flags() {
+    let Some(path) = db_bench() else { return };
+    let engine = bench::DbBench::new(path, inprocess().limits).unwrap();
+    let mut w = Workload::new(Kind::MixGraph);
+    (w.num, w.threads) = (3000, 2);
+    let run = run_dir(None).unwrap();
+    let m = engine
+        .measure(rocks::linked_defaults().unwrap(), &w, run.path())
+        .unwrap();
+    assert_eq!(m.ops, 6000);
+    assert!(m.ops_per_sec > 0.0 && m.latency_us.p99 > 0.0);
+    // A file's mix is not db_bench's: said so, not run.
+    let e = engine
+        .measure(
+            rocks::linked_defaults().unwrap(),
+            &example("job-queue.toml"),
+            run.path(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("--engine inprocess"), "{e}");
+}
+
+#[test]
+fn a_cut_trace_or_a_bad_file_is_named_with_exit_2() {
+    let Some(db_bench) = db_bench() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.trace");
+    let o = Command::new(&db_bench)
+        .arg(format!("--db={}", dir.path().join("db").display()))
+        .arg(format!("--trace_file={}", file.display()))
+        .args(["--benchmarks=fillrandom", "--num=300"])
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.trace");
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[ops]\nget = 1\n[keys]\ndist = \"zipfian\"\ntheta = 3\n",
+    )
+    .unwrap();
+    for (args, want) in [
+        (
+            vec!["workload", "analyze", cut.to_str().unwrap()],
+            "cut short at byte",
+        ),
+        (
+            vec!["workload", "check", bad.to_str().unwrap()],
+            "keys.theta",
+        ),
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want) && !err.contains("panicked"), "{err}");
+    }
+}
