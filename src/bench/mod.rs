@@ -8,6 +8,7 @@ pub mod generators;
 pub mod inprocess;
 pub mod livedb;
 pub mod measure;
+pub mod memlimit;
 pub mod mix;
 pub mod mixgraph;
 pub mod replay;
