@@ -11,6 +11,7 @@ pub mod expert;
 pub mod journal;
 pub mod knowledge;
 pub mod lock;
+pub mod objective;
 pub mod prompt;
 pub mod proposer;
 pub mod refine;
