@@ -6,12 +6,14 @@
 //! templates, `testmodel` writes tiny random-weight models so the real loading code is tested
 //! without any download.
 
+pub mod files;
 pub mod hub;
 pub mod inventory;
 pub mod kernels;
 pub mod local;
 pub mod ollama;
 pub mod openai;
+pub mod runtime;
 pub mod sampling;
 pub mod servers;
 pub mod stores;

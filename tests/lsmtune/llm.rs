@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::quantized::GgmlDType;
-use lsmtune::llm::local::{LocalModel, ModelFiles};
+use lsmtune::llm::files::ModelFiles;
+use lsmtune::llm::local::LocalModel;
 use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
 use lsmtune::llm::{Finish, GenParams, Llm, Message, TokenConstraint};
 
@@ -277,7 +278,7 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
 
 #[test]
 fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
-    use lsmtune::llm::local::WeightFormat;
+    use lsmtune::llm::files::WeightFormat;
     use lsmtune::llm::testmodel::write_safetensors;
     for (arch, tie) in [
         (Arch::Qwen2, false),
