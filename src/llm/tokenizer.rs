@@ -299,34 +299,3 @@ pub fn choose(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<Chosen
         ),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hf_token_bytes_match_what_the_tokenizer_decodes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::llm::testmodel::write_tokenizer(dir.path(), 600).unwrap();
-        let tok = HfTokenizer::from_file(&path).unwrap();
-        let n = tok.n_ids();
-        let words = tok.token_bytes(0xFF);
-        assert_eq!(words.len(), n);
-        let mut plain = 0;
-        for (id, w) in words.iter().enumerate() {
-            if w.first() == Some(&0xFF) {
-                continue;
-            }
-            let decoded = tok.inner().decode(&[id as u32], false).unwrap();
-            // Single tokens that are part of a multi-byte character decode to U+FFFD.
-            if std::str::from_utf8(w).is_ok() {
-                assert_eq!(decoded.as_bytes(), w.as_slice(), "token {id}");
-                plain += 1;
-            }
-        }
-        assert!(plain > 300, "{plain}");
-        // The special tokens of the test tokenizer are marked.
-        let im_end = tok.id("<|im_end|>").unwrap() as usize;
-        assert_eq!(&words[im_end][1..], b"<|im_end|>");
-    }
-}
