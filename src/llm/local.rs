@@ -62,7 +62,7 @@ impl Detokenizer {
     }
 }
 
-/// A loaded GGUF model.
+/// A loaded local model (GGUF or safetensors) with its tokenizer, chat template and KV cache.
 pub struct LocalModel {
     name: String,
     model: Box<dyn Runtime>,
@@ -123,6 +123,8 @@ fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras
 }
 
 impl LocalModel {
+    /// Load a model: its weights on a runtime (safetensors on candle; a GGUF on the runtime
+    /// `LSMTUNE_LOCAL_RUNTIME` picks), then its tokenizer and chat template.
     pub fn load(files: &ModelFiles) -> Result<LocalModel> {
         tracing::debug!(
             "loading {:?} weights from {} (tokenizer {:?})",

@@ -275,11 +275,6 @@ impl PackedMatrix {
         self.k
     }
 
-    /// The weight format.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// The bytes of tile `t`.
     fn tile(&self, t: usize) -> &[u8] {
         let tb = self.kind.tile_bytes(self.k);
@@ -342,11 +337,6 @@ impl QuantRows {
             self.sums[i] = sum;
             self.sums16[i] = sum16;
         }
-    }
-
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.m
     }
 }
 

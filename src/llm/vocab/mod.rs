@@ -368,10 +368,6 @@ impl Vocab {
         self.texts.get(id as usize).map(String::as_str)
     }
 
-    pub fn token_type(&self, id: u32) -> Option<TokenType> {
-        self.types.get(id as usize).copied()
-    }
-
     /// The id of a token text as stored.
     pub fn id(&self, text: &str) -> Option<u32> {
         self.to_id.get(text).copied()
