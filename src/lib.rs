@@ -3,7 +3,7 @@
 //! Module map (the table of contents):
 //! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
-//! - [`llm`]: language models behind one trait (local candle backend, chat templates, test models).
+//! - [`llm`]: language models behind one trait (local backend on the own forward pass or candle, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
 //! - [`tune`]: the tuning loop, proposers (LLM, expert, random), what a model is told
 //!   (`tune::prompt`) and one proposal from it (`tune::ask`), journal and resume, report.

@@ -27,7 +27,7 @@ pub struct ModelSource {
 
 impl ModelSource {
     /// Resolve (and when allowed, download) the model's files.
-    pub fn files(&self) -> Result<crate::llm::local::ModelFiles> {
+    pub fn files(&self) -> Result<crate::llm::files::ModelFiles> {
         crate::llm::hub::Hub::from_env()
             .find(&self.model, self.offline || crate::http::offline_from_env())
     }

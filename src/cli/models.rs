@@ -1,9 +1,7 @@
 //! `lsmtune models ...`: the models on this machine store by store, downloads into the Hugging
 //! Face cache, and tiny test models for trying the pipeline without a real one.
 
-use std::path::PathBuf;
-
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::args::Json;
@@ -54,13 +52,14 @@ pub enum ModelsCommand {
     ///   lsmtune models make-test-model --arch qwen2 --out /tmp/tiny
     ///   lsmtune llm chat --model /tmp/tiny --prompt "Tune RocksDB"
     #[command(verbatim_doc_comment)]
+    #[cfg(feature = "test-models")]
     MakeTestModel {
         /// Architecture: qwen2 or llama.
         #[arg(long, default_value = "qwen2")]
         arch: String,
         /// Folder to create (must not exist or be empty).
         #[arg(long)]
-        out: PathBuf,
+        out: std::path::PathBuf,
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Weight format of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k,
@@ -111,6 +110,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "test-models")]
         ModelsCommand::MakeTestModel {
             arch,
             out,
@@ -118,59 +118,84 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
             dtype,
             shape,
             format,
-        } => {
-            use candle_core::quantized::GgmlDType;
-            let arch: crate::llm::testmodel::Arch =
-                arch.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-            use crate::llm::testmodel::Quant;
-            let dtype = match dtype.to_ascii_lowercase().as_str() {
-                "q8_0" => Quant::Uniform(GgmlDType::Q8_0),
-                "q4_0" => Quant::Uniform(GgmlDType::Q4_0),
-                "q4_1" => Quant::Uniform(GgmlDType::Q4_1),
-                "q5_0" => Quant::Uniform(GgmlDType::Q5_0),
-                "q5_1" => Quant::Uniform(GgmlDType::Q5_1),
-                "q2_k" => Quant::Uniform(GgmlDType::Q2K),
-                "q3_k" => Quant::Uniform(GgmlDType::Q3K),
-                "q4_k" => Quant::Uniform(GgmlDType::Q4K),
-                "q5_k" => Quant::Uniform(GgmlDType::Q5K),
-                "q6_k" => Quant::Uniform(GgmlDType::Q6K),
-                "q4_k_m" => Quant::Q4KM,
-                "f16" => Quant::Uniform(GgmlDType::F16),
-                "bf16" => Quant::Uniform(GgmlDType::BF16),
-                "f32" => Quant::Uniform(GgmlDType::F32),
-                other => bail!(
-                    "--dtype {other}: use q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, f16, bf16 or f32"
-                ),
-            };
-            let shape = match shape.as_str() {
-                "tiny" => crate::llm::testmodel::Shape::TINY,
-                "qwen2.5-0.5b" => crate::llm::testmodel::Shape::QWEN2_5_0_5B,
-                "qwen2.5-1.5b" => crate::llm::testmodel::Shape::QWEN2_5_1_5B,
-                other => bail!("--shape {other}: use tiny, qwen2.5-0.5b or qwen2.5-1.5b"),
-            };
-            if out.exists()
-                && std::fs::read_dir(&out)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(true)
-            {
-                bail!(
-                    "{} exists and is not empty; name a new folder",
-                    out.display()
-                );
-            }
-            let path = match format.as_str() {
-                "gguf" => crate::llm::testmodel::write_gguf(&out, arch, shape, seed, dtype)?,
-                "safetensors" => crate::llm::testmodel::write_safetensors(&out, arch, shape, seed)?,
-                other => bail!("--format {other}: use gguf or safetensors"),
-            };
-            println!(
-                "wrote {} and {}",
-                path.display(),
-                out.join("tokenizer.json").display()
-            );
-            Ok(())
-        }
+        } => make_test_model(&arch, &out, seed, &dtype, &shape, &format),
     }
+}
+
+/// `models make-test-model`: a random-weight model whose tokenizer learned the catalog's option
+/// names and meanings.
+#[cfg(feature = "test-models")]
+fn make_test_model(
+    arch: &str,
+    out: &std::path::Path,
+    seed: u64,
+    dtype: &str,
+    shape: &str,
+    format: &str,
+) -> Result<()> {
+    use anyhow::bail;
+    use candle_core::quantized::GgmlDType;
+    let arch: crate::llm::testmodel::Arch = arch.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    use crate::llm::testmodel::Quant;
+    let dtype = match dtype.to_ascii_lowercase().as_str() {
+        "q8_0" => Quant::Uniform(GgmlDType::Q8_0),
+        "q4_0" => Quant::Uniform(GgmlDType::Q4_0),
+        "q4_1" => Quant::Uniform(GgmlDType::Q4_1),
+        "q5_0" => Quant::Uniform(GgmlDType::Q5_0),
+        "q5_1" => Quant::Uniform(GgmlDType::Q5_1),
+        "q2_k" => Quant::Uniform(GgmlDType::Q2K),
+        "q3_k" => Quant::Uniform(GgmlDType::Q3K),
+        "q4_k" => Quant::Uniform(GgmlDType::Q4K),
+        "q5_k" => Quant::Uniform(GgmlDType::Q5K),
+        "q6_k" => Quant::Uniform(GgmlDType::Q6K),
+        "q4_k_m" => Quant::Q4KM,
+        "f16" => Quant::Uniform(GgmlDType::F16),
+        "bf16" => Quant::Uniform(GgmlDType::BF16),
+        "f32" => Quant::Uniform(GgmlDType::F32),
+        other => bail!(
+            "--dtype {other}: use q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, q4_k_m, f16, bf16 or f32"
+        ),
+    };
+    let shape = match shape {
+        "tiny" => crate::llm::testmodel::Shape::TINY,
+        "qwen2.5-0.5b" => crate::llm::testmodel::Shape::QWEN2_5_0_5B,
+        "qwen2.5-1.5b" => crate::llm::testmodel::Shape::QWEN2_5_1_5B,
+        other => bail!("--shape {other}: use tiny, qwen2.5-0.5b or qwen2.5-1.5b"),
+    };
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} exists and is not empty; name a new folder",
+            out.display()
+        );
+    }
+    let words = test_model_words();
+    let path = match format {
+        "gguf" => crate::llm::testmodel::write_gguf(out, arch, shape, seed, dtype, &words)?,
+        "safetensors" => crate::llm::testmodel::write_safetensors(out, arch, shape, seed, &words)?,
+        other => bail!("--format {other}: use gguf or safetensors"),
+    };
+    println!(
+        "wrote {} and {}",
+        path.display(),
+        out.join("tokenizer.json").display()
+    );
+    Ok(())
+}
+
+/// The text a test model's tokenizer learns besides its fixed lines: each option's key with its
+/// meaning as JSON, and with its type.
+#[cfg(feature = "test-models")]
+fn test_model_words() -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in crate::options::spec::specs() {
+        lines.push(format!("{{\"{}\": {}}}", s.key, s.meaning));
+        lines.push(format!("{}={}", s.key, s.ty.describe()));
+    }
+    lines
 }
 
 /// `models list` as text: a table per store.

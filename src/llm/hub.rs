@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-use super::local::ModelFiles;
+use super::files::ModelFiles;
 use super::stores::{self, OllamaName};
 
 const MANIFEST: &str = include_str!("../../models/manifest.json");
@@ -493,7 +493,7 @@ mod tests {
                 e.name
             );
             assert!(
-                super::super::local::SUPPORTED_ARCHS.contains(&e.family.as_str()),
+                super::super::runtime::SUPPORTED_ARCHS.contains(&e.family.as_str()),
                 "{}",
                 e.name
             );

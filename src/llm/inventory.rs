@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{self, Value};
 use serde::Serialize;
 
+use super::files::{ModelFiles, WeightFormat};
 use super::hub::{Hub, manifest};
-use super::local::{ModelFiles, SUPPORTED_ARCHS, WeightFormat};
+use super::runtime::SUPPORTED_ARCHS;
 use super::stores;
 use super::vocab::Vocab;
 

@@ -1,419 +1,29 @@
-//! The local backend: a GGUF model run on the CPU (lsmtune's own forward pass, or candle's),
-//! its tokenizer (the GGUF's own vocabulary, or tokenizer.json), its chat template
-//! (tokenizer_config.json, chat_template.jinja, GGUF metadata, or the family's built-in), sampling (temperature, top-p, seed, repeat penalty, stop strings, max tokens), an
-//! optional token constraint, and the KV cache kept across turns: a turn whose prompt extends
-//! what the cache already holds prefills only the new tokens.
+//! The local backend: generation on top of a model [`Runtime`](super::runtime::Runtime) (lsmtune's
+//! own forward pass, or candle's). Loading picks the runtime (by format and
+//! `LSMTUNE_LOCAL_RUNTIME`), the tokenizer ([`super::tokenizer::choose`]: the GGUF's own
+//! vocabulary, or tokenizer.json) and the chat template (tokenizer_config.json,
+//! chat_template.jinja, GGUF metadata, or the family's built-in). A turn renders the template,
+//! samples (temperature, top-p, seed, repeat penalty, stop strings, max tokens) under an optional
+//! token constraint, streams the text as it is decoded, and keeps the KV cache across turns: a
+//! turn whose prompt extends what the cache already holds prefills only the new tokens.
 //!
 //! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3,
 //! gemma3.
 //! Safetensors (with config.json): qwen2, llama.
 
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use candle_core::quantized::gguf_file;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::{
-    llama, quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
-    qwen2,
-};
-use std::sync::Arc;
 
+use super::files::{ModelFiles, WeightFormat};
+use super::runtime::{self, GgufRuntime, Runtime, SUPPORTED_ARCHS};
 use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
-use super::tokenizer::{HfTokenizer, TextTokenizer, cross_check};
-use super::transformer::Transformer;
-use super::vocab::{END_OF_TURN_TEXTS, Vocab};
+use super::tokenizer::{self, TextTokenizer};
+use super::vocab::Vocab;
 use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
-
-/// How the weights are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightFormat {
-    /// One `.gguf` file (quantized or not).
-    Gguf,
-    /// A folder of `*.safetensors` with the model's `config.json`.
-    Safetensors,
-}
-
-/// Where the files of a local model are.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelFiles {
-    /// The `.gguf` file, or the folder holding `*.safetensors` and `config.json`.
-    pub weights: PathBuf,
-    pub format: WeightFormat,
-    /// `tokenizer.json` beside the weights: required for safetensors; for a GGUF optional (the
-    /// file's own vocabulary is used, and checked against it).
-    pub tokenizer: Option<PathBuf>,
-    pub tokenizer_config: Option<PathBuf>,
-    /// `chat_template.jinja` beside the weights (newer Hugging Face repos ship the template so).
-    pub chat_template: Option<PathBuf>,
-}
-
-impl ModelFiles {
-    /// A GGUF file alone (its tokenizer and template come from its metadata).
-    pub fn gguf(weights: PathBuf) -> ModelFiles {
-        ModelFiles {
-            weights,
-            format: WeightFormat::Gguf,
-            tokenizer: None,
-            tokenizer_config: None,
-            chat_template: None,
-        }
-    }
-}
-
-impl ModelFiles {
-    /// Resolve `--model` given as a GGUF file, a folder holding one GGUF, or a folder of
-    /// safetensors with config.json and tokenizer.json. A GGUF needs nothing beside it; a
-    /// tokenizer.json, tokenizer_config.json or chat_template.jinja beside it are used when
-    /// present. The error lists what was looked for.
-    pub fn resolve(spec: &Path) -> Result<ModelFiles> {
-        let (dir, weights, format) = if spec.is_file() {
-            let dir = spec.parent().unwrap_or(Path::new(".")).to_path_buf();
-            (dir, spec.to_path_buf(), WeightFormat::Gguf)
-        } else if spec.is_dir()
-            && spec.join("config.json").is_file()
-            && !safetensors_in(spec)?.is_empty()
-        {
-            (
-                spec.to_path_buf(),
-                spec.to_path_buf(),
-                WeightFormat::Safetensors,
-            )
-        } else if spec.is_dir() {
-            let mut ggufs: Vec<PathBuf> = std::fs::read_dir(spec)?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
-                // A vision projector beside the model is not a language model.
-                .filter(|p| {
-                    !p.file_name()
-                        .is_some_and(|n| super::stores::is_projector(&n.to_string_lossy()))
-                })
-                .collect();
-            ggufs.sort();
-            match ggufs.len() {
-                0 => bail!(
-                    "no model in {} (looked for <dir>/*.gguf, or <dir>/*.safetensors with <dir>/config.json and <dir>/tokenizer.json)",
-                    spec.display()
-                ),
-                1 => (spec.to_path_buf(), ggufs.remove(0), WeightFormat::Gguf),
-                _ => bail!(
-                    "{} holds several .gguf files; name one: {}",
-                    spec.display(),
-                    ggufs
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        } else {
-            bail!(
-                "model `{}` not found: pass a .gguf file, a folder holding one, or a folder of safetensors with config.json and tokenizer.json",
-                spec.display()
-            );
-        };
-        let tokenizer = dir.join("tokenizer.json");
-        if format == WeightFormat::Safetensors && !tokenizer.is_file() {
-            bail!(
-                "{} has no tokenizer.json ({}); copy the model's tokenizer.json there",
-                weights.display(),
-                tokenizer.display()
-            );
-        }
-        let config = dir.join("tokenizer_config.json");
-        let jinja = dir.join("chat_template.jinja");
-        Ok(ModelFiles {
-            weights,
-            format,
-            tokenizer: tokenizer.is_file().then_some(tokenizer),
-            tokenizer_config: config.is_file().then_some(config),
-            chat_template: jinja.is_file().then_some(jinja),
-        })
-    }
-}
-
-/// The `*.safetensors` files of a folder, sorted.
-fn safetensors_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The weights of one supported family and format.
-enum Weights {
-    /// Full-precision Qwen2 from safetensors.
-    Qwen2Full(qwen2::ModelForCausalLM),
-    /// Full-precision Llama from safetensors; its KV cache lives outside the model.
-    LlamaFull {
-        model: llama::Llama,
-        cache: llama::Cache,
-        config: llama::Config,
-    },
-    /// GGUF families through lsmtune's own forward pass (the default).
-    Own(Box<Transformer>),
-    Qwen2(quantized_qwen2::ModelWeights),
-    Qwen3(quantized_qwen3::ModelWeights),
-    Llama(quantized_llama::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
-}
-
-/// Which code runs GGUF models: lsmtune's own forward pass and kernels, or candle-transformers'
-/// models (kept as the reference; `LSMTUNE_LOCAL_RUNTIME=candle`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    Lsmtune,
-    Candle,
-}
-
-impl Runtime {
-    /// From `LSMTUNE_LOCAL_RUNTIME` (`lsmtune`, the default, or `candle`).
-    pub fn from_env() -> Result<Runtime> {
-        match std::env::var("LSMTUNE_LOCAL_RUNTIME").as_deref() {
-            Err(_) | Ok("") | Ok("lsmtune") => Ok(Runtime::Lsmtune),
-            Ok("candle") => Ok(Runtime::Candle),
-            Ok(other) => bail!("LSMTUNE_LOCAL_RUNTIME={other}: expected lsmtune or candle"),
-        }
-    }
-}
-
-/// Architectures (`general.architecture`) this backend runs.
-pub const SUPPORTED_ARCHS: &[&str] = &["qwen2", "qwen3", "llama", "mistral", "phi3", "gemma3"];
-
-impl Weights {
-    fn load(
-        arch: &str,
-        content: gguf_file::Content,
-        file: &mut std::fs::File,
-        device: &Device,
-    ) -> Result<Weights> {
-        if Runtime::from_env()? == Runtime::Lsmtune {
-            return Ok(Weights::Own(Box::new(Transformer::load(
-                arch, &content, file,
-            )?)));
-        }
-        Ok(match arch {
-            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
-                content, file, device,
-            )?),
-            "qwen3" => Weights::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
-                content, file, device,
-            )?),
-            "phi3" => Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(
-                false, content, file, device,
-            )?),
-            "gemma3" => Weights::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
-                content, file, device,
-            )?),
-            _ => Weights::Llama(quantized_llama::ModelWeights::from_gguf(
-                content, file, device,
-            )?),
-        })
-    }
-
-    /// Run `tokens` at positions `pos..`; the logits after the last one.
-    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
-        if let Weights::Own(m) = self {
-            return m.forward(tokens, pos);
-        }
-        let x = &Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-        let logits = match self {
-            Weights::Own(_) => unreachable!("handled above"),
-            Weights::Qwen2Full(m) => m.forward(x, pos),
-            Weights::LlamaFull { model, cache, .. } => model.forward(x, pos, cache),
-            Weights::Qwen2(m) => m.forward(x, pos),
-            Weights::Qwen3(m) => m.forward(x, pos),
-            Weights::Llama(m) => m.forward(x, pos),
-            Weights::Phi3(m) => m.forward(x, pos),
-            Weights::Gemma3(m) => m.forward(x, pos),
-        }?;
-        // (batch, vocab) from the GGUF families, (batch, 1, vocab) from safetensors ones.
-        Ok(logits
-            .flatten_all()?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?)
-    }
-
-    /// Cut the KV cache back to its first `len` positions, when this runtime can (the own
-    /// forward pass); false otherwise.
-    fn truncate(&mut self, len: usize) -> bool {
-        match self {
-            Weights::Own(m) => {
-                m.truncate(len);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Drop the KV cache (Phi-3 resets its own when fed at position 0).
-    fn clear(&mut self) -> candle_core::Result<()> {
-        match self {
-            Weights::LlamaFull { cache, config, .. } => {
-                *cache = llama::Cache::new(true, DType::F32, config, &Device::Cpu)?;
-            }
-            Weights::Own(m) => m.clear(),
-            Weights::Qwen2Full(m) => m.clear_kv_cache(),
-            Weights::Qwen2(m) => m.clear_kv_cache(),
-            Weights::Qwen3(m) => m.clear_kv_cache(),
-            Weights::Llama(m) => m.clear_kv_cache(),
-            Weights::Phi3(_) => {}
-            // Resets its own cache when fed at position 0.
-            Weights::Gemma3(_) => {}
-        }
-        Ok(())
-    }
-}
-
-/// Load a safetensors checkpoint: `config.json` names the family (qwen2, llama).
-fn load_safetensors(files: &ModelFiles, device: &Device) -> Result<(String, Weights)> {
-    let config_path = files.weights.join("config.json");
-    let config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&config_path)
-            .with_context(|| format!("cannot read {}", config_path.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", config_path.display()))?;
-    let arch = config["model_type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if !matches!(arch.as_str(), "qwen2" | "llama" | "mistral") {
-        bail!(
-            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2, llama; use a GGUF for qwen3, phi3)",
-            files.weights.display()
-        );
-    }
-    check_shape(&config).with_context(|| format!("{}", config_path.display()))?;
-    let shards = safetensors_in(&files.weights)?;
-    for shard in &shards {
-        check_safetensors_size(shard)?;
-    }
-    // SAFETY: the files are memory-mapped read-only; lsmtune does not modify them while loaded,
-    // and each was checked to hold all the data its header describes (a file cut short would
-    // otherwise end the process with SIGBUS when a missing page is touched). Another program
-    // cutting one short during the load is turned into an error line and exit 2 by
-    // `while_mapped`; the maps are gone once the model is built (the weights are copied to f32).
-    let where_ = files.weights.display().to_string();
-    crate::interrupt::while_mapped(&where_, || {
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
-        build_safetensors(&arch, config, &config_path, vb, &where_, device)
-    })
-}
-
-/// The candle model of a safetensors checkpoint from its (mapped) weights.
-fn build_safetensors(
-    arch: &str,
-    config: serde_json::Value,
-    config_path: &Path,
-    vb: VarBuilder,
-    where_: &str,
-    device: &Device,
-) -> Result<(String, Weights)> {
-    let arch = arch.to_string();
-    if arch == "qwen2" {
-        let cfg: qwen2::Config = serde_json::from_value(config)
-            .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
-        let model =
-            qwen2::ModelForCausalLM::new(&cfg, vb).map_err(|e| anyhow!("loading {where_}: {e}"))?;
-        return Ok((arch, Weights::Qwen2Full(model)));
-    }
-    let cfg: llama::LlamaConfig = serde_json::from_value(config)
-        .with_context(|| format!("{} is not a Llama config", config_path.display()))?;
-    let cfg = cfg.into_config(false);
-    // candle's Llama::load unwraps per-layer loads: turn a panic on a malformed checkpoint into
-    // an error instead of taking the caller down.
-    let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        llama::Llama::load(vb, &cfg)
-    }))
-    .map_err(|_| anyhow!("loading {where_}: a layer is missing or malformed"))?
-    .map_err(|e| anyhow!("loading {where_}: {e}"))?;
-    let cache = llama::Cache::new(true, DType::F32, &cfg, device)?;
-    Ok((
-        arch,
-        Weights::LlamaFull {
-            model,
-            cache,
-            config: cfg,
-        },
-    ))
-}
-
-/// A config.json's shape, checked before anything is sized from it: zero heads once divided
-/// by zero, a huge layer count aborted on allocation.
-fn check_shape(config: &serde_json::Value) -> Result<()> {
-    let n = |k: &str| config[k].as_u64();
-    let (Some(hidden), Some(heads), Some(layers)) = (
-        n("hidden_size"),
-        n("num_attention_heads"),
-        n("num_hidden_layers"),
-    ) else {
-        bail!("needs hidden_size, num_attention_heads and num_hidden_layers as whole numbers");
-    };
-    let kv = n("num_key_value_heads").unwrap_or(heads);
-    if heads == 0
-        || kv == 0
-        || heads % kv != 0
-        || hidden == 0
-        || hidden % heads != 0
-        || hidden > 1 << 16
-        || layers == 0
-        || layers > 1024
-        || n("vocab_size").is_some_and(|v| v == 0 || v > 1 << 22)
-    {
-        bail!(
-            "implausible model shape: hidden_size {hidden}, {heads} attention heads, {kv} KV heads, {layers} layers"
-        );
-    }
-    Ok(())
-}
-
-/// A safetensors file must hold every byte its header points at.
-fn check_safetensors_size(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let bad = |why: String| {
-        anyhow!(
-            "{} is not a complete safetensors file: {why}",
-            path.display()
-        )
-    };
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let size = f.metadata()?.len();
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|e| bad(e.to_string()))?;
-    let header_len = u64::from_le_bytes(len);
-    if header_len > (100 << 20) || 8 + header_len > size {
-        return Err(bad(format!(
-            "a header of {header_len} bytes in a file of {size}"
-        )));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
-    let end = header
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, t)| t["data_offsets"][1].as_u64())
-        .max()
-        .unwrap_or(0);
-    if 8 + header_len + end > size {
-        return Err(bad(format!(
-            "its tensors end at byte {} but the file has {size}",
-            8 + header_len + end
-        )));
-    }
-    Ok(())
-}
 
 /// The reply as it grows, token by token, decoded incrementally: only the tokens since the
 /// last complete character are decoded again at each step (not the whole reply), while
@@ -452,10 +62,10 @@ impl Detokenizer {
     }
 }
 
-/// A loaded GGUF model.
+/// A loaded local model (GGUF or safetensors) with its tokenizer, chat template and KV cache.
 pub struct LocalModel {
     name: String,
-    model: Weights,
+    model: Box<dyn Runtime>,
     tokenizer: Arc<dyn TextTokenizer>,
     /// Prepended to a freshly encoded prompt that does not start with it.
     bos: Option<u32>,
@@ -473,31 +83,6 @@ pub struct LocalModel {
     pub reuse_kv: bool,
 }
 
-/// End-of-turn tokens of the families we know, as spelled in their vocabularies.
-const EOS_TOKENS: &[&str] = &[
-    "<|im_end|>",
-    "<|endoftext|>",
-    "<|eot_id|>",
-    "<|end_of_text|>",
-    "<|end|>",
-    "</s>",
-];
-
-fn template_from_config(path: &Path) -> Option<(String, String, String)> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let tmpl = v.get("chat_template")?.as_str()?.to_string();
-    let tok = |k: &str| {
-        v.get(k)
-            .and_then(|t| {
-                t.as_str()
-                    .map(str::to_string)
-                    .or_else(|| t.get("content")?.as_str().map(str::to_string))
-            })
-            .unwrap_or_default()
-    };
-    Some((tmpl, tok("bos_token"), tok("eos_token")))
-}
-
 /// What a GGUF file gives besides its weights.
 struct GgufExtras {
     template: Option<String>,
@@ -505,8 +90,9 @@ struct GgufExtras {
     vocab: Option<Result<Vocab>>,
 }
 
-/// Load a GGUF: its architecture, weights, chat template and vocabulary.
-fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, GgufExtras)> {
+/// Load a GGUF: its architecture, weights (on the runtime `LSMTUNE_LOCAL_RUNTIME` picks), chat
+/// template and vocabulary.
+fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras)> {
     let mut file = std::fs::File::open(&files.weights)
         .with_context(|| format!("cannot open {}", files.weights.display()))?;
     let content = gguf_file::Content::read(&mut file)
@@ -528,99 +114,17 @@ fn load_gguf(files: &ModelFiles, device: &Device) -> Result<(String, Weights, Gg
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok().cloned());
     let vocab = Vocab::present(&content.metadata).then(|| Vocab::from_gguf(&content.metadata));
-    let model = Weights::load(&arch, content, &mut file, device)
-        .with_context(|| format!("loading {}", files.weights.display()))?;
+    let model = match GgufRuntime::from_env()? {
+        GgufRuntime::Lsmtune => runtime::own::load(&arch, &content, &mut file),
+        GgufRuntime::Candle => runtime::candle::load_gguf(&arch, content, &mut file),
+    }
+    .with_context(|| format!("loading {}", files.weights.display()))?;
     Ok((arch, model, GgufExtras { template, vocab }))
 }
 
-/// The tokenizer a model runs with: a GGUF's own vocabulary when it has a usable one (checked
-/// against a tokenizer.json beside it), else tokenizer.json. Returns it with its end-of-turn
-/// tokens, BOS to add, the template's bos/eos texts, and a note saying which was chosen.
-struct ChosenTokenizer {
-    tokenizer: Arc<dyn TextTokenizer>,
-    eos: Vec<u32>,
-    bos: Option<u32>,
-    bos_text: String,
-    eos_text: String,
-    note: String,
-}
-
-fn choose_tokenizer(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<ChosenTokenizer> {
-    let weights = files.weights.display();
-    let hf = files.tokenizer.as_deref().map(HfTokenizer::from_file);
-    match (vocab, hf) {
-        (Some(Ok(v)), hf) => {
-            let note = match &hf {
-                None => format!("tokenizer: {}", TextTokenizer::describe(&v)),
-                Some(Err(e)) => format!(
-                    "tokenizer: {}; tokenizer.json beside it cannot be read and is not used: {e}",
-                    TextTokenizer::describe(&v)
-                ),
-                Some(Ok(h)) => match cross_check(&v, h) {
-                    Ok(n) => format!(
-                        "tokenizer: {} (tokenizer.json beside it agrees on all {n} ids)",
-                        TextTokenizer::describe(&v)
-                    ),
-                    Err(diff) => format!(
-                        "tokenizer: {}; tokenizer.json beside it is not used: {diff}",
-                        TextTokenizer::describe(&v)
-                    ),
-                },
-            };
-            if v.end_of_generation.is_empty() {
-                bail!("{weights}: the GGUF vocabulary has no end-of-turn token (no eos id, none of {})", END_OF_TURN_TEXTS.join(", "));
-            }
-            let text = |id: Option<u32>| {
-                id.and_then(|i| v.text(i))
-                    .map(str::to_string)
-                    .unwrap_or_default()
-            };
-            let (bos_text, eos_text) = (text(v.bos), text(v.eos));
-            Ok(ChosenTokenizer {
-                eos: v.end_of_generation.clone(),
-                bos: v.bos.filter(|_| v.add_bos),
-                bos_text,
-                eos_text,
-                note,
-                tokenizer: Arc::new(v),
-            })
-        }
-        (vocab, Some(h)) => {
-            let h = h?;
-            let note = match vocab {
-                Some(Err(e)) => format!(
-                    "tokenizer: {} (the GGUF's own vocabulary cannot be used: {e})",
-                    h.describe()
-                ),
-                _ => format!("tokenizer: {}", h.describe()),
-            };
-            let eos: Vec<u32> = EOS_TOKENS.iter().filter_map(|t| h.id(t)).collect();
-            if eos.is_empty() {
-                bail!(
-                    "{} has no end-of-turn token ({})",
-                    h.path,
-                    EOS_TOKENS.join(", ")
-                );
-            }
-            Ok(ChosenTokenizer {
-                tokenizer: Arc::new(h),
-                eos,
-                bos: None,
-                bos_text: String::new(),
-                eos_text: String::new(),
-                note,
-            })
-        }
-        (Some(Err(e)), None) => Err(e.context(format!(
-            "{weights}: its tokenizer metadata cannot be used (put the model's tokenizer.json beside it to use that instead)"
-        ))),
-        (None, None) => bail!(
-            "{weights} carries no tokenizer in its metadata and has no tokenizer.json beside it"
-        ),
-    }
-}
-
 impl LocalModel {
+    /// Load a model: its weights on a runtime (safetensors on candle; a GGUF on the runtime
+    /// `LSMTUNE_LOCAL_RUNTIME` picks), then its tokenizer and chat template.
     pub fn load(files: &ModelFiles) -> Result<LocalModel> {
         tracing::debug!(
             "loading {:?} weights from {} (tokenizer {:?})",
@@ -628,10 +132,9 @@ impl LocalModel {
             files.weights.display(),
             files.tokenizer
         );
-        let device = Device::Cpu;
         let (arch, model, extras) = match files.format {
             WeightFormat::Safetensors => {
-                let (arch, model) = load_safetensors(files, &device)?;
+                let (arch, model) = runtime::candle::load_safetensors(&files.weights)?;
                 (
                     arch,
                     model,
@@ -641,16 +144,16 @@ impl LocalModel {
                     },
                 )
             }
-            WeightFormat::Gguf => load_gguf(files, &device)?,
+            WeightFormat::Gguf => load_gguf(files)?,
         };
-        let chosen = choose_tokenizer(files, extras.vocab)?;
+        let chosen = tokenizer::choose(files, extras.vocab)?;
         let mut notes = vec![chosen.note];
         // The template: tokenizer_config.json, chat_template.jinja, the GGUF's own, the
         // family's built-in; rendered with the bos/eos texts of the file it came with.
         let from_config = files
             .tokenizer_config
             .as_deref()
-            .and_then(template_from_config);
+            .and_then(template::from_tokenizer_config);
         let (source, bos, eos_text, origin) = if let Some((t, b, e)) = from_config {
             (t, b, e, "tokenizer_config.json".to_string())
         } else if let Some(path) = &files.chat_template {
@@ -791,20 +294,6 @@ impl LocalModel {
     /// Feed tokens at the end of the KV cache (after [`reset`](Self::reset), from position 0);
     /// returns the logits after the last one. For checks against a reference implementation.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        // candle 0.11's quantized Qwen3 keeps two caches on the CPU: one-token steps append
-        // only to the decode cache, so a multi-token step after them attends to a cache missing
-        // those tokens. Past the first prefill, feed Qwen3 one token at a time.
-        if matches!(self.model, Weights::Qwen3(_)) && !self.cached.is_empty() && tokens.len() > 1 {
-            let mut logits = Vec::new();
-            for &t in tokens {
-                logits = self.feed_batch(&[t])?;
-            }
-            return Ok(logits);
-        }
-        self.feed_batch(tokens)
-    }
-
-    fn feed_batch(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let logits = self.model.forward(tokens, self.cached.len())?;
         self.cached.extend_from_slice(tokens);
         Ok(logits)

@@ -3,19 +3,24 @@
 //! endpoint, `ollama` to Ollama's native API, and `servers` knows where Ollama and LM Studio
 //! listen and which model they serve. `hub` finds model files (`stores`: also where Ollama and
 //! LM Studio keep theirs; `inventory`: all of them, for `models list`), `template` renders chat
-//! templates, `testmodel` writes tiny random-weight models so the real loading code is tested
-//! without any download.
+//! templates. Models run behind `runtime` (the own forward pass of `transformer` on `kernels`,
+//! or candle's), `files` says where a model's files are, `tokenizer` and `vocab` tokenize.
+//! `testmodel` (cargo feature `test-models`, on by default) writes tiny random-weight models so
+//! the real loading code is tested without any download; only the CLI and the tests use it.
 
+pub mod files;
 pub mod hub;
 pub mod inventory;
 pub mod kernels;
 pub mod local;
 pub mod ollama;
 pub mod openai;
+pub mod runtime;
 pub mod sampling;
 pub mod servers;
 pub mod stores;
 pub mod template;
+#[cfg(feature = "test-models")]
 pub mod testmodel;
 pub mod tokenizer;
 pub mod transformer;

@@ -77,11 +77,6 @@ impl OllamaBackend {
         }
     }
 
-    /// The response format now in use (after any downgrade).
-    pub fn format(&self) -> ResponseFormat {
-        self.format
-    }
-
     /// Ask the server for the model's trained context length (`POST /api/show`,
     /// `model_info["ARCH.context_length"]`); leaves it unknown when the server does not say.
     pub fn probe_context(&mut self) {

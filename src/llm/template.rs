@@ -88,6 +88,23 @@ impl ChatTemplate {
     }
 }
 
+/// The chat template of a `tokenizer_config.json` with the bos and eos texts it renders with;
+/// `None` when the file cannot be read or has no template.
+pub fn from_tokenizer_config(path: &std::path::Path) -> Option<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let tmpl = v.get("chat_template")?.as_str()?.to_string();
+    let tok = |k: &str| {
+        v.get(k)
+            .and_then(|t| {
+                t.as_str()
+                    .map(str::to_string)
+                    .or_else(|| t.get("content")?.as_str().map(str::to_string))
+            })
+            .unwrap_or_default()
+    };
+    Some((tmpl, tok("bos_token"), tok("eos_token")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

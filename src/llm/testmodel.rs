@@ -1,8 +1,13 @@
 //! Tiny deterministic random-weight models, written by the project itself so the real loading
 //! and generation code is tested with no download: a byte-level BPE tokenizer trained offline
-//! on text about RocksDB options (tokenizer.json with ChatML and Llama 3 special tokens), and
-//! Qwen2- or Llama-shaped weights written as GGUF (quantized matrices, F32 norms and biases) with
-//! the metadata candle's loaders read.
+//! (tokenizer.json with ChatML, Llama 3 and Phi-3 special tokens) on the caller's text plus fixed
+//! lines of JSON, numbers and chat words, and Qwen2-, Llama-, Qwen3- or Phi-3-shaped weights
+//! written as GGUF (quantized matrices, F32 norms and biases, the metadata llama.cpp's and
+//! candle's loaders read) or as safetensors (qwen2, llama).
+//!
+//! Not on the library's main path: only `models make-test-model` and the tests use it, and it is
+//! compiled with the cargo feature `test-models` (on by default). It knows nothing of RocksDB's
+//! options: what the tokenizer should learn besides its fixed lines is passed in.
 
 use std::path::{Path, PathBuf};
 
@@ -123,13 +128,10 @@ impl Arch {
     }
 }
 
-/// Text the tokenizer learns from: option names, values, JSON proposals and chat words.
-fn corpus() -> Vec<String> {
-    let mut lines = Vec::new();
-    for s in crate::options::spec::specs() {
-        lines.push(format!("{{\"{}\": {}}}", s.key, s.meaning));
-        lines.push(format!("{}={}", s.key, s.ty.describe()));
-    }
+/// Text the tokenizer learns from: the caller's `words` (lines of the domain's vocabulary, e.g.
+/// option names and meanings), then numbers, a JSON proposal and chat words.
+fn corpus(words: &[String]) -> Vec<String> {
+    let mut lines = words.to_vec();
     for n in [
         0u64,
         1,
@@ -162,8 +164,9 @@ fn corpus() -> Vec<String> {
     lines
 }
 
-/// Train the tokenizer and save it as `tokenizer.json` in `dir`.
-pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
+/// Train the tokenizer on `words` plus its fixed lines (JSON, numbers, chat words) and save it
+/// as `tokenizer.json` in `dir`.
+pub fn write_tokenizer(dir: &Path, vocab: usize, words: &[String]) -> Result<PathBuf> {
     let specials: Vec<AddedToken> = SPECIAL_TOKENS
         .iter()
         .map(|t| AddedToken::from(t.to_string(), true))
@@ -179,7 +182,7 @@ pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
     let mut tokenizer = Tokenizer::new(BPE::default());
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tokenizer.with_decoder(Some(ByteLevel::default()));
-    let text = corpus();
+    let text = corpus(words);
     tokenizer
         .train(&mut trainer, text.iter())
         .map_err(|e| anyhow::anyhow!("training the test tokenizer: {e}"))?;
@@ -195,7 +198,7 @@ pub fn write_tokenizer(dir: &Path, vocab: usize) -> Result<PathBuf> {
 /// punctuation runs. The set is prefix-closed, and each new token merges its longest proper
 /// prefix with its last symbol, so the result is a valid BPE (deterministic: no randomness
 /// beyond a fixed-seed generator).
-pub fn extend_vocabulary(path: &Path, target: usize) -> Result<()> {
+fn extend_vocabulary(path: &Path, target: usize) -> Result<()> {
     use std::collections::HashSet;
     let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
     let vocab = json["model"]["vocab"]
@@ -370,7 +373,7 @@ fn tokenizer_metadata(
 
 /// What every writer does first: check the shape, create `dir`, train and load the tokenizer.
 /// Returns the tokenizer, its path, and the model vocabulary size.
-fn prepare(dir: &Path, shape: Shape) -> Result<(Tokenizer, PathBuf, usize)> {
+fn prepare(dir: &Path, shape: Shape, words: &[String]) -> Result<(Tokenizer, PathBuf, usize)> {
     if shape.heads == 0
         || shape.kv_heads == 0
         || !shape.hidden.is_multiple_of(shape.heads)
@@ -381,7 +384,7 @@ fn prepare(dir: &Path, shape: Shape) -> Result<(Tokenizer, PathBuf, usize)> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The tokenizer learns what the small corpus supports; the model's vocabulary may be larger
     // (ids past the tokenizer's are padding tokens, as in real checkpoints).
-    let tok_path = write_tokenizer(dir, shape.vocab.min(4096))?;
+    let tok_path = write_tokenizer(dir, shape.vocab.min(4096), words)?;
     if shape.vocab > 8192 {
         // A real-sized vocabulary, so that per-token costs that scale with it (logits, the
         // grammar's token trie) are measured at their real size.
@@ -461,20 +464,21 @@ impl Quant {
     }
 }
 
-/// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer into `dir`.
-/// Deterministic for a given seed.
+/// Write a random-weight GGUF (`model.gguf`) of `arch` and its tokenizer (trained on `words`,
+/// see [`write_tokenizer`]) into `dir`. Deterministic for a given seed and words.
 pub fn write_gguf(
     dir: &Path,
     arch: Arch,
     shape: Shape,
     seed: u64,
     quant: impl Into<Quant>,
+    words: &[String],
 ) -> Result<PathBuf> {
     let quant = quant.into();
     let tied = shape.tie_embeddings && arch != Arch::Phi3;
     // Stands for "the recipe's type" in the calls below; vectors are always F32.
     let dtype = GgmlDType::Q8_0;
-    let (tok, tok_path, vocab) = prepare(dir, shape)?;
+    let (tok, tok_path, vocab) = prepare(dir, shape, words)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
     let mut rng = Rng::new(seed);
@@ -655,16 +659,22 @@ pub fn write_gguf(
 }
 
 /// Write a random-weight safetensors checkpoint of `arch` (`model.safetensors` with Hugging Face
-/// tensor names, `config.json`, `tokenizer.json`, `tokenizer_config.json`) into `dir`.
-/// Deterministic for a seed.
-pub fn write_safetensors(dir: &Path, arch: Arch, shape: Shape, seed: u64) -> Result<PathBuf> {
+/// tensor names, `config.json`, `tokenizer.json` trained on `words`, `tokenizer_config.json`)
+/// into `dir`. Deterministic for a seed and words.
+pub fn write_safetensors(
+    dir: &Path,
+    arch: Arch,
+    shape: Shape,
+    seed: u64,
+    words: &[String],
+) -> Result<PathBuf> {
     if !matches!(arch, Arch::Qwen2 | Arch::Llama) {
         bail!(
             "safetensors test models come as qwen2 or llama ({} is GGUF only here)",
             arch.name()
         );
     }
-    let (tok, _, vocab) = prepare(dir, shape)?;
+    let (tok, _, vocab) = prepare(dir, shape, words)?;
     let (h, i) = (shape.hidden, shape.intermediate);
     let kv = shape.kv_heads * (h / shape.heads);
     let mut rng = Rng::new(seed);

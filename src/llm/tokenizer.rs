@@ -6,11 +6,13 @@
 //! works on the tokenizer that actually runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use tokenizers::Tokenizer;
 
-use super::vocab::{Vocab, byte_level_decode};
+use super::files::ModelFiles;
+use super::vocab::{END_OF_TURN_TEXTS, Vocab, byte_level_decode};
 
 /// Encode and decode text for one model.
 pub trait TextTokenizer: Send + Sync {
@@ -200,33 +202,100 @@ pub fn cross_check(gguf: &Vocab, hf: &HfTokenizer) -> std::result::Result<usize,
     Ok(n)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// End-of-turn tokens of the families we know, as spelled in their vocabularies.
+const EOS_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "</s>",
+];
 
-    #[test]
-    fn hf_token_bytes_match_what_the_tokenizer_decodes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::llm::testmodel::write_tokenizer(dir.path(), 600).unwrap();
-        let tok = HfTokenizer::from_file(&path).unwrap();
-        let n = tok.n_ids();
-        let words = tok.token_bytes(0xFF);
-        assert_eq!(words.len(), n);
-        let mut plain = 0;
-        for (id, w) in words.iter().enumerate() {
-            if w.first() == Some(&0xFF) {
-                continue;
+/// The tokenizer a model runs with, with its end-of-turn tokens, BOS to add, the template's
+/// bos/eos texts, and a note saying which was chosen.
+pub struct Chosen {
+    pub tokenizer: Arc<dyn TextTokenizer>,
+    pub eos: Vec<u32>,
+    pub bos: Option<u32>,
+    pub bos_text: String,
+    pub eos_text: String,
+    pub note: String,
+}
+
+/// Choose the tokenizer of a model: a GGUF's own vocabulary (`vocab`, read from its metadata)
+/// when it has a usable one (checked against a tokenizer.json beside it), else tokenizer.json.
+pub fn choose(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<Chosen> {
+    let weights = files.weights.display();
+    let hf = files.tokenizer.as_deref().map(HfTokenizer::from_file);
+    match (vocab, hf) {
+        (Some(Ok(v)), hf) => {
+            let note = match &hf {
+                None => format!("tokenizer: {}", TextTokenizer::describe(&v)),
+                Some(Err(e)) => format!(
+                    "tokenizer: {}; tokenizer.json beside it cannot be read and is not used: {e}",
+                    TextTokenizer::describe(&v)
+                ),
+                Some(Ok(h)) => match cross_check(&v, h) {
+                    Ok(n) => format!(
+                        "tokenizer: {} (tokenizer.json beside it agrees on all {n} ids)",
+                        TextTokenizer::describe(&v)
+                    ),
+                    Err(diff) => format!(
+                        "tokenizer: {}; tokenizer.json beside it is not used: {diff}",
+                        TextTokenizer::describe(&v)
+                    ),
+                },
+            };
+            if v.end_of_generation.is_empty() {
+                bail!("{weights}: the GGUF vocabulary has no end-of-turn token (no eos id, none of {})", END_OF_TURN_TEXTS.join(", "));
             }
-            let decoded = tok.inner().decode(&[id as u32], false).unwrap();
-            // Single tokens that are part of a multi-byte character decode to U+FFFD.
-            if std::str::from_utf8(w).is_ok() {
-                assert_eq!(decoded.as_bytes(), w.as_slice(), "token {id}");
-                plain += 1;
-            }
+            let text = |id: Option<u32>| {
+                id.and_then(|i| v.text(i))
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            let (bos_text, eos_text) = (text(v.bos), text(v.eos));
+            Ok(Chosen {
+                eos: v.end_of_generation.clone(),
+                bos: v.bos.filter(|_| v.add_bos),
+                bos_text,
+                eos_text,
+                note,
+                tokenizer: Arc::new(v),
+            })
         }
-        assert!(plain > 300, "{plain}");
-        // The special tokens of the test tokenizer are marked.
-        let im_end = tok.id("<|im_end|>").unwrap() as usize;
-        assert_eq!(&words[im_end][1..], b"<|im_end|>");
+        (vocab, Some(h)) => {
+            let h = h?;
+            let note = match vocab {
+                Some(Err(e)) => format!(
+                    "tokenizer: {} (the GGUF's own vocabulary cannot be used: {e})",
+                    h.describe()
+                ),
+                _ => format!("tokenizer: {}", h.describe()),
+            };
+            let eos: Vec<u32> = EOS_TOKENS.iter().filter_map(|t| h.id(t)).collect();
+            if eos.is_empty() {
+                bail!(
+                    "{} has no end-of-turn token ({})",
+                    h.path,
+                    EOS_TOKENS.join(", ")
+                );
+            }
+            Ok(Chosen {
+                tokenizer: Arc::new(h),
+                eos,
+                bos: None,
+                bos_text: String::new(),
+                eos_text: String::new(),
+                note,
+            })
+        }
+        (Some(Err(e)), None) => Err(e.context(format!(
+            "{weights}: its tokenizer metadata cannot be used (put the model's tokenizer.json beside it to use that instead)"
+        ))),
+        (None, None) => bail!(
+            "{weights} carries no tokenizer in its metadata and has no tokenizer.json beside it"
+        ),
     }
 }

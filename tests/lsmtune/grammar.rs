@@ -7,11 +7,12 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
+use crate::common::testmodel::{Arch, Shape, write_gguf};
 use candle_core::quantized::GgmlDType;
 use lsmtune::grammar::Grammar;
 use lsmtune::grammar::schema::{self, SchemaOptions};
-use lsmtune::llm::local::{LocalModel, ModelFiles};
-use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
+use lsmtune::llm::files::ModelFiles;
+use lsmtune::llm::local::LocalModel;
 use lsmtune::llm::{Finish, GenParams, Message};
 use lsmtune::options::{self, CalibrateOptions, Calibrator, Config, Rule};
 use rayon::prelude::*;

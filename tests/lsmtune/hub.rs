@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::testmodel::{Arch, Shape, write_gguf};
 use candle_core::quantized::GgmlDType;
 use lsmtune::llm::hub::Hub;
 use lsmtune::llm::local::LocalModel;
-use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
 use lsmtune::llm::{GenParams, Llm, Message};
 
 /// A fake hub: `/{repo}/resolve/main/{file}` serves `files[(repo, file)]`; `denied` repos get

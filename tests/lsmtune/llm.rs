@@ -7,9 +7,10 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::testmodel::{Arch, Shape, write_gguf};
 use candle_core::quantized::GgmlDType;
-use lsmtune::llm::local::{LocalModel, ModelFiles};
-use lsmtune::llm::testmodel::{Arch, Shape, write_gguf};
+use lsmtune::llm::files::ModelFiles;
+use lsmtune::llm::local::LocalModel;
 use lsmtune::llm::{Finish, GenParams, Llm, Message, TokenConstraint};
 
 fn model_dir() -> (tempfile::TempDir, PathBuf) {
@@ -277,8 +278,8 @@ fn tied_embeddings_mixed_k_quants_and_gguf_tokenizer_metadata() {
 
 #[test]
 fn safetensors_checkpoints_load_chat_and_keep_their_cache() {
-    use lsmtune::llm::local::WeightFormat;
-    use lsmtune::llm::testmodel::write_safetensors;
+    use crate::common::testmodel::write_safetensors;
+    use lsmtune::llm::files::WeightFormat;
     for (arch, tie) in [
         (Arch::Qwen2, false),
         (Arch::Qwen2, true),
@@ -801,4 +802,31 @@ fn a_mapped_file_cut_short_while_read_is_an_error_not_a_crash() {
         err.contains("error: model.safetensors changed size while it was being read"),
         "{err}"
     );
+}
+
+#[test]
+fn hf_token_bytes_match_what_the_tokenizer_decodes() {
+    use lsmtune::llm::tokenizer::{HfTokenizer, TextTokenizer};
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::common::testmodel::write_tokenizer(dir.path(), 600).unwrap();
+    let tok = HfTokenizer::from_file(&path).unwrap();
+    let n = tok.n_ids();
+    let words = tok.token_bytes(0xFF);
+    assert_eq!(words.len(), n);
+    let mut plain = 0;
+    for (id, w) in words.iter().enumerate() {
+        if w.first() == Some(&0xFF) {
+            continue;
+        }
+        let decoded = tok.inner().decode(&[id as u32], false).unwrap();
+        // Single tokens that are part of a multi-byte character decode to U+FFFD.
+        if std::str::from_utf8(w).is_ok() {
+            assert_eq!(decoded.as_bytes(), w.as_slice(), "token {id}");
+            plain += 1;
+        }
+    }
+    assert!(plain > 300, "{plain}");
+    // The special tokens of the test tokenizer are marked.
+    let im_end = tok.id("<|im_end|>").unwrap() as usize;
+    assert_eq!(&words[im_end][1..], b"<|im_end|>");
 }

@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use lsmtune::llm::Message;
-use lsmtune::llm::local::{LocalModel, ModelFiles};
+use lsmtune::llm::files::ModelFiles;
+use lsmtune::llm::local::LocalModel;
 use lsmtune::llm::tokenizer::TextTokenizer;
 use lsmtune::llm::vocab::Vocab;
 use serde::Deserialize;

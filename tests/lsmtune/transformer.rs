@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
+use crate::common::testmodel::{Arch, Quant, Shape, write_gguf};
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{
     quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
 };
-use lsmtune::llm::testmodel::{Arch, Quant, Shape, write_gguf};
 use lsmtune::llm::transformer::Transformer;
 
 enum Reference {

@@ -8,16 +8,9 @@
 //!   of `vpdpbusd` (16-bit pair sums added while they cannot overflow);
 //! - scalar: portable, the reference the SIMD paths are tested against.
 //!
-//! Layout of one tile-block (16 rows × 32 columns) of the 32-column types:
-//! - `d`: the 16 rows' f16 block scales; Q4_1 and Q5_1 then the 16 rows' f16 mins `m`;
-//! - Q8_0 `qs`: 8 groups × 16 rows × 4 bytes, each weight stored as `q + 128` (unsigned);
-//! - Q4_0/Q4_1 `qs`: 4 groups × 16 rows × 4 bytes, byte `j` of group `g` holding the 4-bit
-//!   values of columns `8g + j` (low nibble) and `8g + j + 4` (high nibble), unsigned (Q4_0:
-//!   `q + 8`);
-//! - Q5_0/Q5_1: the Q4 layout for the low 4 bits, then per group two 64-bit masks (one bit per
-//!   row and byte, for the low and the high nibbles) holding the fifth bit, unsigned (Q5_0:
-//!   `q + 16`). A masked byte add (AVX-512 BW) or a byte compare of the expanded bits (AVX2)
-//!   puts the fifth bit back. As many bytes per row and block as in the GGUF file.
+//! This module holds the types, the run-time choice and the dispatch over tiles. The 32-column
+//! types (their tile layout, packing and scalar kernel) are in `blocks`, their AVX-512 kernel in
+//! `avx512`, the AVX2 kernels of every quantized type in `avx2`.
 //!
 //! With unsigned weights `w + o` and signed activations `a`, `Σ (w + o)·a = Σ w·a + o·Σ a`, so the
 //! exact integer dot product is the sum started from `-o·Σ a`; the mins of Q4_1/Q5_1 add
@@ -26,12 +19,16 @@
 //! walked in parallel on [`pool`]'s threads; each thread writes whole tiles of the output.
 
 use candle_core::quantized::GgmlDType;
-use half::f16;
 
 mod avx2;
+mod avx512;
+mod blocks;
 mod float;
 mod kquants;
 pub mod pool;
+mod tiles;
+
+pub use tiles::Tiles;
 
 /// Output rows per tile.
 pub const TILE: usize = 16;
@@ -227,72 +224,6 @@ pub fn simd_available() -> bool {
     level() != Level::Scalar
 }
 
-/// The zeroed buffer of a matrix's packed tiles. Buffers of 2 MiB and more are 2 MiB-aligned and,
-/// on Linux, advised onto transparent huge pages before anything touches them (honoured in the
-/// common `madvise` THP mode): a decode step streams every weight once, and with 4 KiB pages
-/// the TLB misses cost about as much as the arithmetic on F16 matrices (llama.cpp reads the file
-/// through the page cache, which the kernel may map with large folios).
-pub struct Tiles {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-    layout: std::alloc::Layout,
-}
-
-// SAFETY: `Tiles` owns its bytes like a `Vec<u8>`.
-unsafe impl Send for Tiles {}
-unsafe impl Sync for Tiles {}
-
-const HUGE: usize = 2 << 20;
-
-impl Tiles {
-    fn zeroed(len: usize) -> Tiles {
-        let align = if len >= HUGE { HUGE } else { 64 };
-        let layout = std::alloc::Layout::from_size_align(len.max(1), align)
-            .expect("a matrix buffer size fits a layout");
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc(layout) };
-        let Some(ptr) = std::ptr::NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        #[cfg(target_os = "linux")]
-        if len >= HUGE {
-            // SAFETY: the range lies inside the allocation; the call only advises the kernel.
-            unsafe {
-                libc::madvise(
-                    raw as *mut libc::c_void,
-                    len / HUGE * HUGE,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
-        // SAFETY: `len` bytes were allocated (and are zeroed here before any read).
-        unsafe { std::ptr::write_bytes(raw, 0, len) };
-        Tiles { ptr, len, layout }
-    }
-}
-
-impl std::ops::Deref for Tiles {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `len` initialized bytes owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl std::ops::DerefMut for Tiles {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, borrowed mutably through `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Tiles {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
-    }
-}
-
 /// A weight matrix `n × k` (n output rows) repacked into tiles.
 pub struct PackedMatrix {
     kind: Kind,
@@ -305,10 +236,6 @@ impl std::fmt::Debug for PackedMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PackedMatrix({:?}, {}x{})", self.kind, self.n, self.k)
     }
-}
-
-fn f16_at(bytes: &[u8], at: usize) -> f16 {
-    f16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
 impl PackedMatrix {
@@ -333,7 +260,7 @@ impl PackedMatrix {
         } else if kind.is_float() {
             float::pack(raw, n, k)
         } else {
-            pack_simple(kind, raw, n, k)
+            blocks::pack(kind, raw, n, k)
         };
         Ok(PackedMatrix { kind, n, k, data })
     }
@@ -348,164 +275,24 @@ impl PackedMatrix {
         self.k
     }
 
-    /// The weight format.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
     /// The bytes of tile `t`.
     fn tile(&self, t: usize) -> &[u8] {
         let tb = self.kind.tile_bytes(self.k);
         &self.data[t * tb..(t + 1) * tb]
     }
 
-    fn tile_block(&self, t: usize, b: usize) -> &[u8] {
-        let tb = self.kind.tile_block_bytes();
-        &self.data[(t * (self.k / BLOCK) + b) * tb..][..tb]
-    }
-
     /// Row `row` dequantized into `out` (`k` values): an embedding lookup.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let (t, r) = (row / TILE, row % TILE);
+        let tile = self.tile(t);
         if self.kind.is_k() {
-            kquants::dequantize_row(self.kind, self.tile(t), self.k, r, out);
-            return;
-        }
-        if self.kind.is_float() {
-            float::dequantize_row(self.kind, self.tile(t), r, out);
-            return;
-        }
-        let off = self.kind.offset();
-        let min = self.kind.has_min();
-        for b in 0..self.k / BLOCK {
-            let tb = self.tile_block(t, b);
-            let d = f16_at(tb, 2 * r).to_f32();
-            let m = if min {
-                f16_at(tb, 2 * TILE + 2 * r).to_f32()
-            } else {
-                0.0
-            };
-            for (o, v) in out[b * BLOCK..][..BLOCK]
-                .iter_mut()
-                .zip(stored(self.kind, tb, r))
-            {
-                // As candle and ggml compute it: `(q - o)·d`, or `q·d + m`.
-                *o = if min {
-                    v as f32 * d + m
-                } else {
-                    (v - off) as f32 * d
-                };
-            }
-        }
-    }
-}
-
-/// The fifth bits of Q5 group `g` in a tile-block: (low-nibble mask, high-nibble mask), one bit
-/// per `row * 4 + j`.
-fn fifth_bits(kind: Kind, tb: &[u8], g: usize) -> (u64, u64) {
-    let at = kind.head_bytes() + TILE * BLOCK / 2 + g * 16;
-    (
-        u64::from_le_bytes(tb[at..at + 8].try_into().unwrap()),
-        u64::from_le_bytes(tb[at + 8..at + 16].try_into().unwrap()),
-    )
-}
-
-/// Repack a matrix of a 32-column type.
-fn pack_simple(kind: Kind, raw: &[u8], n: usize, k: usize) -> Tiles {
-    let nb = k / BLOCK;
-    let bb = kind.gguf_block_bytes();
-    let tiles = n.div_ceil(TILE);
-    let tb = kind.tile_block_bytes();
-    let head = kind.head_bytes();
-    let mut data = Tiles::zeroed(tiles * nb * tb);
-    for t in 0..tiles {
-        for b in 0..nb {
-            let dst = &mut data[(t * nb + b) * tb..][..tb];
-            for r in 0..TILE {
-                let row = t * TILE + r;
-                if row >= n {
-                    // Padding rows: a zero scale (and min) makes them contribute nothing.
-                    continue;
-                }
-                let src = &raw[(row * nb + b) * bb..][..bb];
-                dst[2 * r..2 * r + 2].copy_from_slice(&src[0..2]);
-                let mut qs = &src[2..];
-                if kind.has_min() {
-                    dst[2 * TILE + 2 * r..2 * TILE + 2 * r + 2].copy_from_slice(&qs[0..2]);
-                    qs = &qs[2..];
-                }
-                if kind == Kind::Q8_0 {
-                    for g in 0..BLOCK / 4 {
-                        for j in 0..4 {
-                            dst[head + g * TILE * 4 + r * 4 + j] =
-                                (qs[4 * g + j] as i8 as i16 + 128) as u8;
-                        }
-                    }
-                    continue;
-                }
-                let (qh, qs) = if kind.has_fifth() {
-                    (u32::from_le_bytes([qs[0], qs[1], qs[2], qs[3]]), &qs[4..])
-                } else {
-                    (0, qs)
-                };
-                let q = |i: usize| {
-                    if i < 16 {
-                        qs[i] & 0x0F
-                    } else {
-                        qs[i - 16] >> 4
-                    }
-                };
-                let high = |i: usize| ((qh >> i) & 1) as u64;
-                for g in 0..BLOCK / 8 {
-                    for j in 0..4 {
-                        dst[head + g * TILE * 4 + r * 4 + j] =
-                            q(8 * g + j) | (q(8 * g + j + 4) << 4);
-                    }
-                    if kind.has_fifth() {
-                        let masks = head + TILE * BLOCK / 2 + g * 16;
-                        let mut lo = u64::from_le_bytes(dst[masks..masks + 8].try_into().unwrap());
-                        let mut hi =
-                            u64::from_le_bytes(dst[masks + 8..masks + 16].try_into().unwrap());
-                        for j in 0..4 {
-                            lo |= high(8 * g + j) << (r * 4 + j);
-                            hi |= high(8 * g + j + 4) << (r * 4 + j);
-                        }
-                        dst[masks..masks + 8].copy_from_slice(&lo.to_le_bytes());
-                        dst[masks + 8..masks + 16].copy_from_slice(&hi.to_le_bytes());
-                    }
-                }
-            }
-        }
-    }
-    data
-}
-
-/// The 32 stored (unsigned, offset) values of row `r` in a tile-block of a 32-column type.
-fn stored(kind: Kind, tb: &[u8], r: usize) -> [i32; BLOCK] {
-    let qs = &tb[kind.head_bytes()..];
-    let mut v = [0i32; BLOCK];
-    if kind == Kind::Q8_0 {
-        for g in 0..BLOCK / 4 {
-            for j in 0..4 {
-                v[4 * g + j] = qs[g * TILE * 4 + r * 4 + j] as i32;
-            }
-        }
-        return v;
-    }
-    for g in 0..BLOCK / 8 {
-        let (lo, hi) = if kind.has_fifth() {
-            fifth_bits(kind, tb, g)
+            kquants::dequantize_row(self.kind, tile, self.k, r, out);
+        } else if self.kind.is_float() {
+            float::dequantize_row(self.kind, tile, r, out);
         } else {
-            (0, 0)
-        };
-        for j in 0..4 {
-            let byte = qs[g * TILE * 4 + r * 4 + j];
-            let bit = r * 4 + j;
-            v[8 * g + j] = (byte & 0x0F) as i32 | (((lo >> bit) & 1) as i32) << 4;
-            v[8 * g + j + 4] = (byte >> 4) as i32 | (((hi >> bit) & 1) as i32) << 4;
+            blocks::dequantize_row(self.kind, tile, self.k, r, out);
         }
     }
-    v
 }
 
 /// `m` activation rows of width `k`, quantized to 8 bits per 32-value block.
@@ -550,11 +337,6 @@ impl QuantRows {
             self.sums[i] = sum;
             self.sums16[i] = sum16;
         }
-    }
-
-    /// Rows held.
-    pub fn rows(&self) -> usize {
-        self.m
     }
 }
 
@@ -631,7 +413,7 @@ fn tile_at(
             } else if kind.is_float() {
                 float::avx512_tile(kind, tile, k, x_rows(), acc)
             } else {
-                simd::tile(kind, tile, k, xq, rows, acc)
+                avx512::tile(kind, tile, k, xq, rows, acc)
             }
         },
         #[cfg(target_arch = "x86_64")]
@@ -651,7 +433,7 @@ fn tile_at(
             } else if kind.is_float() {
                 float::scalar_tile(kind, tile, k, x_rows(), acc)
             } else {
-                scalar_tile(kind, tile, k, xq, rows, acc)
+                blocks::scalar_tile(kind, tile, k, xq, rows, acc)
             }
         }
     }
@@ -661,130 +443,6 @@ struct SendPtr(*mut f32);
 // SAFETY: the pointer is only written at disjoint offsets by the work items of one call.
 unsafe impl Sync for SendPtr {}
 unsafe impl Send for SendPtr {}
-
-/// One tile of a 32-column type against up to `ROWS` activation rows, portably: the same
-/// integer arithmetic as the SIMD kernels.
-fn scalar_tile(
-    kind: Kind,
-    tile: &[u8],
-    k: usize,
-    x: &QuantRows,
-    rows: std::ops::Range<usize>,
-    acc: &mut [[f32; TILE]; ROWS],
-) {
-    let nb = k / BLOCK;
-    let off = kind.offset();
-    let tbb = kind.tile_block_bytes();
-    for b in 0..nb {
-        let tb = &tile[b * tbb..][..tbb];
-        for (i, r) in rows.clone().enumerate() {
-            let a = &x.qs[r * k + b * BLOCK..][..BLOCK];
-            let (da, sum) = (x.d[r * nb + b], x.sums[r * nb + b]);
-            for (row, acc) in acc[i].iter_mut().enumerate() {
-                let dot = stored(kind, tb, row)
-                    .iter()
-                    .zip(a)
-                    .fold(-off * sum, |s, (v, a)| s + v * *a as i32);
-                *acc += dot as f32 * (f16_at(tb, 2 * row).to_f32() * da);
-                if kind.has_min() {
-                    *acc += f16_at(tb, 2 * TILE + 2 * row).to_f32() * (da * sum as f32);
-                }
-            }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use super::*;
-    use std::arch::x86_64::*;
-
-    /// One tile of a 32-column type against up to `ROWS` activation rows with AVX-512 VNNI.
-    ///
-    /// # Safety
-    /// The CPU must support avx512f, avx512bw, avx512vnni and f16c; `tile` holds `k / 32`
-    /// tile-blocks of the kind.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c,fma")]
-    pub(super) unsafe fn tile(
-        kind: Kind,
-        tile: &[u8],
-        k: usize,
-        x: &QuantRows,
-        rows: std::ops::Range<usize>,
-        acc: &mut [[f32; TILE]; ROWS],
-    ) {
-        // SAFETY: the offsets below stay inside the tile's data and the activation rows.
-        unsafe {
-            let nb = k / BLOCK;
-            let off = kind.offset();
-            let tb_bytes = kind.tile_block_bytes();
-            let head = kind.head_bytes();
-            let (min, fifth) = (kind.has_min(), kind.has_fifth());
-            debug_assert_eq!(tile.len(), nb * tb_bytes);
-            let base = tile.as_ptr();
-            let n_rows = rows.len();
-            let r0 = rows.start;
-            let mut f = [_mm512_setzero_ps(); ROWS];
-            let low = _mm512_set1_epi8(0x0F);
-            let sixteen = _mm512_set1_epi8(16);
-            for b in 0..nb {
-                let tb = base.add(b * tb_bytes);
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(tb as *const __m256i));
-                let mw = if min {
-                    _mm512_cvtph_ps(_mm256_loadu_si256(tb.add(2 * TILE) as *const __m256i))
-                } else {
-                    _mm512_setzero_ps()
-                };
-                let qs = tb.add(head);
-                // Weights of this tile-block, loaded once for all activation rows: vector `v`
-                // multiplies activation bytes `4v..4v + 4`.
-                let mut wv = [_mm512_setzero_si512(); 8];
-                if kind == Kind::Q8_0 {
-                    for (g, v) in wv.iter_mut().enumerate() {
-                        *v = _mm512_loadu_si512(qs.add(g * 64) as *const __m512i);
-                    }
-                } else {
-                    for g in 0..4 {
-                        let v = _mm512_loadu_si512(qs.add(g * 64) as *const __m512i);
-                        let mut lo = _mm512_and_si512(v, low);
-                        let mut hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-                        if fifth {
-                            let masks = qs.add(TILE * BLOCK / 2 + g * 16) as *const u64;
-                            lo = _mm512_mask_add_epi8(lo, masks.read_unaligned(), lo, sixteen);
-                            hi = _mm512_mask_add_epi8(
-                                hi,
-                                masks.add(1).read_unaligned(),
-                                hi,
-                                sixteen,
-                            );
-                        }
-                        wv[2 * g] = lo;
-                        wv[2 * g + 1] = hi;
-                    }
-                }
-                for (i, fi) in f.iter_mut().enumerate().take(n_rows) {
-                    let r = r0 + i;
-                    let a = x.qs.as_ptr().add(r * k + b * BLOCK) as *const u8;
-                    let sum = *x.sums.get_unchecked(r * nb + b);
-                    let mut s = _mm512_set1_epi32(-off * sum);
-                    for (v, w) in wv.iter().enumerate() {
-                        let av = _mm512_set1_epi32((a.add(4 * v) as *const i32).read_unaligned());
-                        s = _mm512_dpbusd_epi32(s, *w, av);
-                    }
-                    let da = *x.d.get_unchecked(r * nb + b);
-                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(da));
-                    *fi = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, *fi);
-                    if min {
-                        *fi = _mm512_fmadd_ps(mw, _mm512_set1_ps(da * sum as f32), *fi);
-                    }
-                }
-            }
-            for i in 0..n_rows {
-                _mm512_storeu_ps(acc[i].as_mut_ptr(), f[i]);
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -29,3 +29,48 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     assert_ok(&o);
     model
 }
+
+/// The library's test-model writers with the text `models make-test-model` trains their
+/// tokenizer on (each option's key with its meaning as JSON, and with its type), so the tests'
+/// models are the CLI's.
+pub mod testmodel {
+    use std::path::{Path, PathBuf};
+
+    pub use lsmtune::llm::testmodel::{Arch, Quant, Shape};
+
+    /// What the tokenizer learns besides its fixed lines.
+    pub fn words() -> Vec<String> {
+        let mut lines = Vec::new();
+        for s in lsmtune::options::spec::specs() {
+            lines.push(format!("{{\"{}\": {}}}", s.key, s.meaning));
+            lines.push(format!("{}={}", s.key, s.ty.describe()));
+        }
+        lines
+    }
+
+    /// [`lsmtune::llm::testmodel::write_gguf`] with [`words`].
+    pub fn write_gguf(
+        dir: &Path,
+        arch: Arch,
+        shape: Shape,
+        seed: u64,
+        quant: impl Into<Quant>,
+    ) -> anyhow::Result<PathBuf> {
+        lsmtune::llm::testmodel::write_gguf(dir, arch, shape, seed, quant, &words())
+    }
+
+    /// [`lsmtune::llm::testmodel::write_safetensors`] with [`words`].
+    pub fn write_safetensors(
+        dir: &Path,
+        arch: Arch,
+        shape: Shape,
+        seed: u64,
+    ) -> anyhow::Result<PathBuf> {
+        lsmtune::llm::testmodel::write_safetensors(dir, arch, shape, seed, &words())
+    }
+
+    /// [`lsmtune::llm::testmodel::write_tokenizer`] with [`words`].
+    pub fn write_tokenizer(dir: &Path, vocab: usize) -> anyhow::Result<PathBuf> {
+        lsmtune::llm::testmodel::write_tokenizer(dir, vocab, &words())
+    }
+}
