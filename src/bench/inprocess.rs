@@ -14,7 +14,8 @@ pub use super::measure::Progress;
 use super::measure::{
     Diagnostics, Latency, Measurement, RocksCounters, ThreadResult, dir_size, new_histogram,
 };
-use super::mix::{Rate, Sampler};
+use super::mix::Rate;
+use super::sampler::Sampler;
 use super::workload::{Kind, Op, OpChooser, ValuePool, Workload, Zipfian, make_key};
 use crate::options::{OptionsDoc, rocks};
 use crate::rng::Rng;

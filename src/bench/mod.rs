@@ -12,6 +12,7 @@ pub mod memlimit;
 pub mod mix;
 pub mod mixgraph;
 pub mod replay;
+pub mod sampler;
 pub mod stats;
 pub mod trace;
 pub mod worker;

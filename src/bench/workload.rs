@@ -12,8 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use super::generators::{Op, ValuePool, Zipfian, make_key};
-use super::mix::{Mix, Sampler};
+use super::mix::Mix;
 use super::mixgraph::MixGraph;
+use super::sampler::Sampler;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 

@@ -217,7 +217,7 @@ fn mean_size(d: &SizeDist) -> f64 {
         },
     );
     m.value_size = Some(d.clone());
-    let s = super::mix::Sampler::new(&m, 1, 0);
+    let s = super::sampler::Sampler::new(&m, 1, 0);
     let mut rng = Rng::new(1);
     (0..20_000)
         .map(|_| s.value_len(&mut rng, 0) as f64)
