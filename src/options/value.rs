@@ -1,5 +1,6 @@
 //! Option value types and the forgiving parser that turns what a model or a person writes
-//! ("64MB", "1<<20", "yes", "\"4\"", "lz4") into a typed value, saying what it had to coerce.
+//! ("64MB", "1<<20", "yes", "\"4\"", "lz4") into a typed value, saying what it had to coerce,
+//! and clamps it into its type's range.
 
 use std::fmt;
 
@@ -118,6 +119,17 @@ pub fn human_bytes(v: i64) -> String {
         }
     }
     format!("{v} B")
+}
+
+/// A value in a correction: exactly RocksDB's spelling, with sizes of 1 KiB and up also in
+/// binary units (`134217728 (128 MiB)`).
+pub fn show_exact(ty: &OptionType, v: &Value) -> String {
+    match (ty, v) {
+        (OptionType::Size { .. }, Value::Int(i)) if *i >= 1024 => {
+            format!("{i} ({})", human_bytes(*i))
+        }
+        _ => v.to_string(),
+    }
 }
 
 /// A value as it arrived: JSON scalar or text.
@@ -284,7 +296,22 @@ pub fn match_enum(values: &[&'static str], s: &str) -> Option<&'static str> {
     values.iter().copied().find(|v| *v == synonym)
 }
 
-/// Coerce a raw value to `ty`. Range is not checked here (the calibrator clamps).
+/// Clamp a value into its type's range; `Some(new)` when it moved.
+pub fn clamp(ty: &OptionType, v: &Value) -> Option<Value> {
+    match (ty, v) {
+        (OptionType::Int { min, max } | OptionType::Size { min, max }, Value::Int(i)) => {
+            let c = (*i).clamp(*min, *max);
+            (c != *i).then_some(Value::Int(c))
+        }
+        (OptionType::Double { min, max }, Value::Double(d)) => {
+            let c = d.clamp(*min, *max);
+            (c != *d).then_some(Value::Double(c))
+        }
+        _ => None,
+    }
+}
+
+/// Coerce a raw value to `ty`. Range is not checked here (see [`clamp`]).
 pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
     use serde_json::Value as J;
     let fail = |why: &str| Err(Unparsable(format!("{} {why}", describe_raw(raw))));
@@ -527,5 +554,15 @@ mod tests {
         assert_eq!(human_bytes(1_500_000), "1.4 MiB");
         assert_eq!(human_bytes(45228 << 10), "44.2 MiB");
         assert_eq!(human_bytes(1536 << 10), "1.5 MiB");
+    }
+
+    #[test]
+    fn clamp_moves_only_out_of_range_values() {
+        let ty = OptionType::Int { min: 1, max: 10 };
+        assert_eq!(clamp(&ty, &Value::Int(0)), Some(Value::Int(1)));
+        assert_eq!(clamp(&ty, &Value::Int(5)), None);
+        assert_eq!(clamp(&ty, &Value::Int(99)), Some(Value::Int(10)));
+        let d = OptionType::Double { min: 0.0, max: 1.0 };
+        assert_eq!(clamp(&d, &Value::Double(2.0)), Some(Value::Double(1.0)));
     }
 }
