@@ -1,6 +1,9 @@
 //! Option value types and the forgiving parser that turns what a model or a person writes
 //! ("64MB", "1<<20", "yes", "\"4\"", "lz4") into a typed value, saying what it had to coerce,
-//! and clamps it into its type's range.
+//! and clamps it into its type's range. Also the one place for byte units and value display:
+//! sizes are read with any unit (`parse_number`), written in binary units (`human_bytes`), and
+//! rounded to what people write (`round_size`); a value is shown to people and models by `show`,
+//! and in a correction, exactly, by `show_exact`.
 
 use std::fmt;
 
@@ -119,6 +122,33 @@ pub fn human_bytes(v: i64) -> String {
         }
     }
     format!("{v} B")
+}
+
+/// Round a size to a value people write: a whole number of MiB (or KiB, from 1 KiB to 1 MiB).
+pub fn round_size(v: i64) -> i64 {
+    const MIB: i64 = 1 << 20;
+    if v >= MIB {
+        (v + MIB / 2) / MIB * MIB
+    } else if v >= 1024 {
+        (v + 512) / 1024 * 1024
+    } else {
+        v
+    }
+}
+
+/// A value as lsmtune shows it to people and models (prompts, tables, journal notes), and as a
+/// proposal may write it back: sizes of 1 KiB and up in binary units (`128 MiB`), numbers with
+/// RocksDB's precision and without trailing zeros (`0.1`, `10`), anything else in RocksDB's
+/// spelling.
+pub fn show(ty: &OptionType, v: &Value) -> String {
+    match (ty, v) {
+        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => human_bytes(*b),
+        (_, Value::Double(d)) => {
+            let s = format!("{d:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        _ => v.to_string(),
+    }
 }
 
 /// A value in a correction: exactly RocksDB's spelling, with sizes of 1 KiB and up also in
@@ -564,5 +594,31 @@ mod tests {
         assert_eq!(clamp(&ty, &Value::Int(99)), Some(Value::Int(10)));
         let d = OptionType::Double { min: 0.0, max: 1.0 };
         assert_eq!(clamp(&d, &Value::Double(2.0)), Some(Value::Double(1.0)));
+    }
+
+    #[test]
+    fn values_are_shown_one_way() {
+        let size = OptionType::Size {
+            min: 0,
+            max: 1 << 40,
+        };
+        let d = OptionType::Double {
+            min: 0.0,
+            max: 100.0,
+        };
+        assert_eq!(show(&size, &Value::Int(128 << 20)), "128 MiB");
+        assert_eq!(show(&size, &Value::Int(1000)), "1000");
+        assert_eq!(show(&d, &Value::Double(10.0)), "10");
+        assert_eq!(show(&d, &Value::Double(0.1)), "0.1");
+        assert_eq!(show(&d, &Value::Double(0.1 + 0.2)), "0.3");
+        assert_eq!(show(&OptionType::Bool, &Value::Bool(true)), "true");
+        assert_eq!(
+            show_exact(&size, &Value::Int(128 << 20)),
+            "134217728 (128 MiB)"
+        );
+        assert_eq!(show_exact(&d, &Value::Double(0.1)), "0.100000");
+        assert_eq!(round_size((64 << 20) + 1234), 64 << 20);
+        assert_eq!(round_size(16_000), 16 << 10);
+        assert_eq!(round_size(1000), 1000);
     }
 }
