@@ -421,15 +421,6 @@ pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
                     None => return fail("is not a number"),
                 },
                 RawValue::Json(J::String(s)) => match parse_number(s) {
-                    // A size written as lsmtune writes it ("128 MiB", what the tuner's schema
-                    // offers) is a canonical spelling, not a type correction.
-                    Some((v, _))
-                        if matches!(ty, OptionType::Size { .. })
-                            && v.fract() == 0.0
-                            && human_bytes(v as i64) == s.trim() =>
-                    {
-                        (v, None)
-                    }
                     Some((v, _)) => (v, Some(format!("text {s:?} read as a number"))),
                     None => return fail("is not a number"),
                 },
