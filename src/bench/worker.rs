@@ -237,10 +237,10 @@ pub fn run_isolated(
     let started = std::time::Instant::now();
     let (status, peak) = watch(&mut child, limits)?;
     tracing::debug!(
-        "worker {} ended ({status}) after {:.1} s, peak memory {} MiB",
+        "worker {} ended ({status}) after {:.1} s, peak memory {}",
         child.id(),
         started.elapsed().as_secs_f64(),
-        peak >> 20
+        crate::options::value::human_bytes(peak as i64)
     );
     let outcome = std::fs::read(&spec.result_file)
         .ok()

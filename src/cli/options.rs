@@ -10,8 +10,11 @@ use clap::Subcommand;
 use super::CheckFailed;
 use super::args::{CalibrateArgs, Json, parse_duration};
 use crate::options::{
-    self, Calibrator, Config, OptionsDoc, calibrate, catalog::Catalog, config::raw_diff, rocks,
-    value::human_bytes,
+    self, Calibrator, Config, OptionsDoc, calibrate,
+    catalog::Catalog,
+    config::raw_diff,
+    rocks,
+    value::{human_bytes, show},
 };
 
 #[derive(Debug, Subcommand)]
@@ -170,16 +173,6 @@ fn category_name(c: options::spec::Category) -> String {
         .unwrap_or_default()
 }
 
-fn display_value(ty: &options::value::OptionType, v: &options::value::Value) -> String {
-    match (ty, v) {
-        (_, options::value::Value::Double(d)) => format!("{d}"),
-        (options::value::OptionType::Size { .. }, options::value::Value::Int(i)) if *i >= 1024 => {
-            human_bytes(*i)
-        }
-        _ => v.to_string(),
-    }
-}
-
 fn show_catalog(catalog: &Catalog, category: Option<&str>, json: Json) -> Result<()> {
     let entries: Vec<_> = catalog
         .entries
@@ -219,7 +212,7 @@ fn show_catalog(catalog: &Catalog, category: Option<&str>, json: Json) -> Result
             "{:<48} {:<11} {:<14} {:<28} {}{}",
             e.spec.key,
             e.spec.scope.name(),
-            display_value(&e.spec.ty, &e.default),
+            show(&e.spec.ty, &e.default),
             ty,
             e.spec.meaning,
             safety
@@ -374,8 +367,8 @@ fn diff(catalog: &Catalog, a: &Path, b: &Path, json: Json) -> Result<()> {
             let e = catalog.get(k).expect("diff keys come from the catalog");
             println!(
                 "  {k}: {} -> {}    # {}",
-                display_value(&e.spec.ty, l),
-                display_value(&e.spec.ty, r),
+                show(&e.spec.ty, l),
+                show(&e.spec.ty, r),
                 e.spec.meaning
             );
         }
@@ -463,7 +456,7 @@ fn calibrate_cmd(
         println!("{} change(s) to the base:", result.changes.len());
         for (k, v) in &result.changes {
             let e = catalog.get(k).expect("changes are catalog keys");
-            println!("  {k} = {}", display_value(&e.spec.ty, v));
+            println!("  {k} = {}", show(&e.spec.ty, v));
         }
     }
     println!(

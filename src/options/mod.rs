@@ -1,8 +1,9 @@
-//! The option space of the linked RocksDB, layered without cycles: option specs (`spec`), how each
-//! option is read and written in an OPTIONS document (`access`, over `ini` and `value`), the
-//! catalog of specs resolved against the linked RocksDB's defaults (`catalog`), typed
-//! configurations (`config`), proposal parsing, the calibrator, and (in `rocks`, the only FFI
-//! here) RocksDB's own verdict.
+//! The option space of the linked RocksDB, layered without cycles: option values, byte units and
+//! their display (`value`), option specs (`spec`), how each option is read and written in an
+//! OPTIONS document (`access`, over `ini` and `value`), the catalog of specs resolved against the
+//! linked RocksDB's defaults (`catalog`), typed configurations (`config`), proposal parsing
+//! (`proposal`), the calibrator (`calibrate`), making a file acceptable to an older RocksDB
+//! (`compat`), and (in `rocks`, the only FFI here) RocksDB's own verdict.
 
 pub mod access;
 pub mod calibrate;

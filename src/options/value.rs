@@ -1,5 +1,9 @@
 //! Option value types and the forgiving parser that turns what a model or a person writes
-//! ("64MB", "1<<20", "yes", "\"4\"", "lz4") into a typed value, saying what it had to coerce.
+//! ("64MB", "1<<20", "yes", "\"4\"", "lz4") into a typed value, saying what it had to coerce,
+//! and clamps it into its type's range. Also the one place for byte units and value display:
+//! sizes are read with any unit (`parse_number`), written in binary units (`human_bytes`), and
+//! rounded to what people write (`round_size`); a value is shown to people and models by `show`,
+//! and in a correction, exactly, by `show_exact`.
 
 use std::fmt;
 
@@ -118,6 +122,44 @@ pub fn human_bytes(v: i64) -> String {
         }
     }
     format!("{v} B")
+}
+
+/// Round a size to a value people write: a whole number of MiB (or KiB, from 1 KiB to 1 MiB).
+pub fn round_size(v: i64) -> i64 {
+    const MIB: i64 = 1 << 20;
+    if v >= MIB {
+        (v + MIB / 2) / MIB * MIB
+    } else if v >= 1024 {
+        (v + 512) / 1024 * 1024
+    } else {
+        v
+    }
+}
+
+/// A value as lsmtune shows it to people and models (prompts, tables, journal notes), and as a
+/// proposal may write it back: sizes of 1 KiB and up in binary units (`128 MiB`), numbers with
+/// RocksDB's precision and without trailing zeros (`0.1`, `10`), anything else in RocksDB's
+/// spelling.
+pub fn show(ty: &OptionType, v: &Value) -> String {
+    match (ty, v) {
+        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => human_bytes(*b),
+        (_, Value::Double(d)) => {
+            let s = format!("{d:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// A value in a correction: exactly RocksDB's spelling, with sizes of 1 KiB and up also in
+/// binary units (`134217728 (128 MiB)`).
+pub fn show_exact(ty: &OptionType, v: &Value) -> String {
+    match (ty, v) {
+        (OptionType::Size { .. }, Value::Int(i)) if *i >= 1024 => {
+            format!("{i} ({})", human_bytes(*i))
+        }
+        _ => v.to_string(),
+    }
 }
 
 /// A value as it arrived: JSON scalar or text.
@@ -284,7 +326,22 @@ pub fn match_enum(values: &[&'static str], s: &str) -> Option<&'static str> {
     values.iter().copied().find(|v| *v == synonym)
 }
 
-/// Coerce a raw value to `ty`. Range is not checked here (the calibrator clamps).
+/// Clamp a value into its type's range; `Some(new)` when it moved.
+pub fn clamp(ty: &OptionType, v: &Value) -> Option<Value> {
+    match (ty, v) {
+        (OptionType::Int { min, max } | OptionType::Size { min, max }, Value::Int(i)) => {
+            let c = (*i).clamp(*min, *max);
+            (c != *i).then_some(Value::Int(c))
+        }
+        (OptionType::Double { min, max }, Value::Double(d)) => {
+            let c = d.clamp(*min, *max);
+            (c != *d).then_some(Value::Double(c))
+        }
+        _ => None,
+    }
+}
+
+/// Coerce a raw value to `ty`. Range is not checked here (see [`clamp`]).
 pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
     use serde_json::Value as J;
     let fail = |why: &str| Err(Unparsable(format!("{} {why}", describe_raw(raw))));
@@ -364,15 +421,6 @@ pub fn coerce(ty: &OptionType, raw: &RawValue) -> Result<Coerced, Unparsable> {
                     None => return fail("is not a number"),
                 },
                 RawValue::Json(J::String(s)) => match parse_number(s) {
-                    // A size written as lsmtune writes it ("128 MiB", what the tuner's schema
-                    // offers) is a canonical spelling, not a type correction.
-                    Some((v, _))
-                        if matches!(ty, OptionType::Size { .. })
-                            && v.fract() == 0.0
-                            && human_bytes(v as i64) == s.trim() =>
-                    {
-                        (v, None)
-                    }
                     Some((v, _)) => (v, Some(format!("text {s:?} read as a number"))),
                     None => return fail("is not a number"),
                 },
@@ -527,5 +575,41 @@ mod tests {
         assert_eq!(human_bytes(1_500_000), "1.4 MiB");
         assert_eq!(human_bytes(45228 << 10), "44.2 MiB");
         assert_eq!(human_bytes(1536 << 10), "1.5 MiB");
+    }
+
+    #[test]
+    fn clamp_moves_only_out_of_range_values() {
+        let ty = OptionType::Int { min: 1, max: 10 };
+        assert_eq!(clamp(&ty, &Value::Int(0)), Some(Value::Int(1)));
+        assert_eq!(clamp(&ty, &Value::Int(5)), None);
+        assert_eq!(clamp(&ty, &Value::Int(99)), Some(Value::Int(10)));
+        let d = OptionType::Double { min: 0.0, max: 1.0 };
+        assert_eq!(clamp(&d, &Value::Double(2.0)), Some(Value::Double(1.0)));
+    }
+
+    #[test]
+    fn values_are_shown_one_way() {
+        let size = OptionType::Size {
+            min: 0,
+            max: 1 << 40,
+        };
+        let d = OptionType::Double {
+            min: 0.0,
+            max: 100.0,
+        };
+        assert_eq!(show(&size, &Value::Int(128 << 20)), "128 MiB");
+        assert_eq!(show(&size, &Value::Int(1000)), "1000");
+        assert_eq!(show(&d, &Value::Double(10.0)), "10");
+        assert_eq!(show(&d, &Value::Double(0.1)), "0.1");
+        assert_eq!(show(&d, &Value::Double(0.1 + 0.2)), "0.3");
+        assert_eq!(show(&OptionType::Bool, &Value::Bool(true)), "true");
+        assert_eq!(
+            show_exact(&size, &Value::Int(128 << 20)),
+            "134217728 (128 MiB)"
+        );
+        assert_eq!(show_exact(&d, &Value::Double(0.1)), "0.100000");
+        assert_eq!(round_size((64 << 20) + 1234), 64 << 20);
+        assert_eq!(round_size(16_000), 16 << 10);
+        assert_eq!(round_size(1000), 1000);
     }
 }

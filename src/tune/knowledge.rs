@@ -13,7 +13,7 @@ use crate::bench::Workload;
 use crate::bench::measure::{Diagnostics, StallCause};
 use crate::options::catalog::Catalog;
 use crate::options::spec::Safety;
-use crate::options::value::{OptionType, Value, human_bytes};
+use crate::options::value::{OptionType, Value, human_bytes, round_size, show};
 use crate::options::{Config, access::same_value};
 use crate::sysinfo::Facts;
 
@@ -190,7 +190,7 @@ impl Applied {
                 let shown = s
                     .catalog
                     .get(k)
-                    .map(|e| crate::tune::prompt::show(&e.spec.ty, v))
+                    .map(|e| show(&e.spec.ty, v))
                     .unwrap_or_else(|| v.to_string());
                 format!("{k} {shown}")
             })
@@ -719,17 +719,6 @@ pub fn focus(
     out
 }
 
-/// Round a size to a value people write: a whole number of MiB (or KiB below 1 MiB).
-fn nice_size(v: i64) -> i64 {
-    if v >= MIB {
-        (v + MIB / 2) / MIB * MIB
-    } else if v >= 1024 {
-        (v + 512) / 1024 * 1024
-    } else {
-        v
-    }
-}
-
 /// Candidate values of one option around its current value: at most `max` values, never the
 /// current one, never one in `exclude`, within the option's range (and, for memory, the
 /// budget). Sizes are written `"128 MiB"`.
@@ -814,7 +803,7 @@ pub fn choices_with(
                 [cur / 8, cur / 4, cur / 2, cur * 2, cur * 4].to_vec()
             };
             c.retain(|v| *v >= *min && *v <= *hi);
-            c.into_iter().map(nice_size).map(Value::Int).collect()
+            c.into_iter().map(round_size).map(Value::Int).collect()
         }
         OptionType::Int { min, max: hi } => {
             let cur = match current {
@@ -1036,10 +1025,7 @@ mod tests {
             &[],
             5,
         );
-        let shown: Vec<String> = c
-            .iter()
-            .map(|v| crate::tune::prompt::show(&wb.spec.ty, v))
-            .collect();
+        let shown: Vec<String> = c.iter().map(|v| show(&wb.spec.ty, v)).collect();
         assert_eq!(shown, ["8 MiB", "16 MiB", "32 MiB", "128 MiB", "256 MiB"]);
     }
 }

@@ -25,7 +25,7 @@ use serde_json::Value as J;
 
 use crate::grammar::schema::proposable_keys;
 use crate::options::catalog::Catalog;
-use crate::options::value::{OptionType, Value, human_bytes};
+use crate::options::value::{OptionType, Value, human_bytes, show};
 use crate::tune::journal::{Decision, Iteration};
 use crate::tune::knowledge::{self, Situation};
 use crate::tune::proposer::Context;
@@ -136,22 +136,11 @@ pub struct Offer {
     pub values: Vec<(String, J)>,
 }
 
-/// A value as a prompt shows it and a proposal writes it: sizes with binary units, numbers
-/// without trailing zeros.
-pub fn show(ty: &OptionType, v: &Value) -> String {
-    match (ty, v) {
-        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => human_bytes(*b),
-        (_, Value::Double(d)) => {
-            let s = format!("{d:.3}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        _ => v.to_string(),
-    }
-}
-
+/// A value as a proposal writes it in JSON: sizes as shown (`"128 MiB"`), anything else as a
+/// JSON scalar.
 fn as_json(ty: &OptionType, v: &Value) -> J {
     match (ty, v) {
-        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => J::String(human_bytes(*b)),
+        (OptionType::Size { .. }, Value::Int(b)) if *b >= 1024 => J::String(show(ty, v)),
         (_, Value::Bool(b)) => J::Bool(*b),
         (_, Value::Int(i)) => J::from(*i),
         (_, Value::Double(d)) => serde_json::Number::from_f64(*d)

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::options::catalog::Catalog;
-use crate::options::value::{OptionType, Value};
+use crate::options::value::{OptionType, Value, round_size, show};
 use crate::tune::journal::{Decision, Iteration};
 
 /// The proposer name refinement iterations are journaled under.
@@ -30,15 +30,7 @@ fn typed(ty: &OptionType, v: f64) -> Option<Value> {
     match ty {
         OptionType::Int { min, max } => Some(Value::Int((v.round() as i64).clamp(*min, *max))),
         OptionType::Size { min, max } => {
-            let v = v.round() as i64;
-            let v = if v >= 1 << 20 {
-                (v + (1 << 19)) >> 20 << 20
-            } else if v >= 1024 {
-                (v + 512) >> 10 << 10
-            } else {
-                v
-            };
-            Some(Value::Int(v.clamp(*min, *max)))
+            Some(Value::Int(round_size(v.round() as i64).clamp(*min, *max)))
         }
         OptionType::Double { min, max } => Some(Value::Double(
             ((v * 1000.0).round() / 1000.0).clamp(*min, *max),
@@ -79,7 +71,7 @@ pub fn next(history: &[Iteration], catalog: &Catalog) -> Option<Step> {
                 if number(&v.to_string()).is_some_and(|n| (n - to).abs() < 1e-9) {
                     continue; // at the end of its range
                 }
-                said.push(format!("{k} {} → {} helped", fmt(from), fmt(to)));
+                said.push(format!("{k} {} → {} helped", fmt(ty, from), fmt(ty, to)));
                 changes.insert(k.to_string(), v);
             }
             (!changes.is_empty()).then(|| Step {
@@ -102,7 +94,11 @@ pub fn next(history: &[Iteration], catalog: &Catalog) -> Option<Step> {
                 let Some(v) = typed(ty, (from * to).sqrt()) else {
                     continue;
                 };
-                said.push(format!("{k} {} → {} did not help", fmt(from), fmt(to)));
+                said.push(format!(
+                    "{k} {} → {} did not help",
+                    fmt(ty, from),
+                    fmt(ty, to)
+                ));
                 changes.insert(k.to_string(), v);
             }
             (!changes.is_empty()).then(|| Step {
@@ -114,12 +110,15 @@ pub fn next(history: &[Iteration], catalog: &Catalog) -> Option<Step> {
     }
 }
 
-fn fmt(x: f64) -> String {
-    if x >= (1u64 << 20) as f64 && x.fract() == 0.0 {
-        crate::options::value::human_bytes(x as i64)
-    } else {
-        format!("{x}")
-    }
+/// A journaled number as a value of the option's type is shown.
+fn fmt(ty: &OptionType, x: f64) -> String {
+    let v = match ty {
+        OptionType::Int { .. } | OptionType::Size { .. } if x.fract() == 0.0 => {
+            Value::Int(x as i64)
+        }
+        _ => Value::Double(x),
+    };
+    show(ty, &v)
 }
 
 #[cfg(test)]

@@ -1,0 +1,333 @@
+//! Dependency rules between options: options must agree with each other (L0 triggers in order,
+//! memtables to merge below the memtable count, mmap or direct I/O, partitioned filters with the
+//! two-level index, ...). Where a rule could move either side, it keeps what the proposal set
+//! explicitly and moves the other; every move is a `dependency` correction.
+
+use super::correction::{Correction, Rule};
+use super::work::Work;
+use crate::options::spec::Scope;
+use crate::options::value::{Value, human_bytes};
+
+/// Options must agree with each other; where a rule could move either side, it keeps what the
+/// proposal set explicitly and moves the other.
+pub(super) fn apply_dependencies(w: &mut Work) {
+    use Value::*;
+    // L0 triggers: compaction < slowdown < stop, with gaps (equal triggers are legal but make
+    // writes stall the moment a compaction is due). Gap: a quarter, at least 2 files.
+    if let (Some(trig), Some(slow), Some(stop)) = (
+        w.int("level0_file_num_compaction_trigger"),
+        w.int("level0_slowdown_writes_trigger"),
+        w.int("level0_stop_writes_trigger"),
+    ) && !(trig < slow && slow < stop)
+    {
+        let gap = |v: i64| (v / 4).max(2);
+        if w.is_touched("level0_file_num_compaction_trigger")
+            || !w.is_touched("level0_slowdown_writes_trigger")
+        {
+            let slow2 = if slow > trig {
+                slow
+            } else {
+                (trig + gap(trig)).min(1024)
+            };
+            let stop2 = if stop > slow2 {
+                stop
+            } else {
+                (slow2 + gap(slow2)).min(1024)
+            };
+            w.adjust(
+                "level0_slowdown_writes_trigger",
+                Int(slow2),
+                Rule::Dependency,
+                "must be above level0_file_num_compaction_trigger".into(),
+            );
+            w.adjust(
+                "level0_stop_writes_trigger",
+                Int(stop2),
+                Rule::Dependency,
+                "must be above level0_slowdown_writes_trigger".into(),
+            );
+        } else {
+            // The slowdown/stop side was set on purpose: lower the trigger(s) under it.
+            let stop2 = if stop > slow {
+                stop
+            } else {
+                (slow + gap(slow)).min(1024)
+            };
+            w.adjust(
+                "level0_stop_writes_trigger",
+                Int(stop2),
+                Rule::Dependency,
+                "must be above level0_slowdown_writes_trigger".into(),
+            );
+            let trig2 = if trig < slow {
+                trig
+            } else {
+                (slow - gap(slow)).max(1)
+            };
+            w.adjust(
+                "level0_file_num_compaction_trigger",
+                Int(trig2),
+                Rule::Dependency,
+                "must be below level0_slowdown_writes_trigger".into(),
+            );
+        }
+    }
+    // Merging N memtables needs more than N of them.
+    if let (Some(merge), Some(n)) = (
+        w.int("min_write_buffer_number_to_merge"),
+        w.int("max_write_buffer_number"),
+    ) && merge >= n
+    {
+        if w.is_touched("max_write_buffer_number")
+            && !w.is_touched("min_write_buffer_number_to_merge")
+        {
+            w.adjust(
+                "min_write_buffer_number_to_merge",
+                Int((n - 1).max(1)),
+                Rule::Dependency,
+                "must be below max_write_buffer_number".into(),
+            );
+        } else {
+            w.adjust(
+                "max_write_buffer_number",
+                Int((merge + 1).min(32)),
+                Rule::Dependency,
+                "must exceed min_write_buffer_number_to_merge".into(),
+            );
+        }
+    }
+    // Soft pending-compaction limit below the hard one (0 = off).
+    if let (Some(soft), Some(hard)) = (
+        w.int("soft_pending_compaction_bytes_limit"),
+        w.int("hard_pending_compaction_bytes_limit"),
+    ) && soft > 0
+        && hard > 0
+        && soft > hard
+    {
+        if w.is_touched("hard_pending_compaction_bytes_limit")
+            && !w.is_touched("soft_pending_compaction_bytes_limit")
+        {
+            w.adjust(
+                "soft_pending_compaction_bytes_limit",
+                Int(hard),
+                Rule::Dependency,
+                "must be <= hard_pending_compaction_bytes_limit".into(),
+            );
+        } else {
+            w.adjust(
+                "hard_pending_compaction_bytes_limit",
+                Int(soft),
+                Rule::Dependency,
+                "must be >= soft_pending_compaction_bytes_limit".into(),
+            );
+        }
+    }
+    // L1 should be about the size of L0 (tuning guide): keep it within [L0/4, 8 x L0].
+    let level_keys = [
+        "max_bytes_for_level_base",
+        "write_buffer_size",
+        "min_write_buffer_number_to_merge",
+        "level0_file_num_compaction_trigger",
+    ];
+    if level_keys.iter().any(|k| w.is_touched(k))
+        && w.text("compaction_style").as_deref() == Some("kCompactionStyleLevel")
+        && let (Some(base), Some(wbs), Some(merge), Some(trig)) = (
+            w.int("max_bytes_for_level_base"),
+            w.int("write_buffer_size"),
+            w.int("min_write_buffer_number_to_merge"),
+            w.int("level0_file_num_compaction_trigger"),
+        )
+    {
+        let l0 = wbs.saturating_mul(merge).saturating_mul(trig);
+        if base < l0 / 4 || base > l0.saturating_mul(8) {
+            let target = l0.clamp(1 << 20, 64 << 30);
+            w.adjust("max_bytes_for_level_base", Int(target), Rule::Dependency, format!(
+                "L1 target should be near the L0 size (write_buffer_size x min_write_buffer_number_to_merge x level0_file_num_compaction_trigger = {})",
+                human_bytes(l0)));
+        }
+    }
+    // An SST file bigger than the level it lives in makes no sense.
+    if (w.is_touched("target_file_size_base") || w.is_touched("max_bytes_for_level_base"))
+        && let (Some(t), Some(b)) = (
+            w.int("target_file_size_base"),
+            w.int("max_bytes_for_level_base"),
+        )
+        && t > b
+    {
+        w.adjust(
+            "target_file_size_base",
+            Int(b),
+            Rule::Dependency,
+            "must not exceed max_bytes_for_level_base".into(),
+        );
+    }
+    if (w.is_touched("max_subcompactions") || w.is_touched("max_background_jobs"))
+        && let (Some(s), Some(j)) = (w.int("max_subcompactions"), w.int("max_background_jobs"))
+        && s > j
+    {
+        w.adjust(
+            "max_subcompactions",
+            Int(j),
+            Rule::Dependency,
+            "more subcompactions than background jobs cannot run at once".into(),
+        );
+    }
+    // mmap and direct I/O exclude each other (DB::Open refuses both).
+    for (mmap, direct) in [
+        ("allow_mmap_reads", "use_direct_reads"),
+        (
+            "allow_mmap_writes",
+            "use_direct_io_for_flush_and_compaction",
+        ),
+    ] {
+        if w.flag(mmap) == Some(true) && w.flag(direct) == Some(true) {
+            if w.is_touched(mmap) && !w.is_touched(direct) {
+                w.adjust(
+                    direct,
+                    Bool(false),
+                    Rule::Dependency,
+                    format!("cannot be combined with {mmap}"),
+                );
+            } else {
+                w.adjust(
+                    mmap,
+                    Bool(false),
+                    Rule::Dependency,
+                    format!("cannot be combined with {direct}"),
+                );
+            }
+        }
+    }
+    // Concurrent memtable writes need a skiplist memtable and no in-place updates.
+    let vector = w.text("memtable_factory").as_deref() == Some("VectorRepFactory");
+    let inplace = w.flag("inplace_update_support") == Some(true);
+    if (vector || inplace) && w.flag("allow_concurrent_memtable_write") == Some(true) {
+        let why = if vector {
+            "memtable_factory=VectorRepFactory"
+        } else {
+            "inplace_update_support"
+        };
+        w.adjust(
+            "allow_concurrent_memtable_write",
+            Bool(false),
+            Rule::Dependency,
+            format!("{why} does not support concurrent memtable writes"),
+        );
+    }
+    if w.flag("unordered_write") == Some(true) && w.flag("enable_pipelined_write") == Some(true) {
+        w.adjust(
+            "enable_pipelined_write",
+            Bool(false),
+            Rule::Dependency,
+            "unordered_write cannot be combined with pipelined writes".into(),
+        );
+    }
+    // Partitioned filters need the partitioned (two-level) index.
+    if w.flag("table.partition_filters") == Some(true)
+        && w.text("table.index_type").as_deref() != Some("kTwoLevelIndexSearch")
+    {
+        if w.is_touched("table.index_type") {
+            w.adjust(
+                "table.partition_filters",
+                Bool(false),
+                Rule::Dependency,
+                "partitioned filters need index_type=kTwoLevelIndexSearch".into(),
+            );
+        } else {
+            w.adjust(
+                "table.index_type",
+                Str("kTwoLevelIndexSearch".into()),
+                Rule::Dependency,
+                "partition_filters needs the two-level index".into(),
+            );
+        }
+    }
+    // Block alignment only works without compression.
+    if w.flag("table.block_align") == Some(true) {
+        let comp = w.text("compression").unwrap_or_default();
+        let bottom = w.text("bottommost_compression").unwrap_or_default();
+        let compressed = comp != "kNoCompression"
+            || !(bottom == "kNoCompression" || bottom == "kDisableCompressionOption");
+        if compressed {
+            w.adjust(
+                "table.block_align",
+                Bool(false),
+                Rule::Dependency,
+                "block_align requires compression=kNoCompression".into(),
+            );
+        }
+    }
+    // A per-level compression list overrides `compression`: drop it when compression is changed.
+    if w.is_touched("compression") {
+        let cf = Scope::Cf.section();
+        if let Some(list) = w
+            .cand
+            .doc
+            .get(&cf, "compression_per_level")
+            .map(str::to_string)
+            && !list.is_empty()
+        {
+            w.cand.doc.set(&cf, "compression_per_level", "");
+            w.corrections.push(Correction {
+                key: "compression_per_level".into(),
+                from: Some(list),
+                to: Some(String::new()),
+                rule: Rule::Dependency,
+                reason: "a per-level list would override the proposed compression".into(),
+            });
+        }
+    }
+    // An arena block above an eighth of the memtable (RocksDB's own choice when it is 0) makes
+    // every memtable allocate far ahead of its data: a 244 MiB block cost a write benchmark
+    // 99.7% of its throughput.
+    if let (Some(arena), Some(wbs)) = (w.int("arena_block_size"), w.int("write_buffer_size"))
+        && (w.is_touched("arena_block_size") || w.is_touched("write_buffer_size"))
+    {
+        let cap = ((wbs / 8) & !4095).max(4096);
+        if arena > cap {
+            w.adjust(
+                "arena_block_size",
+                Int(cap),
+                Rule::Dependency,
+                format!(
+                    "at most 1/8 of write_buffer_size ({}): larger blocks allocate memtable memory far ahead of its data",
+                    human_bytes(wbs)
+                ),
+            );
+        }
+    }
+    // The memtable bloom for whole keys needs a size.
+    if w.is_touched("memtable_whole_key_filtering")
+        && w.flag("memtable_whole_key_filtering") == Some(true)
+        && w.float("memtable_prefix_bloom_size_ratio") == Some(0.0)
+    {
+        w.adjust(
+            "memtable_prefix_bloom_size_ratio",
+            Double(0.1),
+            Rule::Dependency,
+            "memtable_whole_key_filtering needs a memtable bloom (ratio > 0)".into(),
+        );
+    }
+    // A filter kind without filter bits has no effect.
+    if w.is_touched("table.filter_type") && w.float("table.filter_bits_per_key") == Some(0.0) {
+        w.corrections.push(Correction {
+            key: "table.filter_type".into(),
+            from: w.text("table.filter_type"),
+            to: None,
+            rule: Rule::Dependency,
+            reason: "no effect without table.filter_bits_per_key > 0".into(),
+        });
+    }
+    if let (Some(init), Some(max)) = (
+        w.int("table.initial_auto_readahead_size"),
+        w.int("table.max_auto_readahead_size"),
+    ) && init > max
+    {
+        w.adjust(
+            "table.initial_auto_readahead_size",
+            Int(max),
+            Rule::Dependency,
+            "must not exceed table.max_auto_readahead_size".into(),
+        );
+    }
+}
