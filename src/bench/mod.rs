@@ -6,11 +6,13 @@ pub mod db_bench;
 pub mod engine;
 pub mod inprocess;
 pub mod measure;
+pub mod sample;
 pub mod stats;
 pub mod worker;
 pub mod workload;
 
 pub use engine::{BenchEngine, BenchRun, DbBench, InProcess, run_repeats};
 pub use measure::Measurement;
+pub use sample::{Sample, measure_interleaved};
 pub use worker::{Limits, RunFailure};
 pub use workload::{Kind, Workload};

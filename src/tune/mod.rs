@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::bench::BenchEngine;
+use crate::bench::sample::mean;
 use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
-use crate::bench::{BenchEngine, Workload};
 use crate::grammar::schema::SchemaOptions;
 use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
 use journal::{Decision, Iteration, Record, Sample, Settings};
@@ -77,54 +78,6 @@ pub fn measure_start(tuner: &Tuner, doc: &OptionsDoc) -> Sample {
         .remove(0)
 }
 
-/// Measure `configs` in turn on `workload`, `rounds` times (a, b, a, b, ...), each repeat in a
-/// fresh folder under `work_dir` with its own seed (`seed + round`); one sample per config,
-/// with mean latencies and averaged diagnostics.
-pub fn measure_interleaved(
-    engine: &dyn BenchEngine,
-    workload: &Workload,
-    work_dir: Option<&Path>,
-    progress: &dyn Progress,
-    configs: &[(&str, &OptionsDoc)],
-    rounds: usize,
-    seed: u64,
-) -> Vec<Sample> {
-    let mut samples = vec![Sample::default(); configs.len()];
-    let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> = vec![Vec::new(); configs.len()];
-    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    'rounds: for r in 0..rounds {
-        for (i, (label, doc)) in configs.iter().enumerate() {
-            if crate::interrupt::requested().is_some() {
-                break 'rounds;
-            }
-            let mut w: Workload = workload.clone();
-            w.seed = seed.wrapping_add(r as u64);
-            match crate::bench::engine::measure_fresh(engine, doc, &w, work_dir) {
-                Ok(m) => {
-                    progress.repeat(label, Some(m.ops_per_sec));
-                    samples[i].ops_per_sec.push(m.ops_per_sec);
-                    p99s[i].push(m.latency_us.p99);
-                    p50s[i].push(m.latency_us.p50);
-                    if let Some(d) = m.diagnostics {
-                        diags[i].push(d);
-                    }
-                }
-                Err(f) => {
-                    progress.repeat(label, None);
-                    samples[i].failures.push(f.to_string());
-                }
-            }
-        }
-    }
-    for (i, s) in samples.iter_mut().enumerate() {
-        s.diagnostics = merge_diagnostics(&diags[i]);
-        s.p99_us = (!p99s[i].is_empty()).then(|| mean(&p99s[i]));
-        s.p50_us = (!p50s[i].is_empty()).then(|| mean(&p50s[i]));
-    }
-    samples
-}
-
 /// The state rebuilt from a journal (or fresh).
 struct State {
     catalog: &'static Catalog,
@@ -166,47 +119,6 @@ fn judge(best: &Sample, cand: &Sample, min_effect: f64) -> Option<Comparison> {
     }
 }
 
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
-/// Average diagnostics over several measurements.
-fn merge_diagnostics(
-    ds: &[crate::bench::measure::Diagnostics],
-) -> Option<crate::bench::measure::Diagnostics> {
-    use crate::bench::measure::Diagnostics;
-    if ds.is_empty() {
-        return None;
-    }
-    let avg = |f: &dyn Fn(&Diagnostics) -> Option<f64>| {
-        let v: Vec<f64> = ds.iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| mean(&v))
-    };
-    Some(Diagnostics {
-        stall_share: avg(&|d| d.stall_share),
-        write_amplification: avg(&|d| d.write_amplification),
-        block_cache_hit_rate: avg(&|d| d.block_cache_hit_rate),
-        bloom_usefulness: avg(&|d| d.bloom_usefulness),
-        bloom_false_positive_rate: avg(&|d| d.bloom_false_positive_rate),
-        l0_files: (ds.iter().map(|d| d.l0_files).sum::<u64>() as f64 / ds.len() as f64).round()
-            as u64,
-        // The cause most runs reported.
-        stall_cause: {
-            let mut causes: Vec<_> = ds.iter().filter_map(|d| d.stall_cause).collect();
-            causes.sort_by_key(|c| *c as u8);
-            causes
-                .chunk_by(|a, b| a == b)
-                .max_by_key(|run| run.len())
-                .map(|run| run[0])
-        },
-        compaction_cpu_share: avg(&|d| d.compaction_cpu_share),
-    })
-}
-
 impl Tuner<'_> {
     fn calibrator(&self, catalog: &'static Catalog) -> Calibrator<'static> {
         Calibrator::new(
@@ -228,21 +140,26 @@ impl Tuner<'_> {
     }
 
     /// Measure `configs` in turn, `rounds` times (a, b, a, b, ...), each repeat in a fresh
-    /// folder with its own seed; returns one sample per config.
+    /// folder with its own seed ([`crate::bench::measure_interleaved`]); returns one sample per
+    /// config, each repeat reported to the progress line under its label.
     fn measure_interleaved(
         &self,
         configs: &[(&str, &OptionsDoc)],
         rounds: usize,
         seed: u64,
     ) -> Vec<Sample> {
-        measure_interleaved(
+        let docs: Vec<&OptionsDoc> = configs.iter().map(|(_, d)| *d).collect();
+        crate::bench::measure_interleaved(
             self.engine,
             &self.settings.workload,
             self.work_dir.as_deref(),
-            self.progress,
-            configs,
+            &docs,
             rounds,
             seed,
+            &mut |i, _, outcome| {
+                self.progress
+                    .repeat(configs[i].0, outcome.as_ref().ok().map(|m| m.ops_per_sec))
+            },
         )
     }
 
@@ -280,7 +197,7 @@ impl Tuner<'_> {
         if baseline.ops_per_sec.len() < 2 {
             bail!(
                 "the starting configuration could not be measured twice: {}",
-                baseline.failures.join("; ")
+                baseline.failure_text()
             );
         }
         let start = Record::Start {
@@ -614,7 +531,7 @@ impl Tuner<'_> {
         if cand.ops_per_sec.len() < 2 {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
-                cand.failures.join("; ")
+                cand.failure_text()
             ));
         } else if cmp.is_some_and(|c| c.verdict == Verdict::Better)
             && self.settings.confirm_repeats > 0
@@ -629,10 +546,8 @@ impl Tuner<'_> {
             );
             let c2 = more.pop().unwrap_or_default();
             let b2 = more.pop().unwrap_or_default();
-            cand.ops_per_sec.extend(c2.ops_per_sec);
-            cand.failures.extend(c2.failures);
-            best.ops_per_sec.extend(b2.ops_per_sec);
-            best.failures.extend(b2.failures);
+            cand.extend(c2);
+            best.extend(b2);
             cmp = judge(&best, &cand, self.settings.min_effect);
         }
         it.decision = if it.failure.is_some() {
@@ -641,7 +556,7 @@ impl Tuner<'_> {
             it.failure = Some(format!(
                 "{} of the candidate's runs failed: {}",
                 cand.failures.len(),
-                cand.failures.join("; ")
+                cand.failure_text()
             ));
             Decision::Failed
         } else if cmp.is_some_and(|c| c.verdict == Verdict::Better) {
