@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
 use super::args::say;
@@ -808,14 +808,13 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         tuner.start(proposer.as_mut())
     };
     line.stop();
-    let end = result.map_err(|e| {
+    let crate::tune::Finished { end, report } = result.map_err(|e| {
         super::resumable(
             e,
             &out,
             &format!("`lsmtune tune --resume {}`", out.display()),
         )
     })?;
-    let report = crate::tune::report::build(&out).context("building the report")?;
     // With bare --json the report is the output and the summary goes to stderr.
     let text_to_stderr = args.json.emit(&report)? && args.json.stdout();
     if let Record::End {
@@ -852,14 +851,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         crate::tune::tuned_file(&out).display(),
         out.join("report.md").display()
     );
-    let its: Vec<crate::tune::journal::Iteration> = crate::tune::journal::load(&out)?
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Iteration(it) => Some(*it),
-            _ => None,
-        })
-        .collect();
-    if let Some(last) = crate::tune::never_proposed(&its) {
+    let its = &report.iterations;
+    if let Some(last) = crate::tune::never_proposed(its) {
         bail!(
             "no proposal could be obtained in {} iteration(s), so nothing was tuned (the start was kept); last failure: {last}",
             its.len()

@@ -78,8 +78,16 @@ pub fn measure_start(tuner: &Tuner, doc: &OptionsDoc) -> Sample {
         .remove(0)
 }
 
+/// What a finished tune hands back: the end record as journaled, and the report written.
+pub struct Finished {
+    pub end: Record,
+    pub report: report::Report,
+}
+
 /// The state rebuilt from a journal (or fresh).
 struct State {
+    /// The journal's start record.
+    start: Record,
     catalog: &'static Catalog,
     facts: crate::sysinfo::Facts,
     base: Config,
@@ -164,7 +172,7 @@ impl Tuner<'_> {
     }
 
     /// Start a new tune in an empty (or new) output folder.
-    pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+    pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Finished> {
         let _lock = lock::RunLock::acquire(&self.out)?;
         if self.out.join(journal::FILE).exists() {
             bail!(
@@ -212,6 +220,7 @@ impl Tuner<'_> {
         };
         journal::append(&self.out, &start)?;
         let state = State {
+            start,
             catalog,
             facts,
             best: base.clone(),
@@ -227,20 +236,26 @@ impl Tuner<'_> {
     }
 
     /// Continue the tune journaled in `self.out`.
-    pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+    pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Finished> {
         let _lock = lock::RunLock::acquire(&self.out)?;
         let records = journal::load(&self.out)?;
-        let Some(Record::Start {
-            facts, baseline, ..
-        }) = records.first().cloned()
-        else {
-            bail!(
+        let (start, facts, baseline) = match records.first() {
+            Some(
+                r @ Record::Start {
+                    facts, baseline, ..
+                },
+            ) => (r.clone(), facts.clone(), baseline.clone()),
+            _ => bail!(
                 "{} has no start record",
                 self.out.join(journal::FILE).display()
-            );
+            ),
         };
         if let Some(end @ Record::End { .. }) = records.last() {
-            return Ok(end.clone());
+            // Finished already: the report as the journal and files have it.
+            return Ok(Finished {
+                end: end.clone(),
+                report: report::build(&self.out)?,
+            });
         }
         let catalog = crate::options::catalog()?;
         let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
@@ -270,6 +285,7 @@ impl Tuner<'_> {
             }
         }
         let state = State {
+            start,
             measured,
             catalog,
             facts,
@@ -310,7 +326,7 @@ impl Tuner<'_> {
 
     /// [`Self::run`], writing a stop by signal into the journal (a resume continues from the
     /// last whole iteration either way).
-    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
         let result = self.run(st, proposer);
         if let Err(e) = &result
             && let Some(i) = e.downcast_ref::<crate::interrupt::Interrupted>()
@@ -333,7 +349,7 @@ impl Tuner<'_> {
         result
     }
 
-    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
         let started = Instant::now();
         let elapsed = |st: &State| st.elapsed_before + started.elapsed().as_secs_f64();
         let budget = self.settings.time_budget_secs;
@@ -389,7 +405,8 @@ impl Tuner<'_> {
             }
             st.history.push(it);
         };
-        self.finish(&st, reason, elapsed(&st))
+        let elapsed_now = elapsed(&st);
+        self.finish(st, reason, elapsed_now)
     }
 
     fn iteration(
@@ -435,16 +452,8 @@ impl Tuner<'_> {
             .then(|| refine::next(&st.history, st.catalog))
             .flatten()
             .map(|step| {
-                let text = serde_json::json!({
-                    "reasoning": step.why,
-                    "changes": step
-                        .changes
-                        .iter()
-                        .map(|(k, v)| serde_json::json!({k.as_str(): proposer::value_json(v)}))
-                        .collect::<Vec<_>>(),
-                })
-                .to_string();
-                let reply = proposer::Reply::json(text);
+                let changes: Vec<_> = step.changes.into_iter().collect();
+                let reply = proposer::Reply::typed(&step.why, &changes);
                 (calibrator.calibrate(&st.best, &reply.raw), reply.text)
             })
             .filter(|(cal, _)| {
@@ -671,7 +680,7 @@ impl Tuner<'_> {
     }
 
     /// The final comparison, the tuned file, the report.
-    fn finish(&self, st: &State, reason: String, elapsed_now: f64) -> Result<Record> {
+    fn finish(&self, st: State, reason: String, elapsed_now: f64) -> Result<Finished> {
         let improved = st.best.diff(&st.base, st.catalog);
         let (final_base, final_best, comparison) = if improved.is_empty() {
             (st.baseline.clone(), st.baseline.clone(), None)
@@ -706,8 +715,9 @@ impl Tuner<'_> {
             elapsed: elapsed_now,
         };
         journal::append(&self.out, &end)?;
-        report::write_all(&self.out)?;
-        Ok(end)
+        let report = report::assemble(&st.start, st.history, Some(&end), Some((&st.base, tuned)))?;
+        report::write(&self.out, &report)?;
+        Ok(Finished { end, report })
     }
 }
 
