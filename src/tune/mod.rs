@@ -7,6 +7,7 @@
 //! Every step lands in `journal.jsonl` as it completes; `--resume` continues from it.
 
 pub mod ask;
+pub mod backend;
 pub mod expert;
 pub mod journal;
 pub mod knowledge;
