@@ -76,6 +76,13 @@ enum WorkerOutcome {
     Failed { message: String },
 }
 
+/// Whether an executable's file name is the lsmtune binary's (`lsmtune`, `lsmtune.exe`), and
+/// not merely starts like it: the integration-test binary is `lsmtune-<hash>`, and it cannot
+/// run workers.
+fn is_lsmtune_binary(file_name: &str) -> bool {
+    file_name == "lsmtune" || file_name == "lsmtune.exe"
+}
+
 /// The executable that runs workers: `LSMTUNE_WORKER_EXE`, or this binary when it is lsmtune.
 pub fn worker_exe() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("LSMTUNE_WORKER_EXE") {
@@ -86,7 +93,7 @@ pub fn worker_exe() -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    if name.starts_with("lsmtune") {
+    if is_lsmtune_binary(&name) {
         Ok(me)
     } else {
         bail!("benchmark workers run the lsmtune binary; set LSMTUNE_WORKER_EXE to its path")
@@ -399,5 +406,18 @@ mod rss_tests {
         let status = "VmRSS:\t 900000 kB\nRssAnon:\t  100000 kB\nRssFile:\t  790000 kB\nRssShmem:\t   10000 kB\n";
         assert_eq!(super::rss_from_status(status), Some(110_000 * 1024));
         assert_eq!(super::rss_from_status("VmRSS:\t 5 kB\n"), Some(5 * 1024));
+    }
+}
+
+#[cfg(test)]
+mod exe_tests {
+    #[test]
+    fn only_the_lsmtune_binary_runs_workers() {
+        assert!(super::is_lsmtune_binary("lsmtune"));
+        assert!(super::is_lsmtune_binary("lsmtune.exe"));
+        // The merged integration-test binary, and look-alikes.
+        assert!(!super::is_lsmtune_binary("lsmtune-3f2a9c1d0b7e6a54"));
+        assert!(!super::is_lsmtune_binary("lsmtune_old"));
+        assert!(!super::is_lsmtune_binary("my-lsmtune"));
     }
 }
