@@ -3,7 +3,7 @@
 //! [`crate::tune::backend`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::args::say;
+use super::progress::Spinner;
 
 use crate::bench;
 use crate::tune::backend::{self, Backend, EndpointOptions, Request};
@@ -367,73 +368,42 @@ impl TuneArgs {
 }
 
 /// A live progress line (spinner, phase, pieces/s while a model writes, ops/s while a
-/// benchmark runs) fed by a ticker thread; `stop` ends it.
+/// benchmark runs; [`super::progress::Spinner`]); `stop` ends it.
 pub(super) struct LiveLine {
     pub live: Arc<Live>,
-    done: Arc<AtomicBool>,
-    ticker: Option<std::thread::JoinHandle<()>>,
+    spinner: Spinner,
 }
 
 impl LiveLine {
     pub fn start(quiet: bool, live_ops: Arc<AtomicU64>) -> LiveLine {
-        let bar = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new_spinner()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
+        let spinner = Spinner::new(quiet);
         let live = Arc::new(Live {
-            bar,
+            bar: spinner.bar.clone(),
             phase: Mutex::new(String::new()),
             tokens: AtomicU64::new(0),
             text_start: Mutex::new(None),
         });
-        let done = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (live, done, ops) = (live.clone(), done.clone(), live_ops);
-            std::thread::spawn(move || {
-                let mut last = (Instant::now(), 0u64);
-                while !done.load(Ordering::Relaxed) {
-                    let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
-                    let n = ops.load(Ordering::Relaxed);
-                    let dt = last.0.elapsed().as_secs_f64();
-                    let rate = if n >= last.1 && dt > 0.0 {
-                        (n - last.1) as f64 / dt
-                    } else {
-                        0.0
-                    };
-                    last = (Instant::now(), n);
-                    let tokens = live.tokens.load(Ordering::Relaxed);
-                    let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
-                        Some(t) if tokens > 0 => format!(
-                            " · {tokens} pieces, {:.1}/s",
-                            tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
-                        ),
-                        _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
-                        _ => String::new(),
-                    };
-                    live.bar.set_message(format!("{phase}{extra}"));
-                    live.bar.tick();
-                    std::thread::sleep(Duration::from_millis(250));
-                }
+        let spinner = {
+            let live = live.clone();
+            spinner.run(live_ops, move |_, rate| {
+                let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
+                let tokens = live.tokens.load(Ordering::Relaxed);
+                let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
+                    Some(t) if tokens > 0 => format!(
+                        " · {tokens} pieces, {:.1}/s",
+                        tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
+                    ),
+                    _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
+                    _ => String::new(),
+                };
+                format!("{phase}{extra}")
             })
         };
-        LiveLine {
-            live,
-            done,
-            ticker: Some(ticker),
-        }
+        LiveLine { live, spinner }
     }
 
     pub fn stop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
-        self.live.bar.finish_and_clear();
+        self.spinner.stop();
     }
 }
 
