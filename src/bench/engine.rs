@@ -267,7 +267,7 @@ impl BenchRun {
 /// Prefix of every scratch folder lsmtune makes for a run.
 pub const RUN_DIR_PREFIX: &str = "lsmtune-bench-";
 /// The file in a scratch folder that names the process that made it (pid and start time).
-const OWNER_FILE: &str = "owner";
+pub(super) const OWNER_FILE: &str = "owner";
 
 /// A scratch folder for one run, created by us inside `parent` (or the temp folder) and removed
 /// when dropped; never the parent itself. It names its owner (this process) so that, should the

@@ -292,6 +292,30 @@ pub fn die_with_parent(cmd: &mut Command) {
 /// The environment variable that tells a worker its parent's pid.
 const PARENT_ENV: &str = "LSMTUNE_WORKER_PARENT";
 
+/// Remove a run folder whose owner is gone, its owner file last: RocksDB threads of this worker
+/// may still be writing, so the removal can fail midway, and a folder left behind must still
+/// name its dead owner for the next run's sweep ([`super::engine::sweep_stale`]) to remove it.
+fn remove_run_dir(w: &Path) {
+    use super::engine::OWNER_FILE;
+    let rest_gone = std::fs::read_dir(w).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_name() != OWNER_FILE)
+            .all(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p).is_ok()
+                } else {
+                    std::fs::remove_file(&p).is_ok()
+                }
+            })
+    });
+    if rest_gone {
+        let _ = std::fs::remove_file(w.join(OWNER_FILE));
+        let _ = std::fs::remove_dir(w);
+    }
+}
+
 /// In a worker: leave as soon as the process that started it is gone (killed outright, so it
 /// could not stop us), removing the scratch folder it made for this run; a worker left running
 /// would hold a core at full load under PID 1 with nobody waiting for its result.
@@ -314,7 +338,7 @@ fn watch_parent(spec_file: &Path) {
         loop {
             if unsafe { libc::getppid() } != parent {
                 if let Some(w) = &work {
-                    let _ = std::fs::remove_dir_all(w);
+                    remove_run_dir(w);
                 }
                 // SAFETY: ends the process without running destructors other threads may race.
                 unsafe { libc::_exit(3) };
