@@ -6,79 +6,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::bench::Kind;
 use crate::bench::stats::Summary;
+pub use crate::tune::backend::ProposerSpec;
 use crate::tune::journal::{self, Decision, Record};
-
-/// A proposer as named on the command line: `local:MODEL`, `openai:MODEL`, `ollama[:MODEL]`,
-/// `lmstudio[:MODEL]`, `expert`, `random`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProposerSpec {
-    Local(String),
-    OpenAi(String),
-    /// A running Ollama; the model's name there (empty: the one it has or has loaded).
-    Ollama(String),
-    /// LM Studio's server; the model's name there (empty: the one it has loaded).
-    LmStudio(String),
-    Expert,
-    Random,
-}
-
-impl ProposerSpec {
-    pub fn parse(text: &str) -> Result<ProposerSpec> {
-        let t = text.trim();
-        Ok(match t.split_once(':') {
-            Some(("local", m)) if !m.is_empty() => ProposerSpec::Local(m.to_string()),
-            Some(("openai", m)) if !m.is_empty() => ProposerSpec::OpenAi(m.to_string()),
-            Some(("ollama", m)) => ProposerSpec::Ollama(m.trim().to_string()),
-            Some(("lmstudio", m)) => ProposerSpec::LmStudio(m.trim().to_string()),
-            None if t == "ollama" => ProposerSpec::Ollama(String::new()),
-            None if t == "lmstudio" => ProposerSpec::LmStudio(String::new()),
-            None if t == "expert" => ProposerSpec::Expert,
-            None if t == "random" => ProposerSpec::Random,
-            _ => bail!(
-                "proposer `{t}`: use local:MODEL, openai:MODEL, ollama[:MODEL], lmstudio[:MODEL], expert or random"
-            ),
-        })
-    }
-
-    /// Whether it is a language model (asked with a hint level).
-    pub fn is_model(&self) -> bool {
-        matches!(self, ProposerSpec::Local(_) | ProposerSpec::OpenAi(_))
-    }
-
-    /// As written on the command line.
-    pub fn label(&self) -> String {
-        match self {
-            ProposerSpec::Local(m) => format!("local:{m}"),
-            ProposerSpec::OpenAi(m) => format!("openai:{m}"),
-            ProposerSpec::Ollama(m) if m.is_empty() => "ollama".into(),
-            ProposerSpec::Ollama(m) => format!("ollama:{m}"),
-            ProposerSpec::LmStudio(m) if m.is_empty() => "lmstudio".into(),
-            ProposerSpec::LmStudio(m) => format!("lmstudio:{m}"),
-            ProposerSpec::Expert => "expert".into(),
-            ProposerSpec::Random => "random".into(),
-        }
-    }
-
-    /// A folder name for the label.
-    pub fn slug(&self) -> String {
-        self.label()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    }
-}
 
 /// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
 /// with (`--hints`, an ablation switch).

@@ -420,7 +420,49 @@ pub struct Retried {
     pub retries: u32,
 }
 
+/// The URL as errors and logs show it: a key someone put in it is taken out.
+fn shown_url(url: &str, bearer: Option<&str>) -> String {
+    match bearer.filter(|k| !k.is_empty()) {
+        Some(k) => url.replace(k, "[redacted]"),
+        None => url.to_string(),
+    }
+}
+
+/// A short, single-line excerpt of a body for an error message.
+pub fn excerpt(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut s: String = one_line.chars().take(200).collect();
+    if one_line.chars().count() > 200 {
+        s.push_str("...");
+    }
+    if s.is_empty() { "(empty)".into() } else { s }
+}
+
 impl Retrying<'_> {
+    /// [`Self::post_json`] with the successful reply's body read as JSON (`Ok(Ok(json))`); a
+    /// 2xx whose body is not JSON is an error that shows the body.
+    pub fn post_for_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+        hand_back: impl Fn(&Reply) -> bool,
+        error_text: impl Fn(&str) -> String,
+        log: &mut Retried,
+    ) -> anyhow::Result<Result<serde_json::Value, Reply>> {
+        match self.post_json(url, bearer, body, hand_back, error_text, log)? {
+            Ok(reply) => serde_json::from_str(&reply.body).map(Ok).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} answered HTTP {} with a body that is not JSON: {}",
+                    shown_url(url, bearer),
+                    reply.status,
+                    excerpt(&reply.body)
+                )
+            }),
+            Err(reply) => Ok(Err(reply)),
+        }
+    }
+
     fn wait(&self, attempt: u32) -> std::time::Duration {
         let d = self.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
         std::time::Duration::from_secs_f64(d.min(30.0))
@@ -439,11 +481,7 @@ impl Retrying<'_> {
         error_text: impl Fn(&str) -> String,
         log: &mut Retried,
     ) -> anyhow::Result<Result<Reply, Reply>> {
-        // The URL as errors and logs show it: a key someone put in it is taken out.
-        let shown = match bearer.filter(|k| !k.is_empty()) {
-            Some(k) => url.replace(k, "[redacted]"),
-            None => url.to_string(),
-        };
+        let shown = shown_url(url, bearer);
         let mut attempt = 0u32;
         loop {
             let wait = match post_json(url, bearer, body, self.timeout) {

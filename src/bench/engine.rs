@@ -1,6 +1,6 @@
 //! The benchmark seam: `BenchEngine::measure(config, workload) -> Measurement`, with two
 //! engines — the in-process harness (run in an isolated worker process) and an external
-//! `db_bench` — and the repeat loop that turns runs into a summary with a confidence interval.
+//! `db_bench` — the scratch folders runs happen in, and `bench`'s document of repeated runs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::db_bench;
 use super::measure::{Measurement, dir_size};
 use super::mixgraph::MixGraph;
+use super::sample::{Failure, Sample, measure_interleaved};
 use super::stats::Summary;
 use super::worker::{Limits, RunFailure, run_isolated, watch};
 use super::workload::{Kind, Workload};
@@ -249,18 +250,30 @@ impl BenchEngine for DbBench {
     }
 }
 
-/// A workload measured `repeats` times.
+/// A workload measured `repeats` times, as `bench --json` writes it (and `--baseline` reads it):
+/// a [`Sample`]'s repeats with the engine and workload they ran on and the ops/s summary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchRun {
     pub engine: String,
     pub workload: Workload,
     pub measurements: Vec<Measurement>,
-    pub failures: Vec<RunFailure>,
+    pub failures: Vec<Failure>,
     /// ops/s over the successful repeats.
     pub ops_per_sec: Option<Summary>,
 }
 
 impl BenchRun {
+    /// The document of `sample`, measured by `engine` on `workload`.
+    pub fn new(engine: String, workload: Workload, sample: Sample) -> BenchRun {
+        BenchRun {
+            engine,
+            workload,
+            ops_per_sec: Summary::of(&sample.ops_per_sec),
+            measurements: sample.runs,
+            failures: sample.failures,
+        }
+    }
+
     pub fn throughputs(&self) -> Vec<f64> {
         self.measurements.iter().map(|m| m.ops_per_sec).collect()
     }
@@ -269,7 +282,7 @@ impl BenchRun {
 /// Prefix of every scratch folder lsmtune makes for a run.
 pub const RUN_DIR_PREFIX: &str = "lsmtune-bench-";
 /// The file in a scratch folder that names the process that made it (pid and start time).
-const OWNER_FILE: &str = "owner";
+pub(super) const OWNER_FILE: &str = "owner";
 
 /// A scratch folder for one run, created by us inside `parent` (or the temp folder) and removed
 /// when dropped; never the parent itself. It names its owner (this process) so that, should the
@@ -325,23 +338,8 @@ pub fn sweep_stale(parent: Option<&Path>) -> Vec<PathBuf> {
     removed
 }
 
-/// One run of `workload` in a fresh folder made (and removed) under `parent`.
-pub fn measure_fresh(
-    engine: &dyn BenchEngine,
-    doc: &OptionsDoc,
-    workload: &Workload,
-    parent: Option<&Path>,
-) -> Result<Measurement, RunFailure> {
-    match run_dir(parent) {
-        Ok(dir) => engine.measure(doc, workload, dir.path()),
-        Err(e) => Err(RunFailure::Spawn {
-            message: format!("cannot create a run folder: {e}"),
-        }),
-    }
-}
-
-/// Measure `repeats` times, each repeat in a fresh folder with seed `seed + repeat`.
-/// `on_repeat(i, outcome)` is called after each.
+/// Measure `repeats` times ([`measure_interleaved`] with one configuration), each repeat in a
+/// fresh folder with seed `seed + repeat`. `on_repeat(i, outcome)` is called after each.
 pub fn run_repeats(
     engine: &dyn BenchEngine,
     doc: &OptionsDoc,
@@ -350,24 +348,16 @@ pub fn run_repeats(
     parent: Option<&Path>,
     mut on_repeat: impl FnMut(usize, &Result<Measurement, RunFailure>),
 ) -> BenchRun {
-    let mut measurements = Vec::new();
-    let mut failures = Vec::new();
-    for r in 0..repeats {
-        let mut w = workload.clone();
-        w.seed = workload.seed.wrapping_add(r as u64);
-        let outcome = measure_fresh(engine, doc, &w, parent);
-        on_repeat(r, &outcome);
-        match outcome {
-            Ok(m) => measurements.push(m),
-            Err(f) => failures.push(f),
-        }
-    }
-    let ops: Vec<f64> = measurements.iter().map(|m| m.ops_per_sec).collect();
-    BenchRun {
-        engine: engine.name(),
-        workload: workload.clone(),
-        ops_per_sec: Summary::of(&ops),
-        measurements,
-        failures,
-    }
+    let sample = measure_interleaved(
+        engine,
+        workload,
+        parent,
+        &[doc],
+        repeats,
+        workload.seed,
+        &mut |_, r, outcome| on_repeat(r, outcome),
+    )
+    .pop()
+    .unwrap_or_default();
+    BenchRun::new(engine.name(), workload.clone(), sample)
 }

@@ -12,6 +12,7 @@ pub mod memlimit;
 pub mod mix;
 pub mod mixgraph;
 pub mod replay;
+pub mod sample;
 pub mod sampler;
 pub mod stats;
 pub mod trace;
@@ -21,5 +22,6 @@ pub mod workload_file;
 
 pub use engine::{BenchEngine, BenchRun, DbBench, InProcess, run_repeats};
 pub use measure::Measurement;
+pub use sample::{Sample, measure_interleaved};
 pub use worker::{Limits, RunFailure};
 pub use workload::{Kind, Workload};

@@ -76,6 +76,13 @@ enum WorkerOutcome {
     Failed { message: String },
 }
 
+/// Whether an executable's file name is the lsmtune binary's (`lsmtune`, `lsmtune.exe`), and
+/// not merely starts like it: the integration-test binary is `lsmtune-<hash>`, and it cannot
+/// run workers.
+fn is_lsmtune_binary(file_name: &str) -> bool {
+    file_name == "lsmtune" || file_name == "lsmtune.exe"
+}
+
 /// The executable that runs workers: `LSMTUNE_WORKER_EXE`, or this binary when it is lsmtune.
 pub fn worker_exe() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("LSMTUNE_WORKER_EXE") {
@@ -86,7 +93,7 @@ pub fn worker_exe() -> Result<PathBuf> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    if name.starts_with("lsmtune") {
+    if is_lsmtune_binary(&name) {
         Ok(me)
     } else {
         bail!("benchmark workers run the lsmtune binary; set LSMTUNE_WORKER_EXE to its path")
@@ -285,6 +292,30 @@ pub fn die_with_parent(cmd: &mut Command) {
 /// The environment variable that tells a worker its parent's pid.
 const PARENT_ENV: &str = "LSMTUNE_WORKER_PARENT";
 
+/// Remove a run folder whose owner is gone, its owner file last: RocksDB threads of this worker
+/// may still be writing, so the removal can fail midway, and a folder left behind must still
+/// name its dead owner for the next run's sweep ([`super::engine::sweep_stale`]) to remove it.
+fn remove_run_dir(w: &Path) {
+    use super::engine::OWNER_FILE;
+    let rest_gone = std::fs::read_dir(w).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_name() != OWNER_FILE)
+            .all(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(&p).is_ok()
+                } else {
+                    std::fs::remove_file(&p).is_ok()
+                }
+            })
+    });
+    if rest_gone {
+        let _ = std::fs::remove_file(w.join(OWNER_FILE));
+        let _ = std::fs::remove_dir(w);
+    }
+}
+
 /// In a worker: leave as soon as the process that started it is gone (killed outright, so it
 /// could not stop us), removing the scratch folder it made for this run; a worker left running
 /// would hold a core at full load under PID 1 with nobody waiting for its result.
@@ -307,7 +338,7 @@ fn watch_parent(spec_file: &Path) {
         loop {
             if unsafe { libc::getppid() } != parent {
                 if let Some(w) = &work {
-                    let _ = std::fs::remove_dir_all(w);
+                    remove_run_dir(w);
                 }
                 // SAFETY: ends the process without running destructors other threads may race.
                 unsafe { libc::_exit(3) };
@@ -399,5 +430,18 @@ mod rss_tests {
         let status = "VmRSS:\t 900000 kB\nRssAnon:\t  100000 kB\nRssFile:\t  790000 kB\nRssShmem:\t   10000 kB\n";
         assert_eq!(super::rss_from_status(status), Some(110_000 * 1024));
         assert_eq!(super::rss_from_status("VmRSS:\t 5 kB\n"), Some(5 * 1024));
+    }
+}
+
+#[cfg(test)]
+mod exe_tests {
+    #[test]
+    fn only_the_lsmtune_binary_runs_workers() {
+        assert!(super::is_lsmtune_binary("lsmtune"));
+        assert!(super::is_lsmtune_binary("lsmtune.exe"));
+        // The merged integration-test binary, and look-alikes.
+        assert!(!super::is_lsmtune_binary("lsmtune-3f2a9c1d0b7e6a54"));
+        assert!(!super::is_lsmtune_binary("lsmtune_old"));
+        assert!(!super::is_lsmtune_binary("my-lsmtune"));
     }
 }

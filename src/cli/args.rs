@@ -171,6 +171,34 @@ pub struct Json {
     pub dest: Option<PathBuf>,
 }
 
+/// `--json FILE` (the old form) leaves FILE an unexpected argument: add a tip toward
+/// `--json=FILE` to clap's error.
+pub fn hint_json_file(e: &mut clap::Error, args: &[std::ffi::OsString]) {
+    use clap::builder::StyledStr;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return;
+    }
+    let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg) else {
+        return;
+    };
+    if !args
+        .windows(2)
+        .any(|w| w[0] == "--json" && w[1] == bad.as_str())
+    {
+        return;
+    }
+    let tip = StyledStr::from(format!(
+        "to write the JSON to a file, use '--json={bad}' (the '=' is required)"
+    ));
+    let mut tips = match e.get(ContextKind::Suggested) {
+        Some(ContextValue::StyledStrs(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    tips.push(tip);
+    e.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+}
+
 /// `println!` on standard output, or on standard error when `$to_stderr` (a command whose
 /// stdout holds `--json`'s result still says what it says in text, there).
 macro_rules! say {

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::args::{Json, count, fraction, parse_duration, ratio, say};
 use super::note_swept;
+use super::progress::Spinner;
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
 
 /// Which engine measures.
@@ -193,42 +194,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         workload.threads,
         args.repeats
     );
-    let bar = if super::log::quiet() {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new_spinner()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let repeat_no = Arc::new(AtomicU64::new(1));
-    let ticker = {
-        let (bar, done, live, repeat_no) =
-            (bar.clone(), done.clone(), live.clone(), repeat_no.clone());
-        let repeats = args.repeats;
-        std::thread::spawn(move || {
-            let mut last = (std::time::Instant::now(), 0u64);
-            while !done.load(Ordering::Relaxed) {
-                let ops = live.load(Ordering::Relaxed);
-                let dt = last.0.elapsed().as_secs_f64();
-                let rate = if ops >= last.1 && dt > 0.0 {
-                    (ops - last.1) as f64 / dt
-                } else {
-                    0.0
-                };
-                last = (std::time::Instant::now(), ops);
-                bar.set_message(format!(
-                    "repeat {}/{repeats}: {ops} ops ({:.0} ops/s)",
-                    repeat_no.load(Ordering::Relaxed),
-                    rate
-                ));
-                bar.tick();
-                std::thread::sleep(std::time::Duration::from_millis(250));
-            }
+    let mut spinner = {
+        let (repeat_no, repeats) = (repeat_no.clone(), args.repeats);
+        Spinner::new(super::log::quiet()).run(live.clone(), move |ops, rate| {
+            format!(
+                "repeat {}/{repeats}: {ops} ops ({rate:.0} ops/s)",
+                repeat_no.load(Ordering::Relaxed)
+            )
         })
     };
+    let bar = spinner.bar.clone();
     let run = bench::run_repeats(
         engine.as_ref(),
         &doc,
@@ -252,9 +228,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             repeat_no.store(i as u64 + 2, Ordering::Relaxed);
         },
     );
-    done.store(true, Ordering::Relaxed);
-    let _ = ticker.join();
-    bar.finish_and_clear();
+    spinner.stop();
     if let Some(s) = &run.ops_per_sec {
         say!(
             text_to_stderr,

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{
-    Backend, EndpointArgs, JudgeArgs, LiveLine, ProposerOpts, RunArgs, SizeArgs, choose,
-};
+use super::tune::{EndpointArgs, JudgeArgs, LiveLine, RunArgs, SizeArgs};
 use crate::bench;
 use crate::compare::{self, ProposerSpec, Variant};
+use crate::tune::backend::{self, Backend, Request};
 use crate::tune::journal::{self, Record, Sample, Settings};
 use crate::tune::{Tuner, measure_start};
 
@@ -140,15 +139,6 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
 fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Settings {
     let mut w = args.size.workload(kind);
     w.seed = seed;
-    let p = &v.spec;
-    let (backend, model) = match p {
-        ProposerSpec::Local(m) => ("local", Some(m.clone())),
-        ProposerSpec::OpenAi(m) => ("openai", Some(m.clone())),
-        ProposerSpec::Ollama(m) => ("ollama", Some(m.clone()).filter(|m| !m.is_empty())),
-        ProposerSpec::LmStudio(m) => ("lmstudio", Some(m.clone()).filter(|m| !m.is_empty())),
-        ProposerSpec::Expert => ("expert", None),
-        ProposerSpec::Random => ("random", None),
-    };
     Settings {
         workload: w,
         base_file: None,
@@ -164,8 +154,8 @@ fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Se
         allow_unsafe: false,
         max_changes: args.max_changes,
         reasoning_chars: 400,
-        backend: backend.into(),
-        model,
+        backend: v.spec.backend().name().into(),
+        model: v.spec.model(),
         seed,
         hints: v.hints.unwrap_or_default(),
         samples: args.samples.unwrap_or(0),
@@ -227,7 +217,6 @@ fn run_all(
             }
         };
         for v in proposers {
-            let p = &v.spec;
             for &seed in seeds {
                 done += 1;
                 let dir = compare::run_dir(&args.out, kind, v, seed);
@@ -239,35 +228,20 @@ fn run_all(
                     continue;
                 }
                 let s = settings(args, kind, seed, v);
-                let opts = ProposerOpts {
-                    backend: match p {
-                        ProposerSpec::Local(_) => Backend::Local,
-                        ProposerSpec::OpenAi(_) => Backend::Openai,
-                        ProposerSpec::Ollama(_) => Backend::Ollama,
-                        ProposerSpec::LmStudio(_) => Backend::Lmstudio,
-                        ProposerSpec::Expert => Backend::Expert,
-                        ProposerSpec::Random => Backend::Random,
-                    },
-                    model: match p {
-                        ProposerSpec::Local(m) => Some(m.clone()),
-                        ProposerSpec::Ollama(m) | ProposerSpec::LmStudio(m) if !m.is_empty() => {
-                            Some(m.clone())
-                        }
-                        _ => None,
-                    },
+                let mut request = Request {
+                    backend: Backend::Auto,
+                    model: None,
                     offline: args.offline,
-                    endpoint: args.endpoint.clone(),
-                    openai_model: match p {
-                        ProposerSpec::OpenAi(m) => Some(m.clone()),
-                        _ => None,
-                    },
+                    endpoint: args.endpoint.options(),
+                    openai_model: None,
                     temperature: args.temperature,
                     max_tokens: args.max_tokens,
                     seed,
                     hints: s.hints,
                     samples: s.samples,
                 };
-                let (mut proposer, reason) = choose(&opts, &s)?;
+                v.spec.apply(&mut request);
+                let (mut proposer, reason) = backend::choose(&request, &s)?;
                 line.live.bar.println(format!(
                     "[{done}/{total}] {kind} · {} · seed {seed}",
                     v.label()

@@ -15,6 +15,7 @@ mod llm;
 mod log;
 mod models;
 mod options;
+mod progress;
 mod propose;
 mod tune;
 mod workload;
@@ -218,7 +219,8 @@ impl std::error::Error for CheckFailed {}
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(mut e) => {
+            args::hint_json_file(&mut e, &std::env::args_os().collect::<Vec<_>>());
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }

@@ -172,7 +172,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         crate::sysinfo::Facts::gather_and_probe(&std::env::temp_dir(), &catalog.rocksdb_version);
     // Measure before asking, as the tuner does: the prompt starts from symptoms.
     let sample = if args.no_measure {
-        crate::tune::journal::Sample::default()
+        crate::bench::Sample::default()
     } else {
         if !args.json.stdout() {
             tracing::info!(
@@ -189,20 +189,20 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             },
             live_ops: Default::default(),
         };
-        let s = crate::tune::measure_interleaved(
+        let s = crate::bench::measure_interleaved(
             &engine,
             &workload,
             None,
-            &crate::tune::Quiet,
-            &[("start", &base.doc)],
+            &[&base.doc],
             args.repeats.max(1),
             args.seed,
+            &mut |_, _, _| {},
         )
         .remove(0);
         if s.ops_per_sec.is_empty() {
             bail!(
                 "the starting configuration could not be measured: {}",
-                s.failures.join("; ")
+                s.failure_text()
             );
         }
         s

@@ -1,48 +1,22 @@
-//! `lsmtune tune`: arguments, the choice of proposer (`--backend`), the live progress line, and
-//! the summary at the end. The loop itself is in [`crate::tune`].
+//! `lsmtune tune`: arguments (and those `compare` shares), the live progress line, and the
+//! summary at the end. The loop is in [`crate::tune`], the choice of proposer (`--backend`) in
+//! [`crate::tune::backend`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
-use clap::{Args, ValueEnum};
+use anyhow::{Result, bail};
+use clap::Args;
 
 use super::args::say;
+use super::progress::Spinner;
 
 use crate::bench;
-use crate::grammar::{GrammarEnv, schema};
-use crate::llm::ollama::OllamaBackend;
-use crate::llm::openai::{ApiKey, Endpoint, OpenAiBackend};
-use crate::llm::servers::{self, Server};
-use crate::llm::{GenParams, local::LocalModel};
+use crate::tune::backend::{self, Backend, EndpointOptions, Request};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
-use crate::tune::proposer::{Fallback, LlmProposer, Proposer, RandomProposer};
-use crate::tune::{Progress, Tuner, expert::ExpertProposer};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    /// A local model if one resolves (--model, or a manifest model already on disk), else the
-    /// endpoint if configured, else the expert rules.
-    Auto,
-    /// A model run here, under the proposal grammar (--model: a file, a name, ollama:NAME...).
-    Local,
-    /// An OpenAI-compatible endpoint (--openai-base-url or OPENAI_BASE_URL); when it is an
-    /// Ollama, its native API is used instead, with a context window that fits the conversation.
-    Openai,
-    /// A running Ollama (OLLAMA_HOST, default http://127.0.0.1:11434) through its native API,
-    /// with num_ctx set to fit the whole conversation. --model names the model (default: the
-    /// only one it has, else the only one loaded).
-    Ollama,
-    /// LM Studio's server (default http://127.0.0.1:1234/v1). --model names the model (default:
-    /// the only one it lists, else the only one loaded).
-    Lmstudio,
-    /// The built-in rule-based expert.
-    Expert,
-    /// Valid random changes (a baseline).
-    Random,
-}
+use crate::tune::{Progress, Tuner};
 
 /// The workload's size, shared by `tune` and `compare`.
 #[derive(Debug, Clone, Args)]
@@ -86,6 +60,16 @@ pub struct EndpointArgs {
     /// Per-request timeout of the endpoint.
     #[arg(long, value_parser = super::parse_duration, default_value = "120s")]
     pub openai_timeout: Duration,
+}
+
+impl EndpointArgs {
+    pub fn options(&self) -> EndpointOptions {
+        EndpointOptions {
+            base_url: self.openai_base_url.clone(),
+            api_key_env: self.openai_api_key_env.clone(),
+            timeout: self.openai_timeout,
+        }
+    }
 }
 
 /// How benchmark runs are executed and shown, shared by `tune` and `compare`.
@@ -275,13 +259,8 @@ impl TuneArgs {
             allow_unsafe: self.allow_unsafe,
             max_changes: self.max_changes,
             reasoning_chars: 400,
-            backend: format!("{:?}", self.backend).to_ascii_lowercase(),
-            model: match self.backend {
-                Backend::Ollama | Backend::Lmstudio => {
-                    self.model.clone().or_else(|| self.openai_model.clone())
-                }
-                _ => self.model.clone(),
-            },
+            backend: self.backend.name().into(),
+            model: self.request().recorded_model(),
             seed: self.seed,
             hints: self.model_args.hints,
             samples: self.model_args.samples.unwrap_or(0),
@@ -370,29 +349,14 @@ fn iteration_line(it: &Iteration) -> String {
     )
 }
 
-/// What building a proposer needs (from `tune`'s flags, or a `compare` proposer spec).
-#[derive(Debug, Clone)]
-pub(super) struct ProposerOpts {
-    pub backend: Backend,
-    pub model: Option<String>,
-    pub offline: bool,
-    pub endpoint: EndpointArgs,
-    pub openai_model: Option<String>,
-    pub temperature: f64,
-    pub max_tokens: usize,
-    pub seed: u64,
-    pub hints: crate::tune::prompt::HintLevel,
-    /// Replies per turn; 0 = 3 for a local model, 1 for an endpoint.
-    pub samples: usize,
-}
-
 impl TuneArgs {
-    fn proposer_opts(&self) -> ProposerOpts {
-        ProposerOpts {
+    /// The proposer these flags ask for.
+    fn request(&self) -> Request {
+        Request {
             backend: self.backend,
             model: self.model.clone(),
             offline: self.offline,
-            endpoint: self.endpoint.clone(),
+            endpoint: self.endpoint.options(),
             openai_model: self.openai_model.clone(),
             temperature: self.temperature,
             max_tokens: self.max_tokens,
@@ -403,331 +367,43 @@ impl TuneArgs {
     }
 }
 
-/// Build the proposer `--backend` asks for, and say why.
-pub(super) fn choose(
-    args: &ProposerOpts,
-    settings: &Settings,
-) -> Result<(Box<dyn Proposer>, String)> {
-    let catalog = crate::options::catalog()?;
-    let opts = schema::SchemaOptions {
-        max_changes: settings.max_changes,
-        allow_unsafe: settings.allow_unsafe,
-        reasoning_chars: settings.reasoning_chars,
-    };
-    let proposal_schema = schema::proposal_schema(catalog, &opts);
-    let params = GenParams {
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
-        seed: args.seed,
-        ..GenParams::default()
-    };
-    let key_var = args
-        .endpoint
-        .openai_api_key_env
-        .clone()
-        .unwrap_or_else(|| "OPENAI_API_KEY".into());
-    let timeout = args.endpoint.openai_timeout;
-    if let Some(u) = &args.endpoint.openai_base_url {
-        crate::llm::openai::check_base_url(u)?;
-    }
-    let endpoint = Endpoint::from_env(
-        args.endpoint.openai_base_url.clone(),
-        args.openai_model.clone(),
-        &key_var,
-    )?
-    .map(|mut e| {
-        e.timeout = timeout;
-        e
-    });
-    let samples = |default: usize| {
-        if args.samples == 0 {
-            default
-        } else {
-            args.samples
-        }
-    };
-    // The model named for the endpoint (not the gpt-4o default), for an Ollama found behind it.
-    let named_for_endpoint = args.openai_model.clone().or_else(|| {
-        std::env::var("OPENAI_MODEL")
-            .ok()
-            .filter(|m| !m.trim().is_empty())
-    });
-    let openai = |e: Endpoint| -> Box<dyn Proposer> {
-        Box::new(LlmProposer::new(
-            Box::new(OpenAiBackend::new(e, Some(proposal_schema.clone()))),
-            None,
-            params.clone(),
-            args.hints,
-            samples(1),
-        ))
-    };
-    // Ollama's native API: the model named, else the one it has or has loaded.
-    let ollama_at = |root: &str,
-                     named: Option<&str>,
-                     key: Option<ApiKey>|
-     -> Result<(Box<dyn Proposer>, String)> {
-        let root = servers::native_root(root);
-        let (model, how) = servers::pick_model(
-            Server::Ollama,
-            &format!("{root}/v1"),
-            named,
-            key.as_ref(),
-            timeout,
-        )?;
-        let mut b = OllamaBackend::new(&root, &model, key, timeout, Some(proposal_schema.clone()));
-        b.probe_context();
-        let window = match b.context_length {
-            Some(n) => format!("num_ctx sized to the conversation, at most the model's {n}"),
-            None => "num_ctx sized to the conversation".into(),
-        };
-        let how = if how.is_empty() {
-            String::new()
-        } else {
-            format!("; {how}")
-        };
-        Ok((
-            Box::new(LlmProposer::new(
-                Box::new(b),
-                None,
-                params.clone(),
-                args.hints,
-                samples(1),
-            )),
-            format!("Ollama's native /api/chat, {window}{how}"),
-        ))
-    };
-    // An OpenAI-compatible endpoint, unless it is an Ollama: then its native API, since its
-    // OpenAI route silently cuts prompts at a 2-4k token window.
-    let remote = |e: Endpoint| -> Result<(Box<dyn Proposer>, String)> {
-        if servers::is_ollama(&e.base_url) {
-            let (p, how) = ollama_at(
-                &e.base_url,
-                named_for_endpoint.as_deref(),
-                e.api_key.clone(),
-            )?;
-            return Ok((p, format!("; {} is an Ollama: {how}", e.base_url)));
-        }
-        Ok((openai(e), String::new()))
-    };
-    let server_key = args
-        .endpoint
-        .openai_api_key_env
-        .as_deref()
-        .map(ApiKey::from_env)
-        .transpose()?
-        .flatten();
-    let server_key = || server_key.clone();
-    let server_model = |prefix: &str| {
-        args.model
-            .clone()
-            .or_else(|| args.openai_model.clone())
-            .map(|m| m.strip_prefix(prefix).map(str::to_string).unwrap_or(m))
-    };
-    let offline = args.offline || crate::http::offline_from_env();
-    let local = |spec: &str| -> Result<Box<dyn Proposer>> {
-        let files = crate::llm::hub::Hub::from_env().find(spec, offline)?;
-        let m = LocalModel::load(&files)?;
-        for note in m.notes() {
-            tracing::info!("{note}");
-        }
-        let g = GrammarEnv::new(m.tokenizer(), m.eos_tokens())?;
-        Ok(Box::new(LlmProposer::new(
-            Box::new(m),
-            Some(g),
-            params.clone(),
-            args.hints,
-            samples(3),
-        )))
-    };
-    // A local model failing mid-run hands over to the endpoint when there is one.
-    let with_fallback = |p: Box<dyn Proposer>| -> Box<dyn Proposer> {
-        match &endpoint {
-            Some(e) => {
-                let secondary = remote(e.clone())
-                    .map(|(s, _)| s)
-                    .unwrap_or_else(|_| openai(e.clone()));
-                Box::new(Fallback::new(p, Some(secondary)))
-            }
-            None => p,
-        }
-    };
-    Ok(match args.backend {
-        Backend::Expert => (
-            Box::new(ExpertProposer),
-            "asked for (--backend expert)".into(),
-        ),
-        Backend::Random => (
-            Box::new(RandomProposer::new(args.seed)),
-            "asked for (--backend random)".into(),
-        ),
-        Backend::Openai => match endpoint.clone() {
-            Some(e) => {
-                let (p, how) = remote(e)?;
-                (p, format!("asked for (--backend openai){how}"))
-            }
-            None => bail!(
-                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${key_var}"
-            ),
-        },
-        Backend::Ollama => {
-            let root = servers::ollama_root(args.endpoint.openai_base_url.as_deref());
-            let (p, how) = ollama_at(&root, server_model("ollama:").as_deref(), server_key())?;
-            (p, format!("asked for (--backend ollama): {how}"))
-        }
-        Backend::Lmstudio => {
-            let base = servers::lmstudio_base(args.endpoint.openai_base_url.as_deref());
-            let key = server_key();
-            let (model, how) = servers::pick_model(
-                Server::LmStudio,
-                &base,
-                server_model("lmstudio:").as_deref(),
-                key.as_ref(),
-                timeout,
-            )?;
-            let e = Endpoint {
-                base_url: base,
-                model,
-                api_key: key,
-                timeout,
-                max_retries: 4,
-                backoff: Duration::from_millis(500),
-            };
-            let b = OpenAiBackend::new(e, Some(proposal_schema.clone())).labelled("lmstudio");
-            (
-                Box::new(LlmProposer::new(
-                    Box::new(b),
-                    None,
-                    params.clone(),
-                    args.hints,
-                    samples(1),
-                )),
-                if how.is_empty() {
-                    "asked for (--backend lmstudio)".to_string()
-                } else {
-                    format!("asked for (--backend lmstudio): {how}")
-                },
-            )
-        }
-        Backend::Local => {
-            let Some(spec) = &args.model else {
-                bail!("--backend local needs --model (see `lsmtune models list`)");
-            };
-            match (local(spec), &endpoint) {
-                (Ok(p), _) => (with_fallback(p), "asked for (--backend local)".into()),
-                (Err(e), Some(ep)) => {
-                    let (p, how) = remote(ep.clone())?;
-                    (
-                        p,
-                        format!(
-                            "the local model could not be loaded ({e:#}); using the configured endpoint{how}"
-                        ),
-                    )
-                }
-                (Err(e), None) => return Err(e),
-            }
-        }
-        Backend::Auto => {
-            let spec = args.model.clone().or_else(|| {
-                crate::llm::hub::Hub::from_env()
-                    .list()
-                    .into_iter()
-                    .find_map(|(spec, found)| found.map(|_| spec))
-            });
-            let tried_local = spec.as_ref().map(|s| (s.clone(), local(s)));
-            match (tried_local, endpoint.clone()) {
-                (Some((s, Ok(p))), _) => (with_fallback(p), format!("auto: local model {s} found")),
-                (Some((s, Err(e))), Some(ep)) => {
-                    let (p, how) = remote(ep)?;
-                    (
-                        p,
-                        format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"),
-                    )
-                }
-                (None, Some(ep)) => {
-                    let (p, how) = remote(ep)?;
-                    (p, format!("auto: no local model found; the endpoint is configured{how}"))
-                }
-                (Some((s, Err(e))), None) => (
-                    Box::new(ExpertProposer),
-                    format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
-                ),
-                (None, None) => (
-                    Box::new(ExpertProposer),
-                    "auto: no local model found and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules".into(),
-                ),
-            }
-        }
-    })
-}
-
 /// A live progress line (spinner, phase, pieces/s while a model writes, ops/s while a
-/// benchmark runs) fed by a ticker thread; `stop` ends it.
+/// benchmark runs; [`super::progress::Spinner`]); `stop` ends it.
 pub(super) struct LiveLine {
     pub live: Arc<Live>,
-    done: Arc<AtomicBool>,
-    ticker: Option<std::thread::JoinHandle<()>>,
+    spinner: Spinner,
 }
 
 impl LiveLine {
     pub fn start(quiet: bool, live_ops: Arc<AtomicU64>) -> LiveLine {
-        let bar = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new_spinner()
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
+        let spinner = Spinner::new(quiet);
         let live = Arc::new(Live {
-            bar,
+            bar: spinner.bar.clone(),
             phase: Mutex::new(String::new()),
             tokens: AtomicU64::new(0),
             text_start: Mutex::new(None),
         });
-        let done = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let (live, done, ops) = (live.clone(), done.clone(), live_ops);
-            std::thread::spawn(move || {
-                let mut last = (Instant::now(), 0u64);
-                while !done.load(Ordering::Relaxed) {
-                    let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
-                    let n = ops.load(Ordering::Relaxed);
-                    let dt = last.0.elapsed().as_secs_f64();
-                    let rate = if n >= last.1 && dt > 0.0 {
-                        (n - last.1) as f64 / dt
-                    } else {
-                        0.0
-                    };
-                    last = (Instant::now(), n);
-                    let tokens = live.tokens.load(Ordering::Relaxed);
-                    let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
-                        Some(t) if tokens > 0 => format!(
-                            " · {tokens} pieces, {:.1}/s",
-                            tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
-                        ),
-                        _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
-                        _ => String::new(),
-                    };
-                    live.bar.set_message(format!("{phase}{extra}"));
-                    live.bar.tick();
-                    std::thread::sleep(Duration::from_millis(250));
-                }
+        let spinner = {
+            let live = live.clone();
+            spinner.run(live_ops, move |_, rate| {
+                let phase = live.phase.lock().map(|p| p.clone()).unwrap_or_default();
+                let tokens = live.tokens.load(Ordering::Relaxed);
+                let extra = match *live.text_start.lock().unwrap_or_else(|e| e.into_inner()) {
+                    Some(t) if tokens > 0 => format!(
+                        " · {tokens} pieces, {:.1}/s",
+                        tokens as f64 / t.elapsed().as_secs_f64().max(1e-3)
+                    ),
+                    _ if rate > 0.0 => format!(" · {rate:.0} ops/s"),
+                    _ => String::new(),
+                };
+                format!("{phase}{extra}")
             })
         };
-        LiveLine {
-            live,
-            done,
-            ticker: Some(ticker),
-        }
+        LiveLine { live, spinner }
     }
 
     pub fn stop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
-        if let Some(t) = self.ticker.take() {
-            let _ = t.join();
-        }
-        self.live.bar.finish_and_clear();
+        self.spinner.stop();
     }
 }
 
@@ -758,26 +434,12 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         }
     };
     let (engine, live_ops) = args.run.engine()?;
-    let mut opts = args.proposer_opts();
+    let mut request = args.request();
     if args.resume.is_some() {
         // A resumed run asks for the same kind of proposer it had.
-        opts.backend = match settings.backend.as_str() {
-            "local" => Backend::Local,
-            "openai" => Backend::Openai,
-            "ollama" => Backend::Ollama,
-            "lmstudio" => Backend::Lmstudio,
-            "expert" => Backend::Expert,
-            "random" => Backend::Random,
-            _ => Backend::Auto,
-        };
-        if opts.model.is_none() {
-            opts.model = settings.model.clone();
-        }
-        opts.seed = settings.seed;
-        opts.hints = settings.hints;
-        opts.samples = settings.samples;
+        request.resuming(&settings);
     }
-    let (mut proposer, reason) = choose(&opts, &settings)?;
+    let (mut proposer, reason) = backend::choose(&request, &settings)?;
     tracing::info!("proposer: {} ({reason})", proposer.name());
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
@@ -808,14 +470,13 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         tuner.start(proposer.as_mut())
     };
     line.stop();
-    let end = result.map_err(|e| {
+    let crate::tune::Finished { end, report } = result.map_err(|e| {
         super::resumable(
             e,
             &out,
             &format!("`lsmtune tune --resume {}`", out.display()),
         )
     })?;
-    let report = crate::tune::report::build(&out).context("building the report")?;
     // With bare --json the report is the output and the summary goes to stderr.
     let text_to_stderr = args.json.emit(&report)? && args.json.stdout();
     if let Record::End {
@@ -852,14 +513,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         crate::tune::tuned_file(&out).display(),
         out.join("report.md").display()
     );
-    let its: Vec<crate::tune::journal::Iteration> = crate::tune::journal::load(&out)?
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Iteration(it) => Some(*it),
-            _ => None,
-        })
-        .collect();
-    if let Some(last) = crate::tune::never_proposed(&its) {
+    let its = &report.iterations;
+    if let Some(last) = crate::tune::never_proposed(its) {
         bail!(
             "no proposal could be obtained in {} iteration(s), so nothing was tuned (the start was kept); last failure: {last}",
             its.len()

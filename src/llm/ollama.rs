@@ -199,7 +199,7 @@ impl OllamaBackend {
         let key = self.api_key.as_ref().map(ApiKey::secret);
         let format = self.format;
         let mut log = http::Retried::default();
-        let outcome = how.post_json(
+        let outcome = how.post_for_json(
             &url,
             key,
             body,
@@ -209,15 +209,7 @@ impl OllamaBackend {
         );
         self.notices.append(&mut log.notices);
         self.retries += log.retries;
-        match outcome? {
-            Ok(r) => serde_json::from_str(&r.body).map(Ok).map_err(|_| {
-                anyhow!(
-                    "{url} answered with a body that is not JSON: {}",
-                    excerpt(&r.body)
-                )
-            }),
-            Err(r) => Ok(Err((r.status, r.body))),
-        }
+        Ok(outcome?.map_err(|r| (r.status, r.body)))
     }
 }
 

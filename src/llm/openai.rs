@@ -244,7 +244,7 @@ impl OpenAiBackend {
         // Some servers (llama-cpp-python) answer an unsupported response_format with a 500
         // carrying the validation error: that is a refusal to downgrade from, not an outage to
         // wait out.
-        let outcome = how.post_json(
+        let outcome = how.post_for_json(
             &url,
             key,
             body,
@@ -254,16 +254,7 @@ impl OpenAiBackend {
         );
         self.notices.append(&mut log.notices);
         self.retries += log.retries;
-        match outcome? {
-            Ok(reply) => serde_json::from_str(&reply.body).map(Ok).map_err(|_| {
-                anyhow!(
-                    "{url} answered HTTP {} with a body that is not JSON: {}",
-                    reply.status,
-                    excerpt(&reply.body)
-                )
-            }),
-            Err(reply) => Ok(Err((reply.status, reply.body))),
-        }
+        Ok(outcome?.map_err(|reply| (reply.status, reply.body)))
     }
 
     /// A non-retryable HTTP status, explained.
@@ -283,15 +274,7 @@ impl OpenAiBackend {
     }
 }
 
-/// A short, single-line excerpt of a body for an error message.
-pub(crate) fn excerpt(body: &str) -> String {
-    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut s: String = one_line.chars().take(200).collect();
-    if one_line.chars().count() > 200 {
-        s.push_str("...");
-    }
-    if s.is_empty() { "(empty)".into() } else { s }
-}
+pub(crate) use crate::http::excerpt;
 
 /// The `error.message` of an OpenAI-style error body, else an excerpt.
 fn error_message(body: &str) -> String {

@@ -9,7 +9,7 @@
 
 use anyhow::Result;
 
-use super::proposer::{Context, Proposal, Proposer, Reply, tried, value_json};
+use super::proposer::{Context, Proposal, Proposer, Reply, tried};
 use crate::bench::Kind;
 use crate::options::value::Value;
 
@@ -274,15 +274,14 @@ impl Proposer for ExpertProposer {
                 vec![],
             ),
         };
-        let mut items = Vec::new();
-        for (k, v) in changes.iter().take(ctx.schema.max_changes) {
-            items.push(serde_json::json!({ *k: value_json(v) }));
-        }
-        let text = serde_json::json!({
-            "reasoning": format!("{name}: {reason}"),
-            "changes": items,
-        })
-        .to_string();
-        Ok(Proposal::single(Reply::json(text)))
+        let changes: Vec<(String, Value)> = changes
+            .into_iter()
+            .take(ctx.schema.max_changes)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Ok(Proposal::single(Reply::typed(
+            &format!("{name}: {reason}"),
+            &changes,
+        )))
     }
 }

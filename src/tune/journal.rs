@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::Workload;
-use crate::bench::measure::Diagnostics;
+pub use crate::bench::sample::Sample;
 use crate::bench::stats::Comparison;
 use crate::options::calibrate::{Correction, Rule};
 use crate::sysinfo::Facts;
@@ -50,18 +50,6 @@ pub struct Settings {
 
 fn yes() -> bool {
     true
-}
-
-/// One benchmark of one configuration: throughputs per repeat and averaged diagnostics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Sample {
-    pub ops_per_sec: Vec<f64>,
-    pub diagnostics: Option<Diagnostics>,
-    pub p99_us: Option<f64>,
-    #[serde(default)]
-    pub p50_us: Option<f64>,
-    /// Failures of repeats, as text.
-    pub failures: Vec<String>,
 }
 
 /// What the model (if any) cost for one proposal.

@@ -7,6 +7,7 @@
 //! Every step lands in `journal.jsonl` as it completes; `--resume` continues from it.
 
 pub mod ask;
+pub mod backend;
 pub mod expert;
 pub mod journal;
 pub mod knowledge;
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::bench::BenchEngine;
+use crate::bench::sample::mean;
 use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
-use crate::bench::{BenchEngine, Workload};
 use crate::grammar::schema::SchemaOptions;
 use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
 use journal::{Decision, Iteration, Record, Sample, Settings};
@@ -78,56 +80,16 @@ pub fn measure_start(tuner: &Tuner, doc: &OptionsDoc) -> Sample {
         .remove(0)
 }
 
-/// Measure `configs` in turn on `workload`, `rounds` times (a, b, a, b, ...), each repeat in a
-/// fresh folder under `work_dir` with its own seed (`seed + round`); one sample per config,
-/// with mean latencies and averaged diagnostics.
-pub fn measure_interleaved(
-    engine: &dyn BenchEngine,
-    workload: &Workload,
-    work_dir: Option<&Path>,
-    progress: &dyn Progress,
-    configs: &[(&str, &OptionsDoc)],
-    rounds: usize,
-    seed: u64,
-) -> Vec<Sample> {
-    let mut samples = vec![Sample::default(); configs.len()];
-    let mut diags: Vec<Vec<crate::bench::measure::Diagnostics>> = vec![Vec::new(); configs.len()];
-    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
-    'rounds: for r in 0..rounds {
-        for (i, (label, doc)) in configs.iter().enumerate() {
-            if crate::interrupt::requested().is_some() {
-                break 'rounds;
-            }
-            let mut w: Workload = workload.clone();
-            w.seed = seed.wrapping_add(r as u64);
-            match crate::bench::engine::measure_fresh(engine, doc, &w, work_dir) {
-                Ok(m) => {
-                    progress.repeat(label, Some(m.ops_per_sec));
-                    samples[i].ops_per_sec.push(m.ops_per_sec);
-                    p99s[i].push(m.latency_us.p99);
-                    p50s[i].push(m.latency_us.p50);
-                    if let Some(d) = m.diagnostics {
-                        diags[i].push(d);
-                    }
-                }
-                Err(f) => {
-                    progress.repeat(label, None);
-                    samples[i].failures.push(f.to_string());
-                }
-            }
-        }
-    }
-    for (i, s) in samples.iter_mut().enumerate() {
-        s.diagnostics = merge_diagnostics(&diags[i]);
-        s.p99_us = (!p99s[i].is_empty()).then(|| mean(&p99s[i]));
-        s.p50_us = (!p50s[i].is_empty()).then(|| mean(&p50s[i]));
-    }
-    samples
+/// What a finished tune hands back: the end record as journaled, and the report written.
+pub struct Finished {
+    pub end: Record,
+    pub report: report::Report,
 }
 
 /// The state rebuilt from a journal (or fresh).
 struct State {
+    /// The journal's start record.
+    start: Record,
     catalog: &'static Catalog,
     facts: crate::sysinfo::Facts,
     base: Config,
@@ -167,47 +129,6 @@ fn judge(best: &Sample, cand: &Sample, min_effect: f64) -> Option<Comparison> {
     }
 }
 
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
-/// Average diagnostics over several measurements.
-fn merge_diagnostics(
-    ds: &[crate::bench::measure::Diagnostics],
-) -> Option<crate::bench::measure::Diagnostics> {
-    use crate::bench::measure::Diagnostics;
-    if ds.is_empty() {
-        return None;
-    }
-    let avg = |f: &dyn Fn(&Diagnostics) -> Option<f64>| {
-        let v: Vec<f64> = ds.iter().filter_map(f).collect();
-        (!v.is_empty()).then(|| mean(&v))
-    };
-    Some(Diagnostics {
-        stall_share: avg(&|d| d.stall_share),
-        write_amplification: avg(&|d| d.write_amplification),
-        block_cache_hit_rate: avg(&|d| d.block_cache_hit_rate),
-        bloom_usefulness: avg(&|d| d.bloom_usefulness),
-        bloom_false_positive_rate: avg(&|d| d.bloom_false_positive_rate),
-        l0_files: (ds.iter().map(|d| d.l0_files).sum::<u64>() as f64 / ds.len() as f64).round()
-            as u64,
-        // The cause most runs reported.
-        stall_cause: {
-            let mut causes: Vec<_> = ds.iter().filter_map(|d| d.stall_cause).collect();
-            causes.sort_by_key(|c| *c as u8);
-            causes
-                .chunk_by(|a, b| a == b)
-                .max_by_key(|run| run.len())
-                .map(|run| run[0])
-        },
-        compaction_cpu_share: avg(&|d| d.compaction_cpu_share),
-    })
-}
-
 impl Tuner<'_> {
     fn calibrator(&self, catalog: &'static Catalog) -> Calibrator<'static> {
         Calibrator::new(
@@ -229,26 +150,31 @@ impl Tuner<'_> {
     }
 
     /// Measure `configs` in turn, `rounds` times (a, b, a, b, ...), each repeat in a fresh
-    /// folder with its own seed; returns one sample per config.
+    /// folder with its own seed ([`crate::bench::measure_interleaved`]); returns one sample per
+    /// config, each repeat reported to the progress line under its label.
     fn measure_interleaved(
         &self,
         configs: &[(&str, &OptionsDoc)],
         rounds: usize,
         seed: u64,
     ) -> Vec<Sample> {
-        measure_interleaved(
+        let docs: Vec<&OptionsDoc> = configs.iter().map(|(_, d)| *d).collect();
+        crate::bench::measure_interleaved(
             self.engine,
             &self.settings.workload,
             self.work_dir.as_deref(),
-            self.progress,
-            configs,
+            &docs,
             rounds,
             seed,
+            &mut |i, _, outcome| {
+                self.progress
+                    .repeat(configs[i].0, outcome.as_ref().ok().map(|m| m.ops_per_sec))
+            },
         )
     }
 
     /// Start a new tune in an empty (or new) output folder.
-    pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+    pub fn start(&self, proposer: &mut dyn Proposer) -> Result<Finished> {
         let _lock = lock::RunLock::acquire(&self.out)?;
         if self.out.join(journal::FILE).exists() {
             bail!(
@@ -281,7 +207,7 @@ impl Tuner<'_> {
         if baseline.ops_per_sec.len() < 2 {
             bail!(
                 "the starting configuration could not be measured twice: {}",
-                baseline.failures.join("; ")
+                baseline.failure_text()
             );
         }
         let start = Record::Start {
@@ -296,6 +222,7 @@ impl Tuner<'_> {
         };
         journal::append(&self.out, &start)?;
         let state = State {
+            start,
             catalog,
             facts,
             best: base.clone(),
@@ -311,20 +238,26 @@ impl Tuner<'_> {
     }
 
     /// Continue the tune journaled in `self.out`.
-    pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Record> {
+    pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Finished> {
         let _lock = lock::RunLock::acquire(&self.out)?;
         let records = journal::load(&self.out)?;
-        let Some(Record::Start {
-            facts, baseline, ..
-        }) = records.first().cloned()
-        else {
-            bail!(
+        let (start, facts, baseline) = match records.first() {
+            Some(
+                r @ Record::Start {
+                    facts, baseline, ..
+                },
+            ) => (r.clone(), facts.clone(), baseline.clone()),
+            _ => bail!(
                 "{} has no start record",
                 self.out.join(journal::FILE).display()
-            );
+            ),
         };
         if let Some(end @ Record::End { .. }) = records.last() {
-            return Ok(end.clone());
+            // Finished already: the report as the journal and files have it.
+            return Ok(Finished {
+                end: end.clone(),
+                report: report::build(&self.out)?,
+            });
         }
         let catalog = crate::options::catalog()?;
         let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
@@ -354,6 +287,7 @@ impl Tuner<'_> {
             }
         }
         let state = State {
+            start,
             measured,
             catalog,
             facts,
@@ -394,7 +328,7 @@ impl Tuner<'_> {
 
     /// [`Self::run`], writing a stop by signal into the journal (a resume continues from the
     /// last whole iteration either way).
-    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
         let result = self.run(st, proposer);
         if let Err(e) = &result
             && let Some(i) = e.downcast_ref::<crate::interrupt::Interrupted>()
@@ -417,7 +351,7 @@ impl Tuner<'_> {
         result
     }
 
-    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Record> {
+    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
         let started = Instant::now();
         let elapsed = |st: &State| st.elapsed_before + started.elapsed().as_secs_f64();
         let budget = self.settings.time_budget_secs;
@@ -473,7 +407,8 @@ impl Tuner<'_> {
             }
             st.history.push(it);
         };
-        self.finish(&st, reason, elapsed(&st))
+        let elapsed_now = elapsed(&st);
+        self.finish(st, reason, elapsed_now)
     }
 
     fn iteration(
@@ -519,16 +454,8 @@ impl Tuner<'_> {
             .then(|| refine::next(&st.history, st.catalog))
             .flatten()
             .map(|step| {
-                let text = serde_json::json!({
-                    "reasoning": step.why,
-                    "changes": step
-                        .changes
-                        .iter()
-                        .map(|(k, v)| serde_json::json!({k.as_str(): proposer::value_json(v)}))
-                        .collect::<Vec<_>>(),
-                })
-                .to_string();
-                let reply = proposer::Reply::json(text);
+                let changes: Vec<_> = step.changes.into_iter().collect();
+                let reply = proposer::Reply::typed(&step.why, &changes);
                 (calibrator.calibrate(&st.best, &reply.raw), reply.text)
             })
             .filter(|(cal, _)| {
@@ -615,7 +542,7 @@ impl Tuner<'_> {
         if cand.ops_per_sec.len() < 2 {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
-                cand.failures.join("; ")
+                cand.failure_text()
             ));
         } else if cmp.is_some_and(|c| c.verdict == Verdict::Better)
             && self.settings.confirm_repeats > 0
@@ -630,10 +557,8 @@ impl Tuner<'_> {
             );
             let c2 = more.pop().unwrap_or_default();
             let b2 = more.pop().unwrap_or_default();
-            cand.ops_per_sec.extend(c2.ops_per_sec);
-            cand.failures.extend(c2.failures);
-            best.ops_per_sec.extend(b2.ops_per_sec);
-            best.failures.extend(b2.failures);
+            cand.extend(c2);
+            best.extend(b2);
             cmp = judge(&best, &cand, self.settings.min_effect);
         }
         it.decision = if it.failure.is_some() {
@@ -642,7 +567,7 @@ impl Tuner<'_> {
             it.failure = Some(format!(
                 "{} of the candidate's runs failed: {}",
                 cand.failures.len(),
-                cand.failures.join("; ")
+                cand.failure_text()
             ));
             Decision::Failed
         } else if cmp.is_some_and(|c| c.verdict == Verdict::Better) {
@@ -757,7 +682,7 @@ impl Tuner<'_> {
     }
 
     /// The final comparison, the tuned file, the report.
-    fn finish(&self, st: &State, reason: String, elapsed_now: f64) -> Result<Record> {
+    fn finish(&self, st: State, reason: String, elapsed_now: f64) -> Result<Finished> {
         let improved = st.best.diff(&st.base, st.catalog);
         let (final_base, final_best, comparison) = if improved.is_empty() {
             (st.baseline.clone(), st.baseline.clone(), None)
@@ -792,8 +717,9 @@ impl Tuner<'_> {
             elapsed: elapsed_now,
         };
         journal::append(&self.out, &end)?;
-        report::write_all(&self.out)?;
-        Ok(end)
+        let report = report::assemble(&st.start, st.history, Some(&end), Some((&st.base, tuned)))?;
+        report::write(&self.out, &report)?;
+        Ok(Finished { end, report })
     }
 }
 

@@ -10,8 +10,8 @@ use crate::bench::measure::Diagnostics;
 use crate::grammar::GrammarEnv;
 use crate::grammar::schema::{SchemaOptions, proposable_keys};
 use crate::llm::{GenParams, Llm, Message};
-use crate::options::proposal::RawProposal;
-use crate::options::value::{OptionType, Value};
+use crate::options::proposal::{RawEntry, RawProposal};
+use crate::options::value::{OptionType, RawValue, Value};
 use crate::options::{Catalog, Config};
 use crate::sysinfo::Facts;
 use crate::tune::prompt::HintLevel;
@@ -51,12 +51,41 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A reply from JSON text a rule-based proposer wrote.
+    /// A reply from JSON text (parsed as a model's would be).
     pub fn json(text: String) -> Reply {
         Reply {
             raw: crate::options::proposal::parse(&text),
             text,
         }
+    }
+
+    /// A reply made of typed changes (the expert, the random proposer, a refinement step): the
+    /// entries are taken as they are, not written out and parsed back; the text is the same
+    /// proposal as JSON, for the journal.
+    pub fn typed(reasoning: &str, changes: &[(String, Value)]) -> Reply {
+        let text = serde_json::json!({
+            "reasoning": reasoning,
+            "changes": changes
+                .iter()
+                .map(|(k, v)| serde_json::json!({ k.as_str(): value_json(v) }))
+                .collect::<Vec<_>>(),
+        })
+        .to_string();
+        let raw = RawProposal {
+            entries: changes
+                .iter()
+                .map(|(k, v)| RawEntry {
+                    key: k.clone(),
+                    value: RawValue::Json(value_json(v)),
+                    scope: None,
+                })
+                .collect(),
+            reasoning: Some(reasoning.to_string()),
+            // As the parser names them: no entry read is "empty".
+            format: if changes.is_empty() { "empty" } else { "json" },
+            skipped: Vec::new(),
+        };
+        Reply { text, raw }
     }
 }
 
@@ -322,18 +351,23 @@ impl Proposer for RandomProposer {
     fn propose(&mut self, ctx: &Context, _on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
         let keys = proposable_keys(ctx.catalog, ctx.schema);
         let n = 1 + self.rng.below(3.min(ctx.schema.max_changes as u64)) as usize;
-        let mut changes = serde_json::Map::new();
+        let mut changes: Vec<(String, Value)> = Vec::new();
         while changes.len() < n && !keys.is_empty() {
             let key = keys[self.rng.below(keys.len() as u64) as usize];
             let Some(entry) = ctx.catalog.get(key) else {
                 continue;
             };
             let v = self.value(&entry.spec.ty);
-            changes.insert(key.to_string(), value_json(&v));
+            // A key drawn again keeps its place and takes the new value.
+            match changes.iter_mut().find(|(k, _)| k == key) {
+                Some(c) => c.1 = v,
+                None => changes.push((key.to_string(), v)),
+            }
         }
-        let text = serde_json::json!({"reasoning": "random valid changes", "changes": changes})
-            .to_string();
-        Ok(Proposal::single(Reply::json(text)))
+        Ok(Proposal::single(Reply::typed(
+            "random valid changes",
+            &changes,
+        )))
     }
 }
 
@@ -424,5 +458,38 @@ impl Proposer for Fallback {
                 None => Err(e),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_reply_reads_as_its_journaled_text_would() {
+        let changes = vec![
+            ("table.filter_bits_per_key".to_string(), Value::Double(10.0)),
+            ("write_buffer_size".to_string(), Value::Int(64 << 20)),
+            (
+                "compression".to_string(),
+                Value::Str("kLZ4Compression".into()),
+            ),
+            ("enable_pipelined_write".to_string(), Value::Bool(true)),
+        ];
+        let r = Reply::typed("bloom filter: fewer reads", &changes);
+        // Not parsed back, yet the same entries, reasoning and form as parsing the text gives.
+        assert_eq!(r.raw, crate::options::proposal::parse(&r.text));
+        assert_eq!(r.raw.entries.len(), 4);
+        assert_eq!(
+            r.raw.reasoning.as_deref(),
+            Some("bloom filter: fewer reads")
+        );
+        // No changes: the parser also keeps the text it found nothing in; the rest is the same.
+        let none = Reply::typed("nothing left", &[]);
+        let parsed = crate::options::proposal::parse(&none.text);
+        assert_eq!(
+            (&none.raw.entries, &none.raw.reasoning, none.raw.format),
+            (&parsed.entries, &parsed.reasoning, parsed.format)
+        );
     }
 }

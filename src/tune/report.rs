@@ -1,8 +1,9 @@
 //! What a finished tune leaves for people: `report.md` (machine, workload, per-iteration table,
 //! final gain with its interval, the diff against the start with the reasoning behind each
 //! change), `report.json` (the same, for programs), `throughput.svg` (per-iteration throughput
-//! with intervals and the best so far), and every prompt and reply under `prompts/`. All of it
-//! is derived from `journal.jsonl`, so it can be rebuilt at any time.
+//! with intervals and the best so far), and every prompt and reply under `prompts/`. The loop
+//! assembles it from what it journaled as it ends; all of it can also be rebuilt from
+//! `journal.jsonl` at any time.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -67,19 +68,13 @@ fn summary(s: &Sample) -> Option<Summary> {
     Summary::of(&s.ops_per_sec)
 }
 
-/// Build the report from a journal.
+/// Rebuild the report from the journal and files in `out` (a finished run asked to resume, a
+/// report to redo); the loop builds its own with [`assemble`] as it ends.
 pub fn build(out: &Path) -> Result<Report> {
     let records = journal::load(out)?;
-    let Some(Record::Start {
-        settings,
-        facts,
-        rocksdb,
-        base_notes,
-        baseline,
-        proposer,
-        proposer_reason,
-        ..
-    }) = records.first().cloned()
+    let Some(start) = records
+        .first()
+        .filter(|r| matches!(r, Record::Start { .. }))
     else {
         bail!("{}: no start record", out.display());
     };
@@ -90,7 +85,40 @@ pub fn build(out: &Path) -> Result<Report> {
             _ => None,
         })
         .collect();
-    let end = records.iter().find_map(|r| match r {
+    let end = records.iter().find(|r| matches!(r, Record::End { .. }));
+    let (start_doc, tuned_doc) = (
+        OptionsDoc::read(&out.join(super::BASE_FILE)),
+        OptionsDoc::read(&out.join(super::TUNED_FILE)),
+    );
+    let docs = match (start_doc, tuned_doc) {
+        (Ok(a), Ok(b)) => Some((Config::new(a), Config::new(b))),
+        _ => None,
+    };
+    assemble(start, iterations, end, docs.as_ref().map(|(a, b)| (a, b)))
+}
+
+/// The report of a tune: its start record, its iterations, its end record (None: not
+/// finished), and the starting and tuned configurations (for the table of changes).
+pub fn assemble(
+    start: &Record,
+    iterations: Vec<Iteration>,
+    end: Option<&Record>,
+    docs: Option<(&Config, &Config)>,
+) -> Result<Report> {
+    let Record::Start {
+        settings,
+        facts,
+        rocksdb,
+        base_notes,
+        baseline,
+        proposer,
+        proposer_reason,
+        ..
+    } = start.clone()
+    else {
+        bail!("a report starts from a start record");
+    };
+    let end = end.and_then(|r| match r {
         Record::End {
             reason,
             final_base,
@@ -137,13 +165,8 @@ pub fn build(out: &Path) -> Result<Report> {
     // each value.
     let catalog = crate::options::catalog()?;
     let mut changes = Vec::new();
-    let (start_doc, tuned_doc) = (
-        OptionsDoc::read(&out.join(super::BASE_FILE)),
-        OptionsDoc::read(&out.join(super::TUNED_FILE)),
-    );
-    if let (Ok(a), Ok(b)) = (start_doc, tuned_doc) {
-        let (a, b) = (Config::new(a), Config::new(b));
-        for (key, (tuned, start)) in b.diff(&a, catalog) {
+    if let Some((a, b)) = docs {
+        for (key, (tuned, start)) in b.diff(a, catalog) {
             let origin = iterations
                 .iter()
                 .rev()
@@ -497,15 +520,14 @@ pub fn plot(r: &Report, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write report.md, report.json, throughput.svg and prompts/ from the journal in `out`.
-pub fn write_all(out: &Path) -> Result<()> {
-    let r = build(out)?;
-    crate::options::ini::write_atomic(&out.join("report.md"), markdown(&r).as_bytes())?;
+/// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`.
+pub fn write(out: &Path, r: &Report) -> Result<()> {
+    crate::options::ini::write_atomic(&out.join("report.md"), markdown(r).as_bytes())?;
     crate::options::ini::write_atomic(
         &out.join("report.json"),
-        serde_json::to_string_pretty(&r)?.as_bytes(),
+        serde_json::to_string_pretty(r)?.as_bytes(),
     )?;
-    plot(&r, &out.join("throughput.svg"))?;
+    plot(r, &out.join("throughput.svg"))?;
     let prompts = out.join("prompts");
     for it in &r.iterations {
         if it.prompt.is_none() && it.reply.is_none() {

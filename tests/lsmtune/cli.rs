@@ -121,6 +121,23 @@ fn json_means_the_same_in_every_command_and_never_eats_the_next_argument() {
     assert_eq!(code(&o), 2);
 }
 
+/// The old `--json FILE` form is refused by the parser (FILE is an unexpected argument), with a
+/// tip toward `--json=FILE`.
+#[test]
+fn json_with_a_separate_file_points_to_the_equals_form() {
+    let o = lsmtune(&["bench", "--workload", "fillrandom", "--json", "run.json"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unexpected argument") && err.contains("--json=run.json"),
+        "{err}"
+    );
+    // Other unexpected arguments get no such tip.
+    let o = lsmtune(&["bench", "--workload", "fillrandom", "run.json"]);
+    assert_eq!(code(&o), 2);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("--json="));
+}
+
 #[test]
 fn show_annotates_a_file_and_flags_unknown_keys() {
     let o = lsmtune(&[
