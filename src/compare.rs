@@ -10,7 +10,6 @@ use anyhow::Result;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::bench::Kind;
 use crate::bench::stats::Summary;
 pub use crate::tune::backend::ProposerSpec;
 use crate::tune::journal::{self, Decision, Record};
@@ -66,17 +65,16 @@ impl Variant {
 }
 
 /// Where one tune of a compare lives.
-pub fn run_dir(out: &Path, workload: Kind, proposer: &Variant, seed: u64) -> PathBuf {
+pub fn run_dir(out: &Path, workload: &str, proposer: &Variant, seed: u64) -> PathBuf {
     out.join("runs")
-        .join(workload.name())
+        .join(workload)
         .join(proposer.slug())
         .join(format!("seed-{seed}"))
 }
 
 /// Where the shared baseline of a workload is kept.
-pub fn baseline_file(out: &Path, workload: Kind) -> PathBuf {
-    out.join("baselines")
-        .join(format!("{}.json", workload.name()))
+pub fn baseline_file(out: &Path, workload: &str) -> PathBuf {
+    out.join("baselines").join(format!("{workload}.json"))
 }
 
 /// One row of the result table: a proposer on a workload, over its seeds.
@@ -115,10 +113,10 @@ pub struct Row {
 }
 
 /// Aggregate the finished tunes of `proposer` on `workload`.
-pub fn row(out: &Path, workload: Kind, proposer: &Variant, seeds: &[u64]) -> Result<Row> {
+pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Result<Row> {
     let mut r = Row {
         proposer: proposer.label(),
-        workload: workload.name().to_string(),
+        workload: workload.to_string(),
         seeds: 0,
         gains: Vec::new(),
         gain_mean: 0.0,
@@ -212,8 +210,11 @@ pub fn row(out: &Path, workload: Kind, proposer: &Variant, seeds: &[u64]) -> Res
     if r.seeds == 0 {
         return Ok(r);
     }
-    let g = Summary::of(&r.gains);
-    r.gain_mean = g.map_or(0.0, |s| s.mean);
+    // Over seeds, on the logarithms of the ratios like every other interval: the mean is the
+    // geometric mean ratio, and the interval cannot reach below -100%.
+    let logs: Vec<f64> = r.gains.iter().map(|g| (1.0 + g).max(1e-9).ln()).collect();
+    let g = Summary::of(&logs);
+    r.gain_mean = g.map_or(0.0, |s| s.mean.exp() - 1.0);
     match (r.seeds, g) {
         (1, _) => {
             let (lo, hi) = single_ci.unwrap_or((r.gain_mean, r.gain_mean));
@@ -221,8 +222,8 @@ pub fn row(out: &Path, workload: Kind, proposer: &Variant, seeds: &[u64]) -> Res
             r.gain_high = hi;
         }
         (_, Some(s)) => {
-            r.gain_low = s.mean - s.ci95;
-            r.gain_high = s.mean + s.ci95;
+            r.gain_low = (s.mean - s.ci95).exp() - 1.0;
+            r.gain_high = (s.mean + s.ci95).exp() - 1.0;
         }
         _ => {}
     }

@@ -434,6 +434,39 @@ impl Mix {
         }
     }
 
+    /// "83% get, 14% put, 3% seek; power-law keys": what a prompt or report says of it.
+    pub fn describe(&self) -> String {
+        let ops: Vec<String> = self
+            .ops
+            .shares()
+            .into_iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(n, s)| format!("{:.0}% {n}", s * 100.0))
+            .collect();
+        let keys = match &self.keys {
+            KeyDist::Uniform => "uniform keys".to_string(),
+            KeyDist::Zipfian { theta } => format!("zipfian keys (theta {theta})"),
+            KeyDist::Latest { .. } => "the newest keys hottest".to_string(),
+            KeyDist::Hotspot { hot_keys, hot_ops } => format!(
+                "{:.0}% of operations on {:.0}% of the keys",
+                hot_ops * 100.0,
+                hot_keys * 100.0
+            ),
+            KeyDist::Power { ranges: None, .. } => "power-law key popularity".to_string(),
+            KeyDist::Power {
+                ranges: Some(r), ..
+            } => {
+                format!("power-law keys in {} ranges of unequal heat", r.num)
+            }
+        };
+        let rate = match &self.rate {
+            Some(Rate::Fixed(r)) => format!("; held at {r:.0} ops/s"),
+            Some(Rate::Sine { d, .. }) => format!("; rate a sine wave around {d:.0} ops/s"),
+            None => String::new(),
+        };
+        format!("{}; {keys}{rate}", ops.join(", "))
+    }
+
     /// Whether any operation writes.
     pub fn writes(&self) -> bool {
         let o = &self.ops;

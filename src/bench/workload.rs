@@ -280,6 +280,14 @@ impl Workload {
         }
     }
 
+    /// One line on what it does: the db_bench / YCSB meaning, or a mix's operations and keys.
+    pub fn describe(&self) -> String {
+        match (&self.mix, self.kind) {
+            (Some(m), Kind::MixGraph | Kind::Custom | Kind::Trace) => m.describe(),
+            _ => self.kind.describe().to_string(),
+        }
+    }
+
     /// Whether writes matter to the measured phase.
     pub fn writes(&self) -> bool {
         self.mix.as_ref().map_or(self.kind.writes(), |m| m.writes())

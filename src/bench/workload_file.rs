@@ -112,6 +112,72 @@ pub fn looks_like_file(text: &str) -> bool {
         || (p.is_file() && text.parse::<Kind>().is_err())
 }
 
+/// What `--workload` names: a db_bench / YCSB workload, a workload file, or a trace to replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Named(Kind),
+    File(std::path::PathBuf),
+    Trace(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Source, String> {
+        if let Some(path) = s.strip_prefix("trace:") {
+            if path.is_empty() {
+                return Err("trace: needs a file (trace:FILE)".into());
+            }
+            return Ok(Source::Trace(path.into()));
+        }
+        if looks_like_file(s) {
+            return Ok(Source::File(s.into()));
+        }
+        s.parse::<Kind>().map(Source::Named).map_err(|e| {
+            format!(
+                "{e}; or a workload file (.toml, .json, YCSB properties: see docs/workloads) or \
+                 trace:FILE"
+            )
+        })
+    }
+}
+
+impl Source {
+    /// A short name for folders and reports: the workload's name or the file's stem.
+    pub fn label(&self) -> String {
+        let stem = |p: &Path| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("workload")
+                .to_string()
+        };
+        match self {
+            Source::Named(k) => k.name().to_string(),
+            Source::File(p) => stem(p),
+            Source::Trace(p) => format!("trace-{}", stem(p)),
+        }
+    }
+
+    /// Whether sizes come from the file or trace (flags then override only when given).
+    pub fn sized_by_itself(&self) -> bool {
+        !matches!(self, Source::Named(_))
+    }
+
+    /// The workload, with what the reader noticed but did not use; `speed` for traces.
+    pub fn load(&self, speed: f64) -> Result<Loaded, String> {
+        match self {
+            Source::Named(k) => Ok(Loaded {
+                workload: Workload::new(*k),
+                notes: Vec::new(),
+            }),
+            Source::File(p) => load(p),
+            Source::Trace(p) => Ok(Loaded {
+                workload: Workload::from_trace(p, speed)?,
+                notes: Vec::new(),
+            }),
+        }
+    }
+}
+
 /// Read a workload file: `.json` as JSON, `.toml` as TOML, anything else as a YCSB property
 /// file when it sets YCSB's properties, else as TOML.
 pub fn load(path: &Path) -> Result<Loaded, String> {
@@ -499,6 +565,29 @@ theta = 0.9
             n += 1;
         }
         assert!(n >= 4, "{n} examples");
+    }
+
+    #[test]
+    fn workload_arguments_parse_into_sources() {
+        assert_eq!(
+            "readrandom".parse::<Source>(),
+            Ok(Source::Named(Kind::ReadRandom))
+        );
+        assert_eq!(
+            "trace:/t/a.trace".parse::<Source>(),
+            Ok(Source::Trace("/t/a.trace".into()))
+        );
+        assert_eq!(
+            "docs/workloads/x.toml".parse::<Source>(),
+            Ok(Source::File("docs/workloads/x.toml".into()))
+        );
+        assert!(
+            "readsome"
+                .parse::<Source>()
+                .unwrap_err()
+                .contains("trace:FILE")
+        );
+        assert_eq!(Source::Trace("/t/a.trace".into()).label(), "trace-a");
     }
 
     #[test]

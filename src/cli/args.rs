@@ -33,31 +33,9 @@ impl ModelSource {
     }
 }
 
-/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds.
+/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the same syntax as workload files).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
-    let secs = match unit.trim() {
-        "" | "s" | "sec" | "secs" => v,
-        "ms" => v / 1000.0,
-        "m" | "min" | "mins" => v * 60.0,
-        "h" | "hour" | "hours" => v * 3600.0,
-        _ => {
-            return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
-            ));
-        }
-    };
-    if !(secs > 0.0 && secs < 1e7) {
-        return Err(format!("`{text}` must be positive"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    crate::bench::workload_file::parse_duration(text)
 }
 
 /// Flags shared by every command that calibrates.
@@ -241,5 +219,196 @@ impl Json {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Per-command defaults of the workload flags.
+pub struct SizeDefaults {
+    pub num: u64,
+    pub value_size: usize,
+    pub threads: usize,
+}
+
+/// The workload's size and shape, shared by `bench`, `tune`, `compare` and `propose`. Every flag
+/// is optional: a named workload takes the command's defaults, a workload file or trace its own
+/// values, and a flag given overrides either. db_bench's spellings (`--value_size`, ...) work
+/// too.
+#[derive(Debug, Clone, Args, Default)]
+pub struct WorkloadFlags {
+    /// Keys in the key space (db_bench --num; default 100000 for bench and propose, 300000 for
+    /// tune and compare: a database larger than a memtable).
+    #[arg(long, value_parser = count::<u64, 1, 1000000000000>)]
+    pub num: Option<u64>,
+    /// Key size in bytes (default 16).
+    #[arg(long, alias = "key_size", value_parser = count::<usize, 8, 1024>)]
+    pub key_size: Option<usize>,
+    /// Value size in bytes (default 100 for bench and propose, 400 for tune and compare).
+    #[arg(long, alias = "value_size", value_parser = count::<usize, 0, 67108864>)]
+    pub value_size: Option<usize>,
+    /// Threads of the measured phase (default 1 for bench and propose, 2 for tune and
+    /// compare).
+    #[arg(long, value_parser = count::<usize, 1, 1024>)]
+    pub threads: Option<usize>,
+    /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
+    #[arg(long, alias = "reads")]
+    pub ops: Option<u64>,
+    /// Measure for this long instead of a count (30s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Percent reads in readrandomwriterandom (default 90).
+    #[arg(long, value_parser = count::<u32, 0, 100>)]
+    pub readwritepercent: Option<u32>,
+    /// Entries read after each seek in seekrandom (default 0).
+    #[arg(long, alias = "seek_nexts")]
+    pub seek_nexts: Option<u32>,
+    /// How compressible values are (0.5 = to half; default 0.5).
+    #[arg(long, alias = "compression_ratio", value_parser = ratio)]
+    pub compression_ratio: Option<f64>,
+    /// Size the key count so the data (keys x (key + value size)) is about this large: 1G,
+    /// 500M. Overrides --num.
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub dataset_size: Option<u64>,
+    /// Replay a trace (--workload trace:FILE) at its own pace times this (2 = twice as fast);
+    /// 0, the default, replays as fast as the database allows.
+    #[arg(long, default_value_t = 0.0)]
+    pub trace_speed: f64,
+    #[command(flatten)]
+    pub mixgraph: MixGraphFlags,
+}
+
+impl WorkloadFlags {
+    /// The workload `source` names, with these flags and the command's defaults applied.
+    pub fn build(
+        &self,
+        source: &crate::bench::workload_file::Source,
+        d: &SizeDefaults,
+    ) -> Result<crate::bench::Workload> {
+        if !(self.trace_speed >= 0.0 && self.trace_speed.is_finite()) {
+            anyhow::bail!("--trace-speed must be 0 (as fast as possible) or positive");
+        }
+        let loaded = source
+            .load(self.trace_speed)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        for n in &loaded.notes {
+            tracing::warn!("{n}");
+        }
+        let mut w = loaded.workload;
+        if !source.sized_by_itself() {
+            w.num = d.num;
+            w.value_size = d.value_size;
+            w.threads = d.threads;
+        }
+        if let Some(v) = self.num {
+            w.num = v;
+        }
+        if let Some(v) = self.key_size {
+            w.key_size = v;
+        }
+        if let Some(v) = self.value_size {
+            w.value_size = v;
+        }
+        if let Some(v) = self.threads {
+            w.threads = v;
+        }
+        if self.ops.is_some() {
+            w.ops = self.ops;
+            w.duration = None;
+        }
+        if self.duration.is_some() {
+            w.duration = self.duration;
+        }
+        if let Some(v) = self.readwritepercent {
+            w.readwritepercent = v;
+        }
+        if let Some(v) = self.seek_nexts {
+            w.seek_nexts = v;
+        }
+        if let Some(v) = self.compression_ratio {
+            w.compression_ratio = v;
+        }
+        if let Some(bytes) = self.dataset_size {
+            let per_key = (w.key_size + w.value_size).max(1) as u64;
+            w.num = (bytes / per_key).max(1);
+        }
+        self.mixgraph.apply(&mut w)?;
+        w.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(w)
+    }
+}
+
+macro_rules! mixgraph_flags {
+    ($($name:ident),* $(,)?) => {
+        /// db_bench's mixgraph parameters, with db_bench's names (`--key_dist_a 0.002312`);
+        /// only for `--workload mixgraph`.
+        #[derive(Debug, Clone, Args, Default)]
+        #[command(next_help_heading = "mixgraph (db_bench's flags; --workload mixgraph)")]
+        pub struct MixGraphFlags {
+            $(
+                #[arg(long = stringify!($name), hide_short_help = true, value_name = "V")]
+                pub $name: Option<String>,
+            )*
+        }
+
+        impl MixGraphFlags {
+            fn given(&self) -> Vec<(&'static str, &str)> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(v) = &self.$name {
+                        out.push((stringify!($name), v.as_str()));
+                    }
+                )*
+                out
+            }
+        }
+    };
+}
+
+mixgraph_flags!(
+    key_dist_a,
+    key_dist_b,
+    keyrange_dist_a,
+    keyrange_dist_b,
+    keyrange_dist_c,
+    keyrange_dist_d,
+    keyrange_num,
+    value_theta,
+    value_k,
+    value_sigma,
+    iter_theta,
+    iter_k,
+    iter_sigma,
+    mix_get_ratio,
+    mix_put_ratio,
+    mix_seek_ratio,
+    mix_max_scan_len,
+    mix_max_value_size,
+    sine_mix_rate,
+    sine_a,
+    sine_b,
+    sine_c,
+    sine_d,
+    sine_mix_rate_interval_milliseconds,
+);
+
+impl MixGraphFlags {
+    /// Set the given parameters on a mixgraph workload; an error for any other workload.
+    pub fn apply(&self, w: &mut crate::bench::Workload) -> Result<()> {
+        let given = self.given();
+        if given.is_empty() {
+            return Ok(());
+        }
+        if w.kind != crate::bench::Kind::MixGraph {
+            anyhow::bail!(
+                "--{} is a mixgraph parameter; it needs --workload mixgraph (not {})",
+                given[0].0,
+                w.label()
+            );
+        }
+        let mut g = crate::bench::mixgraph::MixGraph::default();
+        for (name, value) in given {
+            g.set(name, value).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        w.mix = Some(Box::new(g.to_mix()));
+        Ok(())
     }
 }

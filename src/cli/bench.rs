@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::args::{Json, count, fraction, parse_duration, ratio, say};
+use super::args::{Json, count, fraction, parse_duration, say};
 use super::note_swept;
 use super::progress::Spinner;
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
@@ -25,9 +25,11 @@ pub enum EngineChoice {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The workload: fillseq, fillrandom, overwrite, readrandom, readrandomwriterandom,
-    /// readwhilewriting, seekrandom, updaterandom, ycsb-a ... ycsb-f.
-    #[arg(long, value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
-    pub workload: crate::bench::Kind,
+    /// readwhilewriting, seekrandom, updaterandom, ycsb-a ... ycsb-f, mixgraph; a workload file
+    /// (.toml, .json, YCSB properties; see docs/workloads); or trace:FILE to replay a RocksDB
+    /// trace.
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::bench::workload_file::Source>())]
+    pub workload: crate::bench::workload_file::Source,
     /// OPTIONS file to measure (default: the linked RocksDB's defaults).
     #[arg(long)]
     pub options: Option<PathBuf>,
@@ -48,32 +50,10 @@ pub struct BenchArgs {
     /// Smallest relative effect called a difference (0.02 = 2%).
     #[arg(long, value_parser = fraction, default_value_t = 0.02)]
     pub min_effect: f64,
-    /// Keys in the key space (db_bench --num).
-    #[arg(long, value_parser = count::<u64, 1, 1000000000000>, default_value_t = 100_000)]
-    pub num: u64,
-    #[arg(long, value_parser = count::<usize, 1, 1048576>, default_value_t = 16)]
-    pub key_size: usize,
-    #[arg(long, value_parser = count::<usize, 0, 67108864>, default_value_t = 100)]
-    pub value_size: usize,
-    #[arg(long, value_parser = count::<usize, 1, 1024>, default_value_t = 1)]
-    pub threads: usize,
-    /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
-    #[arg(long)]
-    pub ops: Option<u64>,
-    /// Measure for this long instead of a count (30s, 2m).
-    #[arg(long, value_parser = parse_duration)]
-    pub duration: Option<std::time::Duration>,
-    /// Percent reads in readrandomwriterandom.
-    #[arg(long, value_parser = count::<u32, 0, 100>, default_value_t = 90)]
-    pub readwritepercent: u32,
-    /// Entries read after each seek in seekrandom.
-    #[arg(long, default_value_t = 0)]
-    pub seek_nexts: u32,
+    #[command(flatten)]
+    pub shape: super::args::WorkloadFlags,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// How compressible values are (0.5 = to half).
-    #[arg(long, value_parser = ratio, default_value_t = 0.5)]
-    pub compression_ratio: f64,
     /// Folder in which run folders are created and removed (default: the temp folder).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
@@ -87,18 +67,15 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     pub fn workload(&self) -> Result<crate::bench::Workload> {
-        let mut w = crate::bench::Workload::new(self.workload);
-        w.num = self.num;
-        w.key_size = self.key_size;
-        w.value_size = self.value_size;
-        w.threads = self.threads;
-        w.ops = self.ops;
-        w.duration = self.duration;
-        w.readwritepercent = self.readwritepercent;
-        w.seek_nexts = self.seek_nexts;
+        let mut w = self.shape.build(
+            &self.workload,
+            &super::args::SizeDefaults {
+                num: 100_000,
+                value_size: 100,
+                threads: 1,
+            },
+        )?;
         w.seed = self.seed;
-        w.compression_ratio = self.compression_ratio;
-        w.validate().map_err(|e| anyhow::anyhow!(e))?;
         Ok(w)
     }
 }
@@ -186,7 +163,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     say!(
         text_to_stderr,
         "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
-        workload.kind,
+        workload.label(),
         engine.name(),
         workload.num,
         workload.key_size,

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{EndpointArgs, JudgeArgs, LiveLine, RunArgs, SizeArgs};
+use super::tune::{EndpointArgs, JudgeArgs, LiveLine, RunArgs, TUNE_SIZES};
 use crate::bench;
+use crate::bench::workload_file::Source;
 use crate::compare::{self, ProposerSpec, Variant};
 use crate::tune::backend::{self, Backend, Request};
 use crate::tune::journal::{self, Record, Sample, Settings};
@@ -52,7 +53,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 6)]
     pub max_changes: usize,
     #[command(flatten)]
-    pub size: SizeArgs,
+    pub shape: super::args::WorkloadFlags,
     #[arg(long)]
     pub offline: bool,
     /// The endpoint of openai:MODEL proposers (or where the ollama / lmstudio server is).
@@ -92,9 +93,14 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         bail!("--hints must name at least one level (none, diagnostics, knowledge)");
     }
     let proposers = Variant::expand(&specs, &args.hints);
-    let workloads: Vec<bench::Kind> = split(&args.workloads)
+    let sources: Vec<Source> = split(&args.workloads)
         .iter()
-        .map(|w| w.parse::<bench::Kind>().map_err(|e| anyhow::anyhow!(e)))
+        .map(|w| w.parse::<Source>().map_err(|e| anyhow::anyhow!(e)))
+        .collect::<Result<_>>()?;
+    // Each workload built once (a file or trace read once), named for folders and rows.
+    let workloads: Vec<(String, bench::Workload)> = sources
+        .iter()
+        .map(|s| Ok((s.label(), args.shape.build(s, &TUNE_SIZES)?)))
         .collect::<Result<_>>()?;
     if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
         bail!("--proposers, --workloads and --seeds must not be empty");
@@ -114,9 +120,9 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     line.stop();
     result.map_err(|e| super::resumable(e, &args.out, "the same compare command"))?;
     let mut rows = Vec::new();
-    for &w in &workloads {
+    for (name, _) in &workloads {
         for p in &proposers {
-            rows.push(compare::row(&args.out, w, p, &seeds)?);
+            rows.push(compare::row(&args.out, name, p, &seeds)?);
         }
     }
     compare::write_results(&args.out, &rows)?;
@@ -136,8 +142,8 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     Ok(())
 }
 
-fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Settings {
-    let mut w = args.size.workload(kind);
+fn settings(args: &CompareArgs, workload: &bench::Workload, seed: u64, v: &Variant) -> Settings {
+    let mut w = workload.clone();
     w.seed = seed;
     Settings {
         workload: w,
@@ -166,17 +172,17 @@ fn settings(args: &CompareArgs, kind: bench::Kind, seed: u64, v: &Variant) -> Se
 fn run_all(
     args: &CompareArgs,
     proposers: &[Variant],
-    workloads: &[bench::Kind],
+    workloads: &[(String, bench::Workload)],
     seeds: &[u64],
     engine: &bench::InProcess,
     line: &LiveLine,
 ) -> Result<()> {
     let total = proposers.len() * workloads.len() * seeds.len();
     let mut done = 0;
-    for &kind in workloads {
+    for (kind, workload) in workloads {
         // One baseline per workload, measured once and kept on disk for resumes.
         let base_path = compare::baseline_file(&args.out, kind);
-        let first = settings(args, kind, seeds[0], &proposers[0]);
+        let first = settings(args, workload, seeds[0], &proposers[0]);
         let baseline: Sample = match std::fs::read(&base_path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is damaged", base_path.display()))?,
@@ -227,7 +233,7 @@ fn run_all(
                 ) {
                     continue;
                 }
-                let s = settings(args, kind, seed, v);
+                let s = settings(args, workload, seed, v);
                 let mut request = Request {
                     backend: Backend::Auto,
                     model: None,

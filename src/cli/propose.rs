@@ -46,14 +46,12 @@ impl SchemaArgs {
 pub struct ProposeArgs {
     #[command(flatten)]
     pub model: ModelSource,
-    /// The workload the proposals are for.
-    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<crate::bench::Kind>())]
-    pub workload: crate::bench::Kind,
-    /// Keys in the workload's key space (as `bench --num`).
-    #[arg(long, value_parser = super::count::<u64, 1, 1000000000000>, default_value_t = 100_000)]
-    pub num: u64,
-    #[arg(long, value_parser = super::count::<usize, 1, 1024>, default_value_t = 1)]
-    pub threads: usize,
+    /// The workload the proposals are for (a name, a workload file, or trace:FILE; as `bench
+    /// --workload`).
+    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<crate::bench::workload_file::Source>())]
+    pub workload: crate::bench::workload_file::Source,
+    #[command(flatten)]
+    pub shape: super::args::WorkloadFlags,
     /// Starting OPTIONS file (default: the linked RocksDB's defaults).
     #[arg(long)]
     pub base: Option<PathBuf>,
@@ -165,9 +163,14 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         None => options::rocks::linked_defaults()?.clone(),
     };
     let (base, _) = calibrator.prepare_base(base_doc)?;
-    let mut workload = crate::bench::Workload::new(args.workload);
-    workload.num = args.num;
-    workload.threads = args.threads;
+    let workload = args.shape.build(
+        &args.workload,
+        &super::args::SizeDefaults {
+            num: 100_000,
+            value_size: 100,
+            threads: 1,
+        },
+    )?;
     let facts =
         crate::sysinfo::Facts::gather_and_probe(&std::env::temp_dir(), &catalog.rocksdb_version);
     // Measure before asking, as the tuner does: the prompt starts from symptoms.
@@ -177,7 +180,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         if !args.json.stdout() {
             tracing::info!(
                 "measuring the starting configuration ({} x {} repeats)...",
-                workload.kind,
+                workload.label(),
                 args.repeats
             );
         }

@@ -18,32 +18,13 @@ use crate::tune::backend::{self, Backend, EndpointOptions, Request};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
 use crate::tune::{Progress, Tuner};
 
-/// The workload's size, shared by `tune` and `compare`.
-#[derive(Debug, Clone, Args)]
-pub struct SizeArgs {
-    /// Keys in the key space. The default (with --value-size) makes a database larger than a
-    /// memtable, so flushes and compactions are part of what is measured.
-    #[arg(long, value_parser = super::count::<u64, 1, 1000000000000>, default_value_t = 300_000)]
-    pub num: u64,
-    #[arg(long, value_parser = super::count::<usize, 1, 1048576>, default_value_t = 16)]
-    pub key_size: usize,
-    #[arg(long, value_parser = super::count::<usize, 0, 67108864>, default_value_t = 400)]
-    pub value_size: usize,
-    #[arg(long, value_parser = super::count::<usize, 1, 1024>, default_value_t = 2)]
-    pub threads: usize,
-}
-
-impl SizeArgs {
-    /// A workload of `kind` with these sizes.
-    pub fn workload(&self, kind: bench::Kind) -> bench::Workload {
-        let mut w = bench::Workload::new(kind);
-        w.num = self.num;
-        w.key_size = self.key_size;
-        w.value_size = self.value_size;
-        w.threads = self.threads.max(1);
-        w
-    }
-}
+/// The defaults of `tune` and `compare`: a database larger than a memtable, so flushes and
+/// compactions are part of what is measured.
+pub const TUNE_SIZES: super::args::SizeDefaults = super::args::SizeDefaults {
+    num: 300_000,
+    value_size: 400,
+    threads: 2,
+};
 
 /// Where the OpenAI-compatible endpoint is, shared by `tune` and `compare`.
 #[derive(Debug, Clone, Args)]
@@ -117,9 +98,10 @@ pub struct TuneArgs {
     /// FILE, summary as usual).
     #[command(flatten)]
     pub json: super::Json,
-    /// The workload to tune for (as `lsmtune bench --workload`).
-    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<bench::Kind>())]
-    pub workload: bench::Kind,
+    /// The workload to tune for, as `lsmtune bench --workload`: a name (fillrandom, readrandom,
+    /// ycsb-a, mixgraph, ...), a workload file (.toml, .json, YCSB properties), or trace:FILE.
+    #[arg(long, default_value = "fillrandom", value_parser = |s: &str| s.parse::<bench::workload_file::Source>())]
+    pub workload: bench::workload_file::Source,
     /// Who proposes changes.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
@@ -170,10 +152,7 @@ pub struct TuneArgs {
     #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 3)]
     pub patience: usize,
     #[command(flatten)]
-    pub size: SizeArgs,
-    /// Operations per thread in the measured phase (default --num).
-    #[arg(long)]
-    pub ops: Option<u64>,
+    pub shape: super::args::WorkloadFlags,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Sampling temperature of the model.
@@ -241,8 +220,7 @@ impl TuneArgs {
         if self.max_changes == 0 || self.max_changes > 64 {
             bail!("--max-changes must be 1..=64");
         }
-        let mut w = self.size.workload(self.workload);
-        w.ops = self.ops;
+        let mut w = self.shape.build(&self.workload, &TUNE_SIZES)?;
         w.seed = self.seed;
         Ok(Settings {
             workload: w,
@@ -422,7 +400,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             let out = args
                 .out
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.name())));
+                .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.label())));
             if !out.join(crate::tune::journal::FILE).exists() {
                 super::check_out_is_ours(
                     &out,

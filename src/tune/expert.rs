@@ -10,7 +10,7 @@
 use anyhow::Result;
 
 use super::proposer::{Context, Proposal, Proposer, Reply, tried};
-use crate::bench::Kind;
+use crate::bench::{Kind, Workload};
 use crate::options::value::Value;
 
 /// One rule's proposal: changes and the reason.
@@ -22,21 +22,21 @@ struct Advice {
 
 const MIB: i64 = 1 << 20;
 
-fn writes(k: Kind) -> bool {
-    k.writes()
+fn writes(w: &Workload) -> bool {
+    w.writes()
 }
 
-fn point_reads(k: Kind) -> bool {
-    k.point_reads()
+fn point_reads(w: &Workload) -> bool {
+    w.point_reads()
 }
 
-fn scans(k: Kind) -> bool {
-    k.scans()
+fn scans(w: &Workload) -> bool {
+    w.scans()
 }
 
 /// The rules that apply, most pressing first.
 fn advice(ctx: &Context) -> Vec<Advice> {
-    let kind = ctx.workload.kind;
+    let kind = ctx.workload;
     let best = ctx.best;
     let cat = ctx.catalog;
     let int = |k: &str| best.int(cat, k);

@@ -62,7 +62,7 @@ fn pct(x: f64) -> String {
 /// what [`hints`] adds.
 pub fn symptoms(s: &Situation) -> Vec<String> {
     let d = s.d();
-    let kind = s.workload.kind;
+    let kind = &s.workload;
     let mut out = Vec::new();
     if kind.point_reads() {
         if s.float("table.filter_bits_per_key") < 1.0 {
@@ -245,7 +245,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "read.filter",
         applies: |s| {
-            (s.workload.kind.point_reads() && s.float("table.filter_bits_per_key") < 1.0)
+            (s.workload.point_reads() && s.float("table.filter_bits_per_key") < 1.0)
                 .then(|| "point reads without a filter".to_string())
         },
         options: &[
@@ -263,7 +263,7 @@ pub static HINTS: &[Hint] = &[
         id: "read.cache",
         applies: |s| {
             let hit = s.d().block_cache_hit_rate.unwrap_or(0.0);
-            let k = s.workload.kind;
+            let k = &s.workload;
             ((k.point_reads() || k.scans())
                 && hit < 0.95
                 && s.int("table.block_cache_size") < s.data_bytes() * 2
@@ -289,7 +289,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "write.stall.l0",
         applies: |s| {
-            (s.workload.kind.writes()
+            (s.workload.writes()
                 && s.stalls() >= 0.005
                 && s.d().stall_cause == Some(StallCause::L0Files))
             .then(|| {
@@ -323,7 +323,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "write.stall.memtable",
         applies: |s| {
-            (s.workload.kind.writes()
+            (s.workload.writes()
                 && s.stalls() >= 0.005
                 && s.d().stall_cause == Some(StallCause::Memtables))
             .then(|| {
@@ -352,7 +352,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "write.stall.pending",
         applies: |s| {
-            (s.workload.kind.writes()
+            (s.workload.writes()
                 && s.stalls() >= 0.005
                 && s.d().stall_cause == Some(StallCause::PendingCompaction))
             .then(|| {
@@ -384,10 +384,8 @@ pub static HINTS: &[Hint] = &[
         id: "write.pipelined",
         applies: |s| {
             let w = s.workload;
-            (w.kind.writes()
-                && w.threads > 1
-                && !s.config.flag(s.catalog, "enable_pipelined_write"))
-            .then(|| format!("{} threads write at once", w.threads))
+            (w.writes() && w.threads > 1 && !s.config.flag(s.catalog, "enable_pipelined_write"))
+                .then(|| format!("{} threads write at once", w.threads))
         },
         options: &[("enable_pipelined_write", Direction::To("true"))],
         suggest: |_| vec![("enable_pipelined_write", Value::Bool(true))],
@@ -400,7 +398,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "write.memtable.smaller",
         applies: |s| {
-            (s.workload.kind.writes() && s.stalls() < 0.005 && s.int("write_buffer_size") > 8 * MIB)
+            (s.workload.writes() && s.stalls() < 0.005 && s.int("write_buffer_size") > 8 * MIB)
                 .then(|| "writes never stall".to_string())
         },
         options: &[
@@ -429,7 +427,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "write.memtable.larger",
         applies: |s| {
-            (s.workload.kind.writes()
+            (s.workload.writes()
                 && s.stalls() >= 0.005
                 && s.d().stall_cause != Some(StallCause::PendingCompaction))
             .then(|| format!("writes stalled {} of the time", pct(s.stalls())))
@@ -454,7 +452,7 @@ pub static HINTS: &[Hint] = &[
         id: "write.amplification",
         applies: |s| {
             let wa = s.d().write_amplification.unwrap_or(0.0);
-            (s.workload.kind.writes() && wa > 8.0).then(|| format!("write amplification {wa:.1}"))
+            (s.workload.writes() && wa > 8.0).then(|| format!("write amplification {wa:.1}"))
         },
         options: &[
             ("max_bytes_for_level_base", Direction::Up),
@@ -479,7 +477,7 @@ pub static HINTS: &[Hint] = &[
         id: "cpu.compression",
         applies: |s| {
             let share = s.d().compaction_cpu_share.unwrap_or(0.0);
-            (s.workload.kind.writes()
+            (s.workload.writes()
                 && s.facts.cores <= 4
                 && s.config.text(s.catalog, "compression") != "kNoCompression")
                 .then(|| {
@@ -518,7 +516,7 @@ pub static HINTS: &[Hint] = &[
         applies: |s| {
             let jobs = s.int("max_background_jobs");
             let cores = s.facts.cores as i64;
-            (s.workload.kind.writes() && (jobs < cores || jobs > 2 * cores.max(2)))
+            (s.workload.writes() && (jobs < cores || jobs > 2 * cores.max(2)))
                 .then(|| format!("{jobs} background jobs on {cores} cores"))
         },
         options: &[("max_background_jobs", Direction::Up)],
@@ -541,7 +539,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "read.hash_index",
         applies: |s| {
-            (s.workload.kind.point_reads()
+            (s.workload.point_reads()
                 && s.config.text(s.catalog, "table.data_block_index_type")
                     != "kDataBlockBinaryAndHash")
                 .then(|| "point lookups search data blocks".to_string())
@@ -565,7 +563,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "read.memtable_bloom",
         applies: |s| {
-            let k = s.workload.kind;
+            let k = &s.workload;
             (k.point_reads() && k.writes() && s.float("memtable_prefix_bloom_size_ratio") <= 0.0)
                 .then(|| "lookups also search the memtables".to_string())
         },
@@ -588,7 +586,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "scan.block_size",
         applies: |s| {
-            (s.workload.kind.scans() && s.int("table.block_size") < 16 * 1024)
+            (s.workload.scans() && s.int("table.block_size") < 16 * 1024)
                 .then(|| "scans read consecutive keys".to_string())
         },
         options: &[
@@ -610,7 +608,7 @@ pub static HINTS: &[Hint] = &[
     Hint {
         id: "io.sync",
         applies: |s| {
-            (s.workload.kind.writes() && s.int("bytes_per_sync") == 0)
+            (s.workload.writes() && s.int("bytes_per_sync") == 0)
                 .then(|| "background writes are synced only when a file ends".to_string())
         },
         options: &[
@@ -701,7 +699,7 @@ pub fn focus(
     // A few more for the workload, so the model may go beyond the hints, but not so many that
     // they distract it from them.
     let limit = limit.min(out.len() + EXTRA);
-    let kind = s.workload.kind;
+    let kind = &s.workload;
     let groups: Vec<&[&'static str]> = [
         (kind.point_reads(), READ_OPTIONS),
         (kind.writes(), WRITE_OPTIONS),

@@ -341,8 +341,8 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
     t.push_str(&ctx.facts.describe());
     t.push_str(&format!(
         "\n\nWorkload: {} ({}): {} keys of {} B with {} B values ({} of data), {} client thread(s).\n",
-        w.kind.name(),
-        w.kind.describe(),
+        w.label(),
+        w.describe(),
         w.num,
         w.key_size,
         w.value_size,

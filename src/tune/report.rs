@@ -450,7 +450,7 @@ pub fn plot(r: &Report, path: &Path) -> Result<()> {
         .caption(
             format!(
                 "{}: each candidate against the best of its rounds ({})",
-                r.settings.workload.kind,
+                r.settings.workload.label(),
                 r.proposer.split(" (").next().unwrap_or(&r.proposer)
             ),
             ("sans-serif", 18),
