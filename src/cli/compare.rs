@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::tune::{EndpointArgs, JudgeArgs, LiveLine, RunArgs, TUNE_SIZES};
+use super::tune::{EndpointArgs, GoalArgs, JudgeArgs, LiveLine, RunArgs, TUNE_SIZES};
 use crate::bench;
 use crate::bench::workload_file::Source;
 use crate::compare::{self, ProposerSpec, Variant};
@@ -54,6 +54,8 @@ pub struct CompareArgs {
     pub max_changes: usize,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
+    #[command(flatten)]
+    pub goal: GoalArgs,
     #[arg(long)]
     pub offline: bool,
     /// The endpoint of openai:MODEL proposers (or where the ollama / lmstudio server is).
@@ -146,6 +148,7 @@ fn settings(args: &CompareArgs, workload: &bench::Workload, seed: u64, v: &Varia
     let mut w = workload.clone();
     w.seed = seed;
     Settings {
+        goal: args.goal.goal(),
         workload: w,
         base_file: None,
         iterations: args.iterations,

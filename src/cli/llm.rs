@@ -30,6 +30,7 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
         ..Sample::default()
     };
     Iteration {
+        constraints: Vec::new(),
         iteration: n,
         proposer: "local".into(),
         prompt: None,
@@ -96,7 +97,9 @@ pub fn turns_cmd(
     };
     // The prompt of turn t (1-based): the state after t - 1 iterations.
     let prompt = |t: usize| {
+        let goal = crate::tune::objective::Goal::default();
         let ctx = crate::tune::proposer::Context {
+            goal: &goal,
             catalog,
             facts: &facts,
             workload: &workload,

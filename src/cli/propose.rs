@@ -211,7 +211,9 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         s
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let goal = crate::tune::objective::Goal::default();
     let ctx = crate::tune::proposer::Context {
+        goal: &goal,
         catalog,
         facts: &facts,
         workload: &workload,

@@ -16,6 +16,7 @@ use super::progress::Spinner;
 use crate::bench;
 use crate::tune::backend::{self, Backend, EndpointOptions, Request};
 use crate::tune::journal::{Decision, Iteration, Record, Settings};
+use crate::tune::objective::{Constraint, Goal, Metric};
 use crate::tune::{Progress, Tuner};
 
 /// The defaults of `tune` and `compare`: a database larger than a memtable, so flushes and
@@ -25,6 +26,50 @@ pub const TUNE_SIZES: super::args::SizeDefaults = super::args::SizeDefaults {
     value_size: 400,
     threads: 2,
 };
+
+/// What to optimize and what must hold, shared by `tune` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct GoalArgs {
+    /// What to optimize: throughput (ops/s), p99 or p999 (latency of the measured phase's
+    /// operations), write-amp (bytes RocksDB writes per byte written), space-amp (size on disk
+    /// per byte of data). Gains read the same way for all: +20% p99 = 1.2x shorter.
+    #[arg(long, default_value = "throughput", value_parser = |s: &str| s.parse::<Metric>())]
+    pub objective: Metric,
+    /// Keep only configurations whose 99th percentile latency stays under this (500us, 5ms),
+    /// judged on its 95% interval over the repeats.
+    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::P99, s))]
+    pub max_p99: Option<Constraint>,
+    /// As --max-p99, for the 99.9th percentile.
+    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::P999, s))]
+    pub max_p999: Option<Constraint>,
+    /// Keep only configurations whose write amplification stays under this (e.g. 10).
+    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::WriteAmp, s))]
+    pub max_write_amp: Option<Constraint>,
+    /// Keep only configurations whose size on disk per byte of data stays under this (1.5).
+    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::SpaceAmp, s))]
+    pub max_space_amp: Option<Constraint>,
+    /// Keep only configurations that still do at least this many ops/s.
+    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::Throughput, s))]
+    pub min_throughput: Option<Constraint>,
+}
+
+impl GoalArgs {
+    pub fn goal(&self) -> Goal {
+        Goal {
+            objective: self.objective,
+            constraints: [
+                self.max_p99,
+                self.max_p999,
+                self.max_write_amp,
+                self.max_space_amp,
+                self.min_throughput,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        }
+    }
+}
 
 /// Where the OpenAI-compatible endpoint is, shared by `tune` and `compare`.
 #[derive(Debug, Clone, Args)]
@@ -153,6 +198,8 @@ pub struct TuneArgs {
     pub patience: usize,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
+    #[command(flatten)]
+    pub goal: GoalArgs,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Sampling temperature of the model.
@@ -223,6 +270,7 @@ impl TuneArgs {
         let mut w = self.shape.build(&self.workload, &TUNE_SIZES)?;
         w.seed = self.seed;
         Ok(Settings {
+            goal: self.goal.goal(),
             workload: w,
             base_file: self.base.clone(),
             iterations: self.iterations,

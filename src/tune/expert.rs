@@ -116,6 +116,33 @@ fn advice(ctx: &Context) -> Vec<Advice> {
 
     // --- writes ---
     let mut wr: Vec<Advice> = Vec::new();
+    let latency = matches!(
+        ctx.goal.objective,
+        crate::tune::objective::Metric::P99 | crate::tune::objective::Metric::P999
+    );
+    if writes(kind) && latency {
+        // Tail latency of writes comes from stalls and from long compactions holding L0 back.
+        if int("max_subcompactions") < cores.min(4) {
+            wr.push(Advice {
+                name: "subcompactions for the tail",
+                changes: vec![("max_subcompactions", Value::Int(cores.min(4)))],
+                reason: format!(
+                    "a latency objective: splitting each L0->L1 compaction over {} threads \
+                     shortens it, so L0 files pile up less and writes stall less often",
+                    cores.min(4)
+                ),
+            });
+        }
+        if int("bytes_per_sync") == 0 {
+            wr.push(Advice {
+                name: "smooth I/O for the tail",
+                changes: vec![("bytes_per_sync", Value::Int(MIB))],
+                reason: "a latency objective: syncing files every 1 MiB spreads writeback out \
+                         instead of long flush bursts that stall foreground operations"
+                    .into(),
+            });
+        }
+    }
     if writes(kind) {
         if w.threads > 1 && !best.flag(cat, "enable_pipelined_write") {
             wr.push(Advice {

@@ -46,6 +46,10 @@ pub struct Settings {
     /// Step further after a kept numeric change (`--refine`).
     #[serde(default = "yes")]
     pub refine: bool,
+    /// What the tune optimizes and must not break (`--objective`, `--max-p99`, ...);
+    /// throughput with no constraints in journals written before it existed.
+    #[serde(default)]
+    pub goal: crate::tune::objective::Goal,
 }
 
 fn yes() -> bool {
@@ -152,6 +156,12 @@ pub struct Iteration {
     pub best: Option<Sample>,
     pub candidate: Option<Sample>,
     pub comparison: Option<Comparison>,
+    /// Each constraint of the goal checked on the candidate's runs (none without constraints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<(
+        crate::tune::objective::Constraint,
+        crate::tune::objective::Check,
+    )>,
     pub decision: Decision,
     /// Why it failed, in words the model can act on.
     pub failure: Option<String>,

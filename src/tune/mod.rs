@@ -29,6 +29,7 @@ use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
 use crate::grammar::schema::SchemaOptions;
 use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
 use journal::{Decision, Iteration, Record, Sample, Settings};
+use objective::Goal;
 use proposer::{Context, Proposer};
 
 /// What the loop reports as it goes (the CLI draws a progress line from it).
@@ -118,14 +119,14 @@ pub fn fingerprint(config: &Config, base: &Config, catalog: &Catalog) -> String 
 
 /// Candidate vs best from interleaved rounds: the paired test when every round produced both
 /// measurements (drift cancels), else Welch's test on what was measured.
-fn judge(best: &Sample, cand: &Sample, min_effect: f64) -> Option<Comparison> {
-    if best.failures.is_empty()
-        && cand.failures.is_empty()
-        && best.ops_per_sec.len() == cand.ops_per_sec.len()
-    {
-        compare_paired(&best.ops_per_sec, &cand.ops_per_sec, min_effect)
+/// The comparison is of the goal's objective (ops/s, or the reciprocal of a latency or an
+/// amplification), so "better" always means higher goodness.
+fn judge(best: &Sample, cand: &Sample, min_effect: f64, goal: &Goal) -> Option<Comparison> {
+    let (b, c) = (goal.goodness(best), goal.goodness(cand));
+    if best.failures.is_empty() && cand.failures.is_empty() && b.len() == c.len() {
+        compare_paired(&b, &c, min_effect)
     } else {
-        compare(&best.ops_per_sec, &cand.ops_per_sec, min_effect)
+        compare(&b, &c, min_effect)
     }
 }
 
@@ -308,6 +309,7 @@ impl Tuner<'_> {
 
     fn context<'s>(&'s self, st: &'s State, iteration: usize) -> Context<'s> {
         Context {
+            goal: &self.settings.goal,
             catalog: st.catalog,
             facts: &st.facts,
             workload: &self.settings.workload,
@@ -423,6 +425,7 @@ impl Tuner<'_> {
         let of = self.settings.iterations;
         let best_ops = mean(&st.best_sample.ops_per_sec);
         let mut it = Iteration {
+            constraints: Vec::new(),
             iteration: n,
             proposer: proposer.name(),
             prompt: None,
@@ -538,7 +541,8 @@ impl Tuner<'_> {
         let mut best = s.pop().unwrap_or_default();
         // Paired on interleaved rounds when every round measured both (drift cancels), else
         // Welch: the same judgement as the final check.
-        let mut cmp = judge(&best, &cand, self.settings.min_effect);
+        let goal = &self.settings.goal;
+        let mut cmp = judge(&best, &cand, self.settings.min_effect, goal);
         if cand.ops_per_sec.len() < 2 {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
@@ -559,8 +563,13 @@ impl Tuner<'_> {
             let b2 = more.pop().unwrap_or_default();
             cand.extend(c2);
             best.extend(b2);
-            cmp = judge(&best, &cand, self.settings.min_effect);
+            cmp = judge(&best, &cand, self.settings.min_effect, goal);
         }
+        // Constraints first: a candidate that meets them all where the best does not is kept
+        // for that alone; otherwise a gain counts only when the candidate meets them.
+        it.constraints = goal.checks(&cand.runs.iter().collect::<Vec<_>>());
+        let (cand_ok, best_ok) = (goal.feasible(&cand), goal.feasible(&best));
+        let better = cmp.is_some_and(|c| c.verdict == Verdict::Better);
         it.decision = if it.failure.is_some() {
             Decision::Failed
         } else if !cand.failures.is_empty() {
@@ -570,7 +579,7 @@ impl Tuner<'_> {
                 cand.failure_text()
             ));
             Decision::Failed
-        } else if cmp.is_some_and(|c| c.verdict == Verdict::Better) {
+        } else if cand_ok && (better || !best_ok) {
             Decision::Accepted
         } else {
             Decision::Rejected
@@ -697,12 +706,15 @@ impl Tuner<'_> {
             crate::interrupt::check()?;
             let b = s.pop().unwrap_or_default();
             let a = s.pop().unwrap_or_default();
-            let c = judge(&a, &b, self.settings.min_effect);
+            let c = judge(&a, &b, self.settings.min_effect, &self.settings.goal);
             (a, b, c)
         };
-        // Never end below the start: keep it unless the best is at least not worse.
+        // Never end below the start: keep it unless the best is at least not worse, and not
+        // when the start meets the constraints and the best does not.
+        let goal = &self.settings.goal;
         let kept_base = !improved.is_empty()
-            && comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse);
+            && (comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse)
+                || (goal.feasible(&final_base) && !goal.feasible(&final_best)));
         let tuned = if kept_base { &st.base } else { &st.best };
         tuned.doc.write(
             &self.out.join(TUNED_FILE),

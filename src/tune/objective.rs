@@ -13,6 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::Measurement;
+use crate::bench::sample::Sample;
 use crate::bench::stats::{Summary, t_quantile};
 
 /// A metric a measurement reports.
@@ -257,12 +258,28 @@ pub struct Goal {
 }
 
 impl Goal {
-    /// The goodness of each repeat (missing ones dropped).
-    pub fn goodness(&self, repeats: &[&Measurement]) -> Vec<f64> {
-        repeats
-            .iter()
-            .filter_map(|m| self.objective.goodness(m))
-            .collect()
+    /// The goodness of each repeat of a sample, in order (throughput from `ops_per_sec`, so
+    /// journals without whole measurements still judge; other metrics from the runs).
+    pub fn goodness(&self, s: &Sample) -> Vec<f64> {
+        match self.objective {
+            Metric::Throughput => s.ops_per_sec.clone(),
+            m => s.runs.iter().filter_map(|r| m.goodness(r)).collect(),
+        }
+    }
+
+    /// Mean of the objective's raw value over a sample's runs (ops/s, µs, x).
+    pub fn value(&self, s: &Sample) -> Option<f64> {
+        let v: Vec<f64> = match self.objective {
+            Metric::Throughput => s.ops_per_sec.clone(),
+            m => s.runs.iter().filter_map(|r| m.value(r)).collect(),
+        };
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Whether every constraint is met on a sample's runs (true without constraints).
+    pub fn feasible(&self, s: &Sample) -> bool {
+        let runs: Vec<&Measurement> = s.runs.iter().collect();
+        self.checks(&runs).iter().all(|(_, c)| c.met())
     }
 
     /// Every constraint's check on these repeats.

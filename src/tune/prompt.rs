@@ -349,6 +349,20 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
         human_bytes(s.data_bytes()),
         w.threads
     ));
+    if *ctx.goal != crate::tune::objective::Goal::default() {
+        t.push_str(&format!("Objective: {}.\n", ctx.goal.describe()));
+        if matches!(
+            ctx.goal.objective,
+            crate::tune::objective::Metric::P99 | crate::tune::objective::Metric::P999
+        ) {
+            t.push_str(
+                "A latency objective rewards steady work over peak speed: avoid write stalls \
+                 (L0 triggers, pending compaction limits, background jobs), split large \
+                 compactions (max_subcompactions), smooth I/O (bytes_per_sync), keep reads in \
+                 the block cache.\n",
+            );
+        }
+    }
     t.push_str(&format!(
         "Memory budget for block cache + memtables: {}.\n\n",
         human_bytes(ctx.memory_budget as i64)

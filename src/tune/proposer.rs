@@ -40,6 +40,8 @@ pub struct Context<'a> {
     /// Why the proposer is asked again within one iteration (its replies repeated measured
     /// configurations or changed nothing).
     pub note: Option<&'a str>,
+    /// What the tune optimizes and the constraints it must keep.
+    pub goal: &'a crate::tune::objective::Goal,
 }
 
 /// One reply of a proposer: the text as written and what it says.

@@ -16,6 +16,7 @@ use super::journal::{self, Decision, Iteration, Record, Sample, Settings};
 use crate::bench::stats::{Comparison, Summary};
 use crate::options::{Config, OptionsDoc};
 use crate::sysinfo::Facts;
+use crate::tune::objective::{Check, Constraint, METRICS, Metric};
 
 /// The report's data.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +38,32 @@ pub struct Report {
     /// Tuned value per changed option, with where it came from.
     pub changes: Vec<ChangeNote>,
     pub totals: Totals,
+    /// Every metric of the final check, start vs tuned (means over the runs), and each
+    /// constraint checked on the tuned configuration's runs.
+    pub metrics: Vec<MetricRow>,
+    pub constraints: Vec<(Constraint, Check)>,
+}
+
+/// One metric, start vs tuned, from the final interleaved check.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricRow {
+    pub metric: Metric,
+    pub start: Option<f64>,
+    pub tuned: Option<f64>,
+}
+
+/// The mean of `metric` over a sample's runs (ops/s from `ops_per_sec` when runs are absent).
+fn metric_mean(s: &Sample, metric: Metric) -> Option<f64> {
+    let v: Vec<f64> = if metric == Metric::Throughput && s.runs.is_empty() {
+        s.ops_per_sec.clone()
+    } else {
+        s.runs.iter().filter_map(|r| metric.value(r)).collect()
+    };
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn show_metric(metric: Metric, v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| metric.show(v))
 }
 
 /// One option the tuned file changes.
@@ -118,6 +145,25 @@ pub fn assemble(
     else {
         bail!("a report starts from a start record");
     };
+    let (mut metrics, mut constraints) = (Vec::new(), Vec::new());
+    if let Some(Record::End {
+        final_base,
+        final_best,
+        kept_base,
+        ..
+    }) = end
+    {
+        let tuned = if *kept_base { final_base } else { final_best };
+        metrics = METRICS
+            .iter()
+            .map(|&metric| MetricRow {
+                metric,
+                start: metric_mean(final_base, metric),
+                tuned: metric_mean(tuned, metric),
+            })
+            .collect();
+        constraints = settings.goal.checks(&tuned.runs.iter().collect::<Vec<_>>());
+    }
     let end = end.and_then(|r| match r {
         Record::End {
             reason,
@@ -197,6 +243,8 @@ pub fn assemble(
         elapsed_seconds: elapsed,
         changes,
         totals,
+        metrics,
+        constraints,
     })
 }
 
@@ -214,8 +262,8 @@ pub fn markdown(r: &Report) -> String {
         m,
         "Workload **{}** ({}): {} keys, {} + {} bytes, {} thread(s); {} repeat(s) per measurement, \
          interleaved with the best so far; gains confirmed with {} more.\n",
-        w.kind,
-        w.kind.describe(),
+        w.label(),
+        w.describe(),
         w.num,
         w.key_size,
         w.value_size,
@@ -223,6 +271,7 @@ pub fn markdown(r: &Report) -> String {
         r.settings.repeats,
         r.settings.confirm_repeats
     );
+    let _ = writeln!(m, "Objective: {}.\n", r.settings.goal.describe());
     let _ = writeln!(m, "Proposer: **{}** ({})\n", r.proposer, r.proposer_reason);
     let _ = writeln!(
         m,
@@ -268,6 +317,49 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    if r.metrics.iter().any(|row| row.start.is_some()) {
+        let _ = writeln!(
+            m,
+            "Every metric at the final check (means over its runs):\n\n| metric | start | \
+             tuned |\n|---|---|---|"
+        );
+        for row in &r.metrics {
+            let _ = writeln!(
+                m,
+                "| {}{} | {} | {} |",
+                row.metric,
+                if row.metric == r.settings.goal.objective {
+                    " (objective)"
+                } else {
+                    ""
+                },
+                show_metric(row.metric, row.start),
+                show_metric(row.metric, row.tuned)
+            );
+        }
+        let _ = writeln!(m);
+    }
+    for (c, check) in &r.constraints {
+        let verdict = match check {
+            Check::Met { low, high } => format!(
+                "met (95% interval {} to {})",
+                c.metric.show(*low),
+                c.metric.show(*high)
+            ),
+            Check::Violated { low, high } => format!(
+                "**violated** ({} to {})",
+                c.metric.show(*low),
+                c.metric.show(*high)
+            ),
+            Check::Unclear { low, high } => format!(
+                "unclear ({} to {} straddles the limit)",
+                c.metric.show(*low),
+                c.metric.show(*high)
+            ),
+            Check::Unmeasured => "not measured by this engine".into(),
+        };
+        let _ = writeln!(m, "Constraint {}: {verdict}.\n", c.describe());
+    }
     let _ = writeln!(
         m,
         "Stopped: {}. {} iteration(s) in {:.0} s (benchmarks {:.0} s, proposals {:.0} s).\n",
@@ -305,8 +397,12 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(m, "## Iterations\n");
     let _ = writeln!(
         m,
-        "Start: {} ops/s.\n\n| # | changes (calibrated) | corrections | candidate ops/s | best ops/s (same run) | effect (95% CI) | decision |\n|---|---|---|---|---|---|---|",
-        ops(&r.baseline)
+        "Start: {} ops/s. The effect is on the objective ({}); the candidate's other metrics are \
+         means over its runs.\n\n| # | changes (calibrated) | corrections | candidate ops/s | \
+         best ops/s (same run) | candidate p99 | p99.9 | write-amp | space-amp | effect (95% \
+         CI) | decision |\n|---|---|---|---|---|---|---|---|---|---|---|",
+        ops(&r.baseline),
+        r.settings.goal.objective
     );
     for it in &r.iterations {
         let changes = if it.changes.is_empty() {
@@ -333,14 +429,24 @@ pub fn markdown(r: &Report) -> String {
             (Decision::Failed, Some(f)) => format!("failed: {}", f.replace('|', "/")),
             (d, _) => format!("{d:?}").to_ascii_lowercase(),
         };
+        let cand = |metric| {
+            show_metric(
+                metric,
+                it.candidate.as_ref().and_then(|c| metric_mean(c, metric)),
+            )
+        };
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             it.iteration,
             changes,
             it.corrections.len(),
             ops(&it.candidate.as_ref().and_then(summary)),
             ops(&it.best.as_ref().and_then(summary)),
+            cand(Metric::P99),
+            cand(Metric::P999),
+            cand(Metric::WriteAmp),
+            cand(Metric::SpaceAmp),
             effect,
             decision
         );

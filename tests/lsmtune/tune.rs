@@ -283,6 +283,7 @@ fn tuner_settings(iterations: usize) -> journal::Settings {
     let mut w = lsmtune::bench::Workload::new(lsmtune::bench::Kind::FillRandom);
     w.num = 10_000;
     journal::Settings {
+        goal: Default::default(),
         workload: w,
         base_file: None,
         iterations,

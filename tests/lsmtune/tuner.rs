@@ -104,6 +104,7 @@ fn settings(kind: Kind, iterations: usize, refine: bool) -> Settings {
     let mut w = Workload::new(kind);
     (w.num, w.value_size, w.threads) = (300_000, 400, 2);
     Settings {
+        goal: Default::default(),
         workload: w,
         base_file: None,
         iterations,
