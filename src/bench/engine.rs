@@ -7,16 +7,15 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
 
 use super::db_bench;
 use super::measure::{Measurement, dir_size};
 use super::mixgraph::MixGraph;
-use super::sample::{Failure, Sample, measure_interleaved};
-use super::stats::Summary;
 use super::worker::{Limits, RunFailure, run_isolated, watch};
 use super::workload::{Kind, Workload};
 use crate::options::{OptionsDoc, rocks};
+
+pub use super::rundir::{RUN_DIR_PREFIX, run_dir, sweep_stale};
 
 /// Something that measures a configuration on a workload.
 pub trait BenchEngine {
@@ -248,116 +247,4 @@ impl BenchEngine for DbBench {
             fill_seconds,
         })
     }
-}
-
-/// A workload measured `repeats` times, as `bench --json` writes it (and `--baseline` reads it):
-/// a [`Sample`]'s repeats with the engine and workload they ran on and the ops/s summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BenchRun {
-    pub engine: String,
-    pub workload: Workload,
-    pub measurements: Vec<Measurement>,
-    pub failures: Vec<Failure>,
-    /// ops/s over the successful repeats.
-    pub ops_per_sec: Option<Summary>,
-}
-
-impl BenchRun {
-    /// The document of `sample`, measured by `engine` on `workload`.
-    pub fn new(engine: String, workload: Workload, sample: Sample) -> BenchRun {
-        BenchRun {
-            engine,
-            workload,
-            ops_per_sec: Summary::of(&sample.ops_per_sec),
-            measurements: sample.runs,
-            failures: sample.failures,
-        }
-    }
-
-    pub fn throughputs(&self) -> Vec<f64> {
-        self.measurements.iter().map(|m| m.ops_per_sec).collect()
-    }
-}
-
-/// Prefix of every scratch folder lsmtune makes for a run.
-pub const RUN_DIR_PREFIX: &str = "lsmtune-bench-";
-/// The file in a scratch folder that names the process that made it (pid and start time).
-pub(super) const OWNER_FILE: &str = "owner";
-
-/// A scratch folder for one run, created by us inside `parent` (or the temp folder) and removed
-/// when dropped; never the parent itself. It names its owner (this process) so that, should the
-/// owner die before removing it, a later run can prove it stale ([`sweep_stale`]).
-pub fn run_dir(parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
-    let b = {
-        let mut b = tempfile::Builder::new();
-        b.prefix(RUN_DIR_PREFIX);
-        b
-    };
-    let dir = match parent {
-        Some(p) => b.tempdir_in(p),
-        None => b.tempdir(),
-    }?;
-    let me = std::process::id();
-    let start = crate::interrupt::start_time(me).unwrap_or(0);
-    std::fs::write(dir.path().join(OWNER_FILE), format!("{me} {start}\n"))?;
-    Ok(dir)
-}
-
-/// Remove the scratch folders under `parent` (or the temp folder) whose owner is dead: a run
-/// killed outright (SIGKILL, a crash, a power cut) leaves its 50-75 MB database behind. Only
-/// folders with our prefix and an owner file naming a process that no longer runs (or whose pid
-/// now belongs to a process started later) are touched. Returns what was removed.
-pub fn sweep_stale(parent: Option<&Path>) -> Vec<PathBuf> {
-    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    let Ok(entries) = std::fs::read_dir(&parent) else {
-        return Vec::new();
-    };
-    let mut removed = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        if !name.to_string_lossy().starts_with(RUN_DIR_PREFIX)
-            || !e.file_type().is_ok_and(|t| t.is_dir())
-        {
-            continue;
-        }
-        let Ok(owner) = std::fs::read_to_string(e.path().join(OWNER_FILE)) else {
-            continue;
-        };
-        let mut it = owner.split_whitespace().map(|x| x.parse::<u64>().ok());
-        let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next()) else {
-            continue;
-        };
-        let alive = u32::try_from(pid)
-            .ok()
-            .and_then(crate::interrupt::start_time)
-            .is_some_and(|s| s == start);
-        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
-            removed.push(e.path());
-        }
-    }
-    removed
-}
-
-/// Measure `repeats` times ([`measure_interleaved`] with one configuration), each repeat in a
-/// fresh folder with seed `seed + repeat`. `on_repeat(i, outcome)` is called after each.
-pub fn run_repeats(
-    engine: &dyn BenchEngine,
-    doc: &OptionsDoc,
-    workload: &Workload,
-    repeats: usize,
-    parent: Option<&Path>,
-    mut on_repeat: impl FnMut(usize, &Result<Measurement, RunFailure>),
-) -> BenchRun {
-    let sample = measure_interleaved(
-        engine,
-        workload,
-        parent,
-        &[doc],
-        repeats,
-        workload.seed,
-        &mut |_, r, outcome| on_repeat(r, outcome),
-    )
-    .pop()
-    .unwrap_or_default();
-    BenchRun::new(engine.name(), workload.clone(), sample)
 }

@@ -12,6 +12,7 @@ pub mod memlimit;
 pub mod mix;
 pub mod mixgraph;
 pub mod replay;
+pub mod rundir;
 pub mod sample;
 pub mod sampler;
 pub mod stats;
@@ -20,8 +21,9 @@ pub mod worker;
 pub mod workload;
 pub mod workload_file;
 
-pub use engine::{BenchEngine, BenchRun, DbBench, InProcess, run_repeats};
+pub use engine::{BenchEngine, DbBench, InProcess};
 pub use measure::Measurement;
+pub use sample::{BenchRun, run_repeats};
 pub use sample::{Sample, measure_interleaved};
 pub use worker::{Limits, RunFailure};
 pub use workload::{Kind, Workload};

@@ -12,8 +12,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{BenchEngine, run_dir};
+use super::engine::BenchEngine;
 use super::measure::{Diagnostics, Measurement};
+use super::rundir::run_dir;
+use super::stats::Summary;
 use super::worker::RunFailure;
 use super::workload::Workload;
 use crate::options::OptionsDoc;
@@ -187,6 +189,59 @@ pub fn measure_interleaved(
         s.summarize();
     }
     samples
+}
+
+/// A workload measured `repeats` times, as `bench --json` writes it (and `--baseline` reads it):
+/// a [`Sample`]'s repeats with the engine and workload they ran on and the ops/s summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRun {
+    pub engine: String,
+    pub workload: Workload,
+    pub measurements: Vec<Measurement>,
+    pub failures: Vec<Failure>,
+    /// ops/s over the successful repeats.
+    pub ops_per_sec: Option<Summary>,
+}
+
+impl BenchRun {
+    /// The document of `sample`, measured by `engine` on `workload`.
+    pub fn new(engine: String, workload: Workload, sample: Sample) -> BenchRun {
+        BenchRun {
+            engine,
+            workload,
+            ops_per_sec: Summary::of(&sample.ops_per_sec),
+            measurements: sample.runs,
+            failures: sample.failures,
+        }
+    }
+
+    pub fn throughputs(&self) -> Vec<f64> {
+        self.measurements.iter().map(|m| m.ops_per_sec).collect()
+    }
+}
+
+/// Measure `repeats` times ([`measure_interleaved`] with one configuration), each repeat in a
+/// fresh folder with seed `seed + repeat`. `on_repeat(i, outcome)` is called after each.
+pub fn run_repeats(
+    engine: &dyn BenchEngine,
+    doc: &OptionsDoc,
+    workload: &Workload,
+    repeats: usize,
+    parent: Option<&Path>,
+    mut on_repeat: impl FnMut(usize, &Result<Measurement, RunFailure>),
+) -> BenchRun {
+    let sample = measure_interleaved(
+        engine,
+        workload,
+        parent,
+        &[doc],
+        repeats,
+        workload.seed,
+        &mut |_, r, outcome| on_repeat(r, outcome),
+    )
+    .pop()
+    .unwrap_or_default();
+    BenchRun::new(engine.name(), workload.clone(), sample)
 }
 
 #[cfg(test)]

@@ -294,9 +294,9 @@ const PARENT_ENV: &str = "LSMTUNE_WORKER_PARENT";
 
 /// Remove a run folder whose owner is gone, its owner file last: RocksDB threads of this worker
 /// may still be writing, so the removal can fail midway, and a folder left behind must still
-/// name its dead owner for the next run's sweep ([`super::engine::sweep_stale`]) to remove it.
+/// name its dead owner for the next run's sweep ([`super::rundir::sweep_stale`]) to remove it.
 fn remove_run_dir(w: &Path) {
-    use super::engine::OWNER_FILE;
+    use super::rundir::OWNER_FILE;
     let rest_gone = std::fs::read_dir(w).is_ok_and(|entries| {
         entries
             .flatten()
@@ -330,7 +330,7 @@ fn watch_parent(spec_file: &Path) {
         .filter(|d| {
             d.file_name().is_some_and(|n| {
                 n.to_string_lossy()
-                    .starts_with(super::engine::RUN_DIR_PREFIX)
+                    .starts_with(super::rundir::RUN_DIR_PREFIX)
             })
         })
         .map(Path::to_path_buf);

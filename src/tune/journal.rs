@@ -39,7 +39,7 @@ pub struct Settings {
     pub seed: u64,
     /// How much help a model proposer gets (`--hints`).
     #[serde(default)]
-    pub hints: crate::tune::prompt::HintLevel,
+    pub hints: HintLevel,
     /// Replies a model samples per turn (`--samples`).
     #[serde(default = "one")]
     pub samples: usize,
@@ -289,6 +289,31 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
         }
     }
     Ok(out)
+}
+
+/// How much help a model gets besides the measurements (an ablation switch, recorded in the
+/// journal and the compare table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HintLevel {
+    /// Throughput and latency only, the options offered in a moving window of the catalog
+    /// ([`rotation`]): what the model knows by itself.
+    None,
+    /// Plus what the measurements show, in plain words.
+    Diagnostics,
+    /// Plus tuning hints retrieved for the symptoms, and only the options that matter.
+    #[default]
+    Knowledge,
+}
+
+impl HintLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            HintLevel::None => "none",
+            HintLevel::Diagnostics => "diagnostics",
+            HintLevel::Knowledge => "knowledge",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod ask;
 pub mod backend;
+pub mod context;
 pub mod expert;
 pub mod journal;
 pub mod knowledge;
@@ -712,9 +713,14 @@ impl Tuner<'_> {
         // Never end below the start: keep it unless the best is at least not worse, and not
         // when the start meets the constraints and the best does not.
         let goal = &self.settings.goal;
+        let (start_ok, best_ok) = (goal.feasible(&final_base), goal.feasible(&final_best));
         let kept_base = !improved.is_empty()
-            && (comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse)
-                || (goal.feasible(&final_base) && !goal.feasible(&final_best)));
+            && if start_ok != best_ok {
+                // Constraints first: keep whichever meets them.
+                start_ok
+            } else {
+                comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse)
+            };
         let tuned = if kept_base { &st.base } else { &st.best };
         tuned.doc.write(
             &self.out.join(TUNED_FILE),

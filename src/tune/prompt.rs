@@ -20,40 +20,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as J;
 
 use crate::grammar::schema::proposable_keys;
 use crate::options::catalog::Catalog;
 use crate::options::value::{OptionType, Value, human_bytes, show};
+use crate::tune::context::Context;
 use crate::tune::journal::{Decision, Iteration};
 use crate::tune::knowledge::{self, Situation};
-use crate::tune::proposer::Context;
 
-/// How much help a model gets besides the measurements (an ablation switch, recorded in the
-/// journal and the compare table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum HintLevel {
-    /// Throughput and latency only, the options offered in a moving window of the catalog
-    /// ([`rotation`]): what the model knows by itself.
-    None,
-    /// Plus what the measurements show, in plain words.
-    Diagnostics,
-    /// Plus tuning hints retrieved for the symptoms, and only the options that matter.
-    #[default]
-    Knowledge,
-}
-
-impl HintLevel {
-    pub fn name(self) -> &'static str {
-        match self {
-            HintLevel::None => "none",
-            HintLevel::Diagnostics => "diagnostics",
-            HintLevel::Knowledge => "knowledge",
-        }
-    }
-}
+pub use crate::tune::journal::HintLevel;
 
 /// At most this many changes per model proposal: small steps whose effect can be told apart.
 pub const MODEL_MAX_CHANGES: usize = 3;

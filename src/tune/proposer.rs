@@ -5,44 +5,14 @@
 use anyhow::Result;
 
 use super::journal::{Decision, Iteration, LlmUse};
-use crate::bench::Workload;
-use crate::bench::measure::Diagnostics;
 use crate::grammar::GrammarEnv;
-use crate::grammar::schema::{SchemaOptions, proposable_keys};
+use crate::grammar::schema::proposable_keys;
 use crate::llm::{GenParams, Llm, Message};
 use crate::options::proposal::{RawEntry, RawProposal};
 use crate::options::value::{OptionType, RawValue, Value};
-use crate::options::{Catalog, Config};
-use crate::sysinfo::Facts;
 use crate::tune::prompt::HintLevel;
 
-/// What a proposer knows when it proposes.
-pub struct Context<'a> {
-    pub catalog: &'a Catalog,
-    pub facts: &'a Facts,
-    pub workload: &'a Workload,
-    /// The starting configuration and the best so far.
-    pub base: &'a Config,
-    pub best: &'a Config,
-    /// Diagnostics and throughput of the best configuration, as last measured.
-    pub best_diagnostics: Option<Diagnostics>,
-    pub best_ops: f64,
-    /// Latency of the best configuration, as last measured (microseconds).
-    pub best_p50_us: Option<f64>,
-    pub best_p99_us: Option<f64>,
-    pub baseline_ops: f64,
-    /// Every finished iteration, oldest first.
-    pub history: &'a [Iteration],
-    pub memory_budget: u64,
-    pub schema: &'a SchemaOptions,
-    /// 1-based number of the iteration being proposed.
-    pub iteration: usize,
-    /// Why the proposer is asked again within one iteration (its replies repeated measured
-    /// configurations or changed nothing).
-    pub note: Option<&'a str>,
-    /// What the tune optimizes and the constraints it must keep.
-    pub goal: &'a crate::tune::objective::Goal,
-}
+pub use super::context::Context;
 
 /// One reply of a proposer: the text as written and what it says.
 #[derive(Debug, Clone)]

@@ -24,12 +24,15 @@ const MIB: f64 = (1 << 20) as f64;
 /// reads; writes are fastest with 16 MiB memtables. Counts runs per configuration.
 struct FakeEngine {
     runs: Mutex<BTreeMap<String, usize>>,
+    /// bytes_per_sync > 0 costs 10% throughput and cuts p99 to 40% (a latency trade-off).
+    tradeoff: bool,
 }
 
 impl FakeEngine {
     fn new() -> FakeEngine {
         FakeEngine {
             runs: Mutex::new(BTreeMap::new()),
+            tradeoff: false,
         }
     }
     /// Configurations measured more than twice per iteration would show as > 5 runs.
@@ -71,6 +74,11 @@ impl BenchEngine for FakeEngine {
         // About 1% noise, deterministic per seed.
         let noise = ((w.seed.wrapping_mul(2654435761) % 1000) as f64 / 1000.0 - 0.5) * 0.02;
         ops *= 1.0 + noise;
+        let mut p99 = 5e6 / ops;
+        if self.tradeoff && c.int(cat, "bytes_per_sync") > 0 {
+            ops *= 0.9;
+            p99 = 0.4 * 5e6 / ops;
+        }
         Ok(Measurement {
             engine: "fake".into(),
             workload: w.clone(),
@@ -80,7 +88,7 @@ impl BenchEngine for FakeEngine {
             mb_per_sec: 0.0,
             latency_us: Latency {
                 p50: 1e6 / ops,
-                p99: 5e6 / ops,
+                p99,
                 ..Latency::default()
             },
             reads_found: None,
@@ -572,4 +580,59 @@ fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
             String::from_utf8_lossy(&text[text.len().saturating_sub(300)..])
         );
     }
+}
+
+#[test]
+fn the_objective_and_the_constraints_decide_what_is_kept() {
+    use lsmtune::tune::objective::{Constraint, Goal, Metric};
+    let sync = r#"{"reasoning": "smooth I/O", "changes": [{"bytes_per_sync": 1048576}]}"#;
+    let decide = |goal: Goal| {
+        let engine = FakeEngine {
+            tradeoff: true,
+            ..FakeEngine::new()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(Kind::FillRandom, 1, false);
+        s.goal = goal;
+        let mut p = Scripted {
+            calls: vec![vec![sync]],
+            at: 0,
+            notes: Vec::new(),
+        };
+        let its = run(s, &engine, &mut p, dir.path());
+        assert_eq!(its.len(), 1);
+        let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        (its[0].clone(), report)
+    };
+    // Throughput: 10% slower, not kept.
+    let (it, _) = decide(Goal::default());
+    assert_eq!(it.decision, Decision::Rejected);
+    // p99: 2.2x shorter, kept; the report says so, with every metric.
+    let (it, report) = decide(Goal {
+        objective: Metric::P99,
+        constraints: vec![],
+    });
+    assert_eq!(it.decision, Decision::Accepted, "{:?}", it.comparison);
+    assert!(it.comparison.unwrap().effect > 1.0);
+    assert!(report.contains("Objective: p99"), "{report}");
+    assert!(report.contains("| p99 (objective) |"), "{report}");
+    // The same gain, but a throughput floor the candidate breaks: not kept.
+    let (it, _) = decide(Goal {
+        objective: Metric::P99,
+        constraints: vec![Constraint::parse(Metric::Throughput, "115000").unwrap()],
+    });
+    assert_eq!(it.decision, Decision::Rejected);
+    assert!(!it.constraints.is_empty() && !it.constraints[0].1.met());
+    // Throughput objective, but the start breaks a p99 limit the candidate meets: kept for
+    // that alone, although it is slower.
+    let (it, report) = decide(Goal {
+        objective: Metric::Throughput,
+        constraints: vec![Constraint::parse(Metric::P99, "30us").unwrap()],
+    });
+    assert_eq!(it.decision, Decision::Accepted);
+    assert!(it.comparison.unwrap().effect < 0.0);
+    assert!(
+        report.contains("Constraint p99 <= 30.0 µs: met"),
+        "{report}"
+    );
 }
