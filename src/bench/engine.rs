@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-
 use super::db_bench;
 use super::measure::{Measurement, dir_size};
 use super::mixgraph::MixGraph;
@@ -245,6 +244,7 @@ impl BenchEngine for DbBench {
             cpu_seconds: None,
             peak_rss_bytes: (peak > 0).then_some(peak),
             fill_seconds,
+            confinement: None,
         })
     }
 }

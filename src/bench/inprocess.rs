@@ -329,6 +329,7 @@ pub fn run(
         cpu_seconds: Some(cpu1 - cpu0),
         peak_rss_bytes: Some(peak_rss),
         fill_seconds,
+        confinement: None,
     })
 }
 

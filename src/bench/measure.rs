@@ -179,6 +179,10 @@ pub struct Measurement {
     pub peak_rss_bytes: Option<u64>,
     /// Seconds spent filling the database before the measured phase.
     pub fill_seconds: f64,
+    /// How the run's memory was confined, when it was (a cgroup limit, the page cache
+    /// dropped before it): what the report states about larger-than-memory runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<String>,
 }
 
 /// Total size of the files under `dir`.

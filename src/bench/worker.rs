@@ -48,6 +48,12 @@ pub struct Limits {
     pub timeout: Duration,
     /// Kill the worker when its resident memory exceeds this many bytes.
     pub memory: u64,
+    /// Confine the worker to this much memory, page cache included (a memory cgroup, see
+    /// `memlimit`), so data larger than it reads from the device; an error when no cgroup
+    /// can be made.
+    pub cage: Option<u64>,
+    /// Drop the page cache before each run (root only; an error otherwise).
+    pub drop_caches: bool,
 }
 
 /// Why a run produced no measurement.
@@ -212,7 +218,18 @@ pub fn run_isolated(
     .map_err(|e| spawn_err(&e))?;
     let stderr_file = work.join("worker.stderr");
     let stderr = std::fs::File::create(&stderr_file).map_err(|e| spawn_err(&e))?;
-    let mut child = Command::new(exe)
+    if limits.drop_caches {
+        super::memlimit::drop_page_cache().map_err(|e| spawn_err(&e))?;
+    }
+    let cage = match limits.cage {
+        Some(bytes) => Some(super::memlimit::Cage::new(bytes).map_err(|e| spawn_err(&e))?),
+        None => None,
+    };
+    let mut cmd = Command::new(exe);
+    if let Some(c) = &cage {
+        c.confine(&mut cmd);
+    }
+    let mut child = cmd
         .arg("__worker")
         .arg(&spec_file)
         .env(PARENT_ENV, std::process::id().to_string())
@@ -253,7 +270,19 @@ pub fn run_isolated(
         .ok()
         .and_then(|b| serde_json::from_slice::<WorkerOutcome>(&b).ok());
     match (status.success(), outcome) {
-        (true, Some(WorkerOutcome::Ok { measurement })) => Ok(*measurement),
+        (true, Some(WorkerOutcome::Ok { mut measurement })) => {
+            let mut how: Vec<String> = cage.iter().map(|c| c.describe()).collect();
+            if let Some(c) = &cage
+                && let Some(peak) = c.peak()
+            {
+                how.push(format!("the worker peaked at {} MiB there", peak >> 20));
+            }
+            if limits.drop_caches {
+                how.push("page cache dropped before the run".into());
+            }
+            measurement.confinement = (!how.is_empty()).then(|| how.join("; "));
+            Ok(*measurement)
+        }
         (_, Some(WorkerOutcome::Failed { message })) => Err(RunFailure::Error { message }),
         (_, _) => {
             use std::os::unix::process::ExitStatusExt;

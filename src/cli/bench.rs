@@ -63,6 +63,15 @@ pub struct BenchArgs {
     /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
     pub memory_limit: u64,
+    /// Confine each benchmark worker to this much memory, page cache included (a memory
+    /// cgroup: v2 where delegated, else v1; needs root or a delegated cgroup, else an error that
+    /// says why), so a data set larger than it really reads from the device (see
+    /// --dataset-size). The report states what applied.
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub worker_memory: Option<u64>,
+    /// Drop the page cache before each run, so each starts cold (root only).
+    #[arg(long)]
+    pub drop_caches: bool,
 }
 
 impl BenchArgs {
@@ -131,6 +140,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let limits = bench::Limits {
         timeout: args.timeout,
         memory: args.memory_limit,
+        cage: args.worker_memory,
+        drop_caches: args.drop_caches,
     };
     let live = Arc::new(AtomicU64::new(0));
     let engine: Box<dyn BenchEngine> = match args.engine {
@@ -238,6 +249,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 .map_or("-".into(), |r| human_bytes(r as i64)),
             m.fill_seconds
         );
+        if let Some(how) = &m.confinement {
+            say!(text_to_stderr, "          memory: {how}");
+        }
     }
     if let Some(base) = &baseline {
         if base.workload != run.workload || base.engine != run.engine {

@@ -189,6 +189,8 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
             limits: crate::bench::Limits {
                 timeout: std::time::Duration::from_secs(300),
                 memory: crate::sysinfo::total_memory() / 4 * 3,
+                cage: None,
+                drop_caches: false,
             },
             live_ops: Default::default(),
         };

@@ -110,6 +110,15 @@ pub struct RunArgs {
     /// Stop a benchmark run whose memory exceeds this (size or share of memory).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
     pub memory_limit: u64,
+    /// Confine each benchmark worker to this much memory, page cache included (a memory
+    /// cgroup: v2 where delegated, else v1; needs root or a delegated cgroup, else an error that
+    /// says why), so a data set larger than it really reads from the device (see
+    /// --dataset-size). The report states what applied.
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub worker_memory: Option<u64>,
+    /// Drop the page cache before each run, so each starts cold (root only).
+    #[arg(long)]
+    pub drop_caches: bool,
     /// No progress line (set by the global `-q/--quiet`).
     #[arg(skip)]
     pub quiet: bool,
@@ -130,6 +139,8 @@ impl RunArgs {
             limits: bench::Limits {
                 timeout: self.run_timeout,
                 memory: self.memory_limit,
+                cage: self.worker_memory,
+                drop_caches: self.drop_caches,
             },
             live_ops: live_ops.clone(),
         };

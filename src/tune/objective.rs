@@ -332,6 +332,7 @@ mod tests {
             cpu_seconds: None,
             peak_rss_bytes: None,
             fill_seconds: 0.0,
+            confinement: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Report {
     /// constraint checked on the tuned configuration's runs.
     pub metrics: Vec<MetricRow>,
     pub constraints: Vec<(Constraint, Check)>,
+    /// How the runs' memory was confined (the baseline's first run), when it was.
+    pub confinement: Option<String>,
 }
 
 /// One metric, start vs tuned, from the final interleaved check.
@@ -245,6 +247,7 @@ pub fn assemble(
         totals,
         metrics,
         constraints,
+        confinement: baseline.runs.first().and_then(|m| m.confinement.clone()),
     })
 }
 
@@ -272,6 +275,9 @@ pub fn markdown(r: &Report) -> String {
         r.settings.confirm_repeats
     );
     let _ = writeln!(m, "Objective: {}.\n", r.settings.goal.describe());
+    if let Some(how) = &r.confinement {
+        let _ = writeln!(m, "Memory of each benchmark run: {how}.\n");
+    }
     let _ = writeln!(m, "Proposer: **{}** ({})\n", r.proposer, r.proposer_reason);
     let _ = writeln!(
         m,

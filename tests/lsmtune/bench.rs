@@ -21,6 +21,8 @@ fn limits() -> Limits {
     Limits {
         timeout: Duration::from_secs(120),
         memory: 4 << 30,
+        cage: None,
+        drop_caches: false,
     }
 }
 
@@ -106,6 +108,8 @@ fn injected_faults_come_back_typed() {
     let quick = Limits {
         timeout: Duration::from_secs(2),
         memory: 4 << 30,
+        cage: None,
+        drop_caches: false,
     };
     assert!(matches!(
         run(Fault::Hang, quick),
@@ -114,6 +118,8 @@ fn injected_faults_come_back_typed() {
     let tight = Limits {
         timeout: Duration::from_secs(60),
         memory: 256 << 20,
+        cage: None,
+        drop_caches: false,
     };
     match run(Fault::Alloc, tight) {
         Err(RunFailure::OutOfMemory { rss, limit }) => assert!(rss > limit),

@@ -311,6 +311,8 @@ fn engine() -> lsmtune::bench::InProcess {
         limits: lsmtune::bench::Limits {
             timeout: Duration::from_secs(120),
             memory: 4 << 30,
+            cage: None,
+            drop_caches: false,
         },
         live_ops: Arc::new(AtomicU64::new(0)),
     }

@@ -104,6 +104,7 @@ impl BenchEngine for FakeEngine {
             cpu_seconds: None,
             peak_rss_bytes: None,
             fill_seconds: 0.0,
+            confinement: None,
         })
     }
 }

@@ -23,6 +23,8 @@ fn inprocess() -> bench::InProcess {
         limits: Limits {
             timeout: Duration::from_secs(120),
             memory: 4 << 30,
+            cage: None,
+            drop_caches: false,
         },
         live_ops: Arc::new(AtomicU64::new(0)),
     }
