@@ -191,7 +191,8 @@ pub struct TuneArgs {
     /// Continue the tune in this folder (its journal.jsonl), with its original settings.
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
-    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    /// Starting OPTIONS file (default: the linked RocksDB's defaults), or a database folder to
+    /// start from its newest OPTIONS file (read only; the database is not opened).
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// RocksDB's memory budget (8G, 40%; default half of memory).
@@ -283,7 +284,18 @@ impl TuneArgs {
         Ok(Settings {
             goal: self.goal.goal(),
             workload: w,
-            base_file: self.base.clone(),
+            base_file: match &self.base {
+                Some(dir) if dir.is_dir() => {
+                    Some(bench::livedb::latest_options(dir).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--base {}: a folder without an OPTIONS-* file (not a RocksDB \
+                             database?)",
+                            dir.display()
+                        )
+                    })?)
+                }
+                other => other.clone(),
+            },
             iterations: self.iterations,
             time_budget_secs: crate::tune::secs(self.time_budget),
             repeats: self.judge.repeats,

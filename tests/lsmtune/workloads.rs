@@ -196,6 +196,44 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     let w = workload_file::load(&out).unwrap().workload;
     assert_eq!((w.num, w.key_size, w.value_size), (5000, 16, 100));
 
+    // A tune starts from the database's own newest OPTIONS file, and still changes nothing.
+    let out = dir.path().join("tuned");
+    let o = Command::new(BIN)
+        .args([
+            "tune",
+            "--backend",
+            "expert",
+            "--workload",
+            "fillrandom",
+            "--num",
+            "2000",
+        ])
+        .args([
+            "--iterations",
+            "1",
+            "--repeats",
+            "2",
+            "--confirm",
+            "0",
+            "-q",
+            "--base",
+        ])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(snapshot(&path), before);
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    let options = f
+        .options_file
+        .as_ref()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(journal.contains(&options), "the start names {options}");
+
     // Not a database: a clear error and exit 2.
     for bad in [dir.path().to_path_buf(), dir.path().join("missing")] {
         let o = Command::new(BIN)
