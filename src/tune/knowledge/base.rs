@@ -1,0 +1,394 @@
+//! The tuning knowledge base: each hint names a symptom (when it applies, from the workload,
+//! the measurements and the current configuration), the options to move, the direction, why,
+//! and typical values. Data, read by [`super::hints`] for the prompt and the expert's peers.
+
+use super::*;
+
+/// The knowledge base.
+pub static HINTS: &[Hint] = &[
+    Hint {
+        id: "read.filter",
+        applies: |s| {
+            (s.workload.point_reads() && s.float("table.filter_bits_per_key") < 1.0)
+                .then(|| "point reads without a filter".to_string())
+        },
+        options: &[
+            ("table.filter_bits_per_key", Direction::Up),
+            ("table.filter_type", Direction::To("bloom")),
+        ],
+        suggest: |_| vec![("table.filter_bits_per_key", Value::Double(10.0))],
+        brief: "skips files that cannot hold the key",
+        why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
+        typical: |_| "10 bits per key".into(),
+        source: "RocksDB wiki, RocksDB Bloom Filter; BENCHMARKS.md: readrandom about 2.5x here",
+        weight: 90,
+    },
+    Hint {
+        id: "read.cache",
+        applies: |s| {
+            let hit = s.d().block_cache_hit_rate.unwrap_or(0.0);
+            let k = &s.workload;
+            ((k.point_reads() || k.scans())
+                && hit < 0.95
+                && s.int("table.block_cache_size") < s.data_bytes() * 2
+                && s.int("table.block_cache_size") < s.memory_budget as i64 / 2)
+                .then(|| format!("block cache hit rate {}", pct(hit)))
+        },
+        options: &[("table.block_cache_size", Direction::Up)],
+        suggest: |s| {
+            let cur = s.int("table.block_cache_size");
+            let cap = (s.memory_budget as i64 / 2).max(8 * MIB);
+            let want = (s.data_bytes().max(MIB) as u64).next_power_of_two() as i64;
+            vec![(
+                "table.block_cache_size",
+                Value::Int(want.max(cur * 2).min(cap)),
+            )]
+        },
+        brief: "serves repeated blocks from memory",
+        why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
+        typical: |s| format!("about the data size, {}", human_bytes(s.data_bytes())),
+        source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here",
+        weight: 85,
+    },
+    Hint {
+        id: "write.stall.l0",
+        applies: |s| {
+            (s.workload.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::L0Files))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time on L0 file count",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("level0_slowdown_writes_trigger", Direction::Up),
+            ("level0_stop_writes_trigger", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+        ],
+        suggest: |s| {
+            let slow = (s.int("level0_slowdown_writes_trigger") * 3 / 2).max(32);
+            let stop = (s.int("level0_stop_writes_trigger") * 3 / 2)
+                .max(48)
+                .max(slow + 16);
+            vec![
+                ("level0_slowdown_writes_trigger", Value::Int(slow)),
+                ("level0_stop_writes_trigger", Value::Int(stop)),
+            ]
+        },
+        brief: "lets bursts through while compaction catches up",
+        why: "writes slow down once L0 holds level0_slowdown_writes_trigger files; later triggers let bursts through while compaction catches up, more background jobs compact sooner",
+        typical: |_| "slowdown 30-40, stop 50-64".into(),
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.stall.memtable",
+        applies: |s| {
+            (s.workload.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::Memtables))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time waiting for memtable flushes",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("max_write_buffer_number", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+        ],
+        suggest: |s| {
+            vec![(
+                "max_write_buffer_number",
+                Value::Int((s.int("max_write_buffer_number") + 2).min(8)),
+            )]
+        },
+        brief: "more memtables absorb bursts while flushes run",
+        why: "when every memtable is full and waiting for a flush, writes stop; more memtables absorb bursts and more background jobs flush in parallel",
+        typical: |_| "3-6 memtables".into(),
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.stall.pending",
+        applies: |s| {
+            (s.workload.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause == Some(StallCause::PendingCompaction))
+            .then(|| {
+                format!(
+                    "writes stalled {} of the time on pending compaction bytes",
+                    pct(s.stalls())
+                )
+            })
+        },
+        options: &[
+            ("soft_pending_compaction_bytes_limit", Direction::Up),
+            ("max_background_jobs", Direction::Up),
+            ("max_subcompactions", Direction::Up),
+        ],
+        suggest: |s| {
+            let soft = s.int("soft_pending_compaction_bytes_limit");
+            vec![(
+                "soft_pending_compaction_bytes_limit",
+                Value::Int(if soft > 0 { soft * 2 } else { 64 << 30 }),
+            )]
+        },
+        brief: "tolerates a compaction backlog",
+        why: "writes slow when too many bytes wait for compaction; a higher limit tolerates bursts, more compaction threads reduce the backlog",
+        typical: |_| "2-4x the limit".into(),
+        source: "RocksDB wiki, Write Stalls",
+        weight: 90,
+    },
+    Hint {
+        id: "write.pipelined",
+        applies: |s| {
+            let w = s.workload;
+            (w.writes() && w.threads > 1 && !s.config.flag(s.catalog, "enable_pipelined_write"))
+                .then(|| format!("{} threads write at once", w.threads))
+        },
+        options: &[("enable_pipelined_write", Direction::To("true"))],
+        suggest: |_| vec![("enable_pipelined_write", Value::Bool(true))],
+        brief: "WAL write and memtable insert overlap",
+        why: "with pipelining one write group appends to the WAL while the previous one inserts into the memtable, instead of one after the other",
+        typical: |_| "true".into(),
+        source: "RocksDB wiki, Pipelined Write; BENCHMARKS.md: with 8 MiB memtables 1.80x on fillrandom here",
+        weight: 70,
+    },
+    Hint {
+        id: "write.memtable.smaller",
+        applies: |s| {
+            (s.workload.writes() && s.stalls() < 0.005 && s.int("write_buffer_size") > 8 * MIB)
+                .then(|| "writes never stall".to_string())
+        },
+        options: &[
+            ("write_buffer_size", Direction::Down),
+            ("max_write_buffer_number", Direction::Up),
+        ],
+        suggest: |s| {
+            let wb = s.int("write_buffer_size");
+            let smaller = if wb > 16 * MIB {
+                (wb / 4).max(16 * MIB)
+            } else {
+                8 * MIB
+            };
+            let mut v = vec![("write_buffer_size", Value::Int(smaller))];
+            if s.int("max_write_buffer_number") < 4 {
+                v.push(("max_write_buffer_number", Value::Int(4)));
+            }
+            v
+        },
+        brief: "smaller memtables make each insert cheaper when flushes keep up",
+        why: "when flushes keep up, the cost of a write is the memtable insert, a skiplist walk whose cache misses grow with the memtable's size; smaller memtables are cheaper per insert on this kind of machine, larger ones only pay when flushes fall behind",
+        typical: |_| "16 MiB and 4 memtables; measured here 16 MiB 1.43x, 128 MiB 0.84x".into(),
+        source: "BENCHMARKS.md (this project's measurements); the common advice to enlarge memtables holds only under stalls",
+        weight: 80,
+    },
+    Hint {
+        id: "write.memtable.larger",
+        applies: |s| {
+            (s.workload.writes()
+                && s.stalls() >= 0.005
+                && s.d().stall_cause != Some(StallCause::PendingCompaction))
+            .then(|| format!("writes stalled {} of the time", pct(s.stalls())))
+        },
+        options: &[
+            ("write_buffer_size", Direction::Up),
+            ("target_file_size_base", Direction::Up),
+        ],
+        suggest: |s| {
+            vec![(
+                "write_buffer_size",
+                Value::Int((s.int("write_buffer_size") * 2).min(s.memory_budget as i64 / 8)),
+            )]
+        },
+        brief: "fewer, larger flushes ease L0 pressure",
+        why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
+        typical: |_| "2x the current size".into(),
+        source: "RocksDB Tuning Guide, flushing options",
+        weight: 60,
+    },
+    Hint {
+        id: "write.amplification",
+        applies: |s| {
+            let wa = s.d().write_amplification.unwrap_or(0.0);
+            (s.workload.writes() && wa > 8.0).then(|| format!("write amplification {wa:.1}"))
+        },
+        options: &[
+            ("max_bytes_for_level_base", Direction::Up),
+            (
+                "compaction_style",
+                Direction::To("kCompactionStyleUniversal"),
+            ),
+        ],
+        suggest: |s| {
+            vec![(
+                "max_bytes_for_level_base",
+                Value::Int(s.int("max_bytes_for_level_base") * 2),
+            )]
+        },
+        brief: "fewer rewrites of each byte",
+        why: "leveled compaction rewrites data once per level; a larger first level means fewer levels, universal compaction rewrites less at the cost of temporary space",
+        typical: |_| "level base 4x the memtables".into(),
+        source: "RocksDB Tuning Guide, compaction styles; wiki, Universal Compaction",
+        weight: 50,
+    },
+    Hint {
+        id: "cpu.compression",
+        applies: |s| {
+            let share = s.d().compaction_cpu_share.unwrap_or(0.0);
+            (s.workload.writes()
+                && s.facts.cores <= 4
+                && s.config.text(s.catalog, "compression") != "kNoCompression")
+                .then(|| {
+                    let used = if share >= 0.05 {
+                        format!(" (compactions used {} of the CPU)", pct(share))
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{} cores shared by writers and compactions{used}",
+                        s.facts.cores
+                    )
+                })
+        },
+        options: &[
+            ("compression", Direction::To("kNoCompression")),
+            ("bottommost_compression", Direction::To("kLZ4Compression")),
+        ],
+        suggest: |_| {
+            vec![
+                ("compression", Value::Str("kNoCompression".into())),
+                (
+                    "bottommost_compression",
+                    Value::Str("kLZ4Compression".into()),
+                ),
+            ]
+        },
+        brief: "saves the CPU compactions spend compressing",
+        why: "every level's compaction decompresses and recompresses its input; compressing only the last level, where most data ends, saves most of that CPU and keeps most of the space savings",
+        typical: |_| "none above the bottom level".into(),
+        source: "RocksDB Tuning Guide, compression",
+        weight: 50,
+    },
+    Hint {
+        id: "cpu.background_jobs",
+        applies: |s| {
+            let jobs = s.int("max_background_jobs");
+            let cores = s.facts.cores as i64;
+            (s.workload.writes() && (jobs < cores || jobs > 2 * cores.max(2)))
+                .then(|| format!("{jobs} background jobs on {cores} cores"))
+        },
+        options: &[("max_background_jobs", Direction::Up)],
+        suggest: |s| {
+            let cores = s.facts.cores as i64;
+            let jobs = s.int("max_background_jobs");
+            let want = if jobs < cores {
+                2 * cores.max(2)
+            } else {
+                cores.max(2)
+            };
+            vec![("max_background_jobs", Value::Int(want.clamp(2, 16)))]
+        },
+        brief: "one or two flush/compaction threads per core",
+        why: "flushes and compactions run on these threads; fewer than the cores leaves CPU idle under write load, many more than the cores only adds contention",
+        typical: |s| format!("{} to {}", s.facts.cores, 2 * s.facts.cores.max(2)),
+        source: "RocksDB Tuning Guide, parallelism",
+        weight: 40,
+    },
+    Hint {
+        id: "read.hash_index",
+        applies: |s| {
+            (s.workload.point_reads()
+                && s.config.text(s.catalog, "table.data_block_index_type")
+                    != "kDataBlockBinaryAndHash")
+                .then(|| "point lookups search data blocks".to_string())
+        },
+        options: &[(
+            "table.data_block_index_type",
+            Direction::To("kDataBlockBinaryAndHash"),
+        )],
+        suggest: |_| {
+            vec![(
+                "table.data_block_index_type",
+                Value::Str("kDataBlockBinaryAndHash".into()),
+            )]
+        },
+        brief: "finds a key in a block without binary search",
+        why: "a small hash table inside each data block finds a key without a binary search over the block's restart points",
+        typical: |_| "kDataBlockBinaryAndHash".into(),
+        source: "RocksDB wiki, Data Block Hash Index (about 10% less CPU per lookup)",
+        weight: 40,
+    },
+    Hint {
+        id: "read.memtable_bloom",
+        applies: |s| {
+            let k = &s.workload;
+            (k.point_reads() && k.writes() && s.float("memtable_prefix_bloom_size_ratio") <= 0.0)
+                .then(|| "lookups also search the memtables".to_string())
+        },
+        options: &[
+            ("memtable_prefix_bloom_size_ratio", Direction::Up),
+            ("memtable_whole_key_filtering", Direction::To("true")),
+        ],
+        suggest: |_| {
+            vec![
+                ("memtable_prefix_bloom_size_ratio", Value::Double(0.1)),
+                ("memtable_whole_key_filtering", Value::Bool(true)),
+            ]
+        },
+        brief: "skips memtable searches for absent keys",
+        why: "a bloom filter over the memtable's keys answers lookups for keys it does not hold without a skiplist search",
+        typical: |_| "ratio 0.1".into(),
+        source: "RocksDB Tuning Guide, memtable bloom filter",
+        weight: 30,
+    },
+    Hint {
+        id: "scan.block_size",
+        applies: |s| {
+            (s.workload.scans() && s.int("table.block_size") < 16 * 1024)
+                .then(|| "scans read consecutive keys".to_string())
+        },
+        options: &[
+            ("table.block_size", Direction::Up),
+            ("table.max_auto_readahead_size", Direction::Up),
+        ],
+        suggest: |s| {
+            vec![(
+                "table.block_size",
+                Value::Int((s.int("table.block_size") * 4).max(16 * 1024)),
+            )]
+        },
+        brief: "fewer block reads per scan",
+        why: "a scan reads every block it passes; larger blocks mean fewer block reads and index entries per key scanned",
+        typical: |_| "16-64 KiB".into(),
+        source: "RocksDB Tuning Guide, block size",
+        weight: 70,
+    },
+    Hint {
+        id: "io.sync",
+        applies: |s| {
+            (s.workload.writes() && s.int("bytes_per_sync") == 0)
+                .then(|| "background writes are synced only when a file ends".to_string())
+        },
+        options: &[
+            ("bytes_per_sync", Direction::Up),
+            ("wal_bytes_per_sync", Direction::Up),
+        ],
+        suggest: |_| {
+            vec![
+                ("bytes_per_sync", Value::Int(MIB)),
+                ("wal_bytes_per_sync", Value::Int(MIB)),
+            ]
+        },
+        brief: "smoother writeback",
+        why: "syncing in small steps while writing avoids large writeback bursts that block foreground I/O",
+        typical: |_| "1 MiB".into(),
+        source: "RocksDB Tuning Guide, other options",
+        weight: 20,
+    },
+];
