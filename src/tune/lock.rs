@@ -32,7 +32,20 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
-        match file.try_lock() {
+        // A child process being spawned by another thread holds a copy of every descriptor
+        // until it execs (close-on-exec closes it then), which keeps a lock just released
+        // alive for microseconds: try for up to a second before naming a holder.
+        let mut tries = 0;
+        let got = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other,
+            }
+        };
+        match got {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
