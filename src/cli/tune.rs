@@ -539,7 +539,8 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         match (comparison, kept_base) {
             (Some(c), false) => say!(
                 text_to_stderr,
-                "tuned vs start: {:+.1}% (95% interval {:+.1}% to {:+.1}%, {})",
+                "tuned vs start, {}: {:+.1}% (95% interval {:+.1}% to {:+.1}%, {})",
+                settings.goal.objective,
                 c.effect * 100.0,
                 c.effect_low * 100.0,
                 c.effect_high * 100.0,

@@ -64,6 +64,20 @@ fn metric_mean(s: &Sample, metric: Metric) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// The objective's mean at the final check (ops/s with its interval for throughput).
+fn objective_value(
+    r: &Report,
+    side: impl Fn(&MetricRow) -> Option<f64>,
+    ops_summary: &Option<Summary>,
+) -> String {
+    let m = r.settings.goal.objective;
+    if m == Metric::Throughput {
+        return format!("{} ops/s", ops(ops_summary));
+    }
+    let v = r.metrics.iter().find(|row| row.metric == m).and_then(side);
+    show_metric(m, v)
+}
+
 fn show_metric(metric: Metric, v: Option<f64>) -> String {
     v.map_or("-".into(), |v| metric.show(v))
 }
@@ -295,14 +309,15 @@ pub fn markdown(r: &Report) -> String {
         (Some(c), false) => {
             let _ = writeln!(
                 m,
-                "Tuned vs start, measured side by side at the end: **{:+.1}%** (95% interval \
-                 {:+.1}% to {:+.1}%, {}): {} vs {} ops/s.\n",
+                "Tuned vs start, measured side by side at the end, on the objective ({}): \
+                 **{:+.1}%** (95% interval {:+.1}% to {:+.1}%, {}): {} vs {}.\n",
+                r.settings.goal.objective,
                 c.effect * 100.0,
                 c.effect_low * 100.0,
                 c.effect_high * 100.0,
                 c.verdict,
-                ops(&r.final_best),
-                ops(&r.final_start)
+                objective_value(r, |row| row.tuned, &r.final_best),
+                objective_value(r, |row| row.start, &r.final_start)
             );
         }
         (Some(c), true) => {
