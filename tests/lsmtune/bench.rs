@@ -185,7 +185,7 @@ fn db_bench_path() -> Option<PathBuf> {
             std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
             "db_bench is required here (apt-get install rocksdb-tools)"
         );
-        eprintln!("db_bench not installed; skipped");
+        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
     }
     found
 }

@@ -276,7 +276,7 @@ fn db_bench_loads_the_calibrated_file_when_available() {
             std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
             "db_bench is required here (apt-get install rocksdb-tools)"
         );
-        eprintln!("db_bench not installed (apt-get install rocksdb-tools); skipped");
+        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

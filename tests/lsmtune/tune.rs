@@ -353,6 +353,8 @@ fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
     };
     tuner.start(&mut Broken).unwrap();
     let its = iterations(&journal::load(&dir.path().join("run")).unwrap());
+    // Every iteration ran (patience 9 > 2) and each recorded the failure.
+    assert_eq!(its.len(), 2, "{its:?}");
     assert!(its.iter().all(|i| i.decision == Decision::Failed
         && i.failure.as_deref().unwrap().contains("out of memory")));
     // Nothing was kept: the tuned file is the start.

@@ -637,3 +637,78 @@ fn the_objective_and_the_constraints_decide_what_is_kept() {
         "{report}"
     );
 }
+
+/// The loop's stopping and keeping rules, each on the fake engine: patience ends a run of
+/// iterations without a gain, the time budget ends the tune, a gain must survive confirmation,
+/// and a start that nothing beats is what OPTIONS-tuned.ini holds.
+#[test]
+fn patience_time_budget_confirmation_and_keeping_the_start() {
+    let useless = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 300}]}"#;
+    let other = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 120}]}"#;
+    let third = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 60}]}"#;
+    let script = || Scripted {
+        calls: vec![vec![useless], vec![other], vec![third], vec![useless]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let engine = FakeEngine::new();
+    // Patience 2: two iterations without a gain end the tune though 8 were allowed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(Kind::FillRandom, 8, false);
+    s.patience = 2;
+    let its = run(s, &engine, &mut script(), dir.path());
+    assert_eq!(its.len(), 2);
+    assert!(its.iter().all(|i| i.decision == Decision::Rejected));
+    let records = journal::load(dir.path()).unwrap();
+    let Some(Record::End { reason, .. }) = records.last() else {
+        panic!("no end record")
+    };
+    assert!(reason.contains("converged"), "{reason}");
+    // Nothing beat the start: the tuned file is the start.
+    let body = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        body(&dir.path().join("OPTIONS-base.ini")),
+        body(&dir.path().join("OPTIONS-tuned.ini"))
+    );
+
+    // A time budget already spent: the baseline is measured, no iteration starts.
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(Kind::FillRandom, 8, false);
+    s.time_budget_secs = Some(1e-9);
+    let its = run(s, &engine, &mut script(), dir.path());
+    assert!(
+        its.is_empty(),
+        "{} iterations ran past the budget",
+        its.len()
+    );
+    let records = journal::load(dir.path()).unwrap();
+    let Some(Record::End { reason, .. }) = records.last() else {
+        panic!("no end record")
+    };
+    assert!(reason.contains("time"), "{reason}");
+
+    // A real gain is confirmed with the extra rounds: 3 + 2 rounds of each configuration.
+    let filter = r#"{"reasoning": "filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Scripted {
+        calls: vec![vec![filter]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let its = run(
+        settings(Kind::ReadRandom, 1, false),
+        &engine,
+        &mut p,
+        dir.path(),
+    );
+    assert_eq!(its[0].decision, Decision::Accepted);
+    let cand = its[0].candidate.as_ref().unwrap();
+    assert_eq!(cand.ops_per_sec.len(), 3 + 2, "confirmation rounds added");
+}
