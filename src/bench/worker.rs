@@ -286,6 +286,16 @@ pub fn run_isolated(
         (_, Some(WorkerOutcome::Failed { message })) => Err(RunFailure::Error { message }),
         (_, _) => {
             use std::os::unix::process::ExitStatusExt;
+            // Killed inside its cgroup at the limit: the kernel's OOM killer, not a crash.
+            if let Some(c) = &cage
+                && status.signal() == Some(9)
+                && c.peak().is_some_and(|p| p + (1 << 20) >= c.limit)
+            {
+                return Err(RunFailure::OutOfMemory {
+                    rss: c.peak().unwrap_or(c.limit),
+                    limit: c.limit,
+                });
+            }
             let how = match (status.code(), status.signal()) {
                 (_, Some(sig)) => format!("killed by signal {sig}"),
                 (Some(code), _) => format!("exit code {code} without a result"),

@@ -157,9 +157,7 @@ fn settings(args: &CompareArgs, workload: &bench::Workload, seed: u64, v: &Varia
         confirm_repeats: args.judge.confirm,
         min_effect: args.judge.min_effect,
         patience: args.patience.unwrap_or(usize::MAX).max(1),
-        memory_budget: args
-            .memory_budget
-            .unwrap_or_else(crate::sysinfo::default_memory_budget),
+        memory_budget: super::tune::budget_within(args.memory_budget, args.run.worker_memory),
         allow_unsafe: false,
         max_changes: args.max_changes,
         reasoning_chars: 400,

@@ -27,6 +27,28 @@ pub const TUNE_SIZES: super::args::SizeDefaults = super::args::SizeDefaults {
     threads: 2,
 };
 
+/// RocksDB's memory budget (block cache + memtables): as given, or the default share of the
+/// machine; with `--worker-memory`, at most half of what the worker may use (the rest is the
+/// process, the index and filter blocks and the page cache the limit also counts), so
+/// candidates are not killed for memory the calibrator allowed.
+pub fn budget_within(given: Option<u64>, worker_memory: Option<u64>) -> u64 {
+    let budget = given.unwrap_or_else(crate::sysinfo::default_memory_budget);
+    match worker_memory {
+        Some(w) if budget > w / 2 => {
+            if given.is_some() {
+                tracing::warn!(
+                    "--memory-budget {} MiB is more than half of --worker-memory {} MiB: using {} MiB",
+                    budget >> 20,
+                    w >> 20,
+                    (w / 2) >> 20
+                );
+            }
+            w / 2
+        }
+        _ => budget,
+    }
+}
+
 /// What to optimize and what must hold, shared by `tune` and `compare`.
 #[derive(Debug, Clone, Args)]
 pub struct GoalArgs {
@@ -302,9 +324,7 @@ impl TuneArgs {
             confirm_repeats: self.judge.confirm,
             min_effect: self.judge.min_effect,
             patience: self.patience.max(1),
-            memory_budget: self
-                .memory_budget
-                .unwrap_or_else(crate::sysinfo::default_memory_budget),
+            memory_budget: budget_within(self.memory_budget, self.run.worker_memory),
             allow_unsafe: self.allow_unsafe,
             max_changes: self.max_changes,
             reasoning_chars: 400,
