@@ -22,10 +22,11 @@ fi
 
 if [[ $what == memory || $what == all ]]; then
   # The same readrandom tune twice on 512 MiB of data: in the page cache, and with each worker
-  # held to 128 MiB (page cache included) and started cold.
+  # held to 128 MiB (page cache included) and started cold. Both with the 64 MiB memory budget
+  # that --worker-memory 128M implies, so only where the data lives differs.
   mem=(--workload readrandom --dataset-size 512M --value-size 400 --duration 8s
        --iterations 4 --repeats 2 --confirm 1 --model "$model" --hints knowledge -q)
-  "$bin" tune "${mem[@]}" --out "$out/readrandom-512M-in-cache"
+  "$bin" tune "${mem[@]}" --memory-budget 64M --out "$out/readrandom-512M-in-cache"
   "$bin" tune "${mem[@]}" --worker-memory 128M --drop-caches \
     --out "$out/readrandom-512M-worker-128M"
 fi
