@@ -262,18 +262,7 @@ pub fn workload_file(f: &Findings, name: &str, source: &str) -> String {
         });
     }
     let o = &mix.ops;
-    let mut lines = String::new();
-    for (k, v) in [
-        ("get", o.get),
-        ("put", o.put),
-        ("delete", o.delete),
-        ("seek", o.seek),
-        ("multiget", o.multiget),
-    ] {
-        if v > 0.0 {
-            lines.push_str(&format!("{k} = {v}\n"));
-        }
-    }
+    let lines = o.toml_lines();
     let gaps: String = f.gaps.iter().map(|g| format!("# - {g}\n")).collect();
     format!(
         "# Made by `lsmtune workload from-db` from {source} (read only: the database was not \

@@ -49,6 +49,15 @@ impl OpWeights {
         ]
     }
 
+    /// The non-zero weights as the `[ops]` lines of a workload file (`get = 83`).
+    pub fn toml_lines(&self) -> String {
+        self.array()
+            .iter()
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(k, w)| format!("{k} = {w}\n"))
+            .collect()
+    }
+
     /// Share of each operation, in the order of the fields (zero weights included).
     pub fn shares(&self) -> Vec<(&'static str, f64)> {
         let total: f64 = self.array().iter().map(|(_, w)| w).sum();

@@ -505,18 +505,7 @@ pub fn workload_file(s: &Summary, name: &str, source: &str) -> String {
         KeyDist::Zipfian { theta } => format!("dist = \"zipfian\"\ntheta = {theta}"),
         _ => "dist = \"uniform\"".to_string(),
     };
-    let mut ops = String::new();
-    for (k, v) in [
-        ("get", o.get),
-        ("put", o.put),
-        ("delete", o.delete),
-        ("seek", o.seek),
-        ("multiget", o.multiget),
-    ] {
-        if v > 0.0 {
-            ops.push_str(&format!("{k} = {v}\n"));
-        }
-    }
+    let ops = o.toml_lines();
     let peak = s.qps.iter().copied().fold(0.0, f64::max);
     format!(
         "# Made by `lsmtune workload analyze` from {source}:\n\

@@ -176,18 +176,7 @@ fn run_folders_are_removed_and_the_parent_kept() {
 }
 
 fn db_bench_path() -> Option<PathBuf> {
-    let found = ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
-            "db_bench is required here (apt-get install rocksdb-tools)"
-        );
-        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
-    }
-    found
+    crate::common::db_bench()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use lsmtune::bench::{
 };
 use lsmtune::options::rocks;
 
-use crate::common::{BIN, assert_ok};
+use crate::common::{BIN, assert_ok, db_bench};
 
 fn inprocess() -> bench::InProcess {
     bench::InProcess {
@@ -28,21 +28,6 @@ fn inprocess() -> bench::InProcess {
         },
         live_ops: Arc::new(AtomicU64::new(0)),
     }
-}
-
-fn db_bench() -> Option<PathBuf> {
-    let found = ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
-            "db_bench is required here (apt-get install rocksdb-tools)"
-        );
-        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
-    }
-    found
 }
 
 /// `( Gets:N Puts:M Seek:K, ...` from db_bench's mixgraph report.

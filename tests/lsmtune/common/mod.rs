@@ -74,3 +74,20 @@ pub mod testmodel {
         lsmtune::llm::testmodel::write_tokenizer(dir, vocab, &words())
     }
 }
+
+/// The installed db_bench, or `None` with a visible SKIPPED line; under
+/// `LSMTUNE_REQUIRE_DB_BENCH` (CI) a missing db_bench is a failure.
+pub fn db_bench() -> Option<PathBuf> {
+    let found = ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
+            "db_bench is required here (apt-get install rocksdb-tools)"
+        );
+        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
+    }
+    found
+}
