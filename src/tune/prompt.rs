@@ -363,10 +363,15 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
             pct(kept.iter().product::<f64>() - 1.0)
         )
     };
-    t.push_str(&format!(
-        "Measured now: {:.0} ops/s{latency}{vs_start}.\n",
-        ctx.best_ops
-    ));
+    if ctx.best_ops.is_finite() && ctx.best_ops > 0.0 {
+        t.push_str(&format!(
+            "Measured now: {:.0} ops/s{latency}{vs_start}.\n",
+            ctx.best_ops
+        ));
+    } else {
+        // `propose --no-measure`: say so rather than print a made-up zero.
+        t.push_str("Not measured yet (the starting configuration).\n");
+    }
     let changed = ctx.best.diff(ctx.base, ctx.catalog);
     if !changed.is_empty() {
         let list: Vec<String> = changed
