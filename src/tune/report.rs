@@ -518,7 +518,8 @@ pub fn markdown(r: &Report) -> String {
     m
 }
 
-/// What each decision used: per iteration, the candidate's throughput relative to the best so
+/// What each decision used: per iteration, the candidate's objective (throughput, or the
+/// reciprocal of a latency or an amplification) relative to the best so
 /// far measured in the same interleaved rounds (the ratio and its 95% interval, kept ones in
 /// green), the start-relative gain the kept steps add up to, and the final side-by-side check of
 /// the tuned file against the start. Ratios, not absolute ops/s: runs at different times drift
@@ -599,7 +600,10 @@ pub fn plot(r: &Report, path: &Path) -> Result<()> {
         .y_labels(8)
         .y_label_formatter(&|y| format!("{y:.2}x"))
         .x_desc("iteration")
-        .y_desc("throughput ratio")
+        .y_desc(match r.settings.goal.objective {
+            Metric::Throughput => "throughput ratio".to_string(),
+            m => format!("{m} ratio, start or best / candidate (higher is better)"),
+        })
         .draw()?;
     chart.draw_series(LineSeries::new(
         [(-0.5, 1.0), (n + 1.5, 1.0)],
