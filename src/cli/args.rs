@@ -341,10 +341,14 @@ macro_rules! mixgraph_flags {
         /// db_bench's mixgraph parameters, with db_bench's names (`--key_dist_a 0.002312`);
         /// only for `--workload mixgraph`.
         #[derive(Debug, Clone, Args, Default)]
-        #[command(next_help_heading = "mixgraph (db_bench's flags; --workload mixgraph)")]
         pub struct MixGraphFlags {
             $(
-                #[arg(long = stringify!($name), hide_short_help = true, value_name = "V")]
+                #[arg(
+                    long = stringify!($name),
+                    hide_short_help = true,
+                    value_name = "V",
+                    help_heading = "mixgraph (db_bench's flags; --workload mixgraph)"
+                )]
                 pub $name: Option<String>,
             )*
         }
