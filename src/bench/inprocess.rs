@@ -225,7 +225,12 @@ pub fn run(
     let (db, loaded) =
         rocks::open_with(doc, db_dir, true).map_err(|e| anyhow!("RocksDB refused to open: {e}"))?;
     let zipf = (w.mix.is_none() && OpChooser::wants_zipfian(w.kind)).then(|| Zipfian::new(w.num));
-    let sampler = w.mix.as_ref().map(|m| Sampler::new(m, w.num, w.seed));
+    // A trace replays its own queries; its mix only describes it.
+    let sampler = w
+        .mix
+        .as_ref()
+        .filter(|_| w.trace.is_none())
+        .map(|m| Sampler::new(m, w.num, w.seed));
     let chooser = match &sampler {
         Some(s) => OpChooser::with_mix(w, s),
         None => OpChooser::new(w, zipf.as_ref()),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::mix::{Mix, OpWeights, SizeDist};
+use super::mix::OpWeights;
 
 /// What the files of a database say.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -255,14 +255,7 @@ pub fn workload_file(f: &Findings, name: &str, source: &str) -> String {
         put: 1.0,
         ..OpWeights::default()
     });
-    let mut mix = Mix::new(name, ops);
-    if let Some(v) = f.value_size() {
-        mix.value_size = Some(SizeDist::Fixed {
-            size: v.round() as u64,
-        });
-    }
-    let o = &mix.ops;
-    let lines = o.toml_lines();
+    let lines = ops.toml_lines();
     let gaps: String = f.gaps.iter().map(|g| format!("# - {g}\n")).collect();
     format!(
         "# Made by `lsmtune workload from-db` from {source} (read only: the database was not \

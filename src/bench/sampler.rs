@@ -197,6 +197,16 @@ impl Sizes {
     }
 }
 
+/// The mean of a size distribution, estimated from 20,000 seeded draws.
+pub fn mean_size(d: &SizeDist) -> f64 {
+    let sizes = Sizes::new(d);
+    let mut rng = Rng::new(1);
+    (0..20_000)
+        .map(|_| sizes.draw(&mut rng) as f64)
+        .sum::<f64>()
+        / 20_000.0
+}
+
 /// Draws the operations of a [`Mix`] over `num` keys; built once per run, shared by threads
 /// (each thread brings its own [`Rng`]).
 pub struct Sampler {

@@ -151,9 +151,9 @@ pub fn parse(bytes: &[u8]) -> Result<Trace, String> {
         let query = match ty {
             2 => break, // the end record
             3 => Some(Query::Write(write_batch(&mut p, v2)?)),
-            4 => Some(Query::Get(get(&mut p, v2)?)),
+            4 => Some(Query::Get(keyed(&mut p, v2, "get", 2)?)),
             5 | 6 => Some(Query::Seek {
-                key: seek(&mut p, v2)?,
+                key: keyed(&mut p, v2, "seek", 4)?,
                 for_prev: ty == 6,
             }),
             13 if v2 => Some(Query::MultiGet(multiget(&mut p)?)),
@@ -256,40 +256,24 @@ fn write_batch(p: &mut Cursor, v2: bool) -> Result<Vec<BatchOp>, String> {
     Ok(ops)
 }
 
-fn get(p: &mut Cursor, v2: bool) -> Result<Vec<u8>, String> {
+/// The key of a Get (`payload` fields 2 = column family, 3 = key) or an iterator Seek (4 =
+/// column family, 5 = key, 6 and 7 = bounds); format 0.1 holds a column family and a key.
+fn keyed(p: &mut Cursor, v2: bool, what: &str, first: u32) -> Result<Vec<u8>, String> {
     if !v2 {
         p.u32("a column family id")?;
         return p.slice("a key");
     }
     let mut key = Vec::new();
     for f in fields(p)? {
-        match f {
-            2 => {
+        match f.checked_sub(first) {
+            Some(0) => {
                 p.u32("a column family id")?;
             }
-            3 => key = p.slice("a key")?,
-            other => return Err(format!("unknown get payload field {other}")),
-        }
-    }
-    Ok(key)
-}
-
-fn seek(p: &mut Cursor, v2: bool) -> Result<Vec<u8>, String> {
-    if !v2 {
-        p.u32("a column family id")?;
-        return p.slice("a key");
-    }
-    let mut key = Vec::new();
-    for f in fields(p)? {
-        match f {
-            4 => {
-                p.u32("a column family id")?;
-            }
-            5 => key = p.slice("a key")?,
-            6 | 7 => {
+            Some(1) => key = p.slice("a key")?,
+            Some(2 | 3) if what == "seek" => {
                 p.slice("an iterator bound")?;
             }
-            other => return Err(format!("unknown seek payload field {other}")),
+            _ => return Err(format!("unknown {what} payload field {f}")),
         }
     }
     Ok(key)

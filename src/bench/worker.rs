@@ -289,10 +289,10 @@ pub fn run_isolated(
             // Killed inside its cgroup at the limit: the kernel's OOM killer, not a crash.
             if let Some(c) = &cage
                 && status.signal() == Some(9)
-                && c.peak().is_some_and(|p| p + (1 << 20) >= c.limit)
+                && let Some(peak) = c.peak().filter(|p| p + (1 << 20) >= c.limit)
             {
                 return Err(RunFailure::OutOfMemory {
-                    rss: c.peak().unwrap_or(c.limit),
+                    rss: peak,
                     limit: c.limit,
                 });
             }

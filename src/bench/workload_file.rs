@@ -30,8 +30,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::mix::{KeyDist, Mix, OpWeights, Rate, SizeDist};
+use super::sampler::mean_size;
 use super::workload::{Kind, Workload};
-use crate::rng::Rng;
 
 /// The TOML / JSON format.
 #[derive(Debug, Deserialize)]
@@ -271,24 +271,6 @@ fn build(spec: FileSpec, stem: &str) -> Result<Loaded, String> {
         workload: w,
         notes: Vec::new(),
     })
-}
-
-/// The mean of a size distribution, estimated from 20,000 seeded draws.
-fn mean_size(d: &SizeDist) -> f64 {
-    let mut m = Mix::new(
-        "",
-        OpWeights {
-            put: 1.0,
-            ..OpWeights::default()
-        },
-    );
-    m.value_size = Some(d.clone());
-    let s = super::sampler::Sampler::new(&m, 1, 0);
-    let mut rng = Rng::new(1);
-    (0..20_000)
-        .map(|_| s.value_len(&mut rng, 0) as f64)
-        .sum::<f64>()
-        / 20_000.0
 }
 
 /// YCSB's CoreWorkload properties lsmtune reads.

@@ -569,7 +569,8 @@ impl Tuner<'_> {
         // Constraints first: a candidate that meets them all where the best does not is kept
         // for that alone; otherwise a gain counts only when the candidate meets them.
         it.constraints = goal.checks(&cand.runs.iter().collect::<Vec<_>>());
-        let (cand_ok, best_ok) = (goal.feasible(&cand), goal.feasible(&best));
+        let cand_ok = it.constraints.iter().all(|(_, c)| c.met());
+        let best_ok = goal.feasible(&best);
         let better = cmp.is_some_and(|c| c.verdict == Verdict::Better);
         it.decision = if it.failure.is_some() {
             Decision::Failed

@@ -90,6 +90,17 @@ impl Metric {
         Some(if self.higher_is_better() { v } else { 1.0 / v })
     }
 
+    /// The mean over a sample's runs (ops/s from `ops_per_sec` when the sample, from an older
+    /// journal, kept no runs).
+    pub fn mean(self, s: &Sample) -> Option<f64> {
+        let v: Vec<f64> = if self == Metric::Throughput && s.runs.is_empty() {
+            s.ops_per_sec.clone()
+        } else {
+            s.runs.iter().filter_map(|r| self.value(r)).collect()
+        };
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
     /// A value with its unit, as reports show it.
     pub fn show(self, v: f64) -> String {
         match self {
@@ -265,15 +276,6 @@ impl Goal {
             Metric::Throughput => s.ops_per_sec.clone(),
             m => s.runs.iter().filter_map(|r| m.goodness(r)).collect(),
         }
-    }
-
-    /// Mean of the objective's raw value over a sample's runs (ops/s, µs, x).
-    pub fn value(&self, s: &Sample) -> Option<f64> {
-        let v: Vec<f64> = match self.objective {
-            Metric::Throughput => s.ops_per_sec.clone(),
-            m => s.runs.iter().filter_map(|r| m.value(r)).collect(),
-        };
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
     /// Whether every constraint is met on a sample's runs (true without constraints).

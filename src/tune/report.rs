@@ -54,16 +54,6 @@ pub struct MetricRow {
     pub tuned: Option<f64>,
 }
 
-/// The mean of `metric` over a sample's runs (ops/s from `ops_per_sec` when runs are absent).
-fn metric_mean(s: &Sample, metric: Metric) -> Option<f64> {
-    let v: Vec<f64> = if metric == Metric::Throughput && s.runs.is_empty() {
-        s.ops_per_sec.clone()
-    } else {
-        s.runs.iter().filter_map(|r| metric.value(r)).collect()
-    };
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
 /// The objective's mean at the final check (ops/s with its interval for throughput).
 fn objective_value(
     r: &Report,
@@ -174,8 +164,8 @@ pub fn assemble(
             .iter()
             .map(|&metric| MetricRow {
                 metric,
-                start: metric_mean(final_base, metric),
-                tuned: metric_mean(tuned, metric),
+                start: metric.mean(final_base),
+                tuned: metric.mean(tuned),
             })
             .collect();
         constraints = settings.goal.checks(&tuned.runs.iter().collect::<Vec<_>>());
@@ -450,12 +440,7 @@ pub fn markdown(r: &Report) -> String {
             (Decision::Failed, Some(f)) => format!("failed: {}", f.replace('|', "/")),
             (d, _) => format!("{d:?}").to_ascii_lowercase(),
         };
-        let cand = |metric| {
-            show_metric(
-                metric,
-                it.candidate.as_ref().and_then(|c| metric_mean(c, metric)),
-            )
-        };
+        let cand = |metric| show_metric(metric, it.candidate.as_ref().and_then(|c| metric.mean(c)));
         let _ = writeln!(
             m,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
