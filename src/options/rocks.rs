@@ -2,8 +2,9 @@
 //! key or a whole OPTIONS file, and opening a database from an OPTIONS file exactly as a user's
 //! program would (`LoadLatestOptions` + `DB::Open` with the column families it lists).
 //!
-//! Scratch databases live in folders this module creates (under /dev/shm when it is writable,
-//! because validation opens many tiny databases and tmpfs makes their fsyncs free) and removes.
+//! Checks open their scratch databases in RocksDB's in-memory Env (on disk only when direct I/O
+//! or mmap is asked for); the small files around them live in folders this module creates (under
+//! /dev/shm when it is writable) and removes.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -197,18 +198,79 @@ pub fn open_with(
 /// Does the linked RocksDB load this document and open a fresh database from it? This is the
 /// last word on validity: it also catches conflicts only `DB::Open` checks.
 pub fn check_open(doc: &OptionsDoc) -> std::result::Result<(), String> {
-    let direct_io = ["use_direct_reads", "use_direct_io_for_flush_and_compaction"]
+    let scratch = open_scratch(doc)?;
+    drop(scratch);
+    Ok(())
+}
+
+/// A fresh database opened from a document for a check, with what it needs kept alive; the
+/// database closes (and its folder goes) when this is dropped.
+pub struct ScratchDb {
+    /// Declared first so it closes before the options, cache and folder it uses.
+    pub db: DB,
+    pub loaded: LoadedOptions,
+    /// Where the data lives: in RocksDB's in-memory Env, or on disk for direct I/O and mmap.
+    pub medium: Medium,
+    _dir: tempfile::TempDir,
+}
+
+/// Where a scratch database keeps its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    /// RocksDB's in-memory Env: no file system, so no fsync and no preallocation. On tmpfs a
+    /// WAL preallocated to 1.1 x write_buffer_size is real memory zeroed and freed on every
+    /// check, which made a check of a large-memtable config cost tens of milliseconds.
+    Memory,
+    /// The ordinary temporary folder, for configurations that ask for direct I/O or mmap:
+    /// whether they work is a property of the file system, so only a real one can answer it.
+    Disk,
+}
+
+/// Options whose success depends on the file system (O_DIRECT, mmap): with any of them on, a
+/// check opens on disk. RocksDB's in-memory Env imitates both (it refuses a database with
+/// mmap reads that a real file system opens).
+const FILE_SYSTEM_OPTIONS: [&str; 4] = [
+    "use_direct_reads",
+    "use_direct_io_for_flush_and_compaction",
+    "allow_mmap_reads",
+    "allow_mmap_writes",
+];
+
+/// Open (creating) a database from a document where a check needs it: in memory unless the
+/// document asks for direct I/O or mmap. Option validation is the same whatever the Env:
+/// `DB::Open` checks the options before it touches a file.
+pub fn open_scratch(doc: &OptionsDoc) -> std::result::Result<ScratchDb, String> {
+    let medium = if FILE_SYSTEM_OPTIONS
         .iter()
-        .any(|k| doc.get(&SectionKind::Db, k) == Some("true"));
-    let dir = if direct_io {
-        scratch_dir_on_disk("open")
+        .any(|k| doc.get(&SectionKind::Db, k) == Some("true"))
+    {
+        Medium::Disk
     } else {
-        scratch_dir("open")
+        Medium::Memory
+    };
+    // rust-rocksdb creates the database folder on the real file system before it opens, so a
+    // (tiny, empty) folder exists in either case.
+    let dir = match medium {
+        Medium::Disk => scratch_dir_on_disk("open"),
+        Medium::Memory => scratch_dir("open"),
     }
     .map_err(|e| e.to_string())?;
-    let (db, _loaded) = open(doc, &dir.path().join("db"))?;
-    drop(db);
-    Ok(())
+    let mut loaded = load(doc)?;
+    if medium == Medium::Memory {
+        let env = Env::mem_env().map_err(|e| e.into_string())?;
+        loaded.db.set_env(&env);
+    }
+    loaded.db.create_if_missing(true);
+    loaded.db.create_missing_column_families(true);
+    let cfs = std::mem::take(&mut loaded.cfs);
+    let db = DB::open_cf_descriptors(&loaded.db, dir.path().join("db"), cfs)
+        .map_err(|e| e.into_string())?;
+    Ok(ScratchDb {
+        db,
+        loaded,
+        medium,
+        _dir: dir,
+    })
 }
 
 /// The same as `check_open`, for a configuration.
@@ -224,6 +286,84 @@ pub fn known_section(kind: &SectionKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A check in RocksDB's in-memory Env must say what a real file system says: on the linked
+    /// defaults, every fixture (old versions, other products, a file RocksDB refuses), and
+    /// combinations `DB::Open` refuses.
+    #[test]
+    fn memory_checks_agree_with_a_real_file_system() {
+        let defaults = linked_defaults().unwrap().clone();
+        let mut docs = vec![("defaults".to_string(), defaults.clone())];
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/options");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            docs.push((f.display().to_string(), OptionsDoc::read(&f).unwrap()));
+        }
+        let with = |pairs: &[(SectionKind, &str, &str)]| {
+            let mut d = defaults.clone();
+            for (kind, k, v) in pairs {
+                d.set(kind, k, v);
+            }
+            d
+        };
+        let db = SectionKind::Db;
+        let table = Scope::Table.section();
+        docs.extend([
+            (
+                "unordered + pipelined writes".to_string(),
+                with(&[
+                    (db.clone(), "unordered_write", "true"),
+                    (db.clone(), "enable_pipelined_write", "true"),
+                ]),
+            ),
+            (
+                "block_align with compression".to_string(),
+                with(&[(table.clone(), "block_align", "true")]),
+            ),
+            (
+                "mmap reads with direct reads".to_string(),
+                with(&[
+                    (db.clone(), "allow_mmap_reads", "true"),
+                    (db.clone(), "use_direct_reads", "true"),
+                ]),
+            ),
+            (
+                "mmap reads".to_string(),
+                with(&[(db.clone(), "allow_mmap_reads", "true")]),
+            ),
+            (
+                "large memtables".to_string(),
+                with(&[(Scope::Cf.section(), "write_buffer_size", "1073741824")]),
+            ),
+        ]);
+        let (mut opened, mut refused, mut in_memory) = (0, 0, 0);
+        for (name, doc) in &docs {
+            let checked = open_scratch(doc).map(|s| s.medium);
+            let dir = scratch_dir_on_disk("agree").unwrap();
+            let on_disk = open(doc, &dir.path().join("db")).map(|(db, _)| drop(db));
+            assert_eq!(
+                checked.is_ok(),
+                on_disk.is_ok(),
+                "{name}: check {checked:?}, disk {on_disk:?}"
+            );
+            match checked {
+                Ok(Medium::Memory) => {
+                    opened += 1;
+                    in_memory += 1;
+                }
+                Ok(Medium::Disk) => opened += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            opened >= 5 && refused >= 3 && in_memory >= 5,
+            "{opened} {refused} {in_memory}"
+        );
+    }
 
     #[test]
     fn defaults_come_from_the_linked_library() {

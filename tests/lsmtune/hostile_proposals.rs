@@ -3,7 +3,9 @@
 //! each: no panic; every change is a catalog key with an in-range value that is safe unless
 //! unsafe options were allowed; the memory estimate fits the budget (or says why it cannot); and
 //! the written OPTIONS file, read back from disk by RocksDB's loader, opens a database that takes
-//! a write and a read.
+//! a write and a read (in RocksDB's in-memory Env, or on disk when the file asks for direct I/O
+//! or mmap, as the calibrator's own check does: `DB::Open` validates the options before it
+//! touches a file).
 //!
 //! Case count: `LSMTUNE_PROPTEST_CASES` (default 10000).
 
@@ -255,10 +257,10 @@ proptest! {
         let file = dir.path().join("OPTIONS-calibrated.ini");
         result.config.doc.write(&file, "proptest").unwrap();
         let reread = OptionsDoc::read(&file).unwrap();
-        let (db, _opts) = rocks::open(&reread, &dir.path().join("db"))
+        let scratch = rocks::open_scratch(&reread)
             .map_err(|e| TestCaseError::fail(format!("RocksDB refused a calibrated config: {e}\ntext:\n{text}")))?;
-        db.put(b"key", b"value").unwrap();
-        let got = db.get(b"key").unwrap();
+        scratch.db.put(b"key", b"value").unwrap();
+        let got = scratch.db.get(b"key").unwrap();
         prop_assert_eq!(got.as_deref(), Some(&b"value"[..]));
     }
 }
