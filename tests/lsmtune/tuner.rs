@@ -187,7 +187,8 @@ impl Proposer for Scripted {
 fn a_configuration_is_never_measured_twice_and_repeats_are_asked_again() {
     let filter = r#"{"reasoning": "no filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
     let noop = r#"{"reasoning": "nothing", "changes": [{"max_background_jobs": 2}]}"#;
-    let cache = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
+    let cache =
+        r#"{"reasoning": "cache → 128 MiB", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
     // 1: the filter, kept. 2: the filter again (now the current value) and a default: no-ops,
     // nothing benchmarked, not asked again. 3: a new value.
     let dir = tempfile::tempdir().unwrap();
@@ -517,7 +518,8 @@ fn the_prompt_reports_what_was_tried_and_stops_offering_it() {
 fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
     let filter =
         r#"{"reasoning": "no filter → add one", "changes": [{"table.filter_bits_per_key": 10}]}"#;
-    let cache = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
+    let cache =
+        r#"{"reasoning": "cache → 128 MiB", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
     let script = || Scripted {
         calls: vec![vec![filter], vec![cache]],
         at: 0,
@@ -540,14 +542,28 @@ fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
         .map(|(i, _)| i + 1)
         .collect();
     assert!(ends.len() >= 4, "start, 2 iterations, end");
-    // From the start of the last iteration record to the end of the file; the iteration line is
-    // walked with a stride (it is long), the end record byte by byte.
+    // From the start of the last iteration record to the end of the file. Both lines are long
+    // (8-9 KB each), so each is walked byte by byte near its ends, inside every multi-byte
+    // UTF-8 character, and with a stride between.
     let last_it = ends[ends.len() - 3];
     let end_rec = ends[ends.len() - 2];
-    let cuts = (last_it..end_rec)
-        .step_by(13)
-        .chain(end_rec..full.len())
-        .collect::<Vec<_>>();
+    let mut cuts = std::collections::BTreeSet::new();
+    let mut inside_a_character = 0;
+    for (from, to) in [(last_it, end_rec), (end_rec, full.len())] {
+        cuts.extend((from..to).step_by(29));
+        cuts.extend(from..(from + 64).min(to));
+        cuts.extend(to.saturating_sub(64).max(from)..to);
+        // A UTF-8 continuation byte: cutting before it splits a character.
+        let inside = (from..to).filter(|&i| full[i] & 0xC0 == 0x80);
+        for i in inside {
+            cuts.insert(i);
+            inside_a_character += 1;
+        }
+    }
+    assert!(
+        inside_a_character > 0,
+        "the last lines hold no multi-byte character to cut inside"
+    );
     let work = tempfile::tempdir().unwrap();
     for cut in cuts {
         std::fs::write(&path, &full[..cut]).unwrap();
