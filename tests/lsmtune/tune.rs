@@ -431,12 +431,26 @@ fn scratch_under(work: &Path) -> Vec<String> {
 /// and is inside a benchmark run of the first iteration (a worker and its scratch folder exist).
 #[allow(clippy::zombie_processes)] // returned to the caller, which waits on it
 fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
+    // 60,000 keys: each worker run lasts a few hundred milliseconds, long enough that the
+    // signal lands while one is running, short enough that the resume is quick.
+    spawn_tune_until_a_worker_runs(out, work, 60_000, true)
+}
+
+/// Start a random-proposer fillrandom tune of `num` keys and return once one of its workers is
+/// running (and, when `journaled`, once its start record is written, i.e. past the baseline).
+fn spawn_tune_until_a_worker_runs(
+    out: &Path,
+    work: &Path,
+    num: usize,
+    journaled: bool,
+) -> std::process::Child {
     assert_eq!(SMALL[0], "--num", "SMALL's first pair is replaced below");
     let mut child = Command::new(BIN)
         .arg("tune")
         .args(&SMALL[2..]) // all but its --num
         .args(["--workload", "fillrandom", "--backend", "random"])
-        .args(["--iterations", "2", "--patience", "9", "--num", "200000"])
+        .args(["--iterations", "2", "--patience", "9", "--num"])
+        .arg(num.to_string())
         .arg("--work-dir")
         .arg(work)
         .arg("--out")
@@ -447,9 +461,16 @@ fn tune_until_benchmarking(out: &Path, work: &Path) -> std::process::Child {
         .unwrap();
     let t = Instant::now();
     loop {
-        let started = journal::load(out).is_ok_and(|r| !r.is_empty());
+        let started = !journaled || journal::load(out).is_ok_and(|r| !r.is_empty());
         if started && !workers_under(work).is_empty() {
             return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "the tune ended ({status}) before a worker was seen: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         if t.elapsed() > Duration::from_secs(180) {
             let _ = child.kill();
@@ -503,13 +524,16 @@ fn a_signal_stops_a_tune_cleanly_and_it_resumes() {
 
 /// Killed outright (SIGKILL runs no handler), a tune's worker still dies within a moment instead
 /// of running on under PID 1, and the next run in that work folder removes scratch folders whose
-/// owner is provably dead, and only those.
+/// owner is provably dead, and only those (the killed worker's own folder is gone by then: it
+/// removes it itself when it can, and the sweep takes it when it cannot).
 #[test]
 fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let (out, work) = (dir.path().join("run"), dir.path().join("work"));
     std::fs::create_dir(&work).unwrap();
-    let mut child = tune_until_benchmarking(&out, &work);
+    // Ten million keys: a worker left to itself would run for tens of seconds, so one gone
+    // within the limit below was taken along, not finished.
+    let mut child = spawn_tune_until_a_worker_runs(&out, &work, 10_000_000, false);
     let workers = workers_under(&work);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -520,7 +544,7 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
             .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
             .collect();
         assert!(
-            t.elapsed() < Duration::from_secs(15),
+            t.elapsed() < Duration::from_secs(8),
             "workers {workers:?} outlived their parent: {status:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
@@ -544,9 +568,17 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let my_start = lsmtune::interrupt::start_time(me).unwrap();
     mk("lsmtune-bench-alive", Some(format!("{me} {my_start}\n")));
     mk("lsmtune-bench-unknown", None);
+    // The next run in that work folder, whatever it is, sweeps.
     let o = Command::new(BIN)
-        .args(["tune", "--quiet", "--resume"])
-        .arg(&out)
+        .args([
+            "bench",
+            "--workload",
+            "fillrandom",
+            "--num",
+            "2000",
+            "--repeats",
+            "1",
+        ])
         .args(["--work-dir"])
         .arg(&work)
         .output()
