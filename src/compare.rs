@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::bench::stats::Summary;
 pub use crate::tune::backend::ProposerSpec;
 use crate::tune::journal::{self, Decision, Record};
+use crate::tune::objective::Metric;
 
 /// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
 /// with (`--hints`, an ablation switch).
@@ -108,7 +109,10 @@ pub struct Row {
     pub replies: usize,
     pub corrections: usize,
     pub failures: usize,
-    /// Best-so-far throughput relative to the baseline, per iteration (0 = start), per seed.
+    /// The objective the tunes were judged on (what `gains` and `curves` measure).
+    pub objective: Metric,
+    /// The best so far relative to the baseline on the objective (above 1 is better; for a
+    /// latency, start / best), per iteration (0 = start), per seed.
     pub curves: Vec<Vec<f64>>,
 }
 
@@ -134,6 +138,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         replies: 0,
         corrections: 0,
         failures: 0,
+        objective: Metric::Throughput,
         curves: Vec::new(),
     };
     let (mut proposed, mut invalid, mut noop, mut repeated) = (0usize, 0usize, 0usize, 0usize);
@@ -153,9 +158,14 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         else {
             continue;
         };
-        let Some(Record::Start { baseline, .. }) = records.first() else {
+        let Some(Record::Start {
+            baseline, settings, ..
+        }) = records.first()
+        else {
             continue;
         };
+        let objective = settings.goal.objective;
+        r.objective = objective;
         r.seeds += 1;
         let gain = match comparison {
             Some(c) if !kept_base => {
@@ -193,7 +203,16 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
                 r.corrections += it.corrections.len();
                 r.failures += usize::from(it.decision == Decision::Failed);
                 if it.decision == Decision::Accepted {
-                    best = best.max(it.best_ops / base);
+                    // The kept candidate on the objective; throughput from `best_ops` when an
+                    // older journal kept no candidate sample.
+                    let kept = it
+                        .candidate
+                        .as_ref()
+                        .and_then(|c| objective.ratio(c, baseline));
+                    let fallback = (objective == Metric::Throughput).then(|| it.best_ops / base);
+                    if let Some(v) = kept.or(fallback) {
+                        best = best.max(v);
+                    }
                 }
                 curve.push(best);
             }
@@ -239,9 +258,10 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
 /// The table in Markdown.
 pub fn markdown(rows: &[Row]) -> String {
     let mut m = String::new();
+    let objective = rows.first().map_or(Metric::Throughput, |r| r.objective);
     let _ = writeln!(
         m,
-        "| proposer | workload | seeds | gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
+        "| proposer | workload | seeds | {objective} gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
     );
     let _ = writeln!(
         m,
@@ -328,11 +348,15 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
         .flat_map(|r| r.curves.iter().flatten().copied())
         .fold(1.0f64, f64::max)
         * 1.1;
+    let caption = match rows.first().map_or(Metric::Throughput, |r| r.objective) {
+        Metric::Throughput => "throughput / start".to_string(),
+        m => format!("start {m} / best {m}, higher is better"),
+    };
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "best so far vs iteration (throughput / baseline; band: min..max over runs)",
+            format!("best so far vs iteration ({caption}; band: min..max over runs)"),
             ("sans-serif", 17),
         )
         .margin(12)

@@ -101,6 +101,18 @@ impl Metric {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
+    /// How many times better sample `s` is than `base` on this metric (above 1 is better): the
+    /// ratio of the means, inverted for the lower-is-better metrics (a p99 halved is 2.0).
+    pub fn ratio(self, s: &Sample, base: &Sample) -> Option<f64> {
+        let (v, b) = (self.mean(s)?, self.mean(base)?);
+        let r = if self.higher_is_better() {
+            v / b
+        } else {
+            b / v
+        };
+        r.is_finite().then_some(r)
+    }
+
     /// A value with its unit, as reports show it.
     pub fn show(self, v: f64) -> String {
         match self {

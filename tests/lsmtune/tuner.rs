@@ -728,3 +728,54 @@ fn patience_time_budget_confirmation_and_keeping_the_start() {
     let cand = its[0].candidate.as_ref().unwrap();
     assert_eq!(cand.ops_per_sec.len(), 3 + 2, "confirmation rounds added");
 }
+
+/// Compare's best-so-far curves and its iterations-to-95% follow the tune's objective: a p99
+/// tune that halves the tail shows a curve at start p99 / best p99, not at the (lower)
+/// throughput ratio; a throughput tune of the same change stays at 1.
+#[test]
+fn compare_curves_follow_the_objective() {
+    use lsmtune::compare::{self, ProposerSpec, Variant};
+    use lsmtune::tune::objective::{Goal, Metric};
+    let sync = r#"{"reasoning": "smooth I/O", "changes": [{"bytes_per_sync": 1048576}]}"#;
+    let variant = Variant {
+        spec: ProposerSpec::Expert,
+        hints: None,
+    };
+    let curve = |objective: Metric| {
+        let out = tempfile::tempdir().unwrap();
+        let dir = compare::run_dir(out.path(), "fillrandom", &variant, 7);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = settings(Kind::FillRandom, 1, false);
+        s.goal = Goal {
+            objective,
+            constraints: vec![],
+        };
+        let engine = FakeEngine {
+            tradeoff: true,
+            ..FakeEngine::new()
+        };
+        let mut p = Scripted {
+            calls: vec![vec![sync]],
+            at: 0,
+            notes: Vec::new(),
+        };
+        let its = run(s, &engine, &mut p, &dir);
+        let row = compare::row(out.path(), "fillrandom", &variant, &[7]).unwrap();
+        assert_eq!(row.seeds, 1);
+        assert_eq!(row.objective, objective);
+        (its, row)
+    };
+    let (its, row) = curve(Metric::P99);
+    assert_eq!(its[0].decision, Decision::Accepted);
+    let c = &row.curves[0];
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0], 1.0);
+    // The fake engine cuts p99 to 40% (2.5x) and costs 10% of the throughput.
+    assert!((2.0..3.0).contains(&c[1]), "{c:?}");
+    assert_eq!(row.iterations_to_95, 1.0);
+    assert!(row.gain_mean > 1.0, "{}", row.gain_mean);
+    let (its, row) = curve(Metric::Throughput);
+    assert_eq!(its[0].decision, Decision::Rejected);
+    assert_eq!(row.curves[0], [1.0, 1.0]);
+    assert_eq!(row.iterations_to_95, 0.0);
+}
