@@ -23,5 +23,6 @@ pub mod interrupt;
 pub mod llm;
 pub mod options;
 pub mod rng;
+pub mod scratch;
 pub mod sysinfo;
 pub mod tune;

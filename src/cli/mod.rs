@@ -189,7 +189,8 @@ fn check_out_is_ours(out: &std::path::Path, ours: &[&str], force: bool) -> Resul
 
 /// Remove scratch folders that runs killed outright left in the work folder, and say so.
 fn note_swept(work_dir: Option<&std::path::Path>) {
-    let swept = crate::bench::engine::sweep_stale(work_dir);
+    let mut swept = crate::bench::engine::sweep_stale(work_dir);
+    swept.extend(crate::options::rocks::sweep_scratch());
     if !swept.is_empty() {
         tracing::warn!(
             "removed {} scratch folder(s) left by killed runs: {}",

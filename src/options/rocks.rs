@@ -32,11 +32,23 @@ pub fn scratch_dir_on_disk(purpose: &str) -> Result<tempfile::TempDir> {
     scratch_dir_in(purpose, &std::env::temp_dir())
 }
 
+/// Prefix of the scratch folders this module makes (`lsmtune-open-...`, `lsmtune-load-...`).
+const SCRATCH_PREFIX: &str = "lsmtune-";
+
 fn scratch_dir_in(purpose: &str, base: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(&format!("lsmtune-{purpose}-"))
-        .tempdir_in(base)
+    crate::scratch::make(base, &format!("{SCRATCH_PREFIX}{purpose}-"))
         .with_context(|| format!("cannot create a scratch folder in {}", base.display()))
+}
+
+/// Remove the scratch folders of processes killed outright before they could (in /dev/shm and
+/// the temp folder; only folders whose owner file names a dead process). Returns what went.
+pub fn sweep_scratch() -> Vec<PathBuf> {
+    let mut removed = crate::scratch::sweep(memory_base(), SCRATCH_PREFIX);
+    let tmp = std::env::temp_dir();
+    if tmp != memory_base() {
+        removed.extend(crate::scratch::sweep(&tmp, SCRATCH_PREFIX));
+    }
+    removed
 }
 
 fn memory_base() -> &'static Path {

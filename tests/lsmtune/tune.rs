@@ -525,7 +525,8 @@ fn a_signal_stops_a_tune_cleanly_and_it_resumes() {
 /// Killed outright (SIGKILL runs no handler), a tune's worker still dies within a moment instead
 /// of running on under PID 1, and the next run in that work folder removes scratch folders whose
 /// owner is provably dead, and only those (the killed worker's own folder is gone by then: it
-/// removes it itself when it can, and the sweep takes it when it cannot).
+/// removes it itself when it can, and the sweep takes it when it cannot), validation folders in
+/// the temp folder included.
 #[test]
 fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let dir = tempfile::tempdir().unwrap();
@@ -568,6 +569,10 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let my_start = lsmtune::interrupt::start_time(me).unwrap();
     mk("lsmtune-bench-alive", Some(format!("{me} {my_start}\n")));
     mk("lsmtune-bench-unknown", None);
+    // A validation database's folder a process killed outright left in the temp folder.
+    let validation = std::env::temp_dir().join(format!("lsmtune-open-test{me}"));
+    std::fs::create_dir_all(validation.join("db")).unwrap();
+    std::fs::write(validation.join("owner"), format!("{dead_pid} 1\n")).unwrap();
     // The next run in that work folder, whatever it is, sweeps.
     let o = Command::new(BIN)
         .args([
@@ -589,6 +594,8 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let mut left = scratch_under(&work);
     left.sort();
     assert_eq!(left, ["lsmtune-bench-alive", "lsmtune-bench-unknown"]);
+    // (Another test's run may have swept it first: only its absence is certain.)
+    assert!(!validation.exists());
 }
 
 /// An existing --out holding someone else's files (here a report.md) is refused and left as it

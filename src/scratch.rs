@@ -1,0 +1,101 @@
+//! Scratch folders lsmtune makes for itself (benchmark runs, validation databases): each is
+//! created by us with a fixed prefix and an owner file naming the process that made it (pid and
+//! start time), and removed when dropped. A process killed outright (SIGKILL, a crash, a power
+//! cut) cannot remove its folders; a later run proves their owner dead and sweeps them, and
+//! touches nothing else.
+
+use std::path::{Path, PathBuf};
+
+/// The file in a scratch folder that names the process that made it (pid and start time).
+pub const OWNER_FILE: &str = "owner";
+
+/// A scratch folder inside `parent` whose name starts with `prefix`, naming this process as its
+/// owner; removed when dropped (never `parent` itself).
+pub fn make(parent: &Path, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
+    let me = std::process::id();
+    let start = crate::interrupt::start_time(me).unwrap_or(0);
+    std::fs::write(dir.path().join(OWNER_FILE), format!("{me} {start}\n"))?;
+    Ok(dir)
+}
+
+/// Remove the folders under `parent` whose name starts with `prefix` and whose owner file names
+/// a process that no longer runs (or whose pid now belongs to a process started later). Folders
+/// without an owner file, or with one that does not parse, are not provably ours and are left.
+/// Returns what was removed.
+pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(prefix)
+            || !e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(e.path().join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut it = owner.split_whitespace().map(|x| x.parse::<u64>().ok());
+        let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next()) else {
+            continue;
+        };
+        let alive = u32::try_from(pid)
+            .ok()
+            .and_then(crate::interrupt::start_time)
+            .is_some_and(|s| s == start);
+        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only folders with the prefix and a dead owner go; a live owner's, an unowned one and
+    /// other names stay.
+    #[test]
+    fn only_provably_dead_owners_folders_are_swept() {
+        let parent = tempfile::tempdir().unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let dead = exited.id();
+        exited.wait().unwrap();
+        let mk = |name: &str, owner: Option<String>| {
+            let d = parent.path().join(name);
+            std::fs::create_dir_all(d.join("db")).unwrap();
+            if let Some(o) = owner {
+                std::fs::write(d.join(OWNER_FILE), o).unwrap();
+            }
+        };
+        mk("lsmtune-x-dead", Some(format!("{dead} 1\n")));
+        mk("lsmtune-x-garbled", Some("not a pid".into()));
+        mk("lsmtune-x-unowned", None);
+        mk("other-dead", Some(format!("{dead} 1\n")));
+        let live = make(parent.path(), "lsmtune-x-").unwrap();
+        let removed = sweep(parent.path(), "lsmtune-x-");
+        assert_eq!(removed, [parent.path().join("lsmtune-x-dead")]);
+        let mut left: Vec<String> = std::fs::read_dir(parent.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        left.sort();
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let mut want = vec![
+            "lsmtune-x-garbled".to_string(),
+            "lsmtune-x-unowned".into(),
+            "other-dead".into(),
+            live_name,
+        ];
+        want.sort();
+        assert_eq!(left, want);
+    }
+}
