@@ -16,7 +16,7 @@ pub const FILE: &str = ".lock";
 /// Held for the life of the value; dropping it (or exiting) releases the folder.
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    file: File,
 }
 
 impl RunLock {
@@ -32,20 +32,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
-        // A child process being spawned by another thread holds a copy of every descriptor
-        // until it execs (close-on-exec closes it then), which keeps a lock just released
-        // alive for microseconds: try for up to a second before naming a holder.
-        let mut tries = 0;
-        let got = loop {
-            match file.try_lock() {
-                Err(TryLockError::WouldBlock) if tries < 20 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other,
-            }
-        };
-        match got {
+        match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
@@ -70,7 +57,17 @@ impl RunLock {
             .set_len(0)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(me.as_bytes()));
-        Ok(RunLock { _file: file })
+        Ok(RunLock { file })
+    }
+}
+
+impl Drop for RunLock {
+    /// Unlock explicitly rather than by closing: a child that another thread is spawning holds
+    /// a copy of every descriptor until it execs, and a `flock` lock lives as long as any copy
+    /// of its open file, so closing alone could leave the folder locked for a moment after
+    /// the run let go. Unlocking releases it whatever copies exist.
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
     }
 }
 
@@ -90,5 +87,29 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
+    }
+
+    /// A child forked while the lock is held keeps a copy of its descriptor (here for half a
+    /// second, as a child spawned by another thread does until it execs); the folder is free
+    /// the moment the run lets go all the same.
+    #[test]
+    fn a_released_lock_is_free_at_once_although_a_forked_child_holds_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path()).unwrap();
+        // SAFETY: the child calls only async-signal-safe functions (usleep, _exit).
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork failed");
+        if child == 0 {
+            unsafe {
+                libc::usleep(500_000);
+                libc::_exit(0);
+            }
+        }
+        drop(first);
+        let again = RunLock::acquire(dir.path());
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        again.unwrap();
     }
 }
