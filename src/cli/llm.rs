@@ -186,9 +186,10 @@ pub fn turns_cmd(
 
 #[derive(Debug, Subcommand)]
 pub enum LlmCommand {
-    /// Measure prefill and decode speed (tokens/s) of a local model: a prompt of about
-    /// --prompt-tokens tokens, then exactly --gen-tokens generated (end-of-sequence ignored),
-    /// each repeat from an empty KV cache.
+    /// Measure prefill and decode speed (tokens/s) of a local model.
+    ///
+    /// A prompt of about --prompt-tokens tokens, then exactly --gen-tokens generated
+    /// (end-of-sequence ignored), each repeat from an empty KV cache.
     ///
     /// Example:
     ///   lsmtune models make-test-model --shape qwen2.5-0.5b --out /tmp/q05
@@ -213,9 +214,11 @@ pub enum LlmCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// What the KV cache kept across turns saves: a tuning conversation (the real first turn,
-    /// then feedback turns of the tuner's size) run twice, cache kept and from scratch, with
-    /// prompt tokens, tokens actually prefilled and prefill seconds per turn.
+    /// Measure what the KV cache kept across turns saves.
+    ///
+    /// A tuning conversation (the real first turn, then feedback turns of the tuner's size) run
+    /// twice, cache kept and from scratch, with prompt tokens, tokens actually prefilled and
+    /// prefill seconds per turn.
     ///
     /// Example:
     ///   lsmtune llm turns --model /tmp/q05 --turns 4

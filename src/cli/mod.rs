@@ -61,10 +61,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Tune RocksDB for a workload on this machine, end to end: measure the start, then ask for
-    /// changes, calibrate, benchmark them interleaved with the best so far, keep only confirmed
-    /// gains, feed the results back, and stop at convergence. Writes OPTIONS-tuned.ini,
-    /// report.md, report.json, throughput.svg and journal.jsonl into --out.
+    /// Tune RocksDB for a workload on this machine, end to end.
+    ///
+    /// Measures the start, then asks for changes, calibrates them, benchmarks them interleaved
+    /// with the best so far, keeps only confirmed gains, feeds the results back, and stops at
+    /// convergence. Writes OPTIONS-tuned.ini, report.md, report.json, throughput.svg and
+    /// journal.jsonl into --out.
     ///
     /// Proposers (--backend): a local model under the proposal grammar, an OpenAI-compatible
     /// endpoint, a running Ollama or LM Studio, the built-in expert rules, or random valid
@@ -83,11 +85,13 @@ pub enum Command {
     ///   lsmtune tune --resume lsmtune-readrandom               # continue a killed run
     #[command(verbatim_doc_comment)]
     Tune(tune::TuneArgs),
-    /// Compare proposers fairly: every proposer × workload × seed is an ordinary tune with the
-    /// same workload definition, seeds and iteration budget, sharing one baseline measurement
-    /// per workload. Writes results.md / .csv / .json (gain with CI, iterations to 95% of the
-    /// best, benchmark and LLM time, tokens, invalid-proposal rate, corrections, failures) and
-    /// best_so_far.svg. Running the same command again resumes it.
+    /// Compare proposers fairly on the same workloads, seeds and budgets.
+    ///
+    /// Every proposer × workload × seed is an ordinary tune with the same workload definition,
+    /// seeds and iteration budget, sharing one baseline measurement per workload. Writes
+    /// results.md / .csv / .json (gain with CI, iterations to 95% of the best, benchmark and LLM
+    /// time, tokens, invalid-proposal rate, corrections, failures) and best_so_far.svg. Running
+    /// the same command again resumes it.
     ///
     /// Examples:
     ///   lsmtune compare --proposers expert,random --workloads fillrandom,readrandom --seeds 3 --out cmp
@@ -116,8 +120,9 @@ pub enum Command {
     /// Talk to a language model directly.
     #[command(subcommand)]
     Llm(llm::LlmCommand),
-    /// Ask a local model for proposals and show them calibrated, without benchmarking: what
-    /// would the model change, and what did the calibrator have to correct?
+    /// Ask a local model for proposals and show them calibrated, without benchmarking.
+    ///
+    /// What would the model change, and what did the calibrator have to correct?
     ///
     /// The model decodes under the proposal grammar (see `lsmtune grammar schema`): it can only
     /// write existing option names and values of the right type and range.

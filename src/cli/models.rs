@@ -9,14 +9,15 @@ use crate::options::value::human_bytes;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Show every model on this machine, store by store: the known models
-    /// (models/manifest.json), the Hugging Face cache (HF_HUB_CACHE / HF_HOME), Ollama's store
-    /// (OLLAMA_MODELS, else ~/.ollama/models), LM Studio's folder (LMSTUDIO_MODELS, else
-    /// ~/.lmstudio/models and ~/.cache/lm-studio/models) and the models folder
-    /// (LSMTUNE_MODELS_DIR, default ./models). Each model is shown under the name `--model`
-    /// takes, with its architecture, quantization, size, and whether lsmtune can run it (and if
-    /// not, why: an unsupported architecture, a tokenizer it does not know, not a GGUF...).
-    /// Reads file metadata only; never touches the network.
+    /// Show every model on this machine, store by store, and whether lsmtune can run it.
+    ///
+    /// The stores: the known models (models/manifest.json), the Hugging Face cache
+    /// (HF_HUB_CACHE / HF_HOME), Ollama's store (OLLAMA_MODELS, else ~/.ollama/models), LM
+    /// Studio's folder (LMSTUDIO_MODELS, else ~/.lmstudio/models and ~/.cache/lm-studio/models)
+    /// and the models folder (LSMTUNE_MODELS_DIR, default ./models). Each model is shown under
+    /// the name `--model` takes, with its architecture, quantization, size, and whether
+    /// lsmtune can run it (and if not, why: an unsupported architecture, a tokenizer it does
+    /// not know, not a GGUF...). Reads file metadata only; never touches the network.
     ///
     /// Examples:
     ///   lsmtune models list
@@ -27,9 +28,11 @@ pub enum ModelsCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Download a model into the Hugging Face cache (HF_HUB_CACHE / HF_HOME; endpoint
-    /// HF_ENDPOINT; token HF_TOKEN for gated repos), with a progress bar. Files already cached
-    /// are not fetched again. What lands is what `--model SPEC` then finds with no network.
+    /// Download a model into the Hugging Face cache, with a progress bar.
+    ///
+    /// The cache is HF_HUB_CACHE / HF_HOME; the endpoint HF_ENDPOINT; the token HF_TOKEN for
+    /// gated repos. Files already cached are not fetched again. What lands is what
+    /// `--model SPEC` then finds with no network.
     ///
     /// SPEC is a manifest name (`qwen2.5-0.5b-instruct`, `qwen2.5-0.5b-instruct:q8_0`; see
     /// `models list`), `ORG/REPO:FILE.gguf` (plus that repo's tokenizer.json), or `ORG/REPO`
@@ -45,8 +48,10 @@ pub enum ModelsCommand {
         #[arg(long)]
         offline: bool,
     },
-    /// Write a tiny deterministic random-weight model (GGUF + a tokenizer.json trained here) for
-    /// tests and offline trials: it exercises the real loading and generation code.
+    /// Write a tiny deterministic random-weight model for tests and offline trials.
+    ///
+    /// A GGUF (or safetensors) file plus a tokenizer.json trained here: it exercises the real
+    /// loading and generation code.
     ///
     /// Example:
     ///   lsmtune models make-test-model --arch qwen2 --out /tmp/tiny

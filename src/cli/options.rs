@@ -19,8 +19,9 @@ use crate::options::{
 
 #[derive(Debug, Subcommand)]
 pub enum OptionsCommand {
-    /// Show the catalog of tunable options (no FILE), or an OPTIONS file annotated with defaults
-    /// and meanings.
+    /// Show the catalog of tunable options, or an OPTIONS file annotated.
+    ///
+    /// Without FILE, the catalog; with one, its options with their defaults and meanings.
     ///
     /// Examples:
     ///   lsmtune options show
@@ -77,8 +78,10 @@ pub enum OptionsCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Make an OPTIONS file loadable by an older RocksDB's db_bench (e.g. Debian's 7.8.3, which
-    /// refuses keys newer versions write): asks db_bench, drops each key it names, repeats.
+    /// Make an OPTIONS file loadable by an older RocksDB's db_bench.
+    ///
+    /// Older versions (e.g. Debian's 7.8.3) refuse keys newer versions write: this asks
+    /// db_bench, drops each key it names, and repeats.
     ///
     /// Example:
     ///   lsmtune options downgrade OPTIONS-tuned.ini --out OPTIONS-db_bench.ini

@@ -92,8 +92,10 @@ pub struct ProposeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum GrammarCommand {
-    /// Print the proposal JSON Schema generated from the option catalog of the linked RocksDB
-    /// (the grammar local models decode under, and what OpenAI-compatible endpoints receive).
+    /// Print the proposal JSON Schema generated from the option catalog.
+    ///
+    /// The catalog is the linked RocksDB's; the schema is the grammar local models decode
+    /// under, and what OpenAI-compatible endpoints receive.
     ///
     /// Examples:
     ///   lsmtune grammar schema --max-changes 4

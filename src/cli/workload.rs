@@ -14,9 +14,10 @@ use crate::options::value::human_bytes;
 
 #[derive(Debug, Subcommand)]
 pub enum WorkloadCommand {
-    /// Summarise a RocksDB query trace (the binary file `DB::StartTrace` or `db_bench
-    /// --trace_file` writes): operation mix, key and value sizes, skew, queries per second over
-    /// time; with --out, write the equivalent workload file.
+    /// Summarise a RocksDB query trace; with --out, write the equivalent workload file.
+    ///
+    /// The trace is the binary file `DB::StartTrace` or `db_bench --trace_file` writes. Shown:
+    /// operation mix, key and value sizes, skew, queries per second over time.
     ///
     /// Examples:
     ///   lsmtune workload analyze /var/tmp/service.trace
@@ -31,10 +32,12 @@ pub enum WorkloadCommand {
         #[command(flatten)]
         json: Json,
     },
-    /// Characterize a live database without touching it: read its newest OPTIONS file and its
-    /// LOG (table properties of live files, the last statistics and DB stats dumps). Nothing is
-    /// opened for writing and the database's LOCK is never taken. With --out, write a workload
-    /// file; `tune --base DB_DIR` starts from the database's own OPTIONS.
+    /// Characterize a live database from its files, without touching it.
+    ///
+    /// Reads its newest OPTIONS file and its LOG (table properties of live files, the last
+    /// statistics and DB stats dumps). Nothing is opened for writing and the database's LOCK
+    /// is never taken. With --out, write a workload file; `tune --base DB_DIR` starts from the
+    /// database's own OPTIONS.
     ///
     /// Examples:
     ///   lsmtune workload from-db /data/rocksdb

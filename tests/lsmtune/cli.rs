@@ -618,6 +618,37 @@ fn a_hanging_db_bench_is_stopped_at_the_timeout() {
     assert!(t.elapsed().as_secs() < 300);
 }
 
+/// In a command list, each command whose help keeps its line breaks (for its examples) shows a
+/// one-line summary: a summary broken over the source's lines wrapped into ragged fragments.
+#[test]
+fn command_lists_show_one_line_summaries() {
+    for (parent, commands) in [
+        (&[][..], &["tune", "compare", "bench", "propose"][..]),
+        (&["models"], &["list", "pull", "make-test-model"]),
+        (&["llm"], &["bench", "turns"]),
+        (&["workload"], &["analyze", "from-db"]),
+        (&["grammar"], &["schema"]),
+        (&["options"], &["show", "downgrade"]),
+    ] {
+        let mut args: Vec<&str> = parent.to_vec();
+        args.push("--help");
+        let help = text(&lsmtune(&args));
+        let lines: Vec<&str> = help.lines().collect();
+        for cmd in commands {
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("  {cmd} ")))
+                .unwrap_or_else(|| panic!("{parent:?}: no {cmd} in\n{help}"));
+            let next = lines.get(at + 1).copied().unwrap_or("");
+            assert!(
+                next.is_empty() || next.starts_with("  ") && !next.starts_with("   "),
+                "{parent:?} {cmd}: the summary runs on: {:?} / {next:?}",
+                lines[at]
+            );
+        }
+    }
+}
+
 #[test]
 fn help_examples_keep_one_command_per_line() {
     for cmd in [
