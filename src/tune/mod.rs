@@ -255,10 +255,13 @@ impl Tuner<'_> {
             ),
         };
         if let Some(end @ Record::End { .. }) = records.last() {
-            // Finished already: the report as the journal and files have it.
+            // Finished already: the report as the journal and files have it, written again
+            // (a newer lsmtune may show more of the same journal).
+            let report = report::build(&self.out)?;
+            report::write(&self.out, &report)?;
             return Ok(Finished {
                 end: end.clone(),
-                report: report::build(&self.out)?,
+                report,
             });
         }
         let catalog = crate::options::catalog()?;

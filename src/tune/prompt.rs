@@ -38,6 +38,12 @@ pub const MODEL_MAX_CHANGES: usize = 3;
 /// time on a CPU, and the reasoning is most of what it decodes.
 pub const MODEL_REASONING_CHARS: usize = 160;
 
+/// The length limit a model proposal's grammar puts on its reasoning in a tune asking for at
+/// most `reasoning_chars`.
+pub fn model_reasoning_limit(reasoning_chars: usize) -> usize {
+    reasoning_chars.min(MODEL_REASONING_CHARS)
+}
+
 /// Options offered with `--hints knowledge`: the hinted ones first, a few more that matter for
 /// the workload. Fewer options distract a small model less.
 const FOCUS: usize = 10;

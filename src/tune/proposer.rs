@@ -183,9 +183,7 @@ impl Proposer for LlmProposer {
         let schema = crate::tune::prompt::schema(
             &offers,
             max,
-            ctx.schema
-                .reasoning_chars
-                .min(crate::tune::prompt::MODEL_REASONING_CHARS),
+            crate::tune::prompt::model_reasoning_limit(ctx.schema.reasoning_chars),
         );
         let grammar = self
             .grammar

@@ -17,6 +17,7 @@ use crate::bench::stats::{Comparison, Summary};
 use crate::options::{Config, OptionsDoc};
 use crate::sysinfo::Facts;
 use crate::tune::objective::{Check, Constraint, METRICS, Metric};
+use crate::tune::prompt::model_reasoning_limit;
 
 /// The report's data.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +100,16 @@ pub struct Totals {
 
 fn summary(s: &Sample) -> Option<Summary> {
     Summary::of(&s.ops_per_sec)
+}
+
+/// A model's reasoning as the report shows it: one that fills the grammar's length limit was cut
+/// there (the model had more to say), and says so with an ellipsis.
+fn mark_cut(reasoning: &str, limit: usize) -> String {
+    if limit > 0 && reasoning.chars().count() >= limit {
+        format!("{}…", reasoning.trim_end())
+    } else {
+        reasoning.to_string()
+    }
 }
 
 /// Rebuild the report from the journal and files in `out` (a finished run asked to resume, a
@@ -228,7 +239,15 @@ pub fn assemble(
                 start: start.to_string(),
                 tuned: tuned.to_string(),
                 iteration: origin.map(|it| it.iteration),
-                reasoning: origin.and_then(|it| it.reasoning.clone()),
+                reasoning: origin.and_then(|it| {
+                    let r = it.reasoning.as_deref()?;
+                    // A model's reasoning is bounded by the proposal grammar; other
+                    // proposers' is whole.
+                    Some(match it.llm {
+                        Some(_) => mark_cut(r, model_reasoning_limit(settings.reasoning_chars)),
+                        None => r.to_string(),
+                    })
+                }),
             });
         }
     }
@@ -664,4 +683,26 @@ pub fn write(out: &Path, r: &Report) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reasoning_that_fills_the_grammars_limit_is_marked_cut() {
+        let limit = model_reasoning_limit(400);
+        assert_eq!(limit, 160);
+        let full = "x".repeat(limit);
+        assert_eq!(mark_cut(&full, limit), format!("{full}…"));
+        let cut_after_space = format!("{} ", "y".repeat(limit - 1));
+        assert_eq!(
+            mark_cut(&cut_after_space, limit),
+            format!("{}…", "y".repeat(limit - 1))
+        );
+        assert_eq!(mark_cut("short and whole", limit), "short and whole");
+        // Multi-byte characters count as one, as the grammar counts them.
+        let arrows = "→".repeat(limit - 1);
+        assert_eq!(mark_cut(&arrows, limit), arrows);
+    }
 }
