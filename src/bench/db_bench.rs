@@ -94,6 +94,7 @@ pub fn accepts(
 ) -> std::result::Result<(), String> {
     let dir = scratch_dir("db-bench-probe").map_err(|e| e.to_string())?;
     let file = dir.path().join("OPTIONS-probe.ini");
+    let doc = crate::options::rocks::without_deployment_paths(doc);
     std::fs::write(&file, doc.render("db_bench probe written by lsmtune"))
         .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(db_bench);

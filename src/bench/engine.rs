@@ -176,7 +176,8 @@ impl BenchEngine for DbBench {
             message: format!("{e:#}"),
         })?;
         let options_file = work.join("OPTIONS-db_bench.ini");
-        compat
+        // The WAL and LOG stay in the run folder, never in the deployment's own folders.
+        rocks::without_deployment_paths(&compat)
             .write(&options_file, "candidate for db_bench (lsmtune)")
             .map_err(|e| RunFailure::Spawn {
                 message: e.to_string(),

@@ -32,21 +32,39 @@ pub fn scratch_dir_on_disk(purpose: &str) -> Result<tempfile::TempDir> {
     scratch_dir_in(purpose, &std::env::temp_dir())
 }
 
-/// Prefix of the scratch folders this module makes (`lsmtune-open-...`, `lsmtune-load-...`).
-const SCRATCH_PREFIX: &str = "lsmtune-";
+/// What lsmtune makes scratch folders for outside a run folder, each named
+/// `lsmtune-PURPOSE-...`: the only names [`sweep_scratch`] looks at.
+const SCRATCH_PURPOSES: [&str; 6] = [
+    "open",
+    "load",
+    "defaults",
+    "probe",
+    "db-bench-run",
+    "db-bench-probe",
+];
 
 fn scratch_dir_in(purpose: &str, base: &Path) -> Result<tempfile::TempDir> {
-    crate::scratch::make(base, &format!("{SCRATCH_PREFIX}{purpose}-"))
+    crate::scratch::make(base, &format!("lsmtune-{purpose}-"))
         .with_context(|| format!("cannot create a scratch folder in {}", base.display()))
 }
 
 /// Remove the scratch folders of processes killed outright before they could (in /dev/shm and
-/// the temp folder; only folders whose owner file names a dead process). Returns what went.
+/// the temp folder; only [`SCRATCH_PURPOSES`]' names, and only folders whose owner is provably
+/// dead, see [`crate::scratch::sweep`]). Returns what went.
 pub fn sweep_scratch() -> Vec<PathBuf> {
-    let mut removed = crate::scratch::sweep(memory_base(), SCRATCH_PREFIX);
     let tmp = std::env::temp_dir();
+    let mut parents = vec![memory_base()];
     if tmp != memory_base() {
-        removed.extend(crate::scratch::sweep(&tmp, SCRATCH_PREFIX));
+        parents.push(&tmp);
+    }
+    let mut removed = Vec::new();
+    for parent in parents {
+        for purpose in SCRATCH_PURPOSES {
+            removed.extend(crate::scratch::sweep(
+                parent,
+                &format!("lsmtune-{purpose}-"),
+            ));
+        }
     }
     removed
 }
@@ -55,11 +73,7 @@ fn memory_base() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        let usable = shm.is_dir()
-            && tempfile::Builder::new()
-                .prefix("lsmtune-probe-")
-                .tempdir_in(shm)
-                .is_ok();
+        let usable = shm.is_dir() && crate::scratch::make(shm, "lsmtune-probe-").is_ok();
         if usable {
             shm.to_path_buf()
         } else {
@@ -165,13 +179,36 @@ pub struct LoadedOptions {
     pub cache: Cache,
 }
 
+/// Options naming where a deployment keeps files outside the database folder: the WAL and the
+/// info log. They stay in the document (the tuned file is the user's), but no database lsmtune
+/// opens for a check or a benchmark may use them: a check would create them, or refuse a
+/// production WAL folder that holds logs; a benchmark would write into them.
+pub const DEPLOYMENT_PATHS: [&str; 2] = ["wal_dir", "db_log_dir"];
+
+/// The document with [`DEPLOYMENT_PATHS`] emptied (RocksDB then keeps the WAL and the LOG in
+/// the database folder), as every scratch and benchmark database is opened.
+pub fn without_deployment_paths(doc: &OptionsDoc) -> OptionsDoc {
+    let mut doc = doc.clone();
+    for key in DEPLOYMENT_PATHS {
+        if doc
+            .get(&SectionKind::Db, key)
+            .is_some_and(|v| !v.is_empty())
+        {
+            doc.set(&SectionKind::Db, key, "");
+        }
+    }
+    doc
+}
+
 /// Load a document through `LoadLatestOptions`, strictly (unknown keys are errors), with a block
 /// cache of the capacity the document asks for, as a user's program passes its own cache.
+/// Deployment paths are emptied ([`without_deployment_paths`]): whatever opens these options
+/// keeps every file in its own folder.
 pub fn load(doc: &OptionsDoc) -> std::result::Result<LoadedOptions, String> {
     let dir = scratch_dir("load").map_err(|e| e.to_string())?;
     std::fs::write(
         dir.path().join("OPTIONS-000001"),
-        doc.render("validation copy written by lsmtune"),
+        without_deployment_paths(doc).render("validation copy written by lsmtune"),
     )
     .map_err(|e| e.to_string())?;
     load_file_dir(dir.path(), block_cache_capacity(doc))
@@ -218,12 +255,21 @@ pub fn check_open(doc: &OptionsDoc) -> std::result::Result<(), String> {
 /// A fresh database opened from a document for a check, with what it needs kept alive; the
 /// database closes (and its folder goes) when this is dropped.
 pub struct ScratchDb {
-    /// Declared first so it closes before the options, cache and folder it uses.
-    pub db: DB,
-    pub loaded: LoadedOptions,
+    /// Declared first so it closes before the options, cache and folder it uses (private, so
+    /// it cannot be moved out and outlive them).
+    db: DB,
+    _loaded: LoadedOptions,
     /// Where the data lives: in RocksDB's in-memory Env, or on disk for direct I/O and mmap.
     pub medium: Medium,
-    _dir: tempfile::TempDir,
+    /// The real folder of a database on disk (none for one in memory).
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ScratchDb {
+    /// The open database.
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
 }
 
 /// Where a scratch database keeps its files.
@@ -252,34 +298,39 @@ const FILE_SYSTEM_OPTIONS: [&str; 4] = [
 /// document asks for direct I/O or mmap. Option validation is the same whatever the Env:
 /// `DB::Open` checks the options before it touches a file.
 pub fn open_scratch(doc: &OptionsDoc) -> std::result::Result<ScratchDb, String> {
-    let medium = if FILE_SYSTEM_OPTIONS
-        .iter()
-        .any(|k| doc.get(&SectionKind::Db, k) == Some("true"))
-    {
+    // RocksDB reads "true" and "1" as true.
+    let on = |k: &&str| {
+        doc.get(&SectionKind::Db, k)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+    };
+    let medium = if FILE_SYSTEM_OPTIONS.iter().any(on) {
         Medium::Disk
     } else {
         Medium::Memory
     };
-    // rust-rocksdb creates the database folder on the real file system before it opens, so a
-    // (tiny, empty) folder exists in either case.
-    let dir = match medium {
-        Medium::Disk => scratch_dir_on_disk("open"),
-        Medium::Memory => scratch_dir("open"),
-    }
-    .map_err(|e| e.to_string())?;
     let mut loaded = load(doc)?;
-    if medium == Medium::Memory {
-        let env = Env::mem_env().map_err(|e| e.into_string())?;
-        loaded.db.set_env(&env);
-    }
+    // rust-rocksdb creates the database folder on the real file system before it opens: an
+    // in-memory database is opened at a folder that exists already (the memory base; its files
+    // are the Env's own), so nothing real is made for it.
+    let (dir, path) = match medium {
+        Medium::Disk => {
+            let dir = scratch_dir_on_disk("open").map_err(|e| e.to_string())?;
+            let path = dir.path().join("db");
+            (Some(dir), path)
+        }
+        Medium::Memory => {
+            let env = Env::mem_env().map_err(|e| e.into_string())?;
+            loaded.db.set_env(&env);
+            (None, memory_base().to_path_buf())
+        }
+    };
     loaded.db.create_if_missing(true);
     loaded.db.create_missing_column_families(true);
     let cfs = std::mem::take(&mut loaded.cfs);
-    let db = DB::open_cf_descriptors(&loaded.db, dir.path().join("db"), cfs)
-        .map_err(|e| e.into_string())?;
+    let db = DB::open_cf_descriptors(&loaded.db, &path, cfs).map_err(|e| e.into_string())?;
     Ok(ScratchDb {
         db,
-        loaded,
+        _loaded: loaded,
         medium,
         _dir: dir,
     })
@@ -374,6 +425,43 @@ mod tests {
         assert!(
             opened >= 5 && refused >= 3 && in_memory >= 5,
             "{opened} {refused} {in_memory}"
+        );
+    }
+
+    /// A base from a production database names its WAL and LOG folders: no check and no
+    /// benchmark database may create, refuse or write into them, in memory or on disk.
+    #[test]
+    fn no_database_lsmtune_opens_touches_the_deployment_paths() {
+        let outside = tempfile::tempdir().unwrap();
+        let wal = outside.path().join("wal");
+        std::fs::create_dir(&wal).unwrap();
+        std::fs::write(wal.join("000001.log"), b"production WAL").unwrap();
+        let log = outside.path().join("missing").join("log");
+        let mut doc = linked_defaults().unwrap().clone();
+        doc.set(&SectionKind::Db, "wal_dir", &wal.display().to_string());
+        doc.set(&SectionKind::Db, "db_log_dir", &log.display().to_string());
+        check_open(&doc).unwrap();
+        let mut direct = doc.clone();
+        direct.set(&SectionKind::Db, "use_direct_reads", "1");
+        assert_eq!(open_scratch(&direct).unwrap().medium, Medium::Disk);
+        let bench = scratch_dir_on_disk("bench-test").unwrap();
+        let (db, _) = open_with(&doc, &bench.path().join("db"), true).unwrap();
+        db.put(b"k", b"v").unwrap();
+        drop(db);
+        let wal_files: Vec<_> = std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(wal_files, ["000001.log"]);
+        assert_eq!(
+            std::fs::read(wal.join("000001.log")).unwrap(),
+            b"production WAL"
+        );
+        assert!(!outside.path().join("missing").exists());
+        // The document itself keeps them: the tuned file is the user's.
+        assert_eq!(
+            doc.get(&SectionKind::Db, "wal_dir"),
+            Some(wal.display().to_string().as_str())
         );
     }
 

@@ -4,8 +4,8 @@
 //! unsafe options were allowed; the memory estimate fits the budget (or says why it cannot); and
 //! the written OPTIONS file, read back from disk by RocksDB's loader, opens a database that takes
 //! a write and a read (in RocksDB's in-memory Env, or on disk when the file asks for direct I/O
-//! or mmap, as the calibrator's own check does: `DB::Open` validates the options before it
-//! touches a file).
+//! or mmap, as the calibrator's own check does; every tenth case also on a real file system, so
+//! the in-memory Env is not the only judge of its own verdict).
 //!
 //! Case count: `LSMTUNE_PROPTEST_CASES` (default 10000).
 
@@ -201,6 +201,9 @@ fn render(entries: &[(String, V)], format: u8) -> String {
     }
 }
 
+/// Cases run so far (every tenth also opens on disk).
+static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn cases() -> u32 {
     std::env::var("LSMTUNE_PROPTEST_CASES")
         .ok()
@@ -259,8 +262,22 @@ proptest! {
         let reread = OptionsDoc::read(&file).unwrap();
         let scratch = rocks::open_scratch(&reread)
             .map_err(|e| TestCaseError::fail(format!("RocksDB refused a calibrated config: {e}\ntext:\n{text}")))?;
-        scratch.db.put(b"key", b"value").unwrap();
-        let got = scratch.db.get(b"key").unwrap();
+        scratch.db().put(b"key", b"value").unwrap();
+        let got = scratch.db().get(b"key").unwrap();
         prop_assert_eq!(got.as_deref(), Some(&b"value"[..]));
+        drop(scratch);
+        // Every tenth case also on a real file system, as a user's program opens it: the
+        // in-memory Env the checks use must not be the only judge of its own verdict.
+        if CASE
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(10)
+        {
+            let disk = tempfile::Builder::new().prefix("lsmtune-proptest-disk-").tempdir().unwrap();
+            let (db, _opts) = rocks::open(&reread, &disk.path().join("db"))
+                .map_err(|e| TestCaseError::fail(format!("RocksDB refused a calibrated config on disk: {e}\ntext:\n{text}")))?;
+            db.put(b"key", b"value").unwrap();
+            let got = db.get(b"key").unwrap();
+            prop_assert_eq!(got.as_deref(), Some(&b"value"[..]));
+        }
     }
 }
