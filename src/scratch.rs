@@ -1,21 +1,40 @@
 //! Scratch folders lsmtune makes for itself (benchmark runs, validation databases): each is
-//! created by us with a fixed prefix and an owner file naming the process that made it (pid,
-//! start time, pid namespace), and removed when dropped. A process killed outright (SIGKILL, a crash, a power
-//! cut) cannot remove its folders; a later run proves their owner dead and sweeps them, and
-//! touches nothing else.
+//! created by us with a fixed prefix and an owner file naming the process that made it, and
+//! removed when dropped. A process killed outright (SIGKILL, a crash, a power cut) cannot
+//! remove its folders; a later run proves their owner dead and sweeps them, and touches nothing
+//! it cannot prove is a dead lsmtune's.
 
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// The file in a scratch folder that names the process that made it: pid, start time, and the
-/// pid namespace the pid belongs to.
+/// The file in a scratch folder that names the process that made it: `pid start-time
+/// pid-namespace host` (older files have the first two or three).
 pub const OWNER_FILE: &str = "owner";
+
+/// An owner file is a line of a few numbers: anything longer is not ours.
+const OWNER_MAX_BYTES: u64 = 256;
+
+/// An empty folder with our prefix and no owner file (its maker was killed between creating it
+/// and naming itself) is removed once it is this old.
+const EMPTY_ORPHAN_AGE: Duration = Duration::from_secs(600);
 
 /// This process's pid namespace (the inode of /proc/self/ns/pid; 0 when unreadable). A pid only
 /// means something in its own namespace: a container sharing /tmp or /dev/shm with the host
 /// sees the host's lsmtune pids as dead, and must leave their folders alone.
 fn pid_namespace() -> u64 {
-    use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// This machine: /etc/machine-id, else the host name (one token). Pid namespaces of different
+/// hosts have the same numbers, so a work folder shared between hosts (NFS) needs this too.
+fn host() -> String {
+    let id = std::fs::read_to_string("/etc/machine-id")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .unwrap_or_default();
+    let id: String = id.split_whitespace().collect();
+    if id.is_empty() { "-".into() } else { id }
 }
 
 /// A scratch folder inside `parent` whose name starts with `prefix`, naming this process as its
@@ -24,46 +43,107 @@ pub fn make(parent: &Path, prefix: &str) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
     let me = std::process::id();
     let start = crate::interrupt::start_time(me).unwrap_or(0);
-    let ns = pid_namespace();
-    std::fs::write(dir.path().join(OWNER_FILE), format!("{me} {start} {ns}\n"))?;
+    let line = format!("{me} {start} {} {}\n", pid_namespace(), host());
+    std::fs::write(dir.path().join(OWNER_FILE), line)?;
     Ok(dir)
 }
 
-/// Remove the folders under `parent` whose name starts with `prefix` and whose owner file names
-/// a process of this pid namespace that no longer runs (or whose pid now belongs to a process
-/// started later). Folders without an owner file, with one that does not parse, or from another
-/// pid namespace are not provably dead and are left. Returns what was removed.
+/// The owner file of `dir`, if it is a small regular file of this user (read without following
+/// a link or blocking on a FIFO someone put there).
+fn read_owner(dir: &Path, euid: u32) -> Option<String> {
+    let path = dir.join(OWNER_FILE);
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.uid() != euid || meta.len() > OWNER_MAX_BYTES {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .ok()?;
+    let mut text = String::new();
+    file.take(OWNER_MAX_BYTES).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Whether an owner line names a process of this machine and pid namespace that is gone: its
+/// pid runs no more, or runs a process started at another time. Anything unreadable, an unknown
+/// start time, another namespace or another host is not provably dead.
+fn provably_dead(owner: &str, our_ns: u64, our_host: &str) -> bool {
+    let f: Vec<&str> = owner.split_whitespace().collect();
+    let (Some(Ok(pid)), Some(Ok(start))) = (
+        f.first().map(|x| x.parse::<u32>()),
+        f.get(1).map(|x| x.parse::<u64>()),
+    ) else {
+        return false;
+    };
+    if start == 0 || f.len() > 4 {
+        return false;
+    }
+    if let Some(ns) = f.get(2)
+        && ns.parse::<u64>().ok() != Some(our_ns)
+    {
+        return false;
+    }
+    if let Some(h) = f.get(3)
+        && *h != our_host
+    {
+        return false;
+    }
+    crate::interrupt::start_time(pid) != Some(start)
+}
+
+/// Remove the folders under `parent` whose name starts with `prefix`, that belong to this user,
+/// and whose owner file names a dead process ([`provably_dead`]); and empty ones of ours with
+/// no owner file that are older than ten minutes. Nothing else is touched, and nothing at all
+/// when this process cannot read its own start time (no /proc to judge by). Returns what was
+/// removed.
 pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+    let me = std::process::id();
+    if crate::interrupt::start_time(me).is_none() {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(parent) else {
         return Vec::new();
     };
-    let our_ns = pid_namespace();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let (our_ns, our_host) = (pid_namespace(), host());
     let mut removed = Vec::new();
     for e in entries.flatten() {
+        // file_type does not follow links: a link named like ours is not a folder of ours.
         if !e.file_name().to_string_lossy().starts_with(prefix)
             || !e.file_type().is_ok_and(|t| t.is_dir())
         {
             continue;
         }
-        let Ok(owner) = std::fs::read_to_string(e.path().join(OWNER_FILE)) else {
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let mut it = owner.split_whitespace().map(|x| x.parse::<u64>().ok());
-        let (Some(Some(pid)), Some(Some(start))) = (it.next(), it.next()) else {
+        if meta.uid() != euid {
             continue;
-        };
-        // Owner files written before the namespace was recorded have two fields.
-        match it.next() {
-            None => {}
-            Some(Some(ns)) if ns == our_ns => {}
-            Some(_) => continue,
         }
-        let alive = u32::try_from(pid)
-            .ok()
-            .and_then(crate::interrupt::start_time)
-            .is_some_and(|s| s == start);
-        if !alive && std::fs::remove_dir_all(e.path()).is_ok() {
-            removed.push(e.path());
+        match read_owner(&path, euid) {
+            Some(owner) => {
+                if provably_dead(&owner, our_ns, &our_host)
+                    && std::fs::remove_dir_all(&path).is_ok()
+                {
+                    removed.push(path);
+                }
+            }
+            None => {
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > EMPTY_ORPHAN_AGE);
+                let no_owner = std::fs::symlink_metadata(path.join(OWNER_FILE)).is_err();
+                // remove_dir removes only an empty folder.
+                if old && no_owner && std::fs::remove_dir(&path).is_ok() {
+                    removed.push(path);
+                }
+            }
         }
     }
     removed
@@ -73,8 +153,9 @@ pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
-    /// Only folders with the prefix and a dead owner of this pid namespace go; a live owner's,
-    /// another namespace's, an unowned one and other names stay.
+    /// Only folders with the prefix, of this user, and a provably dead owner of this host and
+    /// pid namespace go, and empty unowned ones once old; everything else stays, and an owner
+    /// file that is a FIFO or a link neither blocks the sweep nor counts.
     #[test]
     fn only_provably_dead_owners_folders_are_swept() {
         let parent = tempfile::tempdir().unwrap();
@@ -87,25 +168,58 @@ mod tests {
             if let Some(o) = owner {
                 std::fs::write(d.join(OWNER_FILE), o).unwrap();
             }
+            d
         };
-        let ns = pid_namespace();
-        mk("lsmtune-x-dead", Some(format!("{dead} 1 {ns}\n")));
+        let (ns, host) = (pid_namespace(), host());
+        mk("lsmtune-x-dead", Some(format!("{dead} 1 {ns} {host}\n")));
+        mk("lsmtune-x-dead-ns-only", Some(format!("{dead} 1 {ns}\n")));
         mk("lsmtune-x-dead-old-format", Some(format!("{dead} 1\n")));
         mk(
             "lsmtune-x-other-namespace",
-            Some(format!("{dead} 1 {}\n", ns + 1)),
+            Some(format!("{dead} 1 {} {host}\n", ns + 1)),
+        );
+        mk(
+            "lsmtune-x-other-host",
+            Some(format!("{dead} 1 {ns} elsewhere\n")),
+        );
+        mk(
+            "lsmtune-x-start-unknown",
+            Some(format!("{dead} 0 {ns} {host}\n")),
         );
         mk("lsmtune-x-garbled", Some("not a pid".into()));
         mk("lsmtune-x-unowned", None);
         mk("other-dead", Some(format!("{dead} 1\n")));
+        let fifo = mk("lsmtune-x-fifo", None);
+        let c = std::ffi::CString::new(fifo.join(OWNER_FILE).to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let link = mk("lsmtune-x-link", None);
+        let target = parent.path().join("elsewhere-owner");
+        std::fs::write(&target, format!("{dead} 1\n")).unwrap();
+        std::os::unix::fs::symlink(&target, link.join(OWNER_FILE)).unwrap();
+        let empty_old = parent.path().join("lsmtune-x-empty-old");
+        std::fs::create_dir(&empty_old).unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(&empty_old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        std::fs::create_dir(parent.path().join("lsmtune-x-empty-new")).unwrap();
         let live = make(parent.path(), "lsmtune-x-").unwrap();
+
         let mut removed = sweep(parent.path(), "lsmtune-x-");
         removed.sort();
+        let names: Vec<String> = removed
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
         assert_eq!(
-            removed,
+            names,
             [
-                parent.path().join("lsmtune-x-dead"),
-                parent.path().join("lsmtune-x-dead-old-format")
+                "lsmtune-x-dead",
+                "lsmtune-x-dead-ns-only",
+                "lsmtune-x-dead-old-format",
+                "lsmtune-x-empty-old"
             ]
         );
         let mut left: Vec<String> = std::fs::read_dir(parent.path())
@@ -120,8 +234,14 @@ mod tests {
             .to_string_lossy()
             .to_string();
         let mut want = vec![
-            "lsmtune-x-garbled".to_string(),
+            "elsewhere-owner".to_string(),
+            "lsmtune-x-empty-new".into(),
+            "lsmtune-x-fifo".into(),
+            "lsmtune-x-garbled".into(),
+            "lsmtune-x-link".into(),
+            "lsmtune-x-other-host".into(),
             "lsmtune-x-other-namespace".into(),
+            "lsmtune-x-start-unknown".into(),
             "lsmtune-x-unowned".into(),
             "other-dead".into(),
             live_name,
