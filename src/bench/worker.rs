@@ -229,6 +229,11 @@ pub fn run_isolated(
     if let Some(c) = &cage {
         c.confine(&mut cmd);
     }
+    // The worker watches its parent itself (`watch_parent`) and leaves, removing its run
+    // folder, once the parent is gone. A stopped worker (Ctrl-Z stops the whole foreground
+    // group) could not notice: the kernel wakes it with SIGCONT when the thread that starts it
+    // (and waits for it, below) ends, however it ends.
+    on_parent_death(&mut cmd, libc::SIGCONT);
     let mut child = cmd
         .arg("__worker")
         .arg(&spec_file)
@@ -236,8 +241,6 @@ pub fn run_isolated(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(stderr)
-        // The worker also watches its parent itself (see `worker_main`), since it may outlive
-        // the thread that started it.
         .spawn()
         .map_err(|e| spawn_err(&format!("{}: {e}", exe.display())))?;
     if let Some(stdout) = child.stdout.take() {
@@ -313,12 +316,18 @@ pub fn run_isolated(
 /// kernel sends it when the thread that started the child ends, so use it only for children
 /// waited on by the thread that starts them, as db_bench runs are).
 pub fn die_with_parent(cmd: &mut Command) {
+    on_parent_death(cmd, libc::SIGKILL);
+}
+
+/// Have the kernel send `signal` to a child process when the thread that starts it ends (Linux
+/// `PR_SET_PDEATHSIG`; see [`die_with_parent`]).
+fn on_parent_death(cmd: &mut Command, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated after fork.
     unsafe {
         cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::prctl(libc::PR_SET_PDEATHSIG, signal);
             if libc::getppid() != parent {
                 // The parent died between fork and prctl.
                 libc::_exit(1);

@@ -418,6 +418,37 @@ fn workers_under(work: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Stop (SIGSTOP) one of the tune's running workers and return its pid: a stopped worker cannot
+/// finish by itself, so if it is gone later, something killed it.
+fn freeze_a_worker(work: &Path) -> u32 {
+    let t = Instant::now();
+    loop {
+        for pid in workers_under(work) {
+            // SAFETY: a signal to a pid we just listed; at worst it has exited (ESRCH).
+            if unsafe { libc::kill(pid as i32, libc::SIGSTOP) } == 0 {
+                while state(pid) == Some('R') || state(pid) == Some('S') || state(pid) == Some('D')
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if state(pid) == Some('T') {
+                    return pid;
+                }
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no worker could be stopped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A process's state letter (R, S, D, T, Z, ...), or None when it is gone.
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
 fn scratch_under(work: &Path) -> Vec<String> {
     std::fs::read_dir(work)
         .unwrap()
@@ -491,11 +522,18 @@ fn a_signal_stops_a_tune_cleanly_and_it_resumes() {
         let (out, work) = (dir.path().join("run"), dir.path().join("work"));
         std::fs::create_dir(&work).unwrap();
         let child = tune_until_benchmarking(&out, &work);
+        let frozen = freeze_a_worker(&work);
         unsafe { libc::kill(child.id() as i32, sig) };
         let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(code), "{err}");
         assert!(err.contains("--resume"), "{err}");
+        // The stopped worker could not have finished: the tune killed it (and reaped it).
+        assert!(
+            matches!(state(frozen), None | Some('Z')),
+            "worker {frozen} left {:?}",
+            state(frozen)
+        );
         assert!(workers_under(&work).is_empty());
         assert!(
             scratch_under(&work).is_empty(),
@@ -532,24 +570,23 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let (out, work) = (dir.path().join("run"), dir.path().join("work"));
     std::fs::create_dir(&work).unwrap();
-    // Ten million keys: a worker left to itself would run for tens of seconds, so one gone
-    // within the limit below was taken along, not finished.
-    let mut child = spawn_tune_until_a_worker_runs(&out, &work, 10_000_000, false);
-    let workers = workers_under(&work);
+    // The worker is stopped (SIGSTOP) before its parent is killed, as Ctrl-Z stops it: it
+    // cannot finish by itself, so if it goes, its parent's death took it along (the kernel
+    // wakes it, and it sees its parent gone).
+    let mut child = spawn_tune_until_a_worker_runs(&out, &work, 60_000, false);
+    let frozen = freeze_a_worker(&work);
     child.kill().unwrap();
     child.wait().unwrap();
     let t = Instant::now();
-    while !workers_under(&work).is_empty() {
-        let status: Vec<String> = workers
-            .iter()
-            .map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default())
-            .collect();
+    while !matches!(state(frozen), None | Some('Z')) {
         assert!(
             t.elapsed() < Duration::from_secs(8),
-            "workers {workers:?} outlived their parent: {status:?}"
+            "worker {frozen} outlived its parent: {:?}",
+            std::fs::read_to_string(format!("/proc/{frozen}/status")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(workers_under(&work).is_empty());
     // Leftovers as a crash or power cut leaves them: owner dead (a pid that exited), owner
     // alive (this test), and no owner file (not provably ours).
     let exited = Command::new("true").spawn().unwrap();
