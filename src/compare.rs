@@ -255,10 +255,18 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
     Ok(r)
 }
 
+/// The objective the rows were judged on, from a row with a finished tune (a row whose tunes all
+/// failed has read no journal and says nothing).
+fn objective_of(rows: &[Row]) -> Metric {
+    rows.iter()
+        .find(|r| r.seeds > 0)
+        .map_or(Metric::Throughput, |r| r.objective)
+}
+
 /// The table in Markdown.
 pub fn markdown(rows: &[Row]) -> String {
     let mut m = String::new();
-    let objective = rows.first().map_or(Metric::Throughput, |r| r.objective);
+    let objective = objective_of(rows);
     let _ = writeln!(
         m,
         "| proposer | workload | seeds | {objective} gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
@@ -301,12 +309,13 @@ pub fn markdown(rows: &[Row]) -> String {
 /// The table as CSV.
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures\n",
+        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures,objective\n",
     );
+    let objective = objective_of(rows);
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{}",
+            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{},{objective}",
             r.proposer,
             r.workload,
             r.seeds,
@@ -348,7 +357,7 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
         .flat_map(|r| r.curves.iter().flatten().copied())
         .fold(1.0f64, f64::max)
         * 1.1;
-    let caption = match rows.first().map_or(Metric::Throughput, |r| r.objective) {
+    let caption = match objective_of(rows) {
         Metric::Throughput => "throughput / start".to_string(),
         m => format!("start {m} / best {m}, higher is better"),
     };

@@ -774,6 +774,16 @@ fn compare_curves_follow_the_objective() {
     assert!((2.0..3.0).contains(&c[1]), "{c:?}");
     assert_eq!(row.iterations_to_95, 1.0);
     assert!(row.gain_mean > 1.0, "{}", row.gain_mean);
+    // A row whose tunes all failed (no journal) does not relabel the table.
+    let failed = compare::Row {
+        seeds: 0,
+        objective: Metric::Throughput,
+        ..row.clone()
+    };
+    let table = compare::markdown(&[failed.clone(), row.clone()]);
+    assert!(table.contains("| p99 gain (95% CI) |"), "{table}");
+    let csv = compare::csv(&[failed, row.clone()]);
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",p99")), "{csv}");
     let (its, row) = curve(Metric::Throughput);
     assert_eq!(its[0].decision, Decision::Rejected);
     assert_eq!(row.curves[0], [1.0, 1.0]);
