@@ -295,8 +295,9 @@ const FILE_SYSTEM_OPTIONS: [&str; 4] = [
 ];
 
 /// Open (creating) a database from a document where a check needs it: in memory unless the
-/// document asks for direct I/O or mmap. Option validation is the same whatever the Env:
-/// `DB::Open` checks the options before it touches a file.
+/// document asks for direct I/O or mmap. What `DB::Open` checks of the options is the same
+/// whatever the Env; what depends on the file system (direct I/O, mmap) opens on disk, and the
+/// deployment's own folders are never used ([`without_deployment_paths`]).
 pub fn open_scratch(doc: &OptionsDoc) -> std::result::Result<ScratchDb, String> {
     // RocksDB reads "true" and "1" as true.
     let on = |k: &&str| {
