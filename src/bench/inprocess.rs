@@ -12,7 +12,8 @@ use rocksdb::{DB, ReadOptions, WriteOptions};
 
 pub use super::measure::Progress;
 use super::measure::{
-    Diagnostics, Latency, Measurement, RocksCounters, ThreadResult, dir_size, new_histogram,
+    Diagnostics, Latency, Measurement, RocksCounters, ThreadResult, dir_size, join_all,
+    new_histogram,
 };
 use super::mix::Rate;
 use super::sampler::Sampler;
@@ -97,9 +98,8 @@ fn worker_thread(
     // (YCSB's "intended" latency).
     let mut due = start;
     let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut hist = new_histogram();
+    let mut tally = ThreadResult::new();
     let mut key = Vec::with_capacity(w.key_size);
-    let (mut ops, mut reads, mut found) = (0u64, 0u64, 0u64);
     let limit = w.ops_per_thread();
     let mut seq = id as u64 * limit;
     // Built once: rust-rocksdb's get/put without options build a fresh ReadOptions /
@@ -107,10 +107,10 @@ fn worker_thread(
     let (ro, wo) = (ReadOptions::default(), WriteOptions::default());
     loop {
         if let Some(d) = deadline {
-            if ops % 64 == 0 && Instant::now() >= d {
+            if tally.ops.is_multiple_of(64) && Instant::now() >= d {
                 break;
             }
-        } else if ops >= limit {
+        } else if tally.ops >= limit {
             break;
         }
         let op = if w.kind == Kind::FillSeq {
@@ -131,11 +131,10 @@ fn worker_thread(
         };
         if let Some(k) = read {
             make_key(k, chooser.key_len(k), &mut key);
-            reads += 1;
             let hit = db
                 .get_pinned_opt(&key, &ro)
                 .map_err(|e| anyhow!("get: {e}"))?;
-            found += u64::from(hit.is_some());
+            tally.read(hit.is_some());
         }
         if let Some(k) = write {
             make_key(k, chooser.key_len(k), &mut key);
@@ -177,24 +176,13 @@ fn worker_thread(
                     make_key(k, chooser.key_len(k), buf);
                 }
                 for r in db.multi_get_opt(keys.iter(), &ro) {
-                    reads += 1;
-                    found += u64::from(r.map_err(|e| anyhow!("multiget: {e}"))?.is_some());
+                    tally.read(r.map_err(|e| anyhow!("multiget: {e}"))?.is_some());
                 }
             }
         }
-        let ns = begin.elapsed().as_nanos().max(1) as u64;
-        hist.saturating_record(ns);
-        ops += 1;
-        if ops % 256 == 0 {
-            progress.ops.fetch_add(256, Ordering::Relaxed);
-        }
+        tally.done(begin.elapsed(), progress);
     }
-    Ok(ThreadResult {
-        hist,
-        ops,
-        reads,
-        found,
-    })
+    Ok(tally)
 }
 
 /// Wait until the next operation is due under `rate` (ops/s over `threads` threads) and return
@@ -282,13 +270,7 @@ pub fn run(
                     })
                 })
                 .collect();
-            let out: Vec<_> = handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
-                })
-                .collect();
+            let out = join_all(handles, "benchmark");
             stop_writer.store(true, Ordering::Relaxed);
             if let Some(wr) = writer
                 && let Ok(Err(e)) = wr.join()

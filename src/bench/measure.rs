@@ -259,3 +259,54 @@ pub struct ThreadResult {
     pub reads: u64,
     pub found: u64,
 }
+
+impl ThreadResult {
+    /// Nothing done yet.
+    pub fn new() -> ThreadResult {
+        ThreadResult {
+            hist: new_histogram(),
+            ops: 0,
+            reads: 0,
+            found: 0,
+        }
+    }
+
+    /// A point read, and whether it found its key.
+    pub fn read(&mut self, hit: bool) {
+        self.reads += 1;
+        self.found += u64::from(hit);
+    }
+
+    /// One operation done, `latency` after it was due (at least a nanosecond is recorded);
+    /// every 256 are added to the live count in `progress`.
+    pub fn done(&mut self, latency: std::time::Duration, progress: &Progress) {
+        self.hist
+            .saturating_record(latency.as_nanos().max(1) as u64);
+        self.ops += 1;
+        if self.ops.is_multiple_of(256) {
+            progress
+                .ops
+                .fetch_add(256, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for ThreadResult {
+    fn default() -> ThreadResult {
+        ThreadResult::new()
+    }
+}
+
+/// Join a benchmark's threads: each one's result, a panic as an error naming `what` ran.
+pub fn join_all<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<T>>>,
+    what: &str,
+) -> Vec<anyhow::Result<T>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a {what} thread panicked")))
+        })
+        .collect()
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use rocksdb::{DB, ReadOptions, WriteBatch, WriteOptions};
 
-use super::measure::{Progress, ThreadResult, new_histogram};
+use super::measure::{Progress, ThreadResult, join_all};
 use super::trace::{BatchOp, Query, Trace};
 use super::workload::ValuePool;
 
@@ -73,8 +73,7 @@ pub fn replay(
         let handles: Vec<_> = (0..threads.max(1))
             .map(|id| {
                 s.spawn(move || -> Result<ThreadResult> {
-                    let mut hist = new_histogram();
-                    let (mut ops, mut reads, mut found) = (0u64, 0u64, 0u64);
+                    let mut tally = ThreadResult::new();
                     let (ro, wo) = (ReadOptions::default(), WriteOptions::default());
                     for r in t.records.iter().skip(id).step_by(threads.max(1)) {
                         let due = if speed > 0.0 {
@@ -92,17 +91,13 @@ pub fn replay(
                         };
                         match &r.query {
                             Query::Get(k) => {
-                                reads += 1;
                                 let hit =
                                     db.get_pinned_opt(k, &ro).map_err(|e| anyhow!("get: {e}"))?;
-                                found += u64::from(hit.is_some());
+                                tally.read(hit.is_some());
                             }
                             Query::MultiGet(keys) => {
                                 for v in db.multi_get_opt(keys.iter(), &ro) {
-                                    reads += 1;
-                                    found += u64::from(
-                                        v.map_err(|e| anyhow!("multiget: {e}"))?.is_some(),
-                                    );
+                                    tally.read(v.map_err(|e| anyhow!("multiget: {e}"))?.is_some());
                                 }
                             }
                             Query::Seek { key, for_prev } => {
@@ -132,27 +127,12 @@ pub fn replay(
                                 db.write_opt(b, &wo).map_err(|e| anyhow!("write: {e}"))?;
                             }
                         }
-                        hist.saturating_record(due.elapsed().as_nanos().max(1) as u64);
-                        ops += 1;
-                        if ops % 256 == 0 {
-                            progress.ops.fetch_add(256, Ordering::Relaxed);
-                        }
+                        tally.done(due.elapsed(), progress);
                     }
-                    Ok(ThreadResult {
-                        hist,
-                        ops,
-                        reads,
-                        found,
-                    })
+                    Ok(tally)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a replay thread panicked")))
-            })
-            .collect()
+        join_all(handles, "replay")
     })
 }
