@@ -72,17 +72,22 @@ pub struct Loaded {
     pub notes: Vec<String>,
 }
 
-/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the one duration syntax of every flag
-/// and file).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A number and the unit written after it, as it stands (`30s` gives 30 and `s`, `5 ms` gives 5
+/// and ` ms`); `None` when the number does not parse.
+pub fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
+    Some((num.parse().ok()?, unit))
+}
+
+/// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the one duration syntax of every flag
+/// and file).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (v, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
     let secs = match unit.trim() {
         "" | "s" | "sec" | "secs" => v,
         "ms" => v / 1000.0,

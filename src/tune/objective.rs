@@ -200,13 +200,8 @@ impl Constraint {
         let t = text.trim();
         let limit = match metric {
             Metric::P99 | Metric::P999 => {
-                let split = t
-                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                    .unwrap_or(t.len());
-                let (num, unit) = t.split_at(split);
-                let v: f64 = num
-                    .parse()
-                    .map_err(|_| format!("`{text}` is not a latency (e.g. 500us, 5ms)"))?;
+                let (v, unit) = crate::bench::workload_file::number_and_unit(t)
+                    .ok_or_else(|| format!("`{text}` is not a latency (e.g. 500us, 5ms)"))?;
                 v * match unit.trim() {
                     "" | "us" | "µs" => 1.0,
                     "ms" => 1e3,
