@@ -18,67 +18,49 @@ impl Vocab {
             out.push(id);
             return;
         }
-        // Symbols: byte ranges of `word`, linked; merged pairs are popped lowest rank first
-        // (leftmost on ties) and dropped when stale.
-        let bounds: Vec<usize> = word
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(word.len()))
-            .collect();
-        let n = bounds.len() - 1;
-        let start = &bounds[..n];
-        let mut len: Vec<usize> = (0..n).map(|i| bounds[i + 1] - bounds[i]).collect();
-        let mut prev: Vec<isize> = (0..n as isize).map(|i| i - 1).collect();
-        let mut next: Vec<isize> = (0..n as isize)
-            .map(|i| if i + 1 < n as isize { i + 1 } else { -1 })
-            .collect();
+        // Merged pairs are popped lowest rank first (leftmost on ties) and dropped when stale.
+        let mut sym = Symbols::of(word);
         let mut heap: BinaryHeap<Bigram> = BinaryHeap::new();
         let mut key = String::new();
-        let rank_of = |l: usize, r: usize, len: &[usize], key: &mut String| {
+        let rank_of = |l: usize, r: usize, sym: &Symbols, key: &mut String| {
             key.clear();
-            key.push_str(&word[start[l]..start[l] + len[l]]);
+            key.push_str(sym.text(word, l));
             key.push(' ');
-            key.push_str(&word[start[r]..start[r] + len[r]]);
+            key.push_str(sym.text(word, r));
             self.merges.get(key.as_str()).copied()
         };
-        for i in 1..n {
-            if let Some(rank) = rank_of(i - 1, i, &len, &mut key) {
+        for i in 1..sym.count() {
+            if let Some(rank) = rank_of(i - 1, i, &sym, &mut key) {
                 heap.push(Bigram {
                     order: -(rank as f64),
                     left: i - 1,
                     right: i,
-                    size: len[i - 1] + len[i],
+                    size: sym.len[i - 1] + sym.len[i],
                 });
             }
         }
         while let Some(b) = heap.pop() {
             let (l, r) = (b.left, b.right);
-            if len[l] == 0 || len[r] == 0 || next[l] != r as isize || len[l] + len[r] != b.size {
+            if !sym.still(&b) || sym.next[l] != r as isize {
                 continue;
             }
-            len[l] += len[r];
-            len[r] = 0;
-            next[l] = next[r];
-            if next[r] >= 0 {
-                prev[next[r] as usize] = l as isize;
-            }
-            for (a, c) in [(prev[l], l as isize), (l as isize, next[l])] {
+            sym.merge(l, r);
+            for (a, c) in [(sym.prev[l], l as isize), (l as isize, sym.next[l])] {
                 if a >= 0
                     && c >= 0
-                    && let Some(rank) = rank_of(a as usize, c as usize, &len, &mut key)
+                    && let Some(rank) = rank_of(a as usize, c as usize, &sym, &mut key)
                 {
                     heap.push(Bigram {
                         order: -(rank as f64),
                         left: a as usize,
                         right: c as usize,
-                        size: len[a as usize] + len[c as usize],
+                        size: sym.len[a as usize] + sym.len[c as usize],
                     });
                 }
             }
         }
-        let mut i = 0isize;
-        while i >= 0 {
-            let s = &word[start[i as usize]..start[i as usize] + len[i as usize]];
+        for i in sym.live() {
+            let s = sym.text(word, i);
             match self.to_id.get(s) {
                 Some(&id) => out.push(id),
                 None => {
@@ -92,7 +74,6 @@ impl Vocab {
                     }
                 }
             }
-            i = next[i as usize];
         }
     }
 
@@ -103,25 +84,14 @@ impl Vocab {
         if text.is_empty() {
             return;
         }
-        let bounds: Vec<usize> = text
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(text.len()))
-            .collect();
-        let n = bounds.len() - 1;
-        let start = &bounds[..n];
-        let mut len: Vec<usize> = (0..n).map(|i| bounds[i + 1] - bounds[i]).collect();
-        let mut prev: Vec<isize> = (0..n as isize).map(|i| i - 1).collect();
-        let mut next: Vec<isize> = (0..n as isize)
-            .map(|i| if i + 1 < n as isize { i + 1 } else { -1 })
-            .collect();
+        let mut sym = Symbols::of(text);
         let mut heap: BinaryHeap<Bigram> = BinaryHeap::new();
-        let candidate = |l: isize, r: isize, len: &[usize]| -> Option<Bigram> {
+        let candidate = |l: isize, r: isize, sym: &Symbols| -> Option<Bigram> {
             if l < 0 || r < 0 {
                 return None;
             }
             let (l, r) = (l as usize, r as usize);
-            let joined = &text[start[l]..start[l] + len[l] + len[r]];
+            let joined = &text[sym.start[l]..sym.start[l] + sym.len[l] + sym.len[r]];
             let id = *self.to_id.get(joined)?;
             Some(Bigram {
                 order: self.scores[id as usize] as f64,
@@ -130,29 +100,22 @@ impl Vocab {
                 size: joined.len(),
             })
         };
-        heap.extend((1..n as isize).filter_map(|i| candidate(i - 1, i, &len)));
+        heap.extend((1..sym.count() as isize).filter_map(|i| candidate(i - 1, i, &sym)));
         while let Some(b) = heap.pop() {
-            let (l, r) = (b.left, b.right);
-            if len[l] == 0 || len[r] == 0 || len[l] + len[r] != b.size {
+            if !sym.still(&b) {
                 continue;
             }
-            len[l] += len[r];
-            len[r] = 0;
-            next[l] = next[r];
-            if next[r] >= 0 {
-                prev[next[r] as usize] = l as isize;
-            }
-            heap.extend(candidate(prev[l], l as isize, &len));
-            heap.extend(candidate(l as isize, next[l], &len));
+            let l = b.left;
+            sym.merge(l, b.right);
+            heap.extend(candidate(sym.prev[l], l as isize, &sym));
+            heap.extend(candidate(l as isize, sym.next[l], &sym));
         }
-        let mut i = 0isize;
-        while i >= 0 {
-            let piece = &text[start[i as usize]..start[i as usize] + len[i as usize]];
+        for i in sym.live() {
+            let piece = sym.text(text, i);
             match self.to_id.get(piece) {
                 Some(&id) => out.push(id),
                 None => out.extend(piece.bytes().filter_map(|b| self.byte_token(b))),
             }
-            i = next[i as usize];
         }
     }
 
@@ -175,6 +138,67 @@ impl Vocab {
 
 /// A candidate merge. `order` is what is maximized (SentencePiece: the joined token's score;
 /// BPE: minus the merge rank); ties go to the leftmost pair.
+/// The symbols of a text being merged, one per character to begin with: byte ranges linked
+/// left to right; a symbol merged into its left neighbour keeps length 0.
+struct Symbols {
+    start: Vec<usize>,
+    len: Vec<usize>,
+    prev: Vec<isize>,
+    next: Vec<isize>,
+}
+
+impl Symbols {
+    fn of(text: &str) -> Symbols {
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()))
+            .collect();
+        let n = bounds.len() - 1;
+        Symbols {
+            start: bounds[..n].to_vec(),
+            len: (0..n).map(|i| bounds[i + 1] - bounds[i]).collect(),
+            prev: (0..n as isize).map(|i| i - 1).collect(),
+            next: (0..n as isize)
+                .map(|i| if i + 1 < n as isize { i + 1 } else { -1 })
+                .collect(),
+        }
+    }
+
+    /// How many symbols there were to begin with.
+    fn count(&self) -> usize {
+        self.start.len()
+    }
+
+    /// Symbol `i` as text.
+    fn text<'t>(&self, text: &'t str, i: usize) -> &'t str {
+        &text[self.start[i]..self.start[i] + self.len[i]]
+    }
+
+    /// Whether a candidate pair is still as it was queued: both sides alive, same total size.
+    fn still(&self, b: &Bigram) -> bool {
+        let (l, r) = (self.len[b.left], self.len[b.right]);
+        l != 0 && r != 0 && l + r == b.size
+    }
+
+    /// Merge symbol `r` into its left neighbour `l`.
+    fn merge(&mut self, l: usize, r: usize) {
+        self.len[l] += self.len[r];
+        self.len[r] = 0;
+        self.next[l] = self.next[r];
+        if self.next[r] >= 0 {
+            self.prev[self.next[r] as usize] = l as isize;
+        }
+    }
+
+    /// The symbols left, in order.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors((self.count() > 0).then_some(0usize), |&i| {
+            usize::try_from(self.next[i]).ok()
+        })
+    }
+}
+
 struct Bigram {
     order: f64,
     left: usize,
