@@ -47,15 +47,33 @@ fn mixgraph_counts(out: &str) -> (u64, u64, u64) {
     (field("Gets:"), field("Puts:"), field("Seek:"))
 }
 
+/// Run db_bench with `args` on a database in `dir`, tracing its queries into `file`.
+fn trace_with_db_bench(
+    db_bench: &Path,
+    dir: &Path,
+    file: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    let o = Command::new(db_bench)
+        .arg(format!("--db={}", dir.join("db").display()))
+        .arg(format!("--trace_file={}", file.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    o
+}
+
 #[test]
 fn a_trace_rocksdb_wrote_is_read_query_for_query_and_replayed() {
     let Some(db_bench) = db_bench() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mix.trace");
-    let o = Command::new(&db_bench)
-        .arg(format!("--db={}", dir.path().join("db").display()))
-        .arg(format!("--trace_file={}", file.display()))
-        .args([
+    let o = trace_with_db_bench(
+        &db_bench,
+        dir.path(),
+        &file,
+        &[
             "--benchmarks=mixgraph",
             "--num=2000",
             "--reads=3000",
@@ -65,10 +83,8 @@ fn a_trace_rocksdb_wrote_is_read_query_for_query_and_replayed() {
             "--mix_seek_ratio=0.1",
             "--key_size=16",
             "--mix_max_value_size=200",
-        ])
-        .output()
-        .unwrap();
-    assert_ok(&o);
+        ],
+    );
     let (gets, puts, seeks) = mixgraph_counts(&String::from_utf8_lossy(&o.stdout));
     assert_eq!(gets + puts + seeks, 3000);
 
@@ -297,13 +313,12 @@ fn a_cut_trace_or_a_bad_file_is_named_with_exit_2() {
     let Some(db_bench) = db_bench() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.trace");
-    let o = Command::new(&db_bench)
-        .arg(format!("--db={}", dir.path().join("db").display()))
-        .arg(format!("--trace_file={}", file.display()))
-        .args(["--benchmarks=fillrandom", "--num=300"])
-        .output()
-        .unwrap();
-    assert_ok(&o);
+    trace_with_db_bench(
+        &db_bench,
+        dir.path(),
+        &file,
+        &["--benchmarks=fillrandom", "--num=300"],
+    );
     let bytes = std::fs::read(&file).unwrap();
     let cut = dir.path().join("cut.trace");
     std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
