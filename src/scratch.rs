@@ -93,12 +93,12 @@ fn provably_dead(owner: &str, our_ns: u64, our_host: &str) -> bool {
     crate::interrupt::start_time(pid) != Some(start)
 }
 
-/// Remove the folders under `parent` whose name starts with `prefix`, that belong to this user,
-/// and whose owner file names a dead process ([`provably_dead`]); and empty ones of ours with
-/// no owner file that are older than ten minutes. Nothing else is touched, and nothing at all
-/// when this process cannot read its own start time (no /proc to judge by). Returns what was
-/// removed.
-pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+/// Remove the folders under `parent` whose name starts with one of `prefixes`, that belong to
+/// this user, and whose owner file names a dead process ([`provably_dead`]); and empty ones of
+/// ours with no owner file that are older than ten minutes. Nothing else is touched, and
+/// nothing at all when this process cannot read its own start time (no /proc to judge by).
+/// Returns what was removed.
+pub fn sweep(parent: &Path, prefixes: &[&str]) -> Vec<PathBuf> {
     let me = std::process::id();
     if crate::interrupt::start_time(me).is_none() {
         return Vec::new();
@@ -112,8 +112,9 @@ pub fn sweep(parent: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for e in entries.flatten() {
         // file_type does not follow links: a link named like ours is not a folder of ours.
-        if !e.file_name().to_string_lossy().starts_with(prefix)
-            || !e.file_type().is_ok_and(|t| t.is_dir())
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !prefixes.iter().any(|p| name.starts_with(p)) || !e.file_type().is_ok_and(|t| t.is_dir())
         {
             continue;
         }
@@ -207,7 +208,7 @@ mod tests {
         std::fs::create_dir(parent.path().join("lsmtune-x-empty-new")).unwrap();
         let live = make(parent.path(), "lsmtune-x-").unwrap();
 
-        let mut removed = sweep(parent.path(), "lsmtune-x-");
+        let mut removed = sweep(parent.path(), &["lsmtune-x-"]);
         removed.sort();
         let names: Vec<String> = removed
             .iter()

@@ -21,5 +21,5 @@ pub fn run_dir(parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
 /// was removed.
 pub fn sweep_stale(parent: Option<&Path>) -> Vec<PathBuf> {
     let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    crate::scratch::sweep(&parent, RUN_DIR_PREFIX)
+    crate::scratch::sweep(&parent, &[RUN_DIR_PREFIX])
 }

@@ -57,16 +57,12 @@ pub fn sweep_scratch() -> Vec<PathBuf> {
     if tmp != memory_base() {
         parents.push(&tmp);
     }
-    let mut removed = Vec::new();
-    for parent in parents {
-        for purpose in SCRATCH_PURPOSES {
-            removed.extend(crate::scratch::sweep(
-                parent,
-                &format!("lsmtune-{purpose}-"),
-            ));
-        }
-    }
-    removed
+    let prefixes = SCRATCH_PURPOSES.map(|p| format!("lsmtune-{p}-"));
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    parents
+        .into_iter()
+        .flat_map(|parent| crate::scratch::sweep(parent, &prefixes))
+        .collect()
 }
 
 fn memory_base() -> &'static Path {
