@@ -233,11 +233,17 @@ pub fn open_with(
     if statistics {
         loaded.db.enable_statistics();
     }
+    let db = create(&mut loaded, path)?;
+    Ok((db, loaded))
+}
+
+/// Open (creating) the database at `path` with loaded options and the column families they
+/// list, as a user's program would.
+fn create(loaded: &mut LoadedOptions, path: &Path) -> std::result::Result<DB, String> {
     loaded.db.create_if_missing(true);
     loaded.db.create_missing_column_families(true);
     let cfs = std::mem::take(&mut loaded.cfs);
-    let db = DB::open_cf_descriptors(&loaded.db, path, cfs).map_err(|e| e.into_string())?;
-    Ok((db, loaded))
+    DB::open_cf_descriptors(&loaded.db, path, cfs).map_err(|e| e.into_string())
 }
 
 /// Does the linked RocksDB load this document and open a fresh database from it? This is the
@@ -321,10 +327,7 @@ pub fn open_scratch(doc: &OptionsDoc) -> std::result::Result<ScratchDb, String> 
             (None, memory_base().to_path_buf())
         }
     };
-    loaded.db.create_if_missing(true);
-    loaded.db.create_missing_column_families(true);
-    let cfs = std::mem::take(&mut loaded.cfs);
-    let db = DB::open_cf_descriptors(&loaded.db, &path, cfs).map_err(|e| e.into_string())?;
+    let db = create(&mut loaded, &path)?;
     Ok(ScratchDb {
         db,
         _loaded: loaded,
