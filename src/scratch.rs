@@ -37,15 +37,86 @@ fn host() -> String {
     if id.is_empty() { "-".into() } else { id }
 }
 
+/// A scratch folder of ours: removed when dropped ([`remove`]: its owner file last, and put
+/// back if anything is left, so a folder that outlives its owner can always be swept).
+#[derive(Debug)]
+pub struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        remove(&self.path);
+    }
+}
+
 /// A scratch folder inside `parent` whose name starts with `prefix`, naming this process as its
 /// owner; removed when dropped (never `parent` itself).
-pub fn make(parent: &Path, prefix: &str) -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
+pub fn make(parent: &Path, prefix: &str) -> std::io::Result<Dir> {
+    // Made by tempfile (a fresh random name, created exclusively), then owned by us: its drop
+    // removes the owner file first, ours last.
+    let path = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)?
+        .keep();
+    let dir = Dir { path };
     let me = std::process::id();
     let start = crate::interrupt::start_time(me).unwrap_or(0);
     let line = format!("{me} {start} {} {}\n", pid_namespace(), host());
     std::fs::write(dir.path().join(OWNER_FILE), line)?;
     Ok(dir)
+}
+
+/// Remove a scratch folder, its owner file last. Processes may still be writing into it (the
+/// RocksDB threads of a worker whose parent died, a thread of a process being killed that
+/// finishes its last system call), so a removal can fail midway, or a file can appear after
+/// everything else went; then the owner file is written back as it was, and the folder still
+/// names its dead owner for a later [`sweep`]. A folder without an owner file is never swept
+/// unless empty, so it must never be left behind with content and without one. Returns whether
+/// the folder is gone.
+pub fn remove(dir: &Path) -> bool {
+    let owner_path = dir.join(OWNER_FILE);
+    let owner = std::fs::symlink_metadata(&owner_path)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= OWNER_MAX_BYTES)
+        .and_then(|_| std::fs::read(&owner_path).ok());
+    let rest_gone = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_name() != OWNER_FILE)
+            .fold(true, |ok, e| {
+                // file_type does not follow links; remove_dir_all removes a link, not its target.
+                let gone = if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(e.path()).is_ok()
+                } else {
+                    std::fs::remove_file(e.path()).is_ok()
+                };
+                ok && gone
+            })
+    });
+    if rest_gone {
+        let _ = std::fs::remove_file(&owner_path);
+        if std::fs::remove_dir(dir).is_ok() || std::fs::symlink_metadata(dir).is_err() {
+            return true;
+        }
+    }
+    if let Some(line) = owner
+        && std::fs::symlink_metadata(&owner_path).is_err()
+    {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&owner_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &line));
+    }
+    false
 }
 
 /// The owner file of `dir`, if it is a small regular file of this user (read without following
@@ -127,9 +198,7 @@ pub fn sweep(parent: &Path, prefixes: &[&str]) -> Vec<PathBuf> {
         }
         match read_owner(&path, euid) {
             Some(owner) => {
-                if provably_dead(&owner, our_ns, &our_host)
-                    && std::fs::remove_dir_all(&path).is_ok()
-                {
+                if provably_dead(&owner, our_ns, &our_host) && remove(&path) {
                     removed.push(path);
                 }
             }
@@ -153,6 +222,62 @@ pub fn sweep(parent: &Path, prefixes: &[&str]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A folder something still writes into while it is swept (the threads of a killed worker
+    /// finishing their last calls) is either removed or keeps its owner file, never left with
+    /// content and no owner (which no later sweep would take); once the writing stops, the next
+    /// sweep removes it.
+    #[test]
+    fn a_folder_written_into_while_swept_keeps_its_owner_until_it_is_gone() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let parent = tempfile::tempdir().unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let dead = exited.id();
+        exited.wait().unwrap();
+        let line = format!("{dead} 1 {} {}\n", pid_namespace(), host());
+        let mut kept_by_a_race = 0;
+        for round in 0..100 {
+            let dir = parent.path().join(format!("lsmtune-race-{round}"));
+            std::fs::create_dir_all(dir.join("db")).unwrap();
+            std::fs::write(dir.join(OWNER_FILE), &line).unwrap();
+            let stop = AtomicBool::new(false);
+            let written = std::sync::atomic::AtomicU64::new(0);
+            // The writer is stopped before anything is asserted, so a failure cannot leave it
+            // spinning (and the scope waiting for it).
+            let (exists, owner) = std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // File::create never makes a missing folder: a removed one stays gone.
+                        let _ = std::fs::File::create(dir.join(format!("f{i}")));
+                        let _ = std::fs::File::create(dir.join("db").join(format!("f{i}")));
+                        i += 1;
+                        written.store(i, Ordering::Relaxed);
+                    }
+                });
+                // Sweep only once the writer is at work.
+                while written.load(Ordering::Relaxed) < 10 {
+                    std::thread::yield_now();
+                }
+                sweep(parent.path(), &["lsmtune-race-"]);
+                let seen = (
+                    dir.exists(),
+                    std::fs::read_to_string(dir.join(OWNER_FILE)).ok(),
+                );
+                stop.store(true, Ordering::Relaxed);
+                seen
+            });
+            assert!(
+                !exists || owner.as_deref() == Some(line.as_str()),
+                "round {round}: left with content and owner {owner:?}"
+            );
+            kept_by_a_race += usize::from(exists);
+            sweep(parent.path(), &["lsmtune-race-"]);
+            assert!(!dir.exists(), "round {round}: not swept once quiet");
+        }
+        // The race was really run: most rounds found the writer still at work.
+        assert!(kept_by_a_race > 0, "no sweep met a writer");
+    }
 
     /// Only folders with the prefix, of this user, and a provably dead owner of this host and
     /// pid namespace go, and empty unowned ones once old; everything else stays, and an owner

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 /// Prefix of every scratch folder lsmtune makes for a run.
 pub const RUN_DIR_PREFIX: &str = "lsmtune-bench-";
-pub(super) use crate::scratch::OWNER_FILE;
 
 /// A scratch folder for one run, created by us inside `parent` (or the temp folder) and removed
 /// when dropped; never the parent itself. It names its owner (this process) so that, should the
 /// owner die before removing it, a later run can prove it stale ([`sweep_stale`]).
-pub fn run_dir(parent: Option<&Path>) -> std::io::Result<tempfile::TempDir> {
+pub fn run_dir(parent: Option<&Path>) -> std::io::Result<crate::scratch::Dir> {
     let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
     crate::scratch::make(&parent, RUN_DIR_PREFIX)
 }

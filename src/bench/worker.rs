@@ -340,27 +340,15 @@ fn on_parent_death(cmd: &mut Command, signal: libc::c_int) {
 /// The environment variable that tells a worker its parent's pid.
 const PARENT_ENV: &str = "LSMTUNE_WORKER_PARENT";
 
-/// Remove a run folder whose owner is gone, its owner file last: RocksDB threads of this worker
-/// may still be writing, so the removal can fail midway, and a folder left behind must still
-/// name its dead owner for the next run's sweep ([`super::rundir::sweep_stale`]) to remove it.
+/// Remove a run folder whose owner is gone, while this worker's RocksDB threads may still be
+/// writing into it: a few attempts, a moment apart; what cannot be removed keeps its owner file
+/// ([`crate::scratch::remove`]), so the next run's sweep ([`super::rundir::sweep_stale`]) takes it.
 fn remove_run_dir(w: &Path) {
-    use super::rundir::OWNER_FILE;
-    let rest_gone = std::fs::read_dir(w).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .filter(|e| e.file_name() != OWNER_FILE)
-            .all(|e| {
-                let p = e.path();
-                if p.is_dir() {
-                    std::fs::remove_dir_all(&p).is_ok()
-                } else {
-                    std::fs::remove_file(&p).is_ok()
-                }
-            })
-    });
-    if rest_gone {
-        let _ = std::fs::remove_file(w.join(OWNER_FILE));
-        let _ = std::fs::remove_dir(w);
+    for _ in 0..20 {
+        if crate::scratch::remove(w) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -22,13 +22,13 @@ use super::value::parse_number;
 const FALLBACK_BLOCK_CACHE: usize = 32 << 20;
 
 /// A folder for short-lived scratch databases, removed when dropped.
-pub fn scratch_dir(purpose: &str) -> Result<tempfile::TempDir> {
+pub fn scratch_dir(purpose: &str) -> Result<crate::scratch::Dir> {
     scratch_dir_in(purpose, memory_base())
 }
 
 /// A scratch folder on the ordinary temporary file system (for checks that depend on the file
 /// system, such as O_DIRECT, which older kernels' tmpfs refuses).
-pub fn scratch_dir_on_disk(purpose: &str) -> Result<tempfile::TempDir> {
+pub fn scratch_dir_on_disk(purpose: &str) -> Result<crate::scratch::Dir> {
     scratch_dir_in(purpose, &std::env::temp_dir())
 }
 
@@ -43,7 +43,7 @@ const SCRATCH_PURPOSES: [&str; 6] = [
     "db-bench-probe",
 ];
 
-fn scratch_dir_in(purpose: &str, base: &Path) -> Result<tempfile::TempDir> {
+fn scratch_dir_in(purpose: &str, base: &Path) -> Result<crate::scratch::Dir> {
     crate::scratch::make(base, &format!("lsmtune-{purpose}-"))
         .with_context(|| format!("cannot create a scratch folder in {}", base.display()))
 }
@@ -264,7 +264,7 @@ pub struct ScratchDb {
     /// Where the data lives: in RocksDB's in-memory Env, or on disk for direct I/O and mmap.
     pub medium: Medium,
     /// The real folder of a database on disk (none for one in memory).
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<crate::scratch::Dir>,
 }
 
 impl ScratchDb {

@@ -443,6 +443,23 @@ fn freeze_a_worker(work: &Path) -> u32 {
     }
 }
 
+/// Whether every thread of a process has ended (it is gone, or a zombie nobody reaped yet). The
+/// state of its main thread is not enough: a process's main thread shows as a zombie while its
+/// other threads still finish their last system calls (a RocksDB thread blocked on a busy disk
+/// creates its file after the main thread died), and those can still write into its folders.
+fn all_threads_ended(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).map_or(true, |stat| {
+            stat.rfind(')').is_none_or(|i| {
+                matches!(stat[i + 1..].trim_start().chars().next(), Some('Z' | 'X'))
+            })
+        })
+    })
+}
+
 /// A process's state letter (R, S, D, T, Z, ...), or None when it is gone.
 fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -578,7 +595,7 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     child.kill().unwrap();
     child.wait().unwrap();
     let t = Instant::now();
-    while !matches!(state(frozen), None | Some('Z')) {
+    while !all_threads_ended(frozen) {
         assert!(
             t.elapsed() < Duration::from_secs(8),
             "worker {frozen} outlived its parent: {:?}",
@@ -587,6 +604,15 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(workers_under(&work).is_empty());
+    // Whatever the worker could not remove still names its dead owner (the tune), so the sweep
+    // below must take it.
+    for name in scratch_under(&work) {
+        assert!(
+            work.join(&name).join("owner").is_file(),
+            "{name} left without an owner file: {:?}",
+            std::fs::read_dir(work.join(&name)).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+    }
     // Leftovers as a crash or power cut leaves them: owner dead (a pid that exited), owner
     // alive (this test), and no owner file (not provably ours).
     let exited = Command::new("true").spawn().unwrap();
