@@ -1,6 +1,7 @@
 //! Measuring configurations: workloads with db_bench's names and YCSB A-F, the in-process
 //! harness (isolated in a worker process), the external `db_bench` engine, and statistics over
-//! repeats that decide whether a candidate is better.
+//! repeats that decide whether a candidate is better, and the sequential design that decides how
+//! many repeats a candidate gets.
 
 pub mod db_bench;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod replay;
 pub mod rundir;
 pub mod sample;
 pub mod sampler;
+pub mod sequential;
 pub mod stats;
 pub mod trace;
 pub mod worker;

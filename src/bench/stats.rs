@@ -248,6 +248,14 @@ fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
     }
 }
 
+/// CDF of the F distribution with `d1` and `d2` degrees of freedom.
+pub fn f_cdf(f: f64, d1: f64, d2: f64) -> f64 {
+    if f <= 0.0 {
+        return 0.0;
+    }
+    inc_beta(d1 / 2.0, d2 / 2.0, d1 * f / (d1 * f + d2))
+}
+
 /// CDF of Student's t with `df` degrees of freedom.
 pub fn t_cdf(t: f64, df: f64) -> f64 {
     if !df.is_finite() || df > 1e7 {
@@ -273,7 +281,7 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
 }
 
 /// Error function (Abramowitz-Stegun 7.1.26 refined by one Newton-free series for small x).
-fn erf(x: f64) -> f64 {
+pub(crate) fn erf(x: f64) -> f64 {
     // Via the incomplete gamma identity erf(x) = P(1/2, x^2), computed with the beta-free series.
     let sign = if x < 0.0 { -1.0 } else { 1.0 };
     let x = x.abs();

@@ -285,6 +285,21 @@ impl Goal {
         }
     }
 
+    /// The per-round log ratios of goodness, candidate over best, of two samples measured in
+    /// interleaved rounds; empty unless every round measured both (a failed repeat breaks the
+    /// pairing).
+    pub fn pair_logs(&self, best: &Sample, cand: &Sample) -> Vec<f64> {
+        let (b, c) = (self.goodness(best), self.goodness(cand));
+        if !best.failures.is_empty() || !cand.failures.is_empty() || b.len() != c.len() {
+            return Vec::new();
+        }
+        b.iter()
+            .zip(&c)
+            .filter(|(x, y)| **x > 0.0 && **y > 0.0)
+            .map(|(x, y)| (y / x).ln())
+            .collect()
+    }
+
     /// Whether every constraint is met on a sample's runs (true without constraints).
     pub fn feasible(&self, s: &Sample) -> bool {
         let runs: Vec<&Measurement> = s.runs.iter().collect();
