@@ -16,51 +16,60 @@ use crate::tune::journal::{self, Decision, Record};
 use crate::tune::objective::Metric;
 
 /// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
-/// with (`--hints`, an ablation switch).
+/// with (`--hints`) and whether a value search refines its kept choices (`--search`), both
+/// ablation switches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Variant {
     pub spec: ProposerSpec,
     pub hints: Option<crate::tune::prompt::HintLevel>,
+    pub search: bool,
 }
 
 impl Variant {
-    /// Every proposer × hint level (hint levels apply to model proposers only).
+    /// Every proposer × hint level × search switch (both apply to model proposers only).
     pub fn expand(
         specs: &[ProposerSpec],
         hints: &[crate::tune::prompt::HintLevel],
+        searches: &[bool],
     ) -> Vec<Variant> {
         let mut out = Vec::new();
         for s in specs {
             if s.is_model() {
                 for h in hints {
-                    out.push(Variant {
-                        spec: s.clone(),
-                        hints: Some(*h),
-                    });
+                    for search in searches {
+                        out.push(Variant {
+                            spec: s.clone(),
+                            hints: Some(*h),
+                            search: *search,
+                        });
+                    }
                 }
             } else {
                 out.push(Variant {
                     spec: s.clone(),
                     hints: None,
+                    search: false,
                 });
             }
         }
         out
     }
 
-    /// `local:M [hints=none]`, `expert`.
+    /// `local:M [hints=none]`, `local:M [hints=knowledge, search]`, `expert`.
     pub fn label(&self) -> String {
-        match self.hints {
-            Some(h) => format!("{} [hints={}]", self.spec.label(), h.name()),
-            None => self.spec.label(),
+        match (self.hints, self.search) {
+            (Some(h), false) => format!("{} [hints={}]", self.spec.label(), h.name()),
+            (Some(h), true) => format!("{} [hints={}, search]", self.spec.label(), h.name()),
+            (None, _) => self.spec.label(),
         }
     }
 
     /// A folder name.
     pub fn slug(&self) -> String {
-        match self.hints {
-            Some(h) => format!("{}_hints-{}", self.spec.slug(), h.name()),
-            None => self.spec.slug(),
+        match (self.hints, self.search) {
+            (Some(h), false) => format!("{}_hints-{}", self.spec.slug(), h.name()),
+            (Some(h), true) => format!("{}_hints-{}_search", self.spec.slug(), h.name()),
+            (None, _) => self.spec.slug(),
         }
     }
 }
@@ -76,6 +85,41 @@ pub fn run_dir(out: &Path, workload: &str, proposer: &Variant, seed: u64) -> Pat
 /// Where the shared baseline of a workload is kept.
 pub fn baseline_file(out: &Path, workload: &str) -> PathBuf {
     out.join("baselines").join(format!("{workload}.json"))
+}
+
+/// Where a workload's best-known configuration, measured against the start, is kept.
+pub fn best_known_file(out: &Path, workload: &str) -> PathBuf {
+    out.join("runs").join(workload).join("best-known.json")
+}
+
+/// A best-known configuration measured against the start in a compare run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BestKnown {
+    /// The OPTIONS file it came from.
+    pub file: String,
+    pub start: journal::Sample,
+    pub known: journal::Sample,
+    pub comparison: Option<crate::bench::stats::Comparison>,
+}
+
+impl BestKnown {
+    /// Its gain over the start (known / start on the objective), 1 when not measured.
+    pub fn ratio(&self) -> f64 {
+        self.comparison.map_or(1.0, |c| 1.0 + c.effect)
+    }
+}
+
+/// The best-known configuration measured in this compare for a workload, if any.
+pub fn best_known(out: &Path, workload: &str) -> Result<Option<BestKnown>> {
+    let path = best_known_file(out, workload);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{} is damaged: {e}", path.display())
+            })?))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// One row of the result table: a proposer on a workload, over its seeds.
@@ -114,6 +158,24 @@ pub struct Row {
     /// The best so far relative to the baseline on the objective (above 1 is better; for a
     /// latency, start / best), per iteration (0 = start), per seed.
     pub curves: Vec<Vec<f64>>,
+    /// Seconds into the tune when the best first reached 95% of its final level (mean over
+    /// seeds; the shared baseline not counted).
+    pub seconds_to_95: f64,
+    /// The workload's best-known gain measured in this compare (`--best-known`), and this
+    /// row's geometric-mean gain as a share of it on a log scale: log gain / log best-known.
+    pub best_known: Option<f64>,
+    pub share_of_best: Option<f64>,
+}
+
+impl Row {
+    /// Record the workload's best-known configuration's gain, and this row's share of it.
+    pub fn set_best_known(&mut self, known: Option<&BestKnown>) {
+        self.best_known = known.map(BestKnown::ratio);
+        self.share_of_best = self
+            .best_known
+            .filter(|k| *k > 1.0)
+            .map(|k| (1.0 + self.gain_mean).max(1e-9).ln() / k.ln());
+    }
 }
 
 /// Aggregate the finished tunes of `proposer` on `workload`.
@@ -140,9 +202,13 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         failures: 0,
         objective: Metric::Throughput,
         curves: Vec::new(),
+        seconds_to_95: 0.0,
+        best_known: None,
+        share_of_best: None,
     };
     let (mut proposed, mut invalid, mut noop, mut repeated) = (0usize, 0usize, 0usize, 0usize);
     let mut to95 = Vec::new();
+    let mut secs95 = Vec::new();
     let mut its_n = Vec::new();
     let mut single_ci = None;
     for &seed in seeds {
@@ -179,6 +245,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
             .map_or(1.0, |s| s.mean)
             .max(1e-9);
         let mut curve = vec![1.0];
+        let mut times = vec![0.0];
         let mut best = 1.0f64;
         let mut n = 0;
         for rec in &records {
@@ -215,6 +282,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
                     }
                 }
                 curve.push(best);
+                times.push(it.elapsed);
             }
         }
         let last = *curve.last().unwrap_or(&1.0);
@@ -223,6 +291,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
             .position(|&v| v - 1.0 >= 0.95 * (last - 1.0))
             .unwrap_or(0);
         to95.push(reach as f64);
+        secs95.push(times.get(reach).copied().unwrap_or(0.0));
         its_n.push(n as f64);
         r.curves.push(curve);
     }
@@ -248,6 +317,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     r.iterations_to_95 = mean(&to95);
+    r.seconds_to_95 = mean(&secs95);
     r.iterations = mean(&its_n);
     r.invalid_rate = (proposed > 0).then(|| invalid as f64 / proposed as f64);
     r.noop_rate = (proposed > 0).then(|| noop as f64 / proposed as f64);
@@ -269,11 +339,11 @@ pub fn markdown(rows: &[Row]) -> String {
     let objective = objective_of(rows);
     let _ = writeln!(
         m,
-        "| proposer | workload | seeds | {objective} gain (95% CI) | iterations to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
+        "| proposer | workload | seeds | {objective} gain (95% CI) | share of best-known | iterations to 95% | s to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
     );
     let _ = writeln!(
         m,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let rate = |x: Option<f64>| {
         x.map(|x| format!("{:.1}%", x * 100.0))
@@ -282,14 +352,16 @@ pub fn markdown(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             r.proposer,
             r.workload,
             r.seeds,
             r.gain_mean * 100.0,
             r.gain_low * 100.0,
             r.gain_high * 100.0,
+            share(r),
             r.iterations_to_95,
+            r.seconds_to_95,
             r.iterations,
             r.bench_seconds,
             r.llm_seconds,
@@ -306,16 +378,78 @@ pub fn markdown(rows: &[Row]) -> String {
     m
 }
 
+/// A row's share of the best-known gain, as the table shows it.
+fn share(r: &Row) -> String {
+    match (r.share_of_best, r.best_known) {
+        (Some(s), Some(k)) => format!("{:.0}% of {k:.2}x", s * 100.0),
+        (None, Some(k)) => format!("- (best-known {k:.2}x)"),
+        _ => "-".into(),
+    }
+}
+
+/// Per proposer over the workloads: the geometric mean of the rows' gains (each row's own
+/// geometric mean over seeds), as a ratio to the expert's where there is an expert row, and
+/// the mean share of the best-known.
+pub fn summary(rows: &[Row]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for r in rows {
+        if !names.contains(&r.proposer.as_str()) {
+            names.push(&r.proposer);
+        }
+    }
+    let geo = |name: &str| -> Option<(f64, usize)> {
+        let logs: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.proposer == name && r.seeds > 0)
+            .map(|r| (1.0 + r.gain_mean).max(1e-9).ln())
+            .collect();
+        (!logs.is_empty()).then(|| {
+            (
+                (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+                logs.len(),
+            )
+        })
+    };
+    let expert = geo("expert").map(|(g, _)| g);
+    let mut m = String::from(
+        "| proposer | geometric mean gain | vs expert | mean share of best-known | workloads |\n|---|---|---|---|---|\n",
+    );
+    for name in names {
+        let Some((g, n)) = geo(name) else {
+            continue;
+        };
+        let shares: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.proposer == name)
+            .filter_map(|r| r.share_of_best)
+            .collect();
+        let _ = writeln!(
+            m,
+            "| {name} | {g:.2}x | {} | {} | {n} |",
+            expert.map_or("-".into(), |e| format!("{:.2}x", g / e)),
+            if shares.is_empty() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{:.0}%",
+                    100.0 * shares.iter().sum::<f64>() / shares.len() as f64
+                )
+            }
+        );
+    }
+    m
+}
+
 /// The table as CSV.
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures,objective\n",
+        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures,objective,seconds_to_95,best_known,share_of_best\n",
     );
     let objective = objective_of(rows);
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{},{objective}",
+            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{},{objective},{:.1},{},{}",
             r.proposer,
             r.workload,
             r.seeds,
@@ -334,7 +468,12 @@ pub fn csv(rows: &[Row]) -> String {
             r.noop_rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
             r.repeat_rate.map(|x| format!("{x:.4}")).unwrap_or_default(),
             r.corrections,
-            r.failures
+            r.failures,
+            r.seconds_to_95,
+            r.best_known.map(|x| format!("{x:.4}")).unwrap_or_default(),
+            r.share_of_best
+                .map(|x| format!("{x:.4}"))
+                .unwrap_or_default()
         );
     }
     s
@@ -436,7 +575,8 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
 /// Write results.md, results.csv, results.json and best_so_far.svg into `out`.
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
     use crate::options::ini::write_atomic;
-    write_atomic(&out.join("results.md"), markdown(rows).as_bytes())?;
+    let md = markdown(rows) + "\n" + &summary(rows);
+    write_atomic(&out.join("results.md"), md.as_bytes())?;
     write_atomic(&out.join("results.csv"), csv(rows).as_bytes())?;
     write_atomic(
         &out.join("results.json"),
@@ -483,18 +623,29 @@ mod tests {
         );
         use crate::tune::prompt::HintLevel as H;
         let v = Variant::expand(
-            &[ProposerSpec::Local("m".into()), ProposerSpec::Expert],
+            &[
+                ProposerSpec::Local("m".into()),
+                ProposerSpec::Expert,
+                ProposerSpec::parse("search:gp").unwrap(),
+            ],
             &[H::None, H::Knowledge],
+            &[false, true],
         );
         let labels: Vec<String> = v.iter().map(|v| v.label()).collect();
         assert_eq!(
             labels,
             [
                 "local:m [hints=none]",
+                "local:m [hints=none, search]",
                 "local:m [hints=knowledge]",
-                "expert"
+                "local:m [hints=knowledge, search]",
+                "expert",
+                "search:gp"
             ]
         );
         assert_eq!(v[0].slug(), "local_m_hints-none");
+        assert_eq!(v[3].slug(), "local_m_hints-knowledge_search");
+        assert_eq!(ProposerSpec::parse("search").unwrap().label(), "search:tpe");
+        assert!(ProposerSpec::parse("search:cma").is_err());
     }
 }

@@ -75,6 +75,20 @@ pub struct CompareArgs {
     /// No value refinement (for every proposer).
     #[arg(long)]
     pub no_refine: bool,
+    /// Whether a value search refines each model proposer's kept choices (an ablation: each
+    /// value is its own row), comma-separated: on, off.
+    #[arg(long, value_enum, default_value = "on", value_delimiter = ',')]
+    pub search: Vec<super::tune::Switch>,
+    /// The optimizer of the model proposers' value search (search:METHOD proposers name their
+    /// own).
+    #[arg(long, value_enum, default_value_t = crate::tune::search::Method::Tpe)]
+    pub search_method: crate::tune::search::Method,
+    /// A folder of best-known configurations, WORKLOAD.ini each (benches/headroom/ holds the
+    /// ones the long searches found here): each workload's is measured against the shared
+    /// start like a tune's final check, and every proposer's gain is also reported as a share
+    /// of it, on a log scale (log gain / log best-known gain).
+    #[arg(long)]
+    pub best_known: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -94,7 +108,11 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     if args.hints.is_empty() {
         bail!("--hints must name at least one level (none, diagnostics, knowledge)");
     }
-    let proposers = Variant::expand(&specs, &args.hints);
+    if args.search.is_empty() {
+        bail!("--search must name at least one of on, off");
+    }
+    let searches: Vec<bool> = args.search.iter().map(|s| s.on()).collect();
+    let proposers = Variant::expand(&specs, &args.hints, &searches);
     let sources: Vec<Source> = split(&args.workloads)
         .iter()
         .map(|w| w.parse::<Source>().map_err(|e| anyhow::anyhow!(e)))
@@ -123,13 +141,16 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     result.map_err(|e| super::resumable(e, &args.out, "the same compare command"))?;
     let mut rows = Vec::new();
     for (name, _) in &workloads {
+        let known = compare::best_known(&args.out, name)?;
         for p in &proposers {
-            rows.push(compare::row(&args.out, name, p, &seeds)?);
+            let mut r = compare::row(&args.out, name, p, &seeds)?;
+            r.set_best_known(known.as_ref());
+            rows.push(r);
         }
     }
     compare::write_results(&args.out, &rows)?;
     // With bare --json the rows are the output and the table goes to stderr.
-    let table = compare::markdown(&rows);
+    let table = compare::markdown(&rows) + "\n" + &compare::summary(&rows);
     let done = format!(
         "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",
         args.out.join("results.md").display()
@@ -167,6 +188,12 @@ fn settings(args: &CompareArgs, workload: &bench::Workload, seed: u64, v: &Varia
         hints: v.hints.unwrap_or_default(),
         samples: args.samples.unwrap_or(0),
         refine: !args.no_refine,
+        max_rounds: args.judge.max_rounds,
+        search: v.search,
+        search_method: match v.spec {
+            ProposerSpec::Search(m) => m,
+            _ => args.search_method,
+        },
     }
 }
 
@@ -223,8 +250,11 @@ fn run_all(
                 s
             }
         };
-        for v in proposers {
-            for &seed in seeds {
+        // Seed by seed, every proposer in turn: drift of a shared machine over the hours a
+        // compare takes falls on all proposers alike, and an interrupted compare has rows for
+        // every proposer.
+        for &seed in seeds {
+            for v in proposers {
                 done += 1;
                 let dir = compare::run_dir(&args.out, kind, v, seed);
                 let records = journal::load(&dir).ok();
@@ -270,6 +300,72 @@ fn run_all(
                 }
             }
         }
+        if let Some(known) = &args.best_known {
+            measure_best_known(args, kind, workload, known, &baseline, engine, line)?;
+        }
     }
+    Ok(())
+}
+
+/// The best-known configuration of a workload (`DIR/WORKLOAD.ini`) measured against the start,
+/// interleaved, as a tune's final check; kept under runs/WORKLOAD/ for resumes. No file for the
+/// workload: nothing to measure.
+fn measure_best_known(
+    args: &CompareArgs,
+    kind: &str,
+    workload: &bench::Workload,
+    dir: &std::path::Path,
+    baseline: &Sample,
+    engine: &bench::InProcess,
+    line: &LiveLine,
+) -> Result<()> {
+    let file = dir.join(format!("{kind}.ini"));
+    let out = compare::best_known_file(&args.out, kind);
+    if !file.is_file() || out.is_file() {
+        return Ok(());
+    }
+    let known = crate::options::OptionsDoc::read(&file)?;
+    let first = settings(
+        args,
+        workload,
+        1,
+        &Variant {
+            spec: ProposerSpec::Expert,
+            hints: None,
+            search: false,
+        },
+    );
+    let (base, _) = crate::options::Calibrator::new(
+        crate::options::catalog()?,
+        crate::options::CalibrateOptions {
+            memory_budget: first.memory_budget,
+            allow_unsafe: false,
+            max_changes: first.max_changes,
+        },
+    )
+    .prepare_base(crate::options::rocks::linked_defaults()?.clone())?;
+    crate::tune::Progress::phase(
+        line.live.as_ref(),
+        &format!("{kind}: measuring the best-known configuration against the start"),
+    );
+    let tuner = Tuner {
+        settings: first,
+        out: args.out.clone(),
+        engine,
+        work_dir: args.run.work_dir.clone(),
+        progress: line.live.as_ref(),
+        proposer_reason: String::new(),
+        baseline: Some(baseline.clone()),
+    };
+    let (start, best, comparison) = tuner.against_start(&base.doc, &known, "best-known");
+    crate::interrupt::check()?;
+    let record = compare::BestKnown {
+        file: file.display().to_string(),
+        start,
+        known: best,
+        comparison,
+    };
+    std::fs::create_dir_all(out.parent().unwrap_or(&args.out))?;
+    crate::options::ini::write_atomic(&out, &serde_json::to_vec_pretty(&record)?)?;
     Ok(())
 }

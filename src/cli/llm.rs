@@ -69,6 +69,8 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
         best_ops: 200_000.0,
         notes: Vec::new(),
         replies: Default::default(),
+        rounds: 5,
+        stopped: None,
     }
 }
 
@@ -115,6 +117,7 @@ pub fn turns_cmd(
             schema: &schema,
             iteration: t,
             note: None,
+            min_effect: 0.03,
         };
         let level = crate::tune::prompt::HintLevel::Knowledge;
         let offers = crate::tune::prompt::offers(&ctx, level, Default::default());

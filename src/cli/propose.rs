@@ -233,6 +233,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         schema: &opts,
         iteration: 1,
         note: None,
+        min_effect: 0.03,
     };
     // The first turn of a tune with this seed: the options window `tune` would offer first.
     let turn = crate::tune::prompt::Turn {

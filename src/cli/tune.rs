@@ -266,6 +266,29 @@ pub struct ModelTuningArgs {
     /// the same way before asking the proposer again.
     #[arg(long)]
     pub no_refine: bool,
+    /// A model names the options and the direction, a value search finds their values: once a
+    /// change of the model's is kept, the next turns search the kept options' values until two
+    /// searched candidates in a row are not kept, then the model is asked again. `off` asks the
+    /// model every turn (with value refinement instead), an ablation switch.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub search: Switch,
+    /// The value search's optimizer: tpe (Tree-structured Parzen Estimator) or gp (a Gaussian
+    /// process with expected improvement); also that of --backend search.
+    #[arg(long, value_enum, default_value_t = crate::tune::search::Method::Tpe)]
+    pub search_method: crate::tune::search::Method,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    pub fn on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 /// How candidates are measured and judged, shared by `tune` and `compare`.
@@ -280,6 +303,12 @@ pub struct JudgeArgs {
     /// Smallest relative gain that counts (0.03 = 3%).
     #[arg(long, value_parser = super::fraction, default_value_t = 0.03)]
     pub min_effect: f64,
+    /// Most interleaved rounds a candidate gets: one whose gain is large but not yet
+    /// significant after --repeats + --confirm rounds is measured on up to this many before its
+    /// verdict (a group-sequential design keeps the false-gain rate at 2.5% one-sided over all
+    /// looks); one whose first round is clearly worse than the best stops after it.
+    #[arg(long, value_parser = super::count::<usize, 2, 10000>, default_value_t = 8)]
+    pub max_rounds: usize,
 }
 
 impl JudgeArgs {
@@ -334,6 +363,9 @@ impl TuneArgs {
             hints: self.model_args.hints,
             samples: self.model_args.samples.unwrap_or(0),
             refine: !self.model_args.no_refine,
+            max_rounds: self.judge.max_rounds,
+            search: self.model_args.search.on(),
+            search_method: self.model_args.search_method,
         })
     }
 }

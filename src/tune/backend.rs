@@ -41,6 +41,9 @@ pub enum Backend {
     Expert,
     /// Valid random changes (a baseline).
     Random,
+    /// A value search on its own over the options that matter for the workload
+    /// (--search-method; the headroom search, and a baseline).
+    Search,
 }
 
 impl Backend {
@@ -55,6 +58,7 @@ impl Backend {
             Backend::Lmstudio => "lmstudio",
             Backend::Expert => "expert",
             Backend::Random => "random",
+            Backend::Search => "search",
         }
     }
 
@@ -67,6 +71,7 @@ impl Backend {
             "lmstudio" => Backend::Lmstudio,
             "expert" => Backend::Expert,
             "random" => Backend::Random,
+            "search" => Backend::Search,
             _ => Backend::Auto,
         }
     }
@@ -84,6 +89,8 @@ pub enum ProposerSpec {
     LmStudio(String),
     Expert,
     Random,
+    /// A value search on its own, with its optimizer.
+    Search(crate::tune::search::Method),
 }
 
 impl ProposerSpec {
@@ -98,8 +105,11 @@ impl ProposerSpec {
             None if t == "lmstudio" => ProposerSpec::LmStudio(String::new()),
             None if t == "expert" => ProposerSpec::Expert,
             None if t == "random" => ProposerSpec::Random,
+            None if t == "search" => ProposerSpec::Search(Default::default()),
+            Some(("search", "tpe")) => ProposerSpec::Search(crate::tune::search::Method::Tpe),
+            Some(("search", "gp")) => ProposerSpec::Search(crate::tune::search::Method::Gp),
             _ => bail!(
-                "proposer `{t}`: use local:MODEL, openai:MODEL, ollama[:MODEL], lmstudio[:MODEL], expert or random"
+                "proposer `{t}`: use local:MODEL, openai:MODEL, ollama[:MODEL], lmstudio[:MODEL], expert, random or search[:tpe|gp]"
             ),
         })
     }
@@ -113,6 +123,7 @@ impl ProposerSpec {
             ProposerSpec::LmStudio(_) => Backend::Lmstudio,
             ProposerSpec::Expert => Backend::Expert,
             ProposerSpec::Random => Backend::Random,
+            ProposerSpec::Search(_) => Backend::Search,
         }
     }
 
@@ -123,7 +134,7 @@ impl ProposerSpec {
             | ProposerSpec::OpenAi(m)
             | ProposerSpec::Ollama(m)
             | ProposerSpec::LmStudio(m) => Some(m.clone()).filter(|m| !m.is_empty()),
-            ProposerSpec::Expert | ProposerSpec::Random => None,
+            ProposerSpec::Expert | ProposerSpec::Random | ProposerSpec::Search(_) => None,
         }
     }
 
@@ -153,6 +164,7 @@ impl ProposerSpec {
             ProposerSpec::LmStudio(m) => format!("lmstudio:{m}"),
             ProposerSpec::Expert => "expert".into(),
             ProposerSpec::Random => "random".into(),
+            ProposerSpec::Search(m) => format!("search:{}", m.name()),
         }
     }
 
@@ -225,7 +237,25 @@ impl Request {
 }
 
 /// Build the proposer `args` asks for, and say why (in one line, for the journal and report).
+/// A language model's kept choices are refined by a value search when the settings ask for it
+/// ([`crate::tune::hybrid`]).
 pub fn choose(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer>, String)> {
+    let (p, why) = choose_plain(args, settings)?;
+    if settings.search && p.variant().is_some() {
+        let method = settings.search_method;
+        return Ok((
+            Box::new(crate::tune::hybrid::Hybrid::new(p, method, args.seed)),
+            format!(
+                "{why}; a {} value search refines the options it keeps",
+                method.name()
+            ),
+        ));
+    }
+    Ok((p, why))
+}
+
+/// The proposer `args` asks for, as it is.
+fn choose_plain(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer>, String)> {
     let catalog = crate::options::catalog()?;
     let opts = schema::SchemaOptions {
         max_changes: settings.max_changes,
@@ -377,6 +407,16 @@ pub fn choose(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer>,
         Backend::Random => (
             Box::new(RandomProposer::new(args.seed)),
             "asked for (--backend random)".into(),
+        ),
+        Backend::Search => (
+            Box::new(crate::tune::search::SearchProposer::new(
+                settings.search_method,
+                args.seed,
+            )),
+            format!(
+                "asked for (--backend search, {})",
+                settings.search_method.name()
+            ),
         ),
         Backend::Openai => match endpoint.clone() {
             Some(e) => {

@@ -35,4 +35,7 @@ pub struct Context<'a> {
     pub note: Option<&'a str>,
     /// What the tune optimizes and the constraints it must keep.
     pub goal: &'a crate::tune::objective::Goal,
+    /// The smallest relative gain that counts: a change measured within it either way measured
+    /// nothing.
+    pub min_effect: f64,
 }

@@ -50,6 +50,16 @@ pub struct Settings {
     /// throughput with no constraints in journals written before it existed.
     #[serde(default)]
     pub goal: crate::tune::objective::Goal,
+    /// Most interleaved rounds a promising candidate gets before its verdict (`--max-rounds`;
+    /// 0 in journals before the sequential design: `repeats + confirm_repeats`).
+    #[serde(default)]
+    pub max_rounds: usize,
+    /// A value search refines a model's kept choices (`--search`; off in journals before it).
+    #[serde(default)]
+    pub search: bool,
+    /// The optimizer of the value search and of `--backend search` (`--search-method`).
+    #[serde(default)]
+    pub search_method: crate::tune::search::optimizer::Method,
 }
 
 fn yes() -> bool {
@@ -177,6 +187,14 @@ pub struct Iteration {
     /// How the proposer's replies fared before one was picked.
     #[serde(default)]
     pub replies: ReplyStats,
+    /// Interleaved rounds the candidate was measured in (journals before the sequential design:
+    /// 0).
+    #[serde(default)]
+    pub rounds: usize,
+    /// Why the candidate was rejected before or at its last look, when the sequential design
+    /// stopped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<crate::bench::sequential::Stop>,
 }
 
 /// Counts over every reply a proposer gave in one iteration (a model samples several, and is

@@ -10,6 +10,7 @@ pub mod ask;
 pub mod backend;
 pub mod context;
 pub mod expert;
+pub mod hybrid;
 pub mod journal;
 pub mod knowledge;
 pub mod lock;
@@ -18,6 +19,7 @@ pub mod prompt;
 pub mod proposer;
 pub mod refine;
 pub mod report;
+pub mod search;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::bench::BenchEngine;
 use crate::bench::sample::mean;
+use crate::bench::sequential;
 use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
 use crate::grammar::schema::SchemaOptions;
 use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
@@ -131,7 +134,66 @@ fn judge(best: &Sample, cand: &Sample, min_effect: f64, goal: &Goal) -> Option<C
     }
 }
 
+/// The noise of a pair's log ratio before a candidate is measured: the tune's earlier
+/// candidates' rounds, each around its own mean; without any yet, the start's repeats (a pair
+/// varies about twice as much as one run).
+fn noise(st: &State, goal: &Goal) -> sequential::Noise {
+    let mut n = sequential::Noise::default();
+    for it in &st.history {
+        if let (Some(b), Some(c)) = (&it.best, &it.candidate) {
+            n.add(&goal.pair_logs(b, c));
+        }
+    }
+    if n.df < 1.0 {
+        let logs: Vec<f64> = goal
+            .goodness(&st.baseline)
+            .iter()
+            .filter(|x| **x > 0.0)
+            .map(|x| x.ln())
+            .collect();
+        n = sequential::Noise::from_unpaired(&logs);
+    }
+    n
+}
+
+/// The comparison a sequential verdict rests on: the mean per-round log ratio with the pooled
+/// noise, its 95% interval and one-sided p-value (the verdict is set by the design).
+fn sequential_comparison(
+    logs: &[f64],
+    prior: sequential::Noise,
+    min_effect: f64,
+) -> Option<Comparison> {
+    let (mean, se, df) = sequential::statistic(logs, prior)?;
+    let half = crate::bench::stats::t_quantile(0.975, df) * se;
+    let t = if se > 0.0 { mean / se } else { 0.0 };
+    let effect = mean.exp() - 1.0;
+    Some(Comparison {
+        verdict: if effect > min_effect {
+            Verdict::Better
+        } else {
+            Verdict::NoSignificantDifference
+        },
+        effect,
+        effect_low: (mean - half).exp() - 1.0,
+        effect_high: (mean + half).exp() - 1.0,
+        p_value: (2.0 * sequential::p_one_sided(t.abs(), df)).min(1.0),
+        df,
+    })
+}
+
 impl Tuner<'_> {
+    /// How each candidate is measured: looks after `--repeats` rounds, after `--confirm` more,
+    /// and at `--max-rounds`.
+    fn design(&self) -> sequential::Design {
+        let s = &self.settings;
+        sequential::Design::new(
+            s.repeats,
+            s.confirm_repeats,
+            s.max_rounds.max(s.repeats + s.confirm_repeats),
+            s.min_effect,
+        )
+    }
+
     fn calibrator(&self, catalog: &'static Catalog) -> Calibrator<'static> {
         Calibrator::new(
             catalog,
@@ -329,6 +391,7 @@ impl Tuner<'_> {
             schema: &st.schema,
             iteration,
             note: None,
+            min_effect: self.settings.min_effect,
         }
     }
 
@@ -453,11 +516,11 @@ impl Tuner<'_> {
             best_ops,
             notes: Vec::new(),
             replies: Default::default(),
+            rounds: 0,
+            stopped: None,
         };
         // A refinement step when the last kept change calls for one, else the proposer.
-        let step = self
-            .settings
-            .refine
+        let step = (self.settings.refine && !proposer.searches_values())
             .then(|| refine::next(&st.history, st.catalog))
             .flatten()
             .map(|step| {
@@ -531,43 +594,78 @@ impl Tuner<'_> {
         )?;
         it.candidate_file = Some(file);
 
-        // Interleaved: best, candidate, best, candidate, ...
+        // Interleaved: best, candidate, best, candidate, ... judged after each look of the
+        // sequential design: a clearly worse first round stops it, a promising undecided one
+        // gets more rounds.
         let tb = Instant::now();
         self.progress
             .phase(&format!("iteration {n}/{of}: benchmarking the candidate"));
         let seed = self.settings.seed.wrapping_add(1000 * n as u64);
-        let mut s = self.measure_interleaved(
-            &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
-            self.settings.repeats,
-            seed,
-        );
-        let mut cand = s.pop().unwrap_or_default();
-        let mut best = s.pop().unwrap_or_default();
-        // Paired on interleaved rounds when every round measured both (drift cancels), else
-        // Welch: the same judgement as the final check.
         let goal = &self.settings.goal;
-        let mut cmp = judge(&best, &cand, self.settings.min_effect, goal);
-        if cand.ops_per_sec.len() < 2 {
+        let design = self.design();
+        let prior = noise(st, goal);
+        let mut best = Sample::default();
+        let mut cand = Sample::default();
+        let mut next = sequential::Next::Continue;
+        let mut look = 0;
+        while cand.ops_per_sec.len() + cand.failures.len() < design.cap() {
+            let round = cand.ops_per_sec.len() + cand.failures.len();
+            if round == design.looks[look] {
+                self.progress.phase(&format!(
+                    "iteration {n}/{of}: more rounds for a promising candidate"
+                ));
+            }
+            let mut s = self.measure_interleaved(
+                &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
+                1,
+                seed.wrapping_add(round as u64),
+            );
+            crate::interrupt::check()?;
+            cand.extend(s.pop().unwrap_or_default());
+            best.extend(s.pop().unwrap_or_default());
+            // A failed run breaks the pairing: judged below on what was measured.
+            if !cand.failures.is_empty() || !best.failures.is_empty() {
+                break;
+            }
+            let logs = goal.pair_logs(&best, &cand);
+            let rounds = cand.ops_per_sec.len();
+            if rounds == 1
+                && logs
+                    .first()
+                    .is_some_and(|l| sequential::abort_after_first(*l, prior, &design))
+            {
+                next = sequential::Next::Reject(sequential::Stop::FirstRoundWorse);
+                break;
+            }
+            if rounds == design.looks[look] {
+                next = sequential::judge(&logs, prior, &design, look);
+                if next != sequential::Next::Continue {
+                    break;
+                }
+                look += 1;
+            }
+        }
+        best.summarize();
+        cand.summarize();
+        it.rounds = cand.ops_per_sec.len() + cand.failures.len();
+        let logs = goal.pair_logs(&best, &cand);
+        let mut cmp = sequential_comparison(&logs, prior, self.settings.min_effect)
+            .or_else(|| judge(&best, &cand, self.settings.min_effect, goal));
+        if let Some(c) = &mut cmp {
+            c.verdict = match next {
+                sequential::Next::Accept => Verdict::Better,
+                sequential::Next::Reject(sequential::Stop::Worse) => Verdict::Worse,
+                _ => Verdict::NoSignificantDifference,
+            };
+        }
+        if let sequential::Next::Reject(stop) = next {
+            it.stopped = Some(stop);
+        }
+        if cand.ops_per_sec.is_empty() {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
                 cand.failure_text()
             ));
-        } else if cmp.is_some_and(|c| c.verdict == Verdict::Better)
-            && self.settings.confirm_repeats > 0
-        {
-            // Confirm with more interleaved pairs before believing it.
-            self.progress
-                .phase(&format!("iteration {n}/{of}: confirming the gain"));
-            let mut more = self.measure_interleaved(
-                &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
-                self.settings.confirm_repeats,
-                seed.wrapping_add(500),
-            );
-            let c2 = more.pop().unwrap_or_default();
-            let b2 = more.pop().unwrap_or_default();
-            cand.extend(c2);
-            best.extend(b2);
-            cmp = judge(&best, &cand, self.settings.min_effect, goal);
         }
         // Constraints first: a candidate that meets them all where the best does not is kept
         // for that alone; otherwise a gain counts only when the candidate meets them.
@@ -695,6 +793,27 @@ impl Tuner<'_> {
         Ok(None)
     }
 
+    /// A configuration measured side by side with the start, interleaved, for `--repeats` +
+    /// `--confirm` rounds, and judged by the paired test on the objective: the final check of a
+    /// tune, and how compare measures a best-known configuration. Returns the start's sample,
+    /// the other's, and the comparison.
+    pub fn against_start(
+        &self,
+        start: &OptionsDoc,
+        other: &OptionsDoc,
+        label: &str,
+    ) -> (Sample, Sample, Option<Comparison>) {
+        let mut s = self.measure_interleaved(
+            &[("start", start), (label, other)],
+            self.settings.repeats + self.settings.confirm_repeats,
+            self.settings.seed.wrapping_add(999_999),
+        );
+        let b = s.pop().unwrap_or_default();
+        let a = s.pop().unwrap_or_default();
+        let c = judge(&a, &b, self.settings.min_effect, &self.settings.goal);
+        (a, b, c)
+    }
+
     /// The final comparison, the tuned file, the report.
     fn finish(&self, st: State, reason: String, elapsed_now: f64) -> Result<Finished> {
         let improved = st.best.diff(&st.base, st.catalog);
@@ -703,15 +822,8 @@ impl Tuner<'_> {
         } else {
             self.progress
                 .phase("final check: the best against the start, interleaved");
-            let mut s = self.measure_interleaved(
-                &[("start", &st.base.doc), ("best", &st.best.doc)],
-                self.settings.repeats + self.settings.confirm_repeats,
-                self.settings.seed.wrapping_add(999_999),
-            );
+            let (a, b, c) = self.against_start(&st.base.doc, &st.best.doc, "best");
             crate::interrupt::check()?;
-            let b = s.pop().unwrap_or_default();
-            let a = s.pop().unwrap_or_default();
-            let c = judge(&a, &b, self.settings.min_effect, &self.settings.goal);
             (a, b, c)
         };
         // Never end below the start: keep it unless the best is at least not worse, and not

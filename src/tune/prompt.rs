@@ -156,7 +156,8 @@ pub fn exhausted(history: &[Iteration]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
+/// The knowledge base's view of a proposer's context.
+pub fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
     Situation {
         workload: ctx.workload,
         facts: ctx.facts,
@@ -164,6 +165,7 @@ fn situation<'a>(ctx: &'a Context) -> Situation<'a> {
         config: ctx.best,
         diagnostics: ctx.best_diagnostics,
         memory_budget: ctx.memory_budget,
+        objective: ctx.goal.objective,
     }
 }
 
@@ -201,6 +203,7 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
         }
     };
     let done = exhausted(ctx.history);
+    let dead = dead_directions(ctx.history, ctx.catalog, ctx.min_effect);
     keys.into_iter()
         .filter_map(|key| {
             let e = ctx.catalog.get(key)?;
@@ -213,7 +216,7 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let vals = knowledge::choices_with(
+            let mut vals = knowledge::choices_with(
                 key,
                 &e.spec.ty,
                 &e.spec.safety,
@@ -223,6 +226,14 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
                 suggested.get(key).map(Vec::as_slice).unwrap_or_default(),
                 CHOICES,
             );
+            // A direction that measured nothing is dropped, not retried at other values.
+            if let (Some(dirs), Some(cur)) = (dead.get(key), current.as_f64()) {
+                vals.retain(|v| {
+                    v.as_f64().is_none_or(|x| {
+                        !(x > cur && dirs.contains(&true) || x < cur && dirs.contains(&false))
+                    })
+                });
+            }
             (!vals.is_empty()).then(|| Offer {
                 key,
                 meaning: e.spec.meaning,
@@ -234,6 +245,47 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
             })
         })
         .collect()
+}
+
+/// The directions that measured nothing, per numeric option (true: up): an option moved in a
+/// candidate that was measured and not kept, whose effect stayed within the minimum effect
+/// either way. A small model otherwise tries the same idea again at other values (a filter at 6,
+/// then 10, then 16 bits, each ±0%); a direction that did nothing is dropped.
+pub fn dead_directions(
+    history: &[Iteration],
+    catalog: &Catalog,
+    min_effect: f64,
+) -> BTreeMap<String, Vec<bool>> {
+    let mut out: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for it in history {
+        let Some(c) = it.comparison else {
+            continue;
+        };
+        if it.decision != Decision::Rejected || c.effect.abs() >= min_effect.max(0.01) {
+            continue;
+        }
+        for (k, to) in &it.changes {
+            let Some(e) = catalog.get(k) else {
+                continue;
+            };
+            let (Some(from), Some(to)) = (
+                it.changes_from
+                    .get(k)
+                    .and_then(|f| value_of(&e.spec.ty, f))
+                    .and_then(|v| v.as_f64()),
+                value_of(&e.spec.ty, to).and_then(|v| v.as_f64()),
+            ) else {
+                continue;
+            };
+            if from != to {
+                let dirs = out.entry(k.clone()).or_default();
+                if !dirs.contains(&(to > from)) {
+                    dirs.push(to > from);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A value as journaled (RocksDB's spelling) back to a typed value.
@@ -413,7 +465,20 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
         }
     }
     if level == HintLevel::Knowledge {
-        let h = knowledge::hints(&s);
+        // Only hints whose options can still be changed (a direction that measured nothing is
+        // no longer offered, and its hint no longer shown).
+        let h: Vec<knowledge::Applied> = knowledge::hints(&s)
+            .into_iter()
+            .filter(|a| {
+                let offered = |k: &str| offers.iter().any(|o| o.key == k);
+                let sug = a.suggestions(&s);
+                if sug.is_empty() {
+                    a.hint.options.iter().any(|(k, _)| offered(k))
+                } else {
+                    sug.iter().any(|(k, _)| offered(k))
+                }
+            })
+            .collect();
         if !h.is_empty() {
             t.push_str("Hints (symptom → options (typical values): why):\n");
             for a in h.iter().take(6) {
@@ -451,6 +516,77 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A filter tried at 6 bits per key that measured ±0% is not offered again at 10 or 16, and
+    /// its hint is no longer shown; without that history it is offered.
+    #[test]
+    fn a_direction_that_measured_nothing_is_not_offered_again() {
+        let catalog = crate::options::catalog().unwrap();
+        let base = crate::options::default_config().unwrap();
+        let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
+        (w.num, w.value_size) = (300_000, 400);
+        let goal = crate::tune::objective::Goal::default();
+        let schema = crate::grammar::schema::SchemaOptions::default();
+        let tried: Iteration = serde_json::from_value(serde_json::json!({
+            "iteration": 1, "proposer": "m", "prompt": null, "reply": null, "llm": null,
+            "reasoning": "filter", "proposed": 1, "invalid": 0,
+            "changes": {"table.filter_bits_per_key": "6"},
+            "changes_from": {"table.filter_bits_per_key": "0"},
+            "corrections": [], "candidate_file": "candidates/iter-001.ini", "best": null,
+            "candidate": null,
+            "comparison": {"verdict": "no_significant_difference", "effect": 0.002,
+                           "effect_low": -0.02, "effect_high": 0.025, "p_value": 0.8, "df": 6.0},
+            "decision": "rejected", "failure": null, "bench_seconds": 1.0,
+            "llm_seconds": 0.0, "elapsed": 1.0, "best_ops": 1.0
+        }))
+        .unwrap();
+        let history = [tried];
+        let ctx = |history: &'static [Iteration]| Context {
+            goal: Box::leak(Box::new(goal.clone())),
+            catalog,
+            facts: Box::leak(Box::new(facts.clone())),
+            workload: Box::leak(Box::new(w.clone())),
+            base: Box::leak(Box::new(base.clone())),
+            best: Box::leak(Box::new(base.clone())),
+            best_diagnostics: None,
+            best_ops: 1.0,
+            best_p50_us: None,
+            best_p99_us: None,
+            baseline_ops: 1.0,
+            history,
+            memory_budget: 4 << 30,
+            schema: Box::leak(Box::new(schema)),
+            iteration: 2,
+            note: None,
+            min_effect: 0.03,
+        };
+        let filter = |c: &Context| -> Vec<String> {
+            offers(c, HintLevel::Knowledge, Turn::default())
+                .into_iter()
+                .filter(|o| o.key == "table.filter_bits_per_key")
+                .flat_map(|o| o.values.into_iter().map(|(s, _)| s))
+                .collect()
+        };
+        let fresh = ctx(&[]);
+        assert!(
+            filter(&fresh).contains(&"10".to_string()),
+            "{:?}",
+            filter(&fresh)
+        );
+        let after = ctx(Box::leak(Box::new(history)));
+        assert!(filter(&after).is_empty(), "{:?}", filter(&after));
+        let text = state(
+            &after,
+            HintLevel::Knowledge,
+            &offers(&after, HintLevel::Knowledge, Turn::default()),
+            3,
+        );
+        assert!(
+            !text.contains("skips files that cannot hold the key"),
+            "{text}"
+        );
+    }
 
     const KEYS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
 

@@ -96,6 +96,11 @@ pub trait Proposer {
     fn variant(&self) -> Option<String> {
         None
     }
+    /// Whether it searches values itself (a value search): then the loop takes no refinement
+    /// steps of its own between its proposals.
+    fn searches_values(&self) -> bool {
+        false
+    }
 }
 
 /// A language model as proposer. Each turn is one self-contained message with the state of the

@@ -280,22 +280,40 @@ fn ops(s: &Option<Summary>) -> String {
 }
 
 /// The Markdown report.
+/// How candidates were measured, in one sentence.
+fn measuring(s: &Settings) -> String {
+    if s.max_rounds == 0 {
+        // Journals from before the sequential design.
+        return format!(
+            "{} repeat(s) per measurement, interleaved with the best so far; gains confirmed \
+             with {} more.",
+            s.repeats, s.confirm_repeats
+        );
+    }
+    format!(
+        "Each candidate is measured in rounds interleaved with the best so far and judged at \
+         {} rounds, then {} and at most {} when promising (a group-sequential design, 2.5% \
+         one-sided over all looks); a first round clearly worse than the best stops it.",
+        s.repeats,
+        s.repeats + s.confirm_repeats,
+        s.max_rounds.max(s.repeats + s.confirm_repeats)
+    )
+}
+
 pub fn markdown(r: &Report) -> String {
     let mut m = String::new();
     let w = &r.settings.workload;
     let _ = writeln!(m, "# lsmtune report\n");
     let _ = writeln!(
         m,
-        "Workload **{}** ({}): {} keys, {} + {} bytes, {} thread(s); {} repeat(s) per measurement, \
-         interleaved with the best so far; gains confirmed with {} more.\n",
+        "Workload **{}** ({}): {} keys, {} + {} bytes, {} thread(s). {}\n",
         w.label(),
         w.describe(),
         w.num,
         w.key_size,
         w.value_size,
         w.threads,
-        r.settings.repeats,
-        r.settings.confirm_repeats
+        measuring(&r.settings)
     );
     let _ = writeln!(m, "Objective: {}.\n", r.settings.goal.describe());
     if let Some(how) = &r.confinement {
@@ -304,13 +322,19 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(m, "Proposer: **{}** ({})\n", r.proposer, r.proposer_reason);
     let _ = writeln!(
         m,
-        "A model proposer is told: `--hints {}`; replies per turn: {}; value refinement: {}.\n",
+        "A model proposer is told: `--hints {}`; replies per turn: {}; value refinement: {}; \
+         value search of its kept choices: {}.\n",
         r.settings.hints.name(),
         match r.settings.samples {
             0 => "3 (local) or 1 (endpoint)".to_string(),
             n => n.to_string(),
         },
-        if r.settings.refine { "on" } else { "off" }
+        if r.settings.refine { "on" } else { "off" },
+        if r.settings.search {
+            r.settings.search_method.name()
+        } else {
+            "off"
+        }
     );
     let _ = writeln!(m, "## Machine\n\n```\n{}\n```\n", r.facts.describe());
     let _ = writeln!(m, "## Result\n");
@@ -458,6 +482,11 @@ pub fn markdown(r: &Report) -> String {
         let decision = match (it.decision, &it.failure) {
             (Decision::Failed, Some(f)) => format!("failed: {}", f.replace('|', "/")),
             (d, _) => format!("{d:?}").to_ascii_lowercase(),
+        };
+        let decision = match (it.rounds, it.stopped) {
+            (0, _) => decision,
+            (n, Some(stop)) => format!("{decision} after {n} round(s): {}", stop.describe()),
+            (n, None) => format!("{decision} after {n} round(s)"),
         };
         let cand = |metric| show_metric(metric, it.candidate.as_ref().and_then(|c| metric.mean(c)));
         let _ = writeln!(

@@ -14,6 +14,7 @@ mod hub;
 mod llm;
 mod openai;
 mod real_models;
+mod search;
 mod servers;
 mod stores;
 mod transformer;

@@ -115,8 +115,14 @@ fn auto_without_model_or_endpoint_tunes_with_the_expert() {
     for it in &its {
         assert_eq!(it.invalid, 0);
         assert!(it.decision != Decision::Failed, "{:?}", it.failure);
-        assert!(it.best.is_some() && it.candidate.is_some());
+        // Measured, unless the rule book had nothing left to try for this small workload.
+        assert!(
+            (it.best.is_some() && it.candidate.is_some())
+                || it.decision == Decision::NoChange && it.changes.is_empty(),
+            "{it:?}"
+        );
     }
+    assert!(its[0].best.is_some() && its[0].candidate.is_some());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("## Iterations") && md.contains("expert"),
@@ -302,6 +308,9 @@ fn tuner_settings(iterations: usize) -> journal::Settings {
         hints: Default::default(),
         samples: 1,
         refine: true,
+        max_rounds: 0,
+        search: false,
+        search_method: Default::default(),
     }
 }
 
@@ -610,7 +619,8 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
         assert!(
             work.join(&name).join("owner").is_file(),
             "{name} left without an owner file: {:?}",
-            std::fs::read_dir(work.join(&name)).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            std::fs::read_dir(work.join(&name))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
         );
     }
     // Leftovers as a crash or power cut leaves them: owner dead (a pid that exited), owner

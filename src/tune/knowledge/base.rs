@@ -1,6 +1,7 @@
 //! The tuning knowledge base: each hint names a symptom (when it applies, from the workload,
 //! the measurements and the current configuration), the options to move, the direction, why,
-//! and typical values. Data, read by [`super::hints`] for the prompt and the expert's peers.
+//! typical values and where the advice comes from. Data, read by [`super::hints`]: for a model's
+//! prompt, and by the expert proposer, which applies the hints in weight order.
 
 use super::*;
 
@@ -16,7 +17,12 @@ pub static HINTS: &[Hint] = &[
             ("table.filter_bits_per_key", Direction::Up),
             ("table.filter_type", Direction::To("bloom")),
         ],
-        suggest: |_| vec![("table.filter_bits_per_key", Value::Double(10.0))],
+        suggest: |_| {
+            vec![
+                ("table.filter_bits_per_key", Value::Double(10.0)),
+                ("table.filter_type", Value::Str("bloom".into())),
+            ]
+        },
         brief: "skips files that cannot hold the key",
         why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
         typical: |_| "10 bits per key".into(),
@@ -29,16 +35,18 @@ pub static HINTS: &[Hint] = &[
             let hit = s.d().block_cache_hit_rate.unwrap_or(0.0);
             let k = &s.workload;
             ((k.point_reads() || k.scans())
-                && hit < 0.95
+                && hit < 0.99
                 && s.int("table.block_cache_size") < s.data_bytes() * 2
                 && s.int("table.block_cache_size") < s.memory_budget as i64 / 2)
                 .then(|| format!("block cache hit rate {}", pct(hit)))
         },
         options: &[("table.block_cache_size", Direction::Up)],
         suggest: |s| {
+            // Twice the data (the index and filter blocks are cached too), a power of two, at
+            // most half the budget.
             let cur = s.int("table.block_cache_size");
             let cap = (s.memory_budget as i64 / 2).max(8 * MIB);
-            let want = (s.data_bytes().max(MIB) as u64).next_power_of_two() as i64;
+            let want = ((2 * s.data_bytes()).max(MIB) as u64).next_power_of_two() as i64;
             vec![(
                 "table.block_cache_size",
                 Value::Int(want.max(cur * 2).min(cap)),
@@ -46,8 +54,8 @@ pub static HINTS: &[Hint] = &[
         },
         brief: "serves repeated blocks from memory",
         why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
-        typical: |s| format!("about the data size, {}", human_bytes(s.data_bytes())),
-        source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here",
+        typical: |s| format!("about twice the data, {}", human_bytes(2 * s.data_bytes())),
+        source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here with a cache of twice the data",
         weight: 85,
     },
     Hint {
@@ -198,13 +206,19 @@ pub static HINTS: &[Hint] = &[
         },
         options: &[
             ("write_buffer_size", Direction::Up),
+            ("max_write_buffer_number", Direction::Up),
             ("target_file_size_base", Direction::Up),
+            ("max_bytes_for_level_base", Direction::Up),
         ],
         suggest: |s| {
-            vec![(
-                "write_buffer_size",
-                Value::Int((s.int("write_buffer_size") * 2).min(s.memory_budget as i64 / 8)),
-            )]
+            let wb = s.int("write_buffer_size");
+            let target = (wb * 2).min((s.memory_budget as i64 / 8).max(wb));
+            vec![
+                ("write_buffer_size", Value::Int(target)),
+                ("max_write_buffer_number", Value::Int(4)),
+                ("target_file_size_base", Value::Int(target)),
+                ("max_bytes_for_level_base", Value::Int(target * 4)),
+            ]
         },
         brief: "fewer, larger flushes ease L0 pressure",
         why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
@@ -241,9 +255,7 @@ pub static HINTS: &[Hint] = &[
         id: "cpu.compression",
         applies: |s| {
             let share = s.d().compaction_cpu_share.unwrap_or(0.0);
-            (s.workload.writes()
-                && s.facts.cores <= 4
-                && s.config.text(s.catalog, "compression") != "kNoCompression")
+            (s.workload.writes() && s.config.text(s.catalog, "compression") != "kNoCompression")
                 .then(|| {
                     let used = if share >= 0.05 {
                         format!(" (compactions used {} of the CPU)", pct(share))
@@ -279,24 +291,24 @@ pub static HINTS: &[Hint] = &[
         id: "cpu.background_jobs",
         applies: |s| {
             let jobs = s.int("max_background_jobs");
-            let cores = s.facts.cores as i64;
-            (s.workload.writes() && (jobs < cores || jobs > 2 * cores.max(2)))
-                .then(|| format!("{jobs} background jobs on {cores} cores"))
+            let want = (2 * s.facts.cores as i64).clamp(4, 16);
+            (s.workload.writes() && jobs < want)
+                .then(|| format!("{jobs} background jobs on {} cores", s.facts.cores))
         },
-        options: &[("max_background_jobs", Direction::Up)],
+        options: &[
+            ("max_background_jobs", Direction::Up),
+            ("max_subcompactions", Direction::Up),
+        ],
         suggest: |s| {
-            let cores = s.facts.cores as i64;
-            let jobs = s.int("max_background_jobs");
-            let want = if jobs < cores {
-                2 * cores.max(2)
-            } else {
-                cores.max(2)
-            };
-            vec![("max_background_jobs", Value::Int(want.clamp(2, 16)))]
+            let cores = s.facts.cores.max(1) as i64;
+            vec![
+                ("max_background_jobs", Value::Int((2 * cores).clamp(4, 16))),
+                ("max_subcompactions", Value::Int(cores.min(4))),
+            ]
         },
-        brief: "one or two flush/compaction threads per core",
-        why: "flushes and compactions run on these threads; fewer than the cores leaves CPU idle under write load, many more than the cores only adds contention",
-        typical: |s| format!("{} to {}", s.facts.cores, 2 * s.facts.cores.max(2)),
+        brief: "flushes and compactions keep L0 from backing up",
+        why: "flushes and compactions run on these threads; two per core (at least 4) keeps L0 from backing up under write load, and a large compaction may split over the cores",
+        typical: |s| format!("{} jobs", (2 * s.facts.cores).clamp(4, 16)),
         source: "RocksDB Tuning Guide, parallelism",
         weight: 40,
     },
@@ -368,6 +380,85 @@ pub static HINTS: &[Hint] = &[
         typical: |_| "16-64 KiB".into(),
         source: "RocksDB Tuning Guide, block size",
         weight: 70,
+    },
+    Hint {
+        id: "read.filters_for_hits",
+        applies: |s| {
+            let k = &s.workload;
+            (k.point_reads()
+                && k.kind != crate::bench::Kind::ReadRandom
+                && !s.config.flag(s.catalog, "optimize_filters_for_hits"))
+            .then(|| "the keys read mostly exist".to_string())
+        },
+        options: &[("optimize_filters_for_hits", Direction::To("true"))],
+        suggest: |_| vec![("optimize_filters_for_hits", Value::Bool(true))],
+        brief: "no filter in the last level, where found keys end",
+        why: "when lookups mostly find their key, the last level's filter rarely saves a read, yet holds most of the filter memory; without it more of the cache holds data",
+        typical: |_| "true".into(),
+        source: "RocksDB Tuning Guide, optimize_filters_for_hits",
+        weight: 25,
+    },
+    Hint {
+        id: "latency.subcompactions",
+        applies: |s| {
+            let want = s.facts.cores.clamp(1, 4) as i64;
+            (s.latency() && s.workload.writes() && s.int("max_subcompactions") < want).then(|| {
+                "a latency objective with writers: long L0 compactions hold L0 back".to_string()
+            })
+        },
+        options: &[("max_subcompactions", Direction::Up)],
+        suggest: |s| {
+            vec![(
+                "max_subcompactions",
+                Value::Int(s.facts.cores.clamp(1, 4) as i64),
+            )]
+        },
+        brief: "shorter L0 compactions, fewer stalls in the tail",
+        why: "splitting each L0->L1 compaction over several threads shortens it, so L0 files pile up less and writes stall less often: the slowest operations get faster",
+        typical: |s| format!("{}", s.facts.cores.clamp(1, 4)),
+        source: "RocksDB wiki, Subcompaction; the expert's rule for latency objectives",
+        weight: 85,
+    },
+    Hint {
+        id: "latency.sync",
+        applies: |s| {
+            (s.latency() && s.workload.writes() && s.int("bytes_per_sync") == 0)
+                .then(|| "a latency objective with writers: writeback comes in bursts".to_string())
+        },
+        options: &[("bytes_per_sync", Direction::Up)],
+        suggest: |_| vec![("bytes_per_sync", Value::Int(MIB))],
+        brief: "smooth writeback, shorter tail",
+        why: "syncing files every 1 MiB spreads writeback out instead of long flush bursts that stall foreground operations: the tail gets shorter, throughput barely moves",
+        typical: |_| "1 MiB".into(),
+        source: "RocksDB Tuning Guide, other options; the expert's rule for latency objectives",
+        weight: 80,
+    },
+    Hint {
+        id: "write.l0.backlog",
+        applies: |s| {
+            (s.workload.writes()
+                && s.d().l0_files >= 8
+                && s.stalls() < 0.005
+                && s.int("level0_slowdown_writes_trigger") < 40)
+                .then(|| format!("{} L0 files after the run", s.d().l0_files))
+        },
+        options: &[
+            ("level0_file_num_compaction_trigger", Direction::Up),
+            ("level0_slowdown_writes_trigger", Direction::Up),
+            ("level0_stop_writes_trigger", Direction::Up),
+        ],
+        suggest: |_| {
+            vec![
+                ("level0_file_num_compaction_trigger", Value::Int(8)),
+                ("level0_slowdown_writes_trigger", Value::Int(40)),
+                ("level0_stop_writes_trigger", Value::Int(64)),
+            ]
+        },
+        brief: "lets bursts through before throttling starts",
+        why: "slowdowns start at 20 L0 files by default; with L0 already backing up, later triggers let bursts through while compaction catches up, and compacting 8 files at once is cheaper per file",
+        typical: |_| "compaction at 8, slowdown 40, stop 64".into(),
+        source: "RocksDB wiki, Write Stalls; the expert's rule",
+        weight: 55,
     },
     Hint {
         id: "io.sync",

@@ -6,8 +6,9 @@
 //! for each option the values a proposal may pick ([`choices`]): a ladder around the current
 //! value, never the current value itself, never a value already tried and not kept.
 //!
-//! The expert proposer acts on similar rules directly; here they are advice a model reads and
-//! may combine, refine or ignore.
+//! One rule book, two readers: a model reads the hints as advice it may combine, refine or
+//! ignore; the expert proposer ([`crate::tune::expert`]) applies them in weight order. So
+//! "model + hints" against "expert" measures exactly what the model adds.
 
 use crate::bench::Workload;
 use crate::bench::measure::{Diagnostics, StallCause};
@@ -28,9 +29,19 @@ pub struct Situation<'a> {
     pub config: &'a Config,
     pub diagnostics: Option<Diagnostics>,
     pub memory_budget: u64,
+    /// What the tune optimizes (latency objectives call for their own hints).
+    pub objective: crate::tune::objective::Metric,
 }
 
 impl Situation<'_> {
+    /// Whether the tune optimizes a latency percentile.
+    fn latency(&self) -> bool {
+        matches!(
+            self.objective,
+            crate::tune::objective::Metric::P99 | crate::tune::objective::Metric::P999
+        )
+    }
+
     /// Bytes of keys and values the workload holds.
     pub fn data_bytes(&self) -> i64 {
         let w = self.workload;
@@ -517,6 +528,7 @@ mod tests {
             config,
             diagnostics: d,
             memory_budget: 4 << 30,
+            objective: Default::default(),
         }
     }
 
@@ -557,6 +569,171 @@ mod tests {
             ]
         );
         assert!(f.len() <= 12 && !f.contains(&"write_buffer_size"), "{f:?}");
+    }
+
+    /// One rule book, checked: every option a hint names or suggests is in the catalog, and
+    /// every hint fires, with a value to try, on a situation built for it (a hint added without
+    /// its situation here fails this test).
+    #[test]
+    fn every_hint_names_catalog_options_and_fires_on_its_situation() {
+        use crate::tune::objective::Metric;
+        let catalog = crate::options::catalog().unwrap();
+        let config = crate::options::default_config().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let stall = |cause| Diagnostics {
+            stall_share: Some(0.2),
+            stall_cause: Some(cause),
+            ..Default::default()
+        };
+        let cold = Diagnostics {
+            block_cache_hit_rate: Some(0.3),
+            ..Default::default()
+        };
+        let cases: Vec<(&str, Kind, Diagnostics, Metric)> = vec![
+            ("read.filter", Kind::ReadRandom, cold, Metric::Throughput),
+            ("read.cache", Kind::ReadRandom, cold, Metric::Throughput),
+            (
+                "write.stall.l0",
+                Kind::FillRandom,
+                stall(StallCause::L0Files),
+                Metric::Throughput,
+            ),
+            (
+                "write.stall.memtable",
+                Kind::FillRandom,
+                stall(StallCause::Memtables),
+                Metric::Throughput,
+            ),
+            (
+                "write.stall.pending",
+                Kind::FillRandom,
+                stall(StallCause::PendingCompaction),
+                Metric::Throughput,
+            ),
+            (
+                "write.pipelined",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+            (
+                "write.memtable.smaller",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+            (
+                "write.memtable.larger",
+                Kind::FillRandom,
+                stall(StallCause::L0Files),
+                Metric::Throughput,
+            ),
+            (
+                "write.amplification",
+                Kind::FillRandom,
+                Diagnostics {
+                    write_amplification: Some(12.0),
+                    ..Default::default()
+                },
+                Metric::Throughput,
+            ),
+            (
+                "cpu.compression",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+            (
+                "cpu.background_jobs",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+            (
+                "read.hash_index",
+                Kind::ReadRandom,
+                cold,
+                Metric::Throughput,
+            ),
+            (
+                "read.memtable_bloom",
+                Kind::ReadRandomWriteRandom,
+                cold,
+                Metric::Throughput,
+            ),
+            (
+                "scan.block_size",
+                Kind::SeekRandom,
+                cold,
+                Metric::Throughput,
+            ),
+            (
+                "read.filters_for_hits",
+                Kind::YcsbB,
+                cold,
+                Metric::Throughput,
+            ),
+            (
+                "latency.subcompactions",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::P99,
+            ),
+            (
+                "latency.sync",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::P99,
+            ),
+            (
+                "write.l0.backlog",
+                Kind::FillRandom,
+                Diagnostics {
+                    l0_files: 10,
+                    stall_share: Some(0.0),
+                    ..Default::default()
+                },
+                Metric::Throughput,
+            ),
+            (
+                "io.sync",
+                Kind::FillRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+        ];
+        for h in HINTS {
+            assert!(
+                cases.iter().any(|(id, ..)| *id == h.id),
+                "hint {} has no situation in this test",
+                h.id
+            );
+            for (k, _) in h.options {
+                assert!(
+                    catalog.get(k).is_some(),
+                    "{}: {k} is not in the catalog",
+                    h.id
+                );
+            }
+        }
+        for (id, kind, d, objective) in cases {
+            let mut w = Workload::new(kind);
+            (w.num, w.value_size, w.threads) = (300_000, 400, 2);
+            let mut s = situation(&w, &facts, catalog, &config, Some(d));
+            s.objective = objective;
+            let applied = hints(&s);
+            let a = applied
+                .iter()
+                .find(|a| a.hint.id == id)
+                .unwrap_or_else(|| panic!("{id} did not fire on its situation"));
+            for (k, _) in (a.hint.suggest)(&s) {
+                assert!(
+                    catalog.get(k).is_some(),
+                    "{id}: suggests {k}, not in the catalog"
+                );
+            }
+            assert!(!a.suggestions(&s).is_empty(), "{id}: nothing new to try");
+        }
     }
 
     #[test]

@@ -1,0 +1,190 @@
+//! The model steers a search (the default for model proposers; `--search off` for the
+//! ablation). A language model with the knowledge hints is good at choosing which options to
+//! move and which way; an optimizer is good at finding their values (GPTuner's coarse-to-fine
+//! lesson). So the model proposes; once a change of its is kept, a value search
+//! ([`crate::tune::search`]) spends the next turns on the options kept so far, each searched
+//! from its kept value onwards in the direction the model moved it; after two searched
+//! candidates in a row that were not kept (or four searched turns), the model is asked again,
+//! and sees in its prompt what the search measured. Which turn comes next is decided from the
+//! journal alone, so a resumed tune continues the same way.
+
+use anyhow::Result;
+
+use crate::options::value::OptionType;
+use crate::tune::journal::{Decision, Iteration};
+use crate::tune::proposer::{Context, Proposal, Proposer, Reply};
+use crate::tune::search::{self, Method, space::Space};
+
+/// Searched turns in a row before the model is asked again.
+const SEARCH_STREAK: usize = 4;
+/// Searched candidates in a row not kept before the model is asked again.
+const SEARCH_MISSES: usize = 2;
+
+/// Whose turn it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    Model,
+    /// Search these options' values.
+    Search(Space),
+}
+
+/// Whether an iteration was a searched one.
+pub fn searched(it: &Iteration) -> bool {
+    it.proposer.starts_with("search:")
+}
+
+/// The options to search: each option the kept changes moved from the start, from its kept
+/// value onwards in the direction it was moved (numbers only; bools and enums stay as chosen),
+/// within the ranges the workload's own search space allows for it (a cache no larger than half
+/// the memory budget, say).
+pub fn kept_space(ctx: &Context) -> Space {
+    let full =
+        search::space::for_workload(ctx.workload, ctx.memory_budget, ctx.facts.cores, usize::MAX);
+    let mut dims = Vec::new();
+    for (k, (now, start)) in ctx.best.diff(ctx.base, ctx.catalog) {
+        let Some(e) = ctx.catalog.get(&k) else {
+            continue;
+        };
+        if !matches!(
+            e.spec.ty,
+            OptionType::Int { .. } | OptionType::Size { .. } | OptionType::Double { .. }
+        ) {
+            continue;
+        }
+        let Some(mut d) = search::space::around(e.spec.key, &e.spec.ty, &start, &now) else {
+            continue;
+        };
+        // Never beyond what the workload's space allows for this option.
+        if let (
+            search::space::Kind::Log { lo, hi },
+            Some(search::space::Kind::Log { lo: flo, hi: fhi }),
+        ) = (
+            &mut d.kind,
+            full.dims
+                .iter()
+                .find(|f| f.key == e.spec.key)
+                .map(|f| &f.kind),
+        ) {
+            *hi = hi.min(*fhi);
+            *lo = lo.max(*flo).min(*hi / 1.5);
+        }
+        dims.push(d);
+    }
+    dims.truncate(ctx.schema.max_changes.max(1));
+    Space { dims }
+}
+
+/// The next turn after `history`: search while searching pays, the model otherwise.
+pub fn next_turn(ctx: &Context) -> Turn {
+    let space = kept_space(ctx);
+    if space.is_empty() {
+        return Turn::Model;
+    }
+    let tail: Vec<&Iteration> = ctx
+        .history
+        .iter()
+        .rev()
+        .take_while(|it| searched(it))
+        .collect();
+    let Some(last) = ctx.history.last() else {
+        return Turn::Model;
+    };
+    if tail.is_empty() {
+        // The model (or a refinement) had the last turn: search once it was kept.
+        return if last.decision == Decision::Accepted {
+            Turn::Search(space)
+        } else {
+            Turn::Model
+        };
+    }
+    let misses = tail
+        .iter()
+        .take_while(|it| it.decision != Decision::Accepted)
+        .count();
+    if misses >= SEARCH_MISSES || tail.len() >= SEARCH_STREAK {
+        Turn::Model
+    } else {
+        Turn::Search(space)
+    }
+}
+
+/// A model proposer whose kept choices a value search refines.
+pub struct Hybrid {
+    model: Box<dyn Proposer>,
+    method: Method,
+    seed: u64,
+    seeds: search::Seeds,
+    /// Whose turn the last proposal was (for the journal's proposer name).
+    last_searched: bool,
+}
+
+impl Hybrid {
+    pub fn new(model: Box<dyn Proposer>, method: Method, seed: u64) -> Hybrid {
+        Hybrid {
+            model,
+            method,
+            seed,
+            seeds: search::Seeds::default(),
+            last_searched: false,
+        }
+    }
+
+    fn search(&mut self, ctx: &Context, space: &Space) -> Option<Proposal> {
+        let seed = self.seeds.next(self.seed, ctx.iteration);
+        let changes = search::suggest(ctx, space, self.method, seed)?;
+        let keys: Vec<&str> = space.dims.iter().map(|d| d.key).collect();
+        self.last_searched = true;
+        Some(Proposal::single(Reply::typed(
+            &format!(
+                "{} value search within the kept options ({})",
+                self.method.name(),
+                keys.join(", ")
+            ),
+            &changes,
+        )))
+    }
+}
+
+impl Proposer for Hybrid {
+    fn name(&self) -> String {
+        if self.last_searched {
+            format!("search:{}", self.method.name())
+        } else {
+            self.model.name()
+        }
+    }
+
+    fn variant(&self) -> Option<String> {
+        Some(match self.model.variant() {
+            Some(v) => format!("{v}, search={}", self.method.name()),
+            None => format!("search={}", self.method.name()),
+        })
+    }
+
+    fn restore(&mut self, ctx: &Context) {
+        self.model.restore(ctx);
+    }
+
+    fn searches_values(&self) -> bool {
+        true
+    }
+
+    fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
+        self.last_searched = false;
+        if let Turn::Search(space) = next_turn(ctx)
+            && let Some(p) = self.search(ctx, &space)
+        {
+            return Ok(p);
+        }
+        let p = self.model.propose(ctx, on_text)?;
+        // The model had nothing left to offer: search what it kept instead.
+        let empty = p.replies.iter().all(|r| r.raw.entries.is_empty());
+        if empty {
+            let space = kept_space(ctx);
+            if let Some(s) = self.search(ctx, &space) {
+                return Ok(s);
+            }
+        }
+        Ok(p)
+    }
+}

@@ -1,0 +1,217 @@
+//! The loop beyond a fixed number of rounds and beyond the rule book, on the fake engine of
+//! `tuner`: a promising candidate gets more rounds and a clearly worse one stops after one
+//! (the sequential design), the value search on its own finds the fake engine's optimum
+//! and resumes as it would have gone on, and the hybrid searches the options a model kept, then
+//! asks the model again.
+
+use lsmtune::bench::Kind;
+use lsmtune::bench::sequential::Stop;
+use lsmtune::tune::hybrid::Hybrid;
+use lsmtune::tune::journal::{self, Decision, Iteration, Record};
+use lsmtune::tune::search::{Method, SearchProposer};
+use lsmtune::tune::{Quiet, Tuner};
+
+use crate::tuner::{FakeEngine, Scripted, run, settings};
+
+fn noisy() -> FakeEngine {
+    FakeEngine {
+        noise: 0.08,
+        ..FakeEngine::new()
+    }
+}
+
+/// A candidate 8% faster, which three rounds of ±8% noise leave undecided, is measured on and
+/// kept; then one a third slower than the best stops after its first round.
+#[test]
+fn a_promising_candidate_gets_more_rounds_and_a_clearly_worse_one_stops_at_once() {
+    let better = r#"{"reasoning": "smaller", "changes": [{"write_buffer_size": "32 MiB"}]}"#;
+    let worse = r#"{"reasoning": "huge memtables", "changes": [{"write_buffer_size": "1 GiB"}]}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = noisy();
+    let mut p = Scripted {
+        calls: vec![vec![better], vec![worse]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let mut s = settings(Kind::FillRandom, 2, false);
+    s.max_rounds = 8;
+    let its = run(s, &engine, &mut p, dir.path());
+    assert_eq!(its.len(), 2);
+    assert_eq!(
+        its[0].decision,
+        Decision::Accepted,
+        "{:?} {:?} {}",
+        its[0].comparison,
+        its[0].stopped,
+        its[0].rounds
+    );
+    assert!(
+        its[0].rounds > 3 && its[0].rounds <= 8,
+        "{} rounds: a +8% gain under ±8% noise is undecided after 3",
+        its[0].rounds
+    );
+    assert_eq!(
+        its[0].candidate.as_ref().unwrap().ops_per_sec.len(),
+        its[0].rounds
+    );
+    assert_eq!(its[1].decision, Decision::Rejected);
+    assert_eq!(its[1].stopped, Some(Stop::FirstRoundWorse));
+    assert_eq!(its[1].rounds, 1);
+    assert_eq!(its[1].candidate.as_ref().unwrap().ops_per_sec.len(), 1);
+    let c = its[1].comparison.unwrap();
+    assert!(c.effect < -0.2, "{c:?}");
+}
+
+fn search_settings(iterations: usize) -> lsmtune::tune::journal::Settings {
+    let mut s = settings(Kind::ReadRandom, iterations, false);
+    s.max_changes = 16;
+    s.search_method = Method::Tpe;
+    s
+}
+
+/// Alone, the search explores the readrandom space and finds the fake engine's optimum (a
+/// filter and a cache holding the data) within 10 candidates, never measuring a configuration
+/// twice, and a tune stopped after 6 iterations and resumed proposes what the uninterrupted
+/// tune did.
+#[test]
+fn the_search_alone_finds_the_optimum_and_resumes_as_it_would_have_gone_on() {
+    let engine = FakeEngine::new();
+    let whole = tempfile::tempdir().unwrap();
+    let mut p = SearchProposer::new(Method::Tpe, 7);
+    let its = run(search_settings(10), &engine, &mut p, whole.path());
+    assert_eq!(its.len(), 10);
+    assert!(
+        its.iter().all(|i| i.proposer == "search:tpe"),
+        "{:?}",
+        names(&its)
+    );
+    let gain = final_gain(whole.path());
+    assert!(
+        gain > 2.5,
+        "tuned/start {gain:.2}: the filter and a large cache give ~3.4x"
+    );
+    let tuned = std::fs::read_to_string(whole.path().join("OPTIONS-tuned.ini")).unwrap();
+    assert!(
+        tuned.contains("bloomfilter") || tuned.contains("ribbon"),
+        "{tuned}"
+    );
+    // No configuration twice (the start counts once; every candidate ran 3+ rounds, the best
+    // alongside it).
+    let mut prints: Vec<String> = its.iter().map(|i| format!("{:?}", i.changes)).collect();
+    let n = prints.len();
+    prints.sort();
+    prints.dedup();
+    assert_eq!(prints.len(), n, "a configuration was proposed twice");
+
+    // Six iterations, then a resume to ten: the same candidates.
+    let part = tempfile::tempdir().unwrap();
+    let mut p = SearchProposer::new(Method::Tpe, 7);
+    run(search_settings(6), &engine, &mut p, part.path());
+    // Drop the end record so the tune can go on, with a larger budget.
+    let records = journal::load(part.path()).unwrap();
+    let text: String = records
+        .iter()
+        .filter(|r| !matches!(r, Record::End { .. }))
+        .map(|r| {
+            let mut r = r.clone();
+            if let Record::Start { settings, .. } = &mut r {
+                settings.iterations = 10;
+            }
+            serde_json::to_string(&r).unwrap() + "\n"
+        })
+        .collect();
+    std::fs::write(part.path().join(journal::FILE), text).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let t = Tuner {
+        settings: search_settings(10),
+        out: part.path().to_path_buf(),
+        engine: &engine,
+        work_dir: Some(work.path().to_path_buf()),
+        progress: &Quiet,
+        proposer_reason: "test".into(),
+        baseline: None,
+    };
+    let mut fresh = SearchProposer::new(Method::Tpe, 7);
+    t.resume(&mut fresh).unwrap();
+    let resumed = iterations(part.path());
+    assert_eq!(resumed.len(), 10);
+    for (a, b) in its.iter().zip(&resumed) {
+        assert_eq!(a.changes, b.changes, "iteration {}", a.iteration);
+    }
+}
+
+/// The hybrid: the model's kept change is followed by searched turns over the options it kept
+/// (in the direction it moved them), and after two searched candidates in a row that are not
+/// kept the model is asked again; the model's prompt state shows the searched values.
+#[test]
+fn the_hybrid_searches_what_the_model_kept_then_asks_the_model_again() {
+    let first = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "48 MiB"}]}"#;
+    let second = r#"{"reasoning": "filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
+    let third = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
+    let model = Scripted {
+        calls: vec![vec![first], vec![second], vec![third]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let its = run(search_settings(9), &engine, &mut hybrid, dir.path());
+    let who = names(&its);
+    assert_eq!(its[0].proposer, "scripted", "{who:?}");
+    assert_eq!(its[0].decision, Decision::Accepted);
+    assert_eq!(its[1].proposer, "search:tpe", "{who:?}");
+    // Searched turns only move the kept option, upwards from 48 MiB.
+    for it in its.iter().filter(|i| i.proposer == "search:tpe") {
+        let keys: Vec<&String> = it.changes.keys().collect();
+        assert!(
+            keys.iter()
+                .all(|k| *k == "table.block_cache_size" || *k == "table.filter_bits_per_key"),
+            "{keys:?}"
+        );
+    }
+    // The model is asked again only after two searched candidates in a row were not kept.
+    let back = its
+        .iter()
+        .skip(1)
+        .position(|i| i.proposer == "scripted")
+        .map(|i| i + 1)
+        .expect("the model was asked again");
+    assert!(back >= 3, "{who:?}");
+    let before: Vec<&Iteration> = its[1..back].iter().collect();
+    assert!(before.iter().all(|i| i.proposer == "search:tpe"), "{who:?}");
+    let tail: Vec<Decision> = before.iter().rev().take(2).map(|i| i.decision).collect();
+    assert!(
+        tail.iter().all(|d| *d != Decision::Accepted) || before.len() >= 4,
+        "{who:?} {tail:?}"
+    );
+}
+
+fn names(its: &[Iteration]) -> Vec<String> {
+    its.iter()
+        .map(|i| format!("{}:{:?}", i.proposer, i.decision))
+        .collect()
+}
+
+fn iterations(out: &std::path::Path) -> Vec<Iteration> {
+    journal::load(out)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Iteration(it) => Some(*it),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The final check's tuned/start ratio (1 when the start was kept).
+fn final_gain(out: &std::path::Path) -> f64 {
+    match journal::load(out).unwrap().last() {
+        Some(Record::End {
+            comparison: Some(c),
+            kept_base: false,
+            ..
+        }) => 1.0 + c.effect,
+        _ => 1.0,
+    }
+}
