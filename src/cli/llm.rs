@@ -71,6 +71,7 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
         replies: Default::default(),
         rounds: 5,
         stopped: None,
+        failure_kind: None,
     }
 }
 

@@ -512,11 +512,10 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     // Settings: from the journal when resuming, else from the flags.
     let (settings, out) = match &args.resume {
         Some(dir) => {
-            let records = crate::tune::journal::load(dir)?;
-            let Some(Record::Start { settings, .. }) = records.first() else {
+            let Record::Start { settings, .. } = crate::tune::journal::first(dir)? else {
                 bail!("{} holds no tune to resume", dir.display());
             };
-            (*settings.clone(), dir.clone())
+            (*settings, dir.clone())
         }
         None => {
             let s = args.settings()?;

@@ -195,6 +195,33 @@ pub struct Iteration {
     /// stopped it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<crate::bench::sequential::Stop>,
+    /// What failed, when the decision is `failed` (journals before it: read from the message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<FailureKind>,
+}
+
+/// What failed in an iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The proposer gave nothing (a model that cannot load, an endpoint that never answers).
+    Proposer,
+    /// The candidate could not be measured (its runs failed).
+    Candidate,
+}
+
+impl Iteration {
+    /// Whether the proposer failed in this iteration (older journals say so only in the
+    /// failure message's first words).
+    pub fn proposer_failed(&self) -> bool {
+        match self.failure_kind {
+            Some(k) => k == FailureKind::Proposer,
+            None => self
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.starts_with(crate::tune::PROPOSER_FAILED)),
+        }
+    }
 }
 
 /// Counts over every reply a proposer gave in one iteration (a model samples several, and is
@@ -290,6 +317,20 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
 /// Every complete record of a journal. A last line cut short by a kill is ignored (it was
 /// never acknowledged; it may end inside a UTF-8 character); a damaged line elsewhere is an
 /// error.
+/// The first record of the journal in `dir` (a tune's start: its settings), reading only its
+/// first line.
+pub fn first(dir: &Path) -> Result<Record> {
+    use std::io::BufRead;
+    let path = dir.join(FILE);
+    let file =
+        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&line).with_context(|| format!("{} line 1", path.display()))
+}
+
 pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let path = dir.join(FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -110,6 +110,44 @@ struct State {
     measured: Vec<String>,
 }
 
+/// A candidate measured against the best: both samples, the rounds, why it was stopped early
+/// (if it was), and the comparison its verdict rests on.
+struct Measured {
+    best: Sample,
+    candidate: Sample,
+    rounds: usize,
+    stopped: Option<sequential::Stop>,
+    comparison: Option<Comparison>,
+}
+
+impl State {
+    /// Take a finished iteration into the state, the same way when it was just run and when it
+    /// is replayed from the journal: the configuration it measured (if any) counts as measured;
+    /// a kept candidate becomes the best; otherwise the best's freshest measurement is kept (its
+    /// diagnostics go into the next prompt).
+    fn apply(&mut self, it: Iteration, candidate: Option<Config>) {
+        if let Some(c) = &candidate
+            && it.candidate.is_some()
+        {
+            self.measured.push(fingerprint(c, &self.base, self.catalog));
+        }
+        match (it.decision, candidate, &it.candidate) {
+            (Decision::Accepted, Some(c), Some(s)) => {
+                self.best = c;
+                self.best_sample = s.clone();
+            }
+            _ => {
+                if let Some(b) = &it.best
+                    && b.ops_per_sec.len() >= 2
+                {
+                    self.best_sample = b.clone();
+                }
+            }
+        }
+        self.history.push(it);
+    }
+}
+
 /// A configuration's identity for "measured already": its tunable options that differ from the
 /// start, `key=value` sorted.
 pub fn fingerprint(config: &Config, base: &Config, catalog: &Catalog) -> String {
@@ -301,7 +339,9 @@ impl Tuner<'_> {
         self.run_noting_stops(state, proposer)
     }
 
-    /// Continue the tune journaled in `self.out`.
+    /// Continue the tune journaled in `self.out`: the journal is read once, under the run-folder
+    /// lock, and the state rebuilt by replaying each journaled iteration the way [`Self::run`]
+    /// applied it ([`State::apply`]), reading each measured candidate's file.
     pub fn resume(&self, proposer: &mut dyn Proposer) -> Result<Finished> {
         let _lock = lock::RunLock::acquire(&self.out)?;
         let records = journal::load(&self.out)?;
@@ -319,7 +359,7 @@ impl Tuner<'_> {
         if let Some(end @ Record::End { .. }) = records.last() {
             // Finished already: the report as the journal and files have it, written again
             // (a newer lsmtune may show more of the same journal).
-            let report = report::build(&self.out)?;
+            let report = report::build_from(&records, &self.out)?;
             report::write(&self.out, &report)?;
             return Ok(Finished {
                 end: end.clone(),
@@ -328,44 +368,30 @@ impl Tuner<'_> {
         }
         let catalog = crate::options::catalog()?;
         let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
-        let history: Vec<Iteration> = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Iteration(it) => Some((**it).clone()),
-                _ => None,
-            })
-            .collect();
-        let mut best = base.clone();
-        let mut best_sample = baseline.clone();
-        for it in &history {
-            if it.decision == Decision::Accepted
-                && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
-            {
-                best = Config::new(OptionsDoc::read(&self.out.join(f))?);
-                best_sample = s.clone();
-            }
-        }
-        let elapsed_before = history.last().map_or(0.0, |it| it.elapsed);
-        let mut measured = vec![String::new()];
-        for it in &history {
-            if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
-                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
-                measured.push(fingerprint(&c, &base, catalog));
-            }
-        }
-        let state = State {
+        let mut state = State {
             start,
-            measured,
+            measured: vec![String::new()],
             catalog,
             facts,
+            best: base.clone(),
             base,
-            best,
+            best_sample: baseline.clone(),
             baseline,
-            best_sample,
-            history,
-            elapsed_before,
+            history: Vec::new(),
+            elapsed_before: 0.0,
             schema: self.schema(),
         };
+        for r in records {
+            let Record::Iteration(it) = r else {
+                continue;
+            };
+            let candidate = match &it.candidate_file {
+                Some(f) => Some(Config::new(OptionsDoc::read(&self.out.join(f))?)),
+                None => None,
+            };
+            state.elapsed_before = it.elapsed;
+            state.apply(*it, candidate);
+        }
         {
             let ctx = self.context(&state, state.history.len() + 1);
             proposer.restore(&ctx);
@@ -397,18 +423,17 @@ impl Tuner<'_> {
 
     /// [`Self::run`], writing a stop by signal into the journal (a resume continues from the
     /// last whole iteration either way).
-    fn run_noting_stops(&self, st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
-        let result = self.run(st, proposer);
+    fn run_noting_stops(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
+        let started = Instant::now();
+        let reason = self.run(&mut st, proposer, started);
+        let done = st.history.len();
+        let result = reason.and_then(|reason| {
+            let elapsed_now = st.elapsed_before + started.elapsed().as_secs_f64();
+            self.finish(st, reason, elapsed_now)
+        });
         if let Err(e) = &result
             && let Some(i) = e.downcast_ref::<crate::interrupt::Interrupted>()
         {
-            let done = journal::load(&self.out)
-                .map(|r| {
-                    r.iter()
-                        .filter(|r| matches!(r, Record::Iteration(_)))
-                        .count()
-                })
-                .unwrap_or(0);
             journal::append(
                 &self.out,
                 &Record::Interrupted {
@@ -420,8 +445,8 @@ impl Tuner<'_> {
         result
     }
 
-    fn run(&self, mut st: State, proposer: &mut dyn Proposer) -> Result<Finished> {
-        let started = Instant::now();
+    /// Iterate until a stopping rule says stop; returns why.
+    fn run(&self, st: &mut State, proposer: &mut dyn Proposer, started: Instant) -> Result<String> {
         let elapsed = |st: &State| st.elapsed_before + started.elapsed().as_secs_f64();
         let budget = self.settings.time_budget_secs;
         let calibrator = self.calibrator(st.catalog);
@@ -447,37 +472,21 @@ impl Tuner<'_> {
                 let per = if st.history.is_empty() {
                     0.0
                 } else {
-                    elapsed(&st) / st.history.len() as f64
+                    elapsed(st) / st.history.len() as f64
                 };
-                if elapsed(&st) + per > b {
+                if elapsed(st) + per > b {
                     break format!("time budget of {b:.0} s reached");
                 }
             }
             crate::interrupt::check()?;
-            let it = self.iteration(&st, n, proposer, &calibrator, elapsed(&st))?;
+            let (it, candidate) = self.iteration(st, n, proposer, &calibrator, elapsed(st))?;
             // An iteration cut short by a stop is not journaled: a resume runs it again whole.
             crate::interrupt::check()?;
             journal::append(&self.out, &Record::Iteration(Box::new(it.clone())))?;
-            if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
-                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
-                st.measured.push(fingerprint(&c, &st.base, st.catalog));
-            }
             self.progress.iteration(&it);
-            if it.decision == Decision::Accepted
-                && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
-            {
-                st.best = Config::new(OptionsDoc::read(&self.out.join(f))?);
-                st.best_sample = s.clone();
-            } else if let Some(b) = &it.best
-                && b.ops_per_sec.len() >= 2
-            {
-                // The freshest measurement of the best (diagnostics for the next prompt).
-                st.best_sample = b.clone();
-            }
-            st.history.push(it);
+            st.apply(it, candidate);
         };
-        let elapsed_now = elapsed(&st);
-        self.finish(st, reason, elapsed_now)
+        Ok(reason)
     }
 
     fn iteration(
@@ -487,7 +496,7 @@ impl Tuner<'_> {
         proposer: &mut dyn Proposer,
         calibrator: &Calibrator,
         elapsed_at_start: f64,
-    ) -> Result<Iteration> {
+    ) -> Result<(Iteration, Option<Config>)> {
         let t0 = Instant::now();
         let of = self.settings.iterations;
         let best_ops = mean(&st.best_sample.ops_per_sec);
@@ -518,6 +527,7 @@ impl Tuner<'_> {
             replies: Default::default(),
             rounds: 0,
             stopped: None,
+            failure_kind: None,
         };
         // A refinement step when the last kept change calls for one, else the proposer.
         let step = (self.settings.refine && !proposer.searches_values())
@@ -547,9 +557,10 @@ impl Tuner<'_> {
                     Ok(c) => c,
                     Err(e) => {
                         it.failure = Some(format!("{PROPOSER_FAILED}: {e:#}"));
+                        it.failure_kind = Some(journal::FailureKind::Proposer);
                         it.llm_seconds = t0.elapsed().as_secs_f64();
                         it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
-                        return Ok(it);
+                        return Ok((it, None));
                     }
                 }
             }
@@ -562,7 +573,7 @@ impl Tuner<'_> {
                 Decision::NoChange
             };
             it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
-            return Ok(it);
+            return Ok((it, None));
         };
         it.reasoning = cal.reasoning.clone();
         it.proposed = cal.proposed;
@@ -594,73 +605,13 @@ impl Tuner<'_> {
         )?;
         it.candidate_file = Some(file);
 
-        // Interleaved: best, candidate, best, candidate, ... judged after each look of the
-        // sequential design: a clearly worse first round stops it, a promising undecided one
-        // gets more rounds.
         let tb = Instant::now();
-        self.progress
-            .phase(&format!("iteration {n}/{of}: benchmarking the candidate"));
-        let seed = self.settings.seed.wrapping_add(1000 * n as u64);
+        let m = self.measure_candidate(st, &cal.config, n)?;
+        let (best, cand) = (m.best, m.candidate);
+        it.rounds = m.rounds;
+        it.stopped = m.stopped;
+        let cmp = m.comparison;
         let goal = &self.settings.goal;
-        let design = self.design();
-        let prior = noise(st, goal);
-        let mut best = Sample::default();
-        let mut cand = Sample::default();
-        let mut next = sequential::Next::Continue;
-        let mut look = 0;
-        while cand.ops_per_sec.len() + cand.failures.len() < design.cap() {
-            let round = cand.ops_per_sec.len() + cand.failures.len();
-            if round == design.looks[look] {
-                self.progress.phase(&format!(
-                    "iteration {n}/{of}: more rounds for a promising candidate"
-                ));
-            }
-            let mut s = self.measure_interleaved(
-                &[("best", &st.best.doc), ("candidate", &cal.config.doc)],
-                1,
-                seed.wrapping_add(round as u64),
-            );
-            crate::interrupt::check()?;
-            cand.extend(s.pop().unwrap_or_default());
-            best.extend(s.pop().unwrap_or_default());
-            // A failed run breaks the pairing: judged below on what was measured.
-            if !cand.failures.is_empty() || !best.failures.is_empty() {
-                break;
-            }
-            let logs = goal.pair_logs(&best, &cand);
-            let rounds = cand.ops_per_sec.len();
-            if rounds == 1
-                && logs
-                    .first()
-                    .is_some_and(|l| sequential::abort_after_first(*l, prior, &design))
-            {
-                next = sequential::Next::Reject(sequential::Stop::FirstRoundWorse);
-                break;
-            }
-            if rounds == design.looks[look] {
-                next = sequential::judge(&logs, prior, &design, look);
-                if next != sequential::Next::Continue {
-                    break;
-                }
-                look += 1;
-            }
-        }
-        best.summarize();
-        cand.summarize();
-        it.rounds = cand.ops_per_sec.len() + cand.failures.len();
-        let logs = goal.pair_logs(&best, &cand);
-        let mut cmp = sequential_comparison(&logs, prior, self.settings.min_effect)
-            .or_else(|| judge(&best, &cand, self.settings.min_effect, goal));
-        if let Some(c) = &mut cmp {
-            c.verdict = match next {
-                sequential::Next::Accept => Verdict::Better,
-                sequential::Next::Reject(sequential::Stop::Worse) => Verdict::Worse,
-                _ => Verdict::NoSignificantDifference,
-            };
-        }
-        if let sequential::Next::Reject(stop) = next {
-            it.stopped = Some(stop);
-        }
         if cand.ops_per_sec.is_empty() {
             it.failure = Some(format!(
                 "the candidate could not be measured: {}",
@@ -693,11 +644,90 @@ impl Tuner<'_> {
         } else if best.ops_per_sec.len() >= 2 {
             it.best_ops = mean(&best.ops_per_sec);
         }
+        if it.failure.is_some() {
+            it.failure_kind = Some(journal::FailureKind::Candidate);
+        }
         it.best = Some(best);
         it.candidate = Some(cand);
         it.bench_seconds = tb.elapsed().as_secs_f64();
         it.elapsed = elapsed_at_start + t0.elapsed().as_secs_f64();
-        Ok(it)
+        Ok((it, Some(cal.config)))
+    }
+
+    /// Measure a candidate against the best, interleaved (best, candidate, best, ...), one
+    /// round at a time, judged at each look of the sequential design: a clearly worse first
+    /// round stops it, a promising undecided one gets more rounds, up to the cap.
+    fn measure_candidate(&self, st: &State, candidate: &Config, n: usize) -> Result<Measured> {
+        let of = self.settings.iterations;
+        self.progress
+            .phase(&format!("iteration {n}/{of}: benchmarking the candidate"));
+        let seed = self.settings.seed.wrapping_add(1000 * n as u64);
+        let goal = &self.settings.goal;
+        let design = self.design();
+        let prior = noise(st, goal);
+        let mut best = Sample::default();
+        let mut cand = Sample::default();
+        let mut next = sequential::Next::Continue;
+        let mut look = 0;
+        while cand.ops_per_sec.len() + cand.failures.len() < design.cap() {
+            let round = cand.ops_per_sec.len() + cand.failures.len();
+            if round == design.looks[look] {
+                self.progress.phase(&format!(
+                    "iteration {n}/{of}: more rounds for a promising candidate"
+                ));
+            }
+            let mut s = self.measure_interleaved(
+                &[("best", &st.best.doc), ("candidate", &candidate.doc)],
+                1,
+                seed.wrapping_add(round as u64),
+            );
+            crate::interrupt::check()?;
+            cand.extend(s.pop().unwrap_or_default());
+            best.extend(s.pop().unwrap_or_default());
+            // A failed run breaks the pairing: judged below on what was measured.
+            if !cand.failures.is_empty() || !best.failures.is_empty() {
+                break;
+            }
+            let logs = goal.pair_logs(&best, &cand);
+            let rounds = cand.ops_per_sec.len();
+            if rounds == 1
+                && logs
+                    .first()
+                    .is_some_and(|l| sequential::abort_after_first(*l, prior, &design))
+            {
+                next = sequential::Next::Reject(sequential::Stop::FirstRoundWorse);
+                break;
+            }
+            if rounds == design.looks[look] {
+                next = sequential::judge(&logs, prior, &design, look);
+                if next != sequential::Next::Continue {
+                    break;
+                }
+                look += 1;
+            }
+        }
+        best.summarize();
+        cand.summarize();
+        let logs = goal.pair_logs(&best, &cand);
+        let mut comparison = sequential_comparison(&logs, prior, self.settings.min_effect)
+            .or_else(|| judge(&best, &cand, self.settings.min_effect, goal));
+        if let Some(c) = &mut comparison {
+            c.verdict = match next {
+                sequential::Next::Accept => Verdict::Better,
+                sequential::Next::Reject(sequential::Stop::Worse) => Verdict::Worse,
+                _ => Verdict::NoSignificantDifference,
+            };
+        }
+        Ok(Measured {
+            rounds: cand.ops_per_sec.len() + cand.failures.len(),
+            stopped: match next {
+                sequential::Next::Reject(stop) => Some(stop),
+                _ => None,
+            },
+            best,
+            candidate: cand,
+            comparison,
+        })
     }
 
     /// Ask the proposer, calibrate every reply against the best configuration, drop replies
@@ -857,7 +887,8 @@ impl Tuner<'_> {
     }
 }
 
-/// How an iteration whose proposer gave nothing (an error, not an empty answer) is journaled.
+/// The words a failed proposer's message starts with (journals before `failure_kind` are read
+/// by them).
 pub const PROPOSER_FAILED: &str = "the proposer failed";
 
 /// The proposer's last failure when it failed in every iteration of a run (so the run tuned
@@ -866,11 +897,7 @@ pub const PROPOSER_FAILED: &str = "the proposer failed";
 pub fn never_proposed(its: &[Iteration]) -> Option<&str> {
     let failures: Vec<&str> = its
         .iter()
-        .map(|i| {
-            i.failure
-                .as_deref()
-                .filter(|f| f.starts_with(PROPOSER_FAILED))
-        })
+        .map(|i| i.failure.as_deref().filter(|_| i.proposer_failed()))
         .collect::<Option<_>>()?;
     failures.last().copied()
 }

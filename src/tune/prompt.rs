@@ -249,8 +249,10 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
 
 /// The directions that measured nothing, per numeric option (true: up): an option moved in a
 /// candidate that was measured and not kept, whose effect stayed within the minimum effect
-/// either way. A small model otherwise tries the same idea again at other values (a filter at 6,
-/// then 10, then 16 bits, each ±0%); a direction that did nothing is dropped.
+/// either way and whose 95% interval was narrow (within ±10%, or three minimum effects): a
+/// noisy measurement that could not tell is not "nothing". A small model otherwise tries the
+/// same idea again at other values (a filter at 6, then 10, then 16 bits, each ±0%); a
+/// direction that did nothing is dropped.
 pub fn dead_directions(
     history: &[Iteration],
     catalog: &Catalog,
@@ -261,7 +263,12 @@ pub fn dead_directions(
         let Some(c) = it.comparison else {
             continue;
         };
-        if it.decision != Decision::Rejected || c.effect.abs() >= min_effect.max(0.01) {
+        let narrow = (3.0 * min_effect).max(0.10);
+        if it.decision != Decision::Rejected
+            || c.effect.abs() >= min_effect.max(0.01)
+            || c.effect_high > narrow
+            || c.effect_low < -narrow
+        {
             continue;
         }
         for (k, to) in &it.changes {
@@ -518,7 +525,8 @@ mod tests {
     use super::*;
 
     /// A filter tried at 6 bits per key that measured ±0% is not offered again at 10 or 16, and
-    /// its hint is no longer shown; without that history it is offered.
+    /// its hint is no longer shown; without that history, or after a measurement too noisy to
+    /// tell, it is offered.
     #[test]
     fn a_direction_that_measured_nothing_is_not_offered_again() {
         let catalog = crate::options::catalog().unwrap();
@@ -573,6 +581,16 @@ mod tests {
             filter(&fresh).contains(&"10".to_string()),
             "{:?}",
             filter(&fresh)
+        );
+        let mut noisy = history[0].clone();
+        if let Some(c) = &mut noisy.comparison {
+            (c.effect, c.effect_low, c.effect_high) = (0.03, -0.15, 0.25);
+        }
+        let unsure = ctx(Box::leak(Box::new([noisy])));
+        assert!(
+            filter(&unsure).contains(&"10".to_string()),
+            "a measurement too noisy to tell is not 'nothing': {:?}",
+            filter(&unsure)
         );
         let after = ctx(Box::leak(Box::new(history)));
         assert!(filter(&after).is_empty(), "{:?}", filter(&after));

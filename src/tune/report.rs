@@ -115,7 +115,11 @@ fn mark_cut(reasoning: &str, limit: usize) -> String {
 /// Rebuild the report from the journal and files in `out` (a finished run asked to resume, a
 /// report to redo); the loop builds its own with [`assemble`] as it ends.
 pub fn build(out: &Path) -> Result<Report> {
-    let records = journal::load(out)?;
+    build_from(&journal::load(out)?, out)
+}
+
+/// [`build`] from a journal already read.
+pub fn build_from(records: &[Record], out: &Path) -> Result<Report> {
     let Some(start) = records
         .first()
         .filter(|r| matches!(r, Record::Start { .. }))

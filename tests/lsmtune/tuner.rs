@@ -329,6 +329,7 @@ fn a_kept_numeric_change_is_refined_by_measurement() {
         &mut p,
         dir.path(),
     );
+    assert_eq!(its.len(), 2);
     assert!(its.iter().all(|it| it.proposer == "scripted"));
 }
 
