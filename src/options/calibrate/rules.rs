@@ -8,9 +8,38 @@ use super::work::Work;
 use crate::options::spec::Scope;
 use crate::options::value::{Value, human_bytes};
 
-/// Options must agree with each other; where a rule could move either side, it keeps what the
-/// proposal set explicitly and moves the other.
+/// One dependency rule: its name, and the function that brings a candidate in line.
+pub(super) type DependencyRule = (&'static str, fn(&mut Work));
+
+/// Every dependency rule, in the order they are applied (later rules see earlier moves).
+pub(super) const RULES: &[DependencyRule] = &[
+    ("l0_triggers", l0_triggers),
+    ("memtables_to_merge", memtables_to_merge),
+    ("pending_compaction_limits", pending_compaction_limits),
+    ("level1_size", level1_size),
+    ("file_within_level", file_within_level),
+    ("subcompactions_within_jobs", subcompactions_within_jobs),
+    ("mmap_or_direct_io", mmap_or_direct_io),
+    ("concurrent_memtable_writes", concurrent_memtable_writes),
+    ("unordered_not_pipelined", unordered_not_pipelined),
+    ("partitioned_filters_index", partitioned_filters_index),
+    ("block_align_uncompressed", block_align_uncompressed),
+    ("compression_per_level", compression_per_level),
+    ("arena_block", arena_block),
+    ("memtable_whole_key_bloom", memtable_whole_key_bloom),
+    ("filter_kind_needs_bits", filter_kind_needs_bits),
+    ("readahead_initial_within_max", readahead_initial_within_max),
+];
+
+/// Options must agree with each other: every rule of [`RULES`] in turn.
 pub(super) fn apply_dependencies(w: &mut Work) {
+    for (_, rule) in RULES {
+        rule(w);
+    }
+}
+
+/// L0 triggers: compaction < slowdown < stop, with gaps.
+fn l0_triggers(w: &mut Work) {
     use Value::*;
     // L0 triggers: compaction < slowdown < stop, with gaps (equal triggers are legal but make
     // writes stall the moment a compaction is due). Gap: a quarter, at least 2 files.
@@ -72,6 +101,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// Merging N memtables needs more than N of them.
+fn memtables_to_merge(w: &mut Work) {
+    use Value::*;
     // Merging N memtables needs more than N of them.
     if let (Some(merge), Some(n)) = (
         w.int("min_write_buffer_number_to_merge"),
@@ -96,6 +130,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// The soft pending-compaction limit stays below the hard one (0 = off).
+fn pending_compaction_limits(w: &mut Work) {
+    use Value::*;
     // Soft pending-compaction limit below the hard one (0 = off).
     if let (Some(soft), Some(hard)) = (
         w.int("soft_pending_compaction_bytes_limit"),
@@ -122,6 +161,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// L1 about the size of L0 (tuning guide): within [L0/4, 8 x L0].
+fn level1_size(w: &mut Work) {
+    use Value::*;
     // L1 should be about the size of L0 (tuning guide): keep it within [L0/4, 8 x L0].
     let level_keys = [
         "max_bytes_for_level_base",
@@ -146,6 +190,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
                 human_bytes(l0)));
         }
     }
+}
+
+/// An SST file no bigger than the level it lives in.
+fn file_within_level(w: &mut Work) {
+    use Value::*;
     // An SST file bigger than the level it lives in makes no sense.
     if (w.is_touched("target_file_size_base") || w.is_touched("max_bytes_for_level_base"))
         && let (Some(t), Some(b)) = (
@@ -161,6 +210,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             "must not exceed max_bytes_for_level_base".into(),
         );
     }
+}
+
+/// No more subcompactions than background jobs.
+fn subcompactions_within_jobs(w: &mut Work) {
+    use Value::*;
     if (w.is_touched("max_subcompactions") || w.is_touched("max_background_jobs"))
         && let (Some(s), Some(j)) = (w.int("max_subcompactions"), w.int("max_background_jobs"))
         && s > j
@@ -172,6 +226,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             "more subcompactions than background jobs cannot run at once".into(),
         );
     }
+}
+
+/// mmap and direct I/O exclude each other (DB::Open refuses both).
+fn mmap_or_direct_io(w: &mut Work) {
+    use Value::*;
     // mmap and direct I/O exclude each other (DB::Open refuses both).
     for (mmap, direct) in [
         ("allow_mmap_reads", "use_direct_reads"),
@@ -198,6 +257,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             }
         }
     }
+}
+
+/// Concurrent memtable writes need a skiplist memtable and no in-place updates.
+fn concurrent_memtable_writes(w: &mut Work) {
+    use Value::*;
     // Concurrent memtable writes need a skiplist memtable and no in-place updates.
     let vector = w.text("memtable_factory").as_deref() == Some("VectorRepFactory");
     let inplace = w.flag("inplace_update_support") == Some(true);
@@ -214,6 +278,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             format!("{why} does not support concurrent memtable writes"),
         );
     }
+}
+
+/// Unordered writes exclude pipelined writes.
+fn unordered_not_pipelined(w: &mut Work) {
+    use Value::*;
     if w.flag("unordered_write") == Some(true) && w.flag("enable_pipelined_write") == Some(true) {
         w.adjust(
             "enable_pipelined_write",
@@ -222,6 +291,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             "unordered_write cannot be combined with pipelined writes".into(),
         );
     }
+}
+
+/// Partitioned filters need the partitioned (two-level) index.
+fn partitioned_filters_index(w: &mut Work) {
+    use Value::*;
     // Partitioned filters need the partitioned (two-level) index.
     if w.flag("table.partition_filters") == Some(true)
         && w.text("table.index_type").as_deref() != Some("kTwoLevelIndexSearch")
@@ -242,6 +316,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// Block alignment only works without compression.
+fn block_align_uncompressed(w: &mut Work) {
+    use Value::*;
     // Block alignment only works without compression.
     if w.flag("table.block_align") == Some(true) {
         let comp = w.text("compression").unwrap_or_default();
@@ -257,6 +336,10 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// A per-level compression list would override a proposed compression: dropped.
+fn compression_per_level(w: &mut Work) {
     // A per-level compression list overrides `compression`: drop it when compression is changed.
     if w.is_touched("compression") {
         let cf = Scope::Cf.section();
@@ -277,6 +360,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             });
         }
     }
+}
+
+/// An arena block at most an eighth of the memtable.
+fn arena_block(w: &mut Work) {
+    use Value::*;
     // An arena block above an eighth of the memtable (RocksDB's own choice when it is 0) makes
     // every memtable allocate far ahead of its data: a 244 MiB block cost a write benchmark
     // 99.7% of its throughput.
@@ -296,6 +384,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             );
         }
     }
+}
+
+/// The memtable bloom for whole keys needs a size.
+fn memtable_whole_key_bloom(w: &mut Work) {
+    use Value::*;
     // The memtable bloom for whole keys needs a size.
     if w.is_touched("memtable_whole_key_filtering")
         && w.flag("memtable_whole_key_filtering") == Some(true)
@@ -308,6 +401,10 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             "memtable_whole_key_filtering needs a memtable bloom (ratio > 0)".into(),
         );
     }
+}
+
+/// A filter kind without filter bits has no effect (said, not changed).
+fn filter_kind_needs_bits(w: &mut Work) {
     // A filter kind without filter bits has no effect.
     if w.is_touched("table.filter_type") && w.float("table.filter_bits_per_key") == Some(0.0) {
         w.corrections.push(Correction {
@@ -318,6 +415,11 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             reason: "no effect without table.filter_bits_per_key > 0".into(),
         });
     }
+}
+
+/// The initial readahead no larger than the maximum.
+fn readahead_initial_within_max(w: &mut Work) {
+    use Value::*;
     if let (Some(init), Some(max)) = (
         w.int("table.initial_auto_readahead_size"),
         w.int("table.max_auto_readahead_size"),
@@ -329,5 +431,178 @@ pub(super) fn apply_dependencies(w: &mut Work) {
             Rule::Dependency,
             "must not exceed table.max_auto_readahead_size".into(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::catalog::Catalog;
+    use crate::options::config::Config;
+
+    /// A candidate from the defaults with `set` applied (as the proposal set them: touched).
+    fn work<'c>(cat: &'c Catalog, base: &'c Config, set: &[(&'static str, Value)]) -> Work<'c> {
+        let mut cand = base.clone();
+        let mut touched = Vec::new();
+        for (k, v) in set {
+            let e = cat
+                .get(k)
+                .unwrap_or_else(|| panic!("{k} not in the catalog"));
+            cand.set(e, v);
+            touched.push(e.spec.key);
+        }
+        Work {
+            cat,
+            base,
+            cand,
+            touched,
+            corrections: Vec::new(),
+        }
+    }
+
+    /// Each rule on its own: on a candidate that breaks it, it records a dependency correction
+    /// of the key it must move (and the candidate then holds); on the defaults it changes
+    /// nothing. Every rule of the table has its case here.
+    #[test]
+    fn each_rule_on_its_own() {
+        use Value::*;
+        let cat = crate::options::catalog().unwrap();
+        let base = crate::options::default_config().unwrap();
+        const MIB: i64 = 1 << 20;
+        const GIB: i64 = 1 << 30;
+        let cases: Vec<(&str, Vec<(&'static str, Value)>, &str)> = vec![
+            (
+                "l0_triggers",
+                vec![("level0_file_num_compaction_trigger", Int(30))],
+                "level0_slowdown_writes_trigger",
+            ),
+            (
+                "memtables_to_merge",
+                vec![("min_write_buffer_number_to_merge", Int(4))],
+                "max_write_buffer_number",
+            ),
+            (
+                "pending_compaction_limits",
+                vec![("soft_pending_compaction_bytes_limit", Int(512 * GIB))],
+                "hard_pending_compaction_bytes_limit",
+            ),
+            (
+                "level1_size",
+                vec![("max_bytes_for_level_base", Int(MIB))],
+                "max_bytes_for_level_base",
+            ),
+            (
+                "file_within_level",
+                vec![("target_file_size_base", Int(4 * GIB))],
+                "target_file_size_base",
+            ),
+            (
+                "subcompactions_within_jobs",
+                vec![("max_subcompactions", Int(16))],
+                "max_subcompactions",
+            ),
+            (
+                "mmap_or_direct_io",
+                vec![
+                    ("allow_mmap_reads", Bool(true)),
+                    ("use_direct_reads", Bool(true)),
+                ],
+                "allow_mmap_reads",
+            ),
+            (
+                "concurrent_memtable_writes",
+                vec![("inplace_update_support", Bool(true))],
+                "allow_concurrent_memtable_write",
+            ),
+            (
+                "unordered_not_pipelined",
+                vec![
+                    ("unordered_write", Bool(true)),
+                    ("enable_pipelined_write", Bool(true)),
+                ],
+                "enable_pipelined_write",
+            ),
+            (
+                "partitioned_filters_index",
+                vec![("table.partition_filters", Bool(true))],
+                "table.index_type",
+            ),
+            (
+                "block_align_uncompressed",
+                vec![
+                    ("table.block_align", Bool(true)),
+                    ("compression", Str("kLZ4Compression".into())),
+                ],
+                "table.block_align",
+            ),
+            (
+                "arena_block",
+                vec![("arena_block_size", Int(64 * MIB))],
+                "arena_block_size",
+            ),
+            (
+                "memtable_whole_key_bloom",
+                vec![("memtable_whole_key_filtering", Bool(true))],
+                "memtable_prefix_bloom_size_ratio",
+            ),
+            (
+                "filter_kind_needs_bits",
+                vec![("table.filter_type", Str("ribbon".into()))],
+                "table.filter_type",
+            ),
+            (
+                "readahead_initial_within_max",
+                vec![
+                    ("table.initial_auto_readahead_size", Int(8 * MIB)),
+                    ("table.max_auto_readahead_size", Int(MIB)),
+                ],
+                "table.initial_auto_readahead_size",
+            ),
+        ];
+        for (name, rule) in RULES {
+            if *name == "compression_per_level" {
+                continue; // a raw key outside the catalog: its own test below
+            }
+            let (_, set, moved) = cases
+                .iter()
+                .find(|(n, ..)| n == name)
+                .unwrap_or_else(|| panic!("rule {name} has no case in this test"));
+            let mut w = work(cat, &base, set);
+            rule(&mut w);
+            assert!(
+                w.corrections
+                    .iter()
+                    .any(|c| c.key == *moved && c.rule == Rule::Dependency),
+                "{name}: {:?}",
+                w.corrections
+            );
+            let mut calm = work(cat, &base, &[]);
+            rule(&mut calm);
+            assert!(
+                calm.corrections.is_empty(),
+                "{name} on the defaults: {:?}",
+                calm.corrections
+            );
+        }
+    }
+
+    /// A proposed compression drops a per-level compression list that would override it.
+    #[test]
+    fn a_proposed_compression_drops_a_per_level_list() {
+        let cat = crate::options::catalog().unwrap();
+        let mut base = crate::options::default_config().unwrap();
+        let cf = Scope::Cf.section();
+        base.doc.set(
+            &cf,
+            "compression_per_level",
+            "kNoCompression:kLZ4Compression",
+        );
+        let mut w = work(cat, &base, &[("compression", Value::Str("kZSTD".into()))]);
+        compression_per_level(&mut w);
+        assert_eq!(w.cand.doc.get(&cf, "compression_per_level"), Some(""));
+        assert_eq!(w.corrections.len(), 1);
+        let mut calm = work(cat, &base, &[]);
+        compression_per_level(&mut calm);
+        assert!(calm.corrections.is_empty());
     }
 }
