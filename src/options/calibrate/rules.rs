@@ -470,7 +470,8 @@ mod tests {
         let base = crate::options::default_config().unwrap();
         const MIB: i64 = 1 << 20;
         const GIB: i64 = 1 << 30;
-        let cases: Vec<(&str, Vec<(&'static str, Value)>, &str)> = vec![
+        type Case = (&'static str, Vec<(&'static str, Value)>, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 "l0_triggers",
                 vec![("level0_file_num_compaction_trigger", Int(30))],
