@@ -5,11 +5,14 @@
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local backend on the own forward pass or candle, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
-//! - [`tune`]: the tuning loop, proposers (LLM, expert, random), what a model is told
-//!   (`tune::prompt`) and one proposal from it (`tune::ask`), journal and resume, report.
+//! - [`tune`]: the tuning loop, proposers (LLM, expert, value search, the hybrid of a model
+//!   steering the search, random), the knowledge base, what a model is told (`tune::prompt`) and
+//!   one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
+//! - [`scratch`]: scratch folders lsmtune makes for itself, each naming its owner, and the sweep
+//!   that removes those of owners provably dead.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.

@@ -1,5 +1,6 @@
-//! Facts about the machine the tuner runs on: cores, memory (cgroup limits included), and the
-//! defaults derived from them.
+//! Facts about the machine the tuner runs on: cores, memory (cgroup limits included), the
+//! storage under the data folder (device, file system, free space, and what a short probe
+//! measured: random reads, sequential writes, write + fsync), and the defaults derived from them.
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
-//! The benchmark seam: `BenchEngine::measure(config, workload) -> Measurement`, with two
-//! engines — the in-process harness (run in an isolated worker process) and an external
-//! `db_bench` — the scratch folders runs happen in, and `bench`'s document of repeated runs.
+//! The benchmark seam: `BenchEngine::measure(config, workload) -> Measurement`, with its two
+//! engines: the in-process harness (run in an isolated worker process) and an external
+//! `db_bench`. The scratch folders runs happen in are [`super::rundir`]'s (re-exported here);
+//! repeated runs are [`super::sample`]'s.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

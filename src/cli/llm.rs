@@ -1,7 +1,9 @@
-//! `lsmtune llm turns`: what keeping the KV cache across turns saves in a tuning session,
-//! measured side by side (cache kept vs every turn prefilled from scratch). Each turn is the
-//! tuner's self-contained state prompt after a synthetic history of that many iterations; the
-//! cache keeps the prefix turns share (system message, machine, workload).
+//! `lsmtune llm`: a local model measured and tried by hand. `llm bench` measures prefill and
+//! decode speed; `llm chat` sends one message (under the proposal grammar if asked); `llm turns`
+//! measures what keeping the KV cache across turns saves in a tuning session, side by side
+//! (cache kept vs every turn prefilled from scratch), each turn the tuner's self-contained state
+//! prompt after a synthetic history of that many iterations (the cache keeps the prefix turns
+//! share: system message, machine, workload).
 
 use anyhow::Result;
 use clap::Subcommand;

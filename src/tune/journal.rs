@@ -33,7 +33,8 @@ pub struct Settings {
     pub allow_unsafe: bool,
     pub max_changes: usize,
     pub reasoning_chars: usize,
-    /// How the proposer was asked for: `auto`, `local`, `openai`, `expert`, `random`.
+    /// How the proposer was asked for: `auto`, `local`, `openai`, `ollama`, `lmstudio`, `expert`,
+    /// `search`, `random`.
     pub backend: String,
     pub model: Option<String>,
     pub seed: u64,

@@ -1,6 +1,8 @@
-//! Where proposals come from, behind one trait: a language model (local under the grammar, or an
-//! OpenAI-compatible endpoint) asked with the state of the tune each turn, the rule-based expert,
-//! and a random baseline; a fallback wrapper; and the choice among several sampled replies.
+//! Where proposals come from, behind one trait ([`Proposer`]): here a language model (local under
+//! the grammar, or an OpenAI-compatible endpoint) asked with the state of the tune each turn, a
+//! random baseline, a fallback wrapper, and the choice among several sampled replies. The expert
+//! is in [`crate::tune::expert`], the value search in [`crate::tune::search`], the model steering
+//! it in [`crate::tune::hybrid`].
 
 use anyhow::Result;
 

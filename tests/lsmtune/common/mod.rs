@@ -1,5 +1,4 @@
-//! Helpers shared by the integration tests that run the lsmtune binary.
-#![allow(dead_code)] // each test crate uses a different subset
+//! Helpers shared by the integration test modules (one test binary, `tests/lsmtune/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
