@@ -271,17 +271,22 @@ fn workload_files_run_in_a_worker() {
     let (found, reads) = m.reads_found.unwrap();
     assert!(reads > 0 && found < reads, "{found} of {reads}");
 
-    // A target rate is held: ~1,500 ops in one second, not what the machine could do.
+    // A target rate is held: never more than 1,500 ops/s over the measured time, whatever the
+    // machine could do (each thread's first operation is due at the start, hence + threads).
+    // How far below the rate a run stays depends on how busy the machine is: not checked.
     let mut w = example("session-cache.json");
     w.num = 3000;
     w.duration = Some(Duration::from_secs(1));
     w.mix.as_mut().unwrap().rate = Some(bench::mix::Rate::Fixed(1500.0));
     let run = run_dir(None).unwrap();
     let m = engine.measure(doc, &w, run.path()).unwrap();
+    let most = 1500.0 * m.seconds * 1.1 + w.threads as f64;
     assert!(
-        (1200..=1700).contains(&m.ops),
-        "{} ops at 1500/s for 1 s",
-        m.ops
+        m.ops > 0 && m.ops as f64 <= most,
+        "{} ops in {:.3} s at 1500/s over {} threads (at most {most:.0})",
+        m.ops,
+        m.seconds,
+        w.threads
     );
 }
 
