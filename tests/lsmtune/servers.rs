@@ -106,6 +106,10 @@ fn serve(handler: Box<Handler>) -> Fake {
     Fake { url, seen }
 }
 
+/// The endpoint timeout the tests give: no loopback reply comes near it, however busy the
+/// machine.
+const PATIENT: Duration = Duration::from_secs(60);
+
 const PROPOSAL: &str = r#"{"reasoning": "more background jobs for compaction", "changes": [{"max_background_jobs": 4}]}"#;
 
 /// An Ollama holding `models` with `loaded` in memory, a 32k-token model, answering every chat
@@ -258,16 +262,46 @@ fn the_model_is_found_when_none_is_named() {
 #[test]
 fn an_ollama_is_recognised_behind_an_openai_url() {
     let o = ollama(&["m"], &[], false);
-    assert!(servers::is_ollama(&format!("{}/v1", o.url)));
+    assert!(servers::is_ollama(&format!("{}/v1", o.url), PATIENT));
     assert_eq!(o.paths(), ["GET /api/version"]);
     assert!(
         o.seen.lock().unwrap()[0].auth.is_none(),
         "no key on a probe"
     );
     let l = lmstudio(&["m"], &["m"]);
-    assert!(!servers::is_ollama(&format!("{}/v1", l.url)));
+    assert!(!servers::is_ollama(&format!("{}/v1", l.url), PATIENT));
     // Ollama's port says it without asking.
-    assert!(servers::is_ollama("http://127.0.0.1:11434/v1"));
+    assert!(servers::is_ollama(
+        "http://127.0.0.1:11434/v1",
+        Duration::from_millis(1)
+    ));
+}
+
+/// An Ollama that answers `GET /api/version` after `delay` (busy loading a model, or on a
+/// loaded machine).
+fn slow_ollama(delay: Duration) -> Fake {
+    serve(Box::new(move |method, path, _| {
+        if (method, path) == ("GET", "/api/version") {
+            std::thread::sleep(delay);
+            return (200, json!({"version": "0.6.5"}).to_string());
+        }
+        (404, "404 page not found".to_string())
+    }))
+}
+
+/// The probe waits as long as the endpoint's own timeout (once a fixed 3 s, so a slow Ollama
+/// was taken for an ordinary endpoint and its prompts cut at its small window), and no longer.
+#[test]
+fn the_ollama_probe_waits_as_long_as_the_endpoint_timeout() {
+    let o = slow_ollama(Duration::from_millis(3500));
+    assert!(servers::is_ollama(&format!("{}/v1", o.url), PATIENT));
+    // Slower than the endpoint's timeout: not taken for an Ollama (the server's sleep is a
+    // lower bound, so this cannot pass by chance).
+    let o = slow_ollama(Duration::from_secs(60));
+    assert!(!servers::is_ollama(
+        &format!("{}/v1", o.url),
+        Duration::from_millis(300)
+    ));
 }
 
 fn conversation(turns: usize) -> Vec<Message> {
@@ -505,9 +539,18 @@ fn an_openai_base_url_at_an_ollama_gets_the_same_care() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("openai-at-ollama");
     let base = format!("{}/v1", o.url);
+    // The probe that recognises the Ollama waits as long as --openai-timeout: far longer than
+    // any loopback reply takes on a busy machine.
     let r = tune(
         &out,
-        &["--backend", "openai", "--openai-base-url", &base],
+        &[
+            "--backend",
+            "openai",
+            "--openai-base-url",
+            &base,
+            "--openai-timeout",
+            "300s",
+        ],
         &[("OPENAI_API_KEY", "sk-not-for-ollama")],
     );
     common::assert_ok(&r);
