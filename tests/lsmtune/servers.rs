@@ -194,7 +194,7 @@ fn schema() -> J {
 
 #[test]
 fn the_model_is_found_when_none_is_named() {
-    let t = Duration::from_secs(5);
+    let t = PATIENT;
     // One model: that one.
     let o = ollama(&["qwen2.5:0.5b"], &[], false);
     let (m, how) =
@@ -327,7 +327,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
         &format!("{}/v1", o.url),
         "tiny:latest",
         None,
-        Duration::from_secs(5),
+        PATIENT,
         Some(schema()),
     );
     b.probe_context();
@@ -389,7 +389,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
     );
 
     // A model with a small window: the oldest exchanges are left out, the first turn kept.
-    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, Duration::from_secs(5), None);
+    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, PATIENT, None);
     b.context_length = Some(8192);
     b.chat(&conversation(12), None, &params, &mut |_| {})
         .unwrap();
@@ -411,7 +411,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
     );
 
     // An unknown model: what to pull.
-    let mut b = OllamaBackend::new(&o.url, "nope:1b", None, Duration::from_secs(5), None);
+    let mut b = OllamaBackend::new(&o.url, "nope:1b", None, PATIENT, None);
     let e = b
         .chat(&conversation(0), None, &params, &mut |_| {})
         .unwrap_err()
@@ -422,13 +422,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
 #[test]
 fn an_ollama_refusing_a_schema_format_is_asked_with_json() {
     let o = ollama(&["tiny:latest"], &[], true);
-    let mut b = OllamaBackend::new(
-        &o.url,
-        "tiny:latest",
-        None,
-        Duration::from_secs(5),
-        Some(schema()),
-    );
+    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, PATIENT, Some(schema()));
     let c = b
         .chat(&conversation(0), None, &GenParams::default(), &mut |_| {})
         .unwrap();
