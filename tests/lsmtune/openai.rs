@@ -260,9 +260,7 @@ fn clear_errors_for_bad_bodies_refusals_and_no_server() {
         "{e}"
     );
 
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", dead.local_addr().unwrap());
-    drop(dead);
+    let url = format!("http://{}/v1", crate::common::NOTHING_LISTENS);
     let mut b = OpenAiBackend::new(endpoint(&url), None);
     let e = ask(&mut b).unwrap_err().to_string();
     assert!(

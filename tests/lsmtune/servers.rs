@@ -243,9 +243,7 @@ fn the_model_is_found_when_none_is_named() {
     assert_eq!(l.paths(), ["GET /v1/models", "GET /api/v0/models"]);
 
     // Nothing listening: what to start.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", dead.local_addr().unwrap());
-    drop(dead);
+    let url = format!("http://{}/v1", common::NOTHING_LISTENS);
     let e = servers::pick_model(Server::Ollama, &url, None, None, t)
         .unwrap_err()
         .to_string();
@@ -506,16 +504,13 @@ fn tune_with_backend_ollama_runs_on_the_native_api() {
     assert!(journal.contains("\"backend\":\"ollama\""), "{journal}");
 
     // No server: exit 2, and what to start.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = dead.local_addr().unwrap().port();
-    drop(dead);
     let r = tune(
         &dir.path().join("dead"),
         &[
             "--backend",
             "ollama",
             "--openai-base-url",
-            &format!("http://127.0.0.1:{port}"),
+            &format!("http://{}", common::NOTHING_LISTENS),
         ],
         &[],
     );
