@@ -206,14 +206,20 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once the first iteration is journaled.
+    // Kill it once the first iteration is journaled: stopped (SIGSTOP) the moment one is seen,
+    // so it runs no further between that look and the kill.
     let t = Instant::now();
     loop {
         let n = journal::load(&out)
             .map(|r| iterations(&r).len())
             .unwrap_or(0);
         if n >= 1 {
+            // SAFETY: a signal to our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
             break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the tune ended ({status}) before an iteration was journaled");
         }
         assert!(
             t.elapsed() < Duration::from_secs(120),
@@ -225,7 +231,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     child.wait().unwrap();
     let before = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
     let done_before = iterations(&journal::load(&out).unwrap()).len();
-    assert!(done_before < 5);
+    assert!(done_before < 5, "{done_before} iterations before the kill");
     assert!(!before.contains("\"record\":\"end\""));
 
     let o = Command::new(BIN)
