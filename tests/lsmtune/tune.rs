@@ -424,11 +424,40 @@ fn workers_under(work: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The pid of the tune (not a worker) whose command line names `work`, while it runs: a tune
+/// that has ended is a zombie with an empty command line until it is reaped, or gone.
+fn tune_using(work: &Path) -> Option<u32> {
+    let needle = work.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<String> = c
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.iter().any(|a| a == "tune")
+                    && args.contains(&needle)
+                    && !args.iter().any(|a| a == "__worker")
+            }) && !matches!(state(*pid), None | Some('Z' | 'X'))
+        })
+}
+
 /// Stop (SIGSTOP) one of the tune's running workers and return its pid: a stopped worker cannot
-/// finish by itself, so if it is gone later, something killed it.
+/// finish by itself, so if it is gone later, something killed it. The tune running with
+/// `--work-dir work` must still be running: if it ends first, this fails at once and says so.
 fn freeze_a_worker(work: &Path) -> u32 {
     let t = Instant::now();
     loop {
+        // The tune is looked for before its workers: a worker seen after the tune was seen
+        // running belongs to it, and a tune gone means none will come.
+        assert!(
+            tune_using(work).is_some(),
+            "the tune with --work-dir {} ended before one of its workers could be stopped",
+            work.display()
+        );
         for pid in workers_under(work) {
             // SAFETY: a signal to a pid we just listed; at worst it has exited (ESRCH).
             if unsafe { libc::kill(pid as i32, libc::SIGSTOP) } == 0 {
