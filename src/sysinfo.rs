@@ -449,7 +449,11 @@ mod facts_tests {
     fn the_storage_probe_measures_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let p = probe_storage(dir.path(), 4 << 20).unwrap();
-        assert!(p.random_read_us > 0.0 && p.random_read_us < 1e6, "{p:?}");
+        // Measured, not judged: how long a read takes depends on how busy the device is.
+        assert!(
+            p.random_read_us > 0.0 && p.random_read_us.is_finite(),
+            "{p:?}"
+        );
         assert!(p.seq_write_mb_s > 0.0 && p.fsync_ms >= 0.0, "{p:?}");
         assert!(!p.kind().is_empty());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

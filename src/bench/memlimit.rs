@@ -166,16 +166,38 @@ impl Cage {
     }
 }
 
+/// How long dropping a [`Cage`] waits for its last processes to leave.
+const LEAVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Cage {
+    /// The pids still in the cgroup (none once it is gone or unreadable).
+    fn members(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map_or(0, |t| t.split_whitespace().count())
+    }
+}
+
 impl Drop for Cage {
     fn drop(&mut self) {
-        // The processes have exited; the kernel frees the folder's files with it.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+        // A cgroup is removed once no process is left in it; one the OOM killer took may still
+        // be releasing its memory after its parent saw it end, for as long as the machine is
+        // busy. So wait until none is left (within a deadline), then remove the folder (the
+        // kernel frees its files with it).
+        let start = std::time::Instant::now();
+        loop {
+            let members = self.members();
+            if members == 0 && (std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()) {
+                return;
+            }
+            if start.elapsed() > LEAVE_DEADLINE {
+                tracing::warn!(
+                    "could not remove the cgroup {} ({members} process(es) still in it)",
+                    self.dir.display()
+                );
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        tracing::warn!("could not remove the cgroup {}", self.dir.display());
     }
 }
 
@@ -215,6 +237,17 @@ mod tests {
                 let dir = cage.dir.clone();
                 drop(cage);
                 assert!(!dir.exists());
+
+                // A process still in the cage when it is dropped (as one the OOM killer took
+                // can be, for as long as the machine is busy): the drop waits for it to leave.
+                let cage = Cage::new(64 << 20).unwrap();
+                let mut cmd = Command::new("sh");
+                cmd.args(["-c", "sleep 2 </dev/null >/dev/null 2>&1 &"]);
+                cage.confine(&mut cmd);
+                assert!(cmd.status().unwrap().success());
+                let dir = cage.dir.clone();
+                drop(cage);
+                assert!(!dir.exists(), "the cage outlived its last process");
             }
         }
     }

@@ -25,9 +25,15 @@ use crate::options::OptionsDoc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fault {
+    /// `abort()` at once.
     Abort,
+    /// Sleep forever.
     Hang,
+    /// Fill memory to twice the parent's memory limit ([`RunSpec::memory_limit`]), then sleep:
+    /// over the limit whenever the parent looks, however late that is on a busy machine, and
+    /// never more than that (growing until stopped took gigabytes when the parent was slow).
     Alloc,
+    /// Fail with an error.
     Error,
 }
 
@@ -40,6 +46,10 @@ pub struct RunSpec {
     pub result_file: PathBuf,
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// The resident memory, in bytes, past which the parent stops the worker
+    /// ([`Limits::memory`]); an injected [`Fault::Alloc`] grows to twice this.
+    #[serde(default)]
+    pub memory_limit: u64,
 }
 
 /// Limits on a worker.
@@ -209,6 +219,7 @@ pub fn run_isolated(
         db_dir: work.join("db"),
         result_file: work.join("result.json"),
         fault,
+        memory_limit: limits.memory,
     };
     let spec_file = work.join("spec.json");
     std::fs::write(
@@ -428,10 +439,16 @@ fn run_spec(spec: &RunSpec) -> Result<Measurement> {
             std::thread::sleep(Duration::from_secs(3600));
         },
         Some(Fault::Alloc) => {
+            const CHUNK: u64 = 16 << 20;
             let mut hog: Vec<Vec<u8>> = Vec::new();
+            let target = spec.memory_limit.saturating_mul(2);
+            // Every byte written, so it is resident; the hog stays alive while this sleeps.
+            while (hog.len() as u64).saturating_mul(CHUNK) <= target {
+                hog.push(vec![1u8; CHUNK as usize]);
+            }
             loop {
-                hog.push(vec![1u8; 16 << 20]);
-                std::thread::sleep(Duration::from_millis(5));
+                std::hint::black_box(&hog);
+                std::thread::sleep(Duration::from_secs(3600));
             }
         }
         Some(Fault::Error) => bail!("injected failure"),

@@ -149,13 +149,16 @@ fn host_port(url: &str) -> Option<(String, u16)> {
 }
 
 /// Is the server behind an OpenAI-style `base_url` an Ollama? Port 11434 says so at once;
-/// otherwise `GET ROOT/api/version` must answer `{"version": ...}` (within 3 s; no key sent).
-pub fn is_ollama(base_url: &str) -> bool {
+/// otherwise `GET ROOT/api/version` must answer `{"version": ...}` within `timeout`, the
+/// endpoint's own per-request timeout (`--openai-timeout`): a server too slow to answer that
+/// in time would time out on every chat request as well, and a fixed shorter wait took a busy
+/// Ollama for an ordinary endpoint. No key is sent.
+pub fn is_ollama(base_url: &str, timeout: Duration) -> bool {
     if host_port(base_url).is_some_and(|(_, p)| p == OLLAMA_PORT) {
         return true;
     }
     let url = format!("{}/api/version", native_root(base_url));
-    match http::get(&url, None, Duration::from_secs(3)) {
+    match http::get(&url, None, timeout) {
         Ok(r) if r.status == 200 => serde_json::from_str::<J>(&r.body)
             .ok()
             .and_then(|v| v.get("version").map(|v| v.is_string()))

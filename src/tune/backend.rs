@@ -347,7 +347,7 @@ fn choose_plain(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer
     // An OpenAI-compatible endpoint, unless it is an Ollama: then its native API, since its
     // OpenAI route silently cuts prompts at a 2-4k token window.
     let remote = |e: Endpoint| -> Result<(Box<dyn Proposer>, String)> {
-        if servers::is_ollama(&e.base_url) {
+        if servers::is_ollama(&e.base_url, e.timeout) {
             let (p, how) = ollama_at(
                 &e.base_url,
                 named_for_endpoint.as_deref(),

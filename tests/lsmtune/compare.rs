@@ -41,6 +41,16 @@ fn compare_three_proposers_then_resume() {
     };
     let o = run();
     common::assert_ok(&o);
+    // Even --quiet prints a line per iteration run (proposers x seeds x iterations): what the
+    // second run must not print.
+    let iteration_lines = |o: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .filter(|l| l.starts_with("iteration "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(iteration_lines(&o).len(), 3 * 2 * 2, "{o:?}");
     for f in [
         "results.md",
         "results.csv",
@@ -89,12 +99,33 @@ fn compare_three_proposers_then_resume() {
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4);
 
-    // Again: everything is finished, nothing runs, the results are the same.
+    // Again: everything is finished, nothing runs (no iteration printed, not a byte of any
+    // tune's folder or of the baseline rewritten), the results are the same.
     let before = std::fs::read_to_string(out.join("results.json")).unwrap();
-    let t = std::time::Instant::now();
+    let files = |dir: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut all: Vec<_> = walk(dir)
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let (runs, baselines) = (files(&out.join("runs")), files(&out.join("baselines")));
     let o = run();
-    assert_eq!(o.status.code(), Some(0));
-    assert!(t.elapsed().as_secs() < 20);
+    common::assert_ok(&o);
+    assert_eq!(
+        iteration_lines(&o),
+        Vec::<String>::new(),
+        "something re-ran"
+    );
+    assert!(files(&out.join("runs")) == runs, "a tune's files changed");
+    assert!(
+        files(&out.join("baselines")) == baselines,
+        "the baseline changed"
+    );
     assert_eq!(
         std::fs::read_to_string(out.join("results.json")).unwrap(),
         before

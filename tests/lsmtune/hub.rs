@@ -206,10 +206,10 @@ fn hub_errors_say_what_happened() {
     assert!(e.contains("neither a known model name"), "{e}");
 
     // No server at all: "cannot reach", with the offline advice; the local search is listed too.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = dead.local_addr().unwrap().port();
-    drop(dead);
-    let hub = hub_at(root.path(), &format!("http://127.0.0.1:{port}"));
+    let hub = hub_at(
+        root.path(),
+        &format!("http://{}", crate::common::NOTHING_LISTENS),
+    );
     let e = hub
         .find("acme/tiny-GGUF:tiny-q8_0.gguf", false)
         .unwrap_err()

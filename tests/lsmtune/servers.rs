@@ -106,6 +106,10 @@ fn serve(handler: Box<Handler>) -> Fake {
     Fake { url, seen }
 }
 
+/// The endpoint timeout the tests give: no loopback reply comes near it, however busy the
+/// machine.
+const PATIENT: Duration = Duration::from_secs(60);
+
 const PROPOSAL: &str = r#"{"reasoning": "more background jobs for compaction", "changes": [{"max_background_jobs": 4}]}"#;
 
 /// An Ollama holding `models` with `loaded` in memory, a 32k-token model, answering every chat
@@ -190,7 +194,7 @@ fn schema() -> J {
 
 #[test]
 fn the_model_is_found_when_none_is_named() {
-    let t = Duration::from_secs(5);
+    let t = PATIENT;
     // One model: that one.
     let o = ollama(&["qwen2.5:0.5b"], &[], false);
     let (m, how) =
@@ -239,9 +243,7 @@ fn the_model_is_found_when_none_is_named() {
     assert_eq!(l.paths(), ["GET /v1/models", "GET /api/v0/models"]);
 
     // Nothing listening: what to start.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", dead.local_addr().unwrap());
-    drop(dead);
+    let url = format!("http://{}/v1", common::NOTHING_LISTENS);
     let e = servers::pick_model(Server::Ollama, &url, None, None, t)
         .unwrap_err()
         .to_string();
@@ -258,16 +260,46 @@ fn the_model_is_found_when_none_is_named() {
 #[test]
 fn an_ollama_is_recognised_behind_an_openai_url() {
     let o = ollama(&["m"], &[], false);
-    assert!(servers::is_ollama(&format!("{}/v1", o.url)));
+    assert!(servers::is_ollama(&format!("{}/v1", o.url), PATIENT));
     assert_eq!(o.paths(), ["GET /api/version"]);
     assert!(
         o.seen.lock().unwrap()[0].auth.is_none(),
         "no key on a probe"
     );
     let l = lmstudio(&["m"], &["m"]);
-    assert!(!servers::is_ollama(&format!("{}/v1", l.url)));
+    assert!(!servers::is_ollama(&format!("{}/v1", l.url), PATIENT));
     // Ollama's port says it without asking.
-    assert!(servers::is_ollama("http://127.0.0.1:11434/v1"));
+    assert!(servers::is_ollama(
+        "http://127.0.0.1:11434/v1",
+        Duration::from_millis(1)
+    ));
+}
+
+/// An Ollama that answers `GET /api/version` after `delay` (busy loading a model, or on a
+/// loaded machine).
+fn slow_ollama(delay: Duration) -> Fake {
+    serve(Box::new(move |method, path, _| {
+        if (method, path) == ("GET", "/api/version") {
+            std::thread::sleep(delay);
+            return (200, json!({"version": "0.6.5"}).to_string());
+        }
+        (404, "404 page not found".to_string())
+    }))
+}
+
+/// The probe waits as long as the endpoint's own timeout (once a fixed 3 s, so a slow Ollama
+/// was taken for an ordinary endpoint and its prompts cut at its small window), and no longer.
+#[test]
+fn the_ollama_probe_waits_as_long_as_the_endpoint_timeout() {
+    let o = slow_ollama(Duration::from_millis(3500));
+    assert!(servers::is_ollama(&format!("{}/v1", o.url), PATIENT));
+    // Slower than the endpoint's timeout: not taken for an Ollama (the server's sleep is a
+    // lower bound, so this cannot pass by chance).
+    let o = slow_ollama(Duration::from_secs(60));
+    assert!(!servers::is_ollama(
+        &format!("{}/v1", o.url),
+        Duration::from_millis(300)
+    ));
 }
 
 fn conversation(turns: usize) -> Vec<Message> {
@@ -293,7 +325,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
         &format!("{}/v1", o.url),
         "tiny:latest",
         None,
-        Duration::from_secs(5),
+        PATIENT,
         Some(schema()),
     );
     b.probe_context();
@@ -355,7 +387,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
     );
 
     // A model with a small window: the oldest exchanges are left out, the first turn kept.
-    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, Duration::from_secs(5), None);
+    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, PATIENT, None);
     b.context_length = Some(8192);
     b.chat(&conversation(12), None, &params, &mut |_| {})
         .unwrap();
@@ -377,7 +409,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
     );
 
     // An unknown model: what to pull.
-    let mut b = OllamaBackend::new(&o.url, "nope:1b", None, Duration::from_secs(5), None);
+    let mut b = OllamaBackend::new(&o.url, "nope:1b", None, PATIENT, None);
     let e = b
         .chat(&conversation(0), None, &params, &mut |_| {})
         .unwrap_err()
@@ -388,13 +420,7 @@ fn ollama_native_chat_sends_num_ctx_for_the_whole_conversation_and_the_schema_as
 #[test]
 fn an_ollama_refusing_a_schema_format_is_asked_with_json() {
     let o = ollama(&["tiny:latest"], &[], true);
-    let mut b = OllamaBackend::new(
-        &o.url,
-        "tiny:latest",
-        None,
-        Duration::from_secs(5),
-        Some(schema()),
-    );
+    let mut b = OllamaBackend::new(&o.url, "tiny:latest", None, PATIENT, Some(schema()));
     let c = b
         .chat(&conversation(0), None, &GenParams::default(), &mut |_| {})
         .unwrap();
@@ -478,16 +504,13 @@ fn tune_with_backend_ollama_runs_on_the_native_api() {
     assert!(journal.contains("\"backend\":\"ollama\""), "{journal}");
 
     // No server: exit 2, and what to start.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = dead.local_addr().unwrap().port();
-    drop(dead);
     let r = tune(
         &dir.path().join("dead"),
         &[
             "--backend",
             "ollama",
             "--openai-base-url",
-            &format!("http://127.0.0.1:{port}"),
+            &format!("http://{}", common::NOTHING_LISTENS),
         ],
         &[],
     );
@@ -505,9 +528,18 @@ fn an_openai_base_url_at_an_ollama_gets_the_same_care() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("openai-at-ollama");
     let base = format!("{}/v1", o.url);
+    // The probe that recognises the Ollama waits as long as --openai-timeout: far longer than
+    // any loopback reply takes on a busy machine.
     let r = tune(
         &out,
-        &["--backend", "openai", "--openai-base-url", &base],
+        &[
+            "--backend",
+            "openai",
+            "--openai-base-url",
+            &base,
+            "--openai-timeout",
+            "300s",
+        ],
         &[("OPENAI_API_KEY", "sk-not-for-ollama")],
     );
     common::assert_ok(&r);

@@ -212,14 +212,20 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once the first iteration is journaled.
+    // Kill it once the first iteration is journaled: stopped (SIGSTOP) the moment one is seen,
+    // so it runs no further between that look and the kill.
     let t = Instant::now();
     loop {
         let n = journal::load(&out)
             .map(|r| iterations(&r).len())
             .unwrap_or(0);
         if n >= 1 {
+            // SAFETY: a signal to our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
             break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the tune ended ({status}) before an iteration was journaled");
         }
         assert!(
             t.elapsed() < Duration::from_secs(120),
@@ -231,7 +237,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     child.wait().unwrap();
     let before = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
     let done_before = iterations(&journal::load(&out).unwrap()).len();
-    assert!(done_before < 5);
+    assert!(done_before < 5, "{done_before} iterations before the kill");
     assert!(!before.contains("\"record\":\"end\""));
 
     let o = Command::new(BIN)
@@ -427,11 +433,40 @@ fn workers_under(work: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The pid of the tune (not a worker) whose command line names `work`, while it runs: a tune
+/// that has ended is a zombie with an empty command line until it is reaped, or gone.
+fn tune_using(work: &Path) -> Option<u32> {
+    let needle = work.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<String> = c
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.iter().any(|a| a == "tune")
+                    && args.contains(&needle)
+                    && !args.iter().any(|a| a == "__worker")
+            }) && !matches!(state(*pid), None | Some('Z' | 'X'))
+        })
+}
+
 /// Stop (SIGSTOP) one of the tune's running workers and return its pid: a stopped worker cannot
-/// finish by itself, so if it is gone later, something killed it.
+/// finish by itself, so if it is gone later, something killed it. The tune running with
+/// `--work-dir work` must still be running: if it ends first, this fails at once and says so.
 fn freeze_a_worker(work: &Path) -> u32 {
     let t = Instant::now();
     loop {
+        // The tune is looked for before its workers: a worker seen after the tune was seen
+        // running belongs to it, and a tune gone means none will come.
+        assert!(
+            tune_using(work).is_some(),
+            "the tune with --work-dir {} ended before one of its workers could be stopped",
+            work.display()
+        );
         for pid in workers_under(work) {
             // SAFETY: a signal to a pid we just listed; at worst it has exited (ESRCH).
             if unsafe { libc::kill(pid as i32, libc::SIGSTOP) } == 0 {

@@ -150,6 +150,30 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u64, SystemTime)> {
         .collect()
 }
 
+/// Wait (at most a minute) until the LOG of the open database at `db` holds a statistics dump
+/// counting `reads` keys read and `writes` written: RocksDB writes one every
+/// `stats_dump_period_sec`, and its LOG reaches the file when RocksDB flushes it.
+fn wait_for_statistics(db: &Path, reads: u64, writes: u64) {
+    let t = std::time::Instant::now();
+    loop {
+        let f = livedb::inspect(db).unwrap();
+        let stat = |name: &str| f.statistics.get(name).copied();
+        let seen = (
+            stat("rocksdb.number.keys.read"),
+            stat("rocksdb.number.keys.written"),
+        );
+        if seen == (Some(reads), Some(writes)) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no statistics dump with {reads} reads and {writes} writes in a minute; the last \
+             one: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_live_database_is_characterized_without_a_byte_changing() {
     let dir = tempfile::tempdir().unwrap();
@@ -167,8 +191,9 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
         for i in 0..3000u32 {
             assert!(db.get(format!("key{i:013}")).unwrap().is_some());
         }
-        // Two statistics dumps, the last one after every read.
-        std::thread::sleep(Duration::from_millis(2300));
+        // RocksDB dumps its statistics every second and flushes its LOG when it likes: wait
+        // until a dump taken after every read is in the file, then close the database.
+        wait_for_statistics(&path, 3000, 5000);
     }
     let before = snapshot(&path);
     let f = livedb::inspect(&path).unwrap();
@@ -271,17 +296,22 @@ fn workload_files_run_in_a_worker() {
     let (found, reads) = m.reads_found.unwrap();
     assert!(reads > 0 && found < reads, "{found} of {reads}");
 
-    // A target rate is held: ~1,500 ops in one second, not what the machine could do.
+    // A target rate is held: never more than 1,500 ops/s over the measured time, whatever the
+    // machine could do (each thread's first operation is due at the start, hence + threads).
+    // How far below the rate a run stays depends on how busy the machine is: not checked.
     let mut w = example("session-cache.json");
     w.num = 3000;
     w.duration = Some(Duration::from_secs(1));
     w.mix.as_mut().unwrap().rate = Some(bench::mix::Rate::Fixed(1500.0));
     let run = run_dir(None).unwrap();
     let m = engine.measure(doc, &w, run.path()).unwrap();
+    let most = 1500.0 * m.seconds * 1.1 + w.threads as f64;
     assert!(
-        (1200..=1700).contains(&m.ops),
-        "{} ops at 1500/s for 1 s",
-        m.ops
+        m.ops > 0 && m.ops as f64 <= most,
+        "{} ops in {:.3} s at 1500/s over {} threads (at most {most:.0})",
+        m.ops,
+        m.seconds,
+        w.threads
     );
 }
 

@@ -6,6 +6,11 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
 
+/// An address where nothing listens, for "cannot connect" cases: the discard port, which no
+/// test binds (a port read from a listener the test then drops can be taken by a parallel
+/// test's server before the connection is tried).
+pub const NOTHING_LISTENS: &str = "127.0.0.1:9";
+
 /// Fail, showing what the command printed, unless it exited with 0.
 pub fn assert_ok(o: &Output) {
     assert_eq!(
