@@ -87,6 +87,14 @@ check "tune --out a foreign folder is refused" 2 "not an lsmtune run folder" -- 
   "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" --out "$work/mine"
 that "the foreign report.md is untouched" grep -q "keep me" "$work/mine/report.md"
 
+# 6. Links inside a run folder are never followed (an --out in a shared /tmp): a .lock linked to
+# a user's file is refused, even with --force and a run that fails at once on a bad --base.
+mkdir "$work/shared"; echo "my notes" > "$work/notes.txt"; ln -s "$work/notes.txt" "$work/shared/.lock"
+check "a .lock linked to a user's file is refused" 2 "\.lock is a symbolic link" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" \
+  --base "$work/no-such.ini" --out "$work/shared" --force
+that "the linked file is untouched" grep -qx "my notes" "$work/notes.txt"
+
 echo "== secrets and hostile servers"
 # A stub endpoint: /echo answers 400 with the Authorization header in the body; /nan answers 429
 # with Retry-After: NaN.

@@ -343,6 +343,13 @@ pub fn csv(rows: &[Row]) -> String {
 /// Best-so-far (relative to the baseline) vs iteration, one line per proposer: the mean over
 /// workloads and seeds, with a band from the lowest to the highest run.
 pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
+    let mut svg = String::new();
+    draw(rows, &mut svg)?;
+    crate::runfolder::write(path, svg.as_bytes())
+}
+
+/// [`plot`]'s drawing, as SVG text into `svg`.
+fn draw(rows: &[Row], svg: &mut String) -> Result<()> {
     let mut proposers: Vec<String> = rows.iter().map(|r| r.proposer.clone()).collect();
     proposers.dedup();
     proposers.sort();
@@ -361,7 +368,7 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
         Metric::Throughput => "throughput / start".to_string(),
         m => format!("start {m} / best {m}, higher is better"),
     };
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -433,12 +440,13 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write results.md, results.csv, results.json and best_so_far.svg into `out`.
+/// Write results.md, results.csv, results.json and best_so_far.svg into `out` (never through a
+/// link: [`crate::runfolder::write`]).
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
-    use crate::options::ini::write_atomic;
-    write_atomic(&out.join("results.md"), markdown(rows).as_bytes())?;
-    write_atomic(&out.join("results.csv"), csv(rows).as_bytes())?;
-    write_atomic(
+    use crate::runfolder::write;
+    write(&out.join("results.md"), markdown(rows).as_bytes())?;
+    write(&out.join("results.csv"), csv(rows).as_bytes())?;
+    write(
         &out.join("results.json"),
         serde_json::to_string_pretty(rows)?.as_bytes(),
     )?;

@@ -8,6 +8,7 @@
 //! - [`tune`]: the tuning loop, proposers (LLM, expert, random), what a model is told
 //!   (`tune::prompt`) and one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
+//! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
@@ -23,6 +24,7 @@ pub mod interrupt;
 pub mod llm;
 pub mod options;
 pub mod rng;
+pub mod runfolder;
 pub mod scratch;
 pub mod sysinfo;
 pub mod tune;

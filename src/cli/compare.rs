@@ -184,10 +184,11 @@ fn run_all(
         // One baseline per workload, measured once and kept on disk for resumes.
         let base_path = compare::baseline_file(&args.out, kind);
         let first = settings(args, workload, seeds[0], &proposers[0]);
-        let baseline: Sample = match std::fs::read(&base_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
+        crate::runfolder::ensure_dirs(&args.out, base_path.parent().unwrap_or(&args.out))?;
+        let baseline: Sample = match crate::runfolder::read_if_exists(&base_path)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
                 .with_context(|| format!("{} is damaged", base_path.display()))?,
-            Err(_) => {
+            None => {
                 let tuner = Tuner {
                     settings: first.clone(),
                     out: args.out.clone(),
@@ -218,8 +219,7 @@ fn run_all(
                         s.failures
                     );
                 }
-                std::fs::create_dir_all(base_path.parent().unwrap_or(&args.out))?;
-                crate::options::ini::write_atomic(&base_path, &serde_json::to_vec(&s)?)?;
+                crate::runfolder::write(&base_path, &serde_json::to_vec(&s)?)?;
                 s
             }
         };
@@ -227,6 +227,8 @@ fn run_all(
             for &seed in seeds {
                 done += 1;
                 let dir = compare::run_dir(&args.out, kind, v, seed);
+                // Every folder on the way is a real one, never a link to elsewhere.
+                crate::runfolder::ensure_dirs(&args.out, &dir)?;
                 let records = journal::load(&dir).ok();
                 if matches!(
                     records.as_ref().and_then(|r| r.last()),
@@ -265,7 +267,6 @@ fn run_all(
                 if records.is_some_and(|r| !r.is_empty()) {
                     tuner.resume(proposer.as_mut())?;
                 } else {
-                    std::fs::create_dir_all(dir.parent().unwrap_or(&args.out))?;
                     tuner.start(proposer.as_mut())?;
                 }
             }

@@ -492,7 +492,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.label())));
-            if !out.join(crate::tune::journal::FILE).exists() {
+            if !crate::runfolder::is_file(&out.join(crate::tune::journal::FILE)) {
                 super::check_out_is_ours(
                     &out,
                     &[crate::tune::lock::FILE, crate::tune::BASE_FILE],

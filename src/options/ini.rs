@@ -240,6 +240,11 @@ impl OptionsDoc {
     pub fn read(path: &Path) -> anyhow::Result<OptionsDoc> {
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        OptionsDoc::decode(path, bytes)
+    }
+
+    /// Parse the bytes read from `path`; errors name the path.
+    pub fn decode(path: &Path, bytes: Vec<u8>) -> anyhow::Result<OptionsDoc> {
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
         OptionsDoc::parse(&text)

@@ -1,12 +1,13 @@
 //! `journal.jsonl` in the output folder: one JSON record per line, appended and flushed to disk
 //! as each step completes (the start with the baseline, then every iteration, then the end), so
-//! a killed run loses nothing finished and `tune --resume` can rebuild its state exactly.
+//! a killed run loses nothing finished and `tune --resume` can rebuild its state exactly. The
+//! journal is never opened through a symbolic link ([`crate::runfolder`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::Workload;
@@ -240,13 +241,15 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let path = dir.join(FILE);
     let named = |e: std::io::Error| anyhow::anyhow!("cannot append to {}: {e}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(named)?;
+    let mut f = crate::runfolder::open(
+        &path,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot append to the journal: {e:#}"))?;
     let len = f.seek(SeekFrom::End(0)).map_err(named)?;
     let mut line = serde_json::to_string(record)?;
     line.push('\n');
@@ -274,7 +277,7 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
 /// error.
 pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let path = dir.join(FILE);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::runfolder::read(&path)?;
     let complete = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes
         .split(|&b| b == b'\n')
@@ -319,6 +322,30 @@ impl HintLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal that is a link to another file is neither appended to (a resume would cut and
+    /// extend the target) nor read.
+    #[test]
+    fn a_journal_linked_elsewhere_is_neither_read_nor_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.log");
+        std::fs::write(&victim, "a line cut short").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join(FILE)).unwrap();
+        let record = Record::Interrupted {
+            signal: "SIGINT".into(),
+            iterations_done: 0,
+        };
+        let e = format!("{:#}", append(&out, &record).unwrap_err());
+        assert!(e.contains("journal.jsonl is a symbolic link"), "{e}");
+        let e = format!("{:#}", load(&out).unwrap_err());
+        assert!(e.contains("journal.jsonl is a symbolic link"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "a line cut short"
+        );
+    }
 
     #[test]
     fn corrections_are_typed_records_and_old_text_still_reads() {

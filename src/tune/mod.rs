@@ -194,8 +194,11 @@ impl Tuner<'_> {
             None => crate::options::rocks::linked_defaults()?.clone(),
         };
         let (base, notes) = calibrator.prepare_base(doc)?;
-        base.doc
-            .write(&self.out.join(BASE_FILE), "the starting configuration")?;
+        crate::runfolder::write_options(
+            &base.doc,
+            &self.out.join(BASE_FILE),
+            "the starting configuration",
+        )?;
         let facts_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         self.progress.phase("probing the storage");
         let facts = crate::sysinfo::Facts::gather_and_probe(&facts_dir, &catalog.rocksdb_version);
@@ -265,7 +268,7 @@ impl Tuner<'_> {
             });
         }
         let catalog = crate::options::catalog()?;
-        let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
+        let base = Config::new(crate::runfolder::read_options(&self.out.join(BASE_FILE))?);
         let history: Vec<Iteration> = records
             .iter()
             .filter_map(|r| match r {
@@ -279,7 +282,7 @@ impl Tuner<'_> {
             if it.decision == Decision::Accepted
                 && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
             {
-                best = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                best = Config::new(crate::runfolder::read_options(&self.out.join(f))?);
                 best_sample = s.clone();
             }
         }
@@ -287,7 +290,7 @@ impl Tuner<'_> {
         let mut measured = vec![String::new()];
         for it in &history {
             if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
-                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                let c = Config::new(crate::runfolder::read_options(&self.out.join(f))?);
                 measured.push(fingerprint(&c, &base, catalog));
             }
         }
@@ -396,14 +399,14 @@ impl Tuner<'_> {
             crate::interrupt::check()?;
             journal::append(&self.out, &Record::Iteration(Box::new(it.clone())))?;
             if let (Some(f), Some(_)) = (&it.candidate_file, &it.candidate) {
-                let c = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                let c = Config::new(crate::runfolder::read_options(&self.out.join(f))?);
                 st.measured.push(fingerprint(&c, &st.base, st.catalog));
             }
             self.progress.iteration(&it);
             if it.decision == Decision::Accepted
                 && let (Some(f), Some(s)) = (&it.candidate_file, &it.candidate)
             {
-                st.best = Config::new(OptionsDoc::read(&self.out.join(f))?);
+                st.best = Config::new(crate::runfolder::read_options(&self.out.join(f))?);
                 st.best_sample = s.clone();
             } else if let Some(b) = &it.best
                 && b.ops_per_sec.len() >= 2
@@ -524,8 +527,9 @@ impl Tuner<'_> {
             })
             .collect();
         let file = format!("candidates/iter-{n:03}.ini");
-        std::fs::create_dir_all(self.out.join("candidates"))?;
-        cal.config.doc.write(
+        crate::runfolder::ensure_dir(&self.out.join("candidates"))?;
+        crate::runfolder::write_options(
+            &cal.config.doc,
             &self.out.join(&file),
             &format!("lsmtune candidate of iteration {n}"),
         )?;
@@ -726,7 +730,8 @@ impl Tuner<'_> {
                 comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse)
             };
         let tuned = if kept_base { &st.base } else { &st.best };
-        tuned.doc.write(
+        crate::runfolder::write_options(
+            &tuned.doc,
             &self.out.join(TUNED_FILE),
             "tuned by lsmtune (see report.md)",
         )?;

@@ -610,7 +610,8 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
         assert!(
             work.join(&name).join("owner").is_file(),
             "{name} left without an owner file: {:?}",
-            std::fs::read_dir(work.join(&name)).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            std::fs::read_dir(work.join(&name))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
         );
     }
     // Leftovers as a crash or power cut leaves them: owner dead (a pid that exited), owner
@@ -705,4 +706,70 @@ fn a_foreign_out_folder_is_refused_unless_forced() {
     );
     common::assert_ok(&o);
     assert!(out.join(journal::FILE).exists());
+}
+
+/// Links inside an --out folder are never followed: a `.lock` linked to a user's file is not
+/// truncated (even when the run fails at once on a bad --base), an `OPTIONS-base.ini` link makes
+/// the folder foreign, and compare refuses a linked `.lock` too.
+#[test]
+fn links_inside_an_out_folder_are_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("notes.txt");
+    std::fs::write(&victim, "my notes").unwrap();
+    let out = dir.path().join("shared");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".lock")).unwrap();
+    let missing = dir.path().join("no-such-base.ini");
+    let base = ["--base", missing.to_str().unwrap()];
+    // Refused as foreign, and with --force by the lock itself.
+    for force in [&[][..], &["--force"][..]] {
+        let args = [
+            &["--iterations", "1", "--backend", "expert"][..],
+            &base,
+            force,
+        ]
+        .concat();
+        let o = tune(&out, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(".lock is a symbolic link") || err.contains(".lock (a symbolic link)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+        let o = Command::new(BIN)
+            .args([
+                "compare",
+                "--proposers",
+                "expert",
+                "--workloads",
+                "fillrandom",
+            ])
+            .args(force)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(".lock is a symbolic link") || err.contains(".lock (a symbolic link)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+    }
+
+    // A link named like lsmtune's own file is not ours: the folder is foreign.
+    let out2 = dir.path().join("shared2");
+    std::fs::create_dir(&out2).unwrap();
+    std::os::unix::fs::symlink(&victim, out2.join("OPTIONS-base.ini")).unwrap();
+    let o = tune(&out2, &["--iterations", "1", "--backend", "expert"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not an lsmtune run folder")
+            && err.contains("OPTIONS-base.ini (a symbolic link)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
 }
