@@ -95,6 +95,13 @@ check "a .lock linked to a user's file is refused" 2 "\.lock is a symbolic link"
   --base "$work/no-such.ini" --out "$work/shared" --force
 that "the linked file is untouched" grep -qx "my notes" "$work/notes.txt"
 
+# 7. A folder with a runs/ sub-folder is not an earlier compare: its results.md is not replaced.
+mkdir -p "$work/notcmp/runs"; echo "my results" > "$work/notcmp/results.md"
+check "compare --out a folder that merely has runs/ is refused" 2 "not an lsmtune run folder" -- \
+  "$bin" compare --proposers random --workloads fillrandom --seeds 1 --iterations 1 \
+  "${small[@]}" --out "$work/notcmp"
+that "the user's results.md is untouched" grep -qx "my results" "$work/notcmp/results.md"
+
 echo "== secrets and hostile servers"
 # A stub endpoint: /echo answers 400 with the Authorization header in the body; /nan answers 429
 # with Retry-After: NaN.

@@ -65,6 +65,72 @@ impl Variant {
     }
 }
 
+/// The file that marks a folder as a compare's own: written before anything else goes in.
+pub const MARKER: &str = ".lsmtune-compare";
+
+/// The marker's first line (what tells it from a user's file of the same name).
+const MARKER_TEXT: &str = "lsmtune compare folder";
+
+/// Everything a compare writes at the top of its folder.
+const TOP: &[&str] = &[
+    crate::tune::lock::FILE,
+    MARKER,
+    "runs",
+    "baselines",
+    "results.md",
+    "results.csv",
+    "results.json",
+    "best_so_far.svg",
+];
+
+/// Whether `out` is an earlier compare's folder, which a rerun resumes: it carries the marker
+/// of lsmtune's making, or (made by an lsmtune from before the marker) holds nothing but a
+/// compare's names, a real `baselines/` folder and at least one tune's journal under `runs/`.
+/// Links never count ([`crate::runfolder`]).
+pub fn is_compare_folder(out: &Path) -> bool {
+    use crate::runfolder::{is_dir, is_file};
+    if crate::runfolder::read(&out.join(MARKER))
+        .is_ok_and(|b| b.starts_with(MARKER_TEXT.as_bytes()))
+    {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    let only_ours = entries.flatten().all(|e| {
+        let name = e.file_name();
+        TOP.iter().any(|t| name == *t) && (is_file(&e.path()) || is_dir(&e.path()))
+    });
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| is_dir(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let journal = subdirs(&out.join("runs"))
+        .iter()
+        .flat_map(|w| subdirs(w))
+        .flat_map(|p| subdirs(&p))
+        .any(|seed| is_file(&seed.join(journal::FILE)));
+    only_ours && is_dir(&out.join("runs")) && is_dir(&out.join("baselines")) && journal
+}
+
+/// Mark `out` as a compare's folder ([`MARKER`]).
+pub fn mark(out: &Path) -> Result<()> {
+    crate::runfolder::write(
+        &out.join(MARKER),
+        format!(
+            "{MARKER_TEXT}: each tune under runs/, the shared baselines under baselines/; the \
+             same compare command resumes it\n"
+        )
+        .as_bytes(),
+    )
+}
+
 /// Where one tune of a compare lives.
 pub fn run_dir(out: &Path, workload: &str, proposer: &Variant, seed: u64) -> PathBuf {
     out.join("runs")
@@ -456,6 +522,34 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a real compare folder is resumed: a user's folder that merely has a `runs/` or
+    /// `baselines/` sub-folder is not one, nor is a linked marker; an older compare's layout
+    /// (baselines and run journals, nothing else) and the marker are.
+    #[test]
+    fn only_a_real_compare_folder_counts_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir(out.join("runs")).unwrap();
+        std::fs::write(out.join("results.md"), "my own results").unwrap();
+        assert!(!is_compare_folder(out));
+        std::fs::create_dir(out.join("baselines")).unwrap();
+        assert!(!is_compare_folder(out), "no run journal");
+        let seed = out.join("runs/fillrandom/expert/seed-1");
+        std::fs::create_dir_all(&seed).unwrap();
+        std::fs::write(seed.join(journal::FILE), "{}\n").unwrap();
+        assert!(is_compare_folder(out), "an older compare's layout");
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        assert!(!is_compare_folder(out), "a file a compare does not write");
+        std::fs::remove_dir_all(out.join("runs")).unwrap();
+        let elsewhere = dir.path().join("notes.txt");
+        std::os::unix::fs::symlink(&elsewhere, out.join(MARKER)).unwrap();
+        std::fs::write(&elsewhere, MARKER_TEXT).unwrap();
+        assert!(!is_compare_folder(out), "a linked marker");
+        std::fs::remove_file(out.join(MARKER)).unwrap();
+        mark(out).unwrap();
+        assert!(is_compare_folder(out));
+    }
 
     #[test]
     fn proposer_specs_parse_and_name_folders() {

@@ -108,11 +108,12 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
     args.judge.check()?;
-    // An earlier compare in this folder (runs/, baselines/) is resumed; anything else is not ours.
-    if !args.out.join("runs").is_dir() && !args.out.join("baselines").is_dir() {
+    // An earlier compare in this folder is resumed; anything else is not ours.
+    if !compare::is_compare_folder(&args.out) {
         super::check_out_is_ours(&args.out, &[crate::tune::lock::FILE], args.force)?;
     }
     let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
+    compare::mark(&args.out)?;
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
     let seeds: Vec<u64> = (1..=args.seeds).collect();

@@ -115,3 +115,52 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A folder that merely has a `runs/` (or `baselines/`) sub-folder is not an earlier compare:
+/// the user's results.md and results.csv in it are not overwritten without --force.
+#[test]
+fn a_folder_with_a_runs_subfolder_is_not_taken_for_a_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["runs", "baselines"] {
+        let out = dir.path().join(sub);
+        std::fs::create_dir_all(out.join(sub)).unwrap();
+        std::fs::write(out.join("results.md"), "my results").unwrap();
+        std::fs::write(out.join("results.csv"), "my,table").unwrap();
+        let o = Command::new(BIN)
+            .args([
+                "compare",
+                "--proposers",
+                "random",
+                "--workloads",
+                "fillrandom",
+            ])
+            .args(["--seeds", "1", "--iterations", "1", "--num", "3000"])
+            .args([
+                "--value-size",
+                "100",
+                "--repeats",
+                "2",
+                "--confirm",
+                "0",
+                "--quiet",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("not an lsmtune run folder") && err.contains("results.md"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.md")).unwrap(),
+            "my results"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.csv")).unwrap(),
+            "my,table"
+        );
+    }
+}
