@@ -102,6 +102,19 @@ check "compare --out a folder that merely has runs/ is refused" 2 "not an lsmtun
   "${small[@]}" --out "$work/notcmp"
 that "the user's results.md is untouched" grep -qx "my results" "$work/notcmp/results.md"
 
+# 8. Two workloads with one name are refused; a compare rerun with another --num does not print
+# the old results as new.
+mkdir -p "$work/wa" "$work/wb"
+printf 'num = 3000\nthreads = 1\nops_per_thread = 2000\nvalue_size = 100\n[ops]\nget = 80\nput = 20\n' \
+  | tee "$work/wa/x.toml" > "$work/wb/x.toml"
+check "two workloads named x are refused" 2 "would both be named" -- \
+  "$bin" compare --proposers expert --workloads "$work/wa/x.toml,$work/wb/x.toml" --out "$work/dup"
+"$bin" compare --proposers expert --workloads "$work/wa/x.toml" --seeds 1 --iterations 1 \
+  --repeats 2 --confirm 0 --work-dir "$work" --out "$work/cmp" -q >/dev/null 2>&1
+check "a compare rerun with another --num is refused, naming it" 2 "workload.num: 3000 then, 4000 now" -- \
+  "$bin" compare --proposers expert --workloads "$work/wa/x.toml" --seeds 1 --iterations 1 \
+  --repeats 2 --confirm 0 --work-dir "$work" --out "$work/cmp" --num 4000
+
 echo "== secrets and hostile servers"
 # A stub endpoint: /echo answers 400 with the Authorization header in the body; /nan answers 429
 # with Retry-After: NaN.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bench::stats::Summary;
 pub use crate::tune::backend::ProposerSpec;
@@ -142,6 +142,64 @@ pub fn run_dir(out: &Path, workload: &str, proposer: &Variant, seed: u64) -> Pat
 /// Where the shared baseline of a workload is kept.
 pub fn baseline_file(out: &Path, workload: &str) -> PathBuf {
     out.join("baselines").join(format!("{workload}.json"))
+}
+
+/// What a shared baseline was measured with: a rerun whose workload (a workload file edited,
+/// `--num` changed), repeats or memory budget differ must not reuse it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredWith {
+    pub workload: crate::bench::Workload,
+    pub repeats: usize,
+    pub memory_budget: u64,
+}
+
+impl MeasuredWith {
+    /// What the baseline of a tune with these settings is measured with.
+    pub fn of(s: &journal::Settings) -> MeasuredWith {
+        MeasuredWith {
+            workload: s.workload.clone(),
+            repeats: s.repeats,
+            memory_budget: s.memory_budget,
+        }
+    }
+}
+
+/// A stored baseline: the measurement and what it was measured with (files written before that
+/// was stored hold the bare measurement).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredBaseline {
+    Described {
+        measured_with: MeasuredWith,
+        sample: journal::Sample,
+    },
+    Bare(journal::Sample),
+}
+
+/// The baseline stored at `path` (never read through a link): None when there is none yet;
+/// what it was measured with, when the file says.
+pub fn read_baseline(path: &Path) -> Result<Option<(journal::Sample, Option<MeasuredWith>)>> {
+    let Some(bytes) = crate::runfolder::read_if_exists(path)? else {
+        return Ok(None);
+    };
+    let stored: StoredBaseline = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))?;
+    Ok(Some(match stored {
+        StoredBaseline::Described {
+            measured_with,
+            sample,
+        } => (sample, Some(measured_with)),
+        StoredBaseline::Bare(sample) => (sample, None),
+    }))
+}
+
+/// Store a baseline with what it was measured with.
+pub fn write_baseline(path: &Path, with: &MeasuredWith, sample: &journal::Sample) -> Result<()> {
+    let stored = StoredBaseline::Described {
+        measured_with: with.clone(),
+        sample: sample.clone(),
+    };
+    crate::runfolder::write(path, &serde_json::to_vec(&stored)?)
 }
 
 /// One row of the result table: a proposer on a workload, over its seeds.

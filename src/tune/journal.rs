@@ -294,6 +294,61 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
     Ok(out)
 }
 
+/// What differs between a stored value (settings from a journal, what a baseline was measured
+/// with) and what the command gives now, both as JSON: one `path: stored then, now now` line per
+/// difference. Numbers equal to nine significant digits count as equal (a JSON round trip may
+/// move a float by its last bit).
+pub fn differences<T: Serialize>(stored: &T, now: &T) -> Vec<String> {
+    use serde_json::Value;
+    fn show(v: &Value) -> String {
+        crate::options::ini::clip(&v.to_string())
+    }
+    fn same_number(a: &serde_json::Number, b: &serde_json::Number) -> bool {
+        match (a.as_u64(), b.as_u64(), a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y), _, _) => x == y,
+            (_, _, Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+            _ => a == b,
+        }
+    }
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        let at = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
+                for k in keys {
+                    let (p, q) = (x.get(k), y.get(k));
+                    walk(
+                        &at(k),
+                        p.unwrap_or(&Value::Null),
+                        q.unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), p, q, out);
+                }
+            }
+            (Value::Number(x), Value::Number(y)) if same_number(x, y) => {}
+            _ if a == b => {}
+            _ => out.push(format!("{path}: {} then, {} now", show(a), show(b))),
+        }
+    }
+    let (Ok(a), Ok(b)) = (serde_json::to_value(stored), serde_json::to_value(now)) else {
+        return vec!["cannot be compared".into()];
+    };
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    out
+}
+
 /// How much help a model gets besides the measurements (an ablation switch, recorded in the
 /// journal and the compare table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -345,6 +400,22 @@ mod tests {
             std::fs::read_to_string(&victim).unwrap(),
             "a line cut short"
         );
+    }
+
+    #[test]
+    fn differences_name_each_changed_field_and_ignore_a_float_round_trip() {
+        let a = serde_json::json!({"workload": {"num": 3000, "mix": null, "ratio": 0.1},
+            "repeats": 2});
+        let b = serde_json::json!({"workload": {"num": 5000, "mix": {"get": 1.0},
+            "ratio": 0.1 + 1e-17}, "repeats": 2});
+        assert_eq!(
+            differences(&a, &b),
+            [
+                "workload.num: 3000 then, 5000 now",
+                r#"workload.mix: null then, {"get":1.0} now"#
+            ]
+        );
+        assert!(differences(&a, &a).is_empty());
     }
 
     #[test]
