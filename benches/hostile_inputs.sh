@@ -70,6 +70,29 @@ check "resume after a cut last line" 0 "wrote" -- "$bin" tune --resume "$run" --
 that "the resumed journal parses line by line" python3 -c "
 import json,sys
 [json.loads(l) for l in open('$run/journal.jsonl') if l.strip()]"
+# An edited journal: a candidate file outside candidates/ is never read, settings the flags
+# refuse (threads 0) never run.
+edit_journal() {
+  rm -rf "$work/edited"; cp -r "$run" "$work/edited"
+  python3 - "$work/edited/journal.jsonl" "$1" <<'PY'
+import json, sys
+p, what = sys.argv[1], sys.argv[2]
+recs = [json.loads(l) for l in open(p) if l.strip()]
+recs = [r for r in recs if r["record"] != "end"]
+for r in recs:
+    if what == "file" and r["record"] == "iteration":
+        r["candidate_file"] = "../../../../etc/passwd"
+    if what == "threads" and r["record"] == "start":
+        r["settings"]["workload"]["threads"] = 0
+open(p, "w").write("".join(json.dumps(r) + "\n" for r in recs))
+PY
+}
+edit_journal file
+check "resume refuses a candidate file outside candidates/" 2 "not a file under candidates/" -- \
+  "$bin" tune --resume "$work/edited" --work-dir "$work"
+edit_journal threads
+check "resume refuses edited settings (threads 0)" 2 "not valid: --threads" -- \
+  "$bin" tune --resume "$work/edited" --work-dir "$work"
 "$bin" tune --backend expert --workload readrandom --iterations 6 "${small[@]}" --out "$work/locked" \
   >/dev/null 2>&1 & holder=$!; pids+=("$holder")
 for _ in $(seq 50); do [ -e "$work/locked/.lock" ] && break; sleep 0.1; done

@@ -122,7 +122,10 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
-    args.judge.check()?;
+    // The same checks as tune's flags and a resumed journal's settings.
+    settings(&args, &workloads[0].1, 1, &proposers[0])
+        .validate()
+        .map_err(|e| anyhow::anyhow!(e))?;
     // An earlier compare in this folder is resumed; anything else is not ours.
     if !compare::is_compare_folder(&args.out) {
         super::check_out_is_ours(&args.out, &[crate::tune::lock::FILE], args.force)?;

@@ -282,28 +282,13 @@ pub struct JudgeArgs {
     pub min_effect: f64,
 }
 
-impl JudgeArgs {
-    /// Refuse settings no comparison can work with.
-    pub fn check(&self) -> Result<()> {
-        if self.repeats < 2 {
-            bail!("--repeats must be at least 2 (a comparison needs two values per side)");
-        }
-        Ok(())
-    }
-}
-
 impl TuneArgs {
+    /// The settings these flags give, checked by [`Settings::validate`] (as a resumed
+    /// journal's are).
     fn settings(&self) -> Result<Settings> {
-        self.judge.check()?;
-        if self.iterations == 0 {
-            bail!("--iterations must be at least 1");
-        }
-        if self.max_changes == 0 || self.max_changes > 64 {
-            bail!("--max-changes must be 1..=64");
-        }
         let mut w = self.shape.build(&self.workload, &TUNE_SIZES)?;
         w.seed = self.seed;
-        Ok(Settings {
+        let settings = Settings {
             goal: self.goal.goal(),
             workload: w,
             base_file: match &self.base {
@@ -334,7 +319,9 @@ impl TuneArgs {
             hints: self.model_args.hints,
             samples: self.model_args.samples.unwrap_or(0),
             refine: !self.model_args.no_refine,
-        })
+        };
+        settings.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(settings)
     }
 }
 

@@ -57,6 +57,82 @@ fn yes() -> bool {
     true
 }
 
+impl Settings {
+    /// The one check of a tune's settings, whether they come from flags (`tune`, `compare`) or
+    /// from a journal being resumed (which anyone can edit): the flags' ranges, each error
+    /// naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        self.workload.validate()?;
+        let within = |flag: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("--{flag} must be {lo} to {hi} (not {v})"))
+            }
+        };
+        within("iterations", self.iterations, 1, 10_000)?;
+        if self.repeats < 2 {
+            return Err(
+                "--repeats must be at least 2 (a comparison needs two values per side)".into(),
+            );
+        }
+        within("repeats", self.repeats, 2, 10_000)?;
+        within("confirm", self.confirm_repeats, 0, 10_000)?;
+        if !(self.min_effect.is_finite() && (0.0..=10.0).contains(&self.min_effect)) {
+            return Err("--min-effect must be a number from 0 to 10".into());
+        }
+        if self.patience == 0 {
+            return Err("--patience must be at least 1".into());
+        }
+        within("max-changes", self.max_changes, 1, 64)?;
+        within("samples", self.samples, 0, 32)?;
+        if self.memory_budget == 0 {
+            return Err("--memory-budget must be above 0".into());
+        }
+        if let Some(t) = self.time_budget_secs
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err("--time-budget must be a positive duration".into());
+        }
+        if self.reasoning_chars == 0 {
+            return Err("the reasoning length must be at least 1 character".into());
+        }
+        for c in &self.goal.constraints {
+            c.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A journal's candidate file must be a plain file name under `candidates/` (what the loop
+/// writes): a resume reads it, so a path out of the folder (`../../etc/shadow`) is refused.
+fn check_candidate_file(file: &str) -> Result<(), String> {
+    use std::path::Component;
+    let parts: Vec<Component> = Path::new(file).components().collect();
+    match parts.as_slice() {
+        [Component::Normal(dir), Component::Normal(_)] if *dir == "candidates" => Ok(()),
+        _ => Err(format!(
+            "candidate_file `{}` is not a file under candidates/",
+            crate::options::ini::clip(file)
+        )),
+    }
+}
+
+/// What a resume would trust in a record: settings in the flags' ranges, candidate files in
+/// `candidates/`.
+fn check_record(r: &Record) -> Result<(), String> {
+    match r {
+        Record::Start { settings, .. } => settings
+            .validate()
+            .map_err(|e| format!("its settings are not valid: {e}")),
+        Record::Iteration(it) => it
+            .candidate_file
+            .as_deref()
+            .map_or(Ok(()), check_candidate_file),
+        _ => Ok(()),
+    }
+}
+
 /// What the model (if any) cost for one proposal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmUse {
@@ -274,7 +350,8 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
 
 /// Every complete record of a journal. A last line cut short by a kill is ignored (it was
 /// never acknowledged; it may end inside a UTF-8 character); a damaged line elsewhere is an
-/// error.
+/// error, and so is a record a resume must not trust (settings out of the flags' ranges, a
+/// candidate file outside `candidates/`: [`Settings::validate`]), naming the line.
 pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let path = dir.join(FILE);
     let bytes = crate::runfolder::read(&path)?;
@@ -286,7 +363,16 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_slice::<Record>(line) {
-            Ok(r) => out.push(r),
+            Ok(r) => {
+                if let Err(e) = check_record(&r) {
+                    bail!(
+                        "{} line {}: {e} (was it edited? lsmtune wrote no such record)",
+                        path.display(),
+                        i + 1
+                    );
+                }
+                out.push(r)
+            }
             Err(_) if i + 1 == lines.len() && !complete => break,
             Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
         }
@@ -400,6 +486,92 @@ mod tests {
             std::fs::read_to_string(&victim).unwrap(),
             "a line cut short"
         );
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            workload: Workload::new(crate::bench::Kind::ReadRandom),
+            base_file: None,
+            iterations: 2,
+            time_budget_secs: None,
+            repeats: 2,
+            confirm_repeats: 1,
+            min_effect: 0.03,
+            patience: 3,
+            memory_budget: 1 << 30,
+            allow_unsafe: false,
+            max_changes: 6,
+            reasoning_chars: 400,
+            backend: "expert".into(),
+            model: None,
+            seed: 1,
+            hints: HintLevel::Knowledge,
+            samples: 0,
+            refine: true,
+            goal: Default::default(),
+        }
+    }
+
+    /// A journal is input anyone can edit: a candidate file outside candidates/ and settings
+    /// the flags refuse (threads 0, key size 0, repeats 0) are errors naming the line, and a
+    /// resume never reads the file or runs with them.
+    #[test]
+    fn a_journal_naming_a_file_outside_candidates_or_edited_settings_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Record::Start {
+            version: "0".into(),
+            settings: Box::new(settings()),
+            facts: Facts::gather(dir.path(), "11.8.1"),
+            rocksdb: "11.8.1".into(),
+            base_notes: Vec::new(),
+            baseline: Sample::default(),
+            proposer: "expert".into(),
+            proposer_reason: String::new(),
+        };
+        append(dir.path(), &start).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 1);
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        for (field, value, named) in [
+            ("threads", 0, "--threads"),
+            ("key_size", 0, "--key-size"),
+            ("repeats", 0, "--repeats"),
+        ] {
+            let mut bad = line.clone();
+            match field {
+                "repeats" => bad["settings"][field] = value.into(),
+                _ => bad["settings"]["workload"][field] = value.into(),
+            }
+            std::fs::write(dir.path().join(FILE), format!("{bad}\n")).unwrap();
+            let e = format!("{:#}", load(dir.path()).unwrap_err());
+            assert!(
+                e.contains("line 1") && e.contains("not valid") && e.contains(named),
+                "{e}"
+            );
+        }
+        for (file, ok) in [
+            ("candidates/iter-001.ini", true),
+            ("../../../../etc/shadow", false),
+            ("/etc/shadow", false),
+            ("candidates/../../x.ini", false),
+            ("candidates", false),
+            ("candidates/a/b.ini", false),
+        ] {
+            assert_eq!(check_candidate_file(file).is_ok(), ok, "{file}");
+        }
+        let mut it: serde_json::Value = serde_json::json!({
+            "record": "iteration", "iteration": 1, "proposer": "expert", "prompt": null,
+            "reply": null, "llm": null, "reasoning": null, "proposed": 1, "invalid": 0,
+            "changes": {}, "corrections": [], "candidate_file": "../../../../etc/shadow",
+            "best": null, "candidate": null, "comparison": null, "decision": "rejected",
+            "failure": null, "bench_seconds": 0.0, "llm_seconds": 0.0, "elapsed": 1.0,
+            "best_ops": 1.0});
+        std::fs::write(dir.path().join(FILE), format!("{}\n{it}\n", text.trim())).unwrap();
+        let e = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(e.contains("line 2") && e.contains("etc/shadow"), "{e}");
+        it["candidate_file"] = "candidates/iter-001.ini".into();
+        std::fs::write(dir.path().join(FILE), format!("{}\n{it}\n", text.trim())).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 2);
     }
 
     #[test]
