@@ -479,6 +479,17 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.label())));
+            // Never into the database folder --base reads, never over an input.
+            if let Some(base) = args.base.as_deref().filter(|b| b.is_dir()) {
+                super::args::refuse_output_inside("--out", &out, base)?;
+            }
+            let mut inputs: Vec<&std::path::Path> = args.base.iter().map(|p| p.as_path()).collect();
+            if let bench::workload_file::Source::File(p) | bench::workload_file::Source::Trace(p) =
+                &args.workload
+            {
+                inputs.push(p);
+            }
+            args.json.refuse_inputs(&inputs)?;
             if !crate::runfolder::is_file(&out.join(crate::tune::journal::FILE)) {
                 super::check_out_is_ours(
                     &out,

@@ -405,7 +405,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The path a chain of symbolic links ends at (the path itself when it is not a link); a
 /// dangling link resolves to the path it names, so writing creates that file.
-fn resolve_links(path: &Path) -> std::path::PathBuf {
+pub(crate) fn resolve_links(path: &Path) -> std::path::PathBuf {
     let mut p = path.to_path_buf();
     for _ in 0..40 {
         match std::fs::symlink_metadata(&p) {
