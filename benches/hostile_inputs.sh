@@ -70,6 +70,29 @@ check "resume after a cut last line" 0 "wrote" -- "$bin" tune --resume "$run" --
 that "the resumed journal parses line by line" python3 -c "
 import json,sys
 [json.loads(l) for l in open('$run/journal.jsonl') if l.strip()]"
+# An edited journal: a candidate file outside candidates/ is never read, settings the flags
+# refuse (threads 0) never run.
+edit_journal() {
+  rm -rf "$work/edited"; cp -r "$run" "$work/edited"
+  python3 - "$work/edited/journal.jsonl" "$1" <<'PY'
+import json, sys
+p, what = sys.argv[1], sys.argv[2]
+recs = [json.loads(l) for l in open(p) if l.strip()]
+recs = [r for r in recs if r["record"] != "end"]
+for r in recs:
+    if what == "file" and r["record"] == "iteration":
+        r["candidate_file"] = "../../../../etc/passwd"
+    if what == "threads" and r["record"] == "start":
+        r["settings"]["workload"]["threads"] = 0
+open(p, "w").write("".join(json.dumps(r) + "\n" for r in recs))
+PY
+}
+edit_journal file
+check "resume refuses a candidate file outside candidates/" 2 "not a file under candidates/" -- \
+  "$bin" tune --resume "$work/edited" --work-dir "$work"
+edit_journal threads
+check "resume refuses edited settings (threads 0)" 2 "not valid: --threads" -- \
+  "$bin" tune --resume "$work/edited" --work-dir "$work"
 "$bin" tune --backend expert --workload readrandom --iterations 6 "${small[@]}" --out "$work/locked" \
   >/dev/null 2>&1 & holder=$!; pids+=("$holder")
 for _ in $(seq 50); do [ -e "$work/locked/.lock" ] && break; sleep 0.1; done
@@ -86,6 +109,34 @@ mkdir "$work/mine"; echo "keep me" > "$work/mine/report.md"
 check "tune --out a foreign folder is refused" 2 "not an lsmtune run folder" -- \
   "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" --out "$work/mine"
 that "the foreign report.md is untouched" grep -q "keep me" "$work/mine/report.md"
+
+# 6. Links inside a run folder are never followed (an --out in a shared /tmp): a .lock linked to
+# a user's file is refused, even with --force and a run that fails at once on a bad --base.
+mkdir "$work/shared"; echo "my notes" > "$work/notes.txt"; ln -s "$work/notes.txt" "$work/shared/.lock"
+check "a .lock linked to a user's file is refused" 2 "\.lock is a symbolic link" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" \
+  --base "$work/no-such.ini" --out "$work/shared" --force
+that "the linked file is untouched" grep -qx "my notes" "$work/notes.txt"
+
+# 7. A folder with a runs/ sub-folder is not an earlier compare: its results.md is not replaced.
+mkdir -p "$work/notcmp/runs"; echo "my results" > "$work/notcmp/results.md"
+check "compare --out a folder that merely has runs/ is refused" 2 "not an lsmtune run folder" -- \
+  "$bin" compare --proposers random --workloads fillrandom --seeds 1 --iterations 1 \
+  "${small[@]}" --out "$work/notcmp"
+that "the user's results.md is untouched" grep -qx "my results" "$work/notcmp/results.md"
+
+# 8. Two workloads with one name are refused; a compare rerun with another --num does not print
+# the old results as new.
+mkdir -p "$work/wa" "$work/wb"
+printf 'num = 3000\nthreads = 1\nops_per_thread = 2000\nvalue_size = 100\n[ops]\nget = 80\nput = 20\n' \
+  | tee "$work/wa/x.toml" > "$work/wb/x.toml"
+check "two workloads named x are refused" 2 "would both be named" -- \
+  "$bin" compare --proposers expert --workloads "$work/wa/x.toml,$work/wb/x.toml" --out "$work/dup"
+"$bin" compare --proposers expert --workloads "$work/wa/x.toml" --seeds 1 --iterations 1 \
+  --repeats 2 --confirm 0 --work-dir "$work" --out "$work/cmp" -q >/dev/null 2>&1
+check "a compare rerun with another --num is refused, naming it" 2 "workload.num: 3000 then, 4000 now" -- \
+  "$bin" compare --proposers expert --workloads "$work/wa/x.toml" --seeds 1 --iterations 1 \
+  --repeats 2 --confirm 0 --work-dir "$work" --out "$work/cmp" --num 4000
 
 echo "== secrets and hostile servers"
 # A stub endpoint: /echo answers 400 with the Authorization header in the body; /nan answers 429

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bench::stats::Summary;
 pub use crate::tune::backend::ProposerSpec;
@@ -74,6 +74,72 @@ impl Variant {
     }
 }
 
+/// The file that marks a folder as a compare's own: written before anything else goes in.
+pub const MARKER: &str = ".lsmtune-compare";
+
+/// The marker's first line (what tells it from a user's file of the same name).
+const MARKER_TEXT: &str = "lsmtune compare folder";
+
+/// Everything a compare writes at the top of its folder.
+const TOP: &[&str] = &[
+    crate::tune::lock::FILE,
+    MARKER,
+    "runs",
+    "baselines",
+    "results.md",
+    "results.csv",
+    "results.json",
+    "best_so_far.svg",
+];
+
+/// Whether `out` is an earlier compare's folder, which a rerun resumes: it carries the marker
+/// of lsmtune's making, or (made by an lsmtune from before the marker) holds nothing but a
+/// compare's names, a real `baselines/` folder and at least one tune's journal under `runs/`.
+/// Links never count ([`crate::runfolder`]).
+pub fn is_compare_folder(out: &Path) -> bool {
+    use crate::runfolder::{is_dir, is_file};
+    if crate::runfolder::read(&out.join(MARKER))
+        .is_ok_and(|b| b.starts_with(MARKER_TEXT.as_bytes()))
+    {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    let only_ours = entries.flatten().all(|e| {
+        let name = e.file_name();
+        TOP.iter().any(|t| name == *t) && (is_file(&e.path()) || is_dir(&e.path()))
+    });
+    let subdirs = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| is_dir(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let journal = subdirs(&out.join("runs"))
+        .iter()
+        .flat_map(|w| subdirs(w))
+        .flat_map(|p| subdirs(&p))
+        .any(|seed| is_file(&seed.join(journal::FILE)));
+    only_ours && is_dir(&out.join("runs")) && is_dir(&out.join("baselines")) && journal
+}
+
+/// Mark `out` as a compare's folder ([`MARKER`]).
+pub fn mark(out: &Path) -> Result<()> {
+    crate::runfolder::write(
+        &out.join(MARKER),
+        format!(
+            "{MARKER_TEXT}: each tune under runs/, the shared baselines under baselines/; the \
+             same compare command resumes it\n"
+        )
+        .as_bytes(),
+    )
+}
+
 /// Where one tune of a compare lives.
 pub fn run_dir(out: &Path, workload: &str, proposer: &Variant, seed: u64) -> PathBuf {
     out.join("runs")
@@ -112,14 +178,70 @@ impl BestKnown {
 /// The best-known configuration measured in this compare for a workload, if any.
 pub fn best_known(out: &Path, workload: &str) -> Result<Option<BestKnown>> {
     let path = best_known_file(out, workload);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!("{} is damaged: {e}", path.display())
-            })?))
+    let Some(bytes) = crate::runfolder::read_if_exists(&path)? else {
+        return Ok(None);
+    };
+    Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow::anyhow!("{} is damaged: {e}", path.display())
+    })?))
+}
+
+/// What a shared baseline was measured with: a rerun whose workload (a workload file edited,
+/// `--num` changed), repeats or memory budget differ must not reuse it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredWith {
+    pub workload: crate::bench::Workload,
+    pub repeats: usize,
+    pub memory_budget: u64,
+}
+
+impl MeasuredWith {
+    /// What the baseline of a tune with these settings is measured with.
+    pub fn of(s: &journal::Settings) -> MeasuredWith {
+        MeasuredWith {
+            workload: s.workload.clone(),
+            repeats: s.repeats,
+            memory_budget: s.memory_budget,
         }
-        Err(_) => Ok(None),
     }
+}
+
+/// A stored baseline: the measurement and what it was measured with (files written before that
+/// was stored hold the bare measurement).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredBaseline {
+    Described {
+        measured_with: MeasuredWith,
+        sample: journal::Sample,
+    },
+    Bare(journal::Sample),
+}
+
+/// The baseline stored at `path` (never read through a link): None when there is none yet;
+/// what it was measured with, when the file says.
+pub fn read_baseline(path: &Path) -> Result<Option<(journal::Sample, Option<MeasuredWith>)>> {
+    let Some(bytes) = crate::runfolder::read_if_exists(path)? else {
+        return Ok(None);
+    };
+    let stored: StoredBaseline = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))?;
+    Ok(Some(match stored {
+        StoredBaseline::Described {
+            measured_with,
+            sample,
+        } => (sample, Some(measured_with)),
+        StoredBaseline::Bare(sample) => (sample, None),
+    }))
+}
+
+/// Store a baseline with what it was measured with.
+pub fn write_baseline(path: &Path, with: &MeasuredWith, sample: &journal::Sample) -> Result<()> {
+    let stored = StoredBaseline::Described {
+        measured_with: with.clone(),
+        sample: sample.clone(),
+    };
+    crate::runfolder::write(path, &serde_json::to_vec(&stored)?)
 }
 
 /// One row of the result table: a proposer on a workload, over its seeds.
@@ -482,6 +604,13 @@ pub fn csv(rows: &[Row]) -> String {
 /// Best-so-far (relative to the baseline) vs iteration, one line per proposer: the mean over
 /// workloads and seeds, with a band from the lowest to the highest run.
 pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
+    let mut svg = String::new();
+    draw(rows, &mut svg)?;
+    crate::runfolder::write(path, svg.as_bytes())
+}
+
+/// [`plot`]'s drawing, as SVG text into `svg`.
+fn draw(rows: &[Row], svg: &mut String) -> Result<()> {
     let mut proposers: Vec<String> = rows.iter().map(|r| r.proposer.clone()).collect();
     proposers.dedup();
     proposers.sort();
@@ -500,7 +629,7 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
         Metric::Throughput => "throughput / start".to_string(),
         m => format!("start {m} / best {m}, higher is better"),
     };
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -572,13 +701,14 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write results.md, results.csv, results.json and best_so_far.svg into `out`.
+/// Write results.md, results.csv, results.json and best_so_far.svg into `out` (never through a
+/// link: [`crate::runfolder::write`]).
 pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
-    use crate::options::ini::write_atomic;
+    use crate::runfolder::write;
     let md = markdown(rows) + "\n" + &summary(rows);
-    write_atomic(&out.join("results.md"), md.as_bytes())?;
-    write_atomic(&out.join("results.csv"), csv(rows).as_bytes())?;
-    write_atomic(
+    write(&out.join("results.md"), md.as_bytes())?;
+    write(&out.join("results.csv"), csv(rows).as_bytes())?;
+    write(
         &out.join("results.json"),
         serde_json::to_string_pretty(rows)?.as_bytes(),
     )?;
@@ -588,6 +718,34 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a real compare folder is resumed: a user's folder that merely has a `runs/` or
+    /// `baselines/` sub-folder is not one, nor is a linked marker; an older compare's layout
+    /// (baselines and run journals, nothing else) and the marker are.
+    #[test]
+    fn only_a_real_compare_folder_counts_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir(out.join("runs")).unwrap();
+        std::fs::write(out.join("results.md"), "my own results").unwrap();
+        assert!(!is_compare_folder(out));
+        std::fs::create_dir(out.join("baselines")).unwrap();
+        assert!(!is_compare_folder(out), "no run journal");
+        let seed = out.join("runs/fillrandom/expert/seed-1");
+        std::fs::create_dir_all(&seed).unwrap();
+        std::fs::write(seed.join(journal::FILE), "{}\n").unwrap();
+        assert!(is_compare_folder(out), "an older compare's layout");
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        assert!(!is_compare_folder(out), "a file a compare does not write");
+        std::fs::remove_dir_all(out.join("runs")).unwrap();
+        let elsewhere = dir.path().join("notes.txt");
+        std::os::unix::fs::symlink(&elsewhere, out.join(MARKER)).unwrap();
+        std::fs::write(&elsewhere, MARKER_TEXT).unwrap();
+        assert!(!is_compare_folder(out), "a linked marker");
+        std::fs::remove_file(out.join(MARKER)).unwrap();
+        mark(out).unwrap();
+        assert!(is_compare_folder(out));
+    }
 
     #[test]
     fn proposer_specs_parse_and_name_folders() {

@@ -9,6 +9,7 @@
 //!   steering the search, random), the knowledge base, what a model is told (`tune::prompt`) and
 //!   one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
+//! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
 //! - [`scratch`]: scratch folders lsmtune makes for itself, each naming its owner, and the sweep
@@ -26,6 +27,7 @@ pub mod interrupt;
 pub mod llm;
 pub mod options;
 pub mod rng;
+pub mod runfolder;
 pub mod scratch;
 pub mod sysinfo;
 pub mod tune;

@@ -191,6 +191,20 @@ macro_rules! say {
 pub(crate) use say;
 
 impl Json {
+    /// The file `--json=FILE` names (None for bare `--json` and without it).
+    pub fn file(&self) -> Option<&Path> {
+        self.dest.as_deref().filter(|p| *p != Path::new("-"))
+    }
+
+    /// Refuse a `--json=FILE` that is one of the command's inputs
+    /// ([`refuse_input_as_output`]).
+    pub fn refuse_inputs(&self, inputs: &[&Path]) -> Result<()> {
+        match self.file() {
+            Some(f) => refuse_input_as_output("--json", f, inputs),
+            None => Ok(()),
+        }
+    }
+
     /// JSON on standard output (so no text there).
     pub fn stdout(&self) -> bool {
         self.dest.as_deref() == Some(Path::new("-"))
@@ -220,6 +234,64 @@ impl Json {
             }
         }
     }
+}
+
+/// Refuse to write `out` (given as `flag`) when it is one of `inputs`: the same file, also
+/// through a symbolic or a hard link (same device and inode), so no command replaces what it
+/// reads. Only an existing regular file can be an input (`--out /dev/null` is written through).
+pub(crate) fn refuse_input_as_output(flag: &str, out: &Path, inputs: &[&Path]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(o) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    if !o.is_file() {
+        return Ok(());
+    }
+    for input in inputs {
+        if let Ok(i) = std::fs::metadata(input)
+            && (i.dev(), i.ino()) == (o.dev(), o.ino())
+        {
+            anyhow::bail!(
+                "{flag} {} is the input {}: lsmtune never writes over what it reads; pick \
+                 another file",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuse to write `out` (given as `flag`) anywhere inside the database folder `db`, where the
+/// write would land (links followed as the write follows them): `workload from-db` and
+/// `tune --base DB_DIR` read a database and never write into its folder.
+pub(crate) fn refuse_output_inside(flag: &str, out: &Path, db: &Path) -> Result<()> {
+    let target = options::ini::resolve_links(out);
+    let landing = match target.canonicalize() {
+        Ok(c) => c,
+        Err(_) => {
+            let parent = match target.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match parent.canonicalize() {
+                Ok(p) => p.join(target.file_name().unwrap_or_default()),
+                // A folder that does not exist is not the database's.
+                Err(_) => return Ok(()),
+            }
+        }
+    };
+    if let Ok(db_canon) = db.canonicalize()
+        && landing.starts_with(&db_canon)
+    {
+        anyhow::bail!(
+            "{flag} {} is inside the database folder {}: lsmtune never writes into a \
+             database's folder; pick a file elsewhere",
+            out.display(),
+            db.display()
+        );
+    }
+    Ok(())
 }
 
 /// Per-command defaults of the workload flags.

@@ -100,6 +100,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    // --json=FILE must not be one of the files this reads.
+    let mut inputs: Vec<&std::path::Path> = (args.options.iter())
+        .chain(args.baseline.iter())
+        .map(|p| p.as_path())
+        .collect();
+    if let crate::bench::workload_file::Source::File(p)
+    | crate::bench::workload_file::Source::Trace(p) = &args.workload
+    {
+        inputs.push(p);
+    }
+    args.json.refuse_inputs(&inputs)?;
     let workload = args.workload()?;
     if args.repeats == 0 {
         bail!("--repeats must be at least 1");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 
 use super::tune::{EndpointArgs, GoalArgs, JudgeArgs, LiveLine, RunArgs, TUNE_SIZES};
@@ -39,7 +39,8 @@ pub struct CompareArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Write into an --out folder that holds files lsmtune did not make (results.* and the plot
-    /// would be overwritten).
+    /// would be overwritten); and start over the baselines and tunes stored with other settings
+    /// than this command's (the old ones are moved aside, to NAME.stale-SECONDS).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -113,10 +114,24 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     }
     let searches: Vec<bool> = args.search.iter().map(|s| s.on()).collect();
     let proposers = Variant::expand(&specs, &args.hints, &searches);
-    let sources: Vec<Source> = split(&args.workloads)
+    let names = split(&args.workloads);
+    let sources: Vec<Source> = names
         .iter()
         .map(|w| w.parse::<Source>().map_err(|e| anyhow::anyhow!(e)))
         .collect::<Result<_>>()?;
+    // A label names a workload's baseline, folder and row: two workloads must not share one.
+    for (i, s) in sources.iter().enumerate() {
+        if let Some(j) = sources[..i].iter().position(|o| o.label() == s.label()) {
+            bail!(
+                "--workloads: `{}` and `{}` would both be named `{}` (one baseline, one folder, \
+                 one row: the second would never run); list each workload once, and rename a \
+                 workload file whose name another workload has",
+                names[j],
+                names[i],
+                s.label()
+            );
+        }
+    }
     // Each workload built once (a file or trace read once), named for folders and rows.
     let workloads: Vec<(String, bench::Workload)> = sources
         .iter()
@@ -125,15 +140,20 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
         bail!("--proposers, --workloads and --seeds must not be empty");
     }
-    args.judge.check()?;
-    // An earlier compare in this folder (runs/, baselines/) is resumed; anything else is not ours.
-    if !args.out.join("runs").is_dir() && !args.out.join("baselines").is_dir() {
+    // The same checks as tune's flags and a resumed journal's settings.
+    settings(&args, &workloads[0].1, 1, &proposers[0])
+        .validate()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    // An earlier compare in this folder is resumed; anything else is not ours.
+    if !compare::is_compare_folder(&args.out) {
         super::check_out_is_ours(&args.out, &[crate::tune::lock::FILE], args.force)?;
     }
     let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
+    compare::mark(&args.out)?;
+    start_over_stale(&args, &proposers, &workloads, &seeds_of(&args))?;
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
-    let seeds: Vec<u64> = (1..=args.seeds).collect();
+    let seeds = seeds_of(&args);
     let (engine, live_ops) = args.run.engine()?;
     let mut line = LiveLine::start(args.run.quiet, live_ops);
     let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line);
@@ -161,6 +181,78 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     } else {
         print!("{table}");
         println!("{done}");
+    }
+    Ok(())
+}
+
+fn seeds_of(args: &CompareArgs) -> Vec<u64> {
+    (1..=args.seeds).collect()
+}
+
+/// Stored results this command would reuse although they were made with other settings (a
+/// workload file edited, `--num` or `--iterations` changed): the baselines and tunes, each
+/// with what differs. Without --force that is an error naming the first difference; with it,
+/// each is moved aside (`NAME.stale-SECONDS`, nothing is deleted) and done again.
+fn start_over_stale(
+    args: &CompareArgs,
+    proposers: &[Variant],
+    workloads: &[(String, bench::Workload)],
+    seeds: &[u64],
+) -> Result<()> {
+    let mut stale: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for (kind, workload) in workloads {
+        let first = settings(args, workload, seeds[0], &proposers[0]);
+        let base_path = compare::baseline_file(&args.out, kind);
+        if let Some((_, Some(with))) = compare::read_baseline(&base_path)? {
+            let d = journal::differences(&with, &compare::MeasuredWith::of(&first));
+            if !d.is_empty() {
+                stale.push((base_path, d));
+            }
+        }
+        for v in proposers {
+            for &seed in seeds {
+                let dir = compare::run_dir(&args.out, kind, v, seed);
+                let Ok(records) = journal::load(&dir) else {
+                    continue;
+                };
+                if let Some(Record::Start { settings: was, .. }) = records.first() {
+                    let d = journal::differences(was.as_ref(), &settings(args, workload, seed, v));
+                    if !d.is_empty() {
+                        stale.push((dir, d));
+                    }
+                }
+            }
+        }
+    }
+    let Some((path, d)) = stale.first() else {
+        return Ok(());
+    };
+    if !args.force {
+        bail!(
+            "{} was made with other settings than this command gives ({}){}; rerun the command \
+             that made it, pick a new --out, or pass --force to start the {} changed result(s) \
+             over (the old ones are kept beside them as *.stale-SECONDS)",
+            path.display(),
+            d.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+            if d.len() > 3 { "; ..." } else { "" },
+            stale.len()
+        );
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (path, d) in &stale {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".stale-{secs}"));
+        let aside = path.with_file_name(name);
+        std::fs::rename(path, &aside)
+            .map_err(|e| anyhow::anyhow!("cannot move {} aside: {e}", path.display()))?;
+        tracing::warn!(
+            "{} was made with other settings ({}): moved to {}, done again",
+            path.display(),
+            d.join("; "),
+            aside.display()
+        );
     }
     Ok(())
 }
@@ -211,10 +303,10 @@ fn run_all(
         // One baseline per workload, measured once and kept on disk for resumes.
         let base_path = compare::baseline_file(&args.out, kind);
         let first = settings(args, workload, seeds[0], &proposers[0]);
-        let baseline: Sample = match std::fs::read(&base_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is damaged", base_path.display()))?,
-            Err(_) => {
+        crate::runfolder::ensure_dirs(&args.out, base_path.parent().unwrap_or(&args.out))?;
+        let baseline: Sample = match compare::read_baseline(&base_path)? {
+            Some((sample, _)) => sample,
+            None => {
                 let tuner = Tuner {
                     settings: first.clone(),
                     out: args.out.clone(),
@@ -245,8 +337,7 @@ fn run_all(
                         s.failures
                     );
                 }
-                std::fs::create_dir_all(base_path.parent().unwrap_or(&args.out))?;
-                crate::options::ini::write_atomic(&base_path, &serde_json::to_vec(&s)?)?;
+                compare::write_baseline(&base_path, &compare::MeasuredWith::of(&first), &s)?;
                 s
             }
         };
@@ -257,6 +348,8 @@ fn run_all(
             for v in proposers {
                 done += 1;
                 let dir = compare::run_dir(&args.out, kind, v, seed);
+                // Every folder on the way is a real one, never a link to elsewhere.
+                crate::runfolder::ensure_dirs(&args.out, &dir)?;
                 let records = journal::load(&dir).ok();
                 if matches!(
                     records.as_ref().and_then(|r| r.last()),
@@ -295,7 +388,6 @@ fn run_all(
                 if records.is_some_and(|r| !r.is_empty()) {
                     tuner.resume(proposer.as_mut())?;
                 } else {
-                    std::fs::create_dir_all(dir.parent().unwrap_or(&args.out))?;
                     tuner.start(proposer.as_mut())?;
                 }
             }
@@ -365,7 +457,7 @@ fn measure_best_known(
         known: best,
         comparison,
     };
-    std::fs::create_dir_all(out.parent().unwrap_or(&args.out))?;
-    crate::options::ini::write_atomic(&out, &serde_json::to_vec_pretty(&record)?)?;
+    crate::runfolder::ensure_dirs(&args.out, out.parent().unwrap_or(&args.out))?;
+    crate::runfolder::write(&out, &serde_json::to_vec_pretty(&record)?)?;
     Ok(())
 }

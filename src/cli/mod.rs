@@ -159,7 +159,8 @@ fn resumable(e: anyhow::Error, out: &std::path::Path, again: &str) -> anyhow::Er
 
 /// An output folder must be new, empty, or hold only `ours` (what an interrupted start of ours
 /// leaves), unless the user forces it: lsmtune's outputs (report.md, ...) would overwrite files
-/// of the same names.
+/// of the same names. Only a regular file is ours: a link (or anything else) under one of those
+/// names is someone else's.
 fn check_out_is_ours(out: &std::path::Path, ours: &[&str], force: bool) -> Result<()> {
     if force {
         return Ok(());
@@ -172,8 +173,17 @@ fn check_out_is_ours(out: &std::path::Path, ours: &[&str], force: bool) -> Resul
     };
     let mut foreign: Vec<String> = entries
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !ours.contains(&n.as_str()))
+        .filter(|e| {
+            let name = e.file_name();
+            !(ours.iter().any(|o| name == *o) && crate::runfolder::is_file(&e.path()))
+        })
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            match e.file_type() {
+                Ok(t) if t.is_symlink() => format!("{name} (a symbolic link)"),
+                _ => name,
+            }
+        })
         .collect();
     if foreign.is_empty() {
         return Ok(());

@@ -106,6 +106,7 @@ pub enum OptionsCommand {
 }
 
 pub fn run(cmd: OptionsCommand) -> Result<()> {
+    refuse_overwriting_inputs(&cmd)?;
     let catalog = options::catalog()?;
     match cmd {
         OptionsCommand::Show {
@@ -389,6 +390,37 @@ fn diff(catalog: &Catalog, a: &Path, b: &Path, json: Json) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// No output of a command (`--out`, `--json=FILE`) may be one of its input files.
+fn refuse_overwriting_inputs(cmd: &OptionsCommand) -> Result<()> {
+    use super::args::refuse_input_as_output;
+    match cmd {
+        OptionsCommand::Show {
+            file: Some(file),
+            json,
+            ..
+        }
+        | OptionsCommand::Validate { file, json, .. } => json.refuse_inputs(&[file]),
+        OptionsCommand::Diff { a, b, json } => json.refuse_inputs(&[a, b]),
+        OptionsCommand::Calibrate {
+            proposal,
+            out,
+            calib,
+            json,
+        } => {
+            let mut inputs: Vec<&Path> = calib.base.iter().map(|p| p.as_path()).collect();
+            if proposal != "-" {
+                inputs.push(Path::new(proposal));
+            }
+            refuse_input_as_output("--out", out, &inputs)?;
+            json.refuse_inputs(&inputs)
+        }
+        OptionsCommand::Downgrade { file, out, .. } => {
+            refuse_input_as_output("--out", out, &[file])
+        }
+        OptionsCommand::Show { file: None, .. } | OptionsCommand::Defaults { .. } => Ok(()),
+    }
 }
 
 fn read_proposal(source: &str) -> Result<String> {

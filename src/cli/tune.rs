@@ -311,28 +311,13 @@ pub struct JudgeArgs {
     pub max_rounds: usize,
 }
 
-impl JudgeArgs {
-    /// Refuse settings no comparison can work with.
-    pub fn check(&self) -> Result<()> {
-        if self.repeats < 2 {
-            bail!("--repeats must be at least 2 (a comparison needs two values per side)");
-        }
-        Ok(())
-    }
-}
-
 impl TuneArgs {
+    /// The settings these flags give, checked by [`Settings::validate`] (as a resumed
+    /// journal's are).
     fn settings(&self) -> Result<Settings> {
-        self.judge.check()?;
-        if self.iterations == 0 {
-            bail!("--iterations must be at least 1");
-        }
-        if self.max_changes == 0 || self.max_changes > 64 {
-            bail!("--max-changes must be 1..=64");
-        }
         let mut w = self.shape.build(&self.workload, &TUNE_SIZES)?;
         w.seed = self.seed;
-        Ok(Settings {
+        let settings = Settings {
             goal: self.goal.goal(),
             workload: w,
             base_file: match &self.base {
@@ -366,7 +351,9 @@ impl TuneArgs {
             max_rounds: self.judge.max_rounds,
             search: self.model_args.search.on(),
             search_method: self.model_args.search_method,
-        })
+        };
+        settings.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(settings)
     }
 }
 
@@ -523,7 +510,18 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("lsmtune-{}", args.workload.label())));
-            if !out.join(crate::tune::journal::FILE).exists() {
+            // Never into the database folder --base reads, never over an input.
+            if let Some(base) = args.base.as_deref().filter(|b| b.is_dir()) {
+                super::args::refuse_output_inside("--out", &out, base)?;
+            }
+            let mut inputs: Vec<&std::path::Path> = args.base.iter().map(|p| p.as_path()).collect();
+            if let bench::workload_file::Source::File(p) | bench::workload_file::Source::Trace(p) =
+                &args.workload
+            {
+                inputs.push(p);
+            }
+            args.json.refuse_inputs(&inputs)?;
+            if !crate::runfolder::is_file(&out.join(crate::tune::journal::FILE)) {
                 super::check_out_is_ours(
                     &out,
                     &[crate::tune::lock::FILE, crate::tune::BASE_FILE],

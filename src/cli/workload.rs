@@ -1,14 +1,15 @@
 //! `lsmtune workload analyze|from-db|check`: where a workload file comes from. `analyze` reads a
 //! RocksDB query trace, `from-db` reads a live database's OPTIONS and LOG without opening it,
 //! and both write an equivalent workload file; `check` reads a workload file (TOML, JSON or YCSB
-//! properties) and shows what it will run.
+//! properties) and shows what it will run. No output (`--out`, `--json=FILE`) may be the input,
+//! nor lie inside the database folder `from-db` reads.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
 use clap::Subcommand;
 
-use super::args::{Json, say};
+use super::args::{Json, refuse_input_as_output, refuse_output_inside, say};
 use crate::bench::{livedb, trace, workload_file};
 use crate::options::value::human_bytes;
 
@@ -88,6 +89,10 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<()> {
 }
 
 fn analyze(path: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
+    if let Some(out) = out {
+        refuse_input_as_output("--out", out, &[path])?;
+    }
+    json.refuse_inputs(&[path])?;
     let t = trace::read(path).map_err(|e| anyhow!(e))?;
     let s = trace::analyze(&t);
     let file = trace::workload_file(&s, &stem(path), &path.display().to_string());
@@ -143,6 +148,13 @@ fn analyze(path: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
 }
 
 fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
+    // Nothing is ever written into the database's folder (its OPTIONS files, its LOG, ...).
+    if let Some(out) = out {
+        refuse_output_inside("--out", out, dir)?;
+    }
+    if let Some(file) = json.file() {
+        refuse_output_inside("--json", file, dir)?;
+    }
     let f = livedb::inspect(dir).map_err(|e| anyhow!(e))?;
     let file = livedb::workload_file(&f, &stem(dir), &dir.display().to_string());
     write_out(out, &file)?;
@@ -199,6 +211,7 @@ fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
 }
 
 fn check(path: &Path, json: &Json) -> Result<()> {
+    json.refuse_inputs(&[path])?;
     let l = workload_file::load(path).map_err(|e| anyhow!(e))?;
     for n in &l.notes {
         tracing::warn!("{n}");

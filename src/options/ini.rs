@@ -240,6 +240,11 @@ impl OptionsDoc {
     pub fn read(path: &Path) -> anyhow::Result<OptionsDoc> {
         let bytes = std::fs::read(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        OptionsDoc::decode(path, bytes)
+    }
+
+    /// Parse the bytes read from `path`; errors name the path.
+    pub fn decode(path: &Path, bytes: Vec<u8>) -> anyhow::Result<OptionsDoc> {
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
         OptionsDoc::parse(&text)
@@ -400,7 +405,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The path a chain of symbolic links ends at (the path itself when it is not a link); a
 /// dangling link resolves to the path it names, so writing creates that file.
-fn resolve_links(path: &Path) -> std::path::PathBuf {
+pub(crate) fn resolve_links(path: &Path) -> std::path::PathBuf {
     let mut p = path.to_path_buf();
     for _ in 0..40 {
         match std::fs::symlink_metadata(&p) {

@@ -1,12 +1,13 @@
 //! `journal.jsonl` in the output folder: one JSON record per line, appended and flushed to disk
 //! as each step completes (the start with the baseline, then every iteration, then the end), so
-//! a killed run loses nothing finished and `tune --resume` can rebuild its state exactly.
+//! a killed run loses nothing finished and `tune --resume` can rebuild its state exactly. The
+//! journal is never opened through a symbolic link ([`crate::runfolder`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::Workload;
@@ -65,6 +66,82 @@ pub struct Settings {
 
 fn yes() -> bool {
     true
+}
+
+impl Settings {
+    /// The one check of a tune's settings, whether they come from flags (`tune`, `compare`) or
+    /// from a journal being resumed (which anyone can edit): the flags' ranges, each error
+    /// naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        self.workload.validate()?;
+        let within = |flag: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("--{flag} must be {lo} to {hi} (not {v})"))
+            }
+        };
+        within("iterations", self.iterations, 1, 10_000)?;
+        if self.repeats < 2 {
+            return Err(
+                "--repeats must be at least 2 (a comparison needs two values per side)".into(),
+            );
+        }
+        within("repeats", self.repeats, 2, 10_000)?;
+        within("confirm", self.confirm_repeats, 0, 10_000)?;
+        if !(self.min_effect.is_finite() && (0.0..=10.0).contains(&self.min_effect)) {
+            return Err("--min-effect must be a number from 0 to 10".into());
+        }
+        if self.patience == 0 {
+            return Err("--patience must be at least 1".into());
+        }
+        within("max-changes", self.max_changes, 1, 64)?;
+        within("samples", self.samples, 0, 32)?;
+        if self.memory_budget == 0 {
+            return Err("--memory-budget must be above 0".into());
+        }
+        if let Some(t) = self.time_budget_secs
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err("--time-budget must be a positive duration".into());
+        }
+        if self.reasoning_chars == 0 {
+            return Err("the reasoning length must be at least 1 character".into());
+        }
+        for c in &self.goal.constraints {
+            c.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// A journal's candidate file must be a plain file name under `candidates/` (what the loop
+/// writes): a resume reads it, so a path out of the folder (`../../etc/shadow`) is refused.
+fn check_candidate_file(file: &str) -> Result<(), String> {
+    use std::path::Component;
+    let parts: Vec<Component> = Path::new(file).components().collect();
+    match parts.as_slice() {
+        [Component::Normal(dir), Component::Normal(_)] if *dir == "candidates" => Ok(()),
+        _ => Err(format!(
+            "candidate_file `{}` is not a file under candidates/",
+            crate::options::ini::clip(file)
+        )),
+    }
+}
+
+/// What a resume would trust in a record: settings in the flags' ranges, candidate files in
+/// `candidates/`.
+fn check_record(r: &Record) -> Result<(), String> {
+    match r {
+        Record::Start { settings, .. } => settings
+            .validate()
+            .map_err(|e| format!("its settings are not valid: {e}")),
+        Record::Iteration(it) => it
+            .candidate_file
+            .as_deref()
+            .map_or(Ok(()), check_candidate_file),
+        _ => Ok(()),
+    }
 }
 
 /// What the model (if any) cost for one proposal.
@@ -286,13 +363,15 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let path = dir.join(FILE);
     let named = |e: std::io::Error| anyhow::anyhow!("cannot append to {}: {e}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(named)?;
+    let mut f = crate::runfolder::open(
+        &path,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot append to the journal: {e:#}"))?;
     let len = f.seek(SeekFrom::End(0)).map_err(named)?;
     let mut line = serde_json::to_string(record)?;
     line.push('\n');
@@ -315,16 +394,12 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
     Ok(())
 }
 
-/// Every complete record of a journal. A last line cut short by a kill is ignored (it was
-/// never acknowledged; it may end inside a UTF-8 character); a damaged line elsewhere is an
-/// error.
 /// The first record of the journal in `dir` (a tune's start: its settings), reading only its
-/// first line.
+/// first line (never through a link).
 pub fn first(dir: &Path) -> Result<Record> {
     use std::io::BufRead;
     let path = dir.join(FILE);
-    let file =
-        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = crate::runfolder::open(&path, std::fs::OpenOptions::new().read(true))?;
     let mut line = String::new();
     std::io::BufReader::new(file)
         .read_line(&mut line)
@@ -332,9 +407,13 @@ pub fn first(dir: &Path) -> Result<Record> {
     serde_json::from_str(&line).with_context(|| format!("{} line 1", path.display()))
 }
 
+/// Every complete record of a journal. A last line cut short by a kill is ignored (it was
+/// never acknowledged; it may end inside a UTF-8 character); a damaged line elsewhere is an
+/// error, and so is a record a resume must not trust (settings out of the flags' ranges, a
+/// candidate file outside `candidates/`: [`Settings::validate`]), naming the line.
 pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let path = dir.join(FILE);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::runfolder::read(&path)?;
     let complete = bytes.last() == Some(&b'\n');
     let lines: Vec<&[u8]> = bytes
         .split(|&b| b == b'\n')
@@ -343,12 +422,76 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         match serde_json::from_slice::<Record>(line) {
-            Ok(r) => out.push(r),
+            Ok(r) => {
+                if let Err(e) = check_record(&r) {
+                    bail!(
+                        "{} line {}: {e} (was it edited? lsmtune wrote no such record)",
+                        path.display(),
+                        i + 1
+                    );
+                }
+                out.push(r)
+            }
             Err(_) if i + 1 == lines.len() && !complete => break,
             Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
         }
     }
     Ok(out)
+}
+
+/// What differs between a stored value (settings from a journal, what a baseline was measured
+/// with) and what the command gives now, both as JSON: one `path: stored then, now now` line per
+/// difference. Numbers equal to nine significant digits count as equal (a JSON round trip may
+/// move a float by its last bit).
+pub fn differences<T: Serialize>(stored: &T, now: &T) -> Vec<String> {
+    use serde_json::Value;
+    fn show(v: &Value) -> String {
+        crate::options::ini::clip(&v.to_string())
+    }
+    fn same_number(a: &serde_json::Number, b: &serde_json::Number) -> bool {
+        match (a.as_u64(), b.as_u64(), a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y), _, _) => x == y,
+            (_, _, Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+            _ => a == b,
+        }
+    }
+    fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        let at = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys = x.keys().chain(y.keys().filter(|k| !x.contains_key(*k)));
+                for k in keys {
+                    let (p, q) = (x.get(k), y.get(k));
+                    walk(
+                        &at(k),
+                        p.unwrap_or(&Value::Null),
+                        q.unwrap_or(&Value::Null),
+                        out,
+                    );
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    walk(&format!("{path}[{i}]"), p, q, out);
+                }
+            }
+            (Value::Number(x), Value::Number(y)) if same_number(x, y) => {}
+            _ if a == b => {}
+            _ => out.push(format!("{path}: {} then, {} now", show(a), show(b))),
+        }
+    }
+    let (Ok(a), Ok(b)) = (serde_json::to_value(stored), serde_json::to_value(now)) else {
+        return vec!["cannot be compared".into()];
+    };
+    let mut out = Vec::new();
+    walk("", &a, &b, &mut out);
+    out
 }
 
 /// How much help a model gets besides the measurements (an ablation switch, recorded in the
@@ -379,6 +522,132 @@ impl HintLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A journal that is a link to another file is neither appended to (a resume would cut and
+    /// extend the target) nor read.
+    #[test]
+    fn a_journal_linked_elsewhere_is_neither_read_nor_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.log");
+        std::fs::write(&victim, "a line cut short").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join(FILE)).unwrap();
+        let record = Record::Interrupted {
+            signal: "SIGINT".into(),
+            iterations_done: 0,
+        };
+        let e = format!("{:#}", append(&out, &record).unwrap_err());
+        assert!(e.contains("journal.jsonl is a symbolic link"), "{e}");
+        let e = format!("{:#}", load(&out).unwrap_err());
+        assert!(e.contains("journal.jsonl is a symbolic link"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "a line cut short"
+        );
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            workload: Workload::new(crate::bench::Kind::ReadRandom),
+            base_file: None,
+            iterations: 2,
+            time_budget_secs: None,
+            repeats: 2,
+            confirm_repeats: 1,
+            min_effect: 0.03,
+            patience: 3,
+            memory_budget: 1 << 30,
+            allow_unsafe: false,
+            max_changes: 6,
+            reasoning_chars: 400,
+            backend: "expert".into(),
+            model: None,
+            seed: 1,
+            hints: HintLevel::Knowledge,
+            samples: 0,
+            refine: true,
+            goal: Default::default(),
+        }
+    }
+
+    /// A journal is input anyone can edit: a candidate file outside candidates/ and settings
+    /// the flags refuse (threads 0, key size 0, repeats 0) are errors naming the line, and a
+    /// resume never reads the file or runs with them.
+    #[test]
+    fn a_journal_naming_a_file_outside_candidates_or_edited_settings_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Record::Start {
+            version: "0".into(),
+            settings: Box::new(settings()),
+            facts: Facts::gather(dir.path(), "11.8.1"),
+            rocksdb: "11.8.1".into(),
+            base_notes: Vec::new(),
+            baseline: Sample::default(),
+            proposer: "expert".into(),
+            proposer_reason: String::new(),
+        };
+        append(dir.path(), &start).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 1);
+        let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        for (field, value, named) in [
+            ("threads", 0, "--threads"),
+            ("key_size", 0, "--key-size"),
+            ("repeats", 0, "--repeats"),
+        ] {
+            let mut bad = line.clone();
+            match field {
+                "repeats" => bad["settings"][field] = value.into(),
+                _ => bad["settings"]["workload"][field] = value.into(),
+            }
+            std::fs::write(dir.path().join(FILE), format!("{bad}\n")).unwrap();
+            let e = format!("{:#}", load(dir.path()).unwrap_err());
+            assert!(
+                e.contains("line 1") && e.contains("not valid") && e.contains(named),
+                "{e}"
+            );
+        }
+        for (file, ok) in [
+            ("candidates/iter-001.ini", true),
+            ("../../../../etc/shadow", false),
+            ("/etc/shadow", false),
+            ("candidates/../../x.ini", false),
+            ("candidates", false),
+            ("candidates/a/b.ini", false),
+        ] {
+            assert_eq!(check_candidate_file(file).is_ok(), ok, "{file}");
+        }
+        let mut it: serde_json::Value = serde_json::json!({
+            "record": "iteration", "iteration": 1, "proposer": "expert", "prompt": null,
+            "reply": null, "llm": null, "reasoning": null, "proposed": 1, "invalid": 0,
+            "changes": {}, "corrections": [], "candidate_file": "../../../../etc/shadow",
+            "best": null, "candidate": null, "comparison": null, "decision": "rejected",
+            "failure": null, "bench_seconds": 0.0, "llm_seconds": 0.0, "elapsed": 1.0,
+            "best_ops": 1.0});
+        std::fs::write(dir.path().join(FILE), format!("{}\n{it}\n", text.trim())).unwrap();
+        let e = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(e.contains("line 2") && e.contains("etc/shadow"), "{e}");
+        it["candidate_file"] = "candidates/iter-001.ini".into();
+        std::fs::write(dir.path().join(FILE), format!("{}\n{it}\n", text.trim())).unwrap();
+        assert_eq!(load(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn differences_name_each_changed_field_and_ignore_a_float_round_trip() {
+        let a = serde_json::json!({"workload": {"num": 3000, "mix": null, "ratio": 0.1},
+            "repeats": 2});
+        let b = serde_json::json!({"workload": {"num": 5000, "mix": {"get": 1.0},
+            "ratio": 0.1 + 1e-17}, "repeats": 2});
+        assert_eq!(
+            differences(&a, &b),
+            [
+                "workload.num: 3000 then, 5000 now",
+                r#"workload.mix: null then, {"get":1.0} now"#
+            ]
+        );
+        assert!(differences(&a, &a).is_empty());
+    }
 
     #[test]
     fn corrections_are_typed_records_and_old_text_still_reads() {

@@ -2,7 +2,8 @@
 //! `.lock` inside its output folder for as long as it runs, with its process id and command line
 //! written in the file, so a second run on the same folder stops at once and says who holds it
 //! instead of interleaving two journals. The kernel drops the lock when the holder exits, however
-//! it exits, so a killed run never leaves a stale lock behind.
+//! it exits, so a killed run never leaves a stale lock behind. `.lock` is never opened through a
+//! symbolic link ([`crate::runfolder`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -25,13 +26,16 @@ impl RunLock {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
+        // Never through a link: a `.lock` someone linked to another file must not truncate it.
+        let mut file = crate::runfolder::open(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot lock {}: {e:#}", dir.display()))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -87,6 +91,20 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
+    }
+
+    /// A `.lock` that is a link to someone's file is refused, and the file is left as it was.
+    #[test]
+    fn a_lock_file_linked_elsewhere_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join(FILE)).unwrap();
+        let err = format!("{:#}", RunLock::acquire(&out).unwrap_err());
+        assert!(err.contains(".lock is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     /// A child forked while the lock is held keeps a copy of its descriptor (here for half a

@@ -294,8 +294,11 @@ impl Tuner<'_> {
             None => crate::options::rocks::linked_defaults()?.clone(),
         };
         let (base, notes) = calibrator.prepare_base(doc)?;
-        base.doc
-            .write(&self.out.join(BASE_FILE), "the starting configuration")?;
+        crate::runfolder::write_options(
+            &base.doc,
+            &self.out.join(BASE_FILE),
+            "the starting configuration",
+        )?;
         let facts_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         self.progress.phase("probing the storage");
         let facts = crate::sysinfo::Facts::gather_and_probe(&facts_dir, &catalog.rocksdb_version);
@@ -367,7 +370,7 @@ impl Tuner<'_> {
             });
         }
         let catalog = crate::options::catalog()?;
-        let base = Config::new(OptionsDoc::read(&self.out.join(BASE_FILE))?);
+        let base = Config::new(crate::runfolder::read_options(&self.out.join(BASE_FILE))?);
         let mut state = State {
             start,
             measured: vec![String::new()],
@@ -386,7 +389,7 @@ impl Tuner<'_> {
                 continue;
             };
             let candidate = match &it.candidate_file {
-                Some(f) => Some(Config::new(OptionsDoc::read(&self.out.join(f))?)),
+                Some(f) => Some(Config::new(crate::runfolder::read_options(&self.out.join(f))?)),
                 None => None,
             };
             state.elapsed_before = it.elapsed;
@@ -598,8 +601,9 @@ impl Tuner<'_> {
             })
             .collect();
         let file = format!("candidates/iter-{n:03}.ini");
-        std::fs::create_dir_all(self.out.join("candidates"))?;
-        cal.config.doc.write(
+        crate::runfolder::ensure_dir(&self.out.join("candidates"))?;
+        crate::runfolder::write_options(
+            &cal.config.doc,
             &self.out.join(&file),
             &format!("lsmtune candidate of iteration {n}"),
         )?;
@@ -868,7 +872,8 @@ impl Tuner<'_> {
                 comparison.is_none_or(|c: Comparison| c.verdict == Verdict::Worse)
             };
         let tuned = if kept_base { &st.base } else { &st.best };
-        tuned.doc.write(
+        crate::runfolder::write_options(
+            &tuned.doc,
             &self.out.join(TUNED_FILE),
             "tuned by lsmtune (see report.md)",
         )?;

@@ -213,15 +213,27 @@ impl Constraint {
                 .parse::<f64>()
                 .map_err(|_| format!("`{text}` is not a number"))?,
         };
-        if !(limit.is_finite() && limit > 0.0) {
-            return Err(format!("`{text}` must be a positive number"));
-        }
-        if matches!(metric, Metric::WriteAmp | Metric::SpaceAmp) && limit < 1.0 {
+        let c = Constraint { metric, limit };
+        c.validate().map_err(|e| format!("`{text}`: {e}"))?;
+        Ok(c)
+    }
+
+    /// Whether the limit can be a limit: positive and finite, and an amplification at least 1
+    /// (the same check for a flag and for a journal being resumed).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.limit.is_finite() && self.limit > 0.0) {
             return Err(format!(
-                "an amplification below 1 ({text}) cannot be met: the data itself is 1x"
+                "the {} limit must be a positive number",
+                self.metric
             ));
         }
-        Ok(Constraint { metric, limit })
+        if matches!(self.metric, Metric::WriteAmp | Metric::SpaceAmp) && self.limit < 1.0 {
+            return Err(format!(
+                "a {} limit below 1 ({}) cannot be met: the data itself is 1x",
+                self.metric, self.limit
+            ));
+        }
+        Ok(())
     }
 
     /// "p99 <= 5.00 ms", "throughput >= 20000 ops/s".

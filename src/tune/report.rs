@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::journal::{self, Decision, Iteration, Record, Sample, Settings};
 use crate::bench::stats::{Comparison, Summary};
-use crate::options::{Config, OptionsDoc};
+use crate::options::Config;
 use crate::sysinfo::Facts;
 use crate::tune::objective::{Check, Constraint, METRICS, Metric};
 use crate::tune::prompt::model_reasoning_limit;
@@ -135,8 +135,8 @@ pub fn build_from(records: &[Record], out: &Path) -> Result<Report> {
         .collect();
     let end = records.iter().find(|r| matches!(r, Record::End { .. }));
     let (start_doc, tuned_doc) = (
-        OptionsDoc::read(&out.join(super::BASE_FILE)),
-        OptionsDoc::read(&out.join(super::TUNED_FILE)),
+        crate::runfolder::read_options(&out.join(super::BASE_FILE)),
+        crate::runfolder::read_options(&out.join(super::TUNED_FILE)),
     );
     let docs = match (start_doc, tuned_doc) {
         (Ok(a), Ok(b)) => Some((Config::new(a), Config::new(b))),
@@ -563,7 +563,14 @@ pub fn markdown(r: &Report) -> String {
 /// on a shared machine, and a "best so far" line from other rounds sat 40% above the best
 /// measured beside the candidate. Absolute numbers stay in the report's table.
 pub fn plot(r: &Report, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    let mut svg = String::new();
+    draw(r, &mut svg)?;
+    crate::runfolder::write(path, svg.as_bytes())
+}
+
+/// [`plot`]'s drawing, as SVG text into `svg`.
+fn draw(r: &Report, svg: &mut String) -> Result<()> {
+    let root = SVGBackend::with_string(svg, (900, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     // (x, ratio, low, high, kept)
     let mut points: Vec<(f64, f64, f64, f64, bool)> = Vec::new();
@@ -689,9 +696,11 @@ pub fn plot(r: &Report, path: &Path) -> Result<()> {
 }
 
 /// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`.
+/// Every file is a run folder's ([`crate::runfolder::write`]: never written through a link).
 pub fn write(out: &Path, r: &Report) -> Result<()> {
-    crate::options::ini::write_atomic(&out.join("report.md"), markdown(r).as_bytes())?;
-    crate::options::ini::write_atomic(
+    use crate::runfolder;
+    runfolder::write(&out.join("report.md"), markdown(r).as_bytes())?;
+    runfolder::write(
         &out.join("report.json"),
         serde_json::to_string_pretty(r)?.as_bytes(),
     )?;
@@ -701,17 +710,17 @@ pub fn write(out: &Path, r: &Report) -> Result<()> {
         if it.prompt.is_none() && it.reply.is_none() {
             continue;
         }
-        std::fs::create_dir_all(&prompts)?;
+        runfolder::ensure_dir(&prompts)?;
         if let Some(p) = &it.prompt {
-            std::fs::write(
-                prompts.join(format!("iter-{:03}-prompt.txt", it.iteration)),
-                p,
+            runfolder::write(
+                &prompts.join(format!("iter-{:03}-prompt.txt", it.iteration)),
+                p.as_bytes(),
             )?;
         }
         if let Some(p) = &it.reply {
-            std::fs::write(
-                prompts.join(format!("iter-{:03}-reply.txt", it.iteration)),
-                p,
+            runfolder::write(
+                &prompts.join(format!("iter-{:03}-reply.txt", it.iteration)),
+                p.as_bytes(),
             )?;
         }
     }

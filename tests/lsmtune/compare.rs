@@ -84,7 +84,8 @@ fn compare_three_proposers_then_resume() {
     assert_eq!(expert["prompt_tokens"], 0);
     // Every tune started from the one shared baseline.
     let shared = std::fs::read_to_string(out.join("baselines/fillrandom.json")).unwrap();
-    let shared: serde_json::Value = serde_json::from_str(&shared).unwrap();
+    let shared = serde_json::from_str::<serde_json::Value>(&shared).unwrap()["sample"].clone();
+    assert!(shared["ops_per_sec"].is_array(), "{shared}");
     let mut journals = 0;
     for entry in walk(&out.join("runs")) {
         if entry.ends_with("journal.jsonl") {
@@ -145,4 +146,163 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A folder that merely has a `runs/` (or `baselines/`) sub-folder is not an earlier compare:
+/// the user's results.md and results.csv in it are not overwritten without --force.
+#[test]
+fn a_folder_with_a_runs_subfolder_is_not_taken_for_a_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["runs", "baselines"] {
+        let out = dir.path().join(sub);
+        std::fs::create_dir_all(out.join(sub)).unwrap();
+        std::fs::write(out.join("results.md"), "my results").unwrap();
+        std::fs::write(out.join("results.csv"), "my,table").unwrap();
+        let o = Command::new(BIN)
+            .args([
+                "compare",
+                "--proposers",
+                "random",
+                "--workloads",
+                "fillrandom",
+            ])
+            .args(["--seeds", "1", "--iterations", "1", "--num", "3000"])
+            .args([
+                "--value-size",
+                "100",
+                "--repeats",
+                "2",
+                "--confirm",
+                "0",
+                "--quiet",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("not an lsmtune run folder") && err.contains("results.md"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.md")).unwrap(),
+            "my results"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("results.csv")).unwrap(),
+            "my,table"
+        );
+    }
+}
+
+/// A small workload file: gets and puts over `num` keys.
+fn workload_file(path: &std::path::Path, num: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = format!(
+        "num = {num}\nthreads = 1\nops_per_thread = 2000\nvalue_size = 100\n[ops]\nget = 80\nput = 20\n"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Two workloads that would share a label (two files named x.toml; `readrandom` and a file
+/// readrandom.properties) are refused, naming both.
+#[test]
+fn workloads_that_share_a_name_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a/x.toml"), dir.path().join("b/x.toml"));
+    workload_file(&a, 3000);
+    workload_file(&b, 4000);
+    let props = dir.path().join("readrandom.properties");
+    std::fs::write(
+        &props,
+        "recordcount=1000\noperationcount=1000\nreadproportion=1\n",
+    )
+    .unwrap();
+    for list in [
+        format!("{},{}", a.display(), b.display()),
+        format!("readrandom,{}", props.display()),
+    ] {
+        let o = Command::new(BIN)
+            .args(["compare", "--proposers", "expert", "--workloads", &list])
+            .arg("--out")
+            .arg(dir.path().join("cmp"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        let first = list.split(',').next().unwrap();
+        assert!(
+            err.contains("would both be named") && err.contains(first),
+            "{err}"
+        );
+        assert!(!dir.path().join("cmp").exists());
+    }
+}
+
+/// A rerun whose settings differ from what the folder holds (--num changed, the workload file
+/// edited) is refused, naming the difference, instead of printing the old results; --force
+/// starts those over and keeps the old ones aside.
+#[test]
+fn a_rerun_with_other_settings_is_refused_or_started_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("svc.toml");
+    workload_file(&file, 3000);
+    let out = dir.path().join("cmp");
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["compare", "--proposers", "expert", "--workloads"])
+            .arg(&file)
+            .args(["--seeds", "1", "--iterations", "1", "--repeats", "2"])
+            .args(["--confirm", "0", "--quiet"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    common::assert_ok(&run(&[]));
+    let seed = out.join("runs/svc/expert/seed-1");
+    let before = std::fs::read(seed.join("journal.jsonl")).unwrap();
+    // The same command again resumes (nothing differs).
+    common::assert_ok(&run(&[]));
+    let o = run(&["--num", "4000"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("other settings") && err.contains("workload.num: 3000 then, 4000 now"),
+        "{err}"
+    );
+    workload_file(&file, 3500);
+    let o = run(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("workload.num: 3000 then, 3500 now"), "{err}");
+    assert_eq!(std::fs::read(seed.join("journal.jsonl")).unwrap(), before);
+    // --force: done again with the edited file, the old tune and baseline kept aside.
+    common::assert_ok(&run(&["--force"]));
+    let records = lsmtune::tune::journal::load(&seed).unwrap();
+    let Some(lsmtune::tune::journal::Record::Start { settings, .. }) = records.first() else {
+        panic!("no start record");
+    };
+    assert_eq!(settings.workload.num, 3500);
+    let aside: Vec<String> = std::fs::read_dir(seed.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("seed-1.stale-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let old = seed.parent().unwrap().join(&aside[0]).join("journal.jsonl");
+    assert_eq!(std::fs::read(old).unwrap(), before);
+    assert!(
+        std::fs::read_dir(out.join("baselines"))
+            .unwrap()
+            .flatten()
+            .any(|e| e
+                .file_name()
+                .to_string_lossy()
+                .starts_with("svc.json.stale-"))
+    );
 }

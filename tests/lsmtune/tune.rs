@@ -797,3 +797,127 @@ fn a_foreign_out_folder_is_refused_unless_forced() {
     common::assert_ok(&o);
     assert!(out.join(journal::FILE).exists());
 }
+
+/// Links inside an --out folder are never followed: a `.lock` linked to a user's file is not
+/// truncated (even when the run fails at once on a bad --base), an `OPTIONS-base.ini` link makes
+/// the folder foreign, and compare refuses a linked `.lock` too.
+#[test]
+fn links_inside_an_out_folder_are_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("notes.txt");
+    std::fs::write(&victim, "my notes").unwrap();
+    let out = dir.path().join("shared");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".lock")).unwrap();
+    let missing = dir.path().join("no-such-base.ini");
+    let base = ["--base", missing.to_str().unwrap()];
+    // Refused as foreign, and with --force by the lock itself.
+    for force in [&[][..], &["--force"][..]] {
+        let args = [
+            &["--iterations", "1", "--backend", "expert"][..],
+            &base,
+            force,
+        ]
+        .concat();
+        let o = tune(&out, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(".lock is a symbolic link") || err.contains(".lock (a symbolic link)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+        let o = Command::new(BIN)
+            .args([
+                "compare",
+                "--proposers",
+                "expert",
+                "--workloads",
+                "fillrandom",
+            ])
+            .args(force)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(".lock is a symbolic link") || err.contains(".lock (a symbolic link)"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+    }
+
+    // A link named like lsmtune's own file is not ours: the folder is foreign.
+    let out2 = dir.path().join("shared2");
+    std::fs::create_dir(&out2).unwrap();
+    std::os::unix::fs::symlink(&victim, out2.join("OPTIONS-base.ini")).unwrap();
+    let o = tune(&out2, &["--iterations", "1", "--backend", "expert"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not an lsmtune run folder")
+            && err.contains("OPTIONS-base.ini (a symbolic link)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
+}
+
+/// `--resume` trusts nothing in an edited journal: a candidate file outside candidates/ is not
+/// read (its first line never printed), and settings the flags refuse (threads 0, key size 0,
+/// repeats 0) are an error naming the flag, not a run that "tunes" and exits 0.
+#[test]
+fn resume_refuses_an_edited_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    common::assert_ok(&tune(&out, &["--iterations", "1", "--backend", "expert"]));
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "root:SECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    let journal = std::fs::read_to_string(out.join(journal::FILE)).unwrap();
+    let mut lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["record"] != "end")
+        .collect();
+    let resume = |lines: &[serde_json::Value]| {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(out.join(journal::FILE), text).unwrap();
+        Command::new(BIN)
+            .args(["tune", "--resume"])
+            .arg(&out)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let it = lines
+        .iter()
+        .position(|r| r["record"] == "iteration")
+        .unwrap();
+    let good = lines.clone();
+    lines[it]["candidate_file"] = "../secret".into();
+    let o = resume(&lines);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("candidate_file `../secret` is not a file under candidates/"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET-HASH") && !String::from_utf8_lossy(&o.stdout).contains("SECRET"));
+    for (path, named) in [
+        (&["workload", "threads"][..], "--threads"),
+        (&["workload", "key_size"][..], "--key-size"),
+        (&["repeats"][..], "--repeats"),
+    ] {
+        let mut lines = good.clone();
+        let mut v = &mut lines[0]["settings"];
+        for k in path {
+            v = &mut v[*k];
+        }
+        *v = 0.into();
+        let o = resume(&lines);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{named}: {err}");
+        assert!(err.contains("not valid") && err.contains(named), "{err}");
+    }
+}

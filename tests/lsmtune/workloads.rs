@@ -374,3 +374,77 @@ fn a_cut_trace_or_a_bad_file_is_named_with_exit_2() {
         assert!(err.contains(want) && !err.contains("panicked"), "{err}");
     }
 }
+
+/// No command writes over its input: `workload analyze T --out T` (also through a link, and
+/// `--json=T`), `options calibrate P --out P`, `options downgrade F --out F`; and `workload
+/// from-db DB --out DB/OPTIONS-...` (or any file in DB) is refused: from-db never writes into
+/// the database folder. Each input is left byte for byte.
+#[test]
+fn an_output_that_is_the_input_is_refused() {
+    let Some(db_bench) = db_bench() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.trace");
+    trace_with_db_bench(
+        &db_bench,
+        dir.path(),
+        &t,
+        &["--benchmarks=fillrandom", "--num=300"],
+    );
+    let trace_bytes = std::fs::read(&t).unwrap();
+    let link = dir.path().join("link.trace");
+    std::os::unix::fs::symlink(&t, &link).unwrap();
+    let json_t = format!("--json={}", t.display());
+    let proposal = dir.path().join("p.txt");
+    std::fs::write(&proposal, "write_buffer_size=128MB\n").unwrap();
+    let db = dir.path().join("db");
+    let options = livedb::latest_options(&db).unwrap();
+    let options_bytes = std::fs::read(&options).unwrap();
+    let (ts, ls, ps, os) = (
+        t.to_str().unwrap(),
+        link.to_str().unwrap(),
+        proposal.to_str().unwrap(),
+        options.to_str().unwrap(),
+    );
+    let in_db = db.join("mine.toml");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["workload", "analyze", ts, "--out", ts], "is the input"),
+        (vec!["workload", "analyze", ts, "--out", ls], "is the input"),
+        (vec!["workload", "analyze", ls, &json_t], "is the input"),
+        (
+            vec!["options", "calibrate", ps, "--out", ps],
+            "is the input",
+        ),
+        (
+            vec!["options", "downgrade", os, "--out", os],
+            "is the input",
+        ),
+        (
+            vec!["workload", "from-db", db.to_str().unwrap(), "--out", os],
+            "inside the database folder",
+        ),
+        (
+            vec![
+                "workload",
+                "from-db",
+                db.to_str().unwrap(),
+                "--out",
+                in_db.to_str().unwrap(),
+            ],
+            "inside the database folder",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&t).unwrap(), trace_bytes);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(&proposal).unwrap(),
+        "write_buffer_size=128MB\n"
+    );
+    assert_eq!(std::fs::read(&options).unwrap(), options_bytes);
+    assert!(!in_db.exists());
+}
