@@ -188,6 +188,14 @@ python3 -c "print('[DBOptions]'); print('x' * 10_000_000)" > "$work/long.ini"
 out=$("$bin" options validate "$work/long.ini" 2>&1); code=$?
 that "a 10 MB line is not echoed whole (exit $code, ${#out} bytes of output)" \
   bash -c "[ ${#out} -lt 20000 ] && [ $code -ne 101 ]"
+# 16. Inputs are regular files of a sane size: a device or a FIFO is refused at once.
+check "/dev/zero as a workload file is refused" 2 "character device" -- \
+  timeout 20 "$bin" workload check /dev/zero
+mkfifo "$work/fifo.trace"
+check "a FIFO as a trace is refused, no hang" 2 "is a FIFO" -- \
+  timeout 20 "$bin" workload analyze "$work/fifo.trace"
+check "/dev/zero as an OPTIONS file is refused" 2 "character device" -- \
+  timeout 20 "$bin" options validate /dev/zero
 printf '#!/bin/sh\nsleep 600\n' > "$work/db_bench"; chmod +x "$work/db_bench"
 start=$(date +%s)
 check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \

@@ -10,6 +10,8 @@
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
+//! - [`input`]: every file a user hands lsmtune, read one way (regular files only, size caps,
+//!   clipped echoes).
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod compare;
 pub mod grammar;
 pub mod http;
+pub mod input;
 pub mod interrupt;
 pub mod llm;
 pub mod options;

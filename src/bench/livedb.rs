@@ -128,8 +128,11 @@ pub fn inspect(dir: &Path) -> Result<Findings, String> {
     // file number -> (entries, deletions, raw key, raw value, data)
     let mut live: BTreeMap<u64, [u64; 5]> = BTreeMap::new();
     for log in &logs {
-        let text = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        read_log(&String::from_utf8_lossy(&text), &mut f, &mut live);
+        // Streamed: a LOG grows for as long as the database runs, and is never held whole.
+        let mut state = LogState::default();
+        crate::input::for_each_line(log, "LOG", crate::input::LOG_LINE_MAX, |line| {
+            state.line(line, &mut f, &mut live)
+        })?;
     }
     f.log_files = logs;
     f.live_files = live.len();
@@ -165,13 +168,27 @@ pub fn inspect(dir: &Path) -> Result<Findings, String> {
     Ok(f)
 }
 
+/// Where a LOG being read line by line is: inside a statistics dump or not.
+#[derive(Default)]
+struct LogState {
+    in_stats: bool,
+}
+
+#[cfg(test)]
 fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
-    let mut in_stats = false;
+    let mut state = LogState::default();
     for line in text.lines() {
+        state.line(line, f, live);
+    }
+}
+
+impl LogState {
+    /// Take what one line of the LOG says into `f` and the live files.
+    fn line(&mut self, line: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
         if let Some(json) = line.split_once("EVENT_LOG_v1 ").map(|(_, j)| j) {
-            in_stats = false;
+            self.in_stats = false;
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(json) else {
-                continue;
+                return;
             };
             let n = ev["file_number"].as_u64();
             match (ev["event"].as_str(), n) {
@@ -194,14 +211,14 @@ fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
                 }
                 _ => {}
             }
-            continue;
+            return;
         }
         if line.ends_with("STATISTICS:") {
-            in_stats = true;
+            self.in_stats = true;
             f.statistics.clear();
-            continue;
+            return;
         }
-        if in_stats {
+        if self.in_stats {
             // `rocksdb.block.cache.hit COUNT : 12`; histograms (P50 ...) are passed over.
             let line = line.trim();
             if let Some((name, rest)) = line.split_once(" COUNT : ")
@@ -209,12 +226,12 @@ fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
                 && let Ok(v) = rest.trim().parse::<u64>()
             {
                 f.statistics.insert(name.trim().to_string(), v);
-                continue;
+                return;
             }
             if line.starts_with("rocksdb.") {
-                continue;
+                return;
             }
-            in_stats = false;
+            self.in_stats = false;
         }
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("Uptime(secs): ") {

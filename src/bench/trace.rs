@@ -99,9 +99,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Read a trace file.
+/// Read a trace file (a regular file of at most [`crate::input::TRACE_MAX`] bytes).
 pub fn read(path: &Path) -> Result<Trace, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("trace {}: {e}", path.display()))?;
+    let bytes = crate::input::read(path, "trace", crate::input::TRACE_MAX)?;
     parse(&bytes).map_err(|e| format!("trace {}: {e}", path.display()))
 }
 

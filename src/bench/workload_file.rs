@@ -183,11 +183,11 @@ impl Source {
     }
 }
 
-/// Read a workload file: `.json` as JSON, `.toml` as TOML, anything else as a YCSB property
-/// file when it sets YCSB's properties, else as TOML.
+/// Read a workload file (a regular file of at most [`crate::input::WORKLOAD_FILE_MAX`] bytes):
+/// `.json` as JSON, `.toml` as TOML, anything else as a YCSB property file when it sets YCSB's
+/// properties, else as TOML.
 pub fn load(path: &Path) -> Result<Loaded, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("workload file {}: {e}", path.display()))?;
+    let text = crate::input::read_text(path, "workload file", crate::input::WORKLOAD_FILE_MAX)?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

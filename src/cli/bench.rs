@@ -112,8 +112,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     note_swept(args.work_dir.as_deref());
     let baseline: Option<bench::BenchRun> = match &args.baseline {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --baseline {}", path.display()))?;
+            let bytes = crate::input::read(path, "--baseline", crate::input::SMALL_FILE_MAX)
+                .map_err(|e| anyhow::anyhow!(e))?;
             Some(serde_json::from_slice(&bytes).with_context(|| {
                 format!(
                     "--baseline {} is not a `lsmtune bench --json` file",
