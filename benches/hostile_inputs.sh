@@ -188,6 +188,15 @@ python3 -c "print('[DBOptions]'); print('x' * 10_000_000)" > "$work/long.ini"
 out=$("$bin" options validate "$work/long.ini" 2>&1); code=$?
 that "a 10 MB line is not echoed whole (exit $code, ${#out} bytes of output)" \
   bash -c "[ ${#out} -lt 20000 ] && [ $code -ne 101 ]"
+# 15. An error about a file quotes a clipped excerpt, never the whole line.
+python3 -c "print('name = \"' + 'x' * 50_000_000 + '\" oops'); print('[ops]'); print('get = 1')" > "$work/long.toml"
+out=$("$bin" workload check "$work/long.toml" 2>&1); code=$?
+that "a TOML error on a 50 MB line is a few lines (exit $code, ${#out} bytes of output)" \
+  bash -c "[ ${#out} -lt 5000 ] && [ $code = 2 ]"
+python3 -c "print('a = ' + '[' * 300_000)" > "$work/deep.toml"
+out=$("$bin" workload check "$work/deep.toml" 2>&1); code=$?
+that "deep nesting is not echoed (exit $code, ${#out} bytes of output)" \
+  bash -c "[ ${#out} -lt 5000 ] && [ $code = 2 ]"
 # 16. Inputs are regular files of a sane size: a device or a FIFO is refused at once.
 check "/dev/zero as a workload file is refused" 2 "character device" -- \
   timeout 20 "$bin" workload check /dev/zero

@@ -23,11 +23,51 @@ pub const LOG_LINE_MAX: usize = 1 << 20;
 
 /// At most 120 characters of input echoed into a message (a 10 MB line once came back whole).
 pub fn clip(text: &str) -> String {
-    const MAX: usize = 120;
-    match text.char_indices().nth(MAX) {
+    clip_to(text, 120)
+}
+
+/// At most `max` characters of `text`, then how long it was.
+pub fn clip_to(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}... ({} bytes)", &text[..i], text.len()),
         None => text.to_string(),
     }
+}
+
+/// A parser's message about input (which may quote the input: an unknown key, a bad string)
+/// clipped to 400 characters, room for the list of keys it expected.
+pub fn clip_message(text: &str) -> String {
+    clip_to(text, 400)
+}
+
+/// The line of `text` holding byte `at`, shown for an error: `line L, column C` and the line
+/// clipped to 80 characters around the column, with a caret under it.
+pub fn excerpt(text: &str, at: usize) -> (usize, usize, String) {
+    const SIDE: usize = 40;
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line_no = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = text[start..end].trim_end_matches('\r');
+    let col = text[start..at].chars().count();
+    let from = col.saturating_sub(SIDE);
+    let shown: String = line.chars().skip(from).take(2 * SIDE).collect();
+    let (lead, caret) = if from > 0 {
+        ("...", col - from + 3)
+    } else {
+        ("", col)
+    };
+    let tail = if line.chars().count() > from + 2 * SIDE {
+        "..."
+    } else {
+        ""
+    };
+    let text = format!("  | {lead}{shown}{tail}\n  | {}^", " ".repeat(caret));
+    (line_no, col + 1, text)
 }
 
 /// What a file that is not a regular file is, in words.
@@ -274,6 +314,20 @@ mod tests {
         assert_eq!(seen, ["one", "three", "four"]);
         let e = for_each_line(Path::new("/dev/zero"), "LOG", 100, |_| {}).unwrap_err();
         assert!(e.contains("device"), "{e}");
+    }
+
+    #[test]
+    fn an_excerpt_shows_the_line_around_the_column() {
+        let (line, col, shown) = excerpt("a = 1\nnum = 1e18\n", 12);
+        assert_eq!((line, col), (2, 7));
+        assert_eq!(shown, "  | num = 1e18\n  |       ^");
+        let long = format!("x = \"{}\" y", "z".repeat(1_000_000));
+        let (_, col, shown) = excerpt(&long, long.len() - 1);
+        assert_eq!(col, 1_000_008);
+        assert!(
+            shown.len() < 200 && shown.starts_with("  | ...") && shown.ends_with('^'),
+            "{shown}"
+        );
     }
 
     #[test]

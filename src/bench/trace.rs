@@ -128,13 +128,15 @@ pub fn parse(bytes: &[u8]) -> Result<Trace, String> {
             .unwrap_or_default()
     };
     let trace_version = field("Trace Version: ");
-    let rocksdb_version = field("RocksDB Version: ");
+    // Shown by `workload analyze`: clipped like every echo of a file.
+    let rocksdb_version = crate::input::clip(&field("RocksDB Version: "));
     let v2 = match trace_version.as_str() {
         "0.1" => false,
         "0.2" => true,
         v => {
             return Err(format!(
-                "trace format `{v}` is not one lsmtune reads (0.1, 0.2)"
+                "trace format `{}` is not one lsmtune reads (0.1, 0.2)",
+                crate::input::clip(v)
             ));
         }
     };
@@ -641,6 +643,29 @@ mod tests {
                 .unwrap_err()
                 .contains("not a RocksDB query trace")
         );
+    }
+
+    #[test]
+    fn a_long_version_in_the_header_is_not_echoed_whole() {
+        let mut t = Vec::new();
+        let header = format!(
+            "feedcafedeadbeef\tTrace Version: {}\tRocksDB Version: 7.8\n",
+            "9".repeat(1 << 20)
+        );
+        rec(&mut t, 1, 1, header.as_bytes());
+        let e = parse(&t).unwrap_err();
+        assert!(
+            e.len() < 400 && e.contains("trace format"),
+            "{} bytes",
+            e.len()
+        );
+        let header = format!(
+            "feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: {}\n",
+            "7".repeat(1 << 20)
+        );
+        let mut t = Vec::new();
+        rec(&mut t, 1, 1, header.as_bytes());
+        assert!(parse(&t).unwrap().rocksdb_version.len() < 400);
     }
 
     #[test]

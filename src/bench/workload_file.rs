@@ -32,6 +32,7 @@ use serde::Deserialize;
 use super::mix::{KeyDist, Mix, OpWeights, Rate, SizeDist};
 use super::sampler::mean_size;
 use super::workload::{Kind, Workload};
+use crate::input::{clip, clip_message, excerpt};
 
 /// The TOML / JSON format.
 #[derive(Debug, Deserialize)]
@@ -86,8 +87,12 @@ pub fn number_and_unit(text: &str) -> Option<(f64, &str)> {
 /// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the one duration syntax of every flag
 /// and file).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (v, unit) = number_and_unit(text)
-        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let (v, unit) = number_and_unit(text).ok_or_else(|| {
+        format!(
+            "`{}` is not a duration (e.g. 30s, 10m, 1h)",
+            clip(text.trim())
+        )
+    })?;
     let secs = match unit.trim() {
         "" | "s" | "sec" | "secs" => v,
         "ms" => v / 1000.0,
@@ -95,12 +100,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" | "hour" | "hours" => v * 3600.0,
         _ => {
             return Err(format!(
-                "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+                "`{}`: unknown unit `{}` (use ms, s, m or h)",
+                clip(text.trim()),
+                clip(unit.trim())
             ));
         }
     };
     if !(secs > 0.0 && secs < 1e7) {
-        return Err(format!("`{text}` must be positive"));
+        return Err(format!("`{}` must be positive", clip(text.trim())));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -205,13 +212,38 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 
 /// Parse the TOML format (`stem` names the workload when the file does not).
 pub fn parse_toml(text: &str, stem: &str) -> Result<Loaded, String> {
-    let spec: FileSpec = toml::from_str(text).map_err(|e| e.to_string().trim().to_string())?;
+    let spec: FileSpec = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
     build(spec, stem)
+}
+
+/// A TOML error in a few lines whatever the input: where, what (clipped: the message may quote
+/// the input), and the line clipped around the column (toml's own message echoes the whole
+/// line, once 150 MB of it).
+fn toml_error(e: &toml::de::Error, text: &str) -> String {
+    let what = clip_message(e.message().trim());
+    match e.span() {
+        Some(span) => {
+            let (line, col, shown) = excerpt(text, span.start);
+            format!("TOML error at line {line}, column {col}: {what}\n{shown}")
+        }
+        None => format!("TOML error: {what}"),
+    }
 }
 
 /// Parse the JSON format.
 pub fn parse_json(text: &str, stem: &str) -> Result<Loaded, String> {
-    let spec: FileSpec = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let spec: FileSpec = serde_json::from_str(text).map_err(|e| {
+        // serde_json ends its message with the place; the message itself may quote the input.
+        let full = e.to_string();
+        let place = format!(" at line {} column {}", e.line(), e.column());
+        let what = full.strip_suffix(&place).unwrap_or(&full);
+        format!(
+            "JSON error at line {}, column {}: {}",
+            e.line(),
+            e.column(),
+            clip_message(what)
+        )
+    })?;
     build(spec, stem)
 }
 
@@ -326,7 +358,7 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
             continue;
         }
         let Some((k, v)) = line.split_once('=').or_else(|| line.split_once(':')) else {
-            return Err(format!("line {}: `{line}` is not key=value", i + 1));
+            return Err(format!("line {}: `{}` is not key=value", i + 1, clip(line)));
         };
         props.insert(k.trim().to_string(), v.trim().to_string());
     }
@@ -338,14 +370,15 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
                 .parse::<f64>()
                 .ok()
                 .filter(|x| x.is_finite() && *x >= 0.0)
-                .ok_or_else(|| format!("{k}={v} is not a number >= 0")),
+                .ok_or_else(|| format!("{k}={} is not a number >= 0", clip(v))),
         }
     };
     if let Some(class) = get("workload")
         && !class.ends_with("CoreWorkload")
     {
         return Err(format!(
-            "workload={class}: only YCSB's CoreWorkload is understood"
+            "workload={}: only YCSB's CoreWorkload is understood",
+            clip(class)
         ));
     }
     let mut notes = Vec::new();
@@ -355,7 +388,10 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         .filter(|k| !YCSB_USED.contains(k))
         .collect();
     if !ignored.is_empty() {
-        notes.push(format!("YCSB properties not used: {}", ignored.join(", ")));
+        notes.push(format!(
+            "YCSB properties not used: {}",
+            clip_message(&ignored.join(", "))
+        ));
     }
     let mut w = Workload::new(Kind::Custom);
     w.num = num("recordcount", 1000.0)? as u64;
@@ -367,7 +403,7 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
     if let Some(t) = get("maxexecutiontime") {
         let secs: f64 = t
             .parse()
-            .map_err(|_| format!("maxexecutiontime={t} is not a number of seconds"))?;
+            .map_err(|_| format!("maxexecutiontime={} is not a number of seconds", clip(t)))?;
         if secs > 0.0 {
             w.duration = Some(Duration::from_secs_f64(secs));
             w.ops = None;
@@ -393,7 +429,8 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         },
         other => {
             return Err(format!(
-                "requestdistribution={other}: one of uniform, zipfian, latest, hotspot"
+                "requestdistribution={}: one of uniform, zipfian, latest, hotspot",
+                clip(other)
             ));
         }
     };
@@ -412,7 +449,8 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         },
         other => {
             return Err(format!(
-                "scanlengthdistribution={other}: one of uniform, zipfian"
+                "scanlengthdistribution={}: one of uniform, zipfian",
+                clip(other)
             ));
         }
     };
@@ -434,7 +472,8 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         },
         other => {
             return Err(format!(
-                "fieldlengthdistribution={other}: one of constant, uniform, zipfian"
+                "fieldlengthdistribution={}: one of constant, uniform, zipfian",
+                clip(other)
             ));
         }
     };
@@ -534,6 +573,39 @@ theta = 0.9
         assert!(e.contains("requestdistribution"), "{e}");
         let e = parsed_err("recordcount=10\nworkload=site.ycsb.workloads.RestWorkload\n");
         assert!(e.contains("CoreWorkload"), "{e}");
+    }
+
+    #[test]
+    fn an_error_never_echoes_a_long_line_or_deep_nesting_whole() {
+        let long = "x".repeat(5_000_000);
+        let cases = [
+            parse_toml(&format!("name = \"{long}\" oops\n[ops]\nget = 1\n"), "w").unwrap_err(),
+            parse_toml(&format!("{long} = 1\n[ops]\nget = 1\n"), "w").unwrap_err(),
+            parse_toml(&format!("num = \"{long}\"\n[ops]\nget = 1\n"), "w").unwrap_err(),
+            parse_toml(&format!("a = {}", "[".repeat(200_000)), "w").unwrap_err(),
+            parse_json(
+                &format!("{{\"num\": \"{long}\", \"ops\": {{\"get\": 1}}}}"),
+                "w",
+            )
+            .unwrap_err(),
+            parse_json(&format!("{{\"{long}\": 1}}"), "w").unwrap_err(),
+            parse_json(&"[".repeat(200_000), "w").unwrap_err(),
+            parse_ycsb(&format!("recordcount=1\n{long}\n"), "w").unwrap_err(),
+            parse_ycsb(&format!("recordcount={long}\n"), "w").unwrap_err(),
+            parse_ycsb(&format!("recordcount=1\nrequestdistribution={long}\n"), "w").unwrap_err(),
+            parse_toml(&format!("duration = \"{long}\"\n[ops]\nget = 1\n"), "w").unwrap_err(),
+        ];
+        for (i, e) in cases.iter().enumerate() {
+            assert!(e.len() < 1500, "case {i}: {} bytes: {}", e.len(), &e[..300]);
+        }
+        // Still says where and what.
+        let e = &cases[2];
+        assert!(e.contains("line 1, column 7") && e.contains("num"), "{e}");
+        let e = parse_toml("[ops]\ngett = 1\n", "x").unwrap_err();
+        assert!(
+            e.contains("gett") && e.contains("line 2") && e.contains("`insert`"),
+            "{e}"
+        );
     }
 
     fn parsed_err(text: &str) -> String {
