@@ -197,6 +197,17 @@ python3 -c "print('a = ' + '[' * 300_000)" > "$work/deep.toml"
 out=$("$bin" workload check "$work/deep.toml" 2>&1); code=$?
 that "deep nesting is not echoed (exit $code, ${#out} bytes of output)" \
   bash -c "[ ${#out} -lt 5000 ] && [ $code = 2 ]"
+# 8. A count in a file never makes room the bytes cannot fill.
+python3 - "$work/huge-count.trace" <<'PY'
+import struct, sys
+def rec(ts, ty, payload): return struct.pack("<QBI", ts, ty, len(payload)) + payload
+header = b"feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: 7.8\n"
+batch = bytes(8) + struct.pack("<I", 0xFFFFFFFF) + b"\x01\x01k\x01v"   # claims 2^32-1 ops, holds 1
+write = struct.pack("<Q", 1 << 1) + bytes([len(batch)]) + batch
+open(sys.argv[1], "wb").write(rec(1, 1, header) + rec(2, 3, write))
+PY
+check "a write batch claiming 2^32-1 operations is read as what it holds" 0 "1 queries" -- \
+  "$bin" workload analyze "$work/huge-count.trace"
 # 16. Inputs are regular files of a sane size: a device or a FIFO is refused at once.
 check "/dev/zero as a workload file is refused" 2 "character device" -- \
   timeout 20 "$bin" workload check /dev/zero

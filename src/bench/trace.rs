@@ -97,6 +97,10 @@ impl<'a> Cursor<'a> {
     fn done(&self) -> bool {
         self.at >= self.buf.len()
     }
+    /// Bytes not read yet: the most a count read from the file may make room for.
+    fn left(&self) -> usize {
+        self.buf.len() - self.at
+    }
 }
 
 /// Read a trace file (a regular file of at most [`crate::input::TRACE_MAX`] bytes).
@@ -207,8 +211,10 @@ fn write_batch(p: &mut Cursor, v2: bool) -> Result<Vec<BatchOp>, String> {
         base,
     };
     b.take(8, "a write batch's sequence")?;
+    // The count is the file's word: never more room than the bytes left could fill (an
+    // operation takes at least a tag and a length byte); 0xFFFFFFFF once asked for 240 GB.
     let count = b.u32("a write batch's count")?;
-    let mut ops = Vec::with_capacity(count as usize);
+    let mut ops = Vec::with_capacity((count as usize).min(b.left() / 2));
     while !b.done() {
         let tag = b.take(1, "a write batch tag")?[0];
         if matches!(tag, 0x4..=0x6 | 0x8 | 0xE | 0x10 | 0x17 | 0x19) {
@@ -298,6 +304,15 @@ fn multiget(p: &mut Cursor) -> Result<Vec<Vec<u8>>, String> {
         at: 0,
         base: p.base,
     };
+    // Each key takes at least its length byte: a size the keys cannot fill is an error before
+    // any room is made for them.
+    if n as usize > k.left() {
+        return Err(format!(
+            "a multiget of {n} keys in {} bytes of keys at byte {}",
+            k.left(),
+            p.base
+        ));
+    }
     (0..n).map(|_| k.slice("a multiget key")).collect()
 }
 
@@ -643,6 +658,43 @@ mod tests {
                 .unwrap_err()
                 .contains("not a RocksDB query trace")
         );
+    }
+
+    /// A format-0.2 header and one record of type `ty` whose payload is `payload`.
+    fn one_record(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        rec(
+            &mut t,
+            1,
+            1,
+            b"feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: 7.8\n",
+        );
+        rec(&mut t, 2, ty, payload);
+        t
+    }
+
+    #[test]
+    fn counts_in_the_file_never_make_room_the_bytes_cannot_fill() {
+        // A write batch claiming 0xFFFFFFFF operations and holding one put: read as what it
+        // holds (this once aborted the process on a 240 GB allocation).
+        let mut batch = vec![0u8; 8];
+        batch.extend(u32::MAX.to_le_bytes());
+        batch.push(0x1);
+        slice(&mut batch, b"k");
+        slice(&mut batch, b"v");
+        let mut w = (1u64 << 1).to_le_bytes().to_vec();
+        slice(&mut w, &batch);
+        let t = parse(&one_record(3, &w)).unwrap();
+        assert_eq!(
+            t.records[0].query,
+            Query::Write(vec![BatchOp::Put(b"k".to_vec(), b"v".to_vec())])
+        );
+        // A multiget claiming 0xFFFFFFFF keys in 2 bytes of keys: an error naming it.
+        let mut m = ((1u64 << 8) | (1 << 10)).to_le_bytes().to_vec();
+        m.extend(u32::MAX.to_le_bytes());
+        slice(&mut m, &[1, b'a']);
+        let e = parse(&one_record(13, &m)).unwrap_err();
+        assert!(e.contains("multiget of 4294967295 keys in 2 bytes"), "{e}");
     }
 
     #[test]
