@@ -175,6 +175,21 @@ open(p, "wb").write(b)
 PY
 check "a GGUF claiming 4 billion blocks is an error" 2 "block" -- \
   "$bin" llm chat --model "$work/tiny" --prompt hi --max-tokens 2
+# 7. A GGUF whose alignment candle would divide by: listed as not runnable, with the reason.
+mkdir -p "$work/models-bad/bad"
+python3 - "$work/models-bad/bad/align0.gguf" <<'PY'
+import struct, sys
+def s(x): return struct.pack("<Q", len(x)) + x
+b = b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+b += s(b"general.architecture") + struct.pack("<I", 8) + s(b"llama")
+b += s(b"general.alignment") + struct.pack("<II", 4, 0)
+assert len(b) == 102
+open(sys.argv[1], "wb").write(b)
+PY
+LSMTUNE_MODELS_DIR="$work/models-bad" check "models list with an alignment-0 GGUF lists it and why" 0 \
+  "general.alignment is 0" -- "$bin" models list
+check "llm chat on it is an error, not a crash" 2 "general.alignment is 0" -- \
+  "$bin" llm chat --model "$work/models-bad/bad/align0.gguf" --prompt hi
 check "compare --seeds 2^64-1 is refused" 2 "seeds" -- \
   "$bin" compare --seeds 18446744073709551615 --out "$work/c1"
 check "--min-effect NaN is refused" 2 "min-effect" -- \
