@@ -223,6 +223,22 @@ open(sys.argv[1], "wb").write(rec(1, 1, header) + rec(2, 3, write))
 PY
 check "a write batch claiming 2^32-1 operations is read as what it holds" 0 "1 queries" -- \
   "$bin" workload analyze "$work/huge-count.trace"
+# 14. One set of bounds for a number, from a flag or from a file.
+check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
+  "$bin" bench --workload readrandom --ops 18446744073709551615
+check "--dataset-size 1e30 is refused" 2 "dataset-size must be" -- \
+  "$bin" bench --workload readrandom --dataset-size 1e30
+check "--max-p99 -1ms reaches the real check" 2 "must be a positive number" -- \
+  "$bin" tune --workload readrandom --max-p99 -1ms --out "$work/p99"
+echo '{"num": 18446744073709551615, "ops": {"get": 1}}' > "$work/huge.json"
+check "a file's num of 2^64-1 is refused like --num" 2 "num must be 1 to" -- \
+  "$bin" workload check "$work/huge.json"
+printf 'recordcount=1e300\nreadproportion=1\n' > "$work/huge.properties"
+check "YCSB recordcount=1e300 is refused, not saturated" 2 "recordcount must be 1 to" -- \
+  "$bin" workload check "$work/huge.properties"
+printf '[ops]\nget = 1e308\nput = 1e308\n' > "$work/weights.toml"
+check "weights whose sum overflows are refused" 2 "ops.get must be" -- \
+  "$bin" workload check "$work/weights.toml"
 # 16. Inputs are regular files of a sane size: a device or a FIFO is refused at once.
 check "/dev/zero as a workload file is refused" 2 "character device" -- \
   timeout 20 "$bin" workload check /dev/zero

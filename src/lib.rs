@@ -2,6 +2,7 @@
 //!
 //! Module map (the table of contents):
 //! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
+//! - [`bounds`]: the one table of limits every number from a flag or a file is checked against.
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local backend on the own forward pass or candle, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
@@ -17,6 +18,7 @@
 //! - [`cli`]: the command line.
 
 pub mod bench;
+pub mod bounds;
 pub mod cli;
 pub mod compare;
 pub mod grammar;

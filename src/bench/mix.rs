@@ -12,9 +12,10 @@ use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::generators::Zipfian;
+use crate::bounds;
 
 /// Largest value a mix may write (the same bound as `--value-size`).
-pub const MAX_VALUE: u64 = 64 << 20;
+pub const MAX_VALUE: u64 = bounds::VALUE_SIZE.max;
 
 /// Relative weights of the operations (they need not sum to 1).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -385,19 +386,26 @@ impl Rate {
 
     fn validate(&self) -> Result<(), String> {
         match *self {
-            Rate::Fixed(r) if !(r.is_finite() && r > 0.0) => Err(format!(
-                "rate must be a positive number of operations per second (got {r})"
-            )),
+            Rate::Fixed(r) => bounds::RATE.check(r).map(|_| ()),
             Rate::Sine {
                 a,
                 b,
                 c,
                 d,
                 interval_ms,
-            } if !([a, b, c, d].iter().all(|v| v.is_finite()) && interval_ms > 0 && d > 0.0) => {
-                Err("rate: a sine needs finite a, b, c, d with d > 0 and interval_ms >= 1".into())
+            } => {
+                bounds::RATE.named("rate.d").check(d)?;
+                bounds::RATE
+                    .named("rate.a (its size)")
+                    .check(a.abs().max(f64::MIN_POSITIVE))?;
+                if !([a, b, c].iter().all(|v| v.is_finite()) && interval_ms > 0) {
+                    return Err(
+                        "rate: a sine needs finite a, b, c, d with d > 0 and interval_ms >= 1"
+                            .into(),
+                    );
+                }
+                Ok(())
             }
-            _ => Ok(()),
         }
     }
 }
@@ -496,8 +504,12 @@ impl Mix {
     /// Check every parameter against a key space of `num` keys; the message names the field.
     pub fn validate(&self, num: u64) -> Result<(), String> {
         for (name, w) in self.ops.array() {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(format!("ops.{name} must be a number >= 0 (got {w})"));
+            // Bounded so their sum is a number: 1e308 + 1e308 once made every share 0.
+            if bounds::OP_WEIGHT.check(w).is_err() {
+                return Err(format!(
+                    "ops.{name} must be {} (got {w})",
+                    bounds::OP_WEIGHT.range()
+                ));
             }
         }
         if self.ops.array().iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
@@ -530,7 +542,7 @@ impl Mix {
                     ));
                 }
                 if let Some(r) = ranges {
-                    if r.num == 0 || r.num > num {
+                    if r.num > num {
                         return Err(format!(
                             "keys.ranges.num must be 1..={num} (the key count), got {}",
                             r.num
@@ -548,18 +560,15 @@ impl Mix {
             }
         }
         if let Some(k) = &self.key_size {
-            k.validate("key_size", 8, 1024)?;
+            k.validate("key_size", bounds::KEY_SIZE.min, bounds::KEY_SIZE.max)?;
         }
         if let Some(v) = &self.value_size {
-            v.validate("value_size", 0, MAX_VALUE)?;
+            v.validate("value_size", bounds::VALUE_SIZE.min, bounds::VALUE_SIZE.max)?;
         }
-        self.scan_length.validate("scan_length", 0, 1 << 20)?;
-        if !(1..=1024).contains(&self.multiget_size) {
-            return Err(format!(
-                "multiget_size must be 1..=1024 (got {})",
-                self.multiget_size
-            ));
-        }
+        let scan = bounds::SCAN_LENGTH;
+        self.scan_length
+            .validate("scan_length", scan.min, scan.max)?;
+        bounds::MULTIGET_SIZE.check(u64::from(self.multiget_size))?;
         if let Some(r) = &self.rate {
             r.validate()?;
         }

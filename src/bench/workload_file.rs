@@ -32,6 +32,7 @@ use serde::Deserialize;
 use super::mix::{KeyDist, Mix, OpWeights, Rate, SizeDist};
 use super::sampler::mean_size;
 use super::workload::{Kind, Workload};
+use crate::bounds;
 use crate::input::{clip, clip_message, excerpt};
 
 /// The TOML / JSON format.
@@ -74,18 +75,21 @@ pub struct Loaded {
 }
 
 /// A number and the unit written after it, as it stands (`30s` gives 30 and `s`, `5 ms` gives 5
-/// and ` ms`); `None` when the number does not parse.
+/// and ` ms`, `-1ms` gives -1 and `ms`, so a negative is refused for what it is); `None` when
+/// the number does not parse.
 pub fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let t = text.trim();
-    let split = t
+    let sign = usize::from(t.starts_with(['-', '+']));
+    let split = t[sign..]
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+        .map_or(t.len(), |i| i + sign);
     let (num, unit) = t.split_at(split);
     Some((num.parse().ok()?, unit))
 }
 
 /// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the one duration syntax of every flag
-/// and file).
+/// and file), within [`bounds::TIME_SPAN`]; what the duration is for may bound it further
+/// ([`bounds::DURATION`] for a measured phase).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (v, unit) = number_and_unit(text).ok_or_else(|| {
         format!(
@@ -106,10 +110,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if !(secs > 0.0 && secs < 1e7) {
+    if secs.is_nan() || secs <= 0.0 {
         return Err(format!("`{}` must be positive", clip(text.trim())));
     }
-    Ok(Duration::from_secs_f64(secs))
+    bounds::TIME_SPAN.check_duration(secs).map_err(|_| {
+        format!(
+            "`{}` is too long: at most {} s (about 115 days)",
+            clip(text.trim()),
+            bounds::TIME_SPAN.max
+        )
+    })
 }
 
 /// Whether `text` (a `--workload` argument) names a file rather than a workload.
@@ -247,25 +257,31 @@ pub fn parse_json(text: &str, stem: &str) -> Result<Loaded, String> {
     build(spec, stem)
 }
 
+/// The workload a TOML / JSON file describes; every number is checked against the same
+/// bounds as the flag that sets it ([`crate::bounds`]).
 fn build(spec: FileSpec, stem: &str) -> Result<Loaded, String> {
     let mut w = Workload::new(Kind::Custom);
     if let Some(n) = spec.num {
-        w.num = n;
+        w.num = bounds::NUM.check(n)?;
     }
     if let Some(t) = spec.threads {
-        w.threads = t;
+        w.threads = bounds::THREADS.check_as(t as u64)?;
     }
     if spec.ops_per_thread.is_some() && spec.duration.is_some() {
         return Err("give ops_per_thread or duration, not both".into());
     }
-    w.ops = spec.ops_per_thread;
+    w.ops = match spec.ops_per_thread {
+        Some(n) => Some(bounds::OPS.named("ops_per_thread").check(n)?),
+        None => None,
+    };
     w.duration = match spec.duration {
         None => None,
-        Some(DurationSpec::Seconds(s)) if s > 0.0 && s < 1e7 => Some(Duration::from_secs_f64(s)),
-        Some(DurationSpec::Seconds(s)) => return Err(format!("duration must be positive ({s})")),
-        Some(DurationSpec::Text(t)) => {
-            Some(parse_duration(&t).map_err(|e| format!("duration: {e}"))?)
-        }
+        Some(DurationSpec::Seconds(s)) => Some(bounds::DURATION.check_duration(s)?),
+        Some(DurationSpec::Text(t)) => Some(
+            parse_duration(&t)
+                .and_then(|d| bounds::DURATION.check_parsed(d))
+                .map_err(|e| format!("duration: {e}"))?,
+        ),
     };
     if let Some(c) = spec.compression_ratio {
         w.compression_ratio = c;
@@ -393,12 +409,24 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
             clip_message(&ignored.join(", "))
         ));
     }
+    // Every count is checked as the float it was written as, before it becomes an integer
+    // (recordcount=1e300 once saturated to 2^64-1), against the bounds of the matching flag.
+    let whole =
+        |b: bounds::Whole, k: &'static str, default: f64| b.named(k).check_f64(num(k, default)?);
     let mut w = Workload::new(Kind::Custom);
-    w.num = num("recordcount", 1000.0)? as u64;
-    w.threads = num("threadcount", 1.0)?.max(1.0) as usize;
+    w.num = whole(bounds::NUM, "recordcount", 1000.0)?;
+    w.threads = whole(bounds::THREADS, "threadcount", 1.0)? as usize;
     // YCSB keys are "user" + a number: about 23 bytes.
     w.key_size = 23;
-    let ops = num("operationcount", 1000.0)? as u64;
+    // 0 operations is YCSB's "until maxexecutiontime".
+    let ops = whole(
+        bounds::Whole {
+            min: 0,
+            ..bounds::OPS
+        },
+        "operationcount",
+        1000.0,
+    )?;
     w.ops = Some(ops.div_ceil(w.threads as u64).max(1));
     if let Some(t) = get("maxexecutiontime") {
         let secs: f64 = t
@@ -435,8 +463,8 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         }
     };
     let (min_scan, max_scan) = (
-        num("minscanlength", 1.0)? as u64,
-        num("maxscanlength", 1000.0)? as u64,
+        whole(bounds::SCAN_LENGTH, "minscanlength", 1.0)?,
+        whole(bounds::SCAN_LENGTH, "maxscanlength", 1000.0)?,
     );
     mix.scan_length = match get("scanlengthdistribution").unwrap_or("uniform") {
         "uniform" => SizeDist::Uniform {
@@ -454,21 +482,29 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
             ));
         }
     };
-    // A record is `fieldcount` fields of `fieldlength` bytes, stored as one value.
-    let fields = num("fieldcount", 10.0)? as u64;
+    // A record is `fieldcount` fields of `fieldlength` bytes, stored as one value: each and
+    // their product within --value-size's bound (2^32 x 2^32 once wrapped to 0-byte values).
+    let fields = whole(bounds::FIELD_COUNT, "fieldcount", 10.0)?;
     let (min_len, len) = (
-        num("minfieldlength", 1.0)? as u64,
-        num("fieldlength", 100.0)? as u64,
+        whole(bounds::VALUE_SIZE, "minfieldlength", 1.0)?,
+        whole(bounds::VALUE_SIZE, "fieldlength", 100.0)?,
     );
+    let record = |l: u64| {
+        let b = bounds::VALUE_SIZE.named("fieldcount x fieldlength");
+        fields
+            .checked_mul(l)
+            .ok_or_else(|| format!("fieldcount x fieldlength overflows ({fields} x {l})"))
+            .and_then(|v| b.check(v))
+    };
     let value = match get("fieldlengthdistribution").unwrap_or("constant") {
-        "constant" => SizeDist::Fixed { size: fields * len },
+        "constant" => SizeDist::Fixed { size: record(len)? },
         "uniform" => SizeDist::Uniform {
-            min: fields * min_len,
-            max: fields * len,
+            min: record(min_len)?,
+            max: record(len)?,
         },
         "zipfian" => SizeDist::Zipfian {
-            min: fields * min_len,
-            max: fields * len,
+            min: record(min_len)?,
+            max: record(len)?,
         },
         other => {
             return Err(format!(
@@ -606,6 +642,59 @@ theta = 0.9
             e.contains("gett") && e.contains("line 2") && e.contains("`insert`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn numbers_in_files_meet_the_bounds_of_their_flags() {
+        let toml = |head: &str| parse_toml(&format!("{head}\n[ops]\nget = 1\n"), "w").unwrap_err();
+        for (e, says) in [
+            (
+                parse_json(r#"{"num": 18446744073709551615, "ops": {"get": 1}}"#, "w").unwrap_err(),
+                "num must be 1 to 1000000000000",
+            ),
+            (toml("threads = 5000"), "threads must be 1 to 1024"),
+            (
+                toml("ops_per_thread = 18446744073709551615"),
+                "ops_per_thread must be",
+            ),
+            (toml("duration = \"9999999h\""), "too long"),
+            (
+                toml("duration = \"0.0000000001s\""),
+                "duration must be 1 to",
+            ),
+            (toml("duration = 1e30"), "duration must be 1 to"),
+            (
+                parse_toml("[ops]\nget = 1e308\nput = 1e308\n", "w").unwrap_err(),
+                "ops.get must be 0 to",
+            ),
+            (toml("rate = 1e300"), "rate must be above 0"),
+            (
+                parsed_err("recordcount=1e300\n"),
+                "recordcount must be 1 to",
+            ),
+            (
+                parsed_err("recordcount=10\nthreadcount=1e9\n"),
+                "threadcount must be",
+            ),
+            (
+                parsed_err("recordcount=10\nfieldcount=4294967296\nfieldlength=4294967296\n"),
+                "fieldcount must be",
+            ),
+            (
+                parsed_err("recordcount=10\nfieldcount=65536\nfieldlength=4294967296\n"),
+                "fieldlength must be",
+            ),
+            (
+                parsed_err("recordcount=10\nfieldcount=65536\nfieldlength=65536\n"),
+                "fieldcount x fieldlength must be",
+            ),
+            (
+                parsed_err("recordcount=10\nmaxscanlength=1e12\n"),
+                "maxscanlength",
+            ),
+        ] {
+            assert!(e.contains(says), "want `{says}`: {e}");
+        }
     }
 
     fn parsed_err(text: &str) -> String {

@@ -48,7 +48,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Smallest relative effect called a difference (0.02 = 2%).
-    #[arg(long, value_parser = fraction, default_value_t = 0.02)]
+    #[arg(long, allow_hyphen_values = true, value_parser = fraction, default_value_t = 0.02)]
     pub min_effect: f64,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
