@@ -223,6 +223,10 @@ open(sys.argv[1], "wb").write(rec(1, 1, header) + rec(2, 3, write))
 PY
 check "a write batch claiming 2^32-1 operations is read as what it holds" 0 "1 queries" -- \
   "$bin" workload analyze "$work/huge-count.trace"
+# 9. YCSB's maxexecutiontime is checked like duration.
+printf 'recordcount=1000\nreadproportion=1\nmaxexecutiontime=inf\n' > "$work/inf.properties"
+check "maxexecutiontime=inf is an error naming it, no panic" 2 "maxexecutiontime must be" -- \
+  "$bin" workload check "$work/inf.properties"
 # 14. One set of bounds for a number, from a flag or from a file.
 check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
   "$bin" bench --workload readrandom --ops 18446744073709551615

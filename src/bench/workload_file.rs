@@ -428,12 +428,19 @@ pub fn parse_ycsb(text: &str, stem: &str) -> Result<Loaded, String> {
         1000.0,
     )?;
     w.ops = Some(ops.div_ceil(w.threads as u64).max(1));
+    // YCSB's 0 (the default) means no limit; anything else is the measured phase's duration,
+    // checked as `duration` is (inf once panicked turning into a Duration; NaN and negative
+    // values were silently ignored).
     if let Some(t) = get("maxexecutiontime") {
         let secs: f64 = t
             .parse()
             .map_err(|_| format!("maxexecutiontime={} is not a number of seconds", clip(t)))?;
-        if secs > 0.0 {
-            w.duration = Some(Duration::from_secs_f64(secs));
+        if secs != 0.0 {
+            w.duration = Some(
+                bounds::DURATION
+                    .named("maxexecutiontime")
+                    .check_duration(secs)?,
+            );
             w.ops = None;
         }
     }
@@ -692,9 +699,41 @@ theta = 0.9
                 parsed_err("recordcount=10\nmaxscanlength=1e12\n"),
                 "maxscanlength",
             ),
+            (
+                parsed_err("recordcount=10\nmaxexecutiontime=inf\n"),
+                "maxexecutiontime must be 1 to",
+            ),
+            (
+                parsed_err("recordcount=10\nmaxexecutiontime=1e30\n"),
+                "maxexecutiontime must be 1 to",
+            ),
+            (
+                parsed_err("recordcount=10\nmaxexecutiontime=NaN\n"),
+                "maxexecutiontime must be 1 to",
+            ),
+            (
+                parsed_err("recordcount=10\nmaxexecutiontime=-5\n"),
+                "maxexecutiontime must be 1 to",
+            ),
         ] {
             assert!(e.contains(says), "want `{says}`: {e}");
         }
+    }
+
+    #[test]
+    fn ycsb_maxexecutiontime_is_the_duration_or_none() {
+        let w = |t: &str| {
+            parse_ycsb(&format!("recordcount=10\n{t}"), "w")
+                .unwrap()
+                .workload
+        };
+        assert_eq!(
+            w("maxexecutiontime=30\n").duration,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(w("maxexecutiontime=30\n").ops, None);
+        let none = w("maxexecutiontime=0\n");
+        assert_eq!((none.duration, none.ops), (None, Some(1000)));
     }
 
     fn parsed_err(text: &str) -> String {
