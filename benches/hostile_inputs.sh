@@ -227,6 +227,13 @@ check "a write batch claiming 2^32-1 operations is read as what it holds" 0 "1 q
 printf 'recordcount=1000\nreadproportion=1\nmaxexecutiontime=inf\n' > "$work/inf.properties"
 check "maxexecutiontime=inf is an error naming it, no panic" 2 "maxexecutiontime must be" -- \
   "$bin" workload check "$work/inf.properties"
+# 11. Key ranges are checked in closed form and capped: no hang, no 8 PB table.
+printf 'num = 1000000000000\n[ops]\nget = 1\n[keys]\ndist = "power"\na = 0.002\nb = 0.3\nranges = {num = 1000000000000, a = 0, b = 0, c = 0, d = 0}\n' > "$work/ranges.toml"
+check "10^12 key ranges are refused at once" 2 "keys.ranges.num must be 1 to 1000000" -- \
+  timeout 20 "$bin" workload check "$work/ranges.toml"
+sed -i 's/num = 1000000000000, a/num = 1000000, a/' "$work/ranges.toml"
+check "a million all-zero ranges are named at once" 2 "is 0 for every range" -- \
+  timeout 20 "$bin" workload check "$work/ranges.toml"
 # 14. One set of bounds for a number, from a flag or from a file.
 check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
   "$bin" bench --workload readrandom --ops 18446744073709551615
