@@ -234,6 +234,14 @@ check "10^12 key ranges are refused at once" 2 "keys.ranges.num must be 1 to 100
 sed -i 's/num = 1000000000000, a/num = 1000000, a/' "$work/ranges.toml"
 check "a million all-zero ranges are named at once" 2 "is 0 for every range" -- \
   timeout 20 "$bin" workload check "$work/ranges.toml"
+# 13. Generated workload files are written by a TOML serializer: a name cannot inject keys.
+evil="$work/svc
+threads = 64"
+mkdir "$evil"; echo MANIFEST-000001 > "$evil/CURRENT"
+check "from-db on a folder whose name holds a newline" 0 "wrote" -- \
+  "$bin" workload from-db "$evil" --out "$work/evil.toml"
+check "the file reads back with the name whole and no injected key" 0 '"threads": 1,' -- \
+  "$bin" workload check --json "$work/evil.toml"
 # 14. One set of bounds for a number, from a flag or from a file.
 check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
   "$bin" bench --workload readrandom --ops 18446744073709551615

@@ -38,7 +38,8 @@ pub struct OpWeights {
 }
 
 impl OpWeights {
-    fn array(&self) -> [(&'static str, f64); 7] {
+    /// The weights by name, in the order of the fields.
+    pub(crate) fn array(&self) -> [(&'static str, f64); 7] {
         [
             ("get", self.get),
             ("put", self.put),
@@ -48,15 +49,6 @@ impl OpWeights {
             ("rmw", self.rmw),
             ("insert", self.insert),
         ]
-    }
-
-    /// The non-zero weights as the `[ops]` lines of a workload file (`get = 83`).
-    pub fn toml_lines(&self) -> String {
-        self.array()
-            .iter()
-            .filter(|(_, w)| *w > 0.0)
-            .map(|(k, w)| format!("{k} = {w}\n"))
-            .collect()
     }
 
     /// Share of each operation, in the order of the fields (zero weights included).

@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::mix::{KeyDist, Mix, OpWeights, SizeDist};
+use super::workload_file::{Generated, comment_text, render_generated};
 
 const MAGIC: &[u8] = b"feedcafedeadbeef";
 const META: usize = 8 + 1 + 4;
@@ -498,45 +499,49 @@ pub fn to_mix(s: &Summary, name: &str) -> Mix {
     mix
 }
 
-/// The workload file (TOML) equivalent to a trace, with what it was made from as comments.
-pub fn workload_file(s: &Summary, name: &str, source: &str) -> String {
+/// The workload file (TOML) equivalent to a trace, with what it was made from as comments;
+/// written by the toml crate's serializer (see [`render_generated`]).
+pub fn workload_file(s: &Summary, name: &str, source: &str) -> Result<String, String> {
     let mix = to_mix(s, name);
-    let o = &mix.ops;
     let keys = match mix.keys {
-        KeyDist::Zipfian { theta } => format!("dist = \"zipfian\"\ntheta = {theta}"),
-        _ => "dist = \"uniform\"".to_string(),
+        KeyDist::Zipfian { theta } => KeyDist::Zipfian { theta },
+        _ => KeyDist::Uniform,
     };
-    let ops = o.toml_lines();
     let peak = s.qps.iter().copied().fold(0.0, f64::max);
-    format!(
-        "# Made by `lsmtune workload analyze` from {source}:\n\
-         # {} queries over {:.1} s (peak {:.0} queries/s), {} distinct keys, the hottest 1% \
-         taking {:.0}% of the accesses.\n\
-         # Merges count as puts and range deletes as deletes; timing is not kept (the \
-         measured phase runs as fast as it can).{}\n\
-         name = \"{name}\"\n\
-         num = {}\n\
-         key_size = {}\n\
-         value_size = {}\n\
-         \n[ops]\n{ops}\n[keys]\n{keys}\n",
-        s.records,
-        s.seconds,
-        peak,
-        s.distinct_keys,
-        s.top1pct_share * 100.0,
-        if s.value_bytes_max == 0 {
-            "\n# The trace writes nothing: values are 100 bytes."
-        } else {
-            ""
-        },
-        s.distinct_keys.max(1),
-        (s.key_bytes_mean.round() as u64).clamp(8, 1024),
-        if s.value_bytes_max > 0 {
+    let mut comments = vec![
+        format!(
+            "Made by `lsmtune workload analyze` from {}:",
+            comment_text(source)
+        ),
+        format!(
+            "{} queries over {:.1} s (peak {:.0} queries/s), {} distinct keys, the hottest 1% \
+             taking {:.0}% of the accesses.",
+            s.records,
+            s.seconds,
+            peak,
+            s.distinct_keys,
+            s.top1pct_share * 100.0
+        ),
+        "Merges count as puts and range deletes as deletes; timing is not kept (the measured \
+         phase runs as fast as it can)."
+            .to_string(),
+    ];
+    if s.value_bytes_max == 0 {
+        comments.push("The trace writes nothing: values are 100 bytes.".into());
+    }
+    render_generated(&Generated {
+        comments,
+        name,
+        num: s.distinct_keys.max(1) as u64,
+        key_size: s.key_bytes_mean.round() as u64,
+        value_size: if s.value_bytes_max > 0 {
             (s.value_bytes_mean.round() as u64).max(1)
         } else {
             100
         },
-    )
+        ops: &mix.ops,
+        keys: &keys,
+    })
 }
 
 #[cfg(test)]
@@ -634,7 +639,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v))
         );
         assert_eq!(s.value_bytes_max, 7);
-        let text = workload_file(&s, "svc", "t.trace");
+        let text = workload_file(&s, "svc", "t.trace").unwrap();
         let loaded = super::super::workload_file::parse_toml(&text, "svc").unwrap();
         assert_eq!(loaded.workload.label(), "svc");
     }

@@ -122,6 +122,121 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// A workload file as `workload analyze` and `workload from-db` write it: what it was made
+/// from, as comments, then the workload.
+pub struct Generated<'a> {
+    /// Comment lines (text from outside, such as a path, is escaped: it cannot end a comment).
+    pub comments: Vec<String>,
+    pub name: &'a str,
+    pub num: u64,
+    pub key_size: u64,
+    pub value_size: u64,
+    /// Operation counts (or any weights): written as they are, or as percentages when a count is
+    /// past what a file may hold.
+    pub ops: &'a OpWeights,
+    pub keys: &'a KeyDist,
+}
+
+/// The `[ops]` table in the order of [`OpWeights`], zero weights left out.
+struct Shares(Vec<(&'static str, f64)>);
+
+impl serde::Serialize for Shares {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct GeneratedFile<'a> {
+    name: &'a str,
+    num: u64,
+    key_size: u64,
+    value_size: u64,
+    ops: Shares,
+    keys: &'a KeyDist,
+}
+
+/// Text made safe for one comment line: control characters escaped (a newline in a path would
+/// end the comment and start a key), clipped to 400 characters.
+pub fn comment_text(text: &str) -> String {
+    let escaped: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    clip_message(&escaped)
+}
+
+/// `v` rounded to 4 significant digits (a percentage such as 83.33).
+fn round4(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 0.0;
+    }
+    let scale = 10f64.powi(3 - v.log10().floor() as i32);
+    (v * scale).round() / scale
+}
+
+/// Render a generated workload file with the toml crate's serializer, so any name is escaped
+/// (a name holding a newline or a `"` once injected keys or made a file `workload check`
+/// refused) and every number is clamped into the bounds `workload check` reads back with.
+pub fn render_generated(g: &Generated) -> Result<String, String> {
+    // The counts as they are when a file may hold them, else as percentages (a count of 2^64
+    // is past the weights' bound, a share is not).
+    let fits = g
+        .ops
+        .array()
+        .iter()
+        .all(|(_, w)| bounds::OP_WEIGHT.check(*w).is_ok());
+    let shares: Vec<(&'static str, f64)> = if fits {
+        g.ops.array().to_vec()
+    } else {
+        g.ops
+            .shares()
+            .into_iter()
+            .map(|(k, share)| (k, round4(share * 100.0)))
+            .collect()
+    };
+    let shares: Vec<(&'static str, f64)> = shares.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    let file = GeneratedFile {
+        name: g.name,
+        num: g.num.clamp(bounds::NUM.min, bounds::NUM.max),
+        key_size: g.key_size.clamp(bounds::KEY_SIZE.min, bounds::KEY_SIZE.max),
+        value_size: g
+            .value_size
+            .clamp(bounds::VALUE_SIZE.min, bounds::VALUE_SIZE.max),
+        ops: if shares.is_empty() {
+            Shares(vec![("get", 50.0), ("put", 50.0)])
+        } else {
+            Shares(shares)
+        },
+        keys: g.keys,
+    };
+    let body = toml::to_string(&file).map_err(|e| format!("writing the workload file: {e}"))?;
+    let mut out = String::new();
+    for c in &g.comments {
+        for line in c.lines() {
+            out.push_str("# ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&body);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// Whether `text` (a `--workload` argument) names a file rather than a workload.
 pub fn looks_like_file(text: &str) -> bool {
     let p = Path::new(text);
@@ -734,6 +849,40 @@ theta = 0.9
         assert_eq!(w("maxexecutiontime=30\n").ops, None);
         let none = w("maxexecutiontime=0\n");
         assert_eq!((none.duration, none.ops), (None, Some(1000)));
+    }
+
+    #[test]
+    fn a_generated_file_reads_back_whatever_its_name_and_numbers() {
+        let ops = OpWeights {
+            get: u64::MAX as f64,
+            put: 1.0,
+            ..OpWeights::default()
+        };
+        let name = "svc\"\nthreads = 64\nload = false\n[ops]\nput = 1";
+        let text = render_generated(&Generated {
+            comments: vec![format!("from {}", comment_text("/data/a\nthreads = 9"))],
+            name,
+            num: u64::MAX,
+            key_size: 0,
+            value_size: u64::MAX,
+            ops: &ops,
+            keys: &KeyDist::Zipfian { theta: 0.9 },
+        })
+        .unwrap();
+        let w = parse_toml(&text, "x")
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .workload;
+        assert_eq!(w.label(), name);
+        assert_eq!((w.threads, w.num), (1, bounds::NUM.max));
+        assert_eq!((w.key_size, w.value_size), (8, 64 << 20));
+        let m = w.mix.unwrap();
+        assert!(
+            m.load && m.ops.get == 100.0 && m.ops.put > 0.0,
+            "{:?}",
+            m.ops
+        );
+        assert_eq!(m.keys, KeyDist::Zipfian { theta: 0.9 });
+        assert!(text.starts_with("# from /data/a\\nthreads = 9\n"), "{text}");
     }
 
     fn parsed_err(text: &str) -> String {

@@ -90,7 +90,8 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<()> {
 fn analyze(path: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
     let t = trace::read(path).map_err(|e| anyhow!(e))?;
     let s = trace::analyze(&t);
-    let file = trace::workload_file(&s, &stem(path), &path.display().to_string());
+    let file = trace::workload_file(&s, &stem(path), &path.display().to_string())
+        .map_err(|e| anyhow!(e))?;
     write_out(out, &file)?;
     if json.emit(&s)? {
         return Ok(());
@@ -144,7 +145,8 @@ fn analyze(path: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
 
 fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
     let f = livedb::inspect(dir).map_err(|e| anyhow!(e))?;
-    let file = livedb::workload_file(&f, &stem(dir), &dir.display().to_string());
+    let file = livedb::workload_file(&f, &stem(dir), &dir.display().to_string())
+        .map_err(|e| anyhow!(e))?;
     write_out(out, &file)?;
     if json.emit(&f)? {
         return Ok(());
@@ -169,7 +171,7 @@ fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
         f.deletions,
         f.key_size().map_or("?".into(), |k| format!("{k:.1}")),
         f.value_size().map_or("?".into(), |v| format!("{v:.1}")),
-        human_bytes(f.data_bytes as i64)
+        human_bytes(f.data_bytes.min(i64::MAX as u64) as i64)
     );
     if let Some(ops) = f.ops() {
         let shares: Vec<String> = ops
