@@ -272,6 +272,12 @@ check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \
   "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down.ini" --db-bench "$work/db_bench" --timeout 2s
 that "within seconds" test $(( $(date +%s) - start )) -lt 30
 
+# Durations under a second are shown as such; a run timeout under a second is refused.
+check "--run-timeout 1ms is refused" 2 "run timeout must be 1 to" -- \
+  "$bin" tune --workload readrandom --run-timeout 1ms --out "$work/rt"
+check "a 500 ms probe timeout is reported as 500 ms, not 0 s" 2 "no answer within 500 ms" -- \
+  "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down2.ini" --db-bench "$work/db_bench" --timeout 500ms
+
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi
 echo "every case passed"

@@ -237,6 +237,23 @@ pub fn render_generated(g: &Generated) -> Result<String, String> {
     Ok(out)
 }
 
+/// A duration as a person reads it, in the syntax [`parse_duration`] takes: `250 ms`, `1.5 s`,
+/// `300 s` (a 1 ms timeout was once reported as "within 0 s").
+pub fn human_duration(d: Duration) -> String {
+    let trim = |v: f64| {
+        let t = format!("{v:.3}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    let secs = d.as_secs_f64();
+    if secs >= 1.0 {
+        format!("{} s", trim(secs))
+    } else if d >= Duration::from_millis(1) {
+        format!("{} ms", trim(secs * 1e3))
+    } else {
+        format!("{} us", trim(secs * 1e6))
+    }
+}
+
 /// Whether `text` (a `--workload` argument) names a file rather than a workload.
 pub fn looks_like_file(text: &str) -> bool {
     let p = Path::new(text);
@@ -924,6 +941,18 @@ theta = 0.9
                 .contains("trace:FILE")
         );
         assert_eq!(Source::Trace("/t/a.trace".into()).label(), "trace-a");
+    }
+
+    #[test]
+    fn durations_read_as_they_are_written() {
+        assert_eq!(human_duration(Duration::from_millis(1)), "1 ms");
+        assert_eq!(human_duration(Duration::from_micros(1500)), "1.5 ms");
+        assert_eq!(human_duration(Duration::from_micros(20)), "20 us");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(human_duration(Duration::from_secs(300)), "300 s");
+        for d in ["1 ms", "1.5 s", "300 s"] {
+            assert_eq!(human_duration(parse_duration(d).unwrap()), d);
+        }
     }
 
     #[test]

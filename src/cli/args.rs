@@ -45,6 +45,12 @@ pub fn measured_duration(text: &str) -> Result<std::time::Duration, String> {
     bounds::DURATION.check_parsed(parse_duration(text)?)
 }
 
+/// How long one benchmark run may take (`--run-timeout`, `bench --timeout`): at least a second
+/// ([`bounds::RUN_TIMEOUT`]); a worker cannot even start in less.
+pub fn run_timeout(text: &str) -> Result<std::time::Duration, String> {
+    bounds::RUN_TIMEOUT.check_parsed(parse_duration(text)?)
+}
+
 /// Flags shared by every command that calibrates.
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
@@ -483,6 +489,15 @@ mod tests {
             ),
             (&["tune", "--max-p99", "-1ms"], "must be a positive number"),
             (&["tune", "--trace-speed", "-1"], "trace-speed must be"),
+            (
+                &["tune", "--run-timeout", "1ms"],
+                "run timeout must be 1 to",
+            ),
+            (
+                &["compare", "--run-timeout", "1ms"],
+                "run timeout must be 1 to",
+            ),
+            (&["bench", "--timeout", "1ms"], "run timeout must be 1 to"),
         ] {
             let e = refused(args);
             assert!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::args::{Json, count, fraction, parse_duration, say};
+use super::args::{Json, count, fraction, say};
 use super::note_swept;
 use super::progress::Spinner;
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
@@ -58,7 +58,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Stop a run that takes longer than this.
-    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, value_parser = super::args::run_timeout, default_value = "10m")]
     pub timeout: std::time::Duration,
     /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]

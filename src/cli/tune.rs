@@ -127,7 +127,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Stop a benchmark run that takes longer than this.
-    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
+    #[arg(long, value_parser = super::args::run_timeout, default_value = "5m")]
     pub run_timeout: Duration,
     /// Stop a benchmark run whose memory exceeds this (size or share of memory).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
