@@ -12,15 +12,20 @@ use std::time::Duration;
 pub struct Whole {
     /// What it is called where it is written (`num`; a flag's error also shows `--num`).
     pub name: &'static str,
+    /// The least value allowed.
     pub min: u64,
+    /// The largest value allowed.
     pub max: u64,
 }
 
 /// A real quantity and the range it must be in.
 #[derive(Debug, Clone, Copy)]
 pub struct Real {
+    /// What it is called where it is written.
     pub name: &'static str,
+    /// The least value allowed (or the bound just below it, with `above_min`).
     pub min: f64,
+    /// The largest value allowed.
     pub max: f64,
     /// The minimum itself is refused (a rate must be above 0, not 0).
     pub above_min: bool,

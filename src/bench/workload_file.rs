@@ -127,13 +127,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct Generated<'a> {
     /// Comment lines (text from outside, such as a path, is escaped: it cannot end a comment).
     pub comments: Vec<String>,
+    /// The workload's name (any text: it is escaped).
     pub name: &'a str,
+    /// Keys in the key space (clamped into `num`'s bounds).
     pub num: u64,
+    /// Key size in bytes (clamped into `key_size`'s bounds).
     pub key_size: u64,
+    /// Value size in bytes (clamped into `value_size`'s bounds).
     pub value_size: u64,
     /// Operation counts (or any weights): written as they are, or as percentages when a count is
     /// past what a file may hold.
     pub ops: &'a OpWeights,
+    /// Key popularity.
     pub keys: &'a KeyDist,
 }
 
