@@ -226,6 +226,21 @@ open(p, "wb").write(b)
 PY
 check "a GGUF claiming 4 billion blocks is an error" 2 "block" -- \
   "$bin" llm chat --model "$work/tiny" --prompt hi --max-tokens 2
+# 7. A GGUF whose alignment candle would divide by: listed as not runnable, with the reason.
+mkdir -p "$work/models-bad/bad"
+python3 - "$work/models-bad/bad/align0.gguf" <<'PY'
+import struct, sys
+def s(x): return struct.pack("<Q", len(x)) + x
+b = b"GGUF" + struct.pack("<IQQ", 3, 0, 2)
+b += s(b"general.architecture") + struct.pack("<I", 8) + s(b"llama")
+b += s(b"general.alignment") + struct.pack("<II", 4, 0)
+assert len(b) == 102
+open(sys.argv[1], "wb").write(b)
+PY
+LSMTUNE_MODELS_DIR="$work/models-bad" check "models list with an alignment-0 GGUF lists it and why" 0 \
+  "general.alignment is 0" -- "$bin" models list
+check "llm chat on it is an error, not a crash" 2 "general.alignment is 0" -- \
+  "$bin" llm chat --model "$work/models-bad/bad/align0.gguf" --prompt hi
 check "compare --seeds 2^64-1 is refused" 2 "seeds" -- \
   "$bin" compare --seeds 18446744073709551615 --out "$work/c1"
 check "--min-effect NaN is refused" 2 "min-effect" -- \
@@ -239,11 +254,80 @@ python3 -c "print('[DBOptions]'); print('x' * 10_000_000)" > "$work/long.ini"
 out=$("$bin" options validate "$work/long.ini" 2>&1); code=$?
 that "a 10 MB line is not echoed whole (exit $code, ${#out} bytes of output)" \
   bash -c "[ ${#out} -lt 20000 ] && [ $code -ne 101 ]"
+# 15. An error about a file quotes a clipped excerpt, never the whole line.
+python3 -c "print('name = \"' + 'x' * 50_000_000 + '\" oops'); print('[ops]'); print('get = 1')" > "$work/long.toml"
+out=$("$bin" workload check "$work/long.toml" 2>&1); code=$?
+that "a TOML error on a 50 MB line is a few lines (exit $code, ${#out} bytes of output)" \
+  bash -c "[ ${#out} -lt 5000 ] && [ $code = 2 ]"
+python3 -c "print('a = ' + '[' * 300_000)" > "$work/deep.toml"
+out=$("$bin" workload check "$work/deep.toml" 2>&1); code=$?
+that "deep nesting is not echoed (exit $code, ${#out} bytes of output)" \
+  bash -c "[ ${#out} -lt 5000 ] && [ $code = 2 ]"
+# 8. A count in a file never makes room the bytes cannot fill.
+python3 - "$work/huge-count.trace" <<'PY'
+import struct, sys
+def rec(ts, ty, payload): return struct.pack("<QBI", ts, ty, len(payload)) + payload
+header = b"feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: 7.8\n"
+batch = bytes(8) + struct.pack("<I", 0xFFFFFFFF) + b"\x01\x01k\x01v"   # claims 2^32-1 ops, holds 1
+write = struct.pack("<Q", 1 << 1) + bytes([len(batch)]) + batch
+open(sys.argv[1], "wb").write(rec(1, 1, header) + rec(2, 3, write))
+PY
+check "a write batch claiming 2^32-1 operations is read as what it holds" 0 "1 queries" -- \
+  "$bin" workload analyze "$work/huge-count.trace"
+# 9. YCSB's maxexecutiontime is checked like duration.
+printf 'recordcount=1000\nreadproportion=1\nmaxexecutiontime=inf\n' > "$work/inf.properties"
+check "maxexecutiontime=inf is an error naming it, no panic" 2 "maxexecutiontime must be" -- \
+  "$bin" workload check "$work/inf.properties"
+# 11. Key ranges are checked in closed form and capped: no hang, no 8 PB table.
+printf 'num = 1000000000000\n[ops]\nget = 1\n[keys]\ndist = "power"\na = 0.002\nb = 0.3\nranges = {num = 1000000000000, a = 0, b = 0, c = 0, d = 0}\n' > "$work/ranges.toml"
+check "10^12 key ranges are refused at once" 2 "keys.ranges.num must be 1 to 1000000" -- \
+  timeout 20 "$bin" workload check "$work/ranges.toml"
+sed -i 's/num = 1000000000000, a/num = 1000000, a/' "$work/ranges.toml"
+check "a million all-zero ranges are named at once" 2 "is 0 for every range" -- \
+  timeout 20 "$bin" workload check "$work/ranges.toml"
+# 13. Generated workload files are written by a TOML serializer: a name cannot inject keys.
+evil="$work/svc
+threads = 64"
+mkdir "$evil"; echo MANIFEST-000001 > "$evil/CURRENT"
+check "from-db on a folder whose name holds a newline" 0 "wrote" -- \
+  "$bin" workload from-db "$evil" --out "$work/evil.toml"
+check "the file reads back with the name whole and no injected key" 0 '"threads": 1,' -- \
+  "$bin" workload check --json "$work/evil.toml"
+# 14. One set of bounds for a number, from a flag or from a file.
+check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
+  "$bin" bench --workload readrandom --ops 18446744073709551615
+check "--dataset-size 1e30 is refused" 2 "dataset-size must be" -- \
+  "$bin" bench --workload readrandom --dataset-size 1e30
+check "--max-p99 -1ms reaches the real check" 2 "must be a positive number" -- \
+  "$bin" tune --workload readrandom --max-p99 -1ms --out "$work/p99"
+echo '{"num": 18446744073709551615, "ops": {"get": 1}}' > "$work/huge.json"
+check "a file's num of 2^64-1 is refused like --num" 2 "num must be 1 to" -- \
+  "$bin" workload check "$work/huge.json"
+printf 'recordcount=1e300\nreadproportion=1\n' > "$work/huge.properties"
+check "YCSB recordcount=1e300 is refused, not saturated" 2 "recordcount must be 1 to" -- \
+  "$bin" workload check "$work/huge.properties"
+printf '[ops]\nget = 1e308\nput = 1e308\n' > "$work/weights.toml"
+check "weights whose sum overflows are refused" 2 "ops.get must be" -- \
+  "$bin" workload check "$work/weights.toml"
+# 16. Inputs are regular files of a sane size: a device or a FIFO is refused at once.
+check "/dev/zero as a workload file is refused" 2 "character device" -- \
+  timeout 20 "$bin" workload check /dev/zero
+mkfifo "$work/fifo.trace"
+check "a FIFO as a trace is refused, no hang" 2 "is a FIFO" -- \
+  timeout 20 "$bin" workload analyze "$work/fifo.trace"
+check "/dev/zero as an OPTIONS file is refused" 2 "character device" -- \
+  timeout 20 "$bin" options validate /dev/zero
 printf '#!/bin/sh\nsleep 600\n' > "$work/db_bench"; chmod +x "$work/db_bench"
 start=$(date +%s)
 check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \
   "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down.ini" --db-bench "$work/db_bench" --timeout 2s
 that "within seconds" test $(( $(date +%s) - start )) -lt 30
+
+# Durations under a second are shown as such; a run timeout under a second is refused.
+check "--run-timeout 1ms is refused" 2 "run timeout must be 1 to" -- \
+  "$bin" tune --workload readrandom --run-timeout 1ms --out "$work/rt"
+check "a 500 ms probe timeout is reported as 500 ms, not 0 s" 2 "no answer within 500 ms" -- \
+  "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down2.ini" --db-bench "$work/db_bench" --timeout 500ms
 
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi

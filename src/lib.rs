@@ -2,6 +2,7 @@
 //!
 //! Module map (the table of contents):
 //! - [`options`]: the option catalog, OPTIONS files, the calibrator, RocksDB's verdict.
+//! - [`bounds`]: the one table of limits every number from a flag or a file is checked against.
 //! - [`bench`]: measuring configurations (in-process runner, isolated workers, db_bench, statistics).
 //! - [`llm`]: language models behind one trait (local backend on the own forward pass or candle, chat templates, test models).
 //! - [`grammar`]: the proposal schema from the catalog, and constrained decoding with llguidance.
@@ -14,15 +15,19 @@
 //! - [`rng`]: the one seeded random number generator.
 //! - [`scratch`]: scratch folders lsmtune makes for itself, each naming its owner, and the sweep
 //!   that removes those of owners provably dead.
+//! - [`input`]: every file a user hands lsmtune, read one way (regular files only, size caps,
+//!   clipped echoes).
 //! - [`interrupt`]: Ctrl-C and SIGTERM as a clean stop; children die with their parent.
 //! - [`http`]: every network call (Hugging Face downloads, OpenAI-compatible endpoints).
 //! - [`cli`]: the command line.
 
 pub mod bench;
+pub mod bounds;
 pub mod cli;
 pub mod compare;
 pub mod grammar;
 pub mod http;
+pub mod input;
 pub mod interrupt;
 pub mod llm;
 pub mod options;

@@ -51,8 +51,8 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> std::result::Result<Outpu
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "no answer within {} s; it was stopped",
-                    timeout.as_secs()
+                    "no answer within {}; it was stopped",
+                    super::workload_file::human_duration(timeout)
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::mix::OpWeights;
+use super::mix::{KeyDist, OpWeights};
+use super::workload_file::{Generated, comment_text, render_generated};
 
 /// What the files of a database say.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -62,14 +63,17 @@ impl Findings {
         let seeks = self.stat("rocksdb.number.db.seek");
         let multiget = self.stat("rocksdb.number.multiget.get");
         let deletes = self.stat("rocksdb.number.keys.deleted");
-        (reads + writes + seeks + multiget > 0).then(|| OpWeights {
-            get: reads as f64,
-            put: writes.saturating_sub(deletes) as f64,
-            delete: deletes as f64,
-            seek: seeks as f64,
-            multiget: multiget as f64,
-            ..OpWeights::default()
-        })
+        [reads, writes, seeks, multiget]
+            .iter()
+            .any(|&n| n > 0)
+            .then(|| OpWeights {
+                get: reads as f64,
+                put: writes.saturating_sub(deletes) as f64,
+                delete: deletes as f64,
+                seek: seeks as f64,
+                multiget: multiget as f64,
+                ..OpWeights::default()
+            })
     }
 }
 
@@ -128,17 +132,38 @@ pub fn inspect(dir: &Path) -> Result<Findings, String> {
     // file number -> (entries, deletions, raw key, raw value, data)
     let mut live: BTreeMap<u64, [u64; 5]> = BTreeMap::new();
     for log in &logs {
-        let text = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        read_log(&String::from_utf8_lossy(&text), &mut f, &mut live);
+        // Streamed: a LOG grows for as long as the database runs, and is never held whole.
+        let mut state = LogState::default();
+        crate::input::for_each_line(log, "LOG", crate::input::LOG_LINE_MAX, |line| {
+            state.line(line, &mut f, &mut live)
+        })?;
     }
     f.log_files = logs;
     f.live_files = live.len();
-    for [e, d, k, v, data] in live.values() {
-        f.entries += e;
-        f.deletions += d;
-        f.raw_key_bytes += k;
-        f.raw_value_bytes += v;
-        f.data_bytes += data;
+    // Checked: the properties are the LOG's word, and a crafted LOG made these sums wrap
+    // ("18446744073709551614 entries", "-2 B").
+    let mut sums = [0u64; 5];
+    let summed = live.values().try_for_each(|props| {
+        for (sum, v) in sums.iter_mut().zip(props) {
+            *sum = sum.checked_add(*v)?;
+        }
+        Some(())
+    });
+    match summed {
+        Some(()) => {
+            [
+                f.entries,
+                f.deletions,
+                f.raw_key_bytes,
+                f.raw_value_bytes,
+                f.data_bytes,
+            ] = sums;
+        }
+        None => f.gaps.push(
+            "the live files' table properties in the LOG add up past 2^64 (a damaged LOG): \
+             key count and sizes unknown"
+                .into(),
+        ),
     }
     if f.log_files.is_empty() {
         f.gaps
@@ -165,13 +190,27 @@ pub fn inspect(dir: &Path) -> Result<Findings, String> {
     Ok(f)
 }
 
+/// Where a LOG being read line by line is: inside a statistics dump or not.
+#[derive(Default)]
+struct LogState {
+    in_stats: bool,
+}
+
+#[cfg(test)]
 fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
-    let mut in_stats = false;
+    let mut state = LogState::default();
     for line in text.lines() {
+        state.line(line, f, live);
+    }
+}
+
+impl LogState {
+    /// Take what one line of the LOG says into `f` and the live files.
+    fn line(&mut self, line: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
         if let Some(json) = line.split_once("EVENT_LOG_v1 ").map(|(_, j)| j) {
-            in_stats = false;
+            self.in_stats = false;
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(json) else {
-                continue;
+                return;
             };
             let n = ev["file_number"].as_u64();
             match (ev["event"].as_str(), n) {
@@ -194,14 +233,14 @@ fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
                 }
                 _ => {}
             }
-            continue;
+            return;
         }
         if line.ends_with("STATISTICS:") {
-            in_stats = true;
+            self.in_stats = true;
             f.statistics.clear();
-            continue;
+            return;
         }
-        if in_stats {
+        if self.in_stats {
             // `rocksdb.block.cache.hit COUNT : 12`; histograms (P50 ...) are passed over.
             let line = line.trim();
             if let Some((name, rest)) = line.split_once(" COUNT : ")
@@ -209,16 +248,18 @@ fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
                 && let Ok(v) = rest.trim().parse::<u64>()
             {
                 f.statistics.insert(name.trim().to_string(), v);
-                continue;
+                return;
             }
             if line.starts_with("rocksdb.") {
-                continue;
+                return;
             }
-            in_stats = false;
+            self.in_stats = false;
         }
         let l = line.trim();
+        // Numbers the LOG states are taken only when they make sense ("stalled NaN%" once).
+        let real = |v: &str, hi: f64| v.parse::<f64>().ok().filter(|x| (0.0..=hi).contains(x));
         if let Some(rest) = l.strip_prefix("Uptime(secs): ") {
-            f.uptime_secs = rest.split_whitespace().next().and_then(|v| v.parse().ok());
+            f.uptime_secs = rest.split_whitespace().next().and_then(|v| real(v, 1e12));
         } else if let Some(rest) = l.strip_prefix("Cumulative writes: ") {
             f.cumulative_writes = rest.split_whitespace().next().and_then(count);
         } else if let Some(rest) = l.strip_prefix("Cumulative stall: ") {
@@ -226,11 +267,11 @@ fn read_log(text: &str, f: &mut Findings, live: &mut BTreeMap<u64, [u64; 5]>) {
                 .split(',')
                 .nth(1)
                 .and_then(|p| p.split_whitespace().next())
-                .and_then(|v| v.parse().ok());
+                .and_then(|v| real(v, 100.0));
         } else if let Some(rest) = l.strip_prefix("Sum ") {
             // The compaction stats table's Sum row: W-Amp is the 12th column after the name.
             let cols: Vec<&str> = rest.split_whitespace().collect();
-            if let Some(w) = cols.get(10).and_then(|v| v.parse::<f64>().ok()) {
+            if let Some(w) = cols.get(10).and_then(|v| real(v, 1e6)) {
                 f.write_amp = Some(w);
             }
         }
@@ -245,27 +286,39 @@ fn count(v: &str) -> Option<u64> {
         'G' => (&v[..v.len() - 1], 1e9),
         _ => (v, 1.0),
     };
-    num.parse::<f64>().ok().map(|n| (n * mult) as u64)
+    num.parse::<f64>()
+        .ok()
+        .map(|n| n * mult)
+        .filter(|n| (0.0..=u64::MAX as f64).contains(n))
+        .map(|n| n as u64)
 }
 
-/// The workload file (TOML) that reproduces what the database holds and does.
-pub fn workload_file(f: &Findings, name: &str, source: &str) -> String {
+/// The workload file (TOML) that reproduces what the database holds and does; written by the
+/// toml crate's serializer (see [`render_generated`]).
+pub fn workload_file(f: &Findings, name: &str, source: &str) -> Result<String, String> {
     let ops = f.ops().unwrap_or(OpWeights {
         get: 1.0,
         put: 1.0,
         ..OpWeights::default()
     });
-    let lines = ops.toml_lines();
-    let gaps: String = f.gaps.iter().map(|g| format!("# - {g}\n")).collect();
-    format!(
-        "# Made by `lsmtune workload from-db` from {source} (read only: the database was not \
-         opened).\n# Not known from its files:\n{gaps}name = \"{name}\"\nnum = {}\nkey_size = \
-         {}\nvalue_size = {}\n\n[ops]\n{lines}\n[keys]\ndist = \"uniform\"\n",
-        f.keys().max(1000),
-        f.key_size()
-            .map_or(16, |k| (k.round() as u64).clamp(8, 1024)),
-        f.value_size().map_or(100, |v| v.round() as u64),
-    )
+    let mut comments = vec![
+        format!(
+            "Made by `lsmtune workload from-db` from {} (read only: the database was not \
+             opened).",
+            comment_text(source)
+        ),
+        "Not known from its files:".to_string(),
+    ];
+    comments.extend(f.gaps.iter().map(|g| format!("- {}", comment_text(g))));
+    render_generated(&Generated {
+        comments,
+        name,
+        num: f.keys().max(1000),
+        key_size: f.key_size().map_or(16, |k| k.round() as u64),
+        value_size: f.value_size().map_or(100, |v| v.round() as u64),
+        ops: &ops,
+        keys: &KeyDist::Uniform,
+    })
 }
 
 #[cfg(test)]

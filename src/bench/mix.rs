@@ -12,9 +12,10 @@ use serde::de::{self, MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::generators::Zipfian;
+use crate::bounds;
 
 /// Largest value a mix may write (the same bound as `--value-size`).
-pub const MAX_VALUE: u64 = 64 << 20;
+pub const MAX_VALUE: u64 = bounds::VALUE_SIZE.max;
 
 /// Relative weights of the operations (they need not sum to 1).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,7 +38,8 @@ pub struct OpWeights {
 }
 
 impl OpWeights {
-    fn array(&self) -> [(&'static str, f64); 7] {
+    /// The weights by name, in the order of the fields.
+    pub(crate) fn array(&self) -> [(&'static str, f64); 7] {
         [
             ("get", self.get),
             ("put", self.put),
@@ -47,15 +49,6 @@ impl OpWeights {
             ("rmw", self.rmw),
             ("insert", self.insert),
         ]
-    }
-
-    /// The non-zero weights as the `[ops]` lines of a workload file (`get = 83`).
-    pub fn toml_lines(&self) -> String {
-        self.array()
-            .iter()
-            .filter(|(_, w)| *w > 0.0)
-            .map(|(k, w)| format!("{k} = {w}\n"))
-            .collect()
     }
 
     /// Share of each operation, in the order of the fields (zero weights included).
@@ -385,19 +378,26 @@ impl Rate {
 
     fn validate(&self) -> Result<(), String> {
         match *self {
-            Rate::Fixed(r) if !(r.is_finite() && r > 0.0) => Err(format!(
-                "rate must be a positive number of operations per second (got {r})"
-            )),
+            Rate::Fixed(r) => bounds::RATE.check(r).map(|_| ()),
             Rate::Sine {
                 a,
                 b,
                 c,
                 d,
                 interval_ms,
-            } if !([a, b, c, d].iter().all(|v| v.is_finite()) && interval_ms > 0 && d > 0.0) => {
-                Err("rate: a sine needs finite a, b, c, d with d > 0 and interval_ms >= 1".into())
+            } => {
+                bounds::RATE.named("rate.d").check(d)?;
+                bounds::RATE
+                    .named("rate.a (its size)")
+                    .check(a.abs().max(f64::MIN_POSITIVE))?;
+                if !([a, b, c].iter().all(|v| v.is_finite()) && interval_ms > 0) {
+                    return Err(
+                        "rate: a sine needs finite a, b, c, d with d > 0 and interval_ms >= 1"
+                            .into(),
+                    );
+                }
+                Ok(())
             }
-            _ => Ok(()),
         }
     }
 }
@@ -496,8 +496,12 @@ impl Mix {
     /// Check every parameter against a key space of `num` keys; the message names the field.
     pub fn validate(&self, num: u64) -> Result<(), String> {
         for (name, w) in self.ops.array() {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(format!("ops.{name} must be a number >= 0 (got {w})"));
+            // Bounded so their sum is a number: 1e308 + 1e308 once made every share 0.
+            if bounds::OP_WEIGHT.check(w).is_err() {
+                return Err(format!(
+                    "ops.{name} must be {} (got {w})",
+                    bounds::OP_WEIGHT.range()
+                ));
             }
         }
         if self.ops.array().iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
@@ -530,7 +534,10 @@ impl Mix {
                     ));
                 }
                 if let Some(r) = ranges {
-                    if r.num == 0 || r.num > num {
+                    // Capped: the sampler holds a table of every range (1e15 once asked for
+                    // 8 PB in the worker).
+                    bounds::KEY_RANGES.check(r.num)?;
+                    if r.num > num {
                         return Err(format!(
                             "keys.ranges.num must be 1..={num} (the key count), got {}",
                             r.num
@@ -539,27 +546,20 @@ impl Mix {
                     if ![r.a, r.b, r.c, r.d].iter().all(|v| v.is_finite()) {
                         return Err("keys.ranges: a, b, c, d must be finite".into());
                     }
-                    if !(1..=r.num).any(|x| range_weight(r, x) > 1e-16) {
-                        return Err(
-                            "keys.ranges: a*exp(b*x) + c*exp(d*x) is 0 for every range".into()
-                        );
-                    }
+                    check_range_weights(r)?;
                 }
             }
         }
         if let Some(k) = &self.key_size {
-            k.validate("key_size", 8, 1024)?;
+            k.validate("key_size", bounds::KEY_SIZE.min, bounds::KEY_SIZE.max)?;
         }
         if let Some(v) = &self.value_size {
-            v.validate("value_size", 0, MAX_VALUE)?;
+            v.validate("value_size", bounds::VALUE_SIZE.min, bounds::VALUE_SIZE.max)?;
         }
-        self.scan_length.validate("scan_length", 0, 1 << 20)?;
-        if !(1..=1024).contains(&self.multiget_size) {
-            return Err(format!(
-                "multiget_size must be 1..=1024 (got {})",
-                self.multiget_size
-            ));
-        }
+        let scan = bounds::SCAN_LENGTH;
+        self.scan_length
+            .validate("scan_length", scan.min, scan.max)?;
+        bounds::MULTIGET_SIZE.check(u64::from(self.multiget_size))?;
         if let Some(r) = &self.rate {
             r.validate()?;
         }
@@ -572,6 +572,40 @@ impl Mix {
             );
         }
         Ok(())
+    }
+}
+
+/// Check mixgraph's range weights `a*exp(b*x) + c*exp(d*x)` over `x` in `1..=r.num` in closed
+/// form, whatever the count (a loop over 1e18 ranges once hung `workload check`): each term is
+/// monotonic in `x`, so both are finite everywhere when finite at the two ends; and the sum has
+/// at most one turning point (where `a*b*exp(b*x) = -c*d*exp(d*x)`), so its largest value is at
+/// an end or beside that point: some range has weight when one of those does.
+fn check_range_weights(r: &KeyRanges) -> Result<(), String> {
+    let n = r.num as f64;
+    for (coef, rate) in [(r.a, r.b), (r.c, r.d)] {
+        for x in [1.0, n] {
+            if !(coef * (rate * x).exp()).is_finite() {
+                return Err(format!(
+                    "keys.ranges: a*exp(b*x) + c*exp(d*x) is not a finite number at range {x} \
+                     (a={}, b={}, c={}, d={})",
+                    r.a, r.b, r.c, r.d
+                ));
+            }
+        }
+    }
+    let mut candidates = vec![1, r.num];
+    let ratio = -(r.c * r.d) / (r.a * r.b);
+    if ratio.is_finite() && ratio > 0.0 && r.b != r.d {
+        let turn = ratio.ln() / (r.b - r.d);
+        if turn.is_finite() {
+            let at = turn.clamp(1.0, n);
+            candidates.extend([at.floor() as u64, at.ceil() as u64]);
+        }
+    }
+    if candidates.iter().any(|&x| range_weight(r, x) > 1e-16) {
+        Ok(())
+    } else {
+        Err("keys.ranges: a*exp(b*x) + c*exp(d*x) is 0 for every range".into())
     }
 }
 
@@ -608,6 +642,47 @@ mod tests {
         m.rate = None;
         m.ops.get = f64::NAN;
         assert!(m.validate(10).unwrap_err().contains("ops.get"));
+    }
+
+    #[test]
+    fn key_ranges_are_checked_in_closed_form_and_capped() {
+        let mut m = mix(OpWeights {
+            get: 1.0,
+            ..Default::default()
+        });
+        let ranges = |num, a, b, c, d| KeyDist::Power {
+            a: 0.002,
+            b: 0.3,
+            ranges: Some(KeyRanges { num, a, b, c, d }),
+        };
+        // 1e15 ranges of the published shape: the sampler would hold a table of 1e15 entries.
+        m.keys = ranges(1_000_000_000_000_000, 14.18, -2.917, 0.0164, -0.08082);
+        let e = m.validate(1_000_000_000_000_000_000).unwrap_err();
+        assert!(e.contains("keys.ranges.num must be 1 to 1000000"), "{e}");
+        // All weights 0 over the largest allowed count: said at once.
+        m.keys = ranges(1_000_000, 0.0, 0.0, 0.0, 0.0);
+        let e = m.validate(1_000_000_000_000).unwrap_err();
+        assert!(e.contains("is 0 for every range"), "{e}");
+        // Weight only around the sum's turning point (x = ln 2 / 1e-4, about 6931): both ends
+        // are below 1e-16, the middle is not, and the check finds it.
+        let r = KeyRanges {
+            num: 1_000_000,
+            a: 1e-13,
+            b: -1e-4,
+            c: -1e-13,
+            d: -2e-4,
+        };
+        assert!(range_weight(&r, 1) == 0.0 && range_weight(&r, r.num) == 0.0);
+        assert!(range_weight(&r, 6931) > 1e-16);
+        m.keys = ranges(r.num, r.a, r.b, r.c, r.d);
+        m.validate(1_000_000_000_000).unwrap();
+        // Overflow at the far end is refused, not turned into a huge share.
+        m.keys = ranges(1000, 1.0, 1.0, 0.0, 0.0);
+        let e = m.validate(1_000_000).unwrap_err();
+        assert!(e.contains("not a finite number"), "{e}");
+        // The published fit passes.
+        m.keys = ranges(30, 14.18, -2.917, 0.0164, -0.08082);
+        m.validate(30_000).unwrap();
     }
 
     #[test]

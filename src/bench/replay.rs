@@ -77,10 +77,16 @@ pub fn replay(
                     let (ro, wo) = (ReadOptions::default(), WriteOptions::default());
                     for r in t.records.iter().skip(id).step_by(threads.max(1)) {
                         let due = if speed > 0.0 {
-                            let at = start
-                                + Duration::from_secs_f64(
-                                    r.micros.saturating_sub(first) as f64 / 1e6 / speed,
-                                );
+                            // Checked: a tiny speed or a crafted timestamp must not panic in
+                            // the conversion or the addition (the run's timeout ends a wait
+                            // that long).
+                            let wait = Duration::try_from_secs_f64(
+                                r.micros.saturating_sub(first) as f64 / 1e6 / speed,
+                            )
+                            .unwrap_or(Duration::MAX);
+                            let at = start.checked_add(wait).unwrap_or_else(|| {
+                                start + Duration::from_secs(u64::from(u32::MAX))
+                            });
                             let now = Instant::now();
                             if at > now {
                                 std::thread::sleep(at - now);

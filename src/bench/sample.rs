@@ -263,7 +263,7 @@ mod tests {
         );
         // A typed failure reads back typed, with the same words.
         let mut t = Sample::default();
-        t.push(Err(RunFailure::Timeout { seconds: 5 }));
+        t.push(Err(RunFailure::Timeout { seconds: 5.0 }));
         let back: Sample = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         assert_eq!(back, t);
         assert!(matches!(back.failures[0], Failure::Typed(_)));

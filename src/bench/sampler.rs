@@ -60,8 +60,20 @@ impl RangeTable {
             if amplify == 0 && p > 0.0 {
                 amplify = (1.0 / p).floor() as u64 + 1;
             }
-            shares.push((amplify as f64 * p).floor() as u64);
+            shares.push((amplify as f64 * p).floor());
         }
+        // As db_bench, in whole shares; scaled down (in proportion) when their sum would not
+        // fit, so no share saturates and no sum wraps.
+        let sum: f64 = shares.iter().filter(|s| s.is_finite()).sum();
+        let scale = if sum > 2f64.powi(52) {
+            2f64.powi(52) / sum
+        } else {
+            1.0
+        };
+        let shares: Vec<u64> = shares
+            .iter()
+            .map(|&s| if s.is_finite() { (s * scale) as u64 } else { 0 })
+            .collect();
         let total: u64 = shares.iter().sum();
         let mut order: Vec<u64> = (0..n).collect();
         let mut rng = Rng::new(total);
@@ -436,6 +448,31 @@ mod tests {
         }
         per_range.sort_unstable_by(|a, b| b.cmp(a));
         assert!(per_range[0] > 10_000, "{per_range:?}");
+    }
+
+    #[test]
+    fn range_shares_that_would_overflow_are_scaled_not_wrapped() {
+        // Weights from 1e300 down to about 1e83 over 1000 ranges: db_bench's integer shares
+        // of these saturate, and their sum wrapped.
+        let r = KeyRanges {
+            num: 1000,
+            a: 1e300,
+            b: -0.5,
+            c: 0.0,
+            d: 0.0,
+        };
+        let t = RangeTable::new(&r, 1_000_000);
+        assert!(
+            t.starts.windows(2).all(|w| w[0].0 < w[1].0),
+            "starts ascend"
+        );
+        assert!(t.total > t.starts.last().unwrap().0);
+        // The heaviest range (x = 1, its share last in the table) takes most draws.
+        let mut rng = Rng::new(3);
+        let first = (0..10_000)
+            .filter(|_| t.range(rng.below(t.total)) == 999)
+            .count();
+        assert!(first > 3_500, "{first}");
     }
 
     #[test]

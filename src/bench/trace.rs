@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::mix::{KeyDist, Mix, OpWeights, SizeDist};
+use super::workload_file::{Generated, comment_text, render_generated};
 
 const MAGIC: &[u8] = b"feedcafedeadbeef";
 const META: usize = 8 + 1 + 4;
@@ -97,11 +98,15 @@ impl<'a> Cursor<'a> {
     fn done(&self) -> bool {
         self.at >= self.buf.len()
     }
+    /// Bytes not read yet: the most a count read from the file may make room for.
+    fn left(&self) -> usize {
+        self.buf.len() - self.at
+    }
 }
 
-/// Read a trace file.
+/// Read a trace file (a regular file of at most [`crate::input::TRACE_MAX`] bytes).
 pub fn read(path: &Path) -> Result<Trace, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("trace {}: {e}", path.display()))?;
+    let bytes = crate::input::read(path, "trace", crate::input::TRACE_MAX)?;
     parse(&bytes).map_err(|e| format!("trace {}: {e}", path.display()))
 }
 
@@ -128,13 +133,15 @@ pub fn parse(bytes: &[u8]) -> Result<Trace, String> {
             .unwrap_or_default()
     };
     let trace_version = field("Trace Version: ");
-    let rocksdb_version = field("RocksDB Version: ");
+    // Shown by `workload analyze`: clipped like every echo of a file.
+    let rocksdb_version = crate::input::clip(&field("RocksDB Version: "));
     let v2 = match trace_version.as_str() {
         "0.1" => false,
         "0.2" => true,
         v => {
             return Err(format!(
-                "trace format `{v}` is not one lsmtune reads (0.1, 0.2)"
+                "trace format `{}` is not one lsmtune reads (0.1, 0.2)",
+                crate::input::clip(v)
             ));
         }
     };
@@ -205,8 +212,10 @@ fn write_batch(p: &mut Cursor, v2: bool) -> Result<Vec<BatchOp>, String> {
         base,
     };
     b.take(8, "a write batch's sequence")?;
+    // The count is the file's word: never more room than the bytes left could fill (an
+    // operation takes at least a tag and a length byte); 0xFFFFFFFF once asked for 240 GB.
     let count = b.u32("a write batch's count")?;
-    let mut ops = Vec::with_capacity(count as usize);
+    let mut ops = Vec::with_capacity((count as usize).min(b.left() / 2));
     while !b.done() {
         let tag = b.take(1, "a write batch tag")?[0];
         if matches!(tag, 0x4..=0x6 | 0x8 | 0xE | 0x10 | 0x17 | 0x19) {
@@ -296,6 +305,15 @@ fn multiget(p: &mut Cursor) -> Result<Vec<Vec<u8>>, String> {
         at: 0,
         base: p.base,
     };
+    // Each key takes at least its length byte: a size the keys cannot fill is an error before
+    // any room is made for them.
+    if n as usize > k.left() {
+        return Err(format!(
+            "a multiget of {n} keys in {} bytes of keys at byte {}",
+            k.left(),
+            p.base
+        ));
+    }
     (0..n).map(|_| k.slice("a multiget key")).collect()
 }
 
@@ -481,45 +499,49 @@ pub fn to_mix(s: &Summary, name: &str) -> Mix {
     mix
 }
 
-/// The workload file (TOML) equivalent to a trace, with what it was made from as comments.
-pub fn workload_file(s: &Summary, name: &str, source: &str) -> String {
+/// The workload file (TOML) equivalent to a trace, with what it was made from as comments;
+/// written by the toml crate's serializer (see [`render_generated`]).
+pub fn workload_file(s: &Summary, name: &str, source: &str) -> Result<String, String> {
     let mix = to_mix(s, name);
-    let o = &mix.ops;
     let keys = match mix.keys {
-        KeyDist::Zipfian { theta } => format!("dist = \"zipfian\"\ntheta = {theta}"),
-        _ => "dist = \"uniform\"".to_string(),
+        KeyDist::Zipfian { theta } => KeyDist::Zipfian { theta },
+        _ => KeyDist::Uniform,
     };
-    let ops = o.toml_lines();
     let peak = s.qps.iter().copied().fold(0.0, f64::max);
-    format!(
-        "# Made by `lsmtune workload analyze` from {source}:\n\
-         # {} queries over {:.1} s (peak {:.0} queries/s), {} distinct keys, the hottest 1% \
-         taking {:.0}% of the accesses.\n\
-         # Merges count as puts and range deletes as deletes; timing is not kept (the \
-         measured phase runs as fast as it can).{}\n\
-         name = \"{name}\"\n\
-         num = {}\n\
-         key_size = {}\n\
-         value_size = {}\n\
-         \n[ops]\n{ops}\n[keys]\n{keys}\n",
-        s.records,
-        s.seconds,
-        peak,
-        s.distinct_keys,
-        s.top1pct_share * 100.0,
-        if s.value_bytes_max == 0 {
-            "\n# The trace writes nothing: values are 100 bytes."
-        } else {
-            ""
-        },
-        s.distinct_keys.max(1),
-        (s.key_bytes_mean.round() as u64).clamp(8, 1024),
-        if s.value_bytes_max > 0 {
+    let mut comments = vec![
+        format!(
+            "Made by `lsmtune workload analyze` from {}:",
+            comment_text(source)
+        ),
+        format!(
+            "{} queries over {:.1} s (peak {:.0} queries/s), {} distinct keys, the hottest 1% \
+             taking {:.0}% of the accesses.",
+            s.records,
+            s.seconds,
+            peak,
+            s.distinct_keys,
+            s.top1pct_share * 100.0
+        ),
+        "Merges count as puts and range deletes as deletes; timing is not kept (the measured \
+         phase runs as fast as it can)."
+            .to_string(),
+    ];
+    if s.value_bytes_max == 0 {
+        comments.push("The trace writes nothing: values are 100 bytes.".into());
+    }
+    render_generated(&Generated {
+        comments,
+        name,
+        num: s.distinct_keys.max(1) as u64,
+        key_size: s.key_bytes_mean.round() as u64,
+        value_size: if s.value_bytes_max > 0 {
             (s.value_bytes_mean.round() as u64).max(1)
         } else {
             100
         },
-    )
+        ops: &mix.ops,
+        keys: &keys,
+    })
 }
 
 #[cfg(test)]
@@ -617,7 +639,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v))
         );
         assert_eq!(s.value_bytes_max, 7);
-        let text = workload_file(&s, "svc", "t.trace");
+        let text = workload_file(&s, "svc", "t.trace").unwrap();
         let loaded = super::super::workload_file::parse_toml(&text, "svc").unwrap();
         assert_eq!(loaded.workload.label(), "svc");
     }
@@ -641,6 +663,66 @@ mod tests {
                 .unwrap_err()
                 .contains("not a RocksDB query trace")
         );
+    }
+
+    /// A format-0.2 header and one record of type `ty` whose payload is `payload`.
+    fn one_record(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        rec(
+            &mut t,
+            1,
+            1,
+            b"feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: 7.8\n",
+        );
+        rec(&mut t, 2, ty, payload);
+        t
+    }
+
+    #[test]
+    fn counts_in_the_file_never_make_room_the_bytes_cannot_fill() {
+        // A write batch claiming 0xFFFFFFFF operations and holding one put: read as what it
+        // holds (this once aborted the process on a 240 GB allocation).
+        let mut batch = vec![0u8; 8];
+        batch.extend(u32::MAX.to_le_bytes());
+        batch.push(0x1);
+        slice(&mut batch, b"k");
+        slice(&mut batch, b"v");
+        let mut w = (1u64 << 1).to_le_bytes().to_vec();
+        slice(&mut w, &batch);
+        let t = parse(&one_record(3, &w)).unwrap();
+        assert_eq!(
+            t.records[0].query,
+            Query::Write(vec![BatchOp::Put(b"k".to_vec(), b"v".to_vec())])
+        );
+        // A multiget claiming 0xFFFFFFFF keys in 2 bytes of keys: an error naming it.
+        let mut m = ((1u64 << 8) | (1 << 10)).to_le_bytes().to_vec();
+        m.extend(u32::MAX.to_le_bytes());
+        slice(&mut m, &[1, b'a']);
+        let e = parse(&one_record(13, &m)).unwrap_err();
+        assert!(e.contains("multiget of 4294967295 keys in 2 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_long_version_in_the_header_is_not_echoed_whole() {
+        let mut t = Vec::new();
+        let header = format!(
+            "feedcafedeadbeef\tTrace Version: {}\tRocksDB Version: 7.8\n",
+            "9".repeat(1 << 20)
+        );
+        rec(&mut t, 1, 1, header.as_bytes());
+        let e = parse(&t).unwrap_err();
+        assert!(
+            e.len() < 400 && e.contains("trace format"),
+            "{} bytes",
+            e.len()
+        );
+        let header = format!(
+            "feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: {}\n",
+            "7".repeat(1 << 20)
+        );
+        let mut t = Vec::new();
+        rec(&mut t, 1, 1, header.as_bytes());
+        assert!(parse(&t).unwrap().rocksdb_version.len() < 400);
     }
 
     #[test]

@@ -74,8 +74,11 @@ pub enum RunFailure {
     Error { message: String },
     #[error("the worker crashed ({how}); last output: {stderr}")]
     Crash { how: String, stderr: String },
-    #[error("the run did not finish within {seconds} s and was stopped")]
-    Timeout { seconds: u64 },
+    #[error(
+        "the run did not finish within {} and was stopped",
+        super::workload_file::human_duration(std::time::Duration::from_secs_f64(seconds.max(0.0)))
+    )]
+    Timeout { seconds: f64 },
     #[error("the worker used {rss} bytes, over the memory limit of {limit} bytes, and was stopped")]
     OutOfMemory { rss: u64, limit: u64 },
     #[error("could not run the worker: {message}")]
@@ -178,7 +181,7 @@ pub fn watch(
             let _ = child.kill();
             let _ = child.wait();
             return Err(RunFailure::Timeout {
-                seconds: limits.timeout.as_secs(),
+                seconds: limits.timeout.as_secs_f64(),
             });
         }
         if let Some(rss) = rss_of(pid) {

@@ -323,28 +323,28 @@ impl Workload {
         self.ops.unwrap_or(self.num)
     }
 
-    /// Check the parameters; the message says which flag is wrong.
+    /// Check the parameters against the one table of limits ([`crate::bounds`]) flags and
+    /// files share; the message names the quantity.
     pub fn validate(&self) -> Result<(), String> {
-        if self.num == 0 {
-            return Err("--num must be at least 1".into());
+        use crate::bounds::{
+            COMPRESSION_RATIO, DURATION, KEY_SIZE, NUM, OPS, READWRITEPERCENT, SCAN_LENGTH,
+            THREADS, VALUE_SIZE, trace_speed,
+        };
+        NUM.check(self.num)?;
+        KEY_SIZE.check(self.key_size as u64)?;
+        VALUE_SIZE.check(self.value_size as u64)?;
+        THREADS.check(self.threads as u64)?;
+        READWRITEPERCENT.check(u64::from(self.readwritepercent))?;
+        SCAN_LENGTH.check(u64::from(self.seek_nexts))?;
+        COMPRESSION_RATIO.check(self.compression_ratio)?;
+        if let Some(ops) = self.ops {
+            OPS.check(ops)?;
         }
-        if !(8..=1024).contains(&self.key_size) {
-            return Err("--key-size must be 8..=1024 bytes".into());
+        if let Some(d) = self.duration {
+            DURATION.check_parsed(d)?;
         }
-        if self.value_size > 64 << 20 {
-            return Err("--value-size must be at most 64 MiB".into());
-        }
-        if !(1..=1024).contains(&self.threads) {
-            return Err("--threads must be 1..=1024".into());
-        }
-        if self.readwritepercent > 100 {
-            return Err("--readwritepercent must be 0..=100".into());
-        }
-        if !(self.compression_ratio > 0.0 && self.compression_ratio <= 1.0) {
-            return Err("--compression-ratio must be in (0, 1]".into());
-        }
-        if self.ops == Some(0) {
-            return Err("--ops must be at least 1".into());
+        if let Some(t) = &self.trace {
+            trace_speed(t.speed)?;
         }
         match (&self.mix, self.kind) {
             (Some(m), _) => m.validate(self.num)?,
@@ -547,9 +547,26 @@ mod tests {
     fn validation_names_the_flag() {
         let mut w = Workload::new(Kind::FillRandom);
         w.threads = 0;
-        assert!(w.validate().unwrap_err().contains("--threads"));
+        assert!(
+            w.validate()
+                .unwrap_err()
+                .contains("threads must be 1 to 1024")
+        );
         w.threads = 1;
         w.readwritepercent = 101;
-        assert!(w.validate().unwrap_err().contains("--readwritepercent"));
+        assert!(w.validate().unwrap_err().contains("readwritepercent"));
+        w.readwritepercent = 100;
+        // Numbers past the table's limits, however they got in (a file, a resumed journal).
+        w.num = u64::MAX;
+        assert!(w.validate().unwrap_err().contains("num must be"));
+        w.num = 1000;
+        w.ops = Some(u64::MAX);
+        assert!(w.validate().unwrap_err().contains("ops must be"));
+        w.ops = None;
+        w.seek_nexts = u32::MAX;
+        assert!(w.validate().unwrap_err().contains("seek_nexts"));
+        w.seek_nexts = 0;
+        w.duration = Some(Duration::from_nanos(100));
+        assert!(w.validate().unwrap_err().contains("duration must be 1 to"));
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::bounds;
 use crate::options::{self, CalibrateOptions, Calibrator, Config, OptionsDoc, rocks};
 
 /// `--model` and `--offline`, shared by every command that loads a local model.
@@ -36,6 +37,18 @@ impl ModelSource {
 /// Parse `30s`, `10m`, `1h`, `500ms` or plain seconds (the same syntax as workload files).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::bench::workload_file::parse_duration(text)
+}
+
+/// A measured phase's length (`--duration`): the syntax of [`parse_duration`], the bound of
+/// a workload file's `duration` ([`bounds::DURATION`]).
+pub fn measured_duration(text: &str) -> Result<std::time::Duration, String> {
+    bounds::DURATION.check_parsed(parse_duration(text)?)
+}
+
+/// How long one benchmark run may take (`--run-timeout`, `bench --timeout`): at least a second
+/// ([`bounds::RUN_TIMEOUT`]); a worker cannot even start in less.
+pub fn run_timeout(text: &str) -> Result<std::time::Duration, String> {
+    bounds::RUN_TIMEOUT.check_parsed(parse_duration(text)?)
 }
 
 /// Flags shared by every command that calibrates.
@@ -99,36 +112,39 @@ pub(crate) fn count<T: TryFrom<u64>, const LO: u64, const HI: u64>(
     T::try_from(v).map_err(|_| format!("{v} is too large here"))
 }
 
-/// A finite number in `lo..=hi`.
-fn number(text: &str, lo: f64, hi: f64) -> std::result::Result<f64, String> {
+/// A relative effect such as `--min-effect 0.03` (3%): [`bounds::MIN_EFFECT`].
+pub(crate) fn fraction(text: &str) -> std::result::Result<f64, String> {
+    bounds::MIN_EFFECT.parse(text)
+}
+
+/// A sampling temperature: [`bounds::TEMPERATURE`].
+pub(crate) fn temperature(text: &str) -> std::result::Result<f64, String> {
+    bounds::TEMPERATURE.parse(text)
+}
+
+/// A compressibility ratio: [`bounds::COMPRESSION_RATIO`].
+pub(crate) fn ratio(text: &str) -> std::result::Result<f64, String> {
+    bounds::COMPRESSION_RATIO.parse(text)
+}
+
+/// `--dataset-size`: a size or a share of memory, within [`bounds::DATASET_SIZE`].
+fn dataset_size(text: &str) -> std::result::Result<u64, String> {
+    let bytes = crate::sysinfo::parse_memory_budget(text)?;
+    bounds::DATASET_SIZE.check(bytes).map_err(|_| {
+        format!(
+            "dataset-size must be 1 MiB to 1 PiB (got {})",
+            crate::input::clip(text.trim())
+        )
+    })
+}
+
+/// `--trace-speed`: 0 or within [`bounds::TRACE_SPEED`].
+fn trace_speed(text: &str) -> std::result::Result<f64, String> {
     let v: f64 = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a number"))?;
-    if !v.is_finite() || v < lo || v > hi {
-        return Err(format!(
-            "`{text}` is out of range: use a number from {lo} to {hi}"
-        ));
-    }
-    Ok(v)
-}
-
-/// A relative effect such as `--min-effect 0.03` (3%): finite, 0 to 10.
-pub(crate) fn fraction(text: &str) -> std::result::Result<f64, String> {
-    number(text, 0.0, 10.0)
-}
-
-/// A sampling temperature: finite, 0 to 5.
-pub(crate) fn temperature(text: &str) -> std::result::Result<f64, String> {
-    number(text, 0.0, 5.0)
-}
-
-/// A compressibility ratio: above 0, at most 1.
-pub(crate) fn ratio(text: &str) -> std::result::Result<f64, String> {
-    match number(text, 0.0, 1.0)? {
-        0.0 => Err(format!("`{text}` must be above 0")),
-        v => Ok(v),
-    }
+        .map_err(|_| format!("`{}` is not a number", crate::input::clip(text.trim())))?;
+    bounds::trace_speed(v)
 }
 
 /// `--json` the same way in every command: bare, the command's result as JSON on standard
@@ -309,40 +325,40 @@ pub struct SizeDefaults {
 pub struct WorkloadFlags {
     /// Keys in the key space (db_bench --num; default 100000 for bench and propose, 300000 for
     /// tune and compare: a database larger than a memtable).
-    #[arg(long, value_parser = count::<u64, 1, 1000000000000>)]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| bounds::NUM.parse::<u64>(s))]
     pub num: Option<u64>,
     /// Key size in bytes (default 16).
-    #[arg(long, alias = "key_size", value_parser = count::<usize, 8, 1024>)]
+    #[arg(long, alias = "key_size", allow_hyphen_values = true, value_parser = |s: &str| bounds::KEY_SIZE.parse::<usize>(s))]
     pub key_size: Option<usize>,
     /// Value size in bytes (default 100 for bench and propose, 400 for tune and compare).
-    #[arg(long, alias = "value_size", value_parser = count::<usize, 0, 67108864>)]
+    #[arg(long, alias = "value_size", allow_hyphen_values = true, value_parser = |s: &str| bounds::VALUE_SIZE.parse::<usize>(s))]
     pub value_size: Option<usize>,
     /// Threads of the measured phase (default 1 for bench and propose, 2 for tune and
     /// compare).
-    #[arg(long, value_parser = count::<usize, 1, 1024>)]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| bounds::THREADS.parse::<usize>(s))]
     pub threads: Option<usize>,
     /// Operations per thread in the measured phase (db_bench --reads/--writes; default --num).
-    #[arg(long, alias = "reads")]
+    #[arg(long, alias = "reads", allow_hyphen_values = true, value_parser = |s: &str| bounds::OPS.parse::<u64>(s))]
     pub ops: Option<u64>,
-    /// Measure for this long instead of a count (30s, 2m).
-    #[arg(long, value_parser = parse_duration)]
+    /// Measure for this long instead of a count (30s, 2m; at least 1s).
+    #[arg(long, allow_hyphen_values = true, value_parser = measured_duration)]
     pub duration: Option<std::time::Duration>,
     /// Percent reads in readrandomwriterandom (default 90).
-    #[arg(long, value_parser = count::<u32, 0, 100>)]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| bounds::READWRITEPERCENT.parse::<u32>(s))]
     pub readwritepercent: Option<u32>,
     /// Entries read after each seek in seekrandom (default 0).
-    #[arg(long, alias = "seek_nexts")]
+    #[arg(long, alias = "seek_nexts", allow_hyphen_values = true, value_parser = |s: &str| bounds::SCAN_LENGTH.parse::<u32>(s))]
     pub seek_nexts: Option<u32>,
     /// How compressible values are (0.5 = to half; default 0.5).
-    #[arg(long, alias = "compression_ratio", value_parser = ratio)]
+    #[arg(long, alias = "compression_ratio", allow_hyphen_values = true, value_parser = ratio)]
     pub compression_ratio: Option<f64>,
     /// Size the key count so the data (keys x (key + value size)) is about this large: 1G,
     /// 500M. Overrides --num.
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    #[arg(long, allow_hyphen_values = true, value_parser = dataset_size)]
     pub dataset_size: Option<u64>,
     /// Replay a trace (--workload trace:FILE) at its own pace times this (2 = twice as fast);
-    /// 0, the default, replays as fast as the database allows.
-    #[arg(long, default_value_t = 0.0)]
+    /// 0, the default, replays as fast as the database allows (else 0.001 to 1000000).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = trace_speed)]
     pub trace_speed: f64,
     #[command(flatten)]
     pub mixgraph: MixGraphFlags,
@@ -355,9 +371,7 @@ impl WorkloadFlags {
         source: &crate::bench::workload_file::Source,
         d: &SizeDefaults,
     ) -> Result<crate::bench::Workload> {
-        if !(self.trace_speed >= 0.0 && self.trace_speed.is_finite()) {
-            anyhow::bail!("--trace-speed must be 0 (as fast as possible) or positive");
-        }
+        bounds::trace_speed(self.trace_speed).map_err(|e| anyhow::anyhow!("--{e}"))?;
         let loaded = source
             .load(self.trace_speed)
             .map_err(|e| anyhow::anyhow!(e))?;
@@ -400,7 +414,15 @@ impl WorkloadFlags {
         }
         if let Some(bytes) = self.dataset_size {
             let per_key = (w.key_size + w.value_size).max(1) as u64;
-            w.num = (bytes / per_key).max(1);
+            w.num = bounds::NUM.check((bytes / per_key).max(1)).map_err(|_| {
+                anyhow::anyhow!(
+                    "--dataset-size {} at {per_key} bytes per key makes {} keys, more than \
+                     --num's most ({})",
+                    crate::options::value::human_bytes(bytes as i64),
+                    bytes / per_key,
+                    bounds::NUM.max
+                )
+            })?;
         }
         self.mixgraph.apply(&mut w)?;
         w.validate().map_err(|e| anyhow::anyhow!(e))?;
@@ -417,6 +439,7 @@ macro_rules! mixgraph_flags {
             $(
                 #[arg(
                     long = stringify!($name),
+                    allow_hyphen_values = true,
                     hide_short_help = true,
                     value_name = "V",
                     help_heading = "mixgraph (db_bench's flags; --workload mixgraph)"
@@ -486,5 +509,104 @@ impl MixGraphFlags {
         }
         w.mix = Some(Box::new(g.to_mix()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn refused(args: &[&str]) -> String {
+        let mut all = vec!["lsmtune"];
+        all.extend(args);
+        if args[0] == "bench" {
+            all.extend(["--workload", "readrandom"]);
+        }
+        crate::cli::Cli::try_parse_from(all)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn every_numeric_flag_meets_the_bounds_files_meet() {
+        for (args, says) in [
+            (
+                &["bench", "--ops", "18446744073709551615"][..],
+                "ops must be 1 to",
+            ),
+            (
+                &["bench", "--seek-nexts", "4294967295"],
+                "seek_nexts must be 0 to",
+            ),
+            (&["bench", "--trace-speed", "1e-300"], "trace-speed must be"),
+            (&["bench", "--trace-speed", "-1"], "trace-speed must be"),
+            (
+                &["bench", "--dataset-size", "1e30"],
+                "dataset-size must be 1 MiB to 1 PiB",
+            ),
+            (
+                &["bench", "--duration", "0.0000000001s"],
+                "duration must be 1 to",
+            ),
+            (&["bench", "--duration", "9999999h"], "too long"),
+            (&["bench", "--num", "-5"], "num must be 1 to"),
+            (
+                &["bench", "--min-effect", "-0.1"],
+                "min-effect must be 0 to 10",
+            ),
+            (
+                &["tune", "--min-effect", "-0.1"],
+                "min-effect must be 0 to 10",
+            ),
+            (&["tune", "--max-p99", "-1ms"], "must be a positive number"),
+            (&["tune", "--trace-speed", "-1"], "trace-speed must be"),
+            (
+                &["tune", "--run-timeout", "1ms"],
+                "run timeout must be 1 to",
+            ),
+            (
+                &["compare", "--run-timeout", "1ms"],
+                "run timeout must be 1 to",
+            ),
+            (&["bench", "--timeout", "1ms"], "run timeout must be 1 to"),
+        ] {
+            let e = refused(args);
+            assert!(
+                e.contains(says) && !e.contains("unexpected argument"),
+                "{args:?}: {e}"
+            );
+        }
+        // A negative where one is meant reaches mixgraph's own parameters.
+        let cli = crate::cli::Cli::try_parse_from([
+            "lsmtune",
+            "bench",
+            "--workload",
+            "mixgraph",
+            "--keyrange_dist_b",
+            "-2.917",
+        ]);
+        assert!(cli.is_ok(), "{:?}", cli.err().map(|e| e.to_string()));
+    }
+
+    #[test]
+    fn a_dataset_size_may_not_make_more_keys_than_num_may() {
+        let flags = WorkloadFlags {
+            dataset_size: Some(1 << 50),
+            ..WorkloadFlags::default()
+        };
+        let source = crate::bench::workload_file::Source::Named(crate::bench::Kind::ReadRandom);
+        let d = SizeDefaults {
+            num: 1000,
+            value_size: 100,
+            threads: 1,
+        };
+        let e = flags.build(&source, &d).unwrap_err().to_string();
+        assert!(e.contains("more than --num's most"), "{e}");
+        let flags = WorkloadFlags {
+            dataset_size: Some(1 << 30),
+            ..WorkloadFlags::default()
+        };
+        assert_eq!(flags.build(&source, &d).unwrap().num, (1 << 30) / 116);
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::args::{Json, count, fraction, parse_duration, say};
+use super::args::{Json, count, fraction, say};
 use super::note_swept;
 use super::progress::Spinner;
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
@@ -48,7 +48,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Smallest relative effect called a difference (0.02 = 2%).
-    #[arg(long, value_parser = fraction, default_value_t = 0.02)]
+    #[arg(long, allow_hyphen_values = true, value_parser = fraction, default_value_t = 0.02)]
     pub min_effect: f64,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
@@ -58,7 +58,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Stop a run that takes longer than this.
-    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    #[arg(long, value_parser = super::args::run_timeout, default_value = "10m")]
     pub timeout: std::time::Duration,
     /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
@@ -123,8 +123,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     note_swept(args.work_dir.as_deref());
     let baseline: Option<bench::BenchRun> = match &args.baseline {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read --baseline {}", path.display()))?;
+            let bytes = crate::input::read(path, "--baseline", crate::input::SMALL_FILE_MAX)
+                .map_err(|e| anyhow::anyhow!(e))?;
             Some(serde_json::from_slice(&bytes).with_context(|| {
                 format!(
                     "--baseline {} is not a `lsmtune bench --json` file",

@@ -431,7 +431,8 @@ fn read_proposal(source: &str) -> Result<String> {
             .context("cannot read the proposal from standard input")?;
         return Ok(s);
     }
-    let bytes = std::fs::read(source).with_context(|| format!("cannot read proposal {source}"))?;
+    let bytes = crate::input::read(Path::new(source), "proposal", crate::input::SMALL_FILE_MAX)
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -59,19 +59,19 @@ pub struct GoalArgs {
     pub objective: Metric,
     /// Keep only configurations whose 99th percentile latency stays under this (500us, 5ms),
     /// judged on its 95% interval over the repeats.
-    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::P99, s))]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| Constraint::parse(Metric::P99, s))]
     pub max_p99: Option<Constraint>,
     /// As --max-p99, for the 99.9th percentile.
-    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::P999, s))]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| Constraint::parse(Metric::P999, s))]
     pub max_p999: Option<Constraint>,
     /// Keep only configurations whose write amplification stays under this (e.g. 10).
-    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::WriteAmp, s))]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| Constraint::parse(Metric::WriteAmp, s))]
     pub max_write_amp: Option<Constraint>,
     /// Keep only configurations whose size on disk per byte of data stays under this (1.5).
-    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::SpaceAmp, s))]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| Constraint::parse(Metric::SpaceAmp, s))]
     pub max_space_amp: Option<Constraint>,
     /// Keep only configurations that still do at least this many ops/s.
-    #[arg(long, value_parser = |s: &str| Constraint::parse(Metric::Throughput, s))]
+    #[arg(long, allow_hyphen_values = true, value_parser = |s: &str| Constraint::parse(Metric::Throughput, s))]
     pub min_throughput: Option<Constraint>,
 }
 
@@ -127,7 +127,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Stop a benchmark run that takes longer than this.
-    #[arg(long, value_parser = super::parse_duration, default_value = "5m")]
+    #[arg(long, value_parser = super::args::run_timeout, default_value = "5m")]
     pub run_timeout: Duration,
     /// Stop a benchmark run whose memory exceeds this (size or share of memory).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]
@@ -301,7 +301,7 @@ pub struct JudgeArgs {
     #[arg(long, value_parser = super::count::<usize, 0, 10000>, default_value_t = 2)]
     pub confirm: usize,
     /// Smallest relative gain that counts (0.03 = 3%).
-    #[arg(long, value_parser = super::fraction, default_value_t = 0.03)]
+    #[arg(long, allow_hyphen_values = true, value_parser = super::fraction, default_value_t = 0.03)]
     pub min_effect: f64,
     /// Most interleaved rounds a candidate gets: one whose gain is large but not yet
     /// significant after --repeats + --confirm rounds is measured on up to this many before its

@@ -95,7 +95,8 @@ fn analyze(path: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
     json.refuse_inputs(&[path])?;
     let t = trace::read(path).map_err(|e| anyhow!(e))?;
     let s = trace::analyze(&t);
-    let file = trace::workload_file(&s, &stem(path), &path.display().to_string());
+    let file = trace::workload_file(&s, &stem(path), &path.display().to_string())
+        .map_err(|e| anyhow!(e))?;
     write_out(out, &file)?;
     if json.emit(&s)? {
         return Ok(());
@@ -156,7 +157,8 @@ fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
         refuse_output_inside("--json", file, dir)?;
     }
     let f = livedb::inspect(dir).map_err(|e| anyhow!(e))?;
-    let file = livedb::workload_file(&f, &stem(dir), &dir.display().to_string());
+    let file = livedb::workload_file(&f, &stem(dir), &dir.display().to_string())
+        .map_err(|e| anyhow!(e))?;
     write_out(out, &file)?;
     if json.emit(&f)? {
         return Ok(());
@@ -181,7 +183,7 @@ fn from_db(dir: &Path, out: Option<&Path>, json: &Json) -> Result<()> {
         f.deletions,
         f.key_size().map_or("?".into(), |k| format!("{k:.1}")),
         f.value_size().map_or("?".into(), |v| format!("{v:.1}")),
-        human_bytes(f.data_bytes as i64)
+        human_bytes(f.data_bytes.min(i64::MAX as u64) as i64)
     );
     if let Some(ops) = f.ops() {
         let shares: Vec<String> = ops

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::gguf_file::Value;
 use serde::Serialize;
 
 use super::files::{ModelFiles, WeightFormat};
@@ -181,7 +181,7 @@ pub fn inspect_gguf(path: &Path, tokenizer_json: bool) -> GgufFacts {
     }
     let content = match std::fs::File::open(path)
         .map_err(anyhow::Error::from)
-        .and_then(|mut f| gguf_file::Content::read(&mut f).map_err(anyhow::Error::from))
+        .and_then(|mut f| super::files::read_gguf(&mut f))
     {
         Ok(c) => c,
         Err(e) => {

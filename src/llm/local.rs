@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use candle_core::quantized::gguf_file;
 
 use super::files::{ModelFiles, WeightFormat};
 use super::runtime::{self, GgufRuntime, Runtime, SUPPORTED_ARCHS};
@@ -95,7 +94,7 @@ struct GgufExtras {
 fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras)> {
     let mut file = std::fs::File::open(&files.weights)
         .with_context(|| format!("cannot open {}", files.weights.display()))?;
-    let content = gguf_file::Content::read(&mut file)
+    let content = super::files::read_gguf(&mut file)
         .map_err(|e| anyhow!("{} is not a GGUF file: {e}", files.weights.display()))?;
     let arch = content
         .metadata

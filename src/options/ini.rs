@@ -236,10 +236,11 @@ impl OptionsDoc {
         Ok(doc)
     }
 
-    /// Read and parse a file; errors name the path.
+    /// Read and parse a file (a regular file of at most [`crate::input::OPTIONS_FILE_MAX`]
+    /// bytes); errors name the path.
     pub fn read(path: &Path) -> anyhow::Result<OptionsDoc> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let bytes = crate::input::read(path, "OPTIONS file", crate::input::OPTIONS_FILE_MAX)
+            .map_err(|e| anyhow::anyhow!(e))?;
         OptionsDoc::decode(path, bytes)
     }
 
@@ -345,14 +346,8 @@ impl OptionsDoc {
     }
 }
 
-/// At most 120 characters of input echoed into a message (a 10 MB line once came back whole).
-pub fn clip(text: &str) -> String {
-    const MAX: usize = 120;
-    match text.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}... ({} bytes)", &text[..i], text.len()),
-        None => text.to_string(),
-    }
-}
+/// At most 120 characters of input echoed into a message (the one clip of every input file).
+pub use crate::input::clip;
 
 /// Write bytes to `path` the way a user expects of an output file.
 ///

@@ -113,7 +113,7 @@ fn injected_faults_come_back_typed() {
     };
     assert!(matches!(
         run(Fault::Hang, quick),
-        Err(RunFailure::Timeout { seconds: 2 })
+        Err(RunFailure::Timeout { seconds: 2.0 })
     ));
     let tight = Limits {
         timeout: Duration::from_secs(60),

@@ -363,6 +363,14 @@ fn models_list_shows_every_store_with_a_verdict() {
         );
         m.insert("general.file_type".into(), Value::U32(15));
     });
+    // candle divides by general.alignment: 0 once panicked and took the whole list down.
+    metadata_gguf(
+        &bad.join("align0.gguf"),
+        &[
+            ("general.architecture", Value::String("llama".into())),
+            ("general.alignment", Value::U32(0)),
+        ],
+    );
     // A projector whose name does not say so is recognised by its architecture.
     metadata_gguf(
         &bad.join("vision.gguf"),
@@ -429,6 +437,8 @@ fn models_list_shows_every_store_with_a_verdict() {
         why("lmstudio:acme/bad-GGUF/mamba.gguf").contains("architecture mamba is not supported")
     );
     assert!(why("lmstudio:acme/bad-GGUF/junk.gguf").contains("not a GGUF"));
+    let w = why("lmstudio:acme/bad-GGUF/align0.gguf");
+    assert!(w.contains("general.alignment is 0"), "{w}");
     let w = why("lmstudio:acme/bad-GGUF/weird-pre.gguf");
     assert!(
         w.contains("no-such-pre") && w.contains("pre-tokenizer"),

@@ -448,3 +448,89 @@ fn an_output_that_is_the_input_is_refused() {
     assert_eq!(std::fs::read(&options).unwrap(), options_bytes);
     assert!(!in_db.exists());
 }
+
+/// `workload check --json FILE`'s workload (exit 0 required).
+fn checked(file: &Path) -> serde_json::Value {
+    let o = Command::new(BIN)
+        .args(["workload", "check", "--json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn generated_workload_files_are_escaped_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder name that would inject keys, and a LOG whose sums wrap and whose stall is NaN.
+    let evil = "svc\"\nthreads = 64\nload = false\n#";
+    let db = dir.path().join(evil);
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(db.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+    let event = |n: u64| {
+        format!(
+            "2026/11/30-14:09:29.100 1 EVENT_LOG_v1 {{\"event\": \"table_file_creation\", \
+             \"file_number\": {n}, \"table_properties\": {{\"data_size\": {m}, \"num_entries\": \
+             {m}, \"num_deletions\": 1, \"raw_key_size\": {m}, \"raw_value_size\": {m}}}}}\n",
+            m = u64::MAX
+        )
+    };
+    let log = format!(
+        "{}{}** DB Stats **\nUptime(secs): NaN total, 1.0 interval\nCumulative stall: \
+         00:00:0.000 H:M:S, NaN percent\n",
+        event(7),
+        event(9)
+    );
+    std::fs::write(db.join("LOG"), log).unwrap();
+    let out = dir.path().join("from-db.toml");
+    let o = Command::new(BIN)
+        .args(["workload", "from-db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for nonsense in ["18446744073709551614", "-2 B", "NaN"] {
+        assert!(!text.contains(nonsense), "{nonsense} in:\n{text}");
+    }
+    let w = checked(&out);
+    assert_eq!(w["mix"]["name"], evil, "{w}");
+    assert_eq!(
+        (w["threads"].as_u64(), w["mix"]["load"].as_bool()),
+        (Some(1), Some(true))
+    );
+
+    // A trace whose file name would inject keys, and whose path ends a comment.
+    let t = dir.path().join("t\"\nthreads = 64\n.trace");
+    let mut bytes = Vec::new();
+    let mut rec = |ty: u8, payload: &[u8]| {
+        bytes.extend(1u64.to_le_bytes());
+        bytes.push(ty);
+        bytes.extend((payload.len() as u32).to_le_bytes());
+        bytes.extend(payload);
+    };
+    rec(
+        1,
+        b"feedcafedeadbeef\tTrace Version: 0.2\tRocksDB Version: 7.8\n",
+    );
+    let mut get = ((1u64 << 2) | (1 << 3)).to_le_bytes().to_vec();
+    get.extend(0u32.to_le_bytes());
+    get.extend([3, b'k', b'e', b'y']);
+    rec(4, &get);
+    std::fs::write(&t, &bytes).unwrap();
+    let out = dir.path().join("analyzed.toml");
+    let o = Command::new(BIN)
+        .args(["workload", "analyze"])
+        .arg(&t)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let w = checked(&out);
+    assert_eq!(w["mix"]["name"], "t\"\nthreads = 64\n", "{w}");
+    assert_eq!(w["threads"].as_u64(), Some(1), "{w}");
+}

@@ -256,11 +256,31 @@ fn check_safetensors_size(path: &Path) -> Result<()> {
         .filter_map(|(_, t)| t["data_offsets"][1].as_u64())
         .max()
         .unwrap_or(0);
-    if 8 + header_len + end > size {
+    // `end` is the file's word: an offset near 2^64 must not wrap the sum to a small one.
+    let tensors_end = (8 + header_len).saturating_add(end);
+    if tensors_end > size {
         return Err(bad(format!(
-            "its tensors end at byte {} but the file has {size}",
-            8 + header_len + end
+            "its tensors end at byte {tensors_end} but the file has {size}"
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_offset_near_2_to_the_64_does_not_wrap_past_the_size_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.safetensors");
+        let header = format!(
+            r#"{{"w":{{"dtype":"F32","shape":[1],"data_offsets":[0,{}]}}}}"#,
+            u64::MAX - 8
+        );
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header.as_bytes());
+        bytes.extend([0u8; 4]);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = super::check_safetensors_size(&p).unwrap_err().to_string();
+        assert!(e.contains("not a complete safetensors file"), "{e}");
+    }
 }

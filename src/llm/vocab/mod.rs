@@ -343,7 +343,7 @@ impl Vocab {
     pub fn from_file(path: &std::path::Path) -> Result<Vocab> {
         let mut file = std::fs::File::open(path)
             .map_err(|e| anyhow!("cannot open {}: {e}", path.display()))?;
-        let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+        let content = crate::llm::files::read_gguf(&mut file)
             .map_err(|e| anyhow!("{} is not a GGUF file: {e}", path.display()))?;
         Vocab::from_gguf(&content.metadata)
             .map_err(|e| e.context(format!("{}: tokenizer metadata", path.display())))
