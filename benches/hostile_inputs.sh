@@ -194,6 +194,54 @@ check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \
   "$bin" options downgrade tests/fixtures/options/good_options.ini --out "$work/down.ini" --db-bench "$work/db_bench" --timeout 2s
 that "within seconds" test $(( $(date +%s) - start )) -lt 30
 
+echo "== the model side"
+# 4-5. A stub endpoint spelling the key escaped: /slash answers 401 with `/` written `\/`, /uesc a
+# 200 whose content holds the key as \uXXXX escapes; it logs the Authorization header it got.
+python3 - "$work/mport" "$work/auth.log" <<'PY' &
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, body):
+        b = body.encode()
+        self.send_response(code); self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def do_GET(self): self.reply(404, "")
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        auth = self.headers.get("Authorization", "")
+        open(sys.argv[2], "a").write(auth + "\n")
+        key = auth.split(" ", 1)[-1]
+        if self.path.startswith("/slash"):
+            self.reply(401, '{"error": {"message": "bad key %s"}}' % key.replace("/", "\\/"))
+        else:
+            content = json.dumps({"reasoning": "key " + key, "changes": [{"max_background_jobs": 4}]})
+            body = json.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": content}}]})
+            self.reply(200, body.replace(key, "".join("\\u%04x" % ord(c) for c in key)))
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/mport" ] && break; sleep 0.1; done
+mport=$(cat "$work/mport")
+slashed="sk-live/abc+def/$RANDOM$RANDOM"
+OPENAI_API_KEY=$slashed check "a key echoed as \\/ in an error is redacted after decoding" 2 "bad key \[redacted\]" -- \
+  "$bin" tune --backend openai --openai-base-url "http://127.0.0.1:$mport/slash/v1" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/slash"
+that "... and is nowhere on disk" bash -c "! grep -rqF '$slashed' '$work/slash'"
+OPENAI_API_KEY=$slashed check "a key sent back as \\uXXXX in a reply is redacted after decoding" 0 "wrote" -- \
+  "$bin" tune --backend openai --openai-base-url "http://127.0.0.1:$mport/uesc/v1" --openai-model stub \
+  --workload readrandom --iterations 1 "${small[@]}" --out "$work/uesc"
+that "... and is in no journal, report or prompt" bash -c "! grep -rqF '$slashed' '$work/uesc'"
+pw="pw-$RANDOM$RANDOM"
+"$bin" tune --backend openai --openai-base-url "http://bob:$pw@127.0.0.1:$mport/uesc/v1" \
+  --openai-model stub --workload readrandom --iterations 1 "${small[@]}" --out "$work/creds" \
+  > "$work/creds.out" 2>&1
+that "credentials in the base URL: the tune runs" grep -q "wrote" "$work/creds.out"
+that "... not printed" bash -c "! grep -qF '$pw' '$work/creds.out'"
+that "... nor stored (journal, reports, .lock)" bash -c "! grep -rqF '$pw' '$work/creds'"
+that "... but sent as HTTP Basic" grep -q "^Basic " "$work/auth.log"
+
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi
 echo "every case passed"

@@ -655,12 +655,16 @@ pub fn plot(r: &Report, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`.
+/// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`, every secret
+/// ([`crate::http::redact`]) left out.
 pub fn write(out: &Path, r: &Report) -> Result<()> {
-    crate::options::ini::write_atomic(&out.join("report.md"), markdown(r).as_bytes())?;
+    use crate::http::redact;
+    crate::options::ini::write_atomic(&out.join("report.md"), redact(&markdown(r)).as_bytes())?;
+    let mut json = serde_json::to_value(r)?;
+    crate::http::redact_json(&mut json);
     crate::options::ini::write_atomic(
         &out.join("report.json"),
-        serde_json::to_string_pretty(r)?.as_bytes(),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     plot(r, &out.join("throughput.svg"))?;
     let prompts = out.join("prompts");
@@ -672,13 +676,13 @@ pub fn write(out: &Path, r: &Report) -> Result<()> {
         if let Some(p) = &it.prompt {
             std::fs::write(
                 prompts.join(format!("iter-{:03}-prompt.txt", it.iteration)),
-                p,
+                redact(p).as_bytes(),
             )?;
         }
         if let Some(p) = &it.reply {
             std::fs::write(
                 prompts.join(format!("iter-{:03}-reply.txt", it.iteration)),
-                p,
+                redact(p).as_bytes(),
             )?;
         }
     }
