@@ -241,6 +241,16 @@ that "credentials in the base URL: the tune runs" grep -q "wrote" "$work/creds.o
 that "... not printed" bash -c "! grep -qF '$pw' '$work/creds.out'"
 that "... nor stored (journal, reports, .lock)" bash -c "! grep -rqF '$pw' '$work/creds'"
 that "... but sent as HTTP Basic" grep -q "^Basic " "$work/auth.log"
+# 10. A chat template that loops for ever, or builds gigabytes, beside a model.
+"$bin" models make-test-model --out "$work/tmpl" >/dev/null 2>&1
+printf '%s' '{"chat_template": "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}.{% endfor %}{% endfor %}{% endfor %}"}' \
+  > "$work/tmpl/tokenizer_config.json"
+check "a chat template that loops for ever is stopped, named" 2 "tmpl/tokenizer_config.json used up its budget" -- \
+  timeout 120 "$bin" llm chat --model "$work/tmpl" --prompt hi --max-tokens 2
+printf '%s' '{"chat_template": "{% set ns = namespace(s=\"\") %}{% for i in range(1000) %}{% set ns.s = ns.s ~ (\"x\" * 100000000) %}{% endfor %}"}' \
+  > "$work/tmpl/tokenizer_config.json"
+check "a chat template that builds gigabytes is stopped, named" 2 "tmpl/tokenizer_config.json used up its budget" -- \
+  bash -c "ulimit -v 2000000; timeout 120 '$bin' llm chat --model '$work/tmpl' --prompt hi --max-tokens 2"
 
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi

@@ -183,7 +183,22 @@ impl LocalModel {
             )
         };
         notes.push(format!("chat template: {origin}"));
-        let template = ChatTemplate::new(&source, &bos, &eos_text)?;
+        // Errors name the template's file: it may be hostile (see template::FUEL).
+        let named = match origin.as_str() {
+            "tokenizer_config.json" => files.tokenizer_config.as_deref(),
+            "chat_template.jinja" => files.chat_template.as_deref(),
+            _ => None,
+        }
+        .map(|p| format!("the chat template of {}", p.display()))
+        .unwrap_or_else(|| {
+            format!(
+                "the chat template ({origin}) of {}",
+                files.weights.display()
+            )
+        });
+        let template = ChatTemplate::new(&source, &bos, &eos_text)
+            .with_context(|| format!("{named} cannot be used"))?
+            .named(named);
         Ok(LocalModel {
             name: format!("local:{arch} ({})", files.weights.display()),
             model,

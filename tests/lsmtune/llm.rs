@@ -830,3 +830,94 @@ fn hf_token_bytes_match_what_the_tokenizer_decodes() {
     let im_end = tok.id("<|im_end|>").unwrap() as usize;
     assert_eq!(&words[im_end][1..], b"<|im_end|>");
 }
+
+/// Run `llm chat` on `model` under a 2 GiB address-space limit (so a template that would take
+/// all memory fails there instead of on the machine), waiting for it to end for at most five
+/// minutes (a template that hangs is killed and reported); its exit code and stderr.
+fn chat_bounded(model: &Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lsmtune"));
+    c.args([
+        "llm",
+        "chat",
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "2",
+        "--model",
+    ])
+    .arg(model)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (code, reader.join().unwrap())
+}
+
+/// A model's chat template is code from a file: one that loops without end, one that builds
+/// gigabytes of text in memory and one that writes them end `llm chat` with exit 2 and an error
+/// naming the file the template came from (tokenizer_config.json beside the model, or the
+/// GGUF's own metadata), never a hang or an exhausted memory.
+#[test]
+fn a_hostile_chat_template_is_stopped_with_an_error_naming_it() {
+    use candle_core::quantized::gguf_file::Value as V;
+    let (_d, gguf) = model_dir();
+    let loops = "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}.{% endfor %}{% endfor %}{% endfor %}";
+    let memory = "{% set ns = namespace(s='') %}{% for i in range(1000) %}{% set ns.s = ns.s ~ ('x' * 100000000) %}{% endfor %}{{ ns.s|length }}";
+    let output = "{% for i in range(100000) %}{{ 'x' * 10000000 }}{% endfor %}";
+    for (what, template) in [("memory", memory), ("output", output), ("loops", loops)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&gguf, dir.path().join("model.gguf")).unwrap();
+        let config = dir.path().join("tokenizer_config.json");
+        let json = serde_json::json!({"chat_template": template, "eos_token": "<|im_end|>"});
+        std::fs::write(&config, json.to_string()).unwrap();
+        let (code, err) = chat_bounded(dir.path());
+        assert_eq!(code, Some(2), "{what}: {err}");
+        assert!(
+            err.contains(&config.display().to_string()) && err.contains("chat template"),
+            "{what}: {err}"
+        );
+        assert!(err.lines().count() < 10, "{what}: {err}");
+    }
+    // The same in the GGUF's metadata, nothing beside it.
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("model.gguf");
+    rewrite_gguf(&gguf, &alone, |m| {
+        m.insert("tokenizer.chat_template".into(), V::String(loops.into()));
+    });
+    let (code, err) = chat_bounded(&alone);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&alone.display().to_string()) && err.contains("GGUF metadata"),
+        "{err}"
+    );
+}
