@@ -280,6 +280,42 @@ open(p, "wb").write(b)
 PY
 check "a prompt longer than the model's context window is refused" 2 "context window is 512 tokens" -- \
   "$bin" llm chat --model "$work/m17" --prompt "$(python3 -c "print('write_buffer_size 67108864 ' * 400)")" --max-tokens 8
+# Smaller: a vocabulary with no `{` token (every `{` in a token's text made DEL, lengths kept)
+# cannot work with the proposal grammar: one line naming the file, not the engine's state.
+"$bin" models make-test-model --out "$work/nobrace" >/dev/null 2>&1
+rm -f "$work/nobrace/tokenizer.json"
+python3 - "$work/nobrace" <<'PY'
+import glob, struct, sys
+p = glob.glob(sys.argv[1] + "/*.gguf")[0]
+b = bytearray(open(p, "rb").read())
+at = 4 + 4 + 8
+n_kv = struct.unpack_from("<Q", b, at)[0]; at += 8
+sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(t, at):
+    if t == 8:
+        return at + 8 + struct.unpack_from("<Q", b, at)[0]
+    if t == 9:
+        et, n = struct.unpack_from("<IQ", b, at); at += 12
+        for _ in range(n): at = skip(et, at)
+        return at
+    return at + sizes[t]
+for _ in range(n_kv):
+    klen = struct.unpack_from("<Q", b, at)[0]; key = bytes(b[at + 8:at + 8 + klen]); at += 8 + klen
+    t = struct.unpack_from("<I", b, at)[0]; at += 4
+    if key == b"tokenizer.ggml.tokens":
+        et, n = struct.unpack_from("<IQ", b, at); i = at + 12
+        for _ in range(n):
+            slen = struct.unpack_from("<Q", b, i)[0]
+            s = i + 8
+            b[s:s + slen] = bytes(b[s:s + slen]).replace(b"{", b"\x7f")
+            i = s + slen
+    at = skip(t, at)
+open(p, "wb").write(b)
+PY
+check "a crafted vocabulary is one line naming the model file" 2 "nobrace/model.gguf.*vocabulary" -- \
+  "$bin" propose --model "$work/nobrace" --no-measure --n 1
+out=$("$bin" propose --model "$work/nobrace" --no-measure --n 1 2>&1)
+that "... with no grammar-engine state dump" bash -c "! grep -qE '<state>|Parser: ' <<<\"\$1\"" _ "$out"
 
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi

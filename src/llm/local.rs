@@ -505,6 +505,11 @@ impl Llm for LocalModel {
         let prefill_seconds = prefill_start.elapsed().as_secs_f64();
 
         let mut sampler = Sampler::new(params.seed, params.temperature, params.top_p);
+        // A constraint failing is the model's vocabulary against the grammar: name the file.
+        let name = self.name.clone();
+        let failed = |e: anyhow::Error| {
+            anyhow!("{name}: the proposal grammar cannot work with this model's vocabulary: {e:#}")
+        };
         let decode_start = Instant::now();
         let mut out = Detokenizer::default();
         let finish = loop {
@@ -513,11 +518,11 @@ impl Llm for LocalModel {
             }
             // Tokens the constraint forces: taken without sampling, fed in one batch.
             if let Some(c) = constraint.as_deref_mut() {
-                let mut forced = c.forced()?;
+                let mut forced = c.forced().map_err(failed)?;
                 forced.truncate(max_new - out.tokens.len());
                 if !forced.is_empty() {
                     for &t in &forced {
-                        c.consume(t)?;
+                        c.consume(t).map_err(failed)?;
                     }
                     if let Some(f) = self.take(&mut out, &forced, params, on_text)? {
                         break f;
@@ -544,7 +549,7 @@ impl Llm for LocalModel {
                     .iter()
                     .filter_map(|&e| logits.get(e as usize).map(|l| (e as usize, *l)))
                     .collect();
-                let any = c.restrict(&mut logits)?;
+                let any = c.restrict(&mut logits).map_err(failed)?;
                 // End-of-turn exactly when the constraint is satisfied.
                 let complete = c.is_complete();
                 for &(e, original) in &eos_logits {
@@ -566,7 +571,7 @@ impl Llm for LocalModel {
                 break Finish::Eos;
             }
             if let Some(c) = constraint.as_deref_mut() {
-                c.consume(token)?;
+                c.consume(token).map_err(failed)?;
             }
             if let Some(f) = self.take(&mut out, &[token], params, on_text)? {
                 break f;

@@ -1067,3 +1067,89 @@ fn a_workload_name_is_clipped_and_a_forged_turn_changes_nothing_unsafe() {
         }
     }
 }
+
+/// The tiny model with its vocabulary edited: every token whose text `pick` selects gets
+/// `edit` applied to its (text, type).
+fn crafted_vocab(
+    dst: &Path,
+    pick: impl Fn(&str) -> bool,
+    edit: impl Fn(usize, &mut String, &mut i32),
+) -> PathBuf {
+    use candle_core::quantized::gguf_file::Value as V;
+    let (_d, gguf) = model_dir();
+    std::fs::create_dir_all(dst).unwrap();
+    let out = dst.join("model.gguf");
+    rewrite_gguf(&gguf, &out, |m| {
+        let texts: Vec<String> = match &m["tokenizer.ggml.tokens"] {
+            V::Array(a) => a.iter().map(|v| v.to_string().unwrap().clone()).collect(),
+            _ => unreachable!(),
+        };
+        let types: Vec<i32> = match &m["tokenizer.ggml.token_type"] {
+            V::Array(a) => a.iter().map(|v| v.to_i32().unwrap()).collect(),
+            _ => unreachable!(),
+        };
+        let (mut texts, mut types) = (texts, types);
+        for i in 0..texts.len() {
+            if pick(&texts[i]) {
+                edit(i, &mut texts[i], &mut types[i]);
+            }
+        }
+        m.insert(
+            "tokenizer.ggml.tokens".into(),
+            V::Array(texts.into_iter().map(V::String).collect()),
+        );
+        m.insert(
+            "tokenizer.ggml.token_type".into(),
+            V::Array(types.into_iter().map(V::I32).collect()),
+        );
+    });
+    out
+}
+
+/// A crafted vocabulary against the proposal grammar: JSON punctuation pieces (`{"`, `":`)
+/// made user-defined tokens, which the tokenizer emits for the grammar's forced text but the
+/// grammar never allows, now propose normally (the forced text is spelled with text tokens);
+/// a vocabulary with no `{` at all cannot work, and says so in one line naming the model
+/// file, never with the grammar engine's state dump (about 40 lines before).
+#[test]
+fn a_crafted_vocabulary_is_one_clear_line_never_the_grammar_engines_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let pieces = crafted_vocab(
+        &dir.path().join("pieces"),
+        |t| t.len() > 1 && (t.starts_with('{') || t.starts_with('"')),
+        |_, _, ty| *ty = 4,
+    );
+    let no_brace = crafted_vocab(
+        &dir.path().join("no-brace"),
+        |t| t.contains('{'),
+        |i, t, _| *t = format!("[gone{i}]"),
+    );
+    let propose = |m: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+            .args(["propose", "--no-measure", "--n", "1", "--max-tokens", "64"])
+            .arg("--model")
+            .arg(m)
+            .output()
+            .unwrap()
+    };
+    let o = propose(&pieces);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains("<state>") && !err.contains("Parser:"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("calibrated"));
+    let o = propose(&no_brace);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let error: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error:"))
+        .collect();
+    assert_eq!(error.len(), 1, "{err}");
+    assert!(
+        error[0].contains(&no_brace.display().to_string()) && error[0].contains("vocabulary"),
+        "{err}"
+    );
+}
