@@ -3,7 +3,15 @@
 //! a file, into hf-hub's cache layout) and, for the OpenAI-compatible
 //! backend, Ollama's native API and the local servers' model lists, JSON over HTTP (ureq). Nothing here prints or stores credentials; errors name the
 //! host, the path and the status, never a header value.
-
+//!
+//! Secrets are kept apart here too. An API key ([`register_secret`]) is replaced by `[redacted]`
+//! in every reply body, whether the server wrote it literally or JSON-escaped (`\/`, `\uXXXX`)
+//! or percent-encoded, so decoding a body can never bring it back; [`redact`] and
+//! [`redact_json`] apply the same to any text or JSON before it is written. Credentials written
+//! into an endpoint URL (`http://user:pass@host/v1`) are taken out of it where the URL enters
+//! ([`take_credentials`]): the URL every other module holds, shows and stores has none, and the
+//! credentials go back only into the requests sent to that same origin (HTTP Basic
+//! authentication, unless a bearer key is sent).
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -356,7 +364,7 @@ pub fn post_json(
     timeout: std::time::Duration,
 ) -> Result<Reply, Transport> {
     let mut req = agent(url, timeout)
-        .post(url)
+        .post(&with_credentials(url))
         .set("Content-Type", "application/json");
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
@@ -382,10 +390,7 @@ fn logged(
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let url = match key.filter(|k| !k.is_empty()) {
-        Some(k) => url.replace(k, "[redacted]"),
-        None => url.to_string(),
-    };
+    let url = shown_url(url, key);
     let ms = started.elapsed().as_secs_f64() * 1e3;
     match r {
         Ok(reply) => tracing::debug!(
@@ -420,16 +425,18 @@ pub struct Retried {
     pub retries: u32,
 }
 
-/// The URL as errors and logs show it: a key someone put in it is taken out.
+/// The URL as errors and logs show it: a key someone put in it, and any userinfo, taken out.
 fn shown_url(url: &str, bearer: Option<&str>) -> String {
+    let url = without_userinfo(url);
     match bearer.filter(|k| !k.is_empty()) {
         Some(k) => url.replace(k, "[redacted]"),
-        None => url.to_string(),
+        None => url,
     }
 }
 
-/// A short, single-line excerpt of a body for an error message.
+/// A short, single-line excerpt of a body for an error message, secrets redacted.
 pub fn excerpt(body: &str) -> String {
+    let body = redact(body);
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut s: String = one_line.chars().take(200).collect();
     if one_line.chars().count() > 200 {
@@ -535,36 +542,284 @@ impl Retrying<'_> {
     }
 }
 
-/// A reply or failure with every copy of the key replaced: a server may echo the Authorization
-/// header in an error body, which would then reach stderr, the journal and the report.
+/// A reply or failure with every copy of the key (and of every registered secret) replaced,
+/// however the server spelled it: a server may echo the Authorization header in an error body,
+/// as is or JSON-escaped, which would then reach stderr, the journal and the report once the
+/// body is decoded.
 fn redacted(r: Result<Reply, Transport>, key: Option<&str>) -> Result<Reply, Transport> {
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return r;
-    };
+    let mut keys = secrets();
+    if let Some(k) = key.filter(|k| !k.is_empty()) {
+        keys.push(k.to_string());
+    }
     let clean = |s: String| {
-        if s.contains(key) {
-            s.replace(key, "[redacted]")
-        } else {
-            s
+        let mut s = s;
+        for k in &keys {
+            if let Some(c) = redact_key(&s, k) {
+                s = c;
+            }
         }
+        s
     };
+    let shown = |s: String| without_userinfo(&clean(s));
     match r {
         Ok(mut reply) => {
             reply.body = clean(reply.body);
             Ok(reply)
         }
         Err(Transport::Connect { url, detail }) => Err(Transport::Connect {
-            url: clean(url),
-            detail: clean(detail),
+            url: shown(url),
+            detail: shown(detail),
         }),
         Err(Transport::Other { url, detail }) => Err(Transport::Other {
-            url: clean(url),
-            detail: clean(detail),
+            url: shown(url),
+            detail: shown(detail),
         }),
         Err(Transport::Timeout { url, seconds }) => Err(Transport::Timeout {
-            url: clean(url),
+            url: shown(url),
             seconds,
         }),
+    }
+}
+
+/// Secrets that must never be printed or stored: API keys and the credentials of endpoint
+/// URLs, as registered.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Credentials taken out of endpoint URLs, by origin (`scheme://host:port`, lowercased).
+static CREDENTIALS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Shorter secrets are not redacted in text at large (every occurrence of a two-letter password
+/// would be); the URL and the header that carry them never show them anyway.
+const MIN_REDACTED_LEN: usize = 8;
+
+/// Remember `secret` (an API key, a URL's password) so that [`redact`] and every reply body
+/// replace it from now on. Secrets shorter than 8 characters are only kept out of URLs.
+pub fn register_secret(secret: &str) {
+    if secret.chars().count() < MIN_REDACTED_LEN {
+        return;
+    }
+    if let Ok(mut s) = SECRETS.lock()
+        && !s.iter().any(|k| k == secret)
+    {
+        s.push(secret.to_string());
+    }
+}
+
+fn secrets() -> Vec<String> {
+    SECRETS.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
+/// `text` with every registered secret replaced by `[redacted]`, written literally,
+/// JSON-escaped (`\/`, `\u0073`, surrogate pairs) or percent-encoded, and with the userinfo of
+/// any URL in it taken out.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let keys = secrets();
+    let mut out = std::borrow::Cow::Borrowed(text);
+    for key in &keys {
+        if let Some(clean) = redact_key(&out, key) {
+            out = std::borrow::Cow::Owned(clean);
+        }
+    }
+    match strip_userinfo_in(&out) {
+        Some(clean) => std::borrow::Cow::Owned(clean),
+        None => out,
+    }
+}
+
+/// Every string of a JSON value (not its object keys: those are field names) passed through
+/// [`redact`]: run before a record is serialized, so the JSON stays valid whatever the secret.
+pub fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = redact(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// `text` with every spelling of `key` replaced, or None when it holds none.
+fn redact_key(text: &str, key: &str) -> Option<String> {
+    let chars: Vec<char> = key.chars().collect();
+    let first = *chars.first()?;
+    let may_hold = text.contains(key) || text.contains('\\') || text.contains('%');
+    if !may_hold {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < text.len() {
+        let here = &bytes[i..];
+        let candidate = matches!(here[0], b'\\' | b'%') || text[i..].starts_with(first);
+        if candidate && let Some(n) = spelled_chars(here, &chars) {
+            out.push_str("[redacted]");
+            changed = true;
+            i += n;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap_or('\u{FFFD}');
+        out.push(c);
+        i += c.len_utf8().max(1);
+    }
+    changed.then_some(out)
+}
+
+/// The bytes the key's `chars` take at the start of `s` when every character of it is there,
+/// each literally or escaped (trying both where a character could be either, as a backslash).
+fn spelled_chars(s: &[u8], chars: &[char]) -> Option<usize> {
+    let Some((&c, rest)) = chars.split_first() else {
+        return Some(0);
+    };
+    let mut utf8 = [0u8; 4];
+    let lit = c.encode_utf8(&mut utf8).as_bytes();
+    let literal = s.starts_with(lit).then_some(lit.len());
+    [escaped_char(s, c), literal]
+        .into_iter()
+        .flatten()
+        .find_map(|n| Some(n + spelled_chars(&s[n..], rest)?))
+}
+
+/// The bytes one character `c` takes at the start of `s` as a JSON escape or as `%XX`
+/// (percent-encoded UTF-8).
+fn escaped_char(s: &[u8], c: char) -> Option<usize> {
+    let mut utf8 = [0u8; 4];
+    let lit = c.encode_utf8(&mut utf8).as_bytes();
+    let hex = |b: &[u8]| -> Option<u32> {
+        let t = std::str::from_utf8(b).ok()?;
+        u32::from_str_radix(t, 16).ok()
+    };
+    match s.first()? {
+        b'%' => {
+            let mut at = 0;
+            for &want in lit {
+                let h = s.get(at..at + 3)?;
+                if h[0] != b'%' || hex(&h[1..])? != u32::from(want) {
+                    return None;
+                }
+                at += 3;
+            }
+            Some(at)
+        }
+        b'\\' => {
+            let simple = match *s.get(1)? {
+                b'/' => Some('/'),
+                b'\\' => Some('\\'),
+                b'"' => Some('"'),
+                b'b' => Some('\u{8}'),
+                b'f' => Some('\u{c}'),
+                b'n' => Some('\n'),
+                b'r' => Some('\r'),
+                b't' => Some('\t'),
+                _ => None,
+            };
+            if let Some(d) = simple {
+                return (d == c).then_some(2);
+            }
+            if s[1] != b'u' {
+                return None;
+            }
+            let unit = hex(s.get(2..6)?)?;
+            if (0xD800..0xDC00).contains(&unit) {
+                // A surrogate pair: \uD83D\uDE00.
+                let low = s.get(6..12)?;
+                if &low[..2] != b"\\u" {
+                    return None;
+                }
+                let low = hex(&low[2..])?;
+                let code = 0x10000 + ((unit - 0xD800) << 10) + (low.checked_sub(0xDC00)?);
+                return (char::from_u32(code)? == c).then_some(12);
+            }
+            (char::from_u32(unit)? == c).then_some(6)
+        }
+        _ => None,
+    }
+}
+
+/// Where the userinfo of the URL starting at `scheme_end` (just past `://`) ends: the byte
+/// after its `@`, when the authority has one.
+fn userinfo_end(s: &str, scheme_end: usize) -> Option<usize> {
+    let rest = &s[scheme_end..];
+    let authority_len = rest
+        .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    rest[..authority_len]
+        .rfind('@')
+        .map(|at| scheme_end + at + 1)
+}
+
+/// `text` with the userinfo of every `scheme://user:pass@host` in it taken out, or None when it
+/// has none.
+fn strip_userinfo_in(text: &str) -> Option<String> {
+    if !text.contains("://") || !text.contains('@') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find("://") {
+        let after = at + 3;
+        out.push_str(&rest[..after]);
+        match userinfo_end(rest, after) {
+            Some(end) => {
+                changed = true;
+                rest = &rest[end..];
+            }
+            None => rest = &rest[after..],
+        }
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
+
+/// A URL (or any text) as it may be shown or stored: the userinfo of every URL in it taken
+/// out (`http://user:pass@host/v1` → `http://host/v1`).
+pub fn without_userinfo(text: &str) -> String {
+    strip_userinfo_in(text).unwrap_or_else(|| text.to_string())
+}
+
+/// An endpoint URL as the user wrote it → the URL the program keeps: its userinfo taken out,
+/// and remembered (with its password registered as a secret) so that requests to the same
+/// origin carry it again ([`with_credentials`]).
+pub fn take_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let Some(end) = userinfo_end(url, scheme_end) else {
+        return url.to_string();
+    };
+    let userinfo = &url[scheme_end..end - 1];
+    let bare = format!("{}{}", &url[..scheme_end], &url[end..]);
+    register_secret(userinfo);
+    if let Some((_, password)) = userinfo.split_once(':') {
+        register_secret(password);
+    }
+    if let Ok(mut c) = CREDENTIALS.lock() {
+        let o = origin(&bare);
+        c.retain(|(k, _)| *k != o);
+        c.push((o, userinfo.to_string()));
+    }
+    bare
+}
+
+/// The URL a request goes to: the credentials [`take_credentials`] took out of a URL of the
+/// same origin put back in, so ureq sends them (HTTP Basic, unless a bearer key is set).
+fn with_credentials(url: &str) -> String {
+    let o = origin(url);
+    let found = CREDENTIALS.lock().ok().and_then(|c| {
+        c.iter()
+            .find(|(k, _)| *k == o)
+            .map(|(_, userinfo)| userinfo.clone())
+    });
+    match (found, url.find("://")) {
+        (Some(userinfo), Some(at)) if userinfo_end(url, at + 3).is_none() => {
+            format!("{}{userinfo}@{}", &url[..at + 3], &url[at + 3..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -575,7 +830,7 @@ pub fn get(
     bearer: Option<&str>,
     timeout: std::time::Duration,
 ) -> Result<Reply, Transport> {
-    let mut req = agent(url, timeout).get(url);
+    let mut req = agent(url, timeout).get(&with_credentials(url));
     if let Some(key) = bearer {
         req = req.set("Authorization", &format!("Bearer {key}"));
     }
@@ -749,5 +1004,79 @@ mod proxy_tests {
             proxy_for("https://x.example", &all).as_deref(),
             Some("socks5://s:1080")
         );
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    const KEY: &str = "sk-abc/def+ghi\"jk\\lm";
+
+    #[test]
+    fn a_key_is_found_however_a_server_spelled_it() {
+        let escaped_slash = KEY
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('/', "\\/");
+        let unicode: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
+        let percent: String = KEY.bytes().map(|b| format!("%{b:02x}")).collect();
+        for (how, spelled) in [
+            ("literal", KEY.to_string()),
+            ("\\/", escaped_slash),
+            ("\\uXXXX", unicode),
+            ("%XX", percent),
+        ] {
+            let body = format!(r#"{{"error": {{"message": "bad key: Bearer {spelled} (sent)"}}}}"#);
+            let clean = redact_key(&body, KEY).unwrap_or_else(|| panic!("{how}: not found"));
+            assert!(clean.contains("Bearer [redacted] (sent)"), "{how}: {clean}");
+        }
+        // A character outside the BMP as a surrogate pair; nothing else is touched.
+        let key = "sk-\u{1F600}-0123456789";
+        assert_eq!(
+            redact_key(r#"a \ud83d\ude00 "sk-\uD83D\uDE00-0123456789" b"#, key).unwrap(),
+            r#"a \ud83d\ude00 "[redacted]" b"#
+        );
+        assert_eq!(redact_key("sk-abc\\/de", KEY), None);
+        assert_eq!(redact_key("nothing here", KEY), None);
+    }
+
+    #[test]
+    fn registered_secrets_leave_decoded_json_and_urls_in_text() {
+        register_secret("sk-registered-0123456789");
+        register_secret("short");
+        let mut v = serde_json::json!({
+            "reasoning": "my key is sk-registered-0123456789",
+            "nested": ["sk-registered-\\u0030123456789", {"short": "short stays"}],
+            "url": "http://user:pw@host:1/v1/chat"
+        });
+        redact_json(&mut v);
+        assert_eq!(v["reasoning"], "my key is [redacted]");
+        assert_eq!(v["nested"][0], "[redacted]");
+        assert_eq!(v["nested"][1]["short"], "short stays");
+        assert_eq!(v["url"], "http://host:1/v1/chat");
+    }
+
+    #[test]
+    fn credentials_leave_the_url_and_come_back_only_for_its_origin() {
+        let bare = take_credentials("http://alice:pw-0123456789@127.0.0.1:9/v1");
+        assert_eq!(bare, "http://127.0.0.1:9/v1");
+        assert_eq!(
+            with_credentials("http://127.0.0.1:9/v1/chat/completions"),
+            "http://alice:pw-0123456789@127.0.0.1:9/v1/chat/completions"
+        );
+        assert_eq!(
+            with_credentials("http://127.0.0.1:10/v1"),
+            "http://127.0.0.1:10/v1"
+        );
+        assert_eq!(redact("said pw-0123456789"), "said [redacted]");
+        assert_eq!(
+            without_userinfo("see `ftp://u:p@h/x` and http://h2/y@z"),
+            "see `ftp://h/x` and http://h2/y@z"
+        );
+        assert_eq!(take_credentials("http://h:1/v1"), "http://h:1/v1");
     }
 }

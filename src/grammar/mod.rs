@@ -6,6 +6,11 @@
 //!
 //! The output is compact JSON with `", "` and `": "` separators and no other whitespace, so a
 //! model cannot pad its answer with blanks.
+//!
+//! A vocabulary comes from a model file and may be crafted: the text the grammar forces is
+//! tokenized with the model's tokenizer only when that yields text tokens spelling exactly that
+//! text (else greedily on the token trie), and every error of the grammar engine is one line
+//! ([`one_line`]), never the engine's state dump.
 
 pub mod schema;
 
@@ -43,6 +48,17 @@ impl TokenizerEnv for ModelTokEnv {
         let t = self.trie.tokenize_with_greedy_fallback(s, |text| {
             self.tokenizer.encode(text, false).unwrap_or_default()
         });
+        // A crafted vocabulary may tokenize forced text into tokens the grammar never allows
+        // (a user-defined `{"`): then spell it with text tokens only.
+        let spelled: Vec<u8> = t
+            .iter()
+            .flat_map(|&id| self.trie.token(id).iter().copied())
+            .collect();
+        let t = if spelled == s {
+            t
+        } else {
+            self.trie.greedy_tokenize(s)
+        };
         if let Ok(mut m) = self.memo.lock()
             && m.len() < 100_000
         {
@@ -111,6 +127,18 @@ fn token_reach(word: &[u8]) -> u8 {
         chars += 5;
     }
     chars.min(255) as u8
+}
+
+/// The first line of a grammar-engine error, at most 300 characters: llguidance appends its
+/// parser state and grammar (dozens of lines) to an error, which says nothing to a user.
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut out: String = first.chars().take(300).collect();
+    if first.chars().nth(300).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Take a top-level `reasoning.maxLength` out of the schema, for [`StringBound`].
@@ -190,8 +218,10 @@ impl GrammarEnv {
             caps,
             &llguidance::earley::SlicedBiasComputer::general_slices(),
         )
-        .map_err(|e| anyhow!("preparing the grammar engine: {e}"))?;
+        .map_err(|e| anyhow!("preparing the grammar engine: {}", one_line(&e)))?;
         factory.quiet();
+        // Errors say what went wrong in one line, not the parser's state and grammar.
+        factory.limits_mut().verbose_errors = false;
         Ok(GrammarEnv {
             factory: Arc::new(factory),
             n_vocab,
@@ -221,10 +251,10 @@ impl GrammarEnv {
         let parser = self
             .factory
             .create_parser(TopLevelGrammar::from_json_schema(layout(schema)))
-            .map_err(|e| anyhow!("compiling the proposal schema: {e}"))?;
+            .map_err(|e| anyhow!("compiling the proposal schema: {}", one_line(&e)))?;
         let start = Matcher::new(Ok(parser));
         if let Some(e) = start.get_error() {
-            bail!("compiling the proposal schema: {e}");
+            bail!("compiling the proposal schema: {}", one_line(&e));
         }
         Ok(Grammar {
             factory: self.factory.clone(),
@@ -284,7 +314,7 @@ pub struct GrammarConstraint {
 impl GrammarConstraint {
     fn check(&self) -> Result<()> {
         match self.matcher.get_error() {
-            Some(e) => bail!("grammar: {e}"),
+            Some(e) => bail!("grammar: {}", one_line(&e)),
             None => Ok(()),
         }
     }
@@ -296,7 +326,7 @@ impl TokenConstraint for GrammarConstraint {
         let mask = self
             .matcher
             .compute_mask_or_eos()
-            .map_err(|e| anyhow!("grammar: {e}"))?;
+            .map_err(|e| anyhow!("grammar: {}", one_line(&e)))?;
         let words = mask.as_slice();
         let mut any = false;
         for (w, chunk) in logits.chunks_mut(32).enumerate() {
@@ -386,7 +416,7 @@ impl TokenConstraint for GrammarConstraint {
         }
         self.matcher
             .consume_token(token)
-            .map_err(|e| anyhow!("grammar refused token {token}: {e}"))
+            .map_err(|e| anyhow!("grammar refused token {token}: {}", one_line(&e)))
     }
 
     fn is_complete(&mut self) -> bool {

@@ -7,6 +7,12 @@
 //! token constraint, streams the text as it is decoded, and keeps the KV cache across turns: a
 //! turn whose prompt extends what the cache already holds prefills only the new tokens.
 //!
+//! A turn stays within the model's context window (its trained context length): a conversation
+//! too long for it loses its oldest exchanges after the first turn, as the Ollama backend does,
+//! the reply is cut where the window ends, and a prompt that leaves no room for a reply is an
+//! error. Message text is tokenized with special tokens off ([`ControlTexts`]): only the chat
+//! template's own markers are control tokens.
+//!
 //! Families (GGUF): qwen2, qwen3, llama (and mistral, which GGUF files also call llama), phi3,
 //! gemma3.
 //! Safetensors (with config.json): qwen2, llama.
@@ -20,9 +26,15 @@ use super::files::{ModelFiles, WeightFormat};
 use super::runtime::{self, GgufRuntime, Runtime, SUPPORTED_ARCHS};
 use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
-use super::tokenizer::{self, TextTokenizer};
+use super::tokenizer::{self, ControlTexts, TextTokenizer};
 use super::vocab::Vocab;
-use super::{Completion, Finish, GenParams, Llm, Message, TokenConstraint};
+use super::{Completion, Finish, GenParams, Llm, Message, Role, TokenConstraint};
+
+/// The context window assumed for a model whose files do not say theirs.
+pub const DEFAULT_CONTEXT: usize = 4096;
+
+/// The fewest reply tokens a turn must have room for (or all it asks for, when fewer).
+const MIN_REPLY_TOKENS: usize = 32;
 
 /// The reply as it grows, token by token, decoded incrementally: only the tokens since the
 /// last complete character are decoded again at each step (not the whole reply), while
@@ -80,13 +92,30 @@ pub struct LocalModel {
     history_tokens: Vec<u32>,
     /// Keep the KV cache between turns (off = prefill every prompt from scratch).
     pub reuse_kv: bool,
+    /// The control-token texts kept out of message text.
+    control: ControlTexts,
+    /// The model's context window in tokens (prompt and reply together).
+    context: usize,
+    /// What a user should know of the last turns (conversation shortened, reply cut).
+    notices: Vec<String>,
 }
 
-/// What a GGUF file gives besides its weights.
+/// What a model's files give besides its weights.
 struct GgufExtras {
     template: Option<String>,
     /// The vocabulary in its metadata: `None` when it has none, `Err` when it cannot be used.
     vocab: Option<Result<Vocab>>,
+    /// The trained context length (`ARCH.context_length`, `max_position_embeddings`).
+    context: Option<usize>,
+}
+
+/// The `max_position_embeddings` of a safetensors checkpoint's config.json.
+fn safetensors_context(dir: &std::path::Path) -> Option<usize> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
+    config["max_position_embeddings"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 /// Load a GGUF: its architecture, weights (on the runtime `LSMTUNE_LOCAL_RUNTIME` picks), chat
@@ -113,12 +142,25 @@ fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras
         .get("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok().cloned());
     let vocab = Vocab::present(&content.metadata).then(|| Vocab::from_gguf(&content.metadata));
+    let context = content
+        .metadata
+        .get(&format!("{arch}.context_length"))
+        .and_then(|v| v.to_u64().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let model = match GgufRuntime::from_env()? {
         GgufRuntime::Lsmtune => runtime::own::load(&arch, &content, &mut file),
         GgufRuntime::Candle => runtime::candle::load_gguf(&arch, content, &mut file),
     }
     .with_context(|| format!("loading {}", files.weights.display()))?;
-    Ok((arch, model, GgufExtras { template, vocab }))
+    Ok((
+        arch,
+        model,
+        GgufExtras {
+            template,
+            vocab,
+            context,
+        },
+    ))
 }
 
 impl LocalModel {
@@ -140,6 +182,7 @@ impl LocalModel {
                     GgufExtras {
                         template: None,
                         vocab: None,
+                        context: safetensors_context(&files.weights),
                     },
                 )
             }
@@ -147,6 +190,17 @@ impl LocalModel {
         };
         let chosen = tokenizer::choose(files, extras.vocab)?;
         let mut notes = vec![chosen.note];
+        let control = ControlTexts::new(chosen.tokenizer.as_ref())?;
+        let context = match extras.context.filter(|&n| n > 0) {
+            Some(n) => n,
+            None => {
+                notes.push(format!(
+                    "context window: {} does not say its own; assuming {DEFAULT_CONTEXT} tokens",
+                    files.weights.display()
+                ));
+                DEFAULT_CONTEXT
+            }
+        };
         // The template: tokenizer_config.json, chat_template.jinja, the GGUF's own, the
         // family's built-in; rendered with the bos/eos texts of the file it came with.
         let from_config = files
@@ -182,7 +236,22 @@ impl LocalModel {
             )
         };
         notes.push(format!("chat template: {origin}"));
-        let template = ChatTemplate::new(&source, &bos, &eos_text)?;
+        // Errors name the template's file: it may be hostile (see template::FUEL).
+        let named = match origin.as_str() {
+            "tokenizer_config.json" => files.tokenizer_config.as_deref(),
+            "chat_template.jinja" => files.chat_template.as_deref(),
+            _ => None,
+        }
+        .map(|p| format!("the chat template of {}", p.display()))
+        .unwrap_or_else(|| {
+            format!(
+                "the chat template ({origin}) of {}",
+                files.weights.display()
+            )
+        });
+        let template = ChatTemplate::new(&source, &bos, &eos_text)
+            .with_context(|| format!("{named} cannot be used"))?
+            .named(named);
         Ok(LocalModel {
             name: format!("local:{arch} ({})", files.weights.display()),
             model,
@@ -195,7 +264,93 @@ impl LocalModel {
             history_text: String::new(),
             history_tokens: Vec::new(),
             reuse_kv: true,
+            control,
+            context,
+            notices: Vec::new(),
         })
+    }
+
+    /// The model's context window in tokens (prompt and reply together).
+    pub fn context_length(&self) -> usize {
+        self.context
+    }
+
+    /// The template rendered with each message's control-token texts replaced by stand-ins
+    /// ([`ControlTexts::defuse`]), as [`Self::encode_rendered`] takes it.
+    fn rendered(&self, messages: &[Message]) -> Result<String> {
+        let defused: Vec<Message> = messages
+            .iter()
+            .map(|m| Message {
+                role: m.role,
+                content: self.control.defuse(&m.content),
+            })
+            .collect();
+        self.template.render(&defused, true)
+    }
+
+    /// Tokens of a prompt from [`Self::rendered`]: control tokens only where the template
+    /// wrote them.
+    fn encode_rendered(&self, prompt: &str) -> Result<Vec<u32>> {
+        self.control.encode(self.tokenizer.as_ref(), prompt)
+    }
+
+    /// The tokens a fresh turn (no KV cache) feeds the model for `messages`: the template's
+    /// markers as control tokens, the messages' text as text whatever it spells.
+    pub fn prompt_ids(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        Ok(self.with_bos(self.encode_rendered(&self.rendered(messages)?)?))
+    }
+
+    /// The prompt, its tokens and the room left for the reply, for `messages` within the
+    /// context window: the oldest exchanges after the first turn left out while the prompt and
+    /// `max_tokens` do not fit, then the reply cut to what is left; an error when no reply of
+    /// even [`MIN_REPLY_TOKENS`] fits.
+    fn fit(
+        &mut self,
+        messages: &[Message],
+        max_tokens: usize,
+    ) -> Result<(String, Vec<u32>, usize)> {
+        let mut msgs = messages.to_vec();
+        let mut dropped = 0;
+        let (prompt, tokens) = loop {
+            let prompt = self.rendered(&msgs)?;
+            let tokens = self.prompt_tokens(&prompt)?;
+            let first = msgs.iter().position(|m| m.role == Role::User);
+            match first {
+                Some(f) if tokens.len() + max_tokens > self.context && msgs.len() >= f + 4 => {
+                    msgs.drain(f + 1..f + 3);
+                    dropped += 1;
+                }
+                _ => break (prompt, tokens),
+            }
+        };
+        let window = self.context;
+        if dropped > 0 {
+            self.notices.push(format!(
+                "the conversation is longer than {}'s context window ({window} tokens): left out the {dropped} oldest exchange(s) after the first turn",
+                self.name
+            ));
+        }
+        let room = window.saturating_sub(tokens.len());
+        if room < max_tokens.min(MIN_REPLY_TOKENS) {
+            bail!(
+                "the prompt is {} tokens and {}'s context window is {window} tokens: no room is left for a reply{}",
+                tokens.len(),
+                self.name,
+                if dropped > 0 {
+                    " even with every earlier exchange left out"
+                } else {
+                    ""
+                }
+            );
+        }
+        if room < max_tokens {
+            self.notices.push(format!(
+                "the reply is limited to {room} tokens: the prompt takes {} of {}'s {window}-token context window",
+                tokens.len(),
+                self.name
+            ));
+        }
+        Ok((prompt, tokens, room.min(max_tokens)))
     }
 
     /// Which tokenizer and chat template were chosen, one line each.
@@ -203,9 +358,9 @@ impl LocalModel {
         &self.notes
     }
 
-    /// The prompt as the model sees it for `messages` (the rendered chat template).
+    /// The prompt as the model sees it for `messages` (the rendered chat template), as text.
     pub fn render(&self, messages: &[Message]) -> Result<String> {
-        self.template.render(messages, true)
+        Ok(self.control.restore(&self.rendered(messages)?))
     }
 
     /// Forget the KV cache (the next turn prefills its whole prompt).
@@ -235,29 +390,33 @@ impl LocalModel {
         self.tokenizer.encode(text, true)
     }
 
-    /// Tokens of a whole prompt: BOS first when the model wants it and the template did not
-    /// write it.
+    /// Tokens of a whole prompt text, special tokens parsed wherever written: BOS first when
+    /// the model wants it and the template did not write it.
     pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
-        let mut tokens = self.encode(prompt)?;
+        Ok(self.with_bos(self.encode(prompt)?))
+    }
+
+    /// BOS put first when the model wants it and the tokens do not start with it.
+    fn with_bos(&self, mut tokens: Vec<u32>) -> Vec<u32> {
         if let Some(bos) = self.bos
             && tokens.first() != Some(&bos)
         {
             tokens.insert(0, bos);
         }
-        Ok(tokens)
+        tokens
     }
 
-    /// Tokens of a rendered prompt: the previous turn's exact tokens plus the new suffix when
-    /// the prompt continues the previous turn, else a fresh encoding.
+    /// Tokens of a prompt from [`Self::rendered`]: the previous turn's exact tokens plus the
+    /// new suffix when the prompt continues the previous turn, else a fresh encoding.
     fn prompt_tokens(&self, prompt: &str) -> Result<Vec<u32>> {
         if !self.history_text.is_empty()
             && let Some(suffix) = prompt.strip_prefix(self.history_text.as_str())
         {
             let mut tokens = self.history_tokens.clone();
-            tokens.extend(self.encode(suffix)?);
+            tokens.extend(self.encode_rendered(suffix)?);
             return Ok(tokens);
         }
-        self.encode_prompt(prompt)
+        Ok(self.with_bos(self.encode_rendered(prompt)?))
     }
 
     /// Append generated tokens to the reply: stream the new text, and say whether a stop string
@@ -304,6 +463,10 @@ impl Llm for LocalModel {
         self.name.clone()
     }
 
+    fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
     fn chat(
         &mut self,
         messages: &[Message],
@@ -311,8 +474,7 @@ impl Llm for LocalModel {
         params: &GenParams,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Completion> {
-        let prompt = self.template.render(messages, true)?;
-        let tokens = self.prompt_tokens(&prompt)?;
+        let (prompt, tokens, max_new) = self.fit(messages, params.max_tokens)?;
         if tokens.is_empty() {
             bail!("the prompt encodes to no tokens");
         }
@@ -342,19 +504,24 @@ impl Llm for LocalModel {
         let prefill_seconds = prefill_start.elapsed().as_secs_f64();
 
         let mut sampler = Sampler::new(params.seed, params.temperature, params.top_p);
+        // A constraint failing is the model's vocabulary against the grammar: name the file.
+        let name = self.name.clone();
+        let failed = |e: anyhow::Error| {
+            anyhow!("{name}: the proposal grammar cannot work with this model's vocabulary: {e:#}")
+        };
         let decode_start = Instant::now();
         let mut out = Detokenizer::default();
         let finish = loop {
-            if out.tokens.len() >= params.max_tokens {
+            if out.tokens.len() >= max_new {
                 break Finish::Length;
             }
             // Tokens the constraint forces: taken without sampling, fed in one batch.
             if let Some(c) = constraint.as_deref_mut() {
-                let mut forced = c.forced()?;
-                forced.truncate(params.max_tokens - out.tokens.len());
+                let mut forced = c.forced().map_err(failed)?;
+                forced.truncate(max_new - out.tokens.len());
                 if !forced.is_empty() {
                     for &t in &forced {
-                        c.consume(t)?;
+                        c.consume(t).map_err(failed)?;
                     }
                     if let Some(f) = self.take(&mut out, &forced, params, on_text)? {
                         break f;
@@ -381,7 +548,7 @@ impl Llm for LocalModel {
                     .iter()
                     .filter_map(|&e| logits.get(e as usize).map(|l| (e as usize, *l)))
                     .collect();
-                let any = c.restrict(&mut logits)?;
+                let any = c.restrict(&mut logits).map_err(failed)?;
                 // End-of-turn exactly when the constraint is satisfied.
                 let complete = c.is_complete();
                 for &(e, original) in &eos_logits {
@@ -403,7 +570,7 @@ impl Llm for LocalModel {
                 break Finish::Eos;
             }
             if let Some(c) = constraint.as_deref_mut() {
-                c.consume(token)?;
+                c.consume(token).map_err(failed)?;
             }
             if let Some(f) = self.take(&mut out, &[token], params, on_text)? {
                 break f;

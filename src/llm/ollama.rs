@@ -213,9 +213,9 @@ impl OllamaBackend {
     }
 }
 
-/// Ollama's `{"error": "..."}`, else an excerpt of the body.
+/// Ollama's `{"error": "..."}`, else an excerpt of the body; redacted once decoded.
 fn error_text(body: &str) -> String {
-    serde_json::from_str::<J>(body)
+    let text = serde_json::from_str::<J>(body)
         .ok()
         .and_then(|v| {
             v.get("error").and_then(|e| {
@@ -224,7 +224,8 @@ fn error_text(body: &str) -> String {
                     .or_else(|| e.get("message")?.as_str().map(str::to_string))
             })
         })
-        .unwrap_or_else(|| excerpt(body))
+        .unwrap_or_else(|| excerpt(body));
+    http::redact(&text).into_owned()
 }
 
 /// Does an error say the `format` field is what the server cannot do?
@@ -291,18 +292,19 @@ impl Llm for OllamaBackend {
             }
         };
         if let Some(e) = reply.get("error").and_then(|e| e.as_str()) {
-            bail!("Ollama answered with an error: {e}");
+            bail!("Ollama answered with an error: {}", http::redact(e));
         }
+        // Decoded, the content may spell a secret the raw body did not: redact it again.
         let text = reply
             .pointer("/message/content")
             .and_then(|c| c.as_str())
+            .map(|c| http::redact(c).into_owned())
             .ok_or_else(|| {
                 anyhow!(
                     "Ollama's reply has no message.content: {}",
                     excerpt(&reply.to_string())
                 )
-            })?
-            .to_string();
+            })?;
         let finish = match reply.get("done_reason").and_then(|d| d.as_str()) {
             Some("length") => Finish::Length,
             _ => Finish::Eos,

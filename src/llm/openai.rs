@@ -6,7 +6,10 @@
 //! the downgrade is remembered and reported. 429 and 5xx are retried with exponential backoff
 //! (honouring `Retry-After`), a timeout a bounded number of times; 401, 404, refused connections,
 //! non-JSON bodies and truncated replies are clear errors or flagged finishes. The API key is
-//! only ever written into the Authorization header: `Debug` hides it and no message contains it.
+//! only ever written into the Authorization header: `Debug` hides it, it is registered with
+//! [`crate::http::register_secret`] so no reply can bring it back (the body is redacted before it
+//! is decoded, and the decoded reply and error texts once more), and no message contains it.
+//! Credentials in the base URL are taken out of it when the endpoint is configured.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +39,7 @@ impl ApiKey {
                 "{what} contains a control character (a pasted newline?); it was not sent anywhere: set it again without one"
             );
         }
+        http::register_secret(&k);
         Ok((!k.is_empty()).then_some(ApiKey(k)))
     }
 
@@ -108,7 +112,8 @@ pub struct Endpoint {
 impl Endpoint {
     /// `base_url`/`model` from flags or `OPENAI_BASE_URL` / `OPENAI_MODEL`; the key from the
     /// environment variable `key_env` (default `OPENAI_API_KEY`). None when no base URL is
-    /// configured anywhere.
+    /// configured anywhere. Credentials in the URL (`http://user:pass@host/v1`) are taken out
+    /// of `base_url` and only go back into the requests ([`http::take_credentials`]).
     /// An error when the URL is not http(s) or the key holds a control character.
     pub fn from_env(
         base_url: Option<String>,
@@ -121,7 +126,7 @@ impl Endpoint {
         };
         check_base_url(&base_url)?;
         Ok(Some(Endpoint {
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url: http::take_credentials(base_url.trim_end_matches('/')),
             model: model
                 .or_else(|| env("OPENAI_MODEL"))
                 .unwrap_or_else(|| "gpt-4o".to_string()),
@@ -142,7 +147,8 @@ pub fn check_base_url(url: &str) -> anyhow::Result<()> {
     match rest {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(()),
         _ => anyhow::bail!(
-            "the endpoint URL `{url}` is not http(s)://HOST[:PORT][/PATH] (e.g. http://127.0.0.1:8080/v1)"
+            "the endpoint URL `{}` is not http(s)://HOST[:PORT][/PATH] (e.g. http://127.0.0.1:8080/v1)",
+            http::without_userinfo(url)
         ),
     }
 }
@@ -276,16 +282,17 @@ impl OpenAiBackend {
 
 pub(crate) use crate::http::excerpt;
 
-/// The `error.message` of an OpenAI-style error body, else an excerpt.
+/// The `error.message` of an OpenAI-style error body, else an excerpt; redacted once decoded.
 fn error_message(body: &str) -> String {
-    serde_json::from_str::<J>(body)
+    let text = serde_json::from_str::<J>(body)
         .ok()
         .and_then(|v| {
             v.pointer("/error/message")
                 .and_then(|m| m.as_str())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| excerpt(body))
+        .unwrap_or_else(|| excerpt(body));
+    http::redact(&text).into_owned()
 }
 
 /// Does a 400 answer say the response format is what the server cannot do?
@@ -352,11 +359,14 @@ impl Llm for OpenAiBackend {
         let choice = reply
             .pointer("/choices/0")
             .ok_or_else(|| anyhow!("the reply has no choices: {}", excerpt(&reply.to_string())))?;
-        let text = choice
-            .pointer("/message/content")
-            .and_then(|c| c.as_str())
-            .unwrap_or_default()
-            .to_string();
+        // Decoded, the content may spell a secret the raw body did not: redact it again.
+        let text = http::redact(
+            choice
+                .pointer("/message/content")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default(),
+        )
+        .into_owned();
         let finish = match choice.get("finish_reason").and_then(|f| f.as_str()) {
             Some("length") => Finish::Length,
             Some("stop") | None => Finish::Eos,

@@ -10,6 +10,9 @@
 //! - No model named: `GET /v1/models`; exactly one → that one; several → the one loaded if
 //!   exactly one is (Ollama's `GET /api/ps`, LM Studio's `GET /api/v0/models`); else an error
 //!   listing them.
+//!
+//! A URL given with credentials (`http://user:pass@host`, in the flag or `OLLAMA_HOST`) keeps
+//! them only for the requests ([`http::take_credentials`]): every URL here has none.
 
 use std::time::Duration;
 
@@ -91,7 +94,8 @@ pub fn ollama_host_url(value: &str) -> String {
     format!("{scheme}://{host}:{port}{path}")
 }
 
-/// Ollama's root URL (no `/v1`): the flag, else `OLLAMA_HOST`, else the default.
+/// Ollama's root URL (no `/v1`): the flag, else `OLLAMA_HOST`, else the default; credentials
+/// taken out.
 pub fn ollama_root(flag: Option<&str>) -> String {
     let url = match flag.map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => f.to_string(),
@@ -100,7 +104,7 @@ pub fn ollama_root(flag: Option<&str>) -> String {
             _ => format!("http://127.0.0.1:{OLLAMA_PORT}"),
         },
     };
-    native_root(&url)
+    native_root(&http::take_credentials(&url))
 }
 
 /// A URL with any trailing `/` and `/v1` taken off (Ollama's native API sits at the root).
@@ -110,11 +114,12 @@ pub fn native_root(url: &str) -> String {
 }
 
 /// LM Studio's OpenAI-compatible base URL: the flag (with `/v1` added to a bare host), else
-/// `http://127.0.0.1:1234/v1`.
+/// `http://127.0.0.1:1234/v1`; credentials taken out.
 pub fn lmstudio_base(flag: Option<&str>) -> String {
     match flag.map(str::trim).filter(|f| !f.is_empty()) {
         Some(f) => {
-            let f = f.trim_end_matches('/');
+            let f = http::take_credentials(f.trim_end_matches('/'));
+            let f = f.as_str();
             let has_path = f
                 .split_once("://")
                 .map_or(f, |(_, rest)| rest)

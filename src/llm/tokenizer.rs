@@ -4,6 +4,10 @@
 //! lsmtune cannot rebuild). Encoding, decoding, and the byte string of every token that
 //! constrained decoding builds its token trie from all go through it, so the grammar always
 //! works on the tokenizer that actually runs.
+//!
+//! [`ControlTexts`] keeps the text of chat messages apart from the chat template's markers: a
+//! message that spells `<|im_end|>` is tokenized as that text, never as the control token, so
+//! text from a file (a workload's name) cannot forge a chat turn.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +36,9 @@ pub trait TextTokenizer: Send + Sync {
     fn id(&self, text: &str) -> Option<u32>;
     /// Where this tokenizer came from, for messages.
     fn describe(&self) -> String;
+    /// The texts that [`encode`](Self::encode) turns into control tokens only when it parses
+    /// special tokens (`<|im_start|>`, `<|eot_id|>`, ...).
+    fn control_texts(&self) -> Vec<String>;
 }
 
 impl TextTokenizer for Vocab {
@@ -50,6 +57,9 @@ impl TextTokenizer for Vocab {
     fn id(&self, text: &str) -> Option<u32> {
         Vocab::id(self, text)
     }
+    fn control_texts(&self) -> Vec<String> {
+        Vocab::control_texts(self)
+    }
     fn describe(&self) -> String {
         let model = match self.model() {
             super::vocab::Model::Bpe { .. } => format!("byte-level BPE, pre `{}`", self.pre_name),
@@ -62,6 +72,8 @@ impl TextTokenizer for Vocab {
 /// A Hugging Face `tokenizer.json`.
 pub struct HfTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer encoding special tokens as plain text (for `parse_special = false`).
+    plain: Tokenizer,
     /// Where it was read from.
     pub path: String,
 }
@@ -70,8 +82,11 @@ impl HfTokenizer {
     pub fn from_file(path: &std::path::Path) -> Result<HfTokenizer> {
         let inner =
             Tokenizer::from_file(path).map_err(|e| anyhow!("loading {}: {e}", path.display()))?;
+        let mut plain = inner.clone();
+        plain.set_encode_special_tokens(true);
         Ok(HfTokenizer {
             inner,
+            plain,
             path: path.display().to_string(),
         })
     }
@@ -94,10 +109,13 @@ impl HfTokenizer {
 }
 
 impl TextTokenizer for HfTokenizer {
-    fn encode(&self, text: &str, _parse_special: bool) -> Result<Vec<u32>> {
-        Ok(self
-            .inner
-            .encode(text, false)
+    fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let t = if parse_special {
+            &self.inner
+        } else {
+            &self.plain
+        };
+        Ok(t.encode(text, false)
             .map_err(|e| anyhow!("tokenizing: {e}"))?
             .get_ids()
             .to_vec())
@@ -176,6 +194,15 @@ impl TextTokenizer for HfTokenizer {
 
     fn describe(&self) -> String {
         format!("{} ({} tokens)", self.path, self.n_ids())
+    }
+
+    fn control_texts(&self) -> Vec<String> {
+        self.inner
+            .get_added_tokens_decoder()
+            .into_values()
+            .filter(|t| t.special)
+            .map(|t| t.content)
+            .collect()
     }
 }
 
@@ -297,5 +324,139 @@ pub fn choose(files: &ModelFiles, vocab: Option<Result<Vocab>>) -> Result<Chosen
         (None, None) => bail!(
             "{weights} carries no tokenizer in its metadata and has no tokenizer.json beside it"
         ),
+    }
+}
+
+/// The characters standing in for control-token texts inside message contents: the private
+/// use areas of planes 15 and 16, which no tokenizer gives a meaning.
+const STAND_INS: [std::ops::RangeInclusive<u32>; 2] = [0xF0000..=0xFFFFD, 0x100000..=0x10FFFD];
+
+/// The stand-in character of the `k`-th control text, if there is one.
+fn stand_in(k: usize) -> Option<char> {
+    let first = STAND_INS[0].clone().count();
+    let code = if k < first {
+        STAND_INS[0].start() + k as u32
+    } else {
+        STAND_INS[1].start() + (k - first) as u32
+    };
+    char::from_u32(code).filter(|&c| is_stand_in(c))
+}
+
+fn is_stand_in(c: char) -> bool {
+    STAND_INS.iter().any(|r| r.contains(&(c as u32)))
+}
+
+fn stand_in_index(c: char) -> Option<usize> {
+    let code = c as u32;
+    if STAND_INS[0].contains(&code) {
+        Some((code - STAND_INS[0].start()) as usize)
+    } else if STAND_INS[1].contains(&code) {
+        Some(STAND_INS[0].clone().count() + (code - STAND_INS[1].start()) as usize)
+    } else {
+        None
+    }
+}
+
+/// Message text kept apart from a chat template's markers. Before the template renders, every
+/// control-token text in a message ([`TextTokenizer::control_texts`]) is replaced by a stand-in
+/// character ([`ControlTexts::defuse`]); the rendered prompt is then encoded with special tokens
+/// parsed everywhere but at the stand-ins, which become their text tokenized as plain text
+/// ([`ControlTexts::encode`]). So only the template's own markers are control tokens, whatever
+/// the template does with the message (trims, slices, upper-cases). Private-use characters of
+/// planes 15 and 16 in a message become U+FFFD.
+pub struct ControlTexts {
+    /// Control texts by their first character, longest first, with their stand-ins.
+    by_first: HashMap<char, Vec<(String, char)>>,
+    /// Indexed by stand-in.
+    texts: Vec<String>,
+}
+
+impl ControlTexts {
+    /// The control texts of `tokenizer`; an error when it has more than stand-ins exist for.
+    pub fn new(tokenizer: &dyn TextTokenizer) -> Result<ControlTexts> {
+        let mut texts: Vec<String> = tokenizer
+            .control_texts()
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+        texts.sort();
+        texts.dedup();
+        let mut by_first: HashMap<char, Vec<(String, char)>> = HashMap::new();
+        for (k, t) in texts.iter().enumerate() {
+            let Some(c) = stand_in(k) else {
+                bail!(
+                    "{} has {} control tokens, more than lsmtune can keep apart from message text",
+                    tokenizer.describe(),
+                    texts.len()
+                );
+            };
+            let first = t.chars().next().unwrap_or_default();
+            by_first.entry(first).or_default().push((t.clone(), c));
+        }
+        for v in by_first.values_mut() {
+            v.sort_by_key(|(t, _)| std::cmp::Reverse(t.len()));
+        }
+        Ok(ControlTexts { by_first, texts })
+    }
+
+    /// A message's text with every control-token text in it replaced by its stand-in.
+    pub fn defuse(&self, content: &str) -> String {
+        let mut out = String::with_capacity(content.len());
+        let mut rest = content;
+        while let Some(c) = rest.chars().next() {
+            if is_stand_in(c) {
+                out.push('\u{FFFD}');
+                rest = &rest[c.len_utf8()..];
+                continue;
+            }
+            let hit = self
+                .by_first
+                .get(&c)
+                .and_then(|v| v.iter().find(|(t, _)| rest.starts_with(t.as_str())));
+            match hit {
+                Some((t, stand_in)) => {
+                    out.push(*stand_in);
+                    rest = &rest[t.len()..];
+                }
+                None => {
+                    out.push(c);
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+        }
+        out
+    }
+
+    /// Tokens of a prompt rendered from defused messages: special tokens parsed in the
+    /// template's text, each stand-in its control text tokenized as plain text.
+    pub fn encode(&self, tokenizer: &dyn TextTokenizer, prompt: &str) -> Result<Vec<u32>> {
+        let mut tokens = Vec::new();
+        let mut start = 0;
+        for (i, c) in prompt.char_indices() {
+            let Some(text) = stand_in_index(c).and_then(|k| self.texts.get(k)) else {
+                continue;
+            };
+            if start < i {
+                tokens.extend(tokenizer.encode(&prompt[start..i], true)?);
+            }
+            tokens.extend(tokenizer.encode(text, false)?);
+            start = i + c.len_utf8();
+        }
+        if start < prompt.len() {
+            tokens.extend(tokenizer.encode(&prompt[start..], true)?);
+        }
+        Ok(tokens)
+    }
+
+    /// A prompt rendered from defused messages as text again (stand-ins back to their text).
+    pub fn restore(&self, prompt: &str) -> String {
+        let mut out = String::with_capacity(prompt.len());
+        for c in prompt.chars() {
+            match stand_in_index(c).and_then(|k| self.texts.get(k)) {
+                Some(t) => out.push_str(t),
+                None => out.push(c),
+            }
+        }
+        out
     }
 }

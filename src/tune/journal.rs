@@ -373,7 +373,10 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("cannot append to the journal: {e:#}"))?;
     let len = f.seek(SeekFrom::End(0)).map_err(named)?;
-    let mut line = serde_json::to_string(record)?;
+    // No secret (an API key a server echoed, a URL's credentials) is ever stored.
+    let mut value = serde_json::to_value(record)?;
+    crate::http::redact_json(&mut value);
+    let mut line = value.to_string();
     line.push('\n');
     if len > 0 {
         let mut bytes = Vec::with_capacity(len as usize);

@@ -54,7 +54,10 @@ impl RunLock {
             }
             Err(TryLockError::Error(e)) => bail!("cannot lock {}: {e}", dir.display()),
         }
-        let args: Vec<String> = std::env::args().collect();
+        // Credentials in a URL argument (`--openai-base-url http://user:pass@host`) stay out.
+        let args: Vec<String> = std::env::args()
+            .map(|a| crate::http::without_userinfo(&a))
+            .collect();
         let me = format!("pid {}: {}", std::process::id(), args.join(" "));
         // Best effort: the lock itself is what excludes; the text only names the holder.
         let _ = file

@@ -362,7 +362,11 @@ pub fn tried(history: &[Iteration], catalog: &Catalog) -> Vec<String> {
         if it.decision == Decision::Failed
             && let Some(f) = &it.failure
         {
-            other.push(format!("iteration {} failed: {f}", it.iteration));
+            other.push(format!(
+                "iteration {} failed: {}",
+                it.iteration,
+                user_text(f, 300)
+            ));
         }
     }
     let mut out: Vec<String> = order
@@ -370,6 +374,23 @@ pub fn tried(history: &[Iteration], catalog: &Catalog) -> Vec<String> {
         .map(|k| format!("{k}: {}", per[k].join("; ")))
         .collect();
     out.extend(other);
+    out
+}
+
+/// Text that came from the user's files or the outside world (a workload file's name, a failure
+/// message) as a prompt shows it: one line, control characters as spaces, at most `max`
+/// characters (a 200 KB name must not make every turn slow). Control-token texts in it
+/// (`<|im_end|>`) are kept apart by the local model's tokenizer, see
+/// [`crate::llm::tokenizer::ControlTexts`].
+pub fn user_text(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
     out
 }
 
@@ -382,7 +403,7 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
     t.push_str(&ctx.facts.describe());
     t.push_str(&format!(
         "\n\nWorkload: {} ({}): {} keys of {} B with {} B values ({} of data), {} client thread(s).\n",
-        w.label(),
+        user_text(&w.label(), 80),
         w.describe(),
         w.num,
         w.key_size,

@@ -695,14 +695,18 @@ fn draw(r: &Report, svg: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`.
-/// Every file is a run folder's ([`crate::runfolder::write`]: never written through a link).
+/// Write report.md, report.json, throughput.svg and prompts/ of `r` into `out`, every secret
+/// ([`crate::http::redact`]) left out. Every file is a run folder's ([`crate::runfolder::write`]:
+/// never written through a link).
 pub fn write(out: &Path, r: &Report) -> Result<()> {
+    use crate::http::redact;
     use crate::runfolder;
-    runfolder::write(&out.join("report.md"), markdown(r).as_bytes())?;
+    runfolder::write(&out.join("report.md"), redact(&markdown(r)).as_bytes())?;
+    let mut json = serde_json::to_value(r)?;
+    crate::http::redact_json(&mut json);
     runfolder::write(
         &out.join("report.json"),
-        serde_json::to_string_pretty(r)?.as_bytes(),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     plot(r, &out.join("throughput.svg"))?;
     let prompts = out.join("prompts");
@@ -714,13 +718,13 @@ pub fn write(out: &Path, r: &Report) -> Result<()> {
         if let Some(p) = &it.prompt {
             runfolder::write(
                 &prompts.join(format!("iter-{:03}-prompt.txt", it.iteration)),
-                p.as_bytes(),
+                redact(p).as_bytes(),
             )?;
         }
         if let Some(p) = &it.reply {
             runfolder::write(
                 &prompts.join(format!("iter-{:03}-reply.txt", it.iteration)),
-                p.as_bytes(),
+                redact(p).as_bytes(),
             )?;
         }
     }

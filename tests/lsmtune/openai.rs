@@ -429,3 +429,122 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("the local model could not be loaded"), "{md}");
 }
+
+/// `lsmtune tune` with one iteration against `base_url`, the key (if any) in OPENAI_API_KEY.
+fn tune_at(base_url: &str, key: Option<&str>, out: &std::path::Path) -> std::process::Output {
+    let empty = out.with_extension("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"));
+    c.args(["tune", "--workload", "fillrandom", "--num", "10000"])
+        .args(["--value-size", "100", "--repeats", "2", "--confirm", "1"])
+        .args(["--iterations", "1", "--backend", "openai"])
+        .args(["--openai-base-url", base_url])
+        .arg("--out")
+        .arg(out)
+        .env("HF_HUB_CACHE", &empty)
+        .env("LSMTUNE_MODELS_DIR", &empty)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY");
+    if let Some(k) = key {
+        c.env("OPENAI_API_KEY", k);
+    }
+    c.output().unwrap()
+}
+
+/// Everything a tune printed and left in its folder (the lock, the journal, the reports, every
+/// prompt and reply), as one text.
+fn everything(o: &std::process::Output, out: &std::path::Path) -> String {
+    let mut all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+/// A key with the characters JSON encoders like to escape.
+const SLASHED: &str = "sk-live/abc+def/SECRET-0123456789";
+
+/// A server echoing the key in an error with `/` written `\/` (PHP's json_encode, several Java
+/// and .NET encoders): decoding the body must not bring the key back. It is in no output and no
+/// file of the run folder.
+#[test]
+fn a_key_escaped_in_an_error_body_is_redacted_after_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let escaped = SLASHED.replace('/', "\\/");
+    let error = format!(r#"{{"error": {{"message": "invalid key: Bearer {escaped}"}}}}"#);
+    let s = serve(vec![status(401, &error); 4]);
+    let out = dir.path().join("error");
+    let o = tune_at(&s.base_url, Some(SLASHED), &out);
+    let all = everything(&o, &out);
+    assert!(!all.contains("SECRET"), "the key leaked: {all}");
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(all.contains("invalid key: Bearer [redacted]"), "{all}");
+}
+
+/// A 200 reply whose content carries the key with every character a `\uXXXX` escape: the
+/// decoded reply, its reasoning, the journal, the reports and prompts/*-reply.txt never hold
+/// it.
+#[test]
+fn a_key_escaped_in_a_reply_is_redacted_after_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let reply =
+        format!(r#"{{"reasoning": "use {SLASHED}", "changes": [{{"max_background_jobs": 4}}]}}"#);
+    let unicode: String = SLASHED
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let script: Vec<Answer> = (0..8)
+        .map(|_| match ok(&reply, "stop") {
+            Answer::Status(code, body, h) => {
+                Answer::Status(code, body.replace(SLASHED, &unicode), h)
+            }
+            other => other,
+        })
+        .collect();
+    let s = serve(script);
+    let out = dir.path().join("reply");
+    let o = tune_at(&s.base_url, Some(SLASHED), &out);
+    let all = everything(&o, &out);
+    assert!(!all.contains("SECRET"), "the key leaked: {all}");
+    crate::common::assert_ok(&o);
+    assert!(all.contains("use [redacted]"), "{all}");
+    assert!(out.join("prompts/iter-001-reply.txt").exists());
+}
+
+/// Credentials written into the base URL authenticate the requests (HTTP Basic, no key set)
+/// and are shown and stored nowhere: not on stderr, not in the journal, the reports or .lock.
+#[test]
+fn credentials_in_the_base_url_are_sent_but_never_shown_or_stored() {
+    let reply = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
+    let s = serve(vec![ok(reply, "stop"); 8]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let with_user = s.base_url.replace("http://", "http://alice:pw-SECRET-5@");
+    let o = tune_at(&with_user, None, &out);
+    let all = everything(&o, &out);
+    crate::common::assert_ok(&o);
+    assert!(out.join(".lock").exists());
+    assert!(
+        !all.contains("SECRET") && !all.contains("alice"),
+        "the credentials leaked: {all}"
+    );
+    assert!(
+        all.contains(&s.base_url),
+        "the URL itself is still shown: {all}"
+    );
+    let seen = s.seen.lock().unwrap();
+    // "alice:pw-SECRET-5" in base64.
+    assert_eq!(seen[0].0.as_deref(), Some("Basic YWxpY2U6cHctU0VDUkVULTU="));
+}

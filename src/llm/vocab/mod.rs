@@ -373,6 +373,21 @@ impl Vocab {
         self.to_id.get(text).copied()
     }
 
+    /// The texts of the tokens [`Vocab::encode`] matches only when it parses special tokens
+    /// (control and unknown tokens).
+    pub fn control_texts(&self) -> Vec<String> {
+        self.specials
+            .iter()
+            .filter(|&&id| {
+                matches!(
+                    self.types[id as usize],
+                    TokenType::Control | TokenType::Unknown
+                )
+            })
+            .map(|&id| self.texts[id as usize].clone())
+            .collect()
+    }
+
     /// Tokenize `text`. With `parse_special`, control tokens written in the text (the chat
     /// template's `<|im_start|>`) become their ids; user-defined tokens always do. No BOS is
     /// added here (the caller decides, see [`Vocab::add_bos`]).
