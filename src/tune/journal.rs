@@ -96,6 +96,10 @@ impl Settings {
             return Err("--patience must be at least 1".into());
         }
         within("max-changes", self.max_changes, 1, 64)?;
+        if self.max_rounds != 0 {
+            // 0: a journal from before the sequential design.
+            within("max-rounds", self.max_rounds, 2, 10_000)?;
+        }
         within("samples", self.samples, 0, 32)?;
         if self.memory_budget == 0 {
             return Err("--memory-budget must be above 0".into());
@@ -400,6 +404,7 @@ pub fn append(dir: &Path, record: &Record) -> Result<()> {
 /// The first record of the journal in `dir` (a tune's start: its settings), reading only its
 /// first line (never through a link).
 pub fn first(dir: &Path) -> Result<Record> {
+    use anyhow::Context;
     use std::io::BufRead;
     let path = dir.join(FILE);
     let file = crate::runfolder::open(&path, std::fs::OpenOptions::new().read(true))?;
@@ -571,6 +576,9 @@ mod tests {
             samples: 0,
             refine: true,
             goal: Default::default(),
+            max_rounds: 8,
+            search: false,
+            search_method: Default::default(),
         }
     }
 

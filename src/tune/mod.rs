@@ -389,7 +389,9 @@ impl Tuner<'_> {
                 continue;
             };
             let candidate = match &it.candidate_file {
-                Some(f) => Some(Config::new(crate::runfolder::read_options(&self.out.join(f))?)),
+                Some(f) => Some(Config::new(crate::runfolder::read_options(
+                    &self.out.join(f),
+                )?)),
                 None => None,
             };
             state.elapsed_before = it.elapsed;
