@@ -603,8 +603,8 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         for (field, value, named) in [
-            ("threads", 0, "--threads"),
-            ("key_size", 0, "--key-size"),
+            ("threads", 0, "threads"),
+            ("key_size", 0, "key_size"),
             ("repeats", 0, "--repeats"),
         ] {
             let mut bad = line.clone();
