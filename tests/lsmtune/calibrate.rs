@@ -81,6 +81,19 @@ fn unknown_keys_are_dropped_with_a_suggestion_and_aliases_map() {
     assert_eq!(nt.rule, Rule::NotTunable);
 }
 
+/// `wal_dir` and `db_log_dir` are RocksDB options (deployment paths RocksDB leaves out of its
+/// OPTIONS files): dropped as options lsmtune does not tune, never as unknown to RocksDB.
+#[test]
+fn deployment_paths_are_options_lsmtune_does_not_tune() {
+    let r = run(r#"{"changes": {"wal_dir": "/ssd/wal", "DBOptions.db_log_dir": "/var/log/db"}}"#);
+    for key in ["wal_dir", "DBOptions.db_log_dir"] {
+        let c = r.corrections.iter().find(|c| c.key == key).unwrap();
+        assert_eq!(c.rule, Rule::NotTunable, "{key}: {}", c.reason);
+        assert!(!c.reason.contains("not an option"), "{}", c.reason);
+    }
+    assert!(r.changes.is_empty(), "{:?}", r.changes);
+}
+
 #[test]
 fn keys_with_case_and_section_prefixes_resolve() {
     let r = run(

@@ -143,7 +143,11 @@ pub(super) fn resolve<'c>(cat: &'c Catalog, raw_key: &str, scope: Option<Scope>)
     {
         return Resolution::Found(e, Some(Rule::Alias));
     }
-    // A real option of the linked RocksDB, just not one we tune?
+    // A real option of the linked RocksDB, just not one we tune? (The deployment paths are
+    // options RocksDB does not write into an OPTIONS file, so its defaults do not list them.)
+    if rocks::DEPLOYMENT_PATHS.contains(&k.as_str()) {
+        return Resolution::NotTunable;
+    }
     if let Ok(defaults) = rocks::linked_defaults()
         && defaults
             .sections
