@@ -79,16 +79,7 @@ impl Findings {
 
 /// The newest `OPTIONS-NNNNNN` file of a database folder.
 pub fn latest_options(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let n: u64 = name.strip_prefix("OPTIONS-")?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .max_by_key(|(n, _)| *n)
-        .map(|(_, p)| p)
+    crate::options::ini::latest_options(dir)
 }
 
 /// Read what `dir`'s files say, without opening the database.

@@ -54,7 +54,8 @@ pub fn run_timeout(text: &str) -> Result<std::time::Duration, String> {
 /// Flags shared by every command that calibrates.
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
-    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    /// Starting OPTIONS file, or a RocksDB database folder (its newest OPTIONS-NNNNNN is read;
+    /// the database is never opened). Default: the linked RocksDB's defaults.
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Memory RocksDB may use for block cache + memtables: a size (8G, 512MiB) or a share of
@@ -84,7 +85,7 @@ impl CalibrateArgs {
     /// The prepared base configuration and the corrections preparing it took.
     pub fn base(&self, calibrator: &Calibrator) -> Result<(Config, Vec<options::Correction>)> {
         let doc = match &self.base {
-            Some(path) => OptionsDoc::read(path)?,
+            Some(path) => OptionsDoc::read(&options::ini::options_file("--base", path)?)?,
             None => rocks::linked_defaults()?.clone(),
         };
         calibrator

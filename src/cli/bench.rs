@@ -30,7 +30,8 @@ pub struct BenchArgs {
     /// trace.
     #[arg(long, value_parser = |s: &str| s.parse::<crate::bench::workload_file::Source>())]
     pub workload: crate::bench::workload_file::Source,
-    /// OPTIONS file to measure (default: the linked RocksDB's defaults).
+    /// OPTIONS file to measure, or a RocksDB database folder (its newest OPTIONS-NNNNNN;
+    /// the database is never opened). Default: the linked RocksDB's defaults.
     #[arg(long)]
     pub options: Option<PathBuf>,
     /// Measurements to take (each in a fresh database).
@@ -120,6 +121,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     {
         bail!("--work-dir {} is not an existing folder", dir.display());
     }
+    crate::sysinfo::check_room(args.work_dir.as_deref(), &workload)
+        .map_err(|e| anyhow::anyhow!(e))?;
     note_swept(args.work_dir.as_deref());
     let baseline: Option<bench::BenchRun> = match &args.baseline {
         Some(path) => {
@@ -139,7 +142,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let doc = match &args.options {
         Some(path) => {
             let (config, notes) = calibrator
-                .prepare_base(OptionsDoc::read(path)?)
+                .prepare_base(OptionsDoc::read(&options::ini::options_file(
+                    "--options",
+                    path,
+                )?)?)
                 .with_context(|| format!("--options {}", path.display()))?;
             for n in notes {
                 tracing::warn!("{n}");

@@ -52,7 +52,8 @@ pub struct ProposeArgs {
     pub workload: crate::bench::workload_file::Source,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
-    /// Starting OPTIONS file (default: the linked RocksDB's defaults).
+    /// Starting OPTIONS file, or a RocksDB database folder (its newest OPTIONS-NNNNNN is read;
+    /// the database is never opened). Default: the linked RocksDB's defaults.
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Proposals to print (seeds --seed, --seed+1, ...).
@@ -147,6 +148,19 @@ pub fn grammar_cmd(cmd: GrammarCommand) -> Result<()> {
 }
 
 pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
+    // --json=FILE must not be one of the files this reads, nor lie in a database folder.
+    let mut inputs: Vec<&std::path::Path> = args.base.iter().map(|p| p.as_path()).collect();
+    if let crate::bench::workload_file::Source::File(p)
+    | crate::bench::workload_file::Source::Trace(p) = &args.workload
+    {
+        inputs.push(p);
+    }
+    args.json.refuse_inputs(&inputs)?;
+    if let (Some(base), Some(file)) = (args.base.as_deref(), args.json.file())
+        && base.is_dir()
+    {
+        super::args::refuse_output_inside("--json", file, base)?;
+    }
     let catalog = options::catalog()?;
     let opts = args.schema.options()?;
     let budget = args
@@ -161,7 +175,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         },
     );
     let base_doc = match &args.base {
-        Some(p) => options::OptionsDoc::read(p)?,
+        Some(p) => options::OptionsDoc::read(&options::ini::options_file("--base", p)?)?,
         None => options::rocks::linked_defaults()?.clone(),
     };
     let (base, _) = calibrator.prepare_base(base_doc)?;

@@ -398,6 +398,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The newest `OPTIONS-NNNNNN` file of a database folder.
+pub fn latest_options(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n: u64 = name.strip_prefix("OPTIONS-")?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+/// The OPTIONS file a `--base` or `--options` flag names: the file itself, or a RocksDB database
+/// folder's newest `OPTIONS-NNNNNN` (the database is never opened); `flag` names the flag in
+/// the error for a folder without one.
+pub fn options_file(flag: &str, path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    latest_options(path).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{flag} {}: a folder without an OPTIONS-* file (not a RocksDB database?)",
+            path.display()
+        )
+    })
+}
+
 /// The path a chain of symbolic links ends at (the path itself when it is not a link); a
 /// dangling link resolves to the path it names, so writing creates that file.
 pub(crate) fn resolve_links(path: &Path) -> std::path::PathBuf {
