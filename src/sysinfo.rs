@@ -101,6 +101,26 @@ pub fn parse_memory_budget(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    /// A database larger than any disk (10^12 keys of 64 MiB) is refused, naming the folder and
+    /// what to lower; a small one passes.
+    #[test]
+    fn a_database_that_cannot_fit_is_refused_before_it_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
+        w.num = crate::bounds::NUM.max;
+        w.value_size = crate::bounds::VALUE_SIZE.max as usize;
+        let e = super::check_room(Some(dir.path()), &w).unwrap_err();
+        assert!(
+            e.contains("free")
+                && e.contains("--num")
+                && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
+        w.num = 1000;
+        w.value_size = 100;
+        assert_eq!(super::check_room(Some(dir.path()), &w), Ok(()));
+    }
+
     #[test]
     fn a_limit_on_a_nested_cgroup_is_found() {
         let root = tempfile::tempdir().unwrap();
@@ -363,6 +383,31 @@ fn cpu_model() -> Option<String> {
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, m)| m.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Refuse a benchmark whose database cannot fit in `dir` (the work folder, or the system's
+/// temporary folder): its raw data (`num` × (key + value) bytes) twice over, for the live tree
+/// and a compaction's output, must be at most the free space there. A `--dataset-size 1e12`
+/// is an error before anything is loaded, not a full disk an hour later. Unknown free space
+/// (statvfs failing) passes.
+pub fn check_room(dir: Option<&Path>, w: &crate::bench::Workload) -> Result<(), String> {
+    let tmp = std::env::temp_dir();
+    let dir = dir.unwrap_or(&tmp);
+    let raw = (w.num as f64) * ((w.key_size + w.value_size) as f64);
+    let need = 2.0 * raw;
+    match free_bytes(dir) {
+        Some(free) if need > free as f64 => Err(format!(
+            "the {} database needs about {} ({} keys x {} bytes, twice for compaction), but {} \
+             has {} free: lower --num or --dataset-size, or pick a --work-dir with room",
+            w.label(),
+            crate::options::value::human_bytes(need.min(i64::MAX as f64) as i64),
+            w.num,
+            w.key_size + w.value_size,
+            dir.display(),
+            crate::options::value::human_bytes(free.min(i64::MAX as u64) as i64)
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn free_bytes(dir: &Path) -> Option<u64> {

@@ -119,6 +119,15 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         .iter()
         .map(|w| w.parse::<Source>().map_err(|e| anyhow::anyhow!(e)))
         .collect::<Result<_>>()?;
+    // --json=FILE must not be one of the workload files this reads.
+    let files: Vec<&std::path::Path> = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) | Source::Trace(p) => Some(p.as_path()),
+            Source::Named(_) => None,
+        })
+        .collect();
+    args.json.refuse_inputs(&files)?;
     // A label names a workload's baseline, folder and row: two workloads must not share one.
     for (i, s) in sources.iter().enumerate() {
         if let Some(j) = sources[..i].iter().position(|o| o.label() == s.label()) {
@@ -139,6 +148,10 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     if proposers.is_empty() || workloads.is_empty() || args.seeds == 0 {
         bail!("--proposers, --workloads and --seeds must not be empty");
+    }
+    for (_, w) in &workloads {
+        crate::sysinfo::check_room(args.run.work_dir.as_deref(), w)
+            .map_err(|e| anyhow::anyhow!(e))?;
     }
     // The same checks as tune's flags and a resumed journal's settings.
     settings(&args, &workloads[0].1, 1, &proposers[0])
