@@ -321,16 +321,8 @@ impl TuneArgs {
             goal: self.goal.goal(),
             workload: w,
             base_file: match &self.base {
-                Some(dir) if dir.is_dir() => {
-                    Some(bench::livedb::latest_options(dir).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "--base {}: a folder without an OPTIONS-* file (not a RocksDB \
-                             database?)",
-                            dir.display()
-                        )
-                    })?)
-                }
-                other => other.clone(),
+                Some(p) => Some(crate::options::ini::options_file("--base", p)?),
+                None => None,
             },
             iterations: self.iterations,
             time_budget_secs: crate::tune::secs(self.time_budget),
@@ -502,6 +494,15 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             let Record::Start { settings, .. } = crate::tune::journal::first(dir)? else {
                 bail!("{} holds no tune to resume", dir.display());
             };
+            // Checked before anything acts on them (a model the journal names is not loaded
+            // for settings the flags would refuse).
+            settings.validate().map_err(|e| {
+                anyhow::anyhow!(
+                    "{} line 1: its settings are not valid: {e} (was it edited? lsmtune wrote \
+                     no such record)",
+                    dir.join(crate::tune::journal::FILE).display()
+                )
+            })?;
             (*settings, dir.clone())
         }
         None => {
@@ -513,6 +514,9 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             // Never into the database folder --base reads, never over an input.
             if let Some(base) = args.base.as_deref().filter(|b| b.is_dir()) {
                 super::args::refuse_output_inside("--out", &out, base)?;
+                if let Some(file) = args.json.file() {
+                    super::args::refuse_output_inside("--json", file, base)?;
+                }
             }
             let mut inputs: Vec<&std::path::Path> = args.base.iter().map(|p| p.as_path()).collect();
             if let bench::workload_file::Source::File(p) | bench::workload_file::Source::Trace(p) =
@@ -531,7 +535,16 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             (s, out)
         }
     };
+    if args.resume.is_some()
+        && let Some(done) = crate::tune::rewrite_finished(&out)?
+    {
+        // Finished already: the report rewritten from the journal; no proposer (no endpoint,
+        // no model) is needed for that.
+        return show(&args, &settings, &out, done);
+    }
     let (engine, live_ops) = args.run.engine()?;
+    crate::sysinfo::check_room(args.run.work_dir.as_deref(), &settings.workload)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut request = args.request();
     if args.resume.is_some() {
         // A resumed run asks for the same kind of proposer it had.
@@ -555,7 +568,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     let w = &settings.workload;
     tracing::info!(
         "tuning {} ({} keys x {} + {} bytes, {} threads) into {}",
-        w.kind,
+        crate::input::clip(&w.label()),
         w.num,
         w.key_size,
         w.value_size,
@@ -568,13 +581,24 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         tuner.start(proposer.as_mut())
     };
     line.stop();
-    let crate::tune::Finished { end, report } = result.map_err(|e| {
+    let done = result.map_err(|e| {
         super::resumable(
             e,
             &out,
             &format!("`lsmtune tune --resume {}`", out.display()),
         )
     })?;
+    show(&args, &settings, &out, done)
+}
+
+/// What a finished tune prints: why it stopped, the final check, the changes and the files.
+fn show(
+    args: &TuneArgs,
+    settings: &Settings,
+    out: &std::path::Path,
+    done: crate::tune::Finished,
+) -> Result<()> {
+    let crate::tune::Finished { end, report } = done;
     // With bare --json the report is the output and the summary goes to stderr.
     let text_to_stderr = args.json.emit(&report)? && args.json.stdout();
     if let Record::End {
@@ -609,7 +633,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     say!(
         text_to_stderr,
         "wrote {} and {} (report.json, throughput.svg, journal.jsonl)",
-        crate::tune::tuned_file(&out).display(),
+        crate::tune::tuned_file(out).display(),
         out.join("report.md").display()
     );
     let its = &report.iterations;

@@ -412,7 +412,13 @@ pub fn first(dir: &Path) -> Result<Record> {
     std::io::BufReader::new(file)
         .read_line(&mut line)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&line).with_context(|| format!("{} line 1", path.display()))
+    serde_json::from_str(&line).map_err(|e| {
+        anyhow::anyhow!(
+            "{} line 1: {}",
+            path.display(),
+            crate::input::clip_message(&e.to_string())
+        )
+    })
 }
 
 /// Every complete record of a journal. A last line cut short by a kill is ignored (it was
@@ -441,7 +447,12 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
                 out.push(r)
             }
             Err(_) if i + 1 == lines.len() && !complete => break,
-            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+            Err(e) => bail!(
+                "{} line {}: {}",
+                path.display(),
+                i + 1,
+                crate::input::clip_message(&e.to_string())
+            ),
         }
     }
     Ok(out)

@@ -219,6 +219,28 @@ fn sequential_comparison(
     })
 }
 
+/// A finished tune's report as its journal and files have it, written again (a newer lsmtune
+/// may show more of the same journal); `None` when the journal has no end record yet.
+fn finished(records: &[Record], out: &Path) -> Result<Option<Finished>> {
+    let Some(end @ Record::End { .. }) = records.last() else {
+        return Ok(None);
+    };
+    let report = report::build_from(records, out)?;
+    report::write(out, &report)?;
+    Ok(Some(Finished {
+        end: end.clone(),
+        report,
+    }))
+}
+
+/// `tune --resume` of a finished tune: its report rewritten, under the run's lock, with no
+/// proposer (an endpoint or a model need not be reachable for that); `None` when the tune in
+/// `out` has not finished.
+pub fn rewrite_finished(out: &Path) -> Result<Option<Finished>> {
+    let _lock = lock::RunLock::acquire(out)?;
+    finished(&journal::load(out)?, out)
+}
+
 impl Tuner<'_> {
     /// How each candidate is measured: looks after `--repeats` rounds, after `--confirm` more,
     /// and at `--max-rounds`.
@@ -359,15 +381,8 @@ impl Tuner<'_> {
                 self.out.join(journal::FILE).display()
             ),
         };
-        if let Some(end @ Record::End { .. }) = records.last() {
-            // Finished already: the report as the journal and files have it, written again
-            // (a newer lsmtune may show more of the same journal).
-            let report = report::build_from(&records, &self.out)?;
-            report::write(&self.out, &report)?;
-            return Ok(Finished {
-                end: end.clone(),
-                report,
-            });
+        if let Some(done) = finished(&records, &self.out)? {
+            return Ok(done);
         }
         let catalog = crate::options::catalog()?;
         let base = Config::new(crate::runfolder::read_options(&self.out.join(BASE_FILE))?);

@@ -417,6 +417,30 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     no_key(&err);
     no_key(&String::from_utf8_lossy(&o.stdout));
 
+    // The finished run resumed with no endpoint configured: the report is written again from
+    // the journal, and no request goes out.
+    let asked = s.seen.lock().unwrap().len();
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        .args(["tune", "--resume"])
+        .arg(&out)
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env("HF_HUB_CACHE", &empty)
+        .env("LSMTUNE_MODELS_DIR", &empty)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    assert!(said.contains("stopped:"), "{said}");
+    assert!(out.join("report.md").is_file());
+    assert_eq!(s.seen.lock().unwrap().len(), asked);
+
     // local asked for, but the model cannot be loaded: the endpoint takes over, and says why.
     let out = dir.path().join("local");
     let o = run(

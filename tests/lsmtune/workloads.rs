@@ -183,6 +183,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
         opts.create_if_missing(true);
         opts.enable_statistics();
         opts.set_stats_dump_period_sec(1);
+        opts.set_max_write_buffer_number(5);
         let db = rocksdb::DB::open(&opts, &path).unwrap();
         for i in 0..5000u32 {
             db.put(format!("key{i:013}"), vec![b'v'; 100]).unwrap();
@@ -222,18 +223,16 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     let w = workload_file::load(&out).unwrap().workload;
     assert_eq!((w.num, w.key_size, w.value_size), (5000, 16, 100));
 
-    // A tune starts from the database's own newest OPTIONS file, and still changes nothing.
+    let label = w.label();
+    let workload = out.clone();
+
+    // A tune starts from the database's own newest OPTIONS file, and still changes nothing; it
+    // announces the workload file by its name.
     let out = dir.path().join("tuned");
     let o = Command::new(BIN)
-        .args([
-            "tune",
-            "--backend",
-            "expert",
-            "--workload",
-            "fillrandom",
-            "--num",
-            "2000",
-        ])
+        .args(["tune", "--backend", "expert", "--workload"])
+        .arg(&workload)
+        .args(["--num", "2000"])
         .args([
             "--iterations",
             "1",
@@ -241,7 +240,6 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
             "2",
             "--confirm",
             "0",
-            "-q",
             "--base",
         ])
         .arg(&path)
@@ -250,6 +248,8 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
         .output()
         .unwrap();
     assert_ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("tuning {label} (")), "{err}");
     assert_eq!(snapshot(&path), before);
     let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
     let options = f
@@ -259,6 +259,40 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
         .to_string_lossy()
         .into_owned();
     assert!(journal.contains(&options), "the start names {options}");
+
+    // `options calibrate --base DB` and `bench --options DB` read the same newest OPTIONS file
+    // (the database's 5 write buffers show), and change nothing either.
+    let calibrated = dir.path().join("calibrated.ini");
+    let proposal = dir.path().join("proposal.txt");
+    std::fs::write(&proposal, "max_background_jobs=4\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["options", "calibrate"])
+        .arg(&proposal)
+        .arg("--base")
+        .arg(&path)
+        .arg("--out")
+        .arg(&calibrated)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let text = std::fs::read_to_string(&calibrated).unwrap();
+    assert!(text.contains("max_write_buffer_number=5"), "{text}");
+    let o = Command::new(BIN)
+        .args([
+            "bench",
+            "--workload",
+            "readrandom",
+            "--num",
+            "1000",
+            "--repeats",
+            "1",
+        ])
+        .arg("--options")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(snapshot(&path), before);
 
     // Not a database: a clear error and exit 2.
     for bad in [dir.path().to_path_buf(), dir.path().join("missing")] {
@@ -376,7 +410,8 @@ fn a_cut_trace_or_a_bad_file_is_named_with_exit_2() {
 }
 
 /// No command writes over its input: `workload analyze T --out T` (also through a link, and
-/// `--json=T`), `options calibrate P --out P`, `options downgrade F --out F`; and `workload
+/// `--json=T`), `options calibrate P --out P`, `options downgrade F --out F`, `compare` and
+/// `propose` with `--json=` a workload trace, `tune --base DB --json=DB/...`; and `workload
 /// from-db DB --out DB/OPTIONS-...` (or any file in DB) is refused: from-db never writes into
 /// the database folder. Each input is left byte for byte.
 #[test]
@@ -406,7 +441,49 @@ fn an_output_that_is_the_input_is_refused() {
         options.to_str().unwrap(),
     );
     let in_db = db.join("mine.toml");
+    let trace_src = format!("trace:{ts}", ts = t.display());
+    let json_in_db = format!("--json={}", db.join("report.json").display());
+    let elsewhere = dir.path().join("elsewhere");
+    let es = elsewhere.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "compare",
+                "--proposers",
+                "expert",
+                "--workloads",
+                &trace_src,
+                "--out",
+                es,
+                &json_t,
+            ],
+            "is the input",
+        ),
+        (
+            vec![
+                "propose",
+                "--model",
+                "/nonexistent/model.gguf",
+                "--workload",
+                &trace_src,
+                &json_t,
+                "--no-measure",
+            ],
+            "is the input",
+        ),
+        (
+            vec![
+                "tune",
+                "--backend",
+                "expert",
+                "--base",
+                db.to_str().unwrap(),
+                &json_in_db,
+                "--out",
+                es,
+            ],
+            "inside the database folder",
+        ),
         (vec!["workload", "analyze", ts, "--out", ts], "is the input"),
         (vec!["workload", "analyze", ts, "--out", ls], "is the input"),
         (vec!["workload", "analyze", ls, &json_t], "is the input"),
@@ -446,7 +523,8 @@ fn an_output_that_is_the_input_is_refused() {
         "write_buffer_size=128MB\n"
     );
     assert_eq!(std::fs::read(&options).unwrap(), options_bytes);
-    assert!(!in_db.exists());
+    assert!(!in_db.exists() && !db.join("report.json").exists());
+    assert!(!elsewhere.exists());
 }
 
 /// `workload check --json FILE`'s workload (exit 0 required).
