@@ -707,10 +707,14 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
 }
 
 /// On a busy machine, a CPU hog at normal priority beside the tune (as another user's job on a
-/// shared host; in CI the rest of the suite runs beside it too), the sequential design still
-/// keeps the bloom filter on readrandom: its gain (+60% to +150% here) survives the noise, with
-/// more rounds if the first look leaves it undecided.
+/// shared host), the sequential design still keeps the bloom filter on readrandom, with more
+/// rounds when the first look leaves it undecided. Its verdict is a measurement: the filter's
+/// gain at this size is +13% to +21% beside a hog, and a share of such tunes ends undecided, so
+/// this is not a CI test (it failed once in the full suite, where every other test adds load).
+/// `benches/noisy_machine.sh N` runs the same tune N times and counts the keeps (BENCHMARKS.md);
+/// run this one with `cargo test --release --test lsmtune -- --ignored cpu_hog`.
 #[test]
+#[ignore = "a measurement with a chance to miss; benches/noisy_machine.sh counts its rate"]
 fn a_tune_beside_a_cpu_hog_still_keeps_the_filter() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
@@ -905,8 +909,8 @@ fn resume_refuses_an_edited_journal() {
     );
     assert!(!err.contains("SECRET-HASH") && !String::from_utf8_lossy(&o.stdout).contains("SECRET"));
     for (path, named) in [
-        (&["workload", "threads"][..], "--threads"),
-        (&["workload", "key_size"][..], "--key-size"),
+        (&["workload", "threads"][..], "threads must be"),
+        (&["workload", "key_size"][..], "key_size must be"),
         (&["repeats"][..], "--repeats"),
     ] {
         let mut lines = good.clone();
