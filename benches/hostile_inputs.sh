@@ -91,7 +91,7 @@ edit_journal file
 check "resume refuses a candidate file outside candidates/" 2 "not a file under candidates/" -- \
   "$bin" tune --resume "$work/edited" --work-dir "$work"
 edit_journal threads
-check "resume refuses edited settings (threads 0)" 2 "not valid: --threads" -- \
+check "resume refuses edited settings (threads 0)" 2 "not valid: threads must be" -- \
   "$bin" tune --resume "$work/edited" --work-dir "$work"
 "$bin" tune --backend expert --workload readrandom --iterations 6 "${small[@]}" --out "$work/locked" \
   >/dev/null 2>&1 & holder=$!; pids+=("$holder")
@@ -118,12 +118,30 @@ check "a .lock linked to a user's file is refused" 2 "\.lock is a symbolic link"
   --base "$work/no-such.ini" --out "$work/shared" --force
 that "the linked file is untouched" grep -qx "my notes" "$work/notes.txt"
 
+# An OPTIONS-base.ini linked to a user's file is not ours, and a linked journal.jsonl is not
+# resumed through (nothing is cut from, or appended to, its target).
+mkdir "$work/shared2"; cp "$work/notes.txt" "$work/notes2.txt"
+ln -s "$work/notes2.txt" "$work/shared2/OPTIONS-base.ini"
+check "an OPTIONS-base.ini linked to a user's file is refused" 2 "symbolic link|not an lsmtune run folder" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" --out "$work/shared2"
+that "... and the linked file is untouched" grep -qx "my notes" "$work/notes2.txt"
+mkdir "$work/shared3"; cp "$work/notes.txt" "$work/notes3.txt"
+ln -s "$work/notes3.txt" "$work/shared3/journal.jsonl"
+check "resume through a linked journal.jsonl is refused" 2 "journal.jsonl is a symbolic link" -- \
+  "$bin" tune --resume "$work/shared3" --work-dir "$work"
+that "... and its target is untouched" grep -qx "my notes" "$work/notes3.txt"
+
 # 7. A folder with a runs/ sub-folder is not an earlier compare: its results.md is not replaced.
 mkdir -p "$work/notcmp/runs"; echo "my results" > "$work/notcmp/results.md"
 check "compare --out a folder that merely has runs/ is refused" 2 "not an lsmtune run folder" -- \
   "$bin" compare --proposers random --workloads fillrandom --seeds 1 --iterations 1 \
   "${small[@]}" --out "$work/notcmp"
 that "the user's results.md is untouched" grep -qx "my results" "$work/notcmp/results.md"
+mkdir -p "$work/notcmp2/baselines"; echo "my results" > "$work/notcmp2/results.md"
+check "compare --out a folder that merely has baselines/ is refused" 2 "not an lsmtune run folder" -- \
+  "$bin" compare --proposers random --workloads fillrandom --seeds 1 --iterations 1 \
+  "${small[@]}" --out "$work/notcmp2"
+that "... its results.md is untouched" grep -qx "my results" "$work/notcmp2/results.md"
 
 # 8. Two workloads with one name are refused; a compare rerun with another --num does not print
 # the old results as new.
@@ -132,6 +150,9 @@ printf 'num = 3000\nthreads = 1\nops_per_thread = 2000\nvalue_size = 100\n[ops]\
   | tee "$work/wa/x.toml" > "$work/wb/x.toml"
 check "two workloads named x are refused" 2 "would both be named" -- \
   "$bin" compare --proposers expert --workloads "$work/wa/x.toml,$work/wb/x.toml" --out "$work/dup"
+printf 'recordcount=3000\nreadproportion=1\n' > "$work/wa/readrandom.properties"
+check "readrandom beside a file readrandom.properties is refused" 2 "would both be named" -- \
+  "$bin" compare --proposers expert --workloads "readrandom,$work/wa/readrandom.properties" --out "$work/dup2"
 "$bin" compare --proposers expert --workloads "$work/wa/x.toml" --seeds 1 --iterations 1 \
   --repeats 2 --confirm 0 --work-dir "$work" --out "$work/cmp" -q >/dev/null 2>&1
 check "a compare rerun with another --num is refused, naming it" 2 "workload.num: 3000 then, 4000 now" -- \
@@ -293,6 +314,19 @@ check "from-db on a folder whose name holds a newline" 0 "wrote" -- \
   "$bin" workload from-db "$evil" --out "$work/evil.toml"
 check "the file reads back with the name whole and no injected key" 0 '"threads": 1,' -- \
   "$bin" workload check --json "$work/evil.toml"
+# 3. No output names its input, nor lies inside the database folder from-db reads.
+cp "$work/huge-count.trace" "$work/keep.trace"
+check "workload analyze T --out T is refused" 2 "is the input" -- \
+  "$bin" workload analyze "$work/keep.trace" --out "$work/keep.trace"
+that "... and the trace is byte for byte the same" cmp -s "$work/keep.trace" "$work/huge-count.trace"
+printf 'live options\n' > "$evil/OPTIONS-000007"
+check "from-db DB --out DB/OPTIONS-000007 is refused" 2 "inside the database folder" -- \
+  "$bin" workload from-db "$evil" --out "$evil/OPTIONS-000007"
+that "... and the live OPTIONS file is untouched" grep -qx "live options" "$evil/OPTIONS-000007"
+# wal_dir and db_log_dir are options lsmtune does not tune, not unknown ones.
+printf 'wal_dir=/ssd/wal\ndb_log_dir=/var/log/db\nmax_background_jobs=4\n' > "$work/paths.txt"
+check "wal_dir is an option lsmtune does not tune" 0 "\[not_tunable\] wal_dir" -- \
+  "$bin" options calibrate "$work/paths.txt" --out "$work/paths.ini"
 # 14. One set of bounds for a number, from a flag or from a file.
 check "--ops 2^64-1 is refused" 2 "ops must be 1 to" -- \
   "$bin" bench --workload readrandom --ops 18446744073709551615
@@ -300,6 +334,23 @@ check "--dataset-size 1e30 is refused" 2 "dataset-size must be" -- \
   "$bin" bench --workload readrandom --dataset-size 1e30
 check "--max-p99 -1ms reaches the real check" 2 "must be a positive number" -- \
   "$bin" tune --workload readrandom --max-p99 -1ms --out "$work/p99"
+check "a database no disk can hold is refused before loading" 2 "free: lower --num" -- \
+  "$bin" bench --workload readrandom --num 1000000000000 --value-size 1000000 --work-dir "$work"
+check "--min-effect -0.1 reaches the real check" 2 "min-effect must be" -- \
+  "$bin" tune --workload readrandom --min-effect -0.1 --out "$work/me"
+check "--seek-nexts 2^32-1 is refused" 2 "seek_nexts must be" -- \
+  "$bin" bench --workload seekrandom --seek-nexts 4294967295
+check "--trace-speed 1e-300 is refused, no panic" 2 "trace-speed must be" -- \
+  "$bin" bench --workload "trace:$work/huge-count.trace" --trace-speed 1e-300
+printf 'num = 1000\nduration = "9999999h"\n[ops]\nget = 1\n' > "$work/longdur.toml"
+check "duration 9999999h is refused for its size" 2 "is too long: at most" -- \
+  "$bin" workload check "$work/longdur.toml"
+printf 'num = 1000\nduration = "0.0000000001s"\n[ops]\nget = 1\n' > "$work/tinydur.toml"
+check "duration 1e-10 s is refused" 2 "duration must be" -- \
+  "$bin" workload check "$work/tinydur.toml"
+printf 'recordcount=1000\nreadproportion=1\nfieldcount=4294967296\n' > "$work/fields.properties"
+check "YCSB fieldcount 2^32 is refused, not wrapped" 2 "fieldcount must be" -- \
+  "$bin" workload check "$work/fields.properties"
 echo '{"num": 18446744073709551615, "ops": {"get": 1}}' > "$work/huge.json"
 check "a file's num of 2^64-1 is refused like --num" 2 "num must be 1 to" -- \
   "$bin" workload check "$work/huge.json"
@@ -317,6 +368,9 @@ check "a FIFO as a trace is refused, no hang" 2 "is a FIFO" -- \
   timeout 20 "$bin" workload analyze "$work/fifo.trace"
 check "/dev/zero as an OPTIONS file is refused" 2 "character device" -- \
   timeout 20 "$bin" options validate /dev/zero
+mkdir "$work/fifodb"; echo MANIFEST-000001 > "$work/fifodb/CURRENT"; mkfifo "$work/fifodb/LOG"
+check "a FIFO as a database's LOG is refused, no hang" 2 "FIFO" -- \
+  timeout 20 "$bin" workload from-db "$work/fifodb"
 printf '#!/bin/sh\nsleep 600\n' > "$work/db_bench"; chmod +x "$work/db_bench"
 start=$(date +%s)
 check "a hanging db_bench is stopped by --timeout" 2 "no answer within 2 s" -- \
