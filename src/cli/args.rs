@@ -51,6 +51,47 @@ pub fn run_timeout(text: &str) -> Result<std::time::Duration, String> {
     bounds::RUN_TIMEOUT.check_parsed(parse_duration(text)?)
 }
 
+/// Shape of the proposals: what one may change and how long its reasoning may be. The same
+/// flags, with the same defaults, in `tune`, `compare`, `propose` and `grammar schema`.
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// At most this many changes per proposal (the grammar allows no more; the calibrator keeps
+    /// no more).
+    #[arg(long, value_parser = count::<usize, 1, 64>, default_value_t = crate::grammar::schema::DEFAULT_MAX_CHANGES)]
+    pub max_changes: usize,
+    /// Also offer options that trade durability or semantics for speed (disabling paranoid
+    /// checks, unordered_write, manual_wal_flush, FIFO compaction, ...).
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Longest reasoning text a model may write, in characters.
+    #[arg(long, value_parser = count::<usize, 1, 20000>, default_value_t = crate::grammar::schema::DEFAULT_REASONING_CHARS)]
+    pub reasoning_chars: usize,
+}
+
+impl SchemaArgs {
+    /// The schema options these flags give.
+    pub fn options(&self) -> crate::grammar::schema::SchemaOptions {
+        crate::grammar::schema::SchemaOptions {
+            max_changes: self.max_changes,
+            allow_unsafe: self.allow_unsafe,
+            reasoning_chars: self.reasoning_chars,
+        }
+    }
+}
+
+/// What a proposal may change and the memory it may give RocksDB: one definition for `tune`,
+/// `compare` and `propose`, so a compare's tunes are ordinary tunes and `propose` shows what a
+/// tune's turn would.
+#[derive(Debug, Clone, Args)]
+pub struct ProposalArgs {
+    #[command(flatten)]
+    pub schema: SchemaArgs,
+    /// RocksDB's memory budget for block cache + memtables: a size (8G, 512MiB) or a share of
+    /// this machine's memory (40%). Default: half of memory (within --worker-memory).
+    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
+    pub memory_budget: Option<u64>,
+}
+
 /// Flags shared by every command that calibrates.
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {

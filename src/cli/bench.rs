@@ -59,7 +59,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Stop a run that takes longer than this.
-    #[arg(long, value_parser = super::args::run_timeout, default_value = "10m")]
+    #[arg(long = "run-timeout", visible_alias = "timeout", value_parser = super::args::run_timeout, default_value = "10m")]
     pub timeout: std::time::Duration,
     /// Stop a run whose memory exceeds this: a size (8G) or a share of memory (75%).
     #[arg(long, value_parser = crate::sysinfo::parse_memory_budget, default_value = "75%")]

@@ -31,8 +31,8 @@ pub struct CompareArgs {
     /// Tunes per proposer and workload, with seeds 1..=N.
     #[arg(long, value_parser = super::count::<u64, 1, 1000>, default_value_t = 3)]
     pub seeds: u64,
-    /// Iterations per tune (the same budget for every proposer).
-    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 5)]
+    /// Iterations per tune (the same budget for every proposer; tune's default).
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 8)]
     pub iterations: usize,
     /// Output folder; run the same command again to resume. Must not hold other files unless
     /// --force.
@@ -49,10 +49,9 @@ pub struct CompareArgs {
     /// proposer gets the same number of candidates).
     #[arg(long, value_parser = super::count::<usize, 1, 10000>)]
     pub patience: Option<usize>,
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
-    pub memory_budget: Option<u64>,
-    #[arg(long, default_value_t = 6)]
-    pub max_changes: usize,
+    /// What a proposal may change and RocksDB's memory budget, as in `tune`.
+    #[command(flatten)]
+    pub proposal: super::args::ProposalArgs,
     #[command(flatten)]
     pub shape: super::args::WorkloadFlags,
     #[command(flatten)]
@@ -283,14 +282,22 @@ fn settings(args: &CompareArgs, workload: &bench::Workload, seed: u64, v: &Varia
         confirm_repeats: args.judge.confirm,
         min_effect: args.judge.min_effect,
         patience: args.patience.unwrap_or(usize::MAX).max(1),
-        memory_budget: super::tune::budget_within(args.memory_budget, args.run.worker_memory),
-        allow_unsafe: false,
-        max_changes: args.max_changes,
-        reasoning_chars: 400,
+        memory_budget: super::tune::budget_within(
+            args.proposal.memory_budget,
+            args.run.worker_memory,
+        ),
+        allow_unsafe: args.proposal.schema.allow_unsafe,
+        max_changes: args.proposal.schema.max_changes,
+        reasoning_chars: args.proposal.schema.reasoning_chars,
         backend: v.spec.backend().name().into(),
         model: v.spec.model(),
         seed,
-        hints: v.hints.unwrap_or_default(),
+        // A proposer without hint levels (expert, search, random) records the first --hints
+        // level, as `tune` records its --hints whatever the backend.
+        hints: v
+            .hints
+            .or_else(|| args.hints.first().copied())
+            .unwrap_or_default(),
         samples: args.samples.unwrap_or(0),
         refine: !args.no_refine,
         max_rounds: args.judge.max_rounds,
@@ -338,7 +345,7 @@ fn run_all(
                     crate::options::catalog()?,
                     crate::options::CalibrateOptions {
                         memory_budget: first.memory_budget,
-                        allow_unsafe: false,
+                        allow_unsafe: first.allow_unsafe,
                         max_changes: first.max_changes,
                     },
                 )
@@ -444,7 +451,7 @@ fn measure_best_known(
         crate::options::catalog()?,
         crate::options::CalibrateOptions {
             memory_budget: first.memory_budget,
-            allow_unsafe: false,
+            allow_unsafe: first.allow_unsafe,
             max_changes: first.max_changes,
         },
     )
@@ -473,4 +480,93 @@ fn measure_best_known(
     crate::runfolder::ensure_dirs(&args.out, out.parent().unwrap_or(&args.out))?;
     crate::runfolder::write(&out, &serde_json::to_vec_pretty(&record)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+
+    /// A compare's tune is an ordinary tune: for the same flags, the settings `compare` builds for
+    /// a proposer equal those `tune` builds with that proposer (every field of the journal's
+    /// start record).
+    #[test]
+    fn a_compare_builds_the_settings_tune_builds_for_the_same_flags() {
+        let shared = [
+            "--workload-flags-go-here",
+            "--iterations",
+            "4",
+            "--patience",
+            "2",
+            "--max-changes",
+            "3",
+            "--allow-unsafe",
+            "--reasoning-chars",
+            "300",
+            "--memory-budget",
+            "1G",
+            "--repeats",
+            "4",
+            "--confirm",
+            "1",
+            "--max-rounds",
+            "6",
+            "--min-effect",
+            "0.05",
+            "--num",
+            "5000",
+            "--value-size",
+            "200",
+            "--threads",
+            "1",
+            "--hints",
+            "diagnostics",
+            "--objective",
+            "p99",
+        ];
+        let args = |head: &[&str], tail: &[&str]| -> Vec<String> {
+            (["lsmtune"].iter().chain(head))
+                .chain(shared[1..].iter())
+                .chain(tail)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let Command::Tune(t) = Cli::try_parse_from(args(
+            &["tune", "--backend", "expert", "--workload", "readrandom"],
+            &["--seed", "1", "--search", "off"],
+        ))
+        .unwrap()
+        .command
+        else {
+            unreachable!()
+        };
+        let Command::Compare(c) = Cli::try_parse_from(args(
+            &[
+                "compare",
+                "--proposers",
+                "expert",
+                "--workloads",
+                "readrandom",
+            ],
+            &["--seeds", "1", "--out", "unused"],
+        ))
+        .unwrap()
+        .command
+        else {
+            unreachable!()
+        };
+        let from_tune = t.settings().unwrap();
+        let specs = vec![crate::compare::ProposerSpec::parse(&c.proposers).unwrap()];
+        let searches: Vec<bool> = c.search.iter().map(|s| s.on()).collect();
+        let variants = crate::compare::Variant::expand(&specs, &c.hints, &searches);
+        assert_eq!(variants.len(), 1);
+        let source: crate::bench::workload_file::Source = c.workloads.parse().unwrap();
+        let workload = c.shape.build(&source, &super::TUNE_SIZES).unwrap();
+        let from_compare = super::settings(&c, &workload, 1, &variants[0]);
+        assert_eq!(
+            serde_json::to_value(&from_compare).unwrap(),
+            serde_json::to_value(&from_tune).unwrap()
+        );
+    }
 }

@@ -12,36 +12,6 @@ use crate::grammar::schema::{self, SchemaOptions};
 use crate::llm::{GenParams, Llm, Message, local::LocalModel};
 use crate::options::{self, CalibrateOptions, Calibrator};
 
-/// Shape of the proposals: shared by `propose`, `grammar schema` and (later) `tune`.
-#[derive(Debug, Clone, Args)]
-pub struct SchemaArgs {
-    /// At most this many changes per proposal.
-    #[arg(long, default_value_t = 8)]
-    pub max_changes: usize,
-    /// Also offer options that trade durability or semantics for speed.
-    #[arg(long)]
-    pub allow_unsafe: bool,
-    /// Longest reasoning text, in characters.
-    #[arg(long, default_value_t = 600)]
-    pub reasoning_chars: usize,
-}
-
-impl SchemaArgs {
-    pub fn options(&self) -> Result<SchemaOptions> {
-        if self.max_changes == 0 || self.max_changes > 64 {
-            bail!("--max-changes must be 1..=64");
-        }
-        if self.reasoning_chars > 20_000 {
-            bail!("--reasoning-chars must be at most 20000");
-        }
-        Ok(SchemaOptions {
-            max_changes: self.max_changes,
-            allow_unsafe: self.allow_unsafe,
-            reasoning_chars: self.reasoning_chars,
-        })
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ProposeArgs {
     #[command(flatten)]
@@ -69,11 +39,9 @@ pub struct ProposeArgs {
     /// Let the model write freely (no grammar): shows what the grammar prevents.
     #[arg(long)]
     pub unconstrained: bool,
-    /// RocksDB's memory budget for the calibration (8G, 40%; default half of memory).
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
-    pub memory_budget: Option<u64>,
+    /// What a proposal may change and RocksDB's memory budget, as in `tune`.
     #[command(flatten)]
-    pub schema: SchemaArgs,
+    pub proposal: super::args::ProposalArgs,
     /// One JSON object per proposal, a line each (--json=FILE: into FILE, text as usual).
     #[command(flatten)]
     pub json: super::Json,
@@ -104,7 +72,7 @@ pub enum GrammarCommand {
     #[command(verbatim_doc_comment)]
     Schema {
         #[command(flatten)]
-        schema: SchemaArgs,
+        schema: super::args::SchemaArgs,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -118,7 +86,7 @@ pub enum GrammarCommand {
 pub fn grammar_cmd(cmd: GrammarCommand) -> Result<()> {
     match cmd {
         GrammarCommand::Schema { schema, out, write } => {
-            let opts = schema.options()?;
+            let opts = schema.options();
             if write && opts != SchemaOptions::default() {
                 bail!("--write regenerates the default schema; drop the other flags");
             }
@@ -162,8 +130,9 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         super::args::refuse_output_inside("--json", file, base)?;
     }
     let catalog = options::catalog()?;
-    let opts = args.schema.options()?;
+    let opts = args.proposal.schema.options();
     let budget = args
+        .proposal
         .memory_budget
         .unwrap_or_else(crate::sysinfo::default_memory_budget);
     let calibrator = Calibrator::new(

@@ -217,14 +217,9 @@ pub struct TuneArgs {
     /// start from its newest OPTIONS file (read only; the database is not opened).
     #[arg(long)]
     pub base: Option<PathBuf>,
-    /// RocksDB's memory budget (8G, 40%; default half of memory).
-    #[arg(long, value_parser = crate::sysinfo::parse_memory_budget)]
-    pub memory_budget: Option<u64>,
-    #[arg(long)]
-    pub allow_unsafe: bool,
-    /// At most this many changes per proposal.
-    #[arg(long, default_value_t = 6)]
-    pub max_changes: usize,
+    /// What a proposal may change and RocksDB's memory budget (as in `compare`, `propose`).
+    #[command(flatten)]
+    pub proposal: super::args::ProposalArgs,
     #[command(flatten)]
     pub judge: JudgeArgs,
     /// Converged after this many iterations in a row without a kept gain.
@@ -314,7 +309,7 @@ pub struct JudgeArgs {
 impl TuneArgs {
     /// The settings these flags give, checked by [`Settings::validate`] (as a resumed
     /// journal's are).
-    fn settings(&self) -> Result<Settings> {
+    pub(super) fn settings(&self) -> Result<Settings> {
         let mut w = self.shape.build(&self.workload, &TUNE_SIZES)?;
         w.seed = self.seed;
         let settings = Settings {
@@ -330,10 +325,10 @@ impl TuneArgs {
             confirm_repeats: self.judge.confirm,
             min_effect: self.judge.min_effect,
             patience: self.patience.max(1),
-            memory_budget: budget_within(self.memory_budget, self.run.worker_memory),
-            allow_unsafe: self.allow_unsafe,
-            max_changes: self.max_changes,
-            reasoning_chars: 400,
+            memory_budget: budget_within(self.proposal.memory_budget, self.run.worker_memory),
+            allow_unsafe: self.proposal.schema.allow_unsafe,
+            max_changes: self.proposal.schema.max_changes,
+            reasoning_chars: self.proposal.schema.reasoning_chars,
             backend: self.backend.name().into(),
             model: self.request().recorded_model(),
             seed: self.seed,

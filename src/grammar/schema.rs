@@ -27,12 +27,18 @@ pub struct SchemaOptions {
     pub reasoning_chars: usize,
 }
 
+/// Changes per proposal unless `--max-changes` says otherwise (tune, compare, propose and the
+/// committed schema alike).
+pub const DEFAULT_MAX_CHANGES: usize = 6;
+/// Longest `reasoning` unless `--reasoning-chars` says otherwise.
+pub const DEFAULT_REASONING_CHARS: usize = 400;
+
 impl Default for SchemaOptions {
     fn default() -> Self {
         SchemaOptions {
-            max_changes: 8,
+            max_changes: DEFAULT_MAX_CHANGES,
             allow_unsafe: false,
-            reasoning_chars: 600,
+            reasoning_chars: DEFAULT_REASONING_CHARS,
         }
     }
 }
