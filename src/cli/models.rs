@@ -140,7 +140,10 @@ fn make_test_model(
 ) -> Result<()> {
     use anyhow::bail;
     use candle_core::quantized::GgmlDType;
-    let arch: crate::llm::testmodel::Arch = arch.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let arch = arch
+        .parse::<crate::llm::testmodel::Arch>()
+        .and_then(crate::llm::testmodel::generated)
+        .map_err(|e| anyhow::anyhow!("--arch: {e}"))?;
     use crate::llm::testmodel::Quant;
     let dtype = match dtype.to_ascii_lowercase().as_str() {
         "q8_0" => Quant::Uniform(GgmlDType::Q8_0),

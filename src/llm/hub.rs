@@ -493,7 +493,7 @@ mod tests {
                 e.name
             );
             assert!(
-                super::super::runtime::SUPPORTED_ARCHS.contains(&e.family.as_str()),
+                e.family.parse::<crate::llm::arch::Arch>().is_ok(),
                 "{}",
                 e.name
             );

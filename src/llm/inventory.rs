@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::Value;
 use serde::Serialize;
 
+use super::arch::Arch;
 use super::files::{ModelFiles, WeightFormat};
 use super::hub::{Hub, manifest};
-use super::runtime::SUPPORTED_ARCHS;
 use super::stores;
 use super::vocab::Vocab;
 
@@ -235,11 +235,8 @@ pub fn inspect_gguf(path: &Path, tokenizer_json: bool) -> GgufFacts {
         });
     facts.problem = if arch.is_empty() {
         Some("no general.architecture: not a model lsmtune knows".into())
-    } else if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
-        Some(format!(
-            "architecture {arch} is not supported (supported: {})",
-            SUPPORTED_ARCHS.join(", ")
-        ))
+    } else if let Err(e) = arch.parse::<Arch>() {
+        Some(e)
     } else if meta_u32(m, "split.count").is_some_and(|n| n > 1) {
         Some(format!(
             "split into {} files; merge them into one (llama-gguf-split --merge)",
@@ -279,7 +276,10 @@ fn inspect_safetensors(dir: &Path) -> GgufFacts {
         .as_str()
         .or(config["dtype"].as_str())
         .map(|d| d.to_ascii_uppercase().replace("FLOAT", "F"));
-    facts.problem = if !matches!(arch.as_str(), "qwen2" | "llama" | "mistral") {
+    facts.problem = if !arch
+        .parse::<Arch>()
+        .is_ok_and(|a| a.safetensors_supported())
+    {
         Some(format!(
             "safetensors models of type {arch} are not supported (qwen2, llama are; use a GGUF)"
         ))

@@ -22,8 +22,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use super::arch::Arch;
 use super::files::{ModelFiles, WeightFormat};
-use super::runtime::{self, GgufRuntime, Runtime, SUPPORTED_ARCHS};
+use super::runtime::{self, GgufRuntime, Runtime};
 use super::sampling::Sampler;
 use super::template::{self, ChatTemplate};
 use super::tokenizer::{self, ControlTexts, TextTokenizer};
@@ -120,23 +121,18 @@ fn safetensors_context(dir: &std::path::Path) -> Option<usize> {
 
 /// Load a GGUF: its architecture, weights (on the runtime `LSMTUNE_LOCAL_RUNTIME` picks), chat
 /// template and vocabulary.
-fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras)> {
+fn load_gguf(files: &ModelFiles) -> Result<(Arch, Box<dyn Runtime>, GgufExtras)> {
     let mut file = std::fs::File::open(&files.weights)
         .with_context(|| format!("cannot open {}", files.weights.display()))?;
     let content = super::files::read_gguf(&mut file)
         .map_err(|e| anyhow!("{} is not a GGUF file: {e}", files.weights.display()))?;
-    let arch = content
+    let arch: Arch = content
         .metadata
         .get("general.architecture")
         .and_then(|v| v.to_string().ok().cloned())
-        .unwrap_or_default();
-    if !SUPPORTED_ARCHS.contains(&arch.as_str()) {
-        bail!(
-            "{}: architecture `{arch}` is not supported (supported: {})",
-            files.weights.display(),
-            SUPPORTED_ARCHS.join(", ")
-        );
-    }
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| anyhow!("{}: {e}", files.weights.display()))?;
     let template = content
         .metadata
         .get("tokenizer.chat_template")
@@ -148,8 +144,8 @@ fn load_gguf(files: &ModelFiles) -> Result<(String, Box<dyn Runtime>, GgufExtras
         .and_then(|v| v.to_u64().ok())
         .and_then(|n| usize::try_from(n).ok());
     let model = match GgufRuntime::from_env()? {
-        GgufRuntime::Lsmtune => runtime::own::load(&arch, &content, &mut file),
-        GgufRuntime::Candle => runtime::candle::load_gguf(&arch, content, &mut file),
+        GgufRuntime::Lsmtune => runtime::own::load(arch, &content, &mut file),
+        GgufRuntime::Candle => runtime::candle::load_gguf(arch, content, &mut file),
     }
     .with_context(|| format!("loading {}", files.weights.display()))?;
     Ok((
@@ -227,9 +223,7 @@ impl LocalModel {
             )
         } else {
             (
-                template::builtin(&arch)
-                    .unwrap_or(template::CHATML)
-                    .to_string(),
+                template::builtin(arch).to_string(),
                 chosen.bos_text.clone(),
                 chosen.eos_text.clone(),
                 format!("built-in for {arch} (the model ships none)"),

@@ -8,6 +8,7 @@
 //! `testmodel` (cargo feature `test-models`, on by default) writes tiny random-weight models so
 //! the real loading code is tested without any download; only the CLI and the tests use it.
 
+pub mod arch;
 pub mod files;
 pub mod hub;
 pub mod inventory;

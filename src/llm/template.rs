@@ -25,14 +25,14 @@ pub const PHI3: &str = "{% for message in messages %}<|{{ message.role }}|>\n{{ 
 /// user turn.
 pub const GEMMA: &str = "{{ bos_token }}{% if messages[0].role == 'system' %}{% set prefix = messages[0].content | trim ~ '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}<start_of_turn>{% if message.role == 'assistant' %}model{% else %}{{ message.role }}{% endif %}\n{% if loop.first %}{{ prefix }}{% endif %}{{ message.content | trim }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
 
-/// The built-in template of a model family (`qwen2`, `qwen3`, `llama`, `phi3`, `gemma3`).
-pub fn builtin(family: &str) -> Option<&'static str> {
-    match family {
-        "qwen2" | "qwen3" => Some(CHATML),
-        "llama" | "mistral" => Some(LLAMA3),
-        "phi3" => Some(PHI3),
-        "gemma3" => Some(GEMMA),
-        _ => None,
+/// The built-in template of an architecture's family (for a model that ships none).
+pub fn builtin(arch: super::arch::Arch) -> &'static str {
+    use super::arch::Arch;
+    match arch {
+        Arch::Qwen2 | Arch::Qwen3 => CHATML,
+        Arch::Llama | Arch::Mistral => LLAMA3,
+        Arch::Phi3 => PHI3,
+        Arch::Gemma3 => GEMMA,
     }
 }
 
@@ -245,12 +245,11 @@ mod tests {
 
     #[test]
     fn every_family_has_a_builtin_that_renders() {
-        for fam in ["qwen2", "qwen3", "llama", "phi3", "gemma3"] {
-            let t = ChatTemplate::new(builtin(fam).unwrap(), "<s>", "</s>").unwrap();
+        for fam in crate::llm::arch::Arch::ALL {
+            let t = ChatTemplate::new(builtin(fam), "<s>", "</s>").unwrap();
             let out = t.render(&[Message::user("ping")], true).unwrap();
             assert!(out.contains("ping"), "{fam}: {out}");
         }
-        assert!(builtin("gpt2").is_none());
     }
 
     #[test]

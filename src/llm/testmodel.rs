@@ -89,42 +89,16 @@ pub const SPECIAL_TOKENS: [&str; 11] = [
     "<|end|>",
 ];
 
-/// Which architecture to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// Qwen2: q/k/v biases, NEOX rope, ChatML.
-    Qwen2,
-    /// Llama: no biases, interleaved rope, Llama 3 chat headers.
-    Llama,
-    /// Qwen3: no biases, per-head RMS norms of q and k, ChatML (GGUF only).
-    Qwen3,
-    /// Phi-3: fused qkv and gate/up projections, Phi-3 chat tags (GGUF only).
-    Phi3,
-}
+pub use super::arch::Arch;
 
-impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "qwen2" => Ok(Arch::Qwen2),
-            "llama" => Ok(Arch::Llama),
-            "qwen3" => Ok(Arch::Qwen3),
-            "phi3" => Ok(Arch::Phi3),
-            other => Err(format!(
-                "--arch {other}: test models come as qwen2, llama, qwen3 or phi3"
-            )),
-        }
-    }
-}
-
-impl Arch {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Qwen2 => "qwen2",
-            Arch::Llama => "llama",
-            Arch::Qwen3 => "qwen3",
-            Arch::Phi3 => "phi3",
-        }
+/// The architectures test models are generated for (qwen2, llama, qwen3, phi3); the others
+/// are an error naming them.
+pub fn generated(arch: Arch) -> Result<Arch, String> {
+    match arch {
+        Arch::Qwen2 | Arch::Llama | Arch::Qwen3 | Arch::Phi3 => Ok(arch),
+        Arch::Mistral | Arch::Gemma3 => Err(format!(
+            "--arch {arch}: test models come as qwen2, llama, qwen3 or phi3"
+        )),
     }
 }
 
@@ -474,6 +448,7 @@ pub fn write_gguf(
     quant: impl Into<Quant>,
     words: &[String],
 ) -> Result<PathBuf> {
+    generated(arch).map_err(|e| anyhow::anyhow!(e))?;
     let quant = quant.into();
     let tied = shape.tie_embeddings && arch != Arch::Phi3;
     // Stands for "the recipe's type" in the calls below; vectors are always F32.
@@ -609,11 +584,7 @@ pub fn write_gguf(
     let u32v = |v: usize| V::U32(v as u32);
     let a = arch.name();
     let key = |k: &str| format!("{a}.{k}");
-    let template = match arch {
-        Arch::Qwen2 | Arch::Qwen3 => super::template::CHATML,
-        Arch::Llama => super::template::LLAMA3,
-        Arch::Phi3 => super::template::PHI3,
-    };
+    let template = super::template::builtin(arch);
     let metadata: Vec<(String, V)> = vec![
         ("general.architecture".into(), V::String(a.into())),
         (

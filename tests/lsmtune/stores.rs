@@ -434,7 +434,7 @@ fn models_list_shows_every_store_with_a_verdict() {
     };
     assert!(why("ollama:broken:latest").contains("missing"));
     assert!(
-        why("lmstudio:acme/bad-GGUF/mamba.gguf").contains("architecture mamba is not supported")
+        why("lmstudio:acme/bad-GGUF/mamba.gguf").contains("architecture `mamba` is not supported")
     );
     assert!(why("lmstudio:acme/bad-GGUF/junk.gguf").contains("not a GGUF"));
     let w = why("lmstudio:acme/bad-GGUF/align0.gguf");
@@ -477,5 +477,5 @@ fn models_list_shows_every_store_with_a_verdict() {
         line.contains("qwen2") && line.contains("Q8_0") && line.ends_with("yes"),
         "{line}"
     );
-    assert!(text.contains("no: architecture mamba"), "{text}");
+    assert!(text.contains("no: architecture `mamba`"), "{text}");
 }

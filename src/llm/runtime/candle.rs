@@ -17,6 +17,7 @@ use candle_transformers::models::{
 };
 
 use super::Runtime;
+use crate::llm::arch::Arch;
 use crate::llm::files::safetensors_in;
 
 /// The candle model of one supported family and format.
@@ -36,28 +37,28 @@ pub enum Candle {
     Gemma3(quantized_gemma3::ModelWeights),
 }
 
-/// Load `arch` from a GGUF onto candle-transformers' quantized models (mistral and any other
-/// Llama-shaped architecture go to its Llama).
+/// Load `arch` from a GGUF onto candle-transformers' quantized models (Mistral is Llama-shaped
+/// and goes to its Llama).
 pub fn load_gguf(
-    arch: &str,
+    arch: Arch,
     content: gguf_file::Content,
     file: &mut std::fs::File,
 ) -> Result<Box<dyn Runtime>> {
     let device = &Device::Cpu;
     Ok(Box::new(match arch {
-        "qwen2" => Candle::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
+        Arch::Qwen2 => Candle::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
             content, file, device,
         )?),
-        "qwen3" => Candle::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
+        Arch::Qwen3 => Candle::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
             content, file, device,
         )?),
-        "phi3" => Candle::Phi3(quantized_phi3::ModelWeights::from_gguf(
+        Arch::Phi3 => Candle::Phi3(quantized_phi3::ModelWeights::from_gguf(
             false, content, file, device,
         )?),
-        "gemma3" => Candle::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
+        Arch::Gemma3 => Candle::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
             content, file, device,
         )?),
-        _ => Candle::Llama(quantized_llama::ModelWeights::from_gguf(
+        Arch::Llama | Arch::Mistral => Candle::Llama(quantized_llama::ModelWeights::from_gguf(
             content, file, device,
         )?),
     }))
@@ -122,7 +123,7 @@ impl Runtime for Candle {
 
 /// Load the safetensors checkpoint in folder `dir`: `config.json` names the family (qwen2,
 /// llama); returns it with the model.
-pub fn load_safetensors(dir: &Path) -> Result<(String, Box<dyn Runtime>)> {
+pub fn load_safetensors(dir: &Path) -> Result<(Arch, Box<dyn Runtime>)> {
     let device = &Device::Cpu;
     let config_path = dir.join("config.json");
     let config: serde_json::Value = serde_json::from_slice(
@@ -130,13 +131,14 @@ pub fn load_safetensors(dir: &Path) -> Result<(String, Box<dyn Runtime>)> {
             .with_context(|| format!("cannot read {}", config_path.display()))?,
     )
     .with_context(|| format!("{} is not JSON", config_path.display()))?;
-    let arch = config["model_type"]
+    let arch: Arch = config["model_type"]
         .as_str()
         .unwrap_or_default()
-        .to_string();
-    if !matches!(arch.as_str(), "qwen2" | "llama" | "mistral") {
+        .parse()
+        .map_err(|e| anyhow!("{}: {e}", config_path.display()))?;
+    if !arch.safetensors_supported() {
         bail!(
-            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2, llama; use a GGUF for qwen3, phi3)",
+            "{}: safetensors models of type `{arch}` are not supported yet (supported: qwen2, llama, mistral; use a GGUF for the others)",
             dir.display()
         );
     }
@@ -153,22 +155,21 @@ pub fn load_safetensors(dir: &Path) -> Result<(String, Box<dyn Runtime>)> {
     let where_ = dir.display().to_string();
     crate::interrupt::while_mapped(&where_, || {
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards, DType::F32, device)? };
-        build_safetensors(&arch, config, &config_path, vb, &where_, device)
+        build_safetensors(arch, config, &config_path, vb, &where_, device)
     })
     .map(|(arch, model)| (arch, Box::new(model) as Box<dyn Runtime>))
 }
 
 /// The candle model of a safetensors checkpoint from its (mapped) weights.
 fn build_safetensors(
-    arch: &str,
+    arch: Arch,
     config: serde_json::Value,
     config_path: &Path,
     vb: VarBuilder,
     where_: &str,
     device: &Device,
-) -> Result<(String, Candle)> {
-    let arch = arch.to_string();
-    if arch == "qwen2" {
+) -> Result<(Arch, Candle)> {
+    if arch == Arch::Qwen2 {
         let cfg: qwen2::Config = serde_json::from_value(config)
             .with_context(|| format!("{} is not a Qwen2 config", config_path.display()))?;
         let model =

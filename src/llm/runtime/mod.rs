@@ -41,6 +41,3 @@ impl GgufRuntime {
         }
     }
 }
-
-/// Architectures (`general.architecture`) the GGUF runtimes run.
-pub const SUPPORTED_ARCHS: &[&str] = &["qwen2", "qwen3", "llama", "mistral", "phi3", "gemma3"];

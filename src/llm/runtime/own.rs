@@ -9,7 +9,7 @@ use crate::llm::transformer::Transformer;
 
 /// Load `arch` from a parsed GGUF onto the own forward pass.
 pub fn load(
-    arch: &str,
+    arch: crate::llm::arch::Arch,
     content: &gguf_file::Content,
     file: &mut std::fs::File,
 ) -> Result<Box<dyn Runtime>> {

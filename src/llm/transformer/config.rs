@@ -45,10 +45,10 @@ pub(super) struct Layout {
 }
 
 impl Config {
-    /// The configuration of `arch` (one of qwen2, qwen3, llama, mistral, phi3, gemma3) from a
+    /// The configuration of `arch` from a
     /// parsed GGUF; `file` is read for the rotary frequency factors.
     pub(super) fn read(
-        arch: &str,
+        arch: crate::llm::arch::Arch,
         ct: &gguf_file::Content,
         file: &mut std::fs::File,
     ) -> Result<(Config, Layout)> {
@@ -136,7 +136,7 @@ impl Config {
                 })
                 .collect()
         };
-        let gemma = arch == "gemma3";
+        let gemma = arch == crate::llm::arch::Arch::Gemma3;
         // Gemma 3: local layers see a window of positions and rotate with their own base.
         let window = if gemma {
             int("attention.sliding_window")?
@@ -152,7 +152,7 @@ impl Config {
             kv_heads,
             head_dim,
             rope_dim,
-            neox: matches!(arch, "qwen2" | "qwen3" | "phi3" | "gemma3"),
+            neox: arch.rope_neox(),
             eps,
             inv_freq: freqs(base, scaling),
             rope_scale,

@@ -67,7 +67,11 @@ pub struct Transformer {
 
 impl Transformer {
     /// Load `arch` (one of qwen2, qwen3, llama, mistral, phi3, gemma3) from a parsed GGUF.
-    pub fn load(arch: &str, ct: &gguf_file::Content, file: &mut std::fs::File) -> Result<Self> {
+    pub fn load(
+        arch: crate::llm::arch::Arch,
+        ct: &gguf_file::Content,
+        file: &mut std::fs::File,
+    ) -> Result<Self> {
         let (cfg, layout) = Config::read(arch, ct, file)?;
         let (embed, output) = embedding_and_output(ct, file, cfg.hidden)?;
         let norm = vector(ct, file, "output_norm.weight")?;
