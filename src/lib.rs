@@ -9,6 +9,8 @@
 //! - [`tune`]: the tuning loop, proposers (LLM, expert, value search, the hybrid of a model
 //!   steering the search, random), the knowledge base, what a model is told (`tune::prompt`) and
 //!   one proposal from it (`tune::ask`), journal and resume, report.
+//! - [`export`]: a tune's changes in the forms services deploy (C++, Java, Rust, Go, TiKV,
+//!   kvrocks, MyRocks, OPTIONS fragment), each line with its measured gain.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
@@ -25,6 +27,7 @@ pub mod bench;
 pub mod bounds;
 pub mod cli;
 pub mod compare;
+pub mod export;
 pub mod grammar;
 pub mod http;
 pub mod input;

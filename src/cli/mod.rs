@@ -1,7 +1,7 @@
 //! The command line: the top-level parser, one `match` over the commands, how errors print and
 //! the exit codes. Each command family owns its arguments and its handler in its own file
 //! (`options`, `bench`, `models`, `llm`, `propose` with `grammar`, `tune`, `compare`,
-//! `workload`); flags and
+//! `workload`, `export`); flags and
 //! parsers several commands share are in [`args`]; what goes to standard error in [`log`].
 //!
 //! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
@@ -11,6 +11,7 @@
 mod args;
 mod bench;
 mod compare;
+mod export;
 mod llm;
 mod log;
 mod models;
@@ -140,6 +141,36 @@ pub enum Command {
     /// from its files, check a workload file.
     #[command(subcommand)]
     Workload(workload::WorkloadCommand),
+    /// Export the options a tuned OPTIONS file changes, for a C++, Java, Rust or Go service, or a
+    /// TiKV, kvrocks or MyRocks config.
+    ///
+    /// Only options that differ from the base are written (base: --base, else the run folder's
+    /// OPTIONS-base.ini with --run, else the linked RocksDB's defaults), in the target's own names,
+    /// types and units. With --run, each line names the measured gain of the step that kept it
+    /// (from report.json). An option the target cannot express is listed in a comment block and on
+    /// standard error, never dropped silently. --rocksdb-version refuses (exit 2) an option that
+    /// version does not know.
+    ///
+    /// Formats:
+    ///   cpp      void ApplyTunedOptions(rocksdb::Options&): options.write_buffer_size = 134217728;
+    ///            a BlockBasedTableOptions with NewLRUCache / NewBloomFilterPolicy (RocksDB 7.8+ API)
+    ///   java     RocksJava: options.setWriteBufferSize(134217728L); BlockBasedTableConfig
+    ///   rust     rust-rocksdb: pub fn apply_tuned_options(opts: &mut rocksdb::Options)
+    ///   go       grocksdb: func ApplyTunedOptions(opts *grocksdb.Options)
+    ///   tikv     tikv.toml: [rocksdb], [rocksdb.defaultcf] write-buffer-size = "128MB", block cache
+    ///            in [storage.block-cache]
+    ///   kvrocks  kvrocks.conf: rocksdb.write_buffer_size 128 (MB), rocksdb.block_size 16384
+    ///   myrocks  my.cnf [mysqld]: rocksdb_* variables and rocksdb_default_cf_options=...
+    ///   ini      the changed keys as an OPTIONS-file fragment, under their sections
+    ///
+    /// Examples:
+    ///   lsmtune export --run lsmtune-readrandom --format cpp --out tuned_options.h
+    ///   lsmtune export --run lsmtune-readrandom --format java
+    ///   lsmtune export --run lsmtune-readrandom --format rust --out src/tuned_options.rs
+    ///   lsmtune export OPTIONS-tuned.ini --base OPTIONS-prod.ini --format tikv --rocksdb-version 8.10
+    ///   lsmtune export OPTIONS-tuned.ini --format myrocks >> /etc/mysql/conf.d/rocksdb.cnf
+    #[command(verbatim_doc_comment)]
+    Export(export::ExportArgs),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
@@ -298,6 +329,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Workload(cmd) => workload::run(cmd),
+        Command::Export(args) => export::run(&args),
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
             code => bail!("worker exited with {code}"),

@@ -7,6 +7,7 @@ mod calibrate;
 mod cli;
 mod common;
 mod compare;
+mod export;
 mod fixtures;
 mod grammar;
 mod hostile_proposals;
