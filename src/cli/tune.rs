@@ -231,6 +231,11 @@ pub struct TuneArgs {
     pub goal: GoalArgs,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also write what the tune changed in the form a service deploys, as export.EXT in --out
+    /// and at the end of report.md: cpp, java, rust, go, tikv, kvrocks, myrocks or ini
+    /// (comma-separated; see `lsmtune export`).
+    #[arg(long, value_parser = crate::export::Format::parse, value_delimiter = ',')]
+    pub export: Vec<crate::export::Format>,
     /// Sampling temperature of the model.
     #[arg(long, value_parser = super::temperature, default_value_t = 0.6)]
     pub temperature: f64,
@@ -586,6 +591,33 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     show(&args, &settings, &out, done)
 }
 
+/// Write the tune's changes in each of `formats` into the run folder (`export.EXT`, never through
+/// a link) and append them to report.md; the files written.
+fn export_into(out: &std::path::Path, formats: &[crate::export::Format]) -> Result<Vec<PathBuf>> {
+    let inputs = crate::export::Inputs {
+        tuned: None,
+        base: None,
+        run: Some(out.to_path_buf()),
+    };
+    let report_path = out.join("report.md");
+    let mut report = String::from_utf8_lossy(&crate::runfolder::read(&report_path)?).into_owned();
+    let mut written = Vec::new();
+    for &f in formats {
+        let r = crate::export::export(&inputs, f, None)?;
+        let path = out.join(crate::export::run_file_name(f));
+        crate::runfolder::write(&path, r.text.as_bytes())?;
+        report.push_str(&format!(
+            "\n## Export: {}\n\n`{}`:\n\n```\n{}```\n",
+            f.name(),
+            crate::export::run_file_name(f),
+            r.text
+        ));
+        written.push(path);
+    }
+    crate::runfolder::write(&report_path, report.as_bytes())?;
+    Ok(written)
+}
+
 /// What a finished tune prints: why it stopped, the final check, the changes and the files.
 fn show(
     args: &TuneArgs,
@@ -631,6 +663,11 @@ fn show(
         crate::tune::tuned_file(out).display(),
         out.join("report.md").display()
     );
+    if !args.export.is_empty() {
+        for f in export_into(out, &args.export)? {
+            say!(text_to_stderr, "wrote {}", f.display());
+        }
+    }
     let its = &report.iterations;
     if let Some(last) = crate::tune::never_proposed(its) {
         bail!(

@@ -88,3 +88,39 @@ fn export_bad_inputs_exit_2_naming_them() {
         "{err}"
     );
 }
+
+/// `tune --export rust,tikv` leaves export.rs and export.toml in the run folder, each the same as
+/// `lsmtune export --run` gives, and report.md ends with them.
+#[test]
+fn a_tune_exports_what_it_changed_into_its_folder_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(BIN)
+        .args(["tune", "--backend", "expert", "--workload", "readrandom"])
+        .args(["--num", "5000", "--value-size", "100", "--iterations", "2"])
+        .args(["--repeats", "2", "--confirm", "0", "--export", "rust,tikv"])
+        .arg("--work-dir")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{said}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for (format, file) in [("rust", "export.rs"), ("tikv", "export.toml")] {
+        let written = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(said.contains(file), "{said}");
+        let (code, fresh, err) = export(&["--run", out.to_str().unwrap(), "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(written, fresh);
+        assert!(
+            report.contains(&format!("## Export: {format}")) && report.contains(&written),
+            "{report}"
+        );
+    }
+}
