@@ -220,6 +220,12 @@ mod tests {
         match Cage::new(64 << 20) {
             Err(why) => {
                 assert!(why.contains("cgroup"), "{why}");
+                // CI sets this where the machine can make a memory cgroup (.ci/run probes it),
+                // so --worker-memory is exercised there, never skipped by a regression.
+                assert!(
+                    std::env::var_os("LSMTUNE_REQUIRE_CGROUP").is_none(),
+                    "LSMTUNE_REQUIRE_CGROUP is set but no cage could be made: {why}"
+                );
                 eprintln!("SKIPPED: no memory cgroup here: {why}");
             }
             Ok(cage) => {
