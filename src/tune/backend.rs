@@ -256,73 +256,170 @@ pub fn choose(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer>,
 
 /// The proposer `args` asks for, as it is.
 fn choose_plain(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer>, String)> {
-    let catalog = crate::options::catalog()?;
-    let opts = schema::SchemaOptions {
-        max_changes: settings.max_changes,
-        allow_unsafe: settings.allow_unsafe,
-        reasoning_chars: settings.reasoning_chars,
-    };
-    let proposal_schema = schema::proposal_schema(catalog, &opts);
-    let params = GenParams {
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
-        seed: args.seed,
-        ..GenParams::default()
-    };
-    let key_var = args
-        .endpoint
-        .api_key_env
-        .clone()
-        .unwrap_or_else(|| "OPENAI_API_KEY".into());
-    let timeout = args.endpoint.timeout;
-    if let Some(u) = &args.endpoint.base_url {
-        crate::llm::openai::check_base_url(u)?;
+    let b = Builder::new(args, settings)?;
+    match args.backend {
+        Backend::Expert => Ok((
+            Box::new(ExpertProposer),
+            "asked for (--backend expert)".into(),
+        )),
+        Backend::Random => Ok((
+            Box::new(RandomProposer::new(args.seed)),
+            "asked for (--backend random)".into(),
+        )),
+        Backend::Search => Ok((
+            Box::new(crate::tune::search::SearchProposer::new(
+                settings.search_method,
+                args.seed,
+            )),
+            format!(
+                "asked for (--backend search, {})",
+                settings.search_method.name()
+            ),
+        )),
+        Backend::Openai => match b.endpoint.clone() {
+            Some(e) => {
+                let (p, how) = b.remote(e)?;
+                Ok((p, format!("asked for (--backend openai){how}")))
+            }
+            None => bail!(
+                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${}",
+                b.key_var
+            ),
+        },
+        Backend::Ollama => {
+            let root = servers::ollama_root(args.endpoint.base_url.as_deref());
+            let (p, how) = b.ollama_at(
+                &root,
+                b.server_model("ollama:").as_deref(),
+                b.server_key.clone(),
+            )?;
+            Ok((p, format!("asked for (--backend ollama): {how}")))
+        }
+        Backend::Lmstudio => b.lmstudio(),
+        Backend::Local => b.local_asked(),
+        Backend::Auto => b.auto(),
     }
-    let endpoint = Endpoint::from_env(
-        args.endpoint.base_url.clone(),
-        args.openai_model.clone(),
-        &key_var,
-    )?
-    .map(|mut e| {
-        e.timeout = timeout;
-        e
-    });
-    let samples = |default: usize| {
-        if args.samples == 0 {
+}
+
+/// What every proposer choice shares: the schema, the sampling, the endpoint (if configured),
+/// the key for a local server, and whether downloads are off.
+struct Builder<'a> {
+    args: &'a Request,
+    proposal_schema: serde_json::Value,
+    params: GenParams,
+    key_var: String,
+    timeout: Duration,
+    endpoint: Option<Endpoint>,
+    /// The model named for the endpoint (not the gpt-4o default), for an Ollama found behind it.
+    named_for_endpoint: Option<String>,
+    server_key: Option<ApiKey>,
+    offline: bool,
+}
+
+impl<'a> Builder<'a> {
+    fn new(args: &'a Request, settings: &Settings) -> Result<Builder<'a>> {
+        let catalog = crate::options::catalog()?;
+        let opts = schema::SchemaOptions {
+            max_changes: settings.max_changes,
+            allow_unsafe: settings.allow_unsafe,
+            reasoning_chars: settings.reasoning_chars,
+        };
+        let key_var = args
+            .endpoint
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| "OPENAI_API_KEY".into());
+        let timeout = args.endpoint.timeout;
+        if let Some(u) = &args.endpoint.base_url {
+            crate::llm::openai::check_base_url(u)?;
+        }
+        let endpoint = Endpoint::from_env(
+            args.endpoint.base_url.clone(),
+            args.openai_model.clone(),
+            &key_var,
+        )?
+        .map(|mut e| {
+            e.timeout = timeout;
+            e
+        });
+        let server_key = args
+            .endpoint
+            .api_key_env
+            .as_deref()
+            .map(ApiKey::from_env)
+            .transpose()?
+            .flatten();
+        Ok(Builder {
+            args,
+            proposal_schema: schema::proposal_schema(catalog, &opts),
+            params: GenParams {
+                max_tokens: args.max_tokens,
+                temperature: args.temperature,
+                seed: args.seed,
+                ..GenParams::default()
+            },
+            key_var,
+            timeout,
+            endpoint,
+            named_for_endpoint: args.openai_model.clone().or_else(|| {
+                std::env::var("OPENAI_MODEL")
+                    .ok()
+                    .filter(|m| !m.trim().is_empty())
+            }),
+            server_key,
+            offline: args.offline || crate::http::offline_from_env(),
+        })
+    }
+
+    /// Replies per turn: `--samples`, else the backend's default.
+    fn samples(&self, default: usize) -> usize {
+        if self.args.samples == 0 {
             default
         } else {
-            args.samples
+            self.args.samples
         }
-    };
-    // The model named for the endpoint (not the gpt-4o default), for an Ollama found behind it.
-    let named_for_endpoint = args.openai_model.clone().or_else(|| {
-        std::env::var("OPENAI_MODEL")
-            .ok()
-            .filter(|m| !m.trim().is_empty())
-    });
-    let openai = |e: Endpoint| -> Box<dyn Proposer> {
+    }
+
+    /// A proposer asking `llm` (one reply per turn unless --samples).
+    fn llm_proposer(&self, llm: Box<dyn crate::llm::Llm>) -> Box<dyn Proposer> {
         Box::new(LlmProposer::new(
-            Box::new(OpenAiBackend::new(e, Some(proposal_schema.clone()))),
+            llm,
             None,
-            params.clone(),
-            args.hints,
-            samples(1),
+            self.params.clone(),
+            self.args.hints,
+            self.samples(1),
         ))
-    };
-    // Ollama's native API: the model named, else the one it has or has loaded.
-    let ollama_at = |root: &str,
-                     named: Option<&str>,
-                     key: Option<ApiKey>|
-     -> Result<(Box<dyn Proposer>, String)> {
+    }
+
+    fn openai(&self, e: Endpoint) -> Box<dyn Proposer> {
+        self.llm_proposer(Box::new(OpenAiBackend::new(
+            e,
+            Some(self.proposal_schema.clone()),
+        )))
+    }
+
+    /// Ollama's native API: the model named, else the one it has or has loaded.
+    fn ollama_at(
+        &self,
+        root: &str,
+        named: Option<&str>,
+        key: Option<ApiKey>,
+    ) -> Result<(Box<dyn Proposer>, String)> {
         let root = servers::native_root(root);
         let (model, how) = servers::pick_model(
             Server::Ollama,
             &format!("{root}/v1"),
             named,
             key.as_ref(),
-            timeout,
+            self.timeout,
         )?;
-        let mut b = OllamaBackend::new(&root, &model, key, timeout, Some(proposal_schema.clone()));
+        let mut b = OllamaBackend::new(
+            &root,
+            &model,
+            key,
+            self.timeout,
+            Some(self.proposal_schema.clone()),
+        );
         b.probe_context();
         let window = match b.context_length {
             Some(n) => format!("num_ctx sized to the conversation, at most the model's {n}"),
@@ -334,46 +431,37 @@ fn choose_plain(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer
             format!("; {how}")
         };
         Ok((
-            Box::new(LlmProposer::new(
-                Box::new(b),
-                None,
-                params.clone(),
-                args.hints,
-                samples(1),
-            )),
+            self.llm_proposer(Box::new(b)),
             format!("Ollama's native /api/chat, {window}{how}"),
         ))
-    };
-    // An OpenAI-compatible endpoint, unless it is an Ollama: then its native API, since its
-    // OpenAI route silently cuts prompts at a 2-4k token window.
-    let remote = |e: Endpoint| -> Result<(Box<dyn Proposer>, String)> {
+    }
+
+    /// An OpenAI-compatible endpoint, unless it is an Ollama: then its native API, since its
+    /// OpenAI route silently cuts prompts at a 2-4k token window.
+    fn remote(&self, e: Endpoint) -> Result<(Box<dyn Proposer>, String)> {
         if servers::is_ollama(&e.base_url, e.timeout) {
-            let (p, how) = ollama_at(
+            let (p, how) = self.ollama_at(
                 &e.base_url,
-                named_for_endpoint.as_deref(),
+                self.named_for_endpoint.as_deref(),
                 e.api_key.clone(),
             )?;
             return Ok((p, format!("; {} is an Ollama: {how}", e.base_url)));
         }
-        Ok((openai(e), String::new()))
-    };
-    let server_key = args
-        .endpoint
-        .api_key_env
-        .as_deref()
-        .map(ApiKey::from_env)
-        .transpose()?
-        .flatten();
-    let server_key = || server_key.clone();
-    let server_model = |prefix: &str| {
-        args.model
+        Ok((self.openai(e), String::new()))
+    }
+
+    /// The model named for a local server, without its `ollama:` / `lmstudio:` prefix.
+    fn server_model(&self, prefix: &str) -> Option<String> {
+        self.args
+            .model
             .clone()
-            .or_else(|| args.openai_model.clone())
+            .or_else(|| self.args.openai_model.clone())
             .map(|m| m.strip_prefix(prefix).map(str::to_string).unwrap_or(m))
-    };
-    let offline = args.offline || crate::http::offline_from_env();
-    let local = |spec: &str| -> Result<Box<dyn Proposer>> {
-        let files = crate::llm::hub::Hub::from_env().find(spec, offline)?;
+    }
+
+    /// A local model, loaded, under its grammar (three replies per turn unless --samples).
+    fn local(&self, spec: &str) -> Result<Box<dyn Proposer>> {
+        let files = crate::llm::hub::Hub::from_env().find(spec, self.offline)?;
         let m = LocalModel::load(&files)?;
         for note in m.notes() {
             tracing::info!("{note}");
@@ -382,138 +470,106 @@ fn choose_plain(args: &Request, settings: &Settings) -> Result<(Box<dyn Proposer
         Ok(Box::new(LlmProposer::new(
             Box::new(m),
             Some(g),
-            params.clone(),
-            args.hints,
-            samples(3),
+            self.params.clone(),
+            self.args.hints,
+            self.samples(3),
         )))
-    };
-    // A local model failing mid-run hands over to the endpoint when there is one.
-    let with_fallback = |p: Box<dyn Proposer>| -> Box<dyn Proposer> {
-        match &endpoint {
+    }
+
+    /// A local model failing mid-run hands over to the endpoint when there is one.
+    fn with_fallback(&self, p: Box<dyn Proposer>) -> Box<dyn Proposer> {
+        match &self.endpoint {
             Some(e) => {
-                let secondary = remote(e.clone())
+                let secondary = self
+                    .remote(e.clone())
                     .map(|(s, _)| s)
-                    .unwrap_or_else(|_| openai(e.clone()));
+                    .unwrap_or_else(|_| self.openai(e.clone()));
                 Box::new(Fallback::new(p, Some(secondary)))
             }
             None => p,
         }
-    };
-    Ok(match args.backend {
-        Backend::Expert => (
-            Box::new(ExpertProposer),
-            "asked for (--backend expert)".into(),
-        ),
-        Backend::Random => (
-            Box::new(RandomProposer::new(args.seed)),
-            "asked for (--backend random)".into(),
-        ),
-        Backend::Search => (
-            Box::new(crate::tune::search::SearchProposer::new(
-                settings.search_method,
-                args.seed,
-            )),
-            format!(
-                "asked for (--backend search, {})",
-                settings.search_method.name()
+    }
+
+    /// `--backend lmstudio`: its OpenAI-compatible API with the model named or loaded.
+    fn lmstudio(&self) -> Result<(Box<dyn Proposer>, String)> {
+        let base = servers::lmstudio_base(self.args.endpoint.base_url.as_deref());
+        let key = self.server_key.clone();
+        let (model, how) = servers::pick_model(
+            Server::LmStudio,
+            &base,
+            self.server_model("lmstudio:").as_deref(),
+            key.as_ref(),
+            self.timeout,
+        )?;
+        let e = Endpoint {
+            base_url: base,
+            model,
+            api_key: key,
+            timeout: self.timeout,
+            max_retries: 4,
+            backoff: Duration::from_millis(500),
+        };
+        let b = OpenAiBackend::new(e, Some(self.proposal_schema.clone())).labelled("lmstudio");
+        Ok((
+            self.llm_proposer(Box::new(b)),
+            if how.is_empty() {
+                "asked for (--backend lmstudio)".to_string()
+            } else {
+                format!("asked for (--backend lmstudio): {how}")
+            },
+        ))
+    }
+
+    /// `--backend local`: the model named, the endpoint when it cannot be loaded.
+    fn local_asked(&self) -> Result<(Box<dyn Proposer>, String)> {
+        let Some(spec) = &self.args.model else {
+            bail!("--backend local needs --model (see `lsmtune models list`)");
+        };
+        match (self.local(spec), &self.endpoint) {
+            (Ok(p), _) => Ok((self.with_fallback(p), "asked for (--backend local)".into())),
+            (Err(e), Some(ep)) => {
+                let (p, how) = self.remote(ep.clone())?;
+                Ok((
+                    p,
+                    format!(
+                        "the local model could not be loaded ({e:#}); using the configured endpoint{how}"
+                    ),
+                ))
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// `--backend auto`: a local model (named or found), else the endpoint, else the expert.
+    fn auto(&self) -> Result<(Box<dyn Proposer>, String)> {
+        let spec = self.args.model.clone().or_else(|| {
+            crate::llm::hub::Hub::from_env()
+                .list()
+                .into_iter()
+                .find_map(|(spec, found)| found.map(|_| spec))
+        });
+        let tried_local = spec.as_ref().map(|s| (s.clone(), self.local(s)));
+        Ok(match (tried_local, self.endpoint.clone()) {
+            (Some((s, Ok(p))), _) => (self.with_fallback(p), format!("auto: local model {s} found")),
+            (Some((s, Err(e))), Some(ep)) => {
+                let (p, how) = self.remote(ep)?;
+                (
+                    p,
+                    format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"),
+                )
+            }
+            (None, Some(ep)) => {
+                let (p, how) = self.remote(ep)?;
+                (p, format!("auto: no local model found; the endpoint is configured{how}"))
+            }
+            (Some((s, Err(e))), None) => (
+                Box::new(ExpertProposer),
+                format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
             ),
-        ),
-        Backend::Openai => match endpoint.clone() {
-            Some(e) => {
-                let (p, how) = remote(e)?;
-                (p, format!("asked for (--backend openai){how}"))
-            }
-            None => bail!(
-                "--backend openai needs an endpoint: --openai-base-url URL (or OPENAI_BASE_URL), and the key in ${key_var}"
+            (None, None) => (
+                Box::new(ExpertProposer),
+                "auto: no local model found and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules".into(),
             ),
-        },
-        Backend::Ollama => {
-            let root = servers::ollama_root(args.endpoint.base_url.as_deref());
-            let (p, how) = ollama_at(&root, server_model("ollama:").as_deref(), server_key())?;
-            (p, format!("asked for (--backend ollama): {how}"))
-        }
-        Backend::Lmstudio => {
-            let base = servers::lmstudio_base(args.endpoint.base_url.as_deref());
-            let key = server_key();
-            let (model, how) = servers::pick_model(
-                Server::LmStudio,
-                &base,
-                server_model("lmstudio:").as_deref(),
-                key.as_ref(),
-                timeout,
-            )?;
-            let e = Endpoint {
-                base_url: base,
-                model,
-                api_key: key,
-                timeout,
-                max_retries: 4,
-                backoff: Duration::from_millis(500),
-            };
-            let b = OpenAiBackend::new(e, Some(proposal_schema.clone())).labelled("lmstudio");
-            (
-                Box::new(LlmProposer::new(
-                    Box::new(b),
-                    None,
-                    params.clone(),
-                    args.hints,
-                    samples(1),
-                )),
-                if how.is_empty() {
-                    "asked for (--backend lmstudio)".to_string()
-                } else {
-                    format!("asked for (--backend lmstudio): {how}")
-                },
-            )
-        }
-        Backend::Local => {
-            let Some(spec) = &args.model else {
-                bail!("--backend local needs --model (see `lsmtune models list`)");
-            };
-            match (local(spec), &endpoint) {
-                (Ok(p), _) => (with_fallback(p), "asked for (--backend local)".into()),
-                (Err(e), Some(ep)) => {
-                    let (p, how) = remote(ep.clone())?;
-                    (
-                        p,
-                        format!(
-                            "the local model could not be loaded ({e:#}); using the configured endpoint{how}"
-                        ),
-                    )
-                }
-                (Err(e), None) => return Err(e),
-            }
-        }
-        Backend::Auto => {
-            let spec = args.model.clone().or_else(|| {
-                crate::llm::hub::Hub::from_env()
-                    .list()
-                    .into_iter()
-                    .find_map(|(spec, found)| found.map(|_| spec))
-            });
-            let tried_local = spec.as_ref().map(|s| (s.clone(), local(s)));
-            match (tried_local, endpoint.clone()) {
-                (Some((s, Ok(p))), _) => (with_fallback(p), format!("auto: local model {s} found")),
-                (Some((s, Err(e))), Some(ep)) => {
-                    let (p, how) = remote(ep)?;
-                    (
-                        p,
-                        format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"),
-                    )
-                }
-                (None, Some(ep)) => {
-                    let (p, how) = remote(ep)?;
-                    (p, format!("auto: no local model found; the endpoint is configured{how}"))
-                }
-                (Some((s, Err(e))), None) => (
-                    Box::new(ExpertProposer),
-                    format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
-                ),
-                (None, None) => (
-                    Box::new(ExpertProposer),
-                    "auto: no local model found and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules".into(),
-                ),
-            }
-        }
-    })
+        })
+    }
 }

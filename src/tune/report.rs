@@ -306,6 +306,16 @@ fn measuring(s: &Settings) -> String {
 
 pub fn markdown(r: &Report) -> String {
     let mut m = String::new();
+    md_header(&mut m, r);
+    md_result(&mut m, r);
+    md_changes(&mut m, r);
+    md_iterations(&mut m, r);
+    md_totals_and_notes(&mut m, r);
+    m
+}
+
+/// The workload, objective, proposer and machine.
+fn md_header(m: &mut String, r: &Report) {
     let w = &r.settings.workload;
     let _ = writeln!(m, "# lsmtune report\n");
     let _ = writeln!(
@@ -341,6 +351,10 @@ pub fn markdown(r: &Report) -> String {
         }
     );
     let _ = writeln!(m, "## Machine\n\n```\n{}\n```\n", r.facts.describe());
+}
+
+/// The final check, every metric at it, the constraints, and why the tune stopped.
+fn md_result(m: &mut String, r: &Report) {
     let _ = writeln!(m, "## Result\n");
     match (&r.final_comparison, r.kept_start) {
         (Some(c), false) => {
@@ -427,6 +441,10 @@ pub fn markdown(r: &Report) -> String {
         r.totals.bench_seconds,
         r.totals.llm_seconds
     );
+}
+
+/// The options OPTIONS-tuned.ini changes, with the iteration and reasoning of each.
+fn md_changes(m: &mut String, r: &Report) {
     if !r.changes.is_empty() {
         let _ = writeln!(m, "## Changes in OPTIONS-tuned.ini\n");
         let _ = writeln!(
@@ -452,6 +470,10 @@ pub fn markdown(r: &Report) -> String {
         }
         let _ = writeln!(m);
     }
+}
+
+/// One row per iteration: changes, corrections, measurements, effect and decision.
+fn md_iterations(m: &mut String, r: &Report) {
     let _ = writeln!(m, "## Iterations\n");
     let _ = writeln!(
         m,
@@ -509,6 +531,10 @@ pub fn markdown(r: &Report) -> String {
             decision
         );
     }
+}
+
+/// What the proposals carried, the notes, the corrections to the start, and the files.
+fn md_totals_and_notes(m: &mut String, r: &Report) {
     let t = &r.totals;
     let _ = writeln!(
         m,
@@ -552,7 +578,6 @@ pub fn markdown(r: &Report) -> String {
         "Files: `OPTIONS-tuned.ini` (loadable by RocksDB; for an older db_bench, `lsmtune options \
          downgrade`), `throughput.svg`, `report.json`, `journal.jsonl`, `candidates/`, `prompts/`."
     );
-    m
 }
 
 /// What each decision used: per iteration, the candidate's objective (throughput, or the
