@@ -192,10 +192,6 @@ const JAVA: &[(&str, &str)] = &[
         "setMinWriteBufferNumberToMerge",
     ),
     (
-        "max_write_buffer_size_to_maintain",
-        "setMaxWriteBufferSizeToMaintain",
-    ),
-    (
         "memtable_prefix_bloom_size_ratio",
         "setMemtablePrefixBloomSizeRatio",
     ),

@@ -123,6 +123,8 @@ impl Target for Tikv {
                     Some(vec![Statement::new(Group::Cf, "use-bloom-filter = false")])
                 }
                 Some((kind, _)) if kind == "ribbon" => None,
+                // TiKV reads bits per key as an integer: 9.5 is not expressible, not rounded.
+                Some((_, bits)) if bits.fract() != 0.0 => None,
                 Some((_, bits)) => Some(vec![
                     Statement::new(Group::Cf, "use-bloom-filter = true"),
                     Statement::new(Group::Cf, "block-based-bloom-filter = false"),
@@ -143,13 +145,9 @@ impl Target for Tikv {
             "compression" | "bottommost_compression" => {
                 let name = compression_short(&c.text())?;
                 let code = if c.key() == "compression" {
-                    // RocksDB's `compression` applies to every level: TiKV lists levels.
-                    let levels = plan
-                        .tuned_value("num_levels")
-                        .and_then(|v| v.as_i64())
-                        .unwrap_or(7)
-                        .clamp(1, 64);
-                    let list = vec![format!("\"{name}\""); levels as usize].join(", ");
+                    // RocksDB's `compression` applies to every level: TiKV lists exactly 7
+                    // (a fixed array; fewer leaves the rest uncompressed, more is an error).
+                    let list = vec![format!("\"{name}\""); 7].join(", ");
                     format!("compression-per-level = [{list}]")
                 } else {
                     format!("bottommost-level-compression = \"{name}\"")
@@ -161,6 +159,13 @@ impl Target for Tikv {
         let key = lookup(TIKV, c.key())?;
         let value = match (c.ty(), &c.tuned) {
             (OptionType::Bool, _) => c.flag().to_string(),
+            // TiKV's multiplier is an integer field: a float there fails to load.
+            (OptionType::Double { .. }, _) if c.key() == "max_bytes_for_level_multiplier" => {
+                if c.float().fract() != 0.0 {
+                    return None;
+                }
+                (c.float() as i64).to_string()
+            }
             (OptionType::Double { .. }, _) => super::float_literal(c.float()),
             (OptionType::Size { .. }, _) => tikv_size(c.int()),
             (OptionType::Int { .. }, _) => c.int().to_string(),
@@ -253,7 +258,6 @@ const KVROCKS: &[(&str, &str, i64)] = &[
         "rocksdb.cache_index_and_filter_blocks",
         1,
     ),
-    ("table.partition_filters", "rocksdb.partition_filters", 1),
     (
         "table.block_cache_size",
         "rocksdb.block_cache_size",
@@ -272,6 +276,19 @@ impl Target for Kvrocks {
 
     fn express(&self, c: &Change, _plan: &Plan) -> Option<Vec<Statement>> {
         let (_, key, unit) = KVROCKS.iter().find(|(k, _, _)| *k == c.key())?;
+        // kvrocks refuses to start on a value outside its own range (config.cc's IntField
+        // bounds): such a value is not expressible there.
+        let within = |lo: i64, hi: i64| (lo..=hi).contains(&(c.int() / unit));
+        let fits = match c.key() {
+            "max_background_jobs" => within(0, 32),
+            "max_subcompactions" => within(0, 16),
+            "target_file_size_base" => within(1, 1024),
+            "max_bytes_for_level_base" => within(1, i32::MAX as i64),
+            _ => true,
+        };
+        if !fits {
+            return None;
+        }
         let value = match (c.ty(), &c.tuned) {
             (OptionType::Bool, _) => if c.flag() { "yes" } else { "no" }.to_string(),
             (OptionType::Enum { .. }, Value::Str(s)) if c.key() == "compression" => {
@@ -289,7 +306,16 @@ impl Target for Kvrocks {
             }
             _ => return None,
         };
-        Some(vec![Statement::new(Group::Db, format!("{key} {value}"))])
+        let mut statements = vec![Statement::new(Group::Db, format!("{key} {value}"))];
+        if c.key() == "compression" {
+            // kvrocks compresses from rocksdb.compression_start_level (2 by default); RocksDB's
+            // `compression` covers every level, so start at 0.
+            statements.push(Statement::new(
+                Group::Db,
+                "rocksdb.compression_start_level 0",
+            ));
+        }
+        Some(statements)
     }
 
     fn assemble(&self, _plan: &Plan, placed: &[Placed], header: &str, missing: &str) -> String {
@@ -345,10 +371,6 @@ const MYROCKS_DB: &[(&str, &str)] = &[
     ("delayed_write_rate", "rocksdb_delayed_write_rate"),
     ("manual_wal_flush", "rocksdb_manual_wal_flush"),
     ("wal_recovery_mode", "rocksdb_wal_recovery_mode"),
-    (
-        "writable_file_max_buffer_size",
-        "rocksdb_writable_file_max_buffer_size",
-    ),
     ("table.block_cache_size", "rocksdb_block_cache_size"),
 ];
 

@@ -400,3 +400,62 @@ fn export_cpp_output_compiles_and_runs_against_librocksdb() {
         assert_eq!(got.get(k).map(String::as_str), Some(v), "{k}: {got:?}");
     }
 }
+
+/// What the products would refuse to load is listed as not expressible, never written: TiKV's
+/// integer multiplier and bits per key, its fixed 7-level compression list, kvrocks' ranges;
+/// kvrocks compresses from level 0 as RocksDB's `compression` does.
+#[test]
+fn export_never_writes_what_the_product_refuses_to_load() {
+    let catalog = crate::options::catalog().unwrap();
+    let base = OptionsDoc::parse("[DBOptions]\n[CFOptions \"default\"]\n").unwrap();
+    let tuned = OptionsDoc::parse(
+        "[DBOptions]\n max_background_jobs=40\n[CFOptions \"default\"]\n \
+         max_bytes_for_level_multiplier=10.5\n num_levels=4\n compression=kZSTD\n\
+         [TableOptions/BlockBasedTable \"default\"]\n \
+         filter_policy=bloomfilter:9.5:false\n",
+    )
+    .unwrap();
+    let plan = plan_for(catalog, &tuned, &base);
+    let tikv = render(Format::Tikv, &plan);
+    let doc: toml::Table = toml::from_str(&tikv.text).unwrap();
+    let cf = &doc["rocksdb"]["defaultcf"];
+    assert_eq!(cf["compression-per-level"].as_array().unwrap().len(), 7);
+    assert!(
+        cf.get("max-bytes-for-level-multiplier").is_none(),
+        "{}",
+        tikv.text
+    );
+    assert!(
+        cf.get("bloom-filter-bits-per-key").is_none(),
+        "{}",
+        tikv.text
+    );
+    for key in [
+        "max_bytes_for_level_multiplier=10.5",
+        "table.filter_bits_per_key",
+    ] {
+        assert!(
+            tikv.not_expressible.iter().any(|n| n.starts_with(key)),
+            "{key}: {:?}",
+            tikv.not_expressible
+        );
+    }
+    let kv = render(Format::Kvrocks, &plan);
+    assert!(
+        !kv.text.contains("rocksdb.max_background_jobs 40"),
+        "{}",
+        kv.text
+    );
+    assert!(
+        kv.not_expressible
+            .iter()
+            .any(|n| n.starts_with("max_background_jobs")),
+        "{:?}",
+        kv.not_expressible
+    );
+    assert!(
+        kv.text.contains("rocksdb.compression_start_level 0"),
+        "{}",
+        kv.text
+    );
+}

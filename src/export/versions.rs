@@ -35,7 +35,7 @@ const ADDED: &[(&str, Option<&str>, (u32, u32))] = &[
     ("table.prepopulate_block_cache", None, (6, 22)),
     ("table.filter_type", Some("ribbon"), (6, 22)),
     ("table.checksum", Some("kXXH3"), (6, 27)),
-    // Streaming WAL compression: experimental late in 6.x, documented from 7.0.
+    // Streaming WAL compression: in 7.0 (work in progress there; production-ready from 9.0).
     ("wal_compression", None, (7, 0)),
     ("table.initial_auto_readahead_size", None, (7, 2)),
     ("blob_file_starting_level", None, (7, 4)),
