@@ -3,9 +3,6 @@
 //! db_bench engine measures the same workload; the `bench` command works for a user.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use lsmtune::bench::{
@@ -17,14 +14,7 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lsmtune"))
 }
 
-fn limits() -> Limits {
-    Limits {
-        timeout: Duration::from_secs(120),
-        memory: 4 << 30,
-        cage: None,
-        drop_caches: false,
-    }
-}
+use crate::common::limits;
 
 fn small(kind: Kind) -> Workload {
     let mut w = Workload::new(kind);
@@ -33,13 +23,7 @@ fn small(kind: Kind) -> Workload {
     w
 }
 
-fn inprocess() -> bench::InProcess {
-    bench::InProcess {
-        exe: exe(),
-        limits: limits(),
-        live_ops: Arc::new(AtomicU64::new(0)),
-    }
-}
+use crate::common::inprocess;
 
 #[test]
 fn every_workload_runs_in_a_worker_and_reports() {
@@ -183,13 +167,11 @@ fn run_folders_are_removed_and_the_parent_kept() {
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
 }
 
-fn db_bench_path() -> Option<PathBuf> {
-    crate::common::db_bench()
-}
-
 #[test]
 fn db_bench_engine_measures_the_same_workloads() {
-    let Some(path) = db_bench_path() else { return };
+    let Some(path) = crate::common::db_bench() else {
+        return;
+    };
     let engine = bench::DbBench::new(path, limits()).unwrap();
     assert!(engine.name().starts_with("db_bench "));
     let doc = rocks::linked_defaults().unwrap();
@@ -214,9 +196,7 @@ fn db_bench_engine_measures_the_same_workloads() {
     }
 }
 
-fn lsmtune(args: &[&str]) -> std::process::Output {
-    Command::new(exe()).args(args).output().unwrap()
-}
+use crate::common::lsmtune;
 
 #[test]
 fn bench_command_for_a_user() {

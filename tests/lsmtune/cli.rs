@@ -4,13 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn lsmtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lsmtune"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
+use crate::common::lsmtune;
 
 fn with_stdin(args: &[&str], input: &str) -> Output {
     use std::io::Write;
@@ -271,16 +265,8 @@ fn calibrate_writes_a_loadable_file_and_prints_corrections() {
 
 #[test]
 fn db_bench_loads_the_calibrated_file_when_available() {
-    let Some(db_bench) = ["/usr/bin/db_bench", "/usr/local/bin/db_bench"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        // CI installs rocksdb-tools and sets LSMTUNE_REQUIRE_DB_BENCH=1, so there this runs.
-        assert!(
-            std::env::var_os("LSMTUNE_REQUIRE_DB_BENCH").is_none(),
-            "db_bench is required here (apt-get install rocksdb-tools)"
-        );
-        eprintln!("SKIPPED: db_bench not installed (apt-get install rocksdb-tools)");
+    // CI installs rocksdb-tools and sets LSMTUNE_REQUIRE_DB_BENCH=1, so there this runs.
+    let Some(db_bench) = crate::common::db_bench() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -299,7 +285,7 @@ fn db_bench_loads_the_calibrated_file_when_available() {
         "--out",
         compat.to_str().unwrap(),
         "--db-bench",
-        db_bench,
+        db_bench.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", text(&o));
     assert!(text(&o).contains("dropped"), "{}", text(&o));

@@ -438,9 +438,8 @@ fn an_ollama_refusing_a_schema_format_is_asked_with_json() {
 /// `lsmtune tune` with a tiny workload and one iteration, the given flags and environment.
 fn tune(out: &Path, flags: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = out.parent().unwrap();
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
     let mut c = Command::new(common::BIN);
+    common::no_model_anywhere(&mut c, &dir.join("empty"));
     c.args([
         "tune",
         "--workload",
@@ -454,12 +453,6 @@ fn tune(out: &Path, flags: &[&str], env: &[(&str, &str)]) -> Output {
     .args(flags)
     .arg("--out")
     .arg(out)
-    .env("HF_HUB_CACHE", &empty)
-    .env("LSMTUNE_MODELS_DIR", &empty)
-    .env("HF_HUB_OFFLINE", "1")
-    .env("OLLAMA_MODELS", &empty)
-    .env("LMSTUDIO_MODELS", &empty)
-    .env_remove("OPENAI_BASE_URL")
     .env_remove("OPENAI_API_KEY")
     .env_remove("OPENAI_MODEL")
     .env_remove("OLLAMA_HOST");

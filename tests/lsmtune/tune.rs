@@ -27,19 +27,14 @@ const SMALL: &[&str] = &[
 ];
 
 fn tune(out: &Path, extra: &[&str]) -> std::process::Output {
-    let empty = out.with_extension("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    Command::new(BIN)
-        .arg("tune")
+    let mut cmd = Command::new(BIN);
+    cmd.arg("tune")
         .args(SMALL)
         .arg("--out")
         .arg(out)
-        .args(extra)
-        // No model anywhere, no endpoint: `auto` must fall to the expert.
-        .env("HF_HUB_CACHE", &empty)
-        .env("LSMTUNE_MODELS_DIR", &empty)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("OPENAI_BASE_URL")
+        .args(extra);
+    // No model anywhere, no endpoint: `auto` must fall to the expert.
+    common::no_model_anywhere(&mut cmd, &out.with_extension("empty"))
         .output()
         .unwrap()
 }

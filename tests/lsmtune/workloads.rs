@@ -4,31 +4,16 @@
 //! in-process and through db_bench; bad inputs end with a clear error and exit 2.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use lsmtune::bench::{
-    self, BenchEngine, Kind, Limits, Workload, engine::run_dir, livedb, trace, workload_file,
+    self, BenchEngine, Kind, Workload, engine::run_dir, livedb, trace, workload_file,
 };
 use lsmtune::options::rocks;
 
-use crate::common::{BIN, assert_ok, db_bench};
-
-fn inprocess() -> bench::InProcess {
-    bench::InProcess {
-        exe: PathBuf::from(BIN),
-        limits: Limits {
-            timeout: Duration::from_secs(120),
-            memory: 4 << 30,
-            cage: None,
-            drop_caches: false,
-        },
-        live_ops: Arc::new(AtomicU64::new(0)),
-    }
-}
+use crate::common::{BIN, assert_ok, db_bench, inprocess};
 
 /// `( Gets:N Puts:M Seek:K, ...` from db_bench's mixgraph report.
 fn mixgraph_counts(out: &str) -> (u64, u64, u64) {

@@ -11,6 +11,47 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
 /// test's server before the connection is tried).
 pub const NOTHING_LISTENS: &str = "127.0.0.1:9";
 
+/// Run the binary with `args` (standard input empty).
+pub fn lsmtune(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+/// Limits for workers in tests: two minutes, 4 GiB, no cage, the page cache kept.
+pub fn limits() -> lsmtune::bench::Limits {
+    lsmtune::bench::Limits {
+        timeout: std::time::Duration::from_secs(120),
+        memory: 4 << 30,
+        cage: None,
+        drop_caches: false,
+    }
+}
+
+/// The in-process engine on the binary under test, with [`limits`].
+pub fn inprocess() -> lsmtune::bench::InProcess {
+    lsmtune::bench::InProcess {
+        exe: PathBuf::from(BIN),
+        limits: limits(),
+        live_ops: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    }
+}
+
+/// No model anywhere and no endpoint: every model store points at the empty folder `empty`
+/// (Hugging Face cache, lsmtune's models folder, Ollama's and LM Studio's), downloads are off,
+/// and no endpoint is configured; `auto` must fall to the expert.
+pub fn no_model_anywhere<'c>(cmd: &'c mut Command, empty: &Path) -> &'c mut Command {
+    std::fs::create_dir_all(empty).unwrap();
+    cmd.env("HF_HUB_CACHE", empty)
+        .env("LSMTUNE_MODELS_DIR", empty)
+        .env("OLLAMA_MODELS", empty)
+        .env("LMSTUDIO_MODELS", empty)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("OPENAI_BASE_URL")
+}
+
 /// Fail, showing what the command printed, unless it exited with 0.
 pub fn assert_ok(o: &Output) {
     assert_eq!(
