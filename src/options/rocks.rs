@@ -80,19 +80,7 @@ fn memory_base() -> &'static Path {
 
 /// The newest `OPTIONS-NNNNNN` file in a database folder.
 fn latest_options_file(dir: &Path) -> Result<PathBuf> {
-    let mut best: Option<(u64, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(num) = name
-            .strip_prefix("OPTIONS-")
-            .and_then(|n| n.parse::<u64>().ok())
-            && best.as_ref().is_none_or(|(b, _)| num > *b)
-        {
-            best = Some((num, entry.path()));
-        }
-    }
-    best.map(|(_, p)| p)
+    super::ini::latest_options(dir)
         .ok_or_else(|| anyhow!("RocksDB wrote no OPTIONS file in {}", dir.display()))
 }
 
