@@ -19,6 +19,10 @@ pub enum ModelsCommand {
     /// lsmtune can run it (and if not, why: an unsupported architecture, a tokenizer it does
     /// not know, not a GGUF...). Reads file metadata only; never touches the network.
     ///
+    /// The model `--backend auto` takes when no --model is given is marked `*`, with why: a
+    /// runnable instruct model that fits in memory, of a family measured to tune well first
+    /// (Qwen2.5), then a known family, the smallest of its rank.
+    ///
     /// Examples:
     ///   lsmtune models list
     ///   lsmtune models list --json | jq '.[] | .models[] | select(.runnable) | .name'
@@ -90,11 +94,17 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
     match cmd {
         ModelsCommand::List { json } => {
             let hub = crate::llm::hub::Hub::from_env();
-            let sections = crate::llm::inventory::take_stock(&hub);
+            let mut sections = crate::llm::inventory::take_stock(&hub);
+            let pick = crate::llm::pick::choose(&mut sections, crate::sysinfo::total_memory());
             if json.emit(&sections)? {
                 return Ok(());
             }
             print_stock(&sections);
+            println!();
+            match pick {
+                Ok(p) => println!("--backend auto picks (*): {}, {}", p.name, p.why),
+                Err(why) => println!("--backend auto picks no local model: {why}"),
+            }
             Ok(())
         }
         ModelsCommand::Pull { spec, offline } => {
@@ -243,7 +253,8 @@ fn print_stock(sections: &[crate::llm::inventory::Section]) {
                 Some(why) => format!("no: {why}"),
             };
             println!(
-                "  {:<width$}  {:<8}  {:<9}  {:>9}  {verdict}",
+                "{} {:<width$}  {:<8}  {:<9}  {:>9}  {verdict}",
+                if m.auto_pick { '*' } else { ' ' },
                 m.name,
                 m.arch.as_deref().unwrap_or("-"),
                 m.quant.as_deref().unwrap_or("-"),

@@ -28,9 +28,14 @@ pub struct Entry {
     /// `Q4_K_M`, `Q8_0`, `F16`... (GGUF `general.file_type`, else the commonest tensor type).
     pub quant: Option<String>,
     pub size_bytes: Option<u64>,
+    /// The model's own name (GGUF `general.name` and `general.finetune`, e.g. `Qwen2.5 Coder
+    /// 0.5B Instruct`), when the file says.
+    pub label: Option<String>,
     pub runnable: bool,
     /// Why lsmtune cannot run it (None when it can).
     pub why_not: Option<String>,
+    /// The model `--backend auto` takes when no model is named (see `pick`).
+    pub auto_pick: bool,
 }
 
 impl Entry {
@@ -41,8 +46,10 @@ impl Entry {
             arch: None,
             quant: None,
             size_bytes: None,
+            label: None,
             runnable: false,
             why_not: Some(why),
+            auto_pick: false,
         }
     }
 }
@@ -66,6 +73,8 @@ pub struct GgufFacts {
     pub quant: Option<String>,
     /// A vision projector (`general.architecture = clip`), not a language model.
     pub projector: bool,
+    /// `general.name`, with `general.finetune` when the name does not already carry it.
+    pub label: Option<String>,
     /// Why it cannot run (None when it can).
     pub problem: Option<String>,
 }
@@ -212,6 +221,11 @@ pub fn inspect_gguf(path: &Path, tokenizer_json: bool) -> GgufFacts {
             Some("mmproj" | "projector")
         );
     facts.arch = (!arch.is_empty()).then(|| arch.clone());
+    facts.label =
+        meta_string(m, "general.name").map(|name| match meta_string(m, "general.finetune") {
+            Some(f) if !name.to_lowercase().contains(&f.to_lowercase()) => format!("{name} {f}"),
+            _ => name,
+        });
     facts.quant = meta_u32(m, "general.file_type")
         .and_then(file_type_name)
         .map(str::to_string)
@@ -324,8 +338,10 @@ fn entry_for(name: String, files: &ModelFiles) -> Option<Entry> {
         arch: facts.arch,
         quant: facts.quant,
         size_bytes: size_of(&files.weights),
+        label: facts.label,
         runnable: facts.problem.is_none(),
         why_not: facts.problem,
+        auto_pick: false,
     })
 }
 
@@ -402,8 +418,10 @@ fn hf_cache(hub: &Hub) -> Vec<Entry> {
                         arch: facts.arch,
                         quant: facts.quant,
                         size_bytes: size_of(&snap),
+                        label: None,
                         runnable: false,
                         why_not: facts.problem.or(Some("incomplete snapshot".into())),
+                        auto_pick: false,
                     });
                 }
             }

@@ -16,6 +16,7 @@ pub mod kernels;
 pub mod local;
 pub mod ollama;
 pub mod openai;
+pub mod pick;
 pub mod runtime;
 pub mod sampling;
 pub mod servers;

@@ -22,8 +22,9 @@ use crate::llm::{GenParams, local::LocalModel};
 /// Who proposes changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// A local model if one resolves (--model, or a manifest model already on disk), else the
-    /// endpoint if configured, else the expert rules.
+    /// A local model if one resolves (--model, else the best-suited one already on disk in any
+    /// store: Ollama, LM Studio, the HF cache, the models folder; `models list` marks it), else
+    /// the endpoint if configured, else the expert rules.
     Auto,
     /// A model run here, under the proposal grammar (--model: a file, a name, ollama:NAME...).
     Local,
@@ -542,33 +543,56 @@ impl<'a> Builder<'a> {
 
     /// `--backend auto`: a local model (named or found), else the endpoint, else the expert.
     fn auto(&self) -> Result<(Box<dyn Proposer>, String)> {
-        let spec = self.args.model.clone().or_else(|| {
-            crate::llm::hub::Hub::from_env()
-                .list()
-                .into_iter()
-                .find_map(|(spec, found)| found.map(|_| spec))
-        });
+        // A model named, else the one the user already has that suits tuning best.
+        let (spec, picked) = match &self.args.model {
+            Some(m) => (Some(m.clone()), None),
+            None => {
+                let hub = crate::llm::hub::Hub::from_env();
+                let mut stock = crate::llm::inventory::take_stock(&hub);
+                match crate::llm::pick::choose(&mut stock, crate::sysinfo::total_memory()) {
+                    Ok(p) => (Some(p.name), Some(p.why)),
+                    Err(why) => (None, Some(why)),
+                }
+            }
+        };
         let tried_local = spec.as_ref().map(|s| (s.clone(), self.local(s)));
+        let found = |s: &str| match &picked {
+            Some(why) => format!("auto: picked the local model {s}, {why}"),
+            None => format!("auto: local model {s}"),
+        };
+        let none_found = match &picked {
+            Some(why) => format!("no local model picked: {why}"),
+            None => "no local model found".into(),
+        };
         Ok(match (tried_local, self.endpoint.clone()) {
-            (Some((s, Ok(p))), _) => (self.with_fallback(p), format!("auto: local model {s} found")),
+            (Some((s, Ok(p))), _) => (self.with_fallback(p), found(&s)),
             (Some((s, Err(e))), Some(ep)) => {
                 let (p, how) = self.remote(ep)?;
                 (
                     p,
-                    format!("auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"),
+                    format!(
+                        "auto: local model {s} failed to load ({e:#}); the endpoint is configured{how}"
+                    ),
                 )
             }
             (None, Some(ep)) => {
                 let (p, how) = self.remote(ep)?;
-                (p, format!("auto: no local model found; the endpoint is configured{how}"))
+                (
+                    p,
+                    format!("auto: {none_found}; the endpoint is configured{how}"),
+                )
             }
             (Some((s, Err(e))), None) => (
                 Box::new(ExpertProposer),
-                format!("auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"),
+                format!(
+                    "auto: local model {s} failed to load ({e:#}) and no endpoint is configured: using the built-in expert rules"
+                ),
             ),
             (None, None) => (
                 Box::new(ExpertProposer),
-                "auto: no local model found and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules".into(),
+                format!(
+                    "auto: {none_found}, and no endpoint configured (OPENAI_BASE_URL): using the built-in expert rules"
+                ),
             ),
         })
     }

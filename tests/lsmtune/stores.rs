@@ -479,3 +479,103 @@ fn models_list_shows_every_store_with_a_verdict() {
     );
     assert!(text.contains("no: architecture `mamba`"), "{text}");
 }
+
+/// `--backend auto` with no --model takes the model the user already has that suits tuning
+/// best: here the smallest Qwen2.5 instruct model, over a 7B one of the same family, a base
+/// model, a SmolLM2 (measured to tune poorly) and the fake's nameless test models; `models list`
+/// marks the same one, and a tune says which it took and why.
+#[test]
+fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores() {
+    let f = fake();
+    let put = |rel: &str| {
+        let p = f.lmstudio.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(&f.gguf, &p).unwrap();
+    };
+    put("lmstudio-community/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf");
+    put("Qwen/Qwen2.5-7B-Instruct-GGUF/qwen2.5-7b-instruct-q4_k_m.gguf");
+    put("Qwen/Qwen2.5-0.5B-GGUF/qwen2.5-0.5b-q4_k_m.gguf");
+    put("bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_1.gguf");
+    let picked =
+        "lmstudio:lmstudio-community/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf";
+    let home = f.root.join("home-auto");
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(common::BIN)
+            .args(args)
+            .env("OLLAMA_MODELS", &f.ollama)
+            .env("LMSTUDIO_MODELS", &f.lmstudio)
+            .env("HF_HUB_CACHE", &f.hf)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HOME", &home)
+            .env("LSMTUNE_MODELS_DIR", f.root.join("no-models-dir"))
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+            .unwrap()
+    };
+
+    let o = run(&["models", "list", "--json"]);
+    common::assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let marked: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["models"].as_array().unwrap().iter())
+        .filter(|m| m["auto_pick"] == true)
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, [picked], "{v:#}");
+
+    let o = run(&["models", "list"]);
+    common::assert_ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.starts_with("* "), "{line}");
+    assert!(
+        text.contains(&format!("--backend auto picks (*): {picked}"))
+            && text.contains("measured to tune well"),
+        "{text}"
+    );
+
+    // The tune takes it and says why.
+    let out = f.root.join("run");
+    let o = run(&[
+        "tune",
+        "--workload",
+        "fillrandom",
+        "--num",
+        "20000",
+        "--value-size",
+        "100",
+        "--repeats",
+        "2",
+        "--confirm",
+        "1",
+        "--iterations",
+        "1",
+        "--max-tokens",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("auto: picked the local model {picked}"))
+            && err.contains("of a family measured to tune well (Qwen2.5), 0.5B parameters"),
+        "{err}"
+    );
+    let records = lsmtune::tune::journal::load(&out).unwrap();
+    let proposer = records.iter().find_map(|r| match r {
+        lsmtune::tune::journal::Record::Iteration(it) => Some(it.proposer.clone()),
+        _ => None,
+    });
+    assert!(
+        proposer.as_deref().is_some_and(|p| p.starts_with("local:")),
+        "{proposer:?}"
+    );
+}
