@@ -11,6 +11,8 @@
 //!   one proposal from it (`tune::ask`), journal and resume, report.
 //! - [`export`]: a tune's changes in the forms services deploy (C++, Java, Rust, Go, TiKV,
 //!   kvrocks, MyRocks, OPTIONS fragment), each line with its measured gain.
+//! - [`verify`]: whether a tune's gain holds at production scale (more data, a worker held
+//!   below it), the tuned and the start side by side.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
 //! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
@@ -39,3 +41,4 @@ pub mod runfolder;
 pub mod scratch;
 pub mod sysinfo;
 pub mod tune;
+pub mod verify;

@@ -1,7 +1,7 @@
 //! The command line: the top-level parser, one `match` over the commands, how errors print and
 //! the exit codes. Each command family owns its arguments and its handler in its own file
 //! (`options`, `bench`, `models`, `llm`, `propose` with `grammar`, `tune`, `compare`,
-//! `workload`, `export`); flags and
+//! `workload`, `export`, `verify`); flags and
 //! parsers several commands share are in [`args`]; what goes to standard error in [`log`].
 //!
 //! Exit codes: 0 success; 1 the check ran and found problems (`options validate`); 2 bad input or
@@ -19,6 +19,7 @@ mod options;
 mod progress;
 mod propose;
 mod tune;
+mod verify;
 mod workload;
 
 use std::path::PathBuf;
@@ -171,6 +172,28 @@ pub enum Command {
     ///   lsmtune export OPTIONS-tuned.ini --format myrocks >> /etc/mysql/conf.d/rocksdb.cnf
     #[command(verbatim_doc_comment)]
     Export(export::ExportArgs),
+    /// Check that a tuned configuration's gain holds at production scale.
+    ///
+    /// A tune measures a data set that fits in the page cache (300,000 keys, 125 MB); production
+    /// databases are 100-10,000x larger, and a gain found in cache can shrink or reverse there.
+    /// verify measures the tuned configuration and its start side by side, interleaved and
+    /// paired as the tune's final check is, at a larger scale: the keys and operations times
+    /// --scale (default 10x), or keys sized to --dataset-size. With --worker-memory the workers
+    /// are held below the data (a memory cgroup, page cache included), so reads reach the
+    /// device; add --drop-caches to start every run cold.
+    ///
+    /// The verdict compares the gain at scale with the tune's own final check: it grows (the
+    /// whole interval above the tune's estimate), holds (the estimate inside it), shrinks (the
+    /// whole interval below it), is not confirmed (no significant difference from the start),
+    /// or reverses (the tuned configuration is worse: do not ship it).
+    ///
+    /// Examples:
+    ///   lsmtune verify --run lsmtune-readrandom                      # 10x the tune's keys
+    ///   lsmtune verify --run lsmtune-readrandom --dataset-size 1G --worker-memory 256M --drop-caches
+    ///   lsmtune verify --tuned OPTIONS-tuned.ini --base OPTIONS-prod.ini --workload ycsb-a --scale 20x
+    ///   lsmtune tune --workload readrandom --verify-scale 10x        # at the end of a tune
+    #[command(verbatim_doc_comment)]
+    Verify(verify::VerifyArgs),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
@@ -330,6 +353,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Workload(cmd) => workload::run(cmd),
         Command::Export(args) => export::run(&args),
+        Command::Verify(mut args) => {
+            args.run_args.quiet = cli.quiet;
+            verify::run(&args)
+        }
         Command::Worker { spec } => match crate::bench::worker::worker_main(&spec) {
             0 => Ok(()),
             code => bail!("worker exited with {code}"),

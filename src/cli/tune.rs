@@ -236,6 +236,12 @@ pub struct TuneArgs {
     /// (comma-separated; see `lsmtune export`).
     #[arg(long, value_parser = crate::export::Format::parse, value_delimiter = ',')]
     pub export: Vec<crate::export::Format>,
+    /// At the end, check that the gain holds at a larger scale (10x: ten times the keys and
+    /// operations), the tuned configuration and the start side by side, as `lsmtune verify
+    /// --run` does; the verdict goes into report.md and verify.json. With --worker-memory the
+    /// verification runs in the same cage.
+    #[arg(long, value_name = "SCALE", value_parser = crate::verify::Scale::parse_factor)]
+    pub verify_scale: Option<crate::verify::Scale>,
     /// Sampling temperature of the model.
     #[arg(long, value_parser = super::temperature, default_value_t = 0.6)]
     pub temperature: f64,
@@ -588,7 +594,72 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
             &format!("`lsmtune tune --resume {}`", out.display()),
         )
     })?;
-    show(&args, &settings, &out, done)
+    let end = done.end.clone();
+    show(&args, &settings, &out, done)?;
+    match args.verify_scale {
+        Some(scale) => verify_tune(&args, &engine, &settings, &out, &end, scale),
+        None => Ok(()),
+    }
+}
+
+/// `--verify-scale`: the tuned configuration against the start at `scale`, the verdict printed,
+/// written to verify.json and appended to report.md.
+fn verify_tune(
+    args: &TuneArgs,
+    engine: &dyn crate::bench::BenchEngine,
+    settings: &Settings,
+    out: &std::path::Path,
+    end: &Record,
+    scale: crate::verify::Scale,
+) -> Result<()> {
+    let text_to_stderr = args.json.stdout();
+    // No comparison at the end: nothing was kept, the tuned file is the start.
+    let comparison = match end {
+        Record::End {
+            comparison: Some(c),
+            kept_base: false,
+            ..
+        } => Some(*c),
+        _ => {
+            say!(
+                text_to_stderr,
+                "verify at scale: skipped, the tune kept its start (nothing to verify)"
+            );
+            return Ok(());
+        }
+    };
+    let base = crate::runfolder::read_options(&out.join(crate::tune::BASE_FILE))?;
+    let tuned = crate::runfolder::read_options(&out.join(crate::tune::TUNED_FILE))?;
+    let v = super::verify::verify_with(
+        engine,
+        &args.run,
+        &base,
+        &tuned,
+        &settings.workload,
+        scale,
+        settings.repeats + settings.confirm_repeats,
+        settings.goal.clone(),
+        settings.min_effect,
+        settings.seed.wrapping_add(7_777_777),
+        comparison,
+    )?;
+    crate::runfolder::write(
+        &out.join("verify.json"),
+        serde_json::to_string_pretty(&v)?.as_bytes(),
+    )?;
+    let report_path = out.join("report.md");
+    let mut report = String::from_utf8_lossy(&crate::runfolder::read(&report_path)?).into_owned();
+    report.push_str(&crate::verify::markdown(&v));
+    crate::runfolder::write(&report_path, report.as_bytes())?;
+    for line in crate::verify::text(&v).lines() {
+        say!(text_to_stderr, "{line}");
+    }
+    say!(
+        text_to_stderr,
+        "wrote {} (and the verdict into report.md)",
+        out.join("verify.json").display()
+    );
+    Ok(())
 }
 
 /// Write the tune's changes in each of `formats` into the run folder (`export.EXT`, never through

@@ -163,7 +163,7 @@ pub fn fingerprint(config: &Config, base: &Config, catalog: &Catalog) -> String 
 /// measurements (drift cancels), else Welch's test on what was measured.
 /// The comparison is of the goal's objective (ops/s, or the reciprocal of a latency or an
 /// amplification), so "better" always means higher goodness.
-fn judge(best: &Sample, cand: &Sample, min_effect: f64, goal: &Goal) -> Option<Comparison> {
+pub fn judge(best: &Sample, cand: &Sample, min_effect: f64, goal: &Goal) -> Option<Comparison> {
     let (b, c) = (goal.goodness(best), goal.goodness(cand));
     if best.failures.is_empty() && cand.failures.is_empty() && b.len() == c.len() {
         compare_paired(&b, &c, min_effect)

@@ -21,4 +21,5 @@ mod stores;
 mod transformer;
 mod tune;
 mod tuner;
+mod verify;
 mod workloads;
