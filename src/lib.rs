@@ -12,6 +12,7 @@
 //! - [`export`]: a tune's changes in the forms services deploy (C++, Java, Rust, Go, TiKV,
 //!   kvrocks, MyRocks, OPTIONS fragment), each line with its measured gain.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
+//! - [`chart`]: what the plots share: readable ratio labels, a legend beside the data.
 //! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
@@ -25,6 +26,7 @@
 
 pub mod bench;
 pub mod bounds;
+pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod export;
