@@ -1,19 +1,22 @@
 //! Compare mode for researchers: proposers × workloads × seeds, each a normal (resumable) tune
 //! with the same workload definition, seeds and budgets, sharing one baseline measurement per
 //! workload. This module holds the layout of a compare folder, the aggregation of finished
-//! tunes into one table (Markdown, CSV, JSON) and one plot (best-so-far vs iteration).
+//! tunes into one table (Markdown, CSV, JSON), and (in [`plot`]) one plot: per workload, the
+//! best so far vs iteration from same-run ratios, ending where the table does.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::stats::Summary;
 pub use crate::tune::backend::ProposerSpec;
 use crate::tune::journal::{self, Decision, Record};
 use crate::tune::objective::Metric;
+
+pub mod plot;
+pub use plot::plot;
 
 /// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
 /// with (`--hints`) and whether a value search refines its kept choices (`--search`), both
@@ -278,8 +281,14 @@ pub struct Row {
     /// The objective the tunes were judged on (what `gains` and `curves` measure).
     pub objective: Metric,
     /// The best so far relative to the baseline on the objective (above 1 is better; for a
-    /// latency, start / best), per iteration (0 = start), per seed.
+    /// latency, start / best), per iteration (0 = start), per seed: each kept candidate's
+    /// measurement divided by the shared baseline's, measured at another time (what
+    /// `iterations_to_95` is counted on; the plot uses `steps`).
     pub curves: Vec<Vec<f64>>,
+    /// Per seed, per iteration (0 = start): the kept steps' same-run effects multiplied (each
+    /// kept candidate against the best of its own interleaved rounds), the gain a tune's
+    /// `throughput.svg` draws; `best_so_far.svg` plots these, ending at the final checks.
+    pub steps: Vec<Vec<f64>>,
     /// Seconds into the tune when the best first reached 95% of its final level (mean over
     /// seeds; the shared baseline not counted).
     pub seconds_to_95: f64,
@@ -324,6 +333,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         failures: 0,
         objective: Metric::Throughput,
         curves: Vec::new(),
+        steps: Vec::new(),
         seconds_to_95: 0.0,
         best_known: None,
         share_of_best: None,
@@ -367,6 +377,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
             .map_or(1.0, |s| s.mean)
             .max(1e-9);
         let mut curve = vec![1.0];
+        let mut steps = vec![1.0];
         let mut times = vec![0.0];
         let mut best = 1.0f64;
         let mut n = 0;
@@ -403,6 +414,12 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
                         best = best.max(v);
                     }
                 }
+                if let (Decision::Accepted, Some(c)) = (it.decision, &it.comparison) {
+                    let chained = steps.last().copied().unwrap_or(1.0) * (1.0 + c.effect);
+                    steps.push(chained.max(1e-9));
+                } else {
+                    steps.push(steps.last().copied().unwrap_or(1.0));
+                }
                 curve.push(best);
                 times.push(it.elapsed);
             }
@@ -416,6 +433,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         secs95.push(times.get(reach).copied().unwrap_or(0.0));
         its_n.push(n as f64);
         r.curves.push(curve);
+        r.steps.push(steps);
     }
     if r.seeds == 0 {
         return Ok(r);
@@ -599,106 +617,6 @@ pub fn csv(rows: &[Row]) -> String {
         );
     }
     s
-}
-
-/// Best-so-far (relative to the baseline) vs iteration, one line per proposer: the mean over
-/// workloads and seeds, with a band from the lowest to the highest run.
-pub fn plot(rows: &[Row], path: &Path) -> Result<()> {
-    let mut svg = String::new();
-    draw(rows, &mut svg)?;
-    crate::runfolder::write(path, svg.as_bytes())
-}
-
-/// [`plot`]'s drawing, as SVG text into `svg`.
-fn draw(rows: &[Row], svg: &mut String) -> Result<()> {
-    let mut proposers: Vec<String> = rows.iter().map(|r| r.proposer.clone()).collect();
-    proposers.dedup();
-    proposers.sort();
-    proposers.dedup();
-    let len = rows
-        .iter()
-        .flat_map(|r| r.curves.iter().map(|c| c.len()))
-        .max()
-        .unwrap_or(1);
-    let top = rows
-        .iter()
-        .flat_map(|r| r.curves.iter().flatten().copied())
-        .fold(1.0f64, f64::max)
-        * 1.1;
-    let caption = match objective_of(rows) {
-        Metric::Throughput => "throughput / start".to_string(),
-        m => format!("start {m} / best {m}, higher is better"),
-    };
-    let root = SVGBackend::with_string(svg, (900, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("best so far vs iteration ({caption}; band: min..max over runs)"),
-            ("sans-serif", 17),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0f64..(len.max(2) - 1) as f64, 0f64..top)?;
-    chart
-        .configure_mesh()
-        .x_labels(len.max(2))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .x_desc("iteration (0 = start)")
-        .y_desc("x baseline")
-        .draw()?;
-    for (i, p) in proposers.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let curves: Vec<&Vec<f64>> = rows
-            .iter()
-            .filter(|r| &r.proposer == p)
-            .flat_map(|r| r.curves.iter())
-            .collect();
-        if curves.is_empty() {
-            continue;
-        }
-        let at = |c: &Vec<f64>, k: usize| c.get(k).or(c.last()).copied().unwrap_or(1.0);
-        let mean: Vec<(f64, f64)> = (0..len)
-            .map(|k| {
-                let v: f64 = curves.iter().map(|c| at(c, k)).sum::<f64>() / curves.len() as f64;
-                (k as f64, v)
-            })
-            .collect();
-        let lo: Vec<(f64, f64)> = (0..len)
-            .map(|k| {
-                (
-                    k as f64,
-                    curves.iter().map(|c| at(c, k)).fold(f64::MAX, f64::min),
-                )
-            })
-            .collect();
-        let hi: Vec<(f64, f64)> = (0..len)
-            .map(|k| {
-                (
-                    k as f64,
-                    curves.iter().map(|c| at(c, k)).fold(f64::MIN, f64::max),
-                )
-            })
-            .collect();
-        let mut band = lo.clone();
-        band.extend(hi.iter().rev());
-        chart.draw_series(std::iter::once(Polygon::new(
-            band,
-            color.mix(0.15).filled(),
-        )))?;
-        chart
-            .draw_series(LineSeries::new(mean, color.stroke_width(2)))?
-            .label(p.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
 }
 
 /// Write results.md, results.csv, results.json and best_so_far.svg into `out` (never through a

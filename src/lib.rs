@@ -14,6 +14,7 @@
 //! - [`verify`]: whether a tune's gain holds at production scale (more data, a worker held
 //!   below it), the tuned and the start side by side.
 //! - [`compare`]: proposers × workloads × seeds, one table and one plot.
+//! - [`chart`]: what the plots share: readable ratio labels, a legend beside the data.
 //! - [`runfolder`]: the files inside a run folder, never followed through links.
 //! - [`sysinfo`]: facts about the machine.
 //! - [`rng`]: the one seeded random number generator.
@@ -27,6 +28,7 @@
 
 pub mod bench;
 pub mod bounds;
+pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod export;

@@ -539,6 +539,9 @@ impl HintLevel {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -566,32 +569,7 @@ mod tests {
         );
     }
 
-    fn settings() -> Settings {
-        Settings {
-            workload: Workload::new(crate::bench::Kind::ReadRandom),
-            base_file: None,
-            iterations: 2,
-            time_budget_secs: None,
-            repeats: 2,
-            confirm_repeats: 1,
-            min_effect: 0.03,
-            patience: 3,
-            memory_budget: 1 << 30,
-            allow_unsafe: false,
-            max_changes: 6,
-            reasoning_chars: 400,
-            backend: "expert".into(),
-            model: None,
-            seed: 1,
-            hints: HintLevel::Knowledge,
-            samples: 0,
-            refine: true,
-            goal: Default::default(),
-            max_rounds: 8,
-            search: false,
-            search_method: Default::default(),
-        }
-    }
+    use super::fixtures::settings;
 
     /// A journal is input anyone can edit: a candidate file outside candidates/ and settings
     /// the flags refuse (threads 0, key size 0, repeats 0) are errors naming the line, and a

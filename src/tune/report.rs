@@ -10,10 +10,12 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
 use super::journal::{self, Decision, Iteration, Record, Sample, Settings};
 use crate::bench::stats::{Comparison, Summary};
+use crate::chart;
 use crate::options::Config;
 use crate::sysinfo::Facts;
 use crate::tune::objective::{Check, Constraint, METRICS, Metric};
@@ -584,22 +586,35 @@ fn md_totals_and_notes(m: &mut String, r: &Report) {
 /// reciprocal of a latency or an amplification) relative to the best so
 /// far measured in the same interleaved rounds (the ratio and its 95% interval, kept ones in
 /// green), the start-relative gain the kept steps add up to, and the final side-by-side check of
-/// the tuned file against the start. Ratios, not absolute ops/s: runs at different times drift
-/// on a shared machine, and a "best so far" line from other rounds sat 40% above the best
-/// measured beside the candidate. Absolute numbers stay in the report's table.
+/// the tuned file against the start, its value written beside it. Ratios, not absolute ops/s:
+/// runs at different times drift on a shared machine, and a "best so far" line from other
+/// rounds sat 40% above the best measured beside the candidate. Absolute numbers stay in the
+/// report's table. The ratio axis is labelled at readable ratios ([`crate::chart`]), and the
+/// legend sits in a band below the plot, never over the data.
 pub fn plot(r: &Report, path: &Path) -> Result<()> {
     let mut svg = String::new();
     draw(r, &mut svg)?;
     crate::runfolder::write(path, svg.as_bytes())
 }
 
-/// [`plot`]'s drawing, as SVG text into `svg`.
-fn draw(r: &Report, svg: &mut String) -> Result<()> {
-    let root = SVGBackend::with_string(svg, (900, 480)).into_drawing_area();
-    root.fill(&WHITE)?;
-    // (x, ratio, low, high, kept)
+/// What [`draw`] plots, on a log scale bounded so one wild interval on a contended machine does
+/// not flatten the rest (whiskers past the bounds are clipped).
+struct Series {
+    /// Per measured iteration: (x, ratio, low, high, kept).
+    points: Vec<(f64, f64, f64, f64, bool)>,
+    /// The kept steps multiplied, per iteration (0 = the start).
+    gain: Vec<(f64, f64)>,
+    /// The final check: (x, ratio, low, high), and its ratio unclipped.
+    fin: Option<((f64, f64, f64, f64), f64)>,
+    /// Iterations, and the ratio range.
+    n: usize,
+    lo: f64,
+    hi: f64,
+}
+
+fn series(r: &Report) -> Series {
     let mut points: Vec<(f64, f64, f64, f64, bool)> = Vec::new();
-    let mut path_gain: Vec<(f64, f64)> = vec![(0.0, 1.0)];
+    let mut gain_path: Vec<(f64, f64)> = vec![(0.0, 1.0)];
     let mut gain = 1.0;
     for it in &r.iterations {
         let x = it.iteration as f64;
@@ -616,12 +631,12 @@ fn draw(r: &Report, svg: &mut String) -> Result<()> {
                 gain *= 1.0 + c.effect;
             }
         }
-        path_gain.push((x, gain));
+        gain_path.push((x, gain));
     }
-    let n = r.iterations.len().max(1) as f64;
+    let n = r.iterations.len().max(1);
     let fin = r.final_comparison.as_ref().map(|c| {
         (
-            n + 1.0,
+            n as f64 + 1.0,
             1.0 + c.effect,
             1.0 + c.effect_low,
             1.0 + c.effect_high,
@@ -630,20 +645,72 @@ fn draw(r: &Report, svg: &mut String) -> Result<()> {
     let all = points
         .iter()
         .flat_map(|p| [p.2, p.3])
-        .chain(path_gain.iter().map(|g| g.1))
+        .chain(gain_path.iter().map(|g| g.1))
         .chain(fin.iter().flat_map(|f| [f.2, f.3]))
         .filter(|v| v.is_finite());
-    // A log scale (a halving looks like a doubling), bounded so one wild interval on a
-    // contended machine does not flatten the rest; whiskers past the bounds are clipped.
     let (lo, hi) = all.fold((1.0f64, 1.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = ((lo * 0.9).clamp(0.1, 0.8), (hi * 1.1).clamp(1.25, 10.0));
     let clip = |v: f64| v.clamp(lo, hi);
-    let points: Vec<_> = points
-        .into_iter()
-        .map(|(x, y, l, h, k)| (x, clip(y), clip(l), clip(h), k))
-        .collect();
-    let fin = fin.map(|(x, y, l, h)| (x, clip(y), clip(l), clip(h)));
-    let mut chart = ChartBuilder::on(&root)
+    Series {
+        points: points
+            .into_iter()
+            .map(|(x, y, l, h, k)| (x, clip(y), clip(l), clip(h), k))
+            .collect(),
+        gain: gain_path.into_iter().map(|(x, g)| (x, clip(g))).collect(),
+        fin: fin.map(|(x, y, l, h)| ((x, clip(y), clip(l), clip(h)), y)),
+        n,
+        lo,
+        hi,
+    }
+}
+
+/// The plot's size: the chart above, the legend's band below it.
+const WIDTH: u32 = 900;
+const CHART_HEIGHT: u32 = 460;
+
+/// The colours of candidates measured and kept.
+const KEPT: RGBColor = RGBColor(0, 140, 60);
+const CANDIDATE: RGBColor = RGBColor(30, 90, 220);
+
+/// The legend: what each mark of the plot is.
+fn legend_entries(s: &Series) -> Vec<chart::Entry> {
+    let entry = |label: &str, color, mark| chart::Entry {
+        label: label.into(),
+        color,
+        mark,
+    };
+    let mut entries = vec![
+        entry(
+            "candidate / best, same rounds (95% CI)",
+            CANDIDATE,
+            chart::Mark::Whisker,
+        ),
+        entry("kept", KEPT, chart::Mark::Whisker),
+        entry("kept steps multiplied (vs start)", RED, chart::Mark::Line),
+    ];
+    if s.fin.is_some() {
+        entries.push(entry(
+            "final: tuned / start, side by side (95% CI)",
+            BLACK,
+            chart::Mark::Whisker,
+        ));
+    }
+    entries
+}
+
+/// [`plot`]'s drawing, as SVG text into `svg`.
+fn draw(r: &Report, svg: &mut String) -> Result<()> {
+    let s = series(r);
+    let entries = legend_entries(&s);
+    let height = CHART_HEIGHT + chart::legend_height(&entries, WIDTH - 80);
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (upper, lower) = root.split_vertically(CHART_HEIGHT);
+    let (n, fin_x) = (s.n, s.n as f64 + 1.0);
+    // Room right of the final check for its value (about 50 pixels of some 780).
+    let room = 50.0 * (fin_x + 1.0) / 730.0;
+    let per_px = (fin_x + 1.0 + room) / 780.0;
+    let mut chart = ChartBuilder::on(&upper)
         .caption(
             format!(
                 "{}: each candidate against the best of its rounds ({})",
@@ -653,69 +720,67 @@ fn draw(r: &Report, svg: &mut String) -> Result<()> {
             ("sans-serif", 18),
         )
         .margin(12)
-        .x_label_area_size(36)
+        .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.5f64..n + 1.5, (lo..hi).log_scale())?;
+        .build_cartesian_2d(
+            chart::ticks(
+                -0.5f64..fin_x + 0.5 + room,
+                chart::iteration_ticks(n + 1, 780),
+            ),
+            chart::ticks(
+                (s.lo..s.hi).log_scale(),
+                chart::ratio_ticks(s.lo, s.hi, CHART_HEIGHT - 110),
+            ),
+        )?;
     chart
         .configure_mesh()
-        .x_labels(r.iterations.len() + 3)
         .x_label_formatter(&|x| {
-            if (*x - (n + 1.0)).abs() < 0.01 {
+            if (*x - fin_x).abs() < 0.01 {
                 "final".to_string()
             } else {
                 format!("{x:.0}")
             }
         })
-        .y_labels(8)
-        .y_label_formatter(&|y| format!("{y:.2}x"))
+        .y_label_formatter(&|y| chart::ratio_label(*y))
         .x_desc("iteration")
         .y_desc(match r.settings.goal.objective {
             Metric::Throughput => "throughput ratio".to_string(),
-            m => format!("{m} ratio, start or best / candidate (higher is better)"),
+            m => format!("{m} ratio (higher is better)"),
         })
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 14))
+        .bold_line_style(BLACK.mix(0.12))
         .draw()?;
     chart.draw_series(LineSeries::new(
-        [(-0.5, 1.0), (n + 1.5, 1.0)],
-        BLACK.mix(0.4).stroke_width(1),
+        [(-0.5, 1.0), (fin_x + 0.5 + room, 1.0)],
+        BLACK.mix(0.45).stroke_width(1),
     ))?;
-    let green = RGBColor(0, 140, 60);
-    for (kept, color, label) in [
-        (false, BLUE, "candidate / best, same rounds (95% CI)"),
-        (true, green, "kept"),
-    ] {
-        let sel: Vec<_> = points.iter().filter(|p| p.4 == kept).collect();
-        chart
-            .draw_series(
-                sel.iter()
-                    .map(|&&(x, y, l, h, _)| ErrorBar::new_vertical(x, l, y, h, color.filled(), 8)),
-            )?
-            .label(label)
-            .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
+    for (kept, color) in [(false, CANDIDATE), (true, KEPT)] {
+        let sel: Vec<_> = s.points.iter().filter(|p| p.4 == kept).collect();
+        chart.draw_series(
+            sel.iter()
+                .map(|&&(x, y, l, h, _)| ErrorBar::new_vertical(x, l, y, h, color.filled(), 8)),
+        )?;
         chart.draw_series(
             sel.iter()
                 .map(|&&(x, y, _, _, _)| Circle::new((x, y), 4, color.filled())),
         )?;
     }
-    chart
-        .draw_series(LineSeries::new(
-            path_gain.iter().copied(),
-            RED.stroke_width(2),
-        ))?
-        .label("kept steps multiplied (vs start)")
-        .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], RED));
-    if let Some((x, y, l, h)) = fin {
-        chart
-            .draw_series([ErrorBar::new_vertical(x, l, y, h, BLACK.filled(), 10)])?
-            .label("final: tuned / start, side by side (95% CI)")
-            .legend(|(x, y)| Circle::new((x, y), 4, BLACK.filled()));
+    chart.draw_series(LineSeries::new(s.gain.iter().copied(), RED.stroke_width(2)))?;
+    if let Some(((x, y, l, h), ratio)) = s.fin {
+        chart.draw_series([ErrorBar::new_vertical(x, l, y, h, BLACK.filled(), 10)])?;
         chart.draw_series([Circle::new((x, y), 5, BLACK.filled())])?;
+        let style = ("sans-serif", 15)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        chart.draw_series([Text::new(
+            format!("{ratio:.2}x"),
+            (x + 10.0 * per_px, y),
+            style,
+        )])?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    chart::legend(&lower.margin(0, 0, 70, 10), &entries)?;
     root.present()?;
     Ok(())
 }
@@ -759,6 +824,120 @@ pub fn write(out: &Path, r: &Report) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tune with `settings` whose iterations measured `steps` (effect, kept) and whose final
+    /// check measured `last`.
+    fn tune_of(settings: Settings, steps: &[(f64, bool)], last: f64) -> Report {
+        use crate::tune::journal::fixtures as f;
+        let start = f::start(
+            settings,
+            "local:qwen2 (/root/.cache/lsmtune/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf)",
+            100_000.0,
+        );
+        let mut ops = 100_000.0;
+        let iterations = steps
+            .iter()
+            .enumerate()
+            .map(|(i, &(effect, kept))| {
+                let it = f::iteration(i + 1, ops * (1.0 + effect), effect, kept);
+                if kept {
+                    ops *= 1.0 + effect;
+                }
+                it
+            })
+            .collect();
+        assemble(&start, iterations, Some(&f::end(last, false)), None).unwrap()
+    }
+
+    /// The tune: eight iterations, four kept steps that multiply to about 2.2x, one
+    /// wide interval, and a final check at 2.2x.
+    fn two_fold_tune() -> Report {
+        let steps = [
+            (0.35, true),
+            (-0.04, false),
+            (0.25, true),
+            (0.02, false),
+            (0.18, true),
+            (-0.3, false),
+            (0.1, true),
+            (0.01, false),
+        ];
+        tune_of(crate::tune::journal::fixtures::settings(), &steps, 1.2)
+    }
+
+    /// The throughput.svg, as a person sees it: the y axis labelled at readable ratios
+    /// up to the 2.2x gain, the final value written out, no minor grid, and the legend in its
+    /// own band below the data (every series drawn above it, every legend mark below).
+    #[test]
+    fn plot_throughput_renders_to_png() {
+        use crate::chart::png;
+        let r = two_fold_tune();
+        let mut svg = String::new();
+        draw(&r, &mut svg).unwrap();
+        // Rendered first: a failing plot is there to look at.
+        let dir = tempfile::tempdir().unwrap();
+        let p = png::render(&svg, dir.path(), "throughput.png");
+        let texts = png::texts(&svg);
+        for label in ["1x", "1.5x", "2x", "final", "2.20x", "kept"] {
+            assert!(
+                texts.iter().any(|t| t == label),
+                "no {label} label: {texts:?}"
+            );
+        }
+        assert!(!texts.iter().any(|t| t == "1.00x"));
+        // Grid lines at the labels only (a minor grid every tenth of an iteration drew over a
+        // hundred).
+        let lines = svg.matches("<line").count();
+        assert!(lines < 60, "{lines} lines");
+        let (w, h) = (p.width(), p.height());
+        let (data, legend) = (((0, 0), (w, CHART_HEIGHT)), ((0, CHART_HEIGHT), (w, h)));
+        for (color, what) in [
+            (RED, "kept steps"),
+            (CANDIDATE, "candidates"),
+            (KEPT, "kept"),
+        ] {
+            let n = png::of_color(&p, data.0, data.1, color);
+            assert!(n > 60, "{what}: {n} pixels in the plot");
+            let n = png::of_color(&p, legend.0, legend.1, color);
+            assert!(n > 10, "{what}: {n} pixels in the legend");
+        }
+        assert!(
+            png::inked(&p, legend.0, legend.1) > 2000,
+            "the legend's text"
+        );
+    }
+
+    /// A long tune on a latency, to look at: 60 iterations label every fifth or tenth, the axis
+    /// says which way is better.
+    #[test]
+    fn plot_a_long_latency_tune_renders_to_png() {
+        use crate::chart::png;
+        let mut settings = crate::tune::journal::fixtures::settings();
+        settings.goal.objective = Metric::P99;
+        let steps: Vec<(f64, bool)> = (0..60)
+            .map(|i| match i % 7 {
+                0 => (0.06, true),
+                3 => (-0.5, false),
+                _ => (-0.02 + 0.01 * (i % 5) as f64, false),
+            })
+            .collect();
+        let r = tune_of(settings, &steps, 0.4);
+        let mut svg = String::new();
+        draw(&r, &mut svg).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = png::render(&svg, dir.path(), "throughput-long-p99.png");
+        let texts = png::texts(&svg);
+        let labels = texts.iter().filter(|t| t.parse::<usize>().is_ok()).count();
+        assert!(
+            (6..=20).contains(&labels),
+            "{labels} iteration labels: {texts:?}"
+        );
+        assert!(
+            texts.iter().any(|t| t == "p99 ratio (higher is better)"),
+            "{texts:?}"
+        );
+        assert!(png::inked(&p, (0, CHART_HEIGHT), (p.width(), p.height())) > 2000);
+    }
 
     #[test]
     fn a_reasoning_that_fills_the_grammars_limit_is_marked_cut() {
