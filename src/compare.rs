@@ -16,6 +16,7 @@ use crate::tune::journal::{self, Decision, Record};
 use crate::tune::objective::Metric;
 
 pub mod plot;
+pub mod shard;
 pub use plot::plot;
 
 /// A proposer of a compare run: the spec, and for model proposers the hint level it is asked
@@ -93,6 +94,7 @@ const TOP: &[&str] = &[
     "results.csv",
     "results.json",
     "best_so_far.svg",
+    shard::FILE,
 ];
 
 /// Whether `out` is an earlier compare's folder, which a rerun resumes: it carries the marker

@@ -10,12 +10,13 @@ use clap::Args;
 use super::tune::{EndpointArgs, GoalArgs, JudgeArgs, LiveLine, RunArgs, TUNE_SIZES};
 use crate::bench;
 use crate::bench::workload_file::Source;
-use crate::compare::{self, ProposerSpec, Variant};
+use crate::compare::{self, ProposerSpec, Variant, shard};
 use crate::tune::backend::{self, Backend, Request};
 use crate::tune::journal::{self, Record, Sample, Settings};
 use crate::tune::{Tuner, measure_start};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CompareArgs {
     /// The result rows (results.json's content) on stdout instead of the table (--json=FILE:
     /// into FILE, table as usual).
@@ -35,9 +36,22 @@ pub struct CompareArgs {
     #[arg(long, value_parser = super::count::<usize, 1, 10000>, default_value_t = 8)]
     pub iterations: usize,
     /// Output folder; run the same command again to resume. Must not hold other files unless
-    /// --force.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// --force. With --shard, this shard's folder (e.g. results/shard-$SLURM_ARRAY_TASK_ID).
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    /// Run only shard I of N (counted from 0) of the proposer x workload x seed matrix, for a
+    /// cluster: each shard is an ordinary resumable compare folder with its own baselines, and
+    /// `lsmtune compare merge` combines them. The split is computed alike by every shard and
+    /// balanced by expected cost. `auto` reads a Slurm array's SLURM_ARRAY_TASK_ID (of
+    /// SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job's JOB_COMPLETION_INDEX (of
+    /// --shard-count).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// How many shards, for --shard auto in a Kubernetes indexed job (its completions).
+    #[arg(long, value_parser = super::count::<usize, 1, 10000>)]
+    pub shard_count: Option<usize>,
+    #[command(subcommand)]
+    pub command: Option<CompareCommand>,
     /// Write into an --out folder that holds files lsmtune did not make (results.* and the plot
     /// would be overwritten); and start over the baselines and tunes stored with other settings
     /// than this command's (the old ones are moved aside, to NAME.stale-SECONDS).
@@ -93,6 +107,43 @@ pub struct CompareArgs {
     pub run: RunArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum CompareCommand {
+    /// Combine the shards of a compare run on several machines into one table and plot.
+    ///
+    /// Each SHARD_DIR is the --out of one `compare --shard I/N` (or --shard auto) run. The
+    /// shards must be the whole of one compare: the same proposers, workloads (definitions
+    /// included), seeds, settings and lsmtune binary, and every index once; a difference is
+    /// refused with what differs. Each tune is copied into OUT/runs/ (each shard's baselines
+    /// under OUT/baselines/shard-I/), and OUT gets results.md, .csv, .json and best_so_far.svg
+    /// as one compare would write them. When the shards ran on machines that differ (cores,
+    /// memory, storage), results.md says so. Merging again (more shards finished) updates OUT.
+    ///
+    /// Example:
+    ///   sbatch --array=0-3 docs/deploy/compare.sbatch     # each task: --shard auto --out cmp/shard-$ID
+    ///   lsmtune compare merge cmp/merged cmp/shard-*
+    #[command(verbatim_doc_comment)]
+    Merge {
+        /// The merged compare folder (new, or an earlier merge's).
+        out: PathBuf,
+        /// The shards' folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write into an OUT that holds files lsmtune did not make.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        json: super::Json,
+    },
+}
+
+impl CompareArgs {
+    /// The output folder (required by clap unless `merge` is run, which has its own).
+    fn out(&self) -> &std::path::Path {
+        self.out.as_deref().unwrap_or(std::path::Path::new("."))
+    }
+}
+
 fn split(list: &str) -> Vec<String> {
     list.split(',')
         .map(|s| s.trim().to_string())
@@ -101,10 +152,15 @@ fn split(list: &str) -> Vec<String> {
 }
 
 pub fn compare_cmd(args: CompareArgs) -> Result<()> {
-    let specs: Vec<ProposerSpec> = split(&args.proposers)
-        .iter()
-        .map(|p| ProposerSpec::parse(p))
-        .collect::<Result<_>>()?;
+    if let Some(CompareCommand::Merge {
+        out,
+        shards,
+        force,
+        json,
+    }) = &args.command
+    {
+        return merge_cmd(out, shards, *force, json);
+    }
     if args.hints.is_empty() {
         bail!("--hints must name at least one level (none, diagnostics, knowledge)");
     }
@@ -112,7 +168,21 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         bail!("--search must name at least one of on, off");
     }
     let searches: Vec<bool> = args.search.iter().map(|s| s.on()).collect();
-    let proposers = Variant::expand(&specs, &args.hints, &searches);
+    // Each proposer with the text that named it (a shard records it for the merge).
+    let mut proposers = Vec::new();
+    let mut entries = Vec::new();
+    for text in split(&args.proposers) {
+        let spec = ProposerSpec::parse(&text)?;
+        for v in Variant::expand(&[spec], &args.hints, &searches) {
+            entries.push(shard::ProposerEntry {
+                spec: text.clone(),
+                hints: v.hints,
+                search: v.search,
+                slug: v.slug(),
+            });
+            proposers.push(v);
+        }
+    }
     let names = split(&args.workloads);
     let sources: Vec<Source> = names
         .iter()
@@ -157,35 +227,59 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         .validate()
         .map_err(|e| anyhow::anyhow!(e))?;
     // An earlier compare in this folder is resumed; anything else is not ours.
-    if !compare::is_compare_folder(&args.out) {
-        super::check_out_is_ours(&args.out, &[crate::tune::lock::FILE], args.force)?;
+    if !compare::is_compare_folder(args.out()) {
+        super::check_out_is_ours(args.out(), &[crate::tune::lock::FILE], args.force)?;
     }
-    let _lock = crate::tune::lock::RunLock::acquire(&args.out)?;
-    compare::mark(&args.out)?;
-    start_over_stale(&args, &proposers, &workloads, &seeds_of(&args))?;
+    let seeds = seeds_of(&args);
+    let manifest = shard_manifest(&args, &proposers, &entries, &workloads, &seeds)?;
+    let mine = |kind: &str, v: &Variant, seed: u64| {
+        manifest.as_ref().is_none_or(|m| {
+            m.mine()
+                .any(|t| t.workload == kind && t.proposer == v.slug() && t.seed == seed)
+        })
+    };
+    let _lock = crate::tune::lock::RunLock::acquire(args.out())?;
+    compare::mark(args.out())?;
+    if let Some(m) = &manifest {
+        m.write(args.out())?;
+        tracing::info!(
+            "shard {}: {} of the {} tunes",
+            m.shard,
+            m.mine().count(),
+            m.tasks.len()
+        );
+    }
+    start_over_stale(&args, &proposers, &workloads, &seeds, &mine)?;
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
-    let seeds = seeds_of(&args);
     let (engine, live_ops) = args.run.engine()?;
     let mut line = LiveLine::start(args.run.quiet, live_ops);
-    let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line);
+    let result = run_all(&args, &proposers, &workloads, &seeds, &engine, &line, &mine);
     line.stop();
-    result.map_err(|e| super::resumable(e, &args.out, "the same compare command"))?;
+    result.map_err(|e| super::resumable(e, args.out(), "the same compare command"))?;
     let mut rows = Vec::new();
     for (name, _) in &workloads {
-        let known = compare::best_known(&args.out, name)?;
+        let known = compare::best_known(args.out(), name)?;
         for p in &proposers {
-            let mut r = compare::row(&args.out, name, p, &seeds)?;
+            let own: Vec<u64> = seeds
+                .iter()
+                .copied()
+                .filter(|s| mine(name, p, *s))
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
+            let mut r = compare::row(args.out(), name, p, &own)?;
             r.set_best_known(known.as_ref());
             rows.push(r);
         }
     }
-    compare::write_results(&args.out, &rows)?;
+    compare::write_results(args.out(), &rows)?;
     // With bare --json the rows are the output and the table goes to stderr.
     let table = compare::markdown(&rows) + "\n" + &compare::summary(&rows);
     let done = format!(
         "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",
-        args.out.join("results.md").display()
+        args.out().join("results.md").display()
     );
     if args.json.emit(&rows)? {
         eprint!("{table}");
@@ -210,11 +304,12 @@ fn start_over_stale(
     proposers: &[Variant],
     workloads: &[(String, bench::Workload)],
     seeds: &[u64],
+    mine: &dyn Fn(&str, &Variant, u64) -> bool,
 ) -> Result<()> {
     let mut stale: Vec<(PathBuf, Vec<String>)> = Vec::new();
     for (kind, workload) in workloads {
         let first = settings(args, workload, seeds[0], &proposers[0]);
-        let base_path = compare::baseline_file(&args.out, kind);
+        let base_path = compare::baseline_file(args.out(), kind);
         if let Some((_, Some(with))) = compare::read_baseline(&base_path)? {
             let d = journal::differences(&with, &compare::MeasuredWith::of(&first));
             if !d.is_empty() {
@@ -222,8 +317,8 @@ fn start_over_stale(
             }
         }
         for v in proposers {
-            for &seed in seeds {
-                let dir = compare::run_dir(&args.out, kind, v, seed);
+            for &seed in seeds.iter().filter(|s| mine(kind, v, **s)) {
+                let dir = compare::run_dir(args.out(), kind, v, seed);
                 let Ok(records) = journal::load(&dir) else {
                     continue;
                 };
@@ -316,20 +411,36 @@ fn run_all(
     seeds: &[u64],
     engine: &bench::InProcess,
     line: &LiveLine,
+    mine: &dyn Fn(&str, &Variant, u64) -> bool,
 ) -> Result<()> {
-    let total = proposers.len() * workloads.len() * seeds.len();
+    let total = workloads
+        .iter()
+        .map(|(k, _)| {
+            proposers
+                .iter()
+                .map(|v| seeds.iter().filter(|s| mine(k, v, **s)).count())
+                .sum::<usize>()
+        })
+        .sum::<usize>();
     let mut done = 0;
     for (kind, workload) in workloads {
+        // A shard measures the baseline of a workload only when it has tunes of it.
+        if !proposers
+            .iter()
+            .any(|v| seeds.iter().any(|s| mine(kind, v, *s)))
+        {
+            continue;
+        }
         // One baseline per workload, measured once and kept on disk for resumes.
-        let base_path = compare::baseline_file(&args.out, kind);
+        let base_path = compare::baseline_file(args.out(), kind);
         let first = settings(args, workload, seeds[0], &proposers[0]);
-        crate::runfolder::ensure_dirs(&args.out, base_path.parent().unwrap_or(&args.out))?;
+        crate::runfolder::ensure_dirs(args.out(), base_path.parent().unwrap_or(args.out()))?;
         let baseline: Sample = match compare::read_baseline(&base_path)? {
             Some((sample, _)) => sample,
             None => {
                 let tuner = Tuner {
                     settings: first.clone(),
-                    out: args.out.clone(),
+                    out: args.out().to_path_buf(),
                     engine,
                     work_dir: args.run.work_dir.clone(),
                     progress: line.live.as_ref(),
@@ -365,11 +476,11 @@ fn run_all(
         // compare takes falls on all proposers alike, and an interrupted compare has rows for
         // every proposer.
         for &seed in seeds {
-            for v in proposers {
+            for v in proposers.iter().filter(|v| mine(kind, v, seed)) {
                 done += 1;
-                let dir = compare::run_dir(&args.out, kind, v, seed);
+                let dir = compare::run_dir(args.out(), kind, v, seed);
                 // Every folder on the way is a real one, never a link to elsewhere.
-                crate::runfolder::ensure_dirs(&args.out, &dir)?;
+                crate::runfolder::ensure_dirs(args.out(), &dir)?;
                 let records = journal::load(&dir).ok();
                 if matches!(
                     records.as_ref().and_then(|r| r.last()),
@@ -432,7 +543,7 @@ fn measure_best_known(
     line: &LiveLine,
 ) -> Result<()> {
     let file = dir.join(format!("{kind}.ini"));
-    let out = compare::best_known_file(&args.out, kind);
+    let out = compare::best_known_file(args.out(), kind);
     if !file.is_file() || out.is_file() {
         return Ok(());
     }
@@ -462,7 +573,7 @@ fn measure_best_known(
     );
     let tuner = Tuner {
         settings: first,
-        out: args.out.clone(),
+        out: args.out().to_path_buf(),
         engine,
         work_dir: args.run.work_dir.clone(),
         progress: line.live.as_ref(),
@@ -477,8 +588,185 @@ fn measure_best_known(
         known: best,
         comparison,
     };
-    crate::runfolder::ensure_dirs(&args.out, out.parent().unwrap_or(&args.out))?;
+    crate::runfolder::ensure_dirs(args.out(), out.parent().unwrap_or(args.out()))?;
     crate::runfolder::write(&out, &serde_json::to_vec_pretty(&record)?)?;
+    Ok(())
+}
+
+/// With --shard: this shard's manifest (the whole matrix split, this shard's part, the binary
+/// and the machine); None without. A folder that is another shard's is refused.
+fn shard_manifest(
+    args: &CompareArgs,
+    proposers: &[Variant],
+    entries: &[shard::ProposerEntry],
+    workloads: &[(String, bench::Workload)],
+    seeds: &[u64],
+) -> Result<Option<shard::Manifest>> {
+    let Some(text) = &args.shard else {
+        if args.shard_count.is_some() {
+            bail!("--shard-count goes with --shard auto");
+        }
+        return Ok(None);
+    };
+    let which = if text == "auto" {
+        shard::Shard::from_env(&|k| std::env::var(k).ok(), args.shard_count)
+    } else if args.shard_count.is_some() {
+        Err("--shard-count goes with --shard auto (--shard I/N names the count)".into())
+    } else {
+        shard::Shard::parse(text)
+    }
+    .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
+    let mut tasks = Vec::new();
+    for (kind, w) in workloads {
+        let data = crate::verify::data_bytes(w);
+        for v in proposers {
+            for &seed in seeds {
+                tasks.push(shard::Task {
+                    workload: kind.clone(),
+                    proposer: v.slug(),
+                    seed,
+                    cost: shard::cost(v.spec.backend(), data),
+                });
+            }
+        }
+    }
+    let assigned = shard::assign(&tasks, which.count);
+    let catalog = crate::options::catalog()?;
+    let data_dir = args.run.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let manifest = shard::Manifest {
+        shard: which,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        rocksdb: catalog.rocksdb_version.clone(),
+        proposers: entries.to_vec(),
+        workloads: workloads
+            .iter()
+            .map(|(k, w)| (k.clone(), settings(args, w, seeds[0], &proposers[0])))
+            .collect(),
+        seeds: seeds.to_vec(),
+        tasks: tasks.into_iter().zip(assigned).collect(),
+        facts: crate::sysinfo::Facts::gather(&data_dir, &catalog.rocksdb_version),
+    };
+    if let Ok(was) = shard::Manifest::read(args.out())
+        && (was.shard != manifest.shard || was.tasks != manifest.tasks)
+    {
+        bail!(
+            "{} holds shard {} of another split or matrix; this command is shard {}: give each shard its own --out",
+            args.out().display(),
+            was.shard,
+            manifest.shard
+        );
+    }
+    Ok(Some(manifest))
+}
+
+/// `compare merge`: the shards checked to be one compare, their tunes copied under `out`, and
+/// the tables and plot written as one compare writes them.
+fn merge_cmd(
+    out: &std::path::Path,
+    dirs: &[PathBuf],
+    force: bool,
+    json: &super::Json,
+) -> Result<()> {
+    let shards: Vec<(PathBuf, shard::Manifest)> = dirs
+        .iter()
+        .map(|d| Ok((d.clone(), shard::Manifest::read(d)?)))
+        .collect::<Result<_>>()?;
+    let mut notes = shard::check(&shards)?;
+    for d in dirs {
+        super::args::refuse_output_inside("the merged folder", out, d)?;
+    }
+    if !compare::is_compare_folder(out) {
+        super::check_out_is_ours(out, &[crate::tune::lock::FILE], force)?;
+    }
+    let _lock = crate::tune::lock::RunLock::acquire(out)?;
+    compare::mark(out)?;
+    let mut unfinished = Vec::new();
+    for (dir, m) in &shards {
+        for t in m.mine() {
+            let rel = std::path::Path::new("runs")
+                .join(&t.workload)
+                .join(&t.proposer)
+                .join(format!("seed-{}", t.seed));
+            let from = dir.join(&rel);
+            let finished =
+                journal::load(&from).is_ok_and(|r| matches!(r.last(), Some(Record::End { .. })));
+            if !finished {
+                unfinished.push(format!(
+                    "{} seed {} (shard {})",
+                    t.workload, t.seed, m.shard
+                ));
+                continue;
+            }
+            shard::copy_tree(&from, out, &out.join(&rel))?;
+        }
+        for (w, _) in &m.workloads {
+            let base = compare::baseline_file(dir, w);
+            if crate::runfolder::is_file(&base) {
+                let to = out
+                    .join("baselines")
+                    .join(format!("shard-{}", m.shard.index))
+                    .join(format!("{w}.json"));
+                crate::runfolder::ensure_dirs(out, to.parent().unwrap_or(out))?;
+                crate::runfolder::write(&to, &crate::runfolder::read(&base)?)?;
+            }
+            let known = compare::best_known_file(dir, w);
+            let to = compare::best_known_file(out, w);
+            if crate::runfolder::is_file(&known) && !crate::runfolder::is_file(&to) {
+                crate::runfolder::ensure_dirs(out, to.parent().unwrap_or(out))?;
+                crate::runfolder::write(&to, &crate::runfolder::read(&known)?)?;
+            }
+        }
+    }
+    if !unfinished.is_empty() {
+        notes.push(format!(
+            "{} tune(s) not finished in their shard, left out (run that shard's command again, then merge again): {}.",
+            unfinished.len(),
+            unfinished.join(", ")
+        ));
+    }
+    let first = &shards[0].1;
+    let mut rows = Vec::new();
+    for (w, _) in &first.workloads {
+        let known = compare::best_known(out, w)?;
+        for e in &first.proposers {
+            let v = Variant {
+                spec: ProposerSpec::parse(&e.spec)?,
+                hints: e.hints,
+                search: e.search,
+            };
+            let mut r = compare::row(out, w, &v, &first.seeds)?;
+            r.set_best_known(known.as_ref());
+            rows.push(r);
+        }
+    }
+    compare::write_results(out, &rows)?;
+    let mut table = compare::markdown(&rows) + "\n" + &compare::summary(&rows);
+    let shards_note = format!(
+        "\nMerged from {} shards ({}).\n{}",
+        shards.len(),
+        shards
+            .iter()
+            .map(|(d, m)| format!("{}: {}", m.shard, d.display()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        notes.iter().map(|n| format!("\n{n}\n")).collect::<String>()
+    );
+    table.push_str(&shards_note);
+    let md = out.join("results.md");
+    let mut text = String::from_utf8_lossy(&crate::runfolder::read(&md)?).into_owned();
+    text.push_str(&shards_note);
+    crate::runfolder::write(&md, text.as_bytes())?;
+    let done = format!(
+        "wrote {} (results.csv, results.json, best_so_far.svg)",
+        md.display()
+    );
+    if json.emit(&rows)? {
+        eprint!("{table}");
+        eprintln!("{done}");
+    } else {
+        print!("{table}");
+        println!("{done}");
+    }
     Ok(())
 }
 

@@ -306,3 +306,126 @@ fn a_rerun_with_other_settings_is_refused_or_started_over() {
                 .starts_with("svc.json.stale-"))
     );
 }
+
+/// A compare split in two shards (one by `--shard 0/2`, one by a Slurm array's environment
+/// under `--shard auto`), each an ordinary compare folder with its part of the matrix, merged
+/// into one table of the same tunes; and what merge refuses.
+#[test]
+fn shards_run_their_part_and_merge_into_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &std::path::Path, shard: &str, num: &str, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["compare", "--proposers", "expert,random"])
+            .args([
+                "--workloads",
+                "readrandom",
+                "--seeds",
+                "2",
+                "--iterations",
+                "1",
+            ])
+            .args(["--num", num, "--value-size", "100", "--repeats", "2"])
+            .args(["--confirm", "1", "--quiet", "--shard", shard, "--out"])
+            .arg(out)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let (s0, s1) = (dir.path().join("shard-0"), dir.path().join("shard-1"));
+    common::assert_ok(&run(&s0, "0/2", "10000", &[]));
+    common::assert_ok(&run(
+        &s1,
+        "auto",
+        "10000",
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    ));
+    let manifest = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join("shard.json")).unwrap()).unwrap()
+    };
+    let (m0, m1) = (manifest(&s0), manifest(&s1));
+    assert_eq!(
+        (m0["shard"]["index"].clone(), m1["shard"]["index"].clone()),
+        (0.into(), 1.into())
+    );
+    // Every tune in exactly one shard, and only there.
+    let tasks = m0["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4, "2 proposers x 1 workload x 2 seeds");
+    assert_eq!(m0["tasks"], m1["tasks"], "both shards split alike");
+    let mut journals = Vec::new();
+    for t in tasks {
+        let (task, shard) = (&t[0], t[1].as_u64().unwrap());
+        let rel = format!(
+            "runs/readrandom/{}/seed-{}",
+            task["proposer"].as_str().unwrap(),
+            task["seed"]
+        );
+        let (own, other) = if shard == 0 { (&s0, &s1) } else { (&s1, &s0) };
+        assert!(
+            own.join(&rel).join("journal.jsonl").is_file(),
+            "{rel} in shard {shard}"
+        );
+        assert!(!other.join(&rel).exists(), "{rel} also in the other shard");
+        let bytes = std::fs::read(own.join(&rel).join("journal.jsonl")).unwrap();
+        journals.push((rel, bytes));
+    }
+    assert!(
+        tasks.iter().any(|t| t[1] == 0) && tasks.iter().any(|t| t[1] == 1),
+        "both shards have work: {tasks:?}"
+    );
+
+    let merged = dir.path().join("merged");
+    let o = Command::new(BIN)
+        .args(["compare", "merge", "--json"])
+        .arg(&merged)
+        .arg(&s0)
+        .arg(&s1)
+        .output()
+        .unwrap();
+    common::assert_ok(&o);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in rows {
+        assert_eq!(r["seeds"], 2, "every seed of {} merged: {r}", r["proposer"]);
+    }
+    // The merged tunes are the shards' tunes, byte for byte.
+    for (rel, bytes) in &journals {
+        assert_eq!(
+            &std::fs::read(merged.join(rel).join("journal.jsonl")).unwrap(),
+            bytes,
+            "{rel}"
+        );
+    }
+    let md = std::fs::read_to_string(merged.join("results.md")).unwrap();
+    assert!(md.contains("Merged from 2 shards"), "{md}");
+    assert!(merged.join("best_so_far.svg").is_file());
+
+    // Refused: a shard missing, a folder that is no shard, a shard of other settings.
+    let refused = |args: &[&std::path::Path], want: &str| {
+        let o = Command::new(BIN)
+            .args(["compare", "merge"])
+            .arg(dir.path().join("m2"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "wanted `{want}`: {err}");
+    };
+    refused(&[&s0], "shard(s) 1/2 missing");
+    refused(&[&s0, dir.path()], "not a shard of a compare");
+    let other = dir.path().join("other-1");
+    common::assert_ok(&run(&other, "1/2", "12000", &[]));
+    refused(&[&s0, &other], "with different settings: workload.num");
+    // A shard's folder holds that shard only.
+    let o = run(&s0, "1/2", "10000", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give each shard its own --out"));
+}
