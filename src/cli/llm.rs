@@ -77,6 +77,29 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
     }
 }
 
+/// The best configuration's and the start's measurements of the synthetic session: 200 000
+/// and 180 000 ops/s, a few symptoms.
+fn synthetic_measurements() -> (crate::bench::Sample, crate::bench::Sample) {
+    let best = crate::bench::Sample {
+        ops_per_sec: vec![200_000.0],
+        diagnostics: Some(crate::bench::measure::Diagnostics {
+            stall_share: Some(0.0),
+            write_amplification: Some(2.1),
+            l0_files: 3,
+            compaction_cpu_share: Some(0.3),
+            ..Default::default()
+        }),
+        p50_us: Some(6.0),
+        p99_us: Some(40.0),
+        ..Default::default()
+    };
+    let baseline = crate::bench::Sample {
+        ops_per_sec: vec![180_000.0],
+        ..Default::default()
+    };
+    (best, baseline)
+}
+
 pub fn turns_cmd(
     model: &ModelSource,
     turns: usize,
@@ -87,41 +110,32 @@ pub fn turns_cmd(
     let files = model.files()?;
     let mut llm = LocalModel::load(&files)?;
     let catalog = crate::options::catalog()?;
-    let schema = crate::grammar::schema::SchemaOptions::default();
     let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), &catalog.rocksdb_version);
     let mut workload = crate::bench::Workload::new(crate::bench::Kind::FillRandom);
     (workload.num, workload.value_size, workload.threads) = (300_000, 400, 2);
+    let mut settings = super::propose::turn_settings(
+        workload,
+        &super::args::defaults::<super::args::ProposalArgs>(),
+        crate::tune::objective::Goal::default(),
+    );
+    settings.memory_budget = 4 << 30;
+    let schema = settings.schema();
     let base = crate::options::default_config()?;
     let history: Vec<_> = (1..turns.max(1)).map(synthetic_iteration).collect();
-    let diagnostics = crate::bench::measure::Diagnostics {
-        stall_share: Some(0.0),
-        write_amplification: Some(2.1),
-        l0_files: 3,
-        compaction_cpu_share: Some(0.3),
-        ..Default::default()
-    };
+    let (best, baseline) = synthetic_measurements();
     // The prompt of turn t (1-based): the state after t - 1 iterations.
     let prompt = |t: usize| {
-        let goal = crate::tune::objective::Goal::default();
-        let ctx = crate::tune::proposer::Context {
-            goal: &goal,
+        let at = crate::tune::context::Standing {
             catalog,
             facts: &facts,
-            workload: &workload,
+            schema: &schema,
             base: &base,
             best: &base,
-            best_diagnostics: Some(diagnostics),
-            best_ops: 200_000.0,
-            best_p50_us: Some(6.0),
-            best_p99_us: Some(40.0),
-            baseline_ops: 180_000.0,
+            best_sample: &best,
+            baseline: &baseline,
             history: &history[..t - 1],
-            memory_budget: 4 << 30,
-            schema: &schema,
-            iteration: t,
-            note: None,
-            min_effect: 0.03,
         };
+        let ctx = crate::tune::context::Context::new(&settings, &at, t);
         let level = crate::tune::prompt::HintLevel::Knowledge;
         let offers = crate::tune::prompt::offers(&ctx, level, Default::default());
         let max = crate::tune::prompt::MODEL_MAX_CHANGES;
