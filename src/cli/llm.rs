@@ -74,6 +74,7 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
         rounds: 5,
         stopped: None,
         failure_kind: None,
+        mask: None,
     }
 }
 

@@ -517,6 +517,7 @@ impl Tuner<'_> {
             rounds: 0,
             stopped: None,
             failure_kind: None,
+            mask: None,
         };
         // A refinement step when the last kept change calls for one, else the proposer.
         let step = (self.settings.refine && !proposer.searches_values())
@@ -734,6 +735,7 @@ impl Tuner<'_> {
     ) -> Result<Option<crate::options::Calibrated>> {
         const ASKS: usize = 3;
         let mut note: Option<String> = None;
+        let mut mask: Option<ask::MaskTimes> = None;
         for _ in 0..ASKS {
             let mut ctx = self.context(st, n);
             ctx.note = note.as_deref();
@@ -742,6 +744,11 @@ impl Tuner<'_> {
             it.replies.asks += 1;
             it.proposer = proposer.name();
             it.notes.extend(proposal.notes.iter().cloned());
+            if let Some(m) = &proposal.mask {
+                let all = mask.get_or_insert_with(ask::MaskTimes::default);
+                all.extend(m);
+                it.mask = Some(all.stats());
+            }
             if it.prompt.is_none() {
                 it.prompt = proposal.prompt.clone();
             }
