@@ -298,6 +298,10 @@ pub struct Row {
     /// row's geometric-mean gain as a share of it on a log scale: log gain / log best-known.
     pub best_known: Option<f64>,
     pub share_of_best: Option<f64>,
+    /// What the proposal grammar cost over every journaled iteration: masks and forced tokens
+    /// summed, p50 the mask-weighted mean of the iterations' p50s, p99 the largest p99 (None:
+    /// nothing decoded under the grammar).
+    pub mask: Option<crate::tune::ask::MaskStats>,
 }
 
 impl Row {
@@ -339,6 +343,7 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
         seconds_to_95: 0.0,
         best_known: None,
         share_of_best: None,
+        mask: None,
     };
     let (mut proposed, mut invalid, mut noop, mut repeated) = (0usize, 0usize, 0usize, 0usize);
     let mut to95 = Vec::new();
@@ -404,6 +409,9 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
                 }
                 r.corrections += it.corrections.len();
                 r.failures += usize::from(it.decision == Decision::Failed);
+                if let Some(m) = &it.mask {
+                    r.mask = Some(with_mask(r.mask, m));
+                }
                 if it.decision == Decision::Accepted {
                     // The kept candidate on the objective; throughput from `best_ops` when an
                     // older journal kept no candidate sample.
@@ -467,6 +475,23 @@ pub fn row(out: &Path, workload: &str, proposer: &Variant, seeds: &[u64]) -> Res
     Ok(r)
 }
 
+/// `acc` with one more iteration's mask statistics taken in (as [`Row::mask`] says).
+fn with_mask(
+    acc: Option<crate::tune::ask::MaskStats>,
+    m: &crate::tune::ask::MaskStats,
+) -> crate::tune::ask::MaskStats {
+    let Some(a) = acc else {
+        return *m;
+    };
+    let masks = a.masks + m.masks;
+    crate::tune::ask::MaskStats {
+        masks,
+        p50_us: (a.p50_us * a.masks as f64 + m.p50_us * m.masks as f64) / masks.max(1) as f64,
+        p99_us: a.p99_us.max(m.p99_us),
+        forced_tokens: a.forced_tokens + m.forced_tokens,
+    }
+}
+
 /// The objective the rows were judged on, from a row with a finished tune (a row whose tunes all
 /// failed has read no journal and says nothing).
 fn objective_of(rows: &[Row]) -> Metric {
@@ -481,11 +506,11 @@ pub fn markdown(rows: &[Row]) -> String {
     let objective = objective_of(rows);
     let _ = writeln!(
         m,
-        "| proposer | workload | seeds | {objective} gain (95% CI) | share of best-known | iterations to 95% | s to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures |"
+        "| proposer | workload | seeds | {objective} gain (95% CI) | share of best-known | iterations to 95% | s to 95% | iterations | bench s | LLM s | LLM s / iteration | prompt tok | completion tok | invalid before calibration | no-op | repeated | corrections | failures | grammar mask p50/p99 us | forced tokens |"
     );
     let _ = writeln!(
         m,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let rate = |x: Option<f64>| {
         x.map(|x| format!("{:.1}%", x * 100.0))
@@ -494,7 +519,7 @@ pub fn markdown(rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:+.1}% ({:+.1}..{:+.1}) | {} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.proposer,
             r.workload,
             r.seeds,
@@ -514,7 +539,10 @@ pub fn markdown(rows: &[Row]) -> String {
             rate(r.noop_rate),
             rate(r.repeat_rate),
             r.corrections,
-            r.failures
+            r.failures,
+            r.mask
+                .map_or("-".into(), |k| format!("{:.0}/{:.0}", k.p50_us, k.p99_us)),
+            r.mask.map_or("-".into(), |k| k.forced_tokens.to_string())
         );
     }
     m
@@ -585,13 +613,13 @@ pub fn summary(rows: &[Row]) -> String {
 /// The table as CSV.
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures,objective,seconds_to_95,best_known,share_of_best\n",
+        "proposer,workload,seeds,gain_mean,gain_low,gain_high,iterations_to_95,iterations,bench_seconds,llm_seconds,prompt_tokens,completion_tokens,invalid_rate,noop_rate,repeat_rate,corrections,failures,objective,seconds_to_95,best_known,share_of_best,mask_p50_us,mask_p99_us,forced_tokens\n",
     );
     let objective = objective_of(rows);
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{},{objective},{:.1},{},{}",
+            "{},{},{},{:.4},{:.4},{:.4},{:.2},{:.2},{:.1},{:.1},{},{},{},{},{},{},{},{objective},{:.1},{},{},{},{},{}",
             r.proposer,
             r.workload,
             r.seeds,
@@ -615,6 +643,15 @@ pub fn csv(rows: &[Row]) -> String {
             r.best_known.map(|x| format!("{x:.4}")).unwrap_or_default(),
             r.share_of_best
                 .map(|x| format!("{x:.4}"))
+                .unwrap_or_default(),
+            r.mask
+                .map(|k| format!("{:.1}", k.p50_us))
+                .unwrap_or_default(),
+            r.mask
+                .map(|k| format!("{:.1}", k.p99_us))
+                .unwrap_or_default(),
+            r.mask
+                .map(|k| k.forced_tokens.to_string())
                 .unwrap_or_default()
         );
     }
@@ -638,6 +675,35 @@ pub fn write_results(out: &Path, rows: &[Row]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The grammar's cost over a row's iterations: masks and forced tokens summed, p50 weighted
+    /// by masks, p99 the worst iteration's.
+    #[test]
+    fn mask_statistics_add_up_over_iterations() {
+        use crate::tune::ask::MaskStats;
+        let a = MaskStats {
+            masks: 100,
+            p50_us: 10.0,
+            p99_us: 50.0,
+            forced_tokens: 20,
+        };
+        let b = MaskStats {
+            masks: 300,
+            p50_us: 30.0,
+            p99_us: 40.0,
+            forced_tokens: 5,
+        };
+        assert_eq!(with_mask(None, &a), a);
+        assert_eq!(
+            with_mask(Some(a), &b),
+            MaskStats {
+                masks: 400,
+                p50_us: 25.0,
+                p99_us: 50.0,
+                forced_tokens: 25
+            }
+        );
+    }
 
     /// Only a real compare folder is resumed: a user's folder that merely has a `runs/` or
     /// `baselines/` sub-folder is not one, nor is a linked marker; an older compare's layout

@@ -92,13 +92,50 @@ pub fn hf_download(
     repo: &str,
     file: &str,
 ) -> Result<PathBuf, DownloadError> {
-    let endpoint = endpoint.trim_end_matches('/').to_string();
-    let other = |detail: String| DownloadError::Other {
-        endpoint: endpoint.clone(),
-        repo: repo.to_string(),
-        file: file.to_string(),
-        detail,
+    let cache = Cache::new(hf_cache.to_path_buf());
+    let mut d = Download {
+        endpoint: endpoint.trim_end_matches('/').to_string(),
+        repo,
+        file,
+        token: None,
+        home: String::new(),
     };
+    check_ids(repo, file).map_err(|e| d.other(e))?;
+    if let Some(p) = cache.model(repo.to_string()).get(file) {
+        return Ok(p);
+    }
+    d.token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| cache.token());
+    d.home = origin(&d.endpoint);
+    let url = format!("{}/{repo}/resolve/main/{file}", d.endpoint);
+    let head = d.send(&url, Some("bytes=0-0"))?;
+    let (commit, etag) = blob_names(&head).map_err(|e| d.other(e))?;
+    let body = d.follow(&url, head)?;
+    let repo_dir = hf_cache.join(format!("models--{}", repo.replace('/', "--")));
+    let blobs = repo_dir.join("blobs");
+    std::fs::create_dir_all(&blobs).map_err(|e| d.other(format!("{}: {e}", blobs.display())))?;
+    let part = blobs.join(format!("{etag}.incomplete"));
+    write_part(body, &part, file).map_err(|e| d.other(e))?;
+    let blob = blobs.join(&etag);
+    std::fs::rename(&part, &blob).map_err(|e| d.other(format!("{}: {e}", blob.display())))?;
+    link_snapshot(&repo_dir, &commit, file, &etag).map_err(|e| d.other(e))
+}
+
+/// One file being downloaded from a hub: where from, and the token that goes only to the
+/// endpoint's own origin (`home`).
+struct Download<'a> {
+    endpoint: String,
+    repo: &'a str,
+    file: &'a str,
+    token: Option<String>,
+    home: String,
+}
+
+/// A repo id must be ORG/REPO and a file a relative path, each part of letters, digits, `-`,
+/// `_`, `.` and `+` (never `.` or `..`).
+fn check_ids(repo: &str, file: &str) -> Result<(), String> {
     let safe_part = |p: &str| {
         !p.is_empty()
             && p != "."
@@ -107,88 +144,27 @@ pub fn hf_download(
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
     };
     if repo.split('/').count() != 2 || !repo.split('/').all(safe_part) {
-        return Err(other(format!("`{repo}` is not an ORG/REPO id")));
+        return Err(format!("`{repo}` is not an ORG/REPO id"));
     }
     if file.starts_with('/') || !file.split('/').all(safe_part) {
-        return Err(other(format!("`{file}` is not a file name inside a repo")));
+        return Err(format!("`{file}` is not a file name inside a repo"));
     }
-    let cache = Cache::new(hf_cache.to_path_buf());
-    if let Some(p) = cache.model(repo.to_string()).get(file) {
-        return Ok(p);
-    }
-    let token = std::env::var("HF_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| cache.token());
-    let agent = |url: &str| {
-        let b = ureq::AgentBuilder::new()
-            .redirects(0)
-            .timeout_connect(std::time::Duration::from_secs(10))
-            .timeout_read(std::time::Duration::from_secs(60))
-            .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")));
-        with_proxy(b, url).build()
-    };
-    let home = origin(&endpoint);
-    let send = |url: &str, range: Option<&str>| -> Result<ureq::Response, DownloadError> {
-        let mut req = agent(url).get(url);
-        if let Some(t) = token.as_deref().filter(|_| origin(url) == home) {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        if let Some(r) = range {
-            req = req.set("Range", r);
-        }
-        tracing::debug!(
-            "GET {url}{}{}",
-            range.map(|r| format!(" ({r})")).unwrap_or_default(),
-            if token.is_some() && origin(url) != home {
-                " (token withheld: another host)"
-            } else {
-                ""
-            }
-        );
-        match req.call() {
-            Ok(r) | Err(ureq::Error::Status(_, r)) => {
-                let status = r.status();
-                tracing::debug!("GET {url} -> HTTP {status}");
-                match status {
-                    200..=399 => Ok(r),
-                    404 => Err(DownloadError::NotFound {
-                        endpoint: endpoint.clone(),
-                        repo: repo.to_string(),
-                        file: file.to_string(),
-                    }),
-                    401 | 403 => Err(DownloadError::Denied {
-                        endpoint: endpoint.clone(),
-                        repo: repo.to_string(),
-                        file: file.to_string(),
-                        status,
-                    }),
-                    _ => Err(DownloadError::Status {
-                        endpoint: endpoint.clone(),
-                        repo: repo.to_string(),
-                        file: file.to_string(),
-                        status,
-                    }),
-                }
-            }
-            Err(ureq::Error::Transport(t)) => Err(DownloadError::Unreachable {
-                endpoint: endpoint.clone(),
-                detail: t.kind().to_string(),
-            }),
-        }
-    };
-    let url = format!("{endpoint}/{repo}/resolve/main/{file}");
-    let head = send(&url, Some("bytes=0-0"))?;
+    Ok(())
+}
+
+/// The commit id (40 hex digits) and blob name (a plain token) a hub's first answer gives, or
+/// why they cannot name files.
+fn blob_names(head: &ureq::Response) -> Result<(String, String), String> {
     let commit = head
         .header("X-Repo-Commit")
         .unwrap_or("")
         .trim()
         .to_string();
     if commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(other(format!(
+        return Err(format!(
             "the hub answered a commit id that is not 40 hex digits ({:?}); nothing was written",
             commit.chars().take(80).collect::<String>()
-        )));
+        ));
     }
     let etag = head
         .header("X-Linked-Etag")
@@ -204,36 +180,108 @@ pub fn hf_download(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(other(format!(
+        return Err(format!(
             "the hub answered a blob name (ETag) that is not a plain token ({:?}); nothing was written",
             etag.chars().take(80).collect::<String>()
-        )));
+        ));
     }
-    // Follow redirects by hand: the token stays with the endpoint's origin.
-    let mut at = if (300..400).contains(&head.status()) {
-        redirect(&url, &head).map_err(other)?
-    } else {
-        url.clone()
-    };
-    drop(head);
-    let mut hops = 0;
-    let body = loop {
-        let r = send(&at, None)?;
-        if (300..400).contains(&r.status()) {
+    Ok((commit, etag))
+}
+
+impl Download<'_> {
+    fn other(&self, detail: String) -> DownloadError {
+        DownloadError::Other {
+            endpoint: self.endpoint.clone(),
+            repo: self.repo.to_string(),
+            file: self.file.to_string(),
+            detail,
+        }
+    }
+
+    /// GET `url` (a byte `range` of it), redirects not followed, the token sent only to the
+    /// endpoint's origin; an answer outside 200..=399 is its typed error.
+    fn send(&self, url: &str, range: Option<&str>) -> Result<ureq::Response, DownloadError> {
+        let b = ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout_connect(std::time::Duration::from_secs(10))
+            .timeout_read(std::time::Duration::from_secs(60))
+            .user_agent(concat!("lsmtune/", env!("CARGO_PKG_VERSION")));
+        let mut req = with_proxy(b, url).build().get(url);
+        let home = origin(url) == self.home;
+        if let Some(t) = self.token.as_deref().filter(|_| home) {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        if let Some(r) = range {
+            req = req.set("Range", r);
+        }
+        tracing::debug!(
+            "GET {url}{}{}",
+            range.map(|r| format!(" ({r})")).unwrap_or_default(),
+            if self.token.is_some() && !home {
+                " (token withheld: another host)"
+            } else {
+                ""
+            }
+        );
+        match req.call() {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                tracing::debug!("GET {url} -> HTTP {status}");
+                match status {
+                    200..=399 => Ok(r),
+                    404 => Err(DownloadError::NotFound {
+                        endpoint: self.endpoint.clone(),
+                        repo: self.repo.to_string(),
+                        file: self.file.to_string(),
+                    }),
+                    401 | 403 => Err(DownloadError::Denied {
+                        endpoint: self.endpoint.clone(),
+                        repo: self.repo.to_string(),
+                        file: self.file.to_string(),
+                        status,
+                    }),
+                    _ => Err(DownloadError::Status {
+                        endpoint: self.endpoint.clone(),
+                        repo: self.repo.to_string(),
+                        file: self.file.to_string(),
+                        status,
+                    }),
+                }
+            }
+            Err(ureq::Error::Transport(t)) => Err(DownloadError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: t.kind().to_string(),
+            }),
+        }
+    }
+
+    /// The file's body: from `url`, whose first answer was `head`, following redirects by
+    /// hand (at most five), so the token stays with the endpoint's origin.
+    fn follow(&self, url: &str, head: ureq::Response) -> Result<ureq::Response, DownloadError> {
+        let mut at = if (300..400).contains(&head.status()) {
+            redirect(url, &head).map_err(|e| self.other(e))?
+        } else {
+            url.to_string()
+        };
+        drop(head);
+        let mut hops = 0;
+        loop {
+            let r = self.send(&at, None)?;
+            if !(300..400).contains(&r.status()) {
+                return Ok(r);
+            }
             hops += 1;
             if hops > 5 {
-                return Err(other("more than 5 redirects".into()));
+                return Err(self.other("more than 5 redirects".into()));
             }
-            at = redirect(&at, &r).map_err(other)?;
-            continue;
+            at = redirect(&at, &r).map_err(|e| self.other(e))?;
         }
-        break r;
-    };
-    let repo_dir = hf_cache.join(format!("models--{}", repo.replace('/', "--")));
-    let blobs = repo_dir.join("blobs");
-    std::fs::create_dir_all(&blobs).map_err(|e| other(format!("{}: {e}", blobs.display())))?;
-    let blob = blobs.join(&etag);
-    let part = blobs.join(format!("{etag}.incomplete"));
+    }
+}
+
+/// Stream `body` into `part` (synced), with a progress bar named `file` on a terminal; a body
+/// shorter than its Content-Length is removed and refused.
+fn write_part(body: ureq::Response, part: &Path, file: &str) -> Result<(), String> {
     let total = body
         .header("Content-Length")
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -252,49 +300,52 @@ pub fn hf_download(
     };
     {
         let mut out =
-            std::fs::File::create(&part).map_err(|e| other(format!("{}: {e}", part.display())))?;
+            std::fs::File::create(part).map_err(|e| format!("{}: {e}", part.display()))?;
         let mut reader = body.into_reader();
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = std::io::Read::read(&mut reader, &mut buf)
-                .map_err(|e| other(format!("reading the download: {e}")))?;
+                .map_err(|e| format!("reading the download: {e}"))?;
             if n == 0 {
                 break;
             }
             std::io::Write::write_all(&mut out, &buf[..n])
-                .map_err(|e| other(format!("{}: {e}", part.display())))?;
+                .map_err(|e| format!("{}: {e}", part.display()))?;
             if let Some(b) = &bar {
                 b.inc(n as u64);
             }
         }
         out.sync_all()
-            .map_err(|e| other(format!("{}: {e}", part.display())))?;
+            .map_err(|e| format!("{}: {e}", part.display()))?;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let got = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let got = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     if total.is_some_and(|t| t != got) {
-        let _ = std::fs::remove_file(&part);
-        return Err(other(format!(
+        let _ = std::fs::remove_file(part);
+        return Err(format!(
             "the download was cut short ({got} of {} bytes)",
             total.unwrap_or(0)
-        )));
+        ));
     }
-    std::fs::rename(&part, &blob).map_err(|e| other(format!("{}: {e}", blob.display())))?;
-    let link = repo_dir.join("snapshots").join(&commit).join(file);
+    Ok(())
+}
+
+/// hf-hub's layout around a stored blob: `snapshots/COMMIT/FILE` linking to `blobs/ETAG`, and
+/// `refs/main` naming the commit. Returns the link.
+fn link_snapshot(repo_dir: &Path, commit: &str, file: &str, etag: &str) -> Result<PathBuf, String> {
+    let link = repo_dir.join("snapshots").join(commit).join(file);
     if let Some(parent) = link.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| other(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     let depth = file.split('/').count() + 1;
-    let target = Path::new(&"../".repeat(depth)).join("blobs").join(&etag);
+    let target = Path::new(&"../".repeat(depth)).join("blobs").join(etag);
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(&target, &link)
-        .map_err(|e| other(format!("{}: {e}", link.display())))?;
+    std::os::unix::fs::symlink(&target, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     let refs = repo_dir.join("refs");
-    std::fs::create_dir_all(&refs).map_err(|e| other(format!("{}: {e}", refs.display())))?;
-    std::fs::write(refs.join("main"), &commit)
-        .map_err(|e| other(format!("{}: {e}", refs.display())))?;
+    std::fs::create_dir_all(&refs).map_err(|e| format!("{}: {e}", refs.display()))?;
+    std::fs::write(refs.join("main"), commit).map_err(|e| format!("{}: {e}", refs.display()))?;
     Ok(link)
 }
 

@@ -554,6 +554,13 @@ impl MixGraphFlags {
     }
 }
 
+/// A flag group's values when none of its flags is given, as clap parses them: how a command
+/// without those flags runs as one with them (`propose` measures as `tune` does).
+pub(crate) fn defaults<T: Args + clap::FromArgMatches>() -> T {
+    let cmd = T::augment_args(clap::Command::new("defaults"));
+    T::from_arg_matches(&cmd.get_matches_from(["defaults"])).expect("a flag group's defaults parse")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,5 +657,15 @@ mod tests {
             ..WorkloadFlags::default()
         };
         assert_eq!(flags.build(&source, &d).unwrap().num, (1 << 30) / 116);
+    }
+
+    #[test]
+    fn a_flag_groups_defaults_are_its_clap_defaults() {
+        let judge = defaults::<crate::cli::tune::JudgeArgs>();
+        assert_eq!((judge.repeats, judge.confirm, judge.max_rounds), (3, 2, 8));
+        assert_eq!(judge.min_effect, 0.03);
+        let run = defaults::<crate::cli::tune::RunArgs>();
+        assert_eq!(run.run_timeout, std::time::Duration::from_secs(300));
+        assert!(run.work_dir.is_none() && run.worker_memory.is_none() && !run.drop_caches);
     }
 }

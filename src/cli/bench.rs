@@ -2,6 +2,8 @@
 //! with its interval, RocksDB's diagnostics, and the verdict against a baseline run.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -9,6 +11,8 @@ use clap::Args;
 use super::args::{Json, count, fraction, say};
 use super::note_swept;
 use super::progress::Spinner;
+use crate::bench::workload_file::Source;
+use crate::bench::{self, BenchEngine, BenchRun, Workload};
 use crate::options::{self, CalibrateOptions, Calibrator, OptionsDoc, rocks, value::human_bytes};
 
 /// Which engine measures.
@@ -94,111 +98,112 @@ fn fmt_opt(v: Option<f64>, scale: f64, unit: &str) -> String {
     v.map_or("-".into(), |x| format!("{:.1}{unit}", x * scale))
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    // With `--json` the result goes to stdout as JSON, so the text goes to stderr.
-    let text_to_stderr = args.json.stdout();
-    use crate::bench::{self, BenchEngine};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
+impl BenchArgs {
+    /// The workload, after the checks before anything runs: --json=FILE is none of the files
+    /// this reads, --work-dir exists and has room for the database.
+    fn checked_workload(&self) -> Result<Workload> {
+        let mut inputs: Vec<&std::path::Path> = (self.options.iter())
+            .chain(self.baseline.iter())
+            .map(|p| p.as_path())
+            .collect();
+        if let Source::File(p) | Source::Trace(p) = &self.workload {
+            inputs.push(p);
+        }
+        self.json.refuse_inputs(&inputs)?;
+        let workload = self.workload()?;
+        if self.repeats == 0 {
+            bail!("--repeats must be at least 1");
+        }
+        if let Some(dir) = &self.work_dir
+            && !dir.is_dir()
+        {
+            bail!("--work-dir {} is not an existing folder", dir.display());
+        }
+        crate::sysinfo::check_room(self.work_dir.as_deref(), &workload)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        note_swept(self.work_dir.as_deref());
+        Ok(workload)
+    }
 
-    // --json=FILE must not be one of the files this reads.
-    let mut inputs: Vec<&std::path::Path> = (args.options.iter())
-        .chain(args.baseline.iter())
-        .map(|p| p.as_path())
-        .collect();
-    if let crate::bench::workload_file::Source::File(p)
-    | crate::bench::workload_file::Source::Trace(p) = &args.workload
-    {
-        inputs.push(p);
+    /// The --baseline run, if given.
+    fn read_baseline(&self) -> Result<Option<BenchRun>> {
+        let Some(path) = &self.baseline else {
+            return Ok(None);
+        };
+        let bytes = crate::input::read(path, "--baseline", crate::input::SMALL_FILE_MAX)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "--baseline {} is not a `lsmtune bench --json` file",
+                path.display()
+            )
+        })?))
     }
-    args.json.refuse_inputs(&inputs)?;
-    let workload = args.workload()?;
-    if args.repeats == 0 {
-        bail!("--repeats must be at least 1");
+
+    /// The configuration measured: --options prepared as a base (its notes logged), else the
+    /// linked RocksDB's defaults.
+    fn document(&self) -> Result<OptionsDoc> {
+        let Some(path) = &self.options else {
+            return Ok(rocks::linked_defaults()?.clone());
+        };
+        let calibrator = Calibrator::new(options::catalog()?, CalibrateOptions::default());
+        let (config, notes) = calibrator
+            .prepare_base(OptionsDoc::read(&options::ini::options_file(
+                "--options",
+                path,
+            )?)?)
+            .with_context(|| format!("--options {}", path.display()))?;
+        for n in notes {
+            tracing::warn!("{n}");
+        }
+        Ok(config.doc)
     }
-    if let Some(dir) = &args.work_dir
-        && !dir.is_dir()
-    {
-        bail!("--work-dir {} is not an existing folder", dir.display());
+
+    /// The engine --engine names, with the run limits; db_bench says which of `doc`'s settings
+    /// it does not know. The in-process engine counts operations into `live`.
+    fn engine(&self, doc: &OptionsDoc, live: &Arc<AtomicU64>) -> Result<Box<dyn BenchEngine>> {
+        let limits = bench::Limits {
+            timeout: self.timeout,
+            memory: self.memory_limit,
+            cage: self.worker_memory,
+            drop_caches: self.drop_caches,
+        };
+        if self.engine == EngineChoice::Inprocess {
+            return Ok(Box::new(bench::InProcess {
+                exe: bench::worker::worker_exe()?,
+                limits,
+                live_ops: live.clone(),
+            }));
+        }
+        let path = bench::db_bench::locate(self.db_bench.as_deref())?;
+        let engine = bench::DbBench::new(path, limits)?;
+        let (_, dropped) = engine.compatible(doc)?;
+        if !dropped.is_empty() {
+            let shown: Vec<&str> = dropped.iter().take(6).map(String::as_str).collect();
+            tracing::warn!(
+                "{} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
+                dropped.len(),
+                engine.version,
+                shown.join(", "),
+                if dropped.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            );
+        }
+        Ok(Box::new(engine))
     }
-    crate::sysinfo::check_room(args.work_dir.as_deref(), &workload)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    note_swept(args.work_dir.as_deref());
-    let baseline: Option<bench::BenchRun> = match &args.baseline {
-        Some(path) => {
-            let bytes = crate::input::read(path, "--baseline", crate::input::SMALL_FILE_MAX)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "--baseline {} is not a `lsmtune bench --json` file",
-                    path.display()
-                )
-            })?)
-        }
-        None => None,
-    };
-    let catalog = options::catalog()?;
-    let calibrator = Calibrator::new(catalog, CalibrateOptions::default());
-    let doc = match &args.options {
-        Some(path) => {
-            let (config, notes) = calibrator
-                .prepare_base(OptionsDoc::read(&options::ini::options_file(
-                    "--options",
-                    path,
-                )?)?)
-                .with_context(|| format!("--options {}", path.display()))?;
-            for n in notes {
-                tracing::warn!("{n}");
-            }
-            config.doc
-        }
-        None => rocks::linked_defaults()?.clone(),
-    };
-    let limits = bench::Limits {
-        timeout: args.timeout,
-        memory: args.memory_limit,
-        cage: args.worker_memory,
-        drop_caches: args.drop_caches,
-    };
-    let live = Arc::new(AtomicU64::new(0));
-    let engine: Box<dyn BenchEngine> = match args.engine {
-        EngineChoice::Inprocess => Box::new(bench::InProcess {
-            exe: bench::worker::worker_exe()?,
-            limits,
-            live_ops: live.clone(),
-        }),
-        EngineChoice::DbBench => {
-            let path = bench::db_bench::locate(args.db_bench.as_deref())?;
-            let engine = bench::DbBench::new(path, limits)?;
-            let (_, dropped) = engine.compatible(&doc)?;
-            if !dropped.is_empty() {
-                let shown: Vec<&str> = dropped.iter().take(6).map(String::as_str).collect();
-                tracing::warn!(
-                    "{} setting(s) db_bench {} does not know are left out ({}{}); `lsmtune options downgrade` lists them all",
-                    dropped.len(),
-                    engine.version,
-                    shown.join(", "),
-                    if dropped.len() > shown.len() {
-                        ", ..."
-                    } else {
-                        ""
-                    }
-                );
-            }
-            Box::new(engine)
-        }
-    };
-    say!(
-        text_to_stderr,
-        "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
-        workload.label(),
-        engine.name(),
-        workload.num,
-        workload.key_size,
-        workload.value_size,
-        workload.threads,
-        args.repeats
-    );
+}
+
+/// The repeats, a line per repeat under a spinner showing the live operation count.
+fn measure(
+    engine: &dyn BenchEngine,
+    doc: &OptionsDoc,
+    workload: &Workload,
+    args: &BenchArgs,
+    live: &Arc<AtomicU64>,
+) -> BenchRun {
     let repeat_no = Arc::new(AtomicU64::new(1));
     let mut spinner = {
         let (repeat_no, repeats) = (repeat_no.clone(), args.repeats);
@@ -211,9 +216,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
     let bar = spinner.bar.clone();
     let run = bench::run_repeats(
-        engine.as_ref(),
-        &doc,
-        &workload,
+        engine,
+        doc,
+        workload,
         args.repeats,
         args.work_dir.as_deref(),
         |i, outcome| {
@@ -234,6 +239,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         },
     );
     spinner.stop();
+    run
+}
+
+/// The mean with its interval, and the last run's diagnostics, size, CPU, memory.
+fn print_summary(run: &BenchRun, text_to_stderr: bool) {
     if let Some(s) = &run.ops_per_sec {
         say!(
             text_to_stderr,
@@ -245,50 +255,79 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             s.n
         );
     }
-    if let Some(m) = run.measurements.last() {
-        if let Some(d) = &m.diagnostics {
-            say!(
-                text_to_stderr,
-                "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
-                fmt_opt(d.stall_share, 100.0, "%"),
-                fmt_opt(d.write_amplification, 1.0, "x"),
-                fmt_opt(d.block_cache_hit_rate, 100.0, "%"),
-                fmt_opt(d.bloom_usefulness, 100.0, "%"),
-                d.l0_files
-            );
-        }
+    let Some(m) = run.measurements.last() else {
+        return;
+    };
+    if let Some(d) = &m.diagnostics {
         say!(
             text_to_stderr,
-            "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
-            human_bytes(m.size_on_disk as i64),
-            m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
-            m.peak_rss_bytes
-                .map_or("-".into(), |r| human_bytes(r as i64)),
-            m.fill_seconds
+            "last run: stall {}, write amplification {}, block cache hit {}, bloom useful {}, L0 files {}",
+            fmt_opt(d.stall_share, 100.0, "%"),
+            fmt_opt(d.write_amplification, 1.0, "x"),
+            fmt_opt(d.block_cache_hit_rate, 100.0, "%"),
+            fmt_opt(d.bloom_usefulness, 100.0, "%"),
+            d.l0_files
         );
-        if let Some(how) = &m.confinement {
-            say!(text_to_stderr, "          memory: {how}");
-        }
     }
+    say!(
+        text_to_stderr,
+        "          size on disk {}, CPU {}, peak RSS {}, fill {:.1} s",
+        human_bytes(m.size_on_disk as i64),
+        m.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s")),
+        m.peak_rss_bytes
+            .map_or("-".into(), |r| human_bytes(r as i64)),
+        m.fill_seconds
+    );
+    if let Some(how) = &m.confinement {
+        say!(text_to_stderr, "          memory: {how}");
+    }
+}
+
+/// The verdict against the baseline run.
+fn print_verdict(base: &BenchRun, run: &BenchRun, min_effect: f64, text_to_stderr: bool) {
+    if base.workload != run.workload || base.engine != run.engine {
+        tracing::warn!("the baseline was measured with another workload or engine");
+    }
+    match bench::stats::compare(&base.throughputs(), &run.throughputs(), min_effect) {
+        Some(c) => say!(
+            text_to_stderr,
+            "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
+            c.verdict,
+            100.0 * c.effect,
+            100.0 * c.effect_low,
+            100.0 * c.effect_high,
+            c.p_value
+        ),
+        None => say!(
+            text_to_stderr,
+            "vs baseline: needs at least 2 successful repeats on each side"
+        ),
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    // With `--json` the result goes to stdout as JSON, so the text goes to stderr.
+    let text_to_stderr = args.json.stdout();
+    let workload = args.checked_workload()?;
+    let baseline = args.read_baseline()?;
+    let doc = args.document()?;
+    let live = Arc::new(AtomicU64::new(0));
+    let engine = args.engine(&doc, &live)?;
+    say!(
+        text_to_stderr,
+        "{} on {}: {} keys x ({} + {} bytes), {} thread(s), {} repeat(s)",
+        workload.label(),
+        engine.name(),
+        workload.num,
+        workload.key_size,
+        workload.value_size,
+        workload.threads,
+        args.repeats
+    );
+    let run = measure(engine.as_ref(), &doc, &workload, args, &live);
+    print_summary(&run, text_to_stderr);
     if let Some(base) = &baseline {
-        if base.workload != run.workload || base.engine != run.engine {
-            tracing::warn!("the baseline was measured with another workload or engine");
-        }
-        match bench::stats::compare(&base.throughputs(), &run.throughputs(), args.min_effect) {
-            Some(c) => say!(
-                text_to_stderr,
-                "vs baseline: {} ({:+.1}% [{:+.1}%, {:+.1}%], p = {:.3})",
-                c.verdict,
-                100.0 * c.effect,
-                100.0 * c.effect_low,
-                100.0 * c.effect_high,
-                c.p_value
-            ),
-            None => say!(
-                text_to_stderr,
-                "vs baseline: needs at least 2 successful repeats on each side"
-            ),
-        }
+        print_verdict(base, &run, args.min_effect, text_to_stderr);
     }
     args.json.emit(&run)?;
     if run.measurements.is_empty() {

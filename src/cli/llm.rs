@@ -1,5 +1,5 @@
 //! `lsmtune llm`: a local model measured and tried by hand. `llm bench` measures prefill and
-//! decode speed; `llm chat` sends one message (under the proposal grammar if asked); `llm turns`
+//! decode speed (free and under the proposal grammar); `llm chat` sends one message; `llm turns`
 //! measures what keeping the KV cache across turns saves in a tuning session, side by side
 //! (cache kept vs every turn prefilled from scratch), each turn the tuner's self-contained state
 //! prompt after a synthetic history of that many iterations (the cache keeps the prefix turns
@@ -74,7 +74,31 @@ fn synthetic_iteration(n: usize) -> crate::tune::journal::Iteration {
         rounds: 5,
         stopped: None,
         failure_kind: None,
+        mask: None,
     }
+}
+
+/// The best configuration's and the start's measurements of the synthetic session: 200 000
+/// and 180 000 ops/s, a few symptoms.
+fn synthetic_measurements() -> (crate::bench::Sample, crate::bench::Sample) {
+    let best = crate::bench::Sample {
+        ops_per_sec: vec![200_000.0],
+        diagnostics: Some(crate::bench::measure::Diagnostics {
+            stall_share: Some(0.0),
+            write_amplification: Some(2.1),
+            l0_files: 3,
+            compaction_cpu_share: Some(0.3),
+            ..Default::default()
+        }),
+        p50_us: Some(6.0),
+        p99_us: Some(40.0),
+        ..Default::default()
+    };
+    let baseline = crate::bench::Sample {
+        ops_per_sec: vec![180_000.0],
+        ..Default::default()
+    };
+    (best, baseline)
 }
 
 pub fn turns_cmd(
@@ -87,41 +111,32 @@ pub fn turns_cmd(
     let files = model.files()?;
     let mut llm = LocalModel::load(&files)?;
     let catalog = crate::options::catalog()?;
-    let schema = crate::grammar::schema::SchemaOptions::default();
     let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), &catalog.rocksdb_version);
     let mut workload = crate::bench::Workload::new(crate::bench::Kind::FillRandom);
     (workload.num, workload.value_size, workload.threads) = (300_000, 400, 2);
+    let mut settings = super::propose::turn_settings(
+        workload,
+        &super::args::defaults::<super::args::ProposalArgs>(),
+        crate::tune::objective::Goal::default(),
+    );
+    settings.memory_budget = 4 << 30;
+    let schema = settings.schema();
     let base = crate::options::default_config()?;
     let history: Vec<_> = (1..turns.max(1)).map(synthetic_iteration).collect();
-    let diagnostics = crate::bench::measure::Diagnostics {
-        stall_share: Some(0.0),
-        write_amplification: Some(2.1),
-        l0_files: 3,
-        compaction_cpu_share: Some(0.3),
-        ..Default::default()
-    };
+    let (best, baseline) = synthetic_measurements();
     // The prompt of turn t (1-based): the state after t - 1 iterations.
     let prompt = |t: usize| {
-        let goal = crate::tune::objective::Goal::default();
-        let ctx = crate::tune::proposer::Context {
-            goal: &goal,
+        let at = crate::tune::context::Standing {
             catalog,
             facts: &facts,
-            workload: &workload,
+            schema: &schema,
             base: &base,
             best: &base,
-            best_diagnostics: Some(diagnostics),
-            best_ops: 200_000.0,
-            best_p50_us: Some(6.0),
-            best_p99_us: Some(40.0),
-            baseline_ops: 180_000.0,
+            best_sample: &best,
+            baseline: &baseline,
             history: &history[..t - 1],
-            memory_budget: 4 << 30,
-            schema: &schema,
-            iteration: t,
-            note: None,
-            min_effect: 0.03,
         };
+        let ctx = crate::tune::context::Context::new(&settings, &at, t);
         let level = crate::tune::prompt::HintLevel::Knowledge;
         let offers = crate::tune::prompt::offers(&ctx, level, Default::default());
         let max = crate::tune::prompt::MODEL_MAX_CHANGES;
@@ -263,8 +278,6 @@ pub enum LlmCommand {
 }
 
 pub fn run(cmd: LlmCommand) -> Result<()> {
-    use crate::llm::{GenParams, Llm, Message, local};
-    use std::io::Write;
     match cmd {
         LlmCommand::Turns {
             model,
@@ -280,150 +293,7 @@ pub fn run(cmd: LlmCommand) -> Result<()> {
             repeats,
             grammar,
             json,
-        } => {
-            let files = model.files()?;
-            let mut llm = local::LocalModel::load(&files)?;
-            llm.reuse_kv = false;
-            let mut text = String::from("Tune RocksDB for a write-heavy workload. ");
-            while llm.count_tokens(&text)? < prompt_tokens {
-                text.push_str(
-                    "Compaction, memtables, block cache, bloom filters and write stalls. ",
-                );
-            }
-            let constrained = if grammar {
-                let opts = crate::grammar::schema::SchemaOptions {
-                    reasoning_chars: 120,
-                    ..Default::default()
-                };
-                let schema =
-                    crate::grammar::schema::proposal_schema(crate::options::catalog()?, &opts);
-                let t = std::time::Instant::now();
-                let g = crate::grammar::Grammar::json_schema(
-                    llm.tokenizer(),
-                    llm.eos_tokens(),
-                    &schema,
-                )?;
-                tracing::info!(
-                    "grammar compiled in {:.2} s for a {}-token vocabulary",
-                    t.elapsed().as_secs_f64(),
-                    llm.tokenizer().n_ids()
-                );
-                Some(g)
-            } else {
-                None
-            };
-            let mut prefill = Vec::new();
-            let mut decode = Vec::new();
-            let mut decode_g = Vec::new();
-            let mut decode_m = Vec::new();
-            let mut masks_prod: Vec<f64> = Vec::new();
-            let mut masks = Vec::new();
-            let mut forced = 0usize;
-            let mut tokens_g = 0usize;
-            let mut prompt_len = 0;
-            for r in 0..repeats.max(1) {
-                let params = GenParams {
-                    max_tokens: gen_tokens,
-                    temperature: 0.7,
-                    seed: r as u64,
-                    repeat_penalty: 1.0,
-                    ignore_eos: true,
-                    ..GenParams::default()
-                };
-                let prompt = [Message::user(text.clone())];
-                // Under the grammar first: every token sampled under its mask (the masking
-                // cost alone), then the same seed with forced tokens taken in batches.
-                let mut free_len = gen_tokens;
-                if let Some(g) = &constrained {
-                    let cparams = GenParams {
-                        ignore_eos: false,
-                        ..params.clone()
-                    };
-                    for take_forced in [false, true] {
-                        let mut con = g.constraint();
-                        con.take_forced = take_forced;
-                        let c = llm.chat(&prompt, Some(&mut con), &cparams, &mut |_| {})?;
-                        if take_forced {
-                            decode_g.push(c.decode_tokens_per_second());
-                            tokens_g += c.completion_tokens;
-                            forced += con.forced;
-                            masks_prod.extend_from_slice(&con.mask_seconds);
-                        } else {
-                            decode_m.push(c.decode_tokens_per_second());
-                            masks.extend_from_slice(&con.mask_seconds);
-                            // Decode speed falls as the context grows: compare equal lengths.
-                            free_len = c.completion_tokens.max(1);
-                        }
-                    }
-                }
-                let fparams = GenParams {
-                    max_tokens: free_len,
-                    ..params
-                };
-                let c = llm.chat(&prompt, None, &fparams, &mut |_| {})?;
-                prompt_len = c.prompt_tokens;
-                prefill.push(c.prefill_tokens_per_second());
-                decode.push(c.decode_tokens_per_second());
-            }
-            let p = crate::bench::stats::Summary::of(&prefill);
-            let d = crate::bench::stats::Summary::of(&decode);
-            let dg = crate::bench::stats::Summary::of(&decode_g);
-            let dm = crate::bench::stats::Summary::of(&decode_m);
-            let ratio_of = |xs: &[f64]| {
-                let r: Vec<f64> = xs.iter().zip(&decode).map(|(g, u)| g / u).collect();
-                crate::bench::stats::Summary::of(&r)
-            };
-            let ratio = ratio_of(&decode_g);
-            let ratio_m = ratio_of(&decode_m);
-            let mask_p50 = crate::bench::stats::quantile(&masks, 0.5) * 1e6;
-            let mask_p99 = crate::bench::stats::quantile(&masks, 0.99) * 1e6;
-            let prod_p50 = crate::bench::stats::quantile(&masks_prod, 0.5) * 1e6;
-            let prod_p99 = crate::bench::stats::quantile(&masks_prod, 0.99) * 1e6;
-            let v = serde_json::json!({"model": llm.name(), "prompt_tokens": prompt_len,
-                        "gen_tokens": gen_tokens, "prefill_tok_s": p, "decode_tok_s": d,
-                        "constrained_decode_tok_s": dg, "constrained_over_free": ratio,
-                        "masked_decode_tok_s": dm, "masked_over_free": ratio_m,
-                        "mask_p50_us": grammar.then_some(prod_p50),
-                        "mask_p99_us": grammar.then_some(prod_p99),
-                        "sampled_masks": masks_prod.len(),
-                        "every_position_mask_p50_us": grammar.then_some(mask_p50),
-                        "every_position_mask_p99_us": grammar.then_some(mask_p99),
-                        "masks": masks.len(), "forced_tokens": forced,
-                        "constrained_tokens": tokens_g});
-            if !json.emit_text(&v.to_string())? {
-                println!(
-                    "{}: prompt {prompt_len} tokens, {gen_tokens} generated, {repeats} repeat(s)",
-                    llm.name()
-                );
-                if let (Some(p), Some(d)) = (p, d) {
-                    println!(
-                        "prefill {:.1} tok/s +- {:.1}, decode {:.1} tok/s +- {:.1} (95% CI)",
-                        p.mean, p.ci95, d.mean, d.ci95
-                    );
-                }
-                if let (Some(dm), Some(r)) = (dm, ratio_m) {
-                    println!(
-                        "masked decode (every token sampled under the mask) {:.1} tok/s +- {:.1}; masked/free {:.3} +- {:.3}",
-                        dm.mean, dm.ci95, r.mean, r.ci95
-                    );
-                }
-                if let (Some(dg), Some(r)) = (dg, ratio) {
-                    println!(
-                        "constrained decode (forced tokens batched) {:.1} tok/s +- {:.1} ({} tokens, {} forced); constrained/free {:.3} +- {:.3}",
-                        dg.mean, dg.ci95, tokens_g, forced, r.mean, r.ci95
-                    );
-                    println!(
-                        "mask per sampled token (forced tokens taken, as in use): p50 {prod_p50:.1} us, p99 {prod_p99:.1} us ({} masks)",
-                        masks_prod.len()
-                    );
-                    println!(
-                        "mask at every position (nothing forced): p50 {mask_p50:.1} us, p99 {mask_p99:.1} us ({} masks)",
-                        masks.len()
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => bench_cmd(&model, prompt_tokens, gen_tokens, repeats, grammar, json),
         LlmCommand::Chat {
             model,
             prompt,
@@ -433,22 +303,6 @@ pub fn run(cmd: LlmCommand) -> Result<()> {
             top_p,
             seed,
         } => {
-            let files = model.files()?;
-            let load_start = std::time::Instant::now();
-            let mut llm = local::LocalModel::load(&files)?;
-            tracing::info!(
-                "loaded {} in {:.2} s",
-                llm.name(),
-                load_start.elapsed().as_secs_f64()
-            );
-            for note in llm.notes() {
-                tracing::info!("{note}");
-            }
-            let mut messages = Vec::new();
-            if let Some(s) = system {
-                messages.push(Message::system(s));
-            }
-            messages.push(Message::user(prompt));
             let params = GenParams {
                 max_tokens,
                 temperature,
@@ -456,21 +310,243 @@ pub fn run(cmd: LlmCommand) -> Result<()> {
                 seed,
                 ..GenParams::default()
             };
-            let mut stdout = std::io::stdout();
-            let c = llm.chat(&messages, None, &params, &mut |t| {
-                let _ = stdout.write_all(t.as_bytes());
-                let _ = stdout.flush();
-            })?;
-            println!();
-            tracing::info!(
-                "prompt {} tokens ({:.1} tok/s prefill), reply {} tokens ({:.1} tok/s decode), finished by {:?}",
-                c.prompt_tokens,
-                c.prefill_tokens_per_second(),
-                c.completion_tokens,
-                c.decode_tokens_per_second(),
-                c.finish
-            );
-            Ok(())
+            chat_cmd(&model, &prompt, system, &params)
         }
     }
+}
+
+/// `llm bench`'s measurements over every repeat: tokens/s of each kind of run, the mask times
+/// and the tokens the grammar forced.
+#[derive(Default)]
+struct SpeedRuns {
+    prefill: Vec<f64>,
+    decode: Vec<f64>,
+    /// Under the grammar, forced tokens taken in batches (as in use).
+    decode_constrained: Vec<f64>,
+    /// Under the grammar, every token sampled under its mask.
+    decode_masked: Vec<f64>,
+    /// Mask times with forced tokens taken, and at every position.
+    masks_in_use: Vec<f64>,
+    masks_everywhere: Vec<f64>,
+    forced: usize,
+    constrained_tokens: usize,
+    prompt_tokens: usize,
+}
+
+/// A prompt of about `tokens` tokens for `llm bench`.
+fn bench_prompt(llm: &LocalModel, tokens: usize) -> Result<String> {
+    let mut text = String::from("Tune RocksDB for a write-heavy workload. ");
+    while llm.count_tokens(&text)? < tokens {
+        text.push_str("Compaction, memtables, block cache, bloom filters and write stalls. ");
+    }
+    Ok(text)
+}
+
+/// The whole proposal grammar (reasoning bounded to 120 characters, so a run reaches the
+/// option keys and values), compiled for `llm`.
+fn bench_grammar(llm: &LocalModel) -> Result<crate::grammar::Grammar> {
+    let opts = crate::grammar::schema::SchemaOptions {
+        reasoning_chars: 120,
+        ..Default::default()
+    };
+    let schema = crate::grammar::schema::proposal_schema(crate::options::catalog()?, &opts);
+    let t = std::time::Instant::now();
+    let g = crate::grammar::Grammar::json_schema(llm.tokenizer(), llm.eos_tokens(), &schema)?;
+    tracing::info!(
+        "grammar compiled in {:.2} s for a {}-token vocabulary",
+        t.elapsed().as_secs_f64(),
+        llm.tokenizer().n_ids()
+    );
+    Ok(g)
+}
+
+impl SpeedRuns {
+    /// One repeat: under the grammar first (every token sampled under its mask, then the same
+    /// seed with forced tokens taken in batches), then free, cut to the constrained run's
+    /// length (decode speed falls as the context grows: equal lengths are compared).
+    fn repeat(
+        &mut self,
+        llm: &mut LocalModel,
+        grammar: Option<&crate::grammar::Grammar>,
+        prompt: &[Message],
+        params: &GenParams,
+    ) -> Result<()> {
+        let mut free_len = params.max_tokens;
+        if let Some(g) = grammar {
+            let cparams = GenParams {
+                ignore_eos: false,
+                ..params.clone()
+            };
+            for take_forced in [false, true] {
+                let mut con = g.constraint();
+                con.take_forced = take_forced;
+                let c = llm.chat(prompt, Some(&mut con), &cparams, &mut |_| {})?;
+                if take_forced {
+                    self.decode_constrained.push(c.decode_tokens_per_second());
+                    self.constrained_tokens += c.completion_tokens;
+                    self.forced += con.forced;
+                    self.masks_in_use.extend_from_slice(&con.mask_seconds);
+                } else {
+                    self.decode_masked.push(c.decode_tokens_per_second());
+                    self.masks_everywhere.extend_from_slice(&con.mask_seconds);
+                    free_len = c.completion_tokens.max(1);
+                }
+            }
+        }
+        let fparams = GenParams {
+            max_tokens: free_len,
+            ..params.clone()
+        };
+        let c = llm.chat(prompt, None, &fparams, &mut |_| {})?;
+        self.prompt_tokens = c.prompt_tokens;
+        self.prefill.push(c.prefill_tokens_per_second());
+        self.decode.push(c.decode_tokens_per_second());
+        Ok(())
+    }
+
+    /// The result as `--json` prints it.
+    fn json(&self, model: &str, gen_tokens: usize, grammar: bool) -> serde_json::Value {
+        use crate::bench::stats::{Summary, quantile};
+        let us = |v: &[f64], q: f64| grammar.then(|| quantile(v, q) * 1e6);
+        serde_json::json!({"model": model, "prompt_tokens": self.prompt_tokens,
+            "gen_tokens": gen_tokens, "prefill_tok_s": Summary::of(&self.prefill),
+            "decode_tok_s": Summary::of(&self.decode),
+            "constrained_decode_tok_s": Summary::of(&self.decode_constrained),
+            "constrained_over_free": self.over_free(&self.decode_constrained),
+            "masked_decode_tok_s": Summary::of(&self.decode_masked),
+            "masked_over_free": self.over_free(&self.decode_masked),
+            "mask_p50_us": us(&self.masks_in_use, 0.5),
+            "mask_p99_us": us(&self.masks_in_use, 0.99),
+            "sampled_masks": self.masks_in_use.len(),
+            "every_position_mask_p50_us": us(&self.masks_everywhere, 0.5),
+            "every_position_mask_p99_us": us(&self.masks_everywhere, 0.99),
+            "masks": self.masks_everywhere.len(), "forced_tokens": self.forced,
+            "constrained_tokens": self.constrained_tokens})
+    }
+
+    /// Each repeat's tokens/s in `xs` over its free run's.
+    fn over_free(&self, xs: &[f64]) -> Option<crate::bench::stats::Summary> {
+        let r: Vec<f64> = xs.iter().zip(&self.decode).map(|(g, u)| g / u).collect();
+        crate::bench::stats::Summary::of(&r)
+    }
+
+    /// The result in text.
+    fn print(&self, model: &str, gen_tokens: usize, repeats: usize) {
+        use crate::bench::stats::{Summary, quantile};
+        println!(
+            "{model}: prompt {} tokens, {gen_tokens} generated, {repeats} repeat(s)",
+            self.prompt_tokens
+        );
+        if let (Some(p), Some(d)) = (Summary::of(&self.prefill), Summary::of(&self.decode)) {
+            println!(
+                "prefill {:.1} tok/s +- {:.1}, decode {:.1} tok/s +- {:.1} (95% CI)",
+                p.mean, p.ci95, d.mean, d.ci95
+            );
+        }
+        if let (Some(dm), Some(r)) = (
+            Summary::of(&self.decode_masked),
+            self.over_free(&self.decode_masked),
+        ) {
+            println!(
+                "masked decode (every token sampled under the mask) {:.1} tok/s +- {:.1}; masked/free {:.3} +- {:.3}",
+                dm.mean, dm.ci95, r.mean, r.ci95
+            );
+        }
+        if let (Some(dg), Some(r)) = (
+            Summary::of(&self.decode_constrained),
+            self.over_free(&self.decode_constrained),
+        ) {
+            println!(
+                "constrained decode (forced tokens batched) {:.1} tok/s +- {:.1} ({} tokens, {} forced); constrained/free {:.3} +- {:.3}",
+                dg.mean, dg.ci95, self.constrained_tokens, self.forced, r.mean, r.ci95
+            );
+            let (used, every) = (&self.masks_in_use, &self.masks_everywhere);
+            println!(
+                "mask per sampled token (forced tokens taken, as in use): p50 {:.1} us, p99 {:.1} us ({} masks)",
+                quantile(used, 0.5) * 1e6,
+                quantile(used, 0.99) * 1e6,
+                used.len()
+            );
+            println!(
+                "mask at every position (nothing forced): p50 {:.1} us, p99 {:.1} us ({} masks)",
+                quantile(every, 0.5) * 1e6,
+                quantile(every, 0.99) * 1e6,
+                every.len()
+            );
+        }
+    }
+}
+
+/// `llm bench`: prefill and decode speed, free and (with `grammar`) under the proposal
+/// grammar, each repeat from an empty KV cache.
+fn bench_cmd(
+    model: &ModelSource,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    repeats: usize,
+    grammar: bool,
+    json: Json,
+) -> Result<()> {
+    let files = model.files()?;
+    let mut llm = LocalModel::load(&files)?;
+    llm.reuse_kv = false;
+    let prompt = [Message::user(bench_prompt(&llm, prompt_tokens)?)];
+    let constrained = grammar.then(|| bench_grammar(&llm)).transpose()?;
+    let mut runs = SpeedRuns::default();
+    for r in 0..repeats.max(1) {
+        let params = GenParams {
+            max_tokens: gen_tokens,
+            temperature: 0.7,
+            seed: r as u64,
+            repeat_penalty: 1.0,
+            ignore_eos: true,
+            ..GenParams::default()
+        };
+        runs.repeat(&mut llm, constrained.as_ref(), &prompt, &params)?;
+    }
+    if !json.emit_text(&runs.json(&llm.name(), gen_tokens, grammar).to_string())? {
+        runs.print(&llm.name(), gen_tokens, repeats);
+    }
+    Ok(())
+}
+
+/// `llm chat`: one message (and an optional system message), the reply streamed.
+fn chat_cmd(
+    model: &ModelSource,
+    prompt: &str,
+    system: Option<String>,
+    params: &GenParams,
+) -> Result<()> {
+    use std::io::Write;
+    let files = model.files()?;
+    let load_start = std::time::Instant::now();
+    let mut llm = LocalModel::load(&files)?;
+    tracing::info!(
+        "loaded {} in {:.2} s",
+        llm.name(),
+        load_start.elapsed().as_secs_f64()
+    );
+    for note in llm.notes() {
+        tracing::info!("{note}");
+    }
+    let mut messages = Vec::new();
+    if let Some(s) = system {
+        messages.push(Message::system(s));
+    }
+    messages.push(Message::user(prompt.to_string()));
+    let mut stdout = std::io::stdout();
+    let c = llm.chat(&messages, None, params, &mut |t| {
+        let _ = stdout.write_all(t.as_bytes());
+        let _ = stdout.flush();
+    })?;
+    println!();
+    tracing::info!(
+        "prompt {} tokens ({:.1} tok/s prefill), reply {} tokens ({:.1} tok/s decode), finished by {:?}",
+        c.prompt_tokens,
+        c.prefill_tokens_per_second(),
+        c.completion_tokens,
+        c.decode_tokens_per_second(),
+        c.finish
+    );
+    Ok(())
 }

@@ -124,7 +124,9 @@ pub enum Command {
     Llm(llm::LlmCommand),
     /// Ask a local model for proposals and show them calibrated, without benchmarking.
     ///
-    /// What would the model change, and what did the calibrator have to correct?
+    /// What would the model change, and what did the calibrator have to correct? This is the
+    /// first turn of a tune with the same flags (`tune --backend local --samples N`), run as
+    /// the loop runs it: the same prompt, grammar, seeds and calibration.
     ///
     /// The model decodes under the proposal grammar (see `lsmtune grammar schema`): it can only
     /// write existing option names and values of the right type and range.

@@ -280,6 +280,10 @@ pub struct Iteration {
     /// What failed, when the decision is `failed` (journals before it: read from the message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_kind: Option<FailureKind>,
+    /// What the proposal grammar cost over every reply of the iteration (masks, their time per
+    /// token, forced tokens); None when no reply was decoded under it (journals before it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<crate::tune::ask::MaskStats>,
 }
 
 /// What failed in an iteration.
@@ -570,6 +574,27 @@ mod tests {
     }
 
     use super::fixtures::settings;
+
+    /// An iteration journaled before mask statistics loads without them; one with them keeps
+    /// them through a write and a read.
+    #[test]
+    fn mask_statistics_are_optional_in_an_iteration() {
+        let mut v = serde_json::json!({
+            "iteration": 1, "proposer": "m", "prompt": null, "reply": null, "llm": null,
+            "reasoning": null, "proposed": 0, "invalid": 0, "changes": {},
+            "corrections": [], "candidate_file": null, "best": null, "candidate": null,
+            "comparison": null, "decision": "no_change", "failure": null,
+            "bench_seconds": 0.0, "llm_seconds": 1.0, "elapsed": 1.0, "best_ops": 1.0
+        });
+        let old: Iteration = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(old.mask, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("mask"));
+        v["mask"] =
+            serde_json::json!({"masks": 40, "p50_us": 12.5, "p99_us": 80.0, "forced_tokens": 9});
+        let new: Iteration = serde_json::from_value(v).unwrap();
+        let back: Iteration = serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back.mask.map(|m| (m.masks, m.forced_tokens)), Some((40, 9)));
+    }
 
     /// A journal is input anyone can edit: a candidate file outside candidates/ and settings
     /// the flags refuse (threads 0, key size 0, repeats 0) are errors naming the line, and a

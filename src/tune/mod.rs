@@ -31,7 +31,7 @@ use crate::bench::sample::mean;
 use crate::bench::sequential;
 use crate::bench::stats::{Comparison, Verdict, compare, compare_paired};
 use crate::grammar::schema::SchemaOptions;
-use crate::options::{CalibrateOptions, Calibrator, Catalog, Config, OptionsDoc};
+use crate::options::{Calibrator, Catalog, Config, OptionsDoc};
 use journal::{Decision, Iteration, Record, Sample, Settings};
 use objective::Goal;
 use proposer::{Context, Proposer};
@@ -254,25 +254,6 @@ impl Tuner<'_> {
         )
     }
 
-    fn calibrator(&self, catalog: &'static Catalog) -> Calibrator<'static> {
-        Calibrator::new(
-            catalog,
-            CalibrateOptions {
-                memory_budget: self.settings.memory_budget,
-                allow_unsafe: self.settings.allow_unsafe,
-                max_changes: self.settings.max_changes,
-            },
-        )
-    }
-
-    fn schema(&self) -> SchemaOptions {
-        SchemaOptions {
-            max_changes: self.settings.max_changes,
-            allow_unsafe: self.settings.allow_unsafe,
-            reasoning_chars: self.settings.reasoning_chars,
-        }
-    }
-
     /// Measure `configs` in turn, `rounds` times (a, b, a, b, ...), each repeat in a fresh
     /// folder with its own seed ([`crate::bench::measure_interleaved`]); returns one sample per
     /// config, each repeat reported to the progress line under its label.
@@ -310,12 +291,8 @@ impl Tuner<'_> {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("cannot create {}", self.out.display()))?;
         let catalog = crate::options::catalog()?;
-        let calibrator = self.calibrator(catalog);
-        let doc = match &self.settings.base_file {
-            Some(p) => OptionsDoc::read(p)?,
-            None => crate::options::rocks::linked_defaults()?.clone(),
-        };
-        let (base, notes) = calibrator.prepare_base(doc)?;
+        let calibrator = self.settings.calibrator(catalog);
+        let (base, notes) = self.settings.base(&calibrator)?;
         crate::runfolder::write_options(
             &base.doc,
             &self.out.join(BASE_FILE),
@@ -358,7 +335,7 @@ impl Tuner<'_> {
             baseline,
             history: Vec::new(),
             elapsed_before: 0.0,
-            schema: self.schema(),
+            schema: self.settings.schema(),
             measured: vec![String::new()],
         };
         self.run_noting_stops(state, proposer)
@@ -397,7 +374,7 @@ impl Tuner<'_> {
             baseline,
             history: Vec::new(),
             elapsed_before: 0.0,
-            schema: self.schema(),
+            schema: self.settings.schema(),
         };
         for r in records {
             let Record::Iteration(it) = r else {
@@ -420,25 +397,17 @@ impl Tuner<'_> {
     }
 
     fn context<'s>(&'s self, st: &'s State, iteration: usize) -> Context<'s> {
-        Context {
-            goal: &self.settings.goal,
+        let at = context::Standing {
             catalog: st.catalog,
             facts: &st.facts,
-            workload: &self.settings.workload,
+            schema: &st.schema,
             base: &st.base,
             best: &st.best,
-            best_diagnostics: st.best_sample.diagnostics,
-            best_ops: mean(&st.best_sample.ops_per_sec),
-            best_p50_us: st.best_sample.p50_us,
-            best_p99_us: st.best_sample.p99_us,
-            baseline_ops: mean(&st.baseline.ops_per_sec),
+            best_sample: &st.best_sample,
+            baseline: &st.baseline,
             history: &st.history,
-            memory_budget: self.settings.memory_budget,
-            schema: &st.schema,
-            iteration,
-            note: None,
-            min_effect: self.settings.min_effect,
-        }
+        };
+        Context::new(&self.settings, &at, iteration)
     }
 
     /// [`Self::run`], writing a stop by signal into the journal (a resume continues from the
@@ -469,7 +438,7 @@ impl Tuner<'_> {
     fn run(&self, st: &mut State, proposer: &mut dyn Proposer, started: Instant) -> Result<String> {
         let elapsed = |st: &State| st.elapsed_before + started.elapsed().as_secs_f64();
         let budget = self.settings.time_budget_secs;
-        let calibrator = self.calibrator(st.catalog);
+        let calibrator = self.settings.calibrator(st.catalog);
         let reason = loop {
             let n = st.history.len() + 1;
             if n > self.settings.iterations {
@@ -548,6 +517,7 @@ impl Tuner<'_> {
             rounds: 0,
             stopped: None,
             failure_kind: None,
+            mask: None,
         };
         // A refinement step when the last kept change calls for one, else the proposer.
         let step = (self.settings.refine && !proposer.searches_values())
@@ -765,6 +735,7 @@ impl Tuner<'_> {
     ) -> Result<Option<crate::options::Calibrated>> {
         const ASKS: usize = 3;
         let mut note: Option<String> = None;
+        let mut mask: Option<ask::MaskTimes> = None;
         for _ in 0..ASKS {
             let mut ctx = self.context(st, n);
             ctx.note = note.as_deref();
@@ -773,6 +744,11 @@ impl Tuner<'_> {
             it.replies.asks += 1;
             it.proposer = proposer.name();
             it.notes.extend(proposal.notes.iter().cloned());
+            if let Some(m) = &proposal.mask {
+                let all = mask.get_or_insert_with(ask::MaskTimes::default);
+                all.extend(m);
+                it.mask = Some(all.stats());
+            }
             if it.prompt.is_none() {
                 it.prompt = proposal.prompt.clone();
             }

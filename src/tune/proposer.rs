@@ -12,6 +12,7 @@ use crate::grammar::schema::proposable_keys;
 use crate::llm::{GenParams, Llm, Message};
 use crate::options::proposal::{RawEntry, RawProposal};
 use crate::options::value::{OptionType, RawValue, Value};
+use crate::tune::ask::{MaskTimes, ModelProposal};
 use crate::tune::prompt::HintLevel;
 
 pub use super::context::Context;
@@ -71,6 +72,8 @@ pub struct Proposal {
     pub llm: Option<LlmUse>,
     /// Things worth recording (a fallback taking over).
     pub notes: Vec<String>,
+    /// What the proposal grammar cost over every reply (local models under the grammar).
+    pub mask: Option<MaskTimes>,
 }
 
 impl Proposal {
@@ -81,6 +84,7 @@ impl Proposal {
             prompt: None,
             llm: None,
             notes: Vec::new(),
+            mask: None,
         }
     }
 }
@@ -157,8 +161,77 @@ impl Proposer for LlmProposer {
     }
 
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
-        // The options window moves on every question; when a window has nothing left to try,
-        // the next one is taken (at most one full round).
+        let Some(q) = self.question(ctx)? else {
+            let mut p = Proposal::single(Reply::json("{}".into()));
+            p.notes
+                .push("no option has a value left to try: nothing was asked".into());
+            return Ok(p);
+        };
+        let started = std::time::Instant::now();
+        let mut replies = Vec::new();
+        let mut usage: Option<LlmUse> = None;
+        let mut mask: Option<MaskTimes> = None;
+        for i in 0..self.samples {
+            let p = self.sample(&q, ctx.iteration, i, on_text)?;
+            let c = &p.completion;
+            let u = usage.get_or_insert_with(|| LlmUse {
+                backend: self.llm.name(),
+                prompt_tokens: c.prompt_tokens,
+                cached_tokens: c.cached_tokens,
+                completion_tokens: 0,
+                seconds: 0.0,
+                prefill_seconds: 0.0,
+                decode_seconds: 0.0,
+                finish: format!("{:?}", c.finish).to_ascii_lowercase(),
+                notices: Vec::new(),
+                samples: 0,
+                prefilled_tokens: 0,
+            });
+            u.completion_tokens += c.completion_tokens;
+            u.prefill_seconds += c.prefill_seconds;
+            u.decode_seconds += c.decode_seconds;
+            u.prefilled_tokens += c.prompt_tokens.saturating_sub(c.cached_tokens);
+            u.samples += 1;
+            if let Some(m) = &p.mask {
+                mask.get_or_insert_with(MaskTimes::default).extend(m);
+            }
+            replies.push(Reply {
+                text: c.text.clone(),
+                raw: p.raw,
+            });
+        }
+        let mut u = usage.expect("at least one sample");
+        u.seconds = started.elapsed().as_secs_f64();
+        u.notices = self.llm.take_notices();
+        Ok(Proposal {
+            replies,
+            prompt: Some(q.user),
+            llm: Some(u),
+            notes: Vec::new(),
+            mask,
+        })
+    }
+}
+
+/// One question of a turn: the options offered, the messages, and the grammar that admits
+/// exactly the offered values (local models).
+pub struct Question {
+    /// The user message (the state of the tune).
+    pub user: String,
+    messages: [Message; 2],
+    grammar: Option<crate::grammar::Grammar>,
+}
+
+impl LlmProposer {
+    /// The model asked.
+    pub fn llm(&self) -> &dyn Llm {
+        self.llm.as_ref()
+    }
+
+    /// The question of this turn: the options window moves on every question, and when a
+    /// window has nothing left to try the next one is taken (at most one full round). None
+    /// when no option has a value left to try.
+    pub fn question(&mut self, ctx: &Context) -> Result<Option<Question>> {
         let mut offers = Vec::new();
         let rounds = if self.hints == HintLevel::Knowledge {
             1
@@ -181,10 +254,7 @@ impl Proposer for LlmProposer {
             }
         }
         if offers.is_empty() {
-            let mut p = Proposal::single(Reply::json("{}".into()));
-            p.notes
-                .push("no option has a value left to try: nothing was asked".into());
-            return Ok(p);
+            return Ok(None);
         }
         let max = crate::tune::prompt::MODEL_MAX_CHANGES.min(ctx.schema.max_changes.max(1));
         let schema = crate::tune::prompt::schema(
@@ -203,57 +273,40 @@ impl Proposer for LlmProposer {
             Message::system(crate::tune::prompt::system(max)),
             Message::user(user.clone()),
         ];
-        let started = std::time::Instant::now();
-        let mut replies = Vec::new();
-        let mut usage: Option<LlmUse> = None;
-        for i in 0..self.samples {
-            let mut params = self.params.clone();
-            params.seed = params
-                .seed
-                .wrapping_add(1000 * ctx.iteration as u64 + i as u64);
-            if i == 0 {
-                params.temperature = 0.0;
-            }
-            let p = crate::tune::ask::ask(
-                self.llm.as_mut(),
-                grammar.as_ref(),
-                &messages,
-                &params,
-                on_text,
-            )?;
-            let c = &p.completion;
-            let u = usage.get_or_insert_with(|| LlmUse {
-                backend: self.llm.name(),
-                prompt_tokens: c.prompt_tokens,
-                cached_tokens: c.cached_tokens,
-                completion_tokens: 0,
-                seconds: 0.0,
-                prefill_seconds: 0.0,
-                decode_seconds: 0.0,
-                finish: format!("{:?}", c.finish).to_ascii_lowercase(),
-                notices: Vec::new(),
-                samples: 0,
-                prefilled_tokens: 0,
-            });
-            u.completion_tokens += c.completion_tokens;
-            u.prefill_seconds += c.prefill_seconds;
-            u.decode_seconds += c.decode_seconds;
-            u.prefilled_tokens += c.prompt_tokens.saturating_sub(c.cached_tokens);
-            u.samples += 1;
-            replies.push(Reply {
-                text: c.text.clone(),
-                raw: p.raw,
-            });
+        Ok(Some(Question {
+            user,
+            messages,
+            grammar,
+        }))
+    }
+
+    /// How reply `i` (0-based) of turn `iteration` is sampled: the first greedy, each with
+    /// its own seed.
+    pub fn sample_params(&self, iteration: usize, i: usize) -> GenParams {
+        let mut params = self.params.clone();
+        params.seed = params.seed.wrapping_add(1000 * iteration as u64 + i as u64);
+        if i == 0 {
+            params.temperature = 0.0;
         }
-        let mut u = usage.expect("at least one sample");
-        u.seconds = started.elapsed().as_secs_f64();
-        u.notices = self.llm.take_notices();
-        Ok(Proposal {
-            replies,
-            prompt: Some(user),
-            llm: Some(u),
-            notes: Vec::new(),
-        })
+        params
+    }
+
+    /// Reply `i` (0-based) to the question of turn `iteration`, streamed to `on_text`.
+    pub fn sample(
+        &mut self,
+        q: &Question,
+        iteration: usize,
+        i: usize,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ModelProposal> {
+        let params = self.sample_params(iteration, i);
+        crate::tune::ask::ask(
+            self.llm.as_mut(),
+            q.grammar.as_ref(),
+            &q.messages,
+            &params,
+            on_text,
+        )
     }
 }
 

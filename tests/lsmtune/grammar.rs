@@ -133,7 +133,7 @@ fn constrained_runs(gguf: &Path, opts: SchemaOptions, seeds: std::ops::Range<u64
                     .map(|c| c.to_string())
                     .collect();
                 assert!(wrong.is_empty(), "seed {seed}: {text}\n{wrong:?}");
-                let mask = p.mask.unwrap();
+                let mask = p.mask_stats().unwrap();
                 assert!(mask.masks > 0 && mask.forced_tokens > 0, "{mask:?}");
                 changes += c.changes.len();
             }

@@ -172,6 +172,12 @@ fn the_tiny_local_model_tunes_under_the_grammar() {
                 .as_deref()
                 .is_some_and(|r| r.starts_with("{\"reasoning\": "))
         );
+        // What the grammar cost is journaled.
+        let mask = it.mask.expect("mask statistics journaled");
+        assert!(
+            mask.masks > 0 && mask.p50_us <= mask.p99_us,
+            "{mask:?} for {llm:?}"
+        );
     }
     // Each turn states the tune: the second carries what the first tried (unless the first
     // changed nothing), and reuses the KV cache for the prefix turns share.

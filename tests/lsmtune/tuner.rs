@@ -808,6 +808,38 @@ fn compare_curves_follow_the_objective() {
     };
     let table = compare::markdown(&[failed.clone(), row.clone()]);
     assert!(table.contains("| p99 gain (95% CI) |"), "{table}");
+    // The grammar's cost: "-" where nothing was decoded under it (the expert here), else the
+    // row's mask times and forced tokens.
+    assert!(
+        table.contains("| grammar mask p50/p99 us | forced tokens |"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(2).unwrap().ends_with("| - | - |"),
+        "{table}"
+    );
+    let masked = compare::Row {
+        mask: Some(lsmtune::tune::ask::MaskStats {
+            masks: 400,
+            p50_us: 25.0,
+            p99_us: 50.4,
+            forced_tokens: 25,
+        }),
+        ..row.clone()
+    };
+    let table = compare::markdown(std::slice::from_ref(&masked));
+    assert!(
+        table.lines().nth(2).unwrap().ends_with("| 25/50 | 25 |"),
+        "{table}"
+    );
+    assert!(
+        compare::csv(&[masked])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",25.0,50.4,25"),
+        "the CSV has them too"
+    );
     let csv = compare::csv(&[failed, row.clone()]);
     assert!(
         csv.lines()
