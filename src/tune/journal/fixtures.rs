@@ -108,6 +108,7 @@ pub fn iteration(n: usize, candidate: f64, effect: f64, kept: bool) -> Iteration
         rounds: 3,
         stopped: None,
         failure_kind: None,
+        mask: None,
     }
 }
 
