@@ -98,6 +98,10 @@ pub enum Outcome {
     NotConfirmed,
     /// Significantly worse than the start at scale: do not ship it.
     Reverses,
+    /// Runs of the tuned configuration failed at scale where the start's did not (killed at a
+    /// memory limit, timed out): whatever the comparison of the runs that finished says, it does
+    /// not run there as it is.
+    TunedFails,
     /// Too many runs failed to compare.
     Failed,
 }
@@ -110,6 +114,9 @@ impl std::fmt::Display for Outcome {
             Outcome::Shrinks => "the gain shrinks at scale",
             Outcome::NotConfirmed => "the gain is not confirmed at scale",
             Outcome::Reverses => "the gain reverses at scale: the tuned configuration is worse",
+            Outcome::TunedFails => {
+                "the tuned configuration fails at scale where the start does not: do not ship it as it is"
+            }
             Outcome::Failed => "could not be compared: runs failed",
         })
     }
@@ -128,6 +135,21 @@ pub fn outcome(at_scale: Option<&Comparison>, tuned: Option<&Comparison>) -> Out
             Some(t) if c.effect_low > t.effect => Outcome::Grows,
             _ => Outcome::Holds,
         },
+    }
+}
+
+/// [`outcome`], overruled when the tuned configuration's runs failed more often than the
+/// start's: a configuration that is killed at the memory limit is not a gain to ship.
+pub fn outcome_of_runs(
+    at_scale: Option<&Comparison>,
+    tuned: Option<&Comparison>,
+    start_failures: usize,
+    tuned_failures: usize,
+) -> Outcome {
+    if tuned_failures > start_failures {
+        Outcome::TunedFails
+    } else {
+        outcome(at_scale, tuned)
     }
 }
 
@@ -219,7 +241,12 @@ pub fn run(
         tuned_ops: Summary::of(&b.ops_per_sec),
         start_p99_us: a.p99_us,
         tuned_p99_us: b.p99_us,
-        outcome: outcome(comparison.as_ref(), plan.tune_comparison.as_ref()),
+        outcome: outcome_of_runs(
+            comparison.as_ref(),
+            plan.tune_comparison.as_ref(),
+            a.failures.len(),
+            b.failures.len(),
+        ),
         comparison,
         tune_comparison: plan.tune_comparison,
         failures,
@@ -353,6 +380,17 @@ mod tests {
             outcome(Some(&c(0.2, 0.1, 0.3, Verdict::Better)), None),
             Outcome::Holds
         );
+    }
+
+    #[test]
+    fn tuned_runs_that_fail_where_the_start_does_not_overrule_the_comparison() {
+        let better = c(1.0, 0.5, 1.5, Verdict::Better);
+        assert_eq!(
+            outcome_of_runs(Some(&better), None, 0, 2),
+            Outcome::TunedFails
+        );
+        assert_eq!(outcome_of_runs(Some(&better), None, 2, 2), Outcome::Holds);
+        assert_eq!(outcome_of_runs(None, None, 4, 0), Outcome::Failed);
     }
 
     #[test]

@@ -187,7 +187,9 @@ pub enum Command {
     /// The verdict compares the gain at scale with the tune's own final check: it grows (the
     /// whole interval above the tune's estimate), holds (the estimate inside it), shrinks (the
     /// whole interval below it), is not confirmed (no significant difference from the start),
-    /// or reverses (the tuned configuration is worse: do not ship it).
+    /// or reverses (the tuned configuration is worse: do not ship it). Runs of the tuned
+    /// configuration that die where the start's do not (killed at the --worker-memory limit,
+    /// timed out) make the verdict "fails at scale", whatever the finished runs say.
     ///
     /// Examples:
     ///   lsmtune verify --run lsmtune-readrandom                      # 10x the tune's keys

@@ -104,7 +104,8 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
             "shrinks",
             "not-confirmed",
             "reverses",
-            "failed"
+            "failed",
+            "tuned-fails"
         ]
         .contains(&outcome),
         "{outcome}"
