@@ -103,7 +103,7 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
             println!();
             match pick {
                 Ok(p) => println!("--backend auto picks (*): {}, {}", p.name, p.why),
-                Err(why) => println!("--backend auto picks no local model: {why}"),
+                Err(why) => println!("--backend auto picks none: {why}"),
             }
             Ok(())
         }

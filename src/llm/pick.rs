@@ -265,10 +265,10 @@ pub fn choose(sections: &mut [Section], memory: u64) -> Result<Pick, String> {
     }
     let Some((_, si, mi, j)) = best else {
         return Err(if skipped.is_empty() {
-            "no model found in any store (see `lsmtune models list`)".into()
+            "no local model found in any store (see `lsmtune models list`)".into()
         } else {
             format!(
-                "no model qualifies ({}; see `lsmtune models list`)",
+                "no local model qualifies ({}; see `lsmtune models list`)",
                 skipped.join("; ")
             )
         });
@@ -467,7 +467,7 @@ mod tests {
         assert!(
             choose(&mut section(vec![]), GIB)
                 .unwrap_err()
-                .contains("no model found")
+                .contains("no local model found")
         );
     }
 

@@ -561,7 +561,7 @@ impl<'a> Builder<'a> {
             None => format!("auto: local model {s}"),
         };
         let none_found = match &picked {
-            Some(why) => format!("no local model picked: {why}"),
+            Some(why) => why.clone(),
             None => "no local model found".into(),
         };
         Ok(match (tried_local, self.endpoint.clone()) {

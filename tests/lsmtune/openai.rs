@@ -383,7 +383,8 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("no local model found; the endpoint is configured"),
+        err.contains("no local model found in any store")
+            && err.contains("; the endpoint is configured"),
         "{err}"
     );
     let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();

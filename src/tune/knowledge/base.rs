@@ -27,6 +27,7 @@ pub static HINTS: &[Hint] = &[
         why: "without a filter every lookup reads a data block from each file that may hold the key; a bloom filter answers 'not here' for about 99% of those with 10 bits per key",
         typical: |_| "10 bits per key".into(),
         source: "RocksDB wiki, RocksDB Bloom Filter; BENCHMARKS.md: readrandom about 2.5x here",
+        caveat: None,
         weight: 90,
     },
     Hint {
@@ -56,6 +57,9 @@ pub static HINTS: &[Hint] = &[
         why: "blocks found in the cache cost a memory lookup, blocks not found a file read and a decompression; a cache that holds the working set serves most reads from memory",
         typical: |s| format!("about twice the data, {}", human_bytes(2 * s.data_bytes())),
         source: "RocksDB Tuning Guide, block cache; BENCHMARKS.md: readrandom +60% here with a cache of twice the data",
+        caveat: Some(
+            "size it to the memory the service really has (--memory-budget), not the machine's: off the page cache, at 10x the data in a worker held to a quarter of it, a 256 MiB cache plus memtables was killed at the limit in 2 of 4 runs and the tune's +236% shrank to +107% (BENCHMARKS.md, at scale)",
+        ),
         weight: 85,
     },
     Hint {
@@ -90,6 +94,7 @@ pub static HINTS: &[Hint] = &[
         why: "writes slow down once L0 holds level0_slowdown_writes_trigger files; later triggers let bursts through while compaction catches up, more background jobs compact sooner",
         typical: |_| "slowdown 30-40, stop 50-64".into(),
         source: "RocksDB wiki, Write Stalls",
+        caveat: None,
         weight: 90,
     },
     Hint {
@@ -119,6 +124,7 @@ pub static HINTS: &[Hint] = &[
         why: "when every memtable is full and waiting for a flush, writes stop; more memtables absorb bursts and more background jobs flush in parallel",
         typical: |_| "3-6 memtables".into(),
         source: "RocksDB wiki, Write Stalls",
+        caveat: None,
         weight: 90,
     },
     Hint {
@@ -150,6 +156,7 @@ pub static HINTS: &[Hint] = &[
         why: "writes slow when too many bytes wait for compaction; a higher limit tolerates bursts, more compaction threads reduce the backlog",
         typical: |_| "2-4x the limit".into(),
         source: "RocksDB wiki, Write Stalls",
+        caveat: None,
         weight: 90,
     },
     Hint {
@@ -165,6 +172,7 @@ pub static HINTS: &[Hint] = &[
         why: "with pipelining one write group appends to the WAL while the previous one inserts into the memtable, instead of one after the other",
         typical: |_| "true".into(),
         source: "RocksDB wiki, Pipelined Write; BENCHMARKS.md: with 8 MiB memtables 1.80x on fillrandom here",
+        caveat: None,
         weight: 70,
     },
     Hint {
@@ -194,6 +202,7 @@ pub static HINTS: &[Hint] = &[
         why: "when flushes keep up, the cost of a write is the memtable insert, a skiplist walk whose cache misses grow with the memtable's size; smaller memtables are cheaper per insert on this kind of machine, larger ones only pay when flushes fall behind",
         typical: |_| "16 MiB and 4 memtables; measured here 16 MiB 1.43x, 128 MiB 0.84x".into(),
         source: "BENCHMARKS.md (this project's measurements); the common advice to enlarge memtables holds only under stalls",
+        caveat: None,
         weight: 80,
     },
     Hint {
@@ -224,6 +233,7 @@ pub static HINTS: &[Hint] = &[
         why: "larger memtables flush less often into fewer, larger L0 files, which lowers L0 pressure and write amplification",
         typical: |_| "2x the current size".into(),
         source: "RocksDB Tuning Guide, flushing options",
+        caveat: None,
         weight: 60,
     },
     Hint {
@@ -249,6 +259,7 @@ pub static HINTS: &[Hint] = &[
         why: "leveled compaction rewrites data once per level; a larger first level means fewer levels, universal compaction rewrites less at the cost of temporary space",
         typical: |_| "level base 4x the memtables".into(),
         source: "RocksDB Tuning Guide, compaction styles; wiki, Universal Compaction",
+        caveat: None,
         weight: 50,
     },
     Hint {
@@ -285,6 +296,7 @@ pub static HINTS: &[Hint] = &[
         why: "every level's compaction decompresses and recompresses its input; compressing only the last level, where most data ends, saves most of that CPU and keeps most of the space savings",
         typical: |_| "none above the bottom level".into(),
         source: "RocksDB Tuning Guide, compression",
+        caveat: None,
         weight: 50,
     },
     Hint {
@@ -310,6 +322,7 @@ pub static HINTS: &[Hint] = &[
         why: "flushes and compactions run on these threads; two per core (at least 4) keeps L0 from backing up under write load, and a large compaction may split over the cores",
         typical: |s| format!("{} jobs", (2 * s.facts.cores).clamp(4, 16)),
         source: "RocksDB Tuning Guide, parallelism",
+        caveat: None,
         weight: 40,
     },
     Hint {
@@ -334,6 +347,7 @@ pub static HINTS: &[Hint] = &[
         why: "a small hash table inside each data block finds a key without a binary search over the block's restart points",
         typical: |_| "kDataBlockBinaryAndHash".into(),
         source: "RocksDB wiki, Data Block Hash Index (about 10% less CPU per lookup)",
+        caveat: None,
         weight: 40,
     },
     Hint {
@@ -357,6 +371,7 @@ pub static HINTS: &[Hint] = &[
         why: "a bloom filter over the memtable's keys answers lookups for keys it does not hold without a skiplist search",
         typical: |_| "ratio 0.1".into(),
         source: "RocksDB Tuning Guide, memtable bloom filter",
+        caveat: None,
         weight: 30,
     },
     Hint {
@@ -379,6 +394,7 @@ pub static HINTS: &[Hint] = &[
         why: "a scan reads every block it passes; larger blocks mean fewer block reads and index entries per key scanned",
         typical: |_| "16-64 KiB".into(),
         source: "RocksDB Tuning Guide, block size",
+        caveat: None,
         weight: 70,
     },
     Hint {
@@ -396,6 +412,7 @@ pub static HINTS: &[Hint] = &[
         why: "when lookups mostly find their key, the last level's filter rarely saves a read, yet holds most of the filter memory; without it more of the cache holds data",
         typical: |_| "true".into(),
         source: "RocksDB Tuning Guide, optimize_filters_for_hits",
+        caveat: None,
         weight: 25,
     },
     Hint {
@@ -417,6 +434,7 @@ pub static HINTS: &[Hint] = &[
         why: "splitting each L0->L1 compaction over several threads shortens it, so L0 files pile up less and writes stall less often: the slowest operations get faster",
         typical: |s| format!("{}", s.facts.cores.clamp(1, 4)),
         source: "RocksDB wiki, Subcompaction; the expert's rule for latency objectives",
+        caveat: None,
         weight: 85,
     },
     Hint {
@@ -431,6 +449,7 @@ pub static HINTS: &[Hint] = &[
         why: "syncing files every 1 MiB spreads writeback out instead of long flush bursts that stall foreground operations: the tail gets shorter, throughput barely moves",
         typical: |_| "1 MiB".into(),
         source: "RocksDB Tuning Guide, other options; the expert's rule for latency objectives",
+        caveat: None,
         weight: 80,
     },
     Hint {
@@ -458,6 +477,7 @@ pub static HINTS: &[Hint] = &[
         why: "slowdowns start at 20 L0 files by default; with L0 already backing up, later triggers let bursts through while compaction catches up, and compacting 8 files at once is cheaper per file",
         typical: |_| "compaction at 8, slowdown 40, stop 64".into(),
         source: "RocksDB wiki, Write Stalls; the expert's rule",
+        caveat: None,
         weight: 55,
     },
     Hint {
@@ -480,6 +500,7 @@ pub static HINTS: &[Hint] = &[
         why: "syncing in small steps while writing avoids large writeback bursts that block foreground I/O",
         typical: |_| "1 MiB".into(),
         source: "RocksDB Tuning Guide, other options",
+        caveat: None,
         weight: 20,
     },
 ];

@@ -180,6 +180,9 @@ pub struct Hint {
     pub typical: fn(&Situation) -> String,
     /// Where the advice comes from.
     pub source: &'static str,
+    /// When the advice is known not to carry over (measured: data larger than memory, a worker
+    /// held below the data), what to watch, with the measurement as its source.
+    pub caveat: Option<&'static str>,
     /// Higher first.
     weight: u32,
 }
@@ -216,8 +219,13 @@ impl Applied {
         } else {
             sug.join(", ")
         };
+        let caveat = self
+            .hint
+            .caveat
+            .map(|c| format!("; caveat: {}", c.split(':').next().unwrap_or(c)))
+            .unwrap_or_default();
         format!(
-            "{} → {}: {} ({})",
+            "{} → {}: {} ({}){caveat}",
             self.symptom,
             what,
             self.hint.brief,
@@ -553,6 +561,23 @@ mod tests {
             line.contains("table.filter_bits_per_key 10") && line.contains("10 bits"),
             "{line}"
         );
+        // The cache hint carries its measured caveat into the prompt, short.
+        let cache = h[1].line(&s);
+        assert!(
+            cache.ends_with(
+                "; caveat: size it to the memory the service really has (--memory-budget), not the machine's"
+            ),
+            "{cache}"
+        );
+        for hint in HINTS {
+            if let Some(c) = hint.caveat {
+                assert!(
+                    c.contains("BENCHMARKS.md"),
+                    "{}: a caveat cites its measurement",
+                    hint.id
+                );
+            }
+        }
         let syms = symptoms(&s).join("\n");
         assert!(
             syms.contains("no filter") && syms.contains("hit rate 30%"),
