@@ -7,6 +7,7 @@ mod calibrate;
 mod cli;
 mod common;
 mod compare;
+mod deploy;
 mod export;
 mod fixtures;
 mod grammar;
