@@ -490,6 +490,13 @@ pub fn take_stock(hub: &Hub) -> Vec<Section> {
     });
 
     let mut models = Vec::new();
+    // GGUF files dropped straight into the folder, then one folder per model.
+    for rel in ggufs_under(&hub.models_dir, 0) {
+        let p = hub.models_dir.join(rel);
+        if let Ok(files) = ModelFiles::resolve(&p) {
+            models.extend(entry_for(p.display().to_string(), &files));
+        }
+    }
     if let Ok(dirs) = std::fs::read_dir(&hub.models_dir) {
         let mut dirs: Vec<PathBuf> = dirs
             .flatten()

@@ -496,6 +496,12 @@ fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores()
     put("Qwen/Qwen2.5-7B-Instruct-GGUF/qwen2.5-7b-instruct-q4_k_m.gguf");
     put("Qwen/Qwen2.5-0.5B-GGUF/qwen2.5-0.5b-q4_k_m.gguf");
     put("bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_1.gguf");
+    // A GGUF dropped straight into the models folder is seen too (a 1.5B of the same family:
+    // listed, ranked below the 0.5B).
+    let models_dir = f.root.join("models-dir");
+    std::fs::create_dir_all(&models_dir).unwrap();
+    let loose = models_dir.join("qwen2.5-1.5b-instruct-q4_k_m.gguf");
+    std::fs::copy(&f.gguf, &loose).unwrap();
     let picked =
         "lmstudio:lmstudio-community/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf";
     let home = f.root.join("home-auto");
@@ -508,7 +514,7 @@ fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores()
             .env("HF_HUB_CACHE", &f.hf)
             .env("HF_HUB_OFFLINE", "1")
             .env("HOME", &home)
-            .env("LSMTUNE_MODELS_DIR", f.root.join("no-models-dir"))
+            .env("LSMTUNE_MODELS_DIR", &models_dir)
             .env_remove("OPENAI_BASE_URL")
             .output()
             .unwrap()
@@ -526,6 +532,15 @@ fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
     assert_eq!(marked, [picked], "{v:#}");
+    let folder: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["store"] == "models-folder")
+        .flat_map(|s| s["models"].as_array().unwrap().iter())
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(folder, [loose.to_str().unwrap()], "{v:#}");
 
     let o = run(&["models", "list"]);
     common::assert_ok(&o);
