@@ -303,7 +303,7 @@ pub fn text(v: &Verification) -> String {
 pub fn markdown(v: &Verification) -> String {
     let w = &v.workload;
     let mut m = format!(
-        "\n## At scale: {}\n\n{}: {} keys of {} + {} bytes ({} of data), {} threads{}, {} interleaved rounds.\n\n",
+        "\n## At scale\n\n**{}.** {}: {} keys of {} + {} bytes ({} of data), {} threads{}, {} interleaved rounds.\n\n",
         v.outcome,
         v.scale,
         w.num,

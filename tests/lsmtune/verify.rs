@@ -116,7 +116,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
-        md.contains("## At scale: the gain")
+        md.contains("## At scale\n\n**the ")
             && md.contains("2x the tune's keys (100000 -> 200000)"),
         "{md}"
     );
