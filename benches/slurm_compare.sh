@@ -33,7 +33,7 @@ mkdir -p "$conf/state" "$conf/spool"
 host=$(hostname -s)
 cat >"$conf/slurm.conf" <<EOF
 ClusterName=lsmtune
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -51,14 +51,14 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 MpiDefault=none
-NodeName=$host CPUs=$(nproc) RealMemory=2000 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$conf/slurm.conf"
 pgrep -x munged >/dev/null || { mkdir -p /run/munge && chown munge:munge /run/munge; su -s /bin/sh munge -c munged || munged --force; }
 say "starting slurmctld and slurmd ($(slurmctld -V))"
 slurmctld -f "$SLURM_CONF"
-slurmd -f "$SLURM_CONF"
+slurmd -f "$SLURM_CONF" -N "$host"
 trap 'scancel --quiet -u root 2>/dev/null || true; pkill -F "$conf/slurmd.pid" 2>/dev/null || true; pkill -F "$conf/slurmctld.pid" 2>/dev/null || true' EXIT
 up=
 for _ in $(seq 120); do
