@@ -105,6 +105,14 @@ pub fn is_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }
 
+/// Add `bytes` at the end of the run folder's file `path` (read, then [`write`] whole: never a
+/// half-appended file).
+pub fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut all = read(path)?;
+    all.extend_from_slice(bytes);
+    write(path, &all)
+}
+
 /// Replace (or create) the run folder's file `path` with `bytes`: a temporary sibling, synced,
 /// then renamed over it, so an interrupted write never leaves half a file. A link, a folder, a
 /// FIFO or a device in its place is refused; an existing file keeps its mode, a new one gets

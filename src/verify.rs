@@ -73,15 +73,10 @@ impl Scale {
             Scale::DataBytes(b) => format!(
                 "data of {} (the tune had {})",
                 crate::options::value::human_bytes(b as i64),
-                crate::options::value::human_bytes(data_bytes(tuned) as i64)
+                crate::options::value::human_bytes(tuned.data_bytes() as i64)
             ),
         }
     }
-}
-
-/// The data a workload writes: keys x (key + value size).
-pub fn data_bytes(w: &Workload) -> u64 {
-    w.num * (w.key_size + w.value_size) as u64
 }
 
 /// What happened to the tune's gain at scale.
@@ -228,7 +223,7 @@ pub fn run(
         workload: plan.workload.clone(),
         tuned_workload: plan.tuned_workload.clone(),
         scale: plan.scale.clone(),
-        data_bytes: data_bytes(&plan.workload),
+        data_bytes: plan.workload.data_bytes(),
         worker_memory: plan.worker_memory,
         confinement: a
             .runs
@@ -408,6 +403,6 @@ mod tests {
         }
         let s = Scale::DataBytes(416 << 20).apply(&w).unwrap();
         assert_eq!(s.num, (416u64 << 20) / 416);
-        assert_eq!(data_bytes(&s), (416u64 << 20) / 416 * 416);
+        assert_eq!(s.data_bytes(), (416u64 << 20) / 416 * 416);
     }
 }

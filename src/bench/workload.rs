@@ -228,6 +228,11 @@ pub struct TraceReplay {
 }
 
 impl Workload {
+    /// Bytes of keys and values the workload writes: keys x (key + value size).
+    pub fn data_bytes(&self) -> u64 {
+        self.num * (self.key_size + self.value_size) as u64
+    }
+
     pub fn new(kind: Kind) -> Workload {
         Workload {
             kind,

@@ -281,7 +281,13 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         "wrote {} (results.csv, results.json, best_so_far.svg; each tune under runs/)",
         args.out().join("results.md").display()
     );
-    if args.json.emit(&rows)? {
+    emit_table(&args.json, &rows, &table, &done)
+}
+
+/// The rows as JSON where `--json` says (the table and `done` then go to stderr), else the
+/// table and `done` on stdout.
+fn emit_table(json: &super::Json, rows: &[compare::Row], table: &str, done: &str) -> Result<()> {
+    if json.emit(rows)? {
         eprint!("{table}");
         eprintln!("{done}");
     } else {
@@ -618,7 +624,7 @@ fn shard_manifest(
     .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
     let mut tasks = Vec::new();
     for (kind, w) in workloads {
-        let data = crate::verify::data_bytes(w);
+        let data = w.data_bytes();
         for v in proposers {
             for &seed in seeds {
                 tasks.push(shard::Task {
@@ -753,21 +759,12 @@ fn merge_cmd(
     );
     table.push_str(&shards_note);
     let md = out.join("results.md");
-    let mut text = String::from_utf8_lossy(&crate::runfolder::read(&md)?).into_owned();
-    text.push_str(&shards_note);
-    crate::runfolder::write(&md, text.as_bytes())?;
+    crate::runfolder::append(&md, shards_note.as_bytes())?;
     let done = format!(
         "wrote {} (results.csv, results.json, best_so_far.svg)",
         md.display()
     );
-    if json.emit(&rows)? {
-        eprint!("{table}");
-        eprintln!("{done}");
-    } else {
-        print!("{table}");
-        println!("{done}");
-    }
-    Ok(())
+    emit_table(json, &rows, &table, &done)
 }
 
 #[cfg(test)]

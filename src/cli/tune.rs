@@ -647,10 +647,10 @@ fn verify_tune(
         &out.join("verify.json"),
         serde_json::to_string_pretty(&v)?.as_bytes(),
     )?;
-    let report_path = out.join("report.md");
-    let mut report = String::from_utf8_lossy(&crate::runfolder::read(&report_path)?).into_owned();
-    report.push_str(&crate::verify::markdown(&v));
-    crate::runfolder::write(&report_path, report.as_bytes())?;
+    crate::runfolder::append(
+        &out.join("report.md"),
+        crate::verify::markdown(&v).as_bytes(),
+    )?;
     for line in crate::verify::text(&v).lines() {
         say!(text_to_stderr, "{line}");
     }
@@ -670,8 +670,7 @@ fn export_into(out: &std::path::Path, formats: &[crate::export::Format]) -> Resu
         base: None,
         run: Some(out.to_path_buf()),
     };
-    let report_path = out.join("report.md");
-    let mut report = String::from_utf8_lossy(&crate::runfolder::read(&report_path)?).into_owned();
+    let mut report = String::new();
     let mut written = Vec::new();
     for &f in formats {
         let r = crate::export::export(&inputs, f, None)?;
@@ -685,7 +684,7 @@ fn export_into(out: &std::path::Path, formats: &[crate::export::Format]) -> Resu
         ));
         written.push(path);
     }
-    crate::runfolder::write(&report_path, report.as_bytes())?;
+    crate::runfolder::append(&out.join("report.md"), report.as_bytes())?;
     Ok(written)
 }
 

@@ -221,7 +221,7 @@ pub fn verify_with(
             w.num,
             w.key_size,
             w.value_size,
-            crate::options::value::human_bytes(verify::data_bytes(w) as i64),
+            crate::options::value::human_bytes(w.data_bytes() as i64),
             w.threads,
             rounds
         );

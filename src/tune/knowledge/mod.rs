@@ -44,8 +44,7 @@ impl Situation<'_> {
 
     /// Bytes of keys and values the workload holds.
     pub fn data_bytes(&self) -> i64 {
-        let w = self.workload;
-        w.num as i64 * (w.key_size + w.value_size) as i64
+        self.workload.data_bytes() as i64
     }
 
     fn int(&self, key: &str) -> i64 {
