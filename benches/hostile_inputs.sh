@@ -505,6 +505,22 @@ check "a crafted vocabulary is one line naming the model file" 2 "nobrace/model.
 out=$("$bin" propose --model "$work/nobrace" --no-measure --n 1 2>&1)
 that "... with no grammar-engine state dump" bash -c "! grep -qE '<state>|Parser: ' <<<\"\$1\"" _ "$out"
 
+echo "== verify and compare merge"
+printf 'this is not an options file\n[[[\n' > "$work/junk.ini"
+check "verify: a tuned file that does not parse" 2 "is not an OPTIONS file" -- \
+  "$bin" verify --tuned "$work/junk.ini" --workload readrandom
+check "verify: a scale below 1x" 2 "outside 1x..100000x" -- \
+  "$bin" verify --run "$run" --scale 0.5x
+check "verify: a folder that is no tune" 2 "journal" -- "$bin" verify --run "$work"
+check "verify: --json=FILE onto the tune's journal" 2 "input" -- \
+  "$bin" verify --run "$run" --json="$run/journal.jsonl"
+check "compare merge: a folder that is no shard" 2 "not a shard of a compare" -- \
+  "$bin" compare merge "$work/merged" "$work"
+check "compare: a shard index past the count" 2 "not below the count" -- \
+  "$bin" compare --shard 2/2 --out "$work/sh"
+check "compare: --shard auto outside Slurm and Kubernetes" 2 "neither SLURM_ARRAY_TASK_ID" -- \
+  env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX "$bin" compare --shard auto --out "$work/sh"
+
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi
 echo "every case passed"
