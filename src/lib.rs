@@ -33,6 +33,7 @@ pub mod cli;
 pub mod compare;
 pub mod export;
 pub mod grammar;
+pub mod history;
 pub mod http;
 pub mod input;
 pub mod interrupt;

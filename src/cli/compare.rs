@@ -445,6 +445,7 @@ fn run_all(
             Some((sample, _)) => sample,
             None => {
                 let tuner = Tuner {
+                    past: None,
                     settings: first.clone(),
                     out: args.out().to_path_buf(),
                     engine,
@@ -514,6 +515,7 @@ fn run_all(
                     v.label()
                 ));
                 let tuner = Tuner {
+                    past: None,
                     settings: s,
                     out: dir.clone(),
                     engine,
@@ -578,6 +580,7 @@ fn measure_best_known(
         &format!("{kind}: measuring the best-known configuration against the start"),
     );
     let tuner = Tuner {
+        past: None,
         settings: first,
         out: args.out().to_path_buf(),
         engine,

@@ -135,6 +135,7 @@ pub fn turns_cmd(
             best_sample: &best,
             baseline: &baseline,
             history: &history[..t - 1],
+            past: None,
         };
         let ctx = crate::tune::context::Context::new(&settings, &at, t);
         let level = crate::tune::prompt::HintLevel::Knowledge;

@@ -12,6 +12,7 @@ mod args;
 mod bench;
 mod compare;
 mod export;
+mod history;
 mod llm;
 mod log;
 mod models;
@@ -198,6 +199,29 @@ pub enum Command {
     ///   lsmtune tune --workload readrandom --verify-scale 10x        # at the end of a tune
     #[command(verbatim_doc_comment)]
     Verify(verify::VerifyArgs),
+    /// The tuning memory: past tunes' measured changes, which start the next tune warm.
+    ///
+    /// Every finished `tune` records what it measured (the machine's class, the workload's
+    /// features, each change with its effect and 95% interval, the final check, what it kept)
+    /// in one SQLite file: $LSMTUNE_HISTORY, else $XDG_DATA_HOME/lsmtune/history.sqlite (i.e.
+    /// ~/.local/share/lsmtune/history.sqlite). The next tune on a similar machine and workload
+    /// is shown the nearest past results in its prompt, and the expert, the search and the
+    /// model-steered search try what the nearest kept first. `tune --no-history` starts cold;
+    /// `compare` always does (it compares proposers, not memories).
+    ///
+    /// Similar: the same objective, and a machine part (cores and memory in doublings, kind of
+    /// storage, CPU model) and a workload part (the share of reads, writes and scans that
+    /// differ, data size in factors of ten, value size, threads, key distribution, start) each
+    /// at most 1. report.md's History section shows the distance and what differs.
+    ///
+    /// Examples:
+    ///   lsmtune history list
+    ///   lsmtune history show 3f2a                          # a unique start of the id
+    ///   lsmtune history export --out /shared/lsmtune/$(hostname).jsonl
+    ///   lsmtune history import /shared/lsmtune/*.jsonl     # what the fleet learned
+    ///   lsmtune history add lsmtune-readrandom             # a run folder from before
+    #[command(verbatim_doc_comment, subcommand)]
+    History(history::HistoryCommand),
     /// Internal: run one benchmark in this process (started by `bench`).
     #[command(name = "__worker", hide = true)]
     Worker { spec: PathBuf },
@@ -357,6 +381,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Grammar(cmd) => propose::grammar_cmd(cmd),
         Command::Workload(cmd) => workload::run(cmd),
         Command::Export(args) => export::run(&args),
+        Command::History(cmd) => history::run(cmd),
         Command::Verify(mut args) => {
             args.run_args.quiet = cli.quiet;
             verify::run(&args)

@@ -293,6 +293,7 @@ pub fn propose_cmd(args: ProposeArgs) -> Result<()> {
         best_sample: &sample,
         baseline: &sample,
         history: &[],
+        past: None,
     };
     let ctx = Context::new(&settings, &at, 1);
     let mut proposer = args.proposer()?;

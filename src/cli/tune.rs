@@ -242,6 +242,16 @@ pub struct TuneArgs {
     /// verification runs in the same cage.
     #[arg(long, value_name = "SCALE", value_parser = crate::verify::Scale::parse_factor)]
     pub verify_scale: Option<crate::verify::Scale>,
+    /// Start cold: neither read the history of past tunes nor record this one in it.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The history of past tunes (default: $LSMTUNE_HISTORY, else
+    /// $XDG_DATA_HOME/lsmtune/history.sqlite, i.e. ~/.local/share/lsmtune/history.sqlite;
+    /// LSMTUNE_HISTORY=off turns it off). A finished tune records its measured changes there;
+    /// the next tune on a similar machine and workload is shown the nearest past results and
+    /// tries what they kept first (see `lsmtune history`).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_history")]
+    pub history: Option<PathBuf>,
     /// Sampling temperature of the model.
     #[arg(long, value_parser = super::temperature, default_value_t = 0.6)]
     pub temperature: f64,
@@ -545,7 +555,12 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         && let Some(done) = crate::tune::rewrite_finished(&out)?
     {
         // Finished already: the report rewritten from the journal; no proposer (no endpoint,
-        // no model) is needed for that.
+        // no model) is needed for that. Recorded in the history if it is not there yet.
+        if !args.no_history
+            && let Some(path) = crate::history::location(args.history.as_deref())
+        {
+            remember(&path, &out);
+        }
         return show(&args, &settings, &out, done);
     }
     let (engine, live_ops) = args.run.engine()?;
@@ -561,8 +576,25 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
     crate::interrupt::install();
     super::note_swept(args.run.work_dir.as_deref());
 
+    let history = if args.no_history {
+        None
+    } else {
+        crate::history::location(args.history.as_deref())
+    };
+    // A resumed tune keeps the warm start its journal holds.
+    let past = match (&history, &args.resume) {
+        (Some(path), None) => {
+            let p = crate::history::Past::read(path);
+            for w in &p.warnings {
+                tracing::warn!("{w}");
+            }
+            Some(p)
+        }
+        _ => None,
+    };
     let mut line = LiveLine::start(args.run.quiet, live_ops);
     let tuner = Tuner {
+        past: past.as_ref(),
         settings: settings.clone(),
         out: out.clone(),
         engine: &engine,
@@ -595,10 +627,31 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         )
     })?;
     let end = done.end.clone();
+    if let Some(path) = &history {
+        remember(path, &out);
+    }
     show(&args, &settings, &out, done)?;
     match args.verify_scale {
         Some(scale) => verify_tune(&args, &engine, &settings, &out, &end, scale),
         None => Ok(()),
+    }
+}
+
+/// Record a finished tune in the history; a history that cannot be written is a warning (the
+/// tune itself is done and in its folder).
+fn remember(path: &std::path::Path, out: &std::path::Path) {
+    match crate::tune::warm::record(path, out) {
+        Ok((t, true)) => tracing::info!(
+            "recorded in the history {} as {} ({} measured changes)",
+            path.display(),
+            t.id,
+            t.steps.len()
+        ),
+        Ok((t, false)) => tracing::info!("already in the history {} as {}", path.display(), t.id),
+        Err(e) => tracing::warn!(
+            "this tune could not be recorded in the history: {}",
+            crate::input::clip_message(&format!("{e:#}"))
+        ),
     }
 }
 

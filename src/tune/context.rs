@@ -41,6 +41,8 @@ pub struct Context<'a> {
     /// The smallest relative gain that counts: a change measured within it either way measured
     /// nothing.
     pub min_effect: f64,
+    /// The nearest similar past tunes from the history (a warm start), if any were read.
+    pub past: Option<&'a crate::history::Warm>,
 }
 
 /// Where a tune stands before a turn: what it runs on, the start and the best so far with their
@@ -56,6 +58,8 @@ pub struct Standing<'a> {
     /// The starting configuration's measurement.
     pub baseline: &'a Sample,
     pub history: &'a [Iteration],
+    /// The tune's warm start (journaled with its start).
+    pub past: Option<&'a crate::history::Warm>,
 }
 
 impl<'a> Context<'a> {
@@ -79,6 +83,7 @@ impl<'a> Context<'a> {
             iteration,
             note: None,
             min_effect: settings.min_effect,
+            past: at.past,
         }
     }
 }

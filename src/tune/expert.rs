@@ -2,7 +2,9 @@
 //! weight order, each as one proposal of its suggested values, skipping a hint whose values are
 //! in effect already or were tried and not kept. Deterministic; the fallback when no model and
 //! no endpoint is available, and the baseline a model is measured against: the model reads the
-//! same hints, so "model + hints" against "expert" measures what the model itself adds.
+//! same hints, so "model + hints" against "expert" measures what the model itself adds. With a
+//! warm start from the history, its first proposal is what the nearest similar past tune kept
+//! ([`crate::tune::warm::seed`]).
 
 use anyhow::Result;
 
@@ -43,6 +45,10 @@ impl Proposer for ExpertProposer {
     }
 
     fn propose(&mut self, ctx: &Context, _on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
+        // A warm start: what the nearest similar past tune kept, first.
+        if let Some((why, changes)) = crate::tune::warm::seed(ctx) {
+            return Ok(Proposal::single(Reply::typed(&why, &changes)));
+        }
         let a = advice(ctx).unwrap_or(Advice {
             id: "nothing left",
             why: "every hint that applies was tried".into(),

@@ -6,7 +6,8 @@
 //! from its kept value onwards in the direction the model moved it; after two searched
 //! candidates in a row that were not kept (or four searched turns), the model is asked again,
 //! and sees in its prompt what the search measured. Which turn comes next is decided from the
-//! journal alone, so a resumed tune continues the same way.
+//! journal alone, so a resumed tune continues the same way. With a warm start from the history,
+//! the first candidate is what the nearest similar past tune kept.
 
 use anyhow::Result;
 
@@ -116,6 +117,8 @@ pub struct Hybrid {
     seeds: search::Seeds,
     /// Whose turn the last proposal was (for the journal's proposer name).
     last_searched: bool,
+    /// The last proposal was the history's warm start.
+    last_seeded: bool,
 }
 
 impl Hybrid {
@@ -126,6 +129,7 @@ impl Hybrid {
             seed,
             seeds: search::Seeds::default(),
             last_searched: false,
+            last_seeded: false,
         }
     }
 
@@ -147,7 +151,9 @@ impl Hybrid {
 
 impl Proposer for Hybrid {
     fn name(&self) -> String {
-        if self.last_searched {
+        if self.last_seeded {
+            "history".to_string()
+        } else if self.last_searched {
             format!("search:{}", self.method.name())
         } else {
             self.model.name()
@@ -171,6 +177,13 @@ impl Proposer for Hybrid {
 
     fn propose(&mut self, ctx: &Context, on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
         self.last_searched = false;
+        self.last_seeded = false;
+        // A warm start: the nearest similar past tune's kept changes first; once kept, the
+        // search refines them as it refines the model's.
+        if let Some((why, changes)) = crate::tune::warm::seed(ctx) {
+            self.last_seeded = true;
+            return Ok(Proposal::single(Reply::typed(&why, &changes)));
+        }
         if let Turn::Search(space) = next_turn(ctx)
             && let Some(p) = self.search(ctx, &space)
         {

@@ -344,6 +344,10 @@ pub enum Record {
         proposer: String,
         /// Why this proposer (backend selection), in one line.
         proposer_reason: String,
+        /// The warm start: the nearest similar past tunes read from the history (None: no
+        /// history was read, `--no-history`, or a journal from before the history).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        past: Option<crate::history::Warm>,
     },
     Iteration(Box<Iteration>),
     /// The run was stopped by a signal (Ctrl-C, SIGTERM) after this many whole iterations;
@@ -611,6 +615,7 @@ mod tests {
             baseline: Sample::default(),
             proposer: "expert".into(),
             proposer_reason: String::new(),
+            past: None,
         };
         append(dir.path(), &start).unwrap();
         assert_eq!(load(dir.path()).unwrap().len(), 1);

@@ -20,6 +20,7 @@ pub mod proposer;
 pub mod refine;
 pub mod report;
 pub mod search;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -71,6 +72,9 @@ pub struct Tuner<'a> {
     /// A measurement of the starting configuration to use instead of measuring it (compare
     /// mode shares one per workload); it must be of the same configuration and workload.
     pub baseline: Option<Sample>,
+    /// The history's past tunes, to start warm from the nearest similar ones (None: a cold
+    /// start, as `--no-history` and `compare` ask).
+    pub past: Option<&'a crate::history::Past>,
 }
 
 /// Measure a configuration `repeats` times on the tuner's engine (compare mode's shared
@@ -108,6 +112,8 @@ struct State {
     /// Every configuration measured so far (the start included), as [`fingerprint`]s: none is
     /// benchmarked twice.
     measured: Vec<String>,
+    /// The warm start (from the start record).
+    past: Option<crate::history::Warm>,
 }
 
 /// A candidate measured against the best: both samples, the rounds, why it was stopped early
@@ -323,10 +329,33 @@ impl Tuner<'_> {
             baseline: baseline.clone(),
             proposer: proposer.name(),
             proposer_reason: self.proposer_reason.clone(),
+            past: self.past.map(|p| {
+                p.warm(
+                    &facts,
+                    &self.settings.workload,
+                    self.settings.goal.objective.name(),
+                    &base,
+                    catalog,
+                )
+            }),
         };
         journal::append(&self.out, &start)?;
+        if let Record::Start { past: Some(w), .. } = &start {
+            match w.neighbours.first() {
+                Some(n) => tracing::info!(
+                    "history: {} past tune(s), {} similar; the nearest: {} ({})",
+                    w.considered,
+                    w.neighbours.len(),
+                    crate::input::clip(&n.workload),
+                    n.similarity.describe()
+                ),
+                None => tracing::info!(
+                    "history: {} past tune(s), none similar: a cold start",
+                    w.considered
+                ),
+            }
+        }
         let state = State {
-            start,
             catalog,
             facts,
             best: base.clone(),
@@ -337,6 +366,11 @@ impl Tuner<'_> {
             elapsed_before: 0.0,
             schema: self.settings.schema(),
             measured: vec![String::new()],
+            past: match &start {
+                Record::Start { past, .. } => past.clone(),
+                _ => None,
+            },
+            start,
         };
         self.run_noting_stops(state, proposer)
     }
@@ -364,6 +398,10 @@ impl Tuner<'_> {
         let catalog = crate::options::catalog()?;
         let base = Config::new(crate::runfolder::read_options(&self.out.join(BASE_FILE))?);
         let mut state = State {
+            past: match &start {
+                Record::Start { past, .. } => past.clone(),
+                _ => None,
+            },
             start,
             measured: vec![String::new()],
             catalog,
@@ -406,6 +444,7 @@ impl Tuner<'_> {
             best_sample: &st.best_sample,
             baseline: &st.baseline,
             history: &st.history,
+            past: st.past.as_ref(),
         };
         Context::new(&self.settings, &at, iteration)
     }

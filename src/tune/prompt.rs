@@ -202,6 +202,24 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
             keys
         }
     };
+    // What the nearest similar past tune kept is offered too (first), so a model can take it.
+    let mut keys = keys;
+    if let Some(n) = ctx.past.and_then(|w| w.neighbours.first()) {
+        for (k, v) in n.best.iter().rev() {
+            let (Some(&p), Some(e)) = (
+                proposable.iter().find(|p| **p == k.as_str()),
+                ctx.catalog.get(k),
+            ) else {
+                continue;
+            };
+            if let Some(v) = value_of(&e.spec.ty, v) {
+                suggested.entry(p).or_default().insert(0, v);
+            }
+            if !keys.contains(&p) {
+                keys.insert(0, p);
+            }
+        }
+    }
     let done = exhausted(ctx.history);
     let dead = dead_directions(ctx.history, ctx.catalog, ctx.min_effect);
     keys.into_iter()
@@ -296,7 +314,7 @@ pub fn dead_directions(
 }
 
 /// A value as journaled (RocksDB's spelling) back to a typed value.
-fn value_of(ty: &OptionType, text: &str) -> Option<Value> {
+pub fn value_of(ty: &OptionType, text: &str) -> Option<Value> {
     Some(match ty {
         OptionType::Bool => Value::Bool(text.parse().ok()?),
         OptionType::Int { .. } | OptionType::Size { .. } => Value::Int(text.parse().ok()?),
@@ -492,6 +510,16 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
             t.push_str(&format!("- {x}\n"));
         }
     }
+    if let Some(w) = ctx.past {
+        let lines = crate::history::similar::prompt_lines(w);
+        if !lines.is_empty() {
+            t.push_str("Past tunes on a similar machine and workload (from the history):\n");
+            for l in lines {
+                t.push_str(&l);
+                t.push('\n');
+            }
+        }
+    }
     if level == HintLevel::Knowledge {
         // Only hints whose options can still be changed (a direction that measured nothing is
         // no longer offered, and its hint no longer shown).
@@ -589,6 +617,7 @@ mod tests {
             iteration: 2,
             note: None,
             min_effect: 0.03,
+            past: None,
         };
         let filter = |c: &Context| -> Vec<String> {
             offers(c, HintLevel::Knowledge, Turn::default())
@@ -625,6 +654,127 @@ mod tests {
             !text.contains("skips files that cannot hold the key"),
             "{text}"
         );
+    }
+
+    /// A warm start: the nearest similar past tune's results are in the prompt, what it kept
+    /// is offered (an option the hints do not name included), and it is the first candidate
+    /// of the expert, the search and the hybrid; once the tune has measured something it is
+    /// not proposed again.
+    #[test]
+    fn a_warm_start_is_shown_offered_and_tried_first() {
+        use crate::history::{Neighbour, Outcome, Similarity, Step, Warm};
+        let catalog = crate::options::catalog().unwrap();
+        let base = crate::options::default_config().unwrap();
+        let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
+        (w.num, w.value_size) = (300_000, 400);
+        let goal = crate::tune::objective::Goal::default();
+        let schema = crate::grammar::schema::SchemaOptions::default();
+        let warm = Warm {
+            store: "h.sqlite".into(),
+            considered: 2,
+            neighbours: vec![Neighbour {
+                id: "abc".into(),
+                workload: "readrandom".into(),
+                recorded: 0,
+                similarity: Similarity {
+                    distance: 0.0,
+                    machine: 0.0,
+                    workload: 0.0,
+                    differences: vec![],
+                },
+                outcome: Some(Outcome {
+                    effect: 1.5,
+                    low: 0.9,
+                    high: 2.2,
+                    kept_start: false,
+                }),
+                best: BTreeMap::from([
+                    ("table.block_size".into(), "8192".into()),
+                    ("table.filter_bits_per_key".into(), "10".into()),
+                ]),
+                steps: vec![Step {
+                    iteration: 2,
+                    proposer: "expert".into(),
+                    changes: BTreeMap::from([("max_background_jobs".into(), "8".into())]),
+                    from: BTreeMap::new(),
+                    kept: false,
+                    effect: -0.01,
+                    low: -0.05,
+                    high: 0.03,
+                }],
+            }],
+            warnings: vec![],
+        };
+        let ctx = Context {
+            goal: &goal,
+            catalog,
+            facts: &facts,
+            workload: &w,
+            base: &base,
+            best: &base,
+            best_diagnostics: None,
+            best_ops: 1.0,
+            best_p50_us: None,
+            best_p99_us: None,
+            baseline_ops: 1.0,
+            history: &[],
+            memory_budget: 4 << 30,
+            schema: &schema,
+            iteration: 1,
+            note: None,
+            min_effect: 0.03,
+            past: Some(&warm),
+        };
+        let offered = offers(&ctx, HintLevel::Knowledge, Turn::default());
+        let text = state(&ctx, HintLevel::Knowledge, &offered, 3);
+        assert!(
+            text.contains("Past tunes on a similar machine and workload (from the history):\n- readrandom (distance 0.00: the same machine class and workload): kept table.block_size=8192, table.filter_bits_per_key=10 → +150% [+90%, +220%] vs its start\n  - not kept there: max_background_jobs=8 -1% [-5%, +3%]"),
+            "{text}"
+        );
+        let block = offered
+            .iter()
+            .find(|o| o.key == "table.block_size")
+            .expect("the past tune's option is offered");
+        assert!(
+            block.values.iter().any(|(s, _)| s == "8 KiB"),
+            "{:?}",
+            block.values
+        );
+        let (why, changes) = crate::tune::warm::seed(&ctx).expect("a seed");
+        assert!(
+            why.starts_with("history: the kept changes of a past tune of readrandom"),
+            "{why}"
+        );
+        let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["table.block_size", "table.filter_bits_per_key"]);
+        let history = [serde_json::from_value::<Iteration>(serde_json::json!({
+            "iteration": 1, "proposer": "history", "prompt": null, "reply": null, "llm": null,
+            "reasoning": "history", "proposed": 2, "invalid": 0, "changes": {},
+            "corrections": [], "candidate_file": null, "best": null, "candidate": null,
+            "comparison": null, "decision": "rejected", "failure": null, "bench_seconds": 1.0,
+            "llm_seconds": 0.0, "elapsed": 1.0, "best_ops": 1.0
+        }))
+        .unwrap()];
+        let later = Context {
+            history: &history,
+            iteration: 2,
+            ..ctx
+        };
+        assert!(crate::tune::warm::seed(&later).is_none());
+        // A similar tune that tried those changes as a whole and dropped them: no seed.
+        let mut dropped = warm.clone();
+        let mut other = dropped.neighbours[0].clone();
+        other.outcome = None;
+        other.steps[0].changes = other.best.clone();
+        dropped.neighbours.insert(0, other);
+        let again = Context {
+            history: &[],
+            iteration: 1,
+            past: Some(&dropped),
+            ..later
+        };
+        assert!(crate::tune::warm::seed(&again).is_none());
     }
 
     const KEYS: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];

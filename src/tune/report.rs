@@ -47,6 +47,9 @@ pub struct Report {
     pub constraints: Vec<(Constraint, Check)>,
     /// How the runs' memory was confined (the baseline's first run), when it was.
     pub confinement: Option<String>,
+    /// The warm start from the history (None: none was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub past: Option<crate::history::Warm>,
 }
 
 /// One metric, start vs tuned, from the final interleaved check.
@@ -163,6 +166,7 @@ pub fn assemble(
         baseline,
         proposer,
         proposer_reason,
+        past,
         ..
     } = start.clone()
     else {
@@ -277,6 +281,7 @@ pub fn assemble(
         metrics,
         constraints,
         confinement: baseline.runs.first().and_then(|m| m.confinement.clone()),
+        past,
     })
 }
 
@@ -353,6 +358,9 @@ fn md_header(m: &mut String, r: &Report) {
         }
     );
     let _ = writeln!(m, "## Machine\n\n```\n{}\n```\n", r.facts.describe());
+    if let Some(w) = &r.past {
+        m.push_str(&crate::history::similar::report_section(w));
+    }
 }
 
 /// The final check, every metric at it, the constraints, and why the tune stopped.

@@ -8,7 +8,7 @@ use crate::common::lsmtune;
 
 fn with_stdin(args: &[&str], input: &str) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+    let mut child = crate::common::command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -374,7 +374,7 @@ fn help_teaches() {
 #[test]
 fn a_reader_that_stops_early_is_not_a_crash() {
     // `lsmtune grammar schema | head -c 0`: the reader closes the pipe before lsmtune writes.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+    let mut child = crate::common::command()
         .args(["grammar", "schema"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,10 +4,6 @@
 
 use crate::common;
 
-use std::process::Command;
-
-use common::BIN;
-
 #[test]
 fn compare_three_proposers_then_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -15,7 +11,7 @@ fn compare_three_proposers_then_resume() {
     let out = dir.path().join("cmp");
     let proposers = format!("local:{},expert,random", model.display());
     let run = || {
-        Command::new(BIN)
+        crate::common::command()
             .args(["compare", "--proposers", &proposers])
             .args([
                 "--workloads",
@@ -158,7 +154,7 @@ fn a_folder_with_a_runs_subfolder_is_not_taken_for_a_compare() {
         std::fs::create_dir_all(out.join(sub)).unwrap();
         std::fs::write(out.join("results.md"), "my results").unwrap();
         std::fs::write(out.join("results.csv"), "my,table").unwrap();
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args([
                 "compare",
                 "--proposers",
@@ -224,7 +220,7 @@ fn workloads_that_share_a_name_are_refused() {
         format!("{},{}", a.display(), b.display()),
         format!("readrandom,{}", props.display()),
     ] {
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args(["compare", "--proposers", "expert", "--workloads", &list])
             .arg("--out")
             .arg(dir.path().join("cmp"))
@@ -251,7 +247,7 @@ fn a_rerun_with_other_settings_is_refused_or_started_over() {
     workload_file(&file, 3000);
     let out = dir.path().join("cmp");
     let run = |extra: &[&str]| {
-        Command::new(BIN)
+        crate::common::command()
             .args(["compare", "--proposers", "expert", "--workloads"])
             .arg(&file)
             .args(["--seeds", "1", "--iterations", "1", "--repeats", "2"])
@@ -314,7 +310,7 @@ fn a_rerun_with_other_settings_is_refused_or_started_over() {
 fn shards_run_their_part_and_merge_into_one_table() {
     let dir = tempfile::tempdir().unwrap();
     let run = |out: &std::path::Path, shard: &str, num: &str, env: &[(&str, &str)]| {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = crate::common::command();
         cmd.args(["compare", "--proposers", "expert,random"])
             .args([
                 "--workloads",
@@ -381,7 +377,7 @@ fn shards_run_their_part_and_merge_into_one_table() {
     );
 
     let merged = dir.path().join("merged");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["compare", "merge", "--json"])
         .arg(&merged)
         .arg(&s0)
@@ -409,7 +405,7 @@ fn shards_run_their_part_and_merge_into_one_table() {
 
     // Refused: a shard missing, a folder that is no shard, a shard of other settings.
     let refused = |args: &[&std::path::Path], want: &str| {
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args(["compare", "merge"])
             .arg(dir.path().join("m2"))
             .args(args)

@@ -2,16 +2,17 @@
 //! with a message naming what is wrong.
 
 use std::path::PathBuf;
-use std::process::Command;
-
-use crate::common::BIN;
 
 fn run_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export/run")
 }
 
 fn export(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).arg("export").args(args).output().unwrap();
+    let out = crate::common::command()
+        .arg("export")
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().expect("exited normally"),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -95,7 +96,7 @@ fn export_bad_inputs_exit_2_naming_them() {
 fn a_tune_exports_what_it_changed_into_its_folder_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--backend", "expert", "--workload", "readrandom"])
         .args(["--num", "5000", "--value-size", "100", "--iterations", "2"])
         .args(["--repeats", "2", "--confirm", "0", "--export", "rust,tikv"])

@@ -390,7 +390,7 @@ fn a_hostile_hub_cannot_write_outside_the_cache_or_take_the_token() {
         "302 Found",
         b"",
     );
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args(["models", "pull", "acme/ok:model.gguf"])
         .env("HF_ENDPOINT", &hub_url)
         .env("HF_HUB_CACHE", root.path().join("hf2"))

@@ -563,7 +563,7 @@ fn bad_gguf_files_are_clear_errors() {
         "not supported",
     ));
     for (what, path, says) in cases {
-        let o = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        let o = crate::common::command()
             .args([
                 "llm",
                 "chat",
@@ -837,7 +837,7 @@ fn hf_token_bytes_match_what_the_tokenizer_decodes() {
 fn chat_bounded(model: &Path) -> (Option<i32>, String) {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lsmtune"));
+    let mut c = crate::common::command();
     c.args([
         "llm",
         "chat",
@@ -1034,7 +1034,7 @@ fn a_workload_name_is_clipped_and_a_forged_turn_changes_nothing_unsafe() {
     )
     .unwrap();
     let propose = |extra: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        let o = crate::common::command()
             .args(["propose", "--no-measure", "--max-tokens", "96", "--model"])
             .arg(&model)
             .arg("--workload")
@@ -1125,7 +1125,7 @@ fn a_crafted_vocabulary_is_one_clear_line_never_the_grammar_engines_state() {
         |i, t, _| *t = format!("[gone{i}]"),
     );
     let propose = |m: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        crate::common::command()
             .args(["propose", "--no-measure", "--n", "1", "--max-tokens", "64"])
             .arg("--model")
             .arg(m)

@@ -11,6 +11,7 @@ mod deploy;
 mod export;
 mod fixtures;
 mod grammar;
+mod history;
 mod hostile_proposals;
 mod hub;
 mod llm;

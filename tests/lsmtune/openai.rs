@@ -355,7 +355,7 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let run = |out: &std::path::Path, extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+        crate::common::command()
             .args([
                 "tune",
                 "--workload",
@@ -422,7 +422,7 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
     // the journal, and no request goes out.
     let asked = s.seen.lock().unwrap().len();
     std::fs::remove_file(out.join("report.md")).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"))
+    let o = crate::common::command()
         .args(["tune", "--resume"])
         .arg(&out)
         .env_remove("OPENAI_BASE_URL")
@@ -459,7 +459,7 @@ fn tune_picks_the_endpoint_when_no_local_model_and_never_stores_the_key() {
 fn tune_at(base_url: &str, key: Option<&str>, out: &std::path::Path) -> std::process::Output {
     let empty = out.with_extension("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lsmtune"));
+    let mut c = crate::common::command();
     c.args(["tune", "--workload", "fillrandom", "--num", "10000"])
         .args(["--value-size", "100", "--repeats", "2", "--confirm", "1"])
         .args(["--iterations", "1", "--backend", "openai"])

@@ -17,7 +17,6 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use lsmtune::llm::Message;
 use lsmtune::llm::files::ModelFiles;
@@ -332,7 +331,7 @@ fn llm_chat_runs_a_gguf_with_nothing_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("model.gguf");
     std::os::unix::fs::symlink(&path, &lone).unwrap();
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args(["llm", "chat", "--model"])
         .arg(&lone)
         .args([
@@ -378,7 +377,7 @@ fn llm_chat_runs_a_real_model_from_an_ollama_store() {
         ]
     });
     std::fs::write(manifests.join("135m"), manifest.to_string()).unwrap();
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args([
             "llm",
             "chat",

@@ -123,6 +123,7 @@ fn the_search_alone_finds_the_optimum_and_resumes_as_it_would_have_gone_on() {
     std::fs::write(part.path().join(journal::FILE), text).unwrap();
     let work = tempfile::tempdir().unwrap();
     let t = Tuner {
+        past: None,
         settings: search_settings(10),
         out: part.path().to_path_buf(),
         engine: &engine,

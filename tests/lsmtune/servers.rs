@@ -9,7 +9,7 @@ use crate::common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -438,7 +438,7 @@ fn an_ollama_refusing_a_schema_format_is_asked_with_json() {
 /// `lsmtune tune` with a tiny workload and one iteration, the given flags and environment.
 fn tune(out: &Path, flags: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = out.parent().unwrap();
-    let mut c = Command::new(common::BIN);
+    let mut c = crate::common::command();
     common::no_model_anywhere(&mut c, &dir.join("empty"));
     c.args([
         "tune",
@@ -574,7 +574,7 @@ fn compare_takes_lmstudio_and_ollama_proposers() {
         ("lmstudio", None, Some(format!("{}/v1", l.url))),
         ("ollama:tiny", Some(o.url.clone()), None),
     ] {
-        let mut c = Command::new(common::BIN);
+        let mut c = crate::common::command();
         c.args([
             "compare",
             "--proposers",

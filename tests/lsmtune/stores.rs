@@ -7,7 +7,6 @@ use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::quantized::gguf_file::{self, Value};
 use lsmtune::llm::hub::Hub;
@@ -259,7 +258,7 @@ fn every_spec_form_resolves_offline_and_bad_ones_say_why() {
 }
 
 fn lsmtune<S: AsRef<std::ffi::OsStr>>(f: &Fake, home: &Path, args: &[S]) -> std::process::Output {
-    Command::new(common::BIN)
+    crate::common::command()
         .args(args)
         .env("HOME", home)
         .env("HF_HUB_CACHE", &f.hf)
@@ -293,7 +292,7 @@ fn llm_chat_answers_from_the_ollama_store_found_by_env_or_home() {
     // OLLAMA_MODELS names the store.
     let empty_home = f.root.join("empty-home");
     std::fs::create_dir_all(&empty_home).unwrap();
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args(chat("ollama:tiny:latest"))
         .env("OLLAMA_MODELS", &f.ollama)
         .env("HOME", &empty_home)
@@ -378,7 +377,7 @@ fn models_list_shows_every_store_with_a_verdict() {
     );
     let home = f.root.join("home-list");
     std::fs::create_dir_all(&home).unwrap();
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args(["models", "list", "--json"])
         .env("OLLAMA_MODELS", &f.ollama)
         .env("LMSTUDIO_MODELS", &f.lmstudio)
@@ -458,7 +457,7 @@ fn models_list_shows_every_store_with_a_verdict() {
     );
 
     // The text form: one table per store, the names as --model takes them.
-    let o = Command::new(common::BIN)
+    let o = crate::common::command()
         .args(["models", "list"])
         .env("OLLAMA_MODELS", &f.ollama)
         .env("LMSTUDIO_MODELS", &f.lmstudio)
@@ -507,7 +506,7 @@ fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores()
     let home = f.root.join("home-auto");
     std::fs::create_dir_all(&home).unwrap();
     let run = |args: &[&str]| {
-        Command::new(common::BIN)
+        crate::common::command()
             .args(args)
             .env("OLLAMA_MODELS", &f.ollama)
             .env("LMSTUDIO_MODELS", &f.lmstudio)

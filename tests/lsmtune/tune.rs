@@ -27,7 +27,7 @@ const SMALL: &[&str] = &[
 ];
 
 fn tune(out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = crate::common::command();
     cmd.arg("tune")
         .args(SMALL)
         .arg("--out")
@@ -61,7 +61,7 @@ fn check_outputs(out: &Path) {
         assert!(out.join(f).is_file(), "{f} missing in {}", out.display());
     }
     // RocksDB's own verdict on the tuned file.
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["options", "validate"])
         .arg(out.join("OPTIONS-tuned.ini"))
         .output()
@@ -195,7 +195,7 @@ fn the_tiny_local_model_tunes_under_the_grammar() {
 fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut child = Command::new(BIN)
+    let mut child = crate::common::command()
         .arg("tune")
         .args(SMALL)
         .args([
@@ -241,7 +241,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     assert!(done_before < 5, "{done_before} iterations before the kill");
     assert!(!before.contains("\"record\":\"end\""));
 
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--quiet", "--resume"])
         .arg(&out)
         .output()
@@ -265,7 +265,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     ));
     check_outputs(&out);
     // Resuming a finished run changes nothing.
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--quiet", "--resume"])
         .arg(&out)
         .output()
@@ -340,6 +340,7 @@ fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine();
     let tuner = Tuner {
+        past: None,
         settings: tuner_settings(2),
         out: dir.path().join("run"),
         engine: &engine,
@@ -364,6 +365,7 @@ fn a_failing_proposer_hands_over_to_the_fallback_and_says_so() {
     // Without a fallback the failure is recorded and the loop goes on (no panic, no abort).
     let dir = tempfile::tempdir().unwrap();
     let tuner = Tuner {
+        past: None,
         out: dir.path().join("run"),
         ..tuner
     };
@@ -409,7 +411,7 @@ fn a_run_folder_in_use_is_refused_and_names_its_holder() {
     common::assert_ok(&o);
     let before = std::fs::read(out.join(journal::FILE)).unwrap();
     let _held = lsmtune::tune::lock::RunLock::acquire(&out).unwrap();
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--quiet", "--resume"])
         .arg(&out)
         .output()
@@ -538,7 +540,7 @@ fn spawn_tune_until_a_worker_runs(
     journaled: bool,
 ) -> std::process::Child {
     assert_eq!(SMALL[0], "--num", "SMALL's first pair is replaced below");
-    let mut child = Command::new(BIN)
+    let mut child = crate::common::command()
         .arg("tune")
         .args(&SMALL[2..]) // all but its --num
         .args(["--workload", "fillrandom", "--backend", "random"])
@@ -609,7 +611,7 @@ fn a_signal_stops_a_tune_cleanly_and_it_resumes() {
             recs.last()
         );
         if sig == libc::SIGINT {
-            let o = Command::new(BIN)
+            let o = crate::common::command()
                 .args(["tune", "--quiet", "--resume"])
                 .arg(&out)
                 .output()
@@ -683,7 +685,7 @@ fn a_killed_tune_takes_its_worker_along_and_leftovers_are_swept() {
     std::fs::create_dir_all(validation.join("db")).unwrap();
     std::fs::write(validation.join("owner"), format!("{dead_pid} 1\n")).unwrap();
     // The next run in that work folder, whatever it is, sweeps.
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args([
             "bench",
             "--workload",
@@ -731,7 +733,7 @@ fn a_tune_beside_a_cpu_hog_still_keeps_the_filter() {
         .args(["-c", "while :; do :; done"])
         .spawn()
         .unwrap());
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--backend", "expert", "--workload", "readrandom"])
         .args(["--num", "50000", "--value-size", "100", "--iterations", "1"])
         .args(["--repeats", "3", "--confirm", "2", "--max-rounds", "10"])
@@ -779,7 +781,7 @@ fn a_foreign_out_folder_is_refused_unless_forced() {
         "my own notes"
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args([
             "compare",
             "--proposers",
@@ -832,7 +834,7 @@ fn links_inside_an_out_folder_are_never_followed() {
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "my notes");
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args([
                 "compare",
                 "--proposers",
@@ -888,7 +890,7 @@ fn resume_refuses_an_edited_journal() {
     let resume = |lines: &[serde_json::Value]| {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(out.join(journal::FILE), text).unwrap();
-        Command::new(BIN)
+        crate::common::command()
             .args(["tune", "--resume"])
             .arg(&out)
             .env("HF_HUB_OFFLINE", "1")

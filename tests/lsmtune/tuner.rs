@@ -165,6 +165,7 @@ pub(crate) fn run(
 ) -> Vec<Iteration> {
     let work = tempfile::tempdir().unwrap();
     let t = Tuner {
+        past: None,
         settings: s,
         out: out.to_path_buf(),
         engine,
@@ -591,6 +592,7 @@ fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
     for cut in cuts {
         std::fs::write(&path, &full[..cut]).unwrap();
         let t = Tuner {
+            past: None,
             settings: settings(Kind::ReadRandom, 2, false),
             out: dir.path().to_path_buf(),
             engine: &engine,

@@ -3,16 +3,12 @@
 
 use crate::common;
 
-use std::process::Command;
-
-use common::BIN;
-
 /// An OPTIONS file from the defaults with `proposal` (`key=value` lines) applied.
 fn options_file(dir: &std::path::Path, name: &str, proposal: &str) -> std::path::PathBuf {
     let text = dir.join(format!("{name}.txt"));
     std::fs::write(&text, proposal).unwrap();
     let file = dir.join(format!("OPTIONS-{name}.ini"));
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["options", "calibrate", "--out"])
         .arg(&file)
         .arg(&text)
@@ -31,7 +27,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let base = options_file(dir.path(), "small-memtables", "write_buffer_size=1MB\n");
-    let mut cmd = Command::new(BIN);
+    let mut cmd = crate::common::command();
     cmd.args([
         "tune",
         "--workload",
@@ -78,7 +74,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
         // and in `verify --run` (the mechanics are covered by the test below either way).
         assert!(said.contains("verify at scale: skipped"), "{said}");
         assert!(!out.join("verify.json").exists());
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args(["verify", "--run"])
             .arg(&out)
             .output()
@@ -126,7 +122,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
     );
 
     // verify --run reads the same folder: its workload scaled, its check to compare with.
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args([
             "verify", "--scale", "1.5x", "--rounds", "2", "--json", "--run",
         ])
@@ -143,7 +139,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
     assert!(err.contains("at scale, tuned vs start"), "{err}");
 
     // Flags that would change the tune's workload are refused with --run.
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["verify", "--num", "5", "--run"])
         .arg(&out)
         .output()
@@ -162,7 +158,7 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
 fn verify_measures_two_files_side_by_side_at_scale() {
     let dir = tempfile::tempdir().unwrap();
     let tuned = options_file(dir.path(), "filter", "table.filter_bits_per_key=10\n");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args([
             "verify",
             "--tuned",
@@ -241,7 +237,7 @@ fn what_verify_cannot_verify_is_a_clear_error() {
         ),
     ];
     for (args, want) in cases {
-        let o = Command::new(BIN).args(&args).output().unwrap();
+        let o = crate::common::command().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: wanted `{want}` in: {err}");

@@ -13,7 +13,7 @@ use lsmtune::bench::{
 };
 use lsmtune::options::rocks;
 
-use crate::common::{BIN, assert_ok, db_bench, inprocess};
+use crate::common::{assert_ok, db_bench, inprocess};
 
 /// `( Gets:N Puts:M Seek:K, ...` from db_bench's mixgraph report.
 fn mixgraph_counts(out: &str) -> (u64, u64, u64) {
@@ -87,7 +87,7 @@ fn a_trace_rocksdb_wrote_is_read_query_for_query_and_replayed() {
 
     // The CLI says the same and writes a workload file that loads.
     let toml = dir.path().join("mix.toml");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["workload", "analyze"])
         .arg(&file)
         .arg("--out")
@@ -196,7 +196,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     assert_eq!((ops.get, ops.put), (3000.0, 5000.0));
 
     let out = dir.path().join("mine.toml");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["workload", "from-db"])
         .arg(&path)
         .arg("--out")
@@ -214,7 +214,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     // A tune starts from the database's own newest OPTIONS file, and still changes nothing; it
     // announces the workload file by its name.
     let out = dir.path().join("tuned");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["tune", "--backend", "expert", "--workload"])
         .arg(&workload)
         .args(["--num", "2000"])
@@ -250,7 +250,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     let calibrated = dir.path().join("calibrated.ini");
     let proposal = dir.path().join("proposal.txt");
     std::fs::write(&proposal, "max_background_jobs=4\n").unwrap();
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["options", "calibrate"])
         .arg(&proposal)
         .arg("--base")
@@ -262,7 +262,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
     assert_ok(&o);
     let text = std::fs::read_to_string(&calibrated).unwrap();
     assert!(text.contains("max_write_buffer_number=5"), "{text}");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args([
             "bench",
             "--workload",
@@ -281,7 +281,7 @@ fn a_live_database_is_characterized_without_a_byte_changing() {
 
     // Not a database: a clear error and exit 2.
     for bad in [dir.path().to_path_buf(), dir.path().join("missing")] {
-        let o = Command::new(BIN)
+        let o = crate::common::command()
             .args(["workload", "from-db"])
             .arg(&bad)
             .output()
@@ -387,7 +387,7 @@ fn a_cut_trace_or_a_bad_file_is_named_with_exit_2() {
             "keys.theta",
         ),
     ] {
-        let o = Command::new(BIN).args(&args).output().unwrap();
+        let o = crate::common::command().args(&args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(want) && !err.contains("panicked"), "{err}");
@@ -496,7 +496,7 @@ fn an_output_that_is_the_input_is_refused() {
         ),
     ];
     for (args, want) in cases {
-        let o = Command::new(BIN).args(&args).output().unwrap();
+        let o = crate::common::command().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
@@ -514,7 +514,7 @@ fn an_output_that_is_the_input_is_refused() {
 
 /// `workload check --json FILE`'s workload (exit 0 required).
 fn checked(file: &Path) -> serde_json::Value {
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["workload", "check", "--json"])
         .arg(file)
         .output()
@@ -547,7 +547,7 @@ fn generated_workload_files_are_escaped_and_read_back() {
     );
     std::fs::write(db.join("LOG"), log).unwrap();
     let out = dir.path().join("from-db.toml");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["workload", "from-db"])
         .arg(&db)
         .arg("--out")
@@ -585,7 +585,7 @@ fn generated_workload_files_are_escaped_and_read_back() {
     rec(4, &get);
     std::fs::write(&t, &bytes).unwrap();
     let out = dir.path().join("analyzed.toml");
-    let o = Command::new(BIN)
+    let o = crate::common::command()
         .args(["workload", "analyze"])
         .arg(&t)
         .arg("--out")

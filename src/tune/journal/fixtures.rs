@@ -70,6 +70,7 @@ pub fn start(settings: Settings, proposer: &str, baseline: f64) -> Record {
         baseline: sample(baseline),
         proposer: proposer.into(),
         proposer_reason: "a test".into(),
+        past: None,
     }
 }
 

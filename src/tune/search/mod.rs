@@ -178,6 +178,11 @@ impl Proposer for SearchProposer {
     }
 
     fn propose(&mut self, ctx: &Context, _on_text: &mut dyn FnMut(&str)) -> Result<Proposal> {
+        // A warm start: the nearest similar past tune's kept changes are the first candidate;
+        // measured, they are an observation like any other.
+        if let Some((why, changes)) = crate::tune::warm::seed(ctx) {
+            return Ok(Proposal::single(Reply::typed(&why, &changes)));
+        }
         let space = Self::space(ctx);
         let seed = self.seeds.next(self.seed, ctx.iteration);
         let (why, changes) = match suggest(ctx, &space, self.method, seed) {

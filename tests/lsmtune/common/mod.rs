@@ -13,11 +13,20 @@ pub const NOTHING_LISTENS: &str = "127.0.0.1:9";
 
 /// Run the binary with `args` (standard input empty).
 pub fn lsmtune(args: &[&str]) -> Output {
-    Command::new(BIN)
+    command()
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("the binary runs")
+}
+
+/// The binary under test, with the history of past tunes turned off (`LSMTUNE_HISTORY=off`):
+/// a test's tune must not start warm from another test's, nor write into the user's history.
+/// The history's own tests name a history of their own with `--history`.
+pub fn command() -> Command {
+    let mut c = Command::new(BIN);
+    c.env("LSMTUNE_HISTORY", "off");
+    c
 }
 
 /// Limits for workers in tests: two minutes, 4 GiB, no cage, the page cache kept.
