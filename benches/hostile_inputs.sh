@@ -17,6 +17,8 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
 export LSMTUNE_MODELS_DIR="$work/no-models" HF_HUB_CACHE="$work/hf" HF_HUB_OFFLINE=0
+# The tunes here record into a history of the script's own, never the user's.
+export LSMTUNE_HISTORY="$work/history.sqlite"
 unset OPENAI_BASE_URL OPENAI_API_KEY RUST_LOG
 small=(--num 3000 --value-size 100 --repeats 2 --confirm 1 --work-dir "$work")
 fails=0
@@ -520,6 +522,26 @@ check "compare: a shard index past the count" 2 "not below the count" -- \
   "$bin" compare --shard 2/2 --out "$work/sh"
 check "compare: --shard auto outside Slurm and Kubernetes" 2 "neither SLURM_ARRAY_TASK_ID" -- \
   env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX "$bin" compare --shard auto --out "$work/sh"
+
+echo "== history"
+check "history: the tunes above were recorded" 0 "readrandom" -- "$bin" history list
+check "history show: an id no tune has" 2 "no tune's id starts with" -- "$bin" history show ffffffffff
+check "history import: a file of something else" 2 "line 1: not a tune lsmtune exported" -- \
+  "$bin" history import "$work/junk.ini"
+check "history import: a file that is not there" 2 "cannot read" -- \
+  "$bin" history import "$work/nothing.jsonl"
+check "history: a folder as the history file" 2 "is a folder" -- \
+  "$bin" history list --history "$work/adir"
+check "history: a file that is not a history" 2 "not an lsmtune history" -- \
+  "$bin" history list --history "$work/junk.ini"
+that "... and the file is left as it was" grep -q "this is not an options file" "$work/junk.ini"
+check "history: turned off" 2 "turned off" -- env LSMTUNE_HISTORY=off "$bin" history list
+check "history add: a folder that is no tune" 2 "journal" -- "$bin" history add "$work"
+check "history export: over the history itself" 2 "is the history itself" -- \
+  "$bin" history export --out "$work/history.sqlite"
+check "tune: a corrupt history is a warning, the tune goes on" 0 "could not be read, so this tune starts cold" -- \
+  "$bin" tune --backend expert --workload readrandom --iterations 1 "${small[@]}" \
+  --out "$work/cold" --history "$work/junk.ini"
 
 echo
 if [ "$fails" -gt 0 ]; then echo "$fails case(s) failed"; exit 1; fi
