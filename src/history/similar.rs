@@ -231,10 +231,23 @@ pub(crate) fn pct(x: f64) -> String {
     format!("{:+.0}%", x * 100.0)
 }
 
+/// `key=value` with sizes and fractions as the prompt shows them elsewhere (`256 MiB`, `10`).
 fn listed(changes: &BTreeMap<String, String>) -> String {
+    use crate::options::value::{OptionType, Value, show};
+    let catalog = crate::options::catalog().ok();
     changes
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| {
+            let typed = catalog.and_then(|c| c.get(k)).and_then(|e| {
+                let value = match e.spec.ty {
+                    OptionType::Size { .. } | OptionType::Int { .. } => Value::Int(v.parse().ok()?),
+                    OptionType::Double { .. } => Value::Double(v.parse().ok()?),
+                    _ => return None,
+                };
+                Some(show(&e.spec.ty, &value))
+            });
+            format!("{k}={}", typed.as_deref().unwrap_or(v))
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

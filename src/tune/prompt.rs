@@ -729,7 +729,7 @@ mod tests {
         let offered = offers(&ctx, HintLevel::Knowledge, Turn::default());
         let text = state(&ctx, HintLevel::Knowledge, &offered, 3);
         assert!(
-            text.contains("Past tunes on a similar machine and workload (from the history):\n- readrandom (distance 0.00: the same machine class and workload): kept table.block_size=8192, table.filter_bits_per_key=10 → +150% [+90%, +220%] vs its start\n  - not kept there: max_background_jobs=8 -1% [-5%, +3%]"),
+            text.contains("Past tunes on a similar machine and workload (from the history):\n- readrandom (distance 0.00: the same machine class and workload): kept table.block_size=8 KiB, table.filter_bits_per_key=10 → +150% [+90%, +220%] vs its start\n  - not kept there: max_background_jobs=8 -1% [-5%, +3%]"),
             "{text}"
         );
         let block = offered
