@@ -561,6 +561,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<()> {
         {
             remember(&path, &out);
         }
+        reappend_sections(&out, &args.export)?;
         return show(&args, &settings, &out, done);
     }
     let (engine, live_ops) = args.run.engine()?;
@@ -729,16 +730,51 @@ fn export_into(out: &std::path::Path, formats: &[crate::export::Format]) -> Resu
         let r = crate::export::export(&inputs, f, None)?;
         let path = out.join(crate::export::run_file_name(f));
         crate::runfolder::write(&path, r.text.as_bytes())?;
-        report.push_str(&format!(
-            "\n## Export: {}\n\n`{}`:\n\n```\n{}```\n",
-            f.name(),
-            crate::export::run_file_name(f),
-            r.text
-        ));
+        report.push_str(&export_section(f, &r.text));
         written.push(path);
     }
     crate::runfolder::append(&out.join("report.md"), report.as_bytes())?;
     Ok(written)
+}
+
+/// report.md's section for one export.
+fn export_section(f: crate::export::Format, text: &str) -> String {
+    format!(
+        "\n## Export: {}\n\n`{}`:\n\n```\n{text}```\n",
+        f.name(),
+        crate::export::run_file_name(f)
+    )
+}
+
+/// `--resume` of a finished tune rewrites report.md from the journal; the sections the tune
+/// appended after it finished (its exports, its verification at scale) are appended again from
+/// the files they left (export.EXT, verify.json), in the order the tune wrote them. Formats
+/// `--export` asks for again are left to it.
+fn reappend_sections(out: &std::path::Path, exporting: &[crate::export::Format]) -> Result<()> {
+    let mut report = String::new();
+    for f in crate::export::Format::ALL {
+        if exporting.contains(&f) {
+            continue;
+        }
+        if let Some(bytes) =
+            crate::runfolder::read_if_exists(&out.join(crate::export::run_file_name(f)))?
+        {
+            report.push_str(&export_section(f, &String::from_utf8_lossy(&bytes)));
+        }
+    }
+    if let Some(bytes) = crate::runfolder::read_if_exists(&out.join("verify.json"))? {
+        match serde_json::from_slice::<crate::verify::Verification>(&bytes) {
+            Ok(v) => report.push_str(&crate::verify::markdown(&v)),
+            Err(e) => tracing::warn!(
+                "{}: not a verification lsmtune wrote ({e}); its section is left out of report.md",
+                out.join("verify.json").display()
+            ),
+        }
+    }
+    if !report.is_empty() {
+        crate::runfolder::append(&out.join("report.md"), report.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// What a finished tune prints: why it stopped, the final check, the changes and the files.

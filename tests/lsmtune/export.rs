@@ -124,4 +124,21 @@ fn a_tune_exports_what_it_changed_into_its_folder_and_report() {
             "{report}"
         );
     }
+    // Resuming the finished tune rewrites report.md from the journal and keeps the sections,
+    // once each; a format asked for again is exported again, not appended twice.
+    let o = crate::common::command()
+        .args(["tune", "--resume"])
+        .arg(&out)
+        .args(["--export", "tikv"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let again = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for format in ["rust", "tikv"] {
+        assert_eq!(
+            again.matches(&format!("## Export: {format}")).count(),
+            1,
+            "{again}"
+        );
+    }
 }

@@ -120,6 +120,19 @@ fn a_tune_verifies_its_gain_at_scale_and_verify_reads_its_folder() {
         said.contains("verifying at scale") && said.contains("verify.json"),
         "{said}"
     );
+    // Resuming the finished tune rewrites report.md from the journal and keeps the section.
+    let o = crate::common::command()
+        .args(["tune", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    common::assert_ok(&o);
+    let again = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert_eq!(again.matches("## At scale").count(), 1, "{again}");
+    assert!(
+        again.ends_with(&md[md.find("## At scale").unwrap()..]),
+        "{again}"
+    );
 
     // verify --run reads the same folder: its workload scaled, its check to compare with.
     let o = crate::common::command()
