@@ -188,6 +188,54 @@ fn the_hybrid_searches_what_the_model_kept_then_asks_the_model_again() {
     );
 }
 
+/// The hybrid whose model keeps nothing: after two model turns the search takes the turns over
+/// the workload's whole space (not only what the model kept, which is nothing) and finds what
+/// the model missed; once something is kept, it refines that as usual.
+#[test]
+fn the_hybrid_searches_the_whole_space_when_the_model_keeps_nothing() {
+    let jobs = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
+    let more = r#"{"reasoning": "more jobs", "changes": [{"max_background_jobs": 6}]}"#;
+    let model = Scripted {
+        calls: vec![vec![jobs], vec![more]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let its = run(search_settings(8), &engine, &mut hybrid, dir.path());
+    let who = names(&its);
+    assert!(
+        its[..2]
+            .iter()
+            .all(|i| i.proposer == "scripted" && i.decision != Decision::Accepted),
+        "{who:?}"
+    );
+    assert_eq!(its[2].proposer, "search:tpe", "{who:?}");
+    assert!(
+        its[2]
+            .reasoning
+            .as_deref()
+            .unwrap_or("")
+            .contains("the model's turns kept nothing"),
+        "{:?}",
+        its[2].reasoning
+    );
+    // Over the whole space: options the model never named.
+    assert!(
+        its[2].changes.keys().any(|k| k != "max_background_jobs"),
+        "{:?}",
+        its[2].changes
+    );
+    assert!(
+        its[2..]
+            .iter()
+            .any(|i| i.proposer == "search:tpe" && i.decision == Decision::Accepted),
+        "the search found nothing the fake engine rewards: {who:?}"
+    );
+    assert!(final_gain(dir.path()) > 1.0, "{who:?}");
+}
+
 fn names(its: &[Iteration]) -> Vec<String> {
     its.iter()
         .map(|i| format!("{}:{:?}", i.proposer, i.decision))
