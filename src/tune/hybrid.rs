@@ -87,6 +87,14 @@ pub fn kept_space(ctx: &Context) -> Space {
 /// The next turn after `history`: search while searching pays, the model otherwise.
 pub fn next_turn(ctx: &Context) -> Turn {
     let space = kept_space(ctx);
+    let nothing_kept = ctx
+        .history
+        .iter()
+        .all(|it| it.decision != Decision::Accepted);
+    if space.is_empty() && !nothing_kept {
+        // Only a switch or a choice was kept (no value to search): the model goes on.
+        return Turn::Model;
+    }
     if space.is_empty() {
         // Nothing kept: the model's turns first; after MODEL_MISSES of them, the search over
         // the workload's whole space, SEARCH_STREAK turns at a time, then the model again.
