@@ -233,19 +233,14 @@ pub(crate) fn pct(x: f64) -> String {
 
 /// `key=value` with sizes and fractions as the prompt shows them elsewhere (`256 MiB`, `10`).
 fn listed(changes: &BTreeMap<String, String>) -> String {
-    use crate::options::value::{OptionType, Value, show};
+    use crate::options::value::{show, value_of};
     let catalog = crate::options::catalog().ok();
     changes
         .iter()
         .map(|(k, v)| {
-            let typed = catalog.and_then(|c| c.get(k)).and_then(|e| {
-                let value = match e.spec.ty {
-                    OptionType::Size { .. } | OptionType::Int { .. } => Value::Int(v.parse().ok()?),
-                    OptionType::Double { .. } => Value::Double(v.parse().ok()?),
-                    _ => return None,
-                };
-                Some(show(&e.spec.ty, &value))
-            });
+            let typed = catalog
+                .and_then(|c| c.get(k))
+                .and_then(|e| value_of(&e.spec.ty, v).map(|x| show(&e.spec.ty, &x)));
             format!("{k}={}", typed.as_deref().unwrap_or(v))
         })
         .collect::<Vec<_>>()

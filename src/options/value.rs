@@ -151,6 +151,16 @@ pub fn show(ty: &OptionType, v: &Value) -> String {
     }
 }
 
+/// A value as journaled (RocksDB's spelling) back to a typed value.
+pub fn value_of(ty: &OptionType, text: &str) -> Option<Value> {
+    Some(match ty {
+        OptionType::Bool => Value::Bool(text.parse().ok()?),
+        OptionType::Int { .. } | OptionType::Size { .. } => Value::Int(text.parse().ok()?),
+        OptionType::Double { .. } => Value::Double(text.parse().ok()?),
+        OptionType::Enum { .. } => Value::Str(text.to_string()),
+    })
+}
+
 /// A value in a correction: exactly RocksDB's spelling, with sizes of 1 KiB and up also in
 /// binary units (`134217728 (128 MiB)`).
 pub fn show_exact(ty: &OptionType, v: &Value) -> String {

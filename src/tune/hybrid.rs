@@ -105,11 +105,14 @@ pub fn next_turn(ctx: &Context) -> Turn {
             .rev()
             .take_while(|it| searched(it))
             .count();
+        if model_turns < MODEL_MISSES || streak >= SEARCH_STREAK {
+            return Turn::Model;
+        }
         let whole = search::SearchProposer::space(ctx);
-        return if model_turns >= MODEL_MISSES && streak < SEARCH_STREAK && !whole.is_empty() {
-            Turn::Explore(whole)
-        } else {
+        return if whole.is_empty() {
             Turn::Model
+        } else {
+            Turn::Explore(whole)
         };
     }
     let tail: Vec<&Iteration> = ctx

@@ -212,7 +212,7 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
             ) else {
                 continue;
             };
-            if let Some(v) = value_of(&e.spec.ty, v) {
+            if let Some(v) = crate::options::value::value_of(&e.spec.ty, v) {
                 suggested.entry(p).or_default().insert(0, v);
             }
             if !keys.contains(&p) {
@@ -230,7 +230,7 @@ pub fn offers(ctx: &Context, level: HintLevel, turn: Turn) -> Vec<Offer> {
                 .get(key)
                 .map(|vals| {
                     vals.iter()
-                        .filter_map(|v| value_of(&e.spec.ty, v))
+                        .filter_map(|v| crate::options::value::value_of(&e.spec.ty, v))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -296,9 +296,9 @@ pub fn dead_directions(
             let (Some(from), Some(to)) = (
                 it.changes_from
                     .get(k)
-                    .and_then(|f| value_of(&e.spec.ty, f))
+                    .and_then(|f| crate::options::value::value_of(&e.spec.ty, f))
                     .and_then(|v| v.as_f64()),
-                value_of(&e.spec.ty, to).and_then(|v| v.as_f64()),
+                crate::options::value::value_of(&e.spec.ty, to).and_then(|v| v.as_f64()),
             ) else {
                 continue;
             };
@@ -311,16 +311,6 @@ pub fn dead_directions(
         }
     }
     out
-}
-
-/// A value as journaled (RocksDB's spelling) back to a typed value.
-pub fn value_of(ty: &OptionType, text: &str) -> Option<Value> {
-    Some(match ty {
-        OptionType::Bool => Value::Bool(text.parse().ok()?),
-        OptionType::Int { .. } | OptionType::Size { .. } => Value::Int(text.parse().ok()?),
-        OptionType::Double { .. } => Value::Double(text.parse().ok()?),
-        OptionType::Enum { .. } => Value::Str(text.to_string()),
-    })
 }
 
 /// The JSON Schema admitting exactly the offers.
@@ -356,7 +346,9 @@ pub fn tried(history: &[Iteration], catalog: &Catalog) -> Vec<String> {
         for (k, v) in &it.changes {
             let shown = catalog
                 .get(k)
-                .and_then(|e| value_of(&e.spec.ty, v).map(|x| show(&e.spec.ty, &x)))
+                .and_then(|e| {
+                    crate::options::value::value_of(&e.spec.ty, v).map(|x| show(&e.spec.ty, &x))
+                })
                 .unwrap_or_else(|| v.clone());
             let with: Vec<String> = it
                 .changes

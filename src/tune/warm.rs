@@ -146,7 +146,7 @@ pub fn seed(ctx: &Context) -> Option<(String, Vec<(String, Value)>)> {
         .iter()
         .filter_map(|(k, v)| {
             let e = ctx.catalog.get(k)?;
-            let value = super::prompt::value_of(&e.spec.ty, v)?;
+            let value = crate::options::value::value_of(&e.spec.ty, v)?;
             (ctx.best.get(e) != value).then(|| (k.clone(), value))
         })
         .collect();
