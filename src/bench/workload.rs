@@ -310,6 +310,61 @@ impl Workload {
         self.mix.as_ref().map_or(self.kind.scans(), |m| m.scans())
     }
 
+    /// The shares of point reads, writes and scans among the measured phase's operations
+    /// (summing to 1; a read-modify-write counts half a read and half a write).
+    pub fn shares(&self) -> (f64, f64, f64) {
+        let (reads, writes, scans) = match &self.mix {
+            Some(m) => {
+                let o = &m.ops;
+                (
+                    o.get + o.multiget + o.rmw / 2.0,
+                    o.put + o.delete + o.insert + o.rmw / 2.0,
+                    o.seek,
+                )
+            }
+            None => {
+                let p = self.readwritepercent as f64 / 100.0;
+                let t = self.threads as f64;
+                match self.kind {
+                    Kind::FillSeq | Kind::FillRandom | Kind::Overwrite => (0.0, 1.0, 0.0),
+                    Kind::ReadRandom | Kind::YcsbC => (1.0, 0.0, 0.0),
+                    Kind::ReadRandomWriteRandom => (p, 1.0 - p, 0.0),
+                    Kind::ReadWhileWriting => (t / (t + 1.0), 1.0 / (t + 1.0), 0.0),
+                    Kind::SeekRandom => (0.0, 0.0, 1.0),
+                    Kind::UpdateRandom | Kind::YcsbA => (0.5, 0.5, 0.0),
+                    Kind::YcsbB | Kind::YcsbD => (0.95, 0.05, 0.0),
+                    Kind::YcsbE => (0.0, 0.05, 0.95),
+                    Kind::YcsbF => (0.75, 0.25, 0.0),
+                    Kind::MixGraph | Kind::Custom | Kind::Trace => (1.0, 0.0, 0.0),
+                }
+            }
+        };
+        let sum = reads + writes + scans;
+        if sum > 0.0 {
+            (reads / sum, writes / sum, scans / sum)
+        } else {
+            (reads, writes, scans)
+        }
+    }
+
+    /// How keys are drawn: `uniform`, `zipfian`, `latest`, `hotspot` or `power`.
+    pub fn key_distribution(&self) -> &'static str {
+        match &self.mix {
+            Some(m) => match m.keys {
+                super::mix::KeyDist::Uniform => "uniform",
+                super::mix::KeyDist::Zipfian { .. } => "zipfian",
+                super::mix::KeyDist::Latest { .. } => "latest",
+                super::mix::KeyDist::Hotspot { .. } => "hotspot",
+                super::mix::KeyDist::Power { .. } => "power",
+            },
+            None => match self.kind {
+                Kind::YcsbA | Kind::YcsbB | Kind::YcsbC | Kind::YcsbE | Kind::YcsbF => "zipfian",
+                Kind::YcsbD => "latest",
+                _ => "uniform",
+            },
+        }
+    }
+
     /// Does the database need to be filled before the measured phase?
     pub fn needs_fill(&self) -> bool {
         self.trace.is_some() || self.mix.as_ref().map_or(self.kind.needs_fill(), |m| m.load)

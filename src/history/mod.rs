@@ -20,8 +20,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::Workload;
-use crate::bench::mix::KeyDist;
-use crate::bench::workload::Kind;
 use crate::sysinfo::Facts;
 
 pub use similar::{Neighbour, Similarity, Warm};
@@ -104,55 +102,13 @@ pub struct Features {
 
 impl Features {
     pub fn of(w: &Workload) -> Features {
-        let (mut reads, mut writes, mut scans, keys) = match &w.mix {
-            Some(m) => {
-                let o = &m.ops;
-                let keys = match m.keys {
-                    KeyDist::Uniform => "uniform",
-                    KeyDist::Zipfian { .. } => "zipfian",
-                    KeyDist::Latest { .. } => "latest",
-                    KeyDist::Hotspot { .. } => "hotspot",
-                    KeyDist::Power { .. } => "power",
-                };
-                (
-                    o.get + o.multiget + o.rmw / 2.0,
-                    o.put + o.delete + o.insert + o.rmw / 2.0,
-                    o.seek,
-                    keys,
-                )
-            }
-            None => {
-                let p = w.readwritepercent as f64 / 100.0;
-                let t = w.threads as f64;
-                match w.kind {
-                    Kind::FillSeq | Kind::FillRandom | Kind::Overwrite => {
-                        (0.0, 1.0, 0.0, "uniform")
-                    }
-                    Kind::ReadRandom => (1.0, 0.0, 0.0, "uniform"),
-                    Kind::ReadRandomWriteRandom => (p, 1.0 - p, 0.0, "uniform"),
-                    Kind::ReadWhileWriting => (t / (t + 1.0), 1.0 / (t + 1.0), 0.0, "uniform"),
-                    Kind::SeekRandom => (0.0, 0.0, 1.0, "uniform"),
-                    Kind::UpdateRandom => (0.5, 0.5, 0.0, "uniform"),
-                    Kind::YcsbA => (0.5, 0.5, 0.0, "zipfian"),
-                    Kind::YcsbB => (0.95, 0.05, 0.0, "zipfian"),
-                    Kind::YcsbC => (1.0, 0.0, 0.0, "zipfian"),
-                    Kind::YcsbD => (0.95, 0.05, 0.0, "latest"),
-                    Kind::YcsbE => (0.0, 0.05, 0.95, "zipfian"),
-                    Kind::YcsbF => (0.75, 0.25, 0.0, "zipfian"),
-                    Kind::MixGraph | Kind::Custom | Kind::Trace => (1.0, 0.0, 0.0, "uniform"),
-                }
-            }
-        };
-        let sum = reads + writes + scans;
-        if sum > 0.0 {
-            (reads, writes, scans) = (reads / sum, writes / sum, scans / sum);
-        }
+        let (reads, writes, scans) = w.shares();
         Features {
             label: w.label(),
             reads,
             writes,
             scans,
-            keys: keys.to_string(),
+            keys: w.key_distribution().to_string(),
             num: w.num,
             key_size: w.key_size,
             value_size: w.value_size,
@@ -431,6 +387,7 @@ pub fn date(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::workload::Kind;
 
     #[test]
     fn dates_are_civil() {

@@ -259,7 +259,7 @@ pub fn in_range(ty: &OptionType, v: &Value) -> bool {
 }
 
 mod base;
-pub use base::HINTS;
+pub use base::{HINTS, WRITE_HEAVY};
 
 /// The hints that apply, most important first.
 pub fn hints(s: &Situation) -> Vec<Applied> {
@@ -269,12 +269,22 @@ pub fn hints(s: &Situation) -> Vec<Applied> {
             (h.applies)(s).map(|symptom| Applied {
                 hint: h,
                 symptom,
-                weight: h.weight,
+                weight: weight(h, s),
             })
         })
         .collect();
     out.sort_by_key(|a| std::cmp::Reverse(a.weight));
     out
+}
+
+/// A hint's weight for this workload: its own, or its entry in [`WRITE_HEAVY`] when at
+/// least half the measured operations write.
+fn weight(h: &Hint, s: &Situation) -> u32 {
+    let (_, writes, _) = s.workload.shares();
+    WRITE_HEAVY
+        .iter()
+        .find(|w| writes >= 0.5 && w.id == h.id)
+        .map_or(h.weight, |w| w.weight)
 }
 
 /// Options offered beyond those the hints name.
@@ -593,6 +603,38 @@ mod tests {
             ]
         );
         assert!(f.len() <= 12 && !f.contains(&"write_buffer_size"), "{f:?}");
+    }
+
+    /// On a mix that writes at least half the time (ycsb-a) pipelining and compression come
+    /// before the filter and the cache; on a mostly-reading mix (readrandomwriterandom, 10%
+    /// writes) the reads still come first. Every reweighted id is a hint, with a measured source.
+    #[test]
+    fn write_heavy_mixes_put_the_write_path_before_the_reads() {
+        let catalog = crate::options::catalog().unwrap();
+        let config = crate::options::default_config().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let cold = Diagnostics {
+            block_cache_hit_rate: Some(0.46),
+            ..Default::default()
+        };
+        let order = |kind| {
+            let mut w = Workload::new(kind);
+            (w.num, w.value_size, w.threads) = (300_000, 400, 2);
+            let s = situation(&w, &facts, catalog, &config, Some(cold));
+            hints(&s)
+                .iter()
+                .map(|a| a.hint.id)
+                .take(4)
+                .collect::<Vec<_>>()
+        };
+        let a = order(Kind::YcsbA);
+        assert_eq!(&a[..2], ["write.pipelined", "cpu.compression"], "{a:?}");
+        let rrwr = order(Kind::ReadRandomWriteRandom);
+        assert_eq!(&rrwr[..2], ["read.filter", "read.cache"], "{rrwr:?}");
+        for r in WRITE_HEAVY {
+            assert!(HINTS.iter().any(|h| h.id == r.id), "{}", r.id);
+            assert!(r.source.contains("BENCHMARKS.md"), "{}", r.id);
+        }
     }
 
     /// One rule book, checked: every option a hint names or suggests is in the catalog, and
