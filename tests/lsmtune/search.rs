@@ -236,6 +236,46 @@ fn the_hybrid_searches_the_whole_space_when_the_model_keeps_nothing() {
     assert!(final_gain(dir.path()) > 1.0, "{who:?}");
 }
 
+/// The hybrid whose model keeps a switch (pipelined writes, no value to search): the turns stay
+/// with the model, the whole-space search does not start (it is for a model that keeps nothing
+/// at all), and the model's next turns build on the kept switch.
+#[test]
+fn a_kept_switch_leaves_the_turns_to_the_model() {
+    let pipelined = r#"{"reasoning": "pipelining", "changes": [{"enable_pipelined_write": true}]}"#;
+    let jobs = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
+    let more = r#"{"reasoning": "more jobs", "changes": [{"max_background_jobs": 6}]}"#;
+    let subs = r#"{"reasoning": "subcompactions", "changes": [{"max_subcompactions": 2}]}"#;
+    let model = Scripted {
+        calls: vec![vec![pipelined], vec![jobs], vec![more], vec![subs]],
+        at: 0,
+        notes: Vec::new(),
+    };
+    let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FakeEngine::new();
+    let mut s = settings(Kind::FillRandom, 4, false);
+    s.max_changes = 16;
+    s.search = true;
+    let its = run(s, &engine, &mut hybrid, dir.path());
+    let who = names(&its);
+    assert_eq!(its.len(), 4, "{who:?}");
+    assert_eq!(its[0].decision, Decision::Accepted, "{who:?}");
+    assert_eq!(
+        its[0].changes.get("enable_pipelined_write").map(String::as_str),
+        Some("true"),
+        "{:?}",
+        its[0].changes
+    );
+    // Three model turns after the kept switch, none kept (the fake engine ignores background
+    // jobs), and still no searched turn.
+    assert!(its.iter().all(|i| i.proposer == "scripted"), "{who:?}");
+    assert!(
+        its[1..].iter().all(|i| i.decision != Decision::Accepted),
+        "{who:?}"
+    );
+    assert!(final_gain(dir.path()) > 1.1, "{who:?}");
+}
+
 fn names(its: &[Iteration]) -> Vec<String> {
     its.iter()
         .map(|i| format!("{}:{:?}", i.proposer, i.decision))
