@@ -565,18 +565,47 @@ pub fn state(ctx: &Context, level: HintLevel, offers: &[Offer], max_changes: usi
 mod tests {
     use super::*;
 
+    /// A readrandom tune's context (300,000 keys of 400 B, RocksDB's defaults as the start and
+    /// the best so far) at `iteration`, after `history`, warm from `past`. Leaked, so a test can
+    /// build several.
+    fn context(
+        history: &'static [Iteration],
+        past: Option<&'static crate::history::Warm>,
+        iteration: usize,
+    ) -> Context<'static> {
+        static FACTS: std::sync::OnceLock<crate::sysinfo::Facts> = std::sync::OnceLock::new();
+        let base: &'static crate::options::Config =
+            Box::leak(Box::new(crate::options::default_config().unwrap()));
+        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
+        (w.num, w.value_size) = (300_000, 400);
+        Context {
+            goal: Box::leak(Box::default()),
+            catalog: crate::options::catalog().unwrap(),
+            facts: FACTS
+                .get_or_init(|| crate::sysinfo::Facts::gather(&std::env::temp_dir(), "11.8.1")),
+            workload: Box::leak(Box::new(w)),
+            base,
+            best: base,
+            best_diagnostics: None,
+            best_ops: 1.0,
+            best_p50_us: None,
+            best_p99_us: None,
+            baseline_ops: 1.0,
+            history,
+            memory_budget: 4 << 30,
+            schema: Box::leak(Box::default()),
+            iteration,
+            note: None,
+            min_effect: 0.03,
+            past,
+        }
+    }
+
     /// A filter tried at 6 bits per key that measured ±0% is not offered again at 10 or 16, and
     /// its hint is no longer shown; without that history, or after a measurement too noisy to
     /// tell, it is offered.
     #[test]
     fn a_direction_that_measured_nothing_is_not_offered_again() {
-        let catalog = crate::options::catalog().unwrap();
-        let base = crate::options::default_config().unwrap();
-        let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), "11.8.1");
-        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
-        (w.num, w.value_size) = (300_000, 400);
-        let goal = crate::tune::objective::Goal::default();
-        let schema = crate::grammar::schema::SchemaOptions::default();
         let tried: Iteration = serde_json::from_value(serde_json::json!({
             "iteration": 1, "proposer": "m", "prompt": null, "reply": null, "llm": null,
             "reasoning": "filter", "proposed": 1, "invalid": 0,
@@ -591,26 +620,7 @@ mod tests {
         }))
         .unwrap();
         let history = [tried];
-        let ctx = |history: &'static [Iteration]| Context {
-            goal: Box::leak(Box::new(goal.clone())),
-            catalog,
-            facts: Box::leak(Box::new(facts.clone())),
-            workload: Box::leak(Box::new(w.clone())),
-            base: Box::leak(Box::new(base.clone())),
-            best: Box::leak(Box::new(base.clone())),
-            best_diagnostics: None,
-            best_ops: 1.0,
-            best_p50_us: None,
-            best_p99_us: None,
-            baseline_ops: 1.0,
-            history,
-            memory_budget: 4 << 30,
-            schema: Box::leak(Box::new(schema)),
-            iteration: 2,
-            note: None,
-            min_effect: 0.03,
-            past: None,
-        };
+        let ctx = |history: &'static [Iteration]| context(history, None, 2);
         let filter = |c: &Context| -> Vec<String> {
             offers(c, HintLevel::Knowledge, Turn::default())
                 .into_iter()
@@ -655,13 +665,6 @@ mod tests {
     #[test]
     fn a_warm_start_is_shown_offered_and_tried_first() {
         use crate::history::{Neighbour, Outcome, Similarity, Step, Warm};
-        let catalog = crate::options::catalog().unwrap();
-        let base = crate::options::default_config().unwrap();
-        let facts = crate::sysinfo::Facts::gather(&std::env::temp_dir(), "11.8.1");
-        let mut w = crate::bench::Workload::new(crate::bench::Kind::ReadRandom);
-        (w.num, w.value_size) = (300_000, 400);
-        let goal = crate::tune::objective::Goal::default();
-        let schema = crate::grammar::schema::SchemaOptions::default();
         let warm = Warm {
             store: "h.sqlite".into(),
             considered: 2,
@@ -698,26 +701,8 @@ mod tests {
             }],
             warnings: vec![],
         };
-        let ctx = Context {
-            goal: &goal,
-            catalog,
-            facts: &facts,
-            workload: &w,
-            base: &base,
-            best: &base,
-            best_diagnostics: None,
-            best_ops: 1.0,
-            best_p50_us: None,
-            best_p99_us: None,
-            baseline_ops: 1.0,
-            history: &[],
-            memory_budget: 4 << 30,
-            schema: &schema,
-            iteration: 1,
-            note: None,
-            min_effect: 0.03,
-            past: Some(&warm),
-        };
+        let warm: &'static Warm = Box::leak(Box::new(warm));
+        let ctx = context(&[], Some(warm), 1);
         let offered = offers(&ctx, HintLevel::Knowledge, Turn::default());
         let text = state(&ctx, HintLevel::Knowledge, &offered, 3);
         assert!(

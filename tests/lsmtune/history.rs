@@ -11,19 +11,6 @@ use lsmtune::tune::journal::{self, Record};
 
 use crate::common;
 
-const SMALL: &[&str] = &[
-    "--num",
-    "20000",
-    "--value-size",
-    "100",
-    "--repeats",
-    "2",
-    "--confirm",
-    "1",
-    "--max-rounds",
-    "3",
-];
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -56,7 +43,7 @@ fn tune(history: &Path, out: &Path, workload: &str, backend: &str) -> Output {
                 "--iterations",
                 "1",
             ],
-            SMALL,
+            common::SMALL,
             &["--out", out.to_str().unwrap()],
         ]
         .concat(),
@@ -231,7 +218,7 @@ fn a_similar_tune_starts_from_what_the_nearest_kept_and_a_dissimilar_one_cold() 
             "1",
             "--no-history",
         ])
-        .args(SMALL)
+        .args(common::SMALL)
         .arg("--out")
         .arg(&off)
         .env("LSMTUNE_HISTORY", &warm)

@@ -261,7 +261,10 @@ fn a_kept_switch_leaves_the_turns_to_the_model() {
     assert_eq!(its.len(), 4, "{who:?}");
     assert_eq!(its[0].decision, Decision::Accepted, "{who:?}");
     assert_eq!(
-        its[0].changes.get("enable_pipelined_write").map(String::as_str),
+        its[0]
+            .changes
+            .get("enable_pipelined_write")
+            .map(String::as_str),
         Some("true"),
         "{:?}",
         its[0].changes

@@ -558,24 +558,18 @@ fn auto_picks_the_smallest_instruct_model_of_a_measured_family_from_the_stores()
     // The tune takes it and says why.
     let out = f.root.join("run");
     let o = run(&[
-        "tune",
-        "--workload",
-        "fillrandom",
-        "--num",
-        "20000",
-        "--value-size",
-        "100",
-        "--repeats",
-        "2",
-        "--confirm",
-        "1",
-        "--iterations",
-        "1",
-        "--max-tokens",
-        "200",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &["tune", "--workload", "fillrandom"],
+        crate::common::SMALL,
+        &[
+            "--iterations",
+            "1",
+            "--max-tokens",
+            "200",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ]
+    .concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(

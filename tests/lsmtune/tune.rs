@@ -14,22 +14,10 @@ use lsmtune::tune::journal::{self, Decision, Record};
 
 use common::BIN;
 
-/// A small, quick workload for every test.
-const SMALL: &[&str] = &[
-    "--num",
-    "20000",
-    "--value-size",
-    "100",
-    "--repeats",
-    "2",
-    "--confirm",
-    "1",
-];
-
 fn tune(out: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = crate::common::command();
     cmd.arg("tune")
-        .args(SMALL)
+        .args(common::SMALL)
         .arg("--out")
         .arg(out)
         .args(extra);
@@ -197,7 +185,7 @@ fn a_killed_tune_resumes_without_losing_or_rerunning_iterations() {
     let out = dir.path().join("run");
     let mut child = crate::common::command()
         .arg("tune")
-        .args(SMALL)
+        .args(common::SMALL)
         .args([
             "--workload",
             "fillrandom",
@@ -539,10 +527,14 @@ fn spawn_tune_until_a_worker_runs(
     num: usize,
     journaled: bool,
 ) -> std::process::Child {
-    assert_eq!(SMALL[0], "--num", "SMALL's first pair is replaced below");
+    assert_eq!(
+        common::SMALL[0],
+        "--num",
+        "SMALL's first pair is replaced below"
+    );
     let mut child = crate::common::command()
         .arg("tune")
-        .args(&SMALL[2..]) // all but its --num
+        .args(&common::SMALL[2..]) // all but its --num
         .args(["--workload", "fillrandom", "--backend", "random"])
         .args(["--iterations", "2", "--patience", "9", "--num"])
         .arg(num.to_string())

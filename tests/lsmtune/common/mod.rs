@@ -6,6 +6,21 @@ use std::process::{Command, Output};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lsmtune");
 
+/// A small, quick tune for the tests that run one: 20,000 keys of 100 B, 2 + 1 rounds a
+/// candidate, at most 3.
+pub const SMALL: &[&str] = &[
+    "--num",
+    "20000",
+    "--value-size",
+    "100",
+    "--repeats",
+    "2",
+    "--confirm",
+    "1",
+    "--max-rounds",
+    "3",
+];
+
 /// An address where nothing listens, for "cannot connect" cases: the discard port, which no
 /// test binds (a port read from a listener the test then drops can be taken by a parallel
 /// test's server before the connection is tried).
