@@ -28,11 +28,7 @@ fn a_promising_candidate_gets_more_rounds_and_a_clearly_worse_one_stops_at_once(
     let worse = r#"{"reasoning": "huge memtables", "changes": [{"write_buffer_size": "1 GiB"}]}"#;
     let dir = tempfile::tempdir().unwrap();
     let engine = noisy();
-    let mut p = Scripted {
-        calls: vec![vec![better], vec![worse]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let mut p = Scripted::new(vec![vec![better], vec![worse]]);
     let mut s = settings(Kind::FillRandom, 2, false);
     s.max_rounds = 8;
     let its = run(s, &engine, &mut p, dir.path());
@@ -149,11 +145,7 @@ fn the_hybrid_searches_what_the_model_kept_then_asks_the_model_again() {
     let first = r#"{"reasoning": "cache", "changes": [{"table.block_cache_size": "48 MiB"}]}"#;
     let second = r#"{"reasoning": "filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
     let third = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
-    let model = Scripted {
-        calls: vec![vec![first], vec![second], vec![third]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let model = Scripted::new(vec![vec![first], vec![second], vec![third]]);
     let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
@@ -195,11 +187,7 @@ fn the_hybrid_searches_what_the_model_kept_then_asks_the_model_again() {
 fn the_hybrid_searches_the_whole_space_when_the_model_keeps_nothing() {
     let jobs = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
     let more = r#"{"reasoning": "more jobs", "changes": [{"max_background_jobs": 6}]}"#;
-    let model = Scripted {
-        calls: vec![vec![jobs], vec![more]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let model = Scripted::new(vec![vec![jobs], vec![more]]);
     let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
@@ -245,11 +233,7 @@ fn a_kept_switch_leaves_the_turns_to_the_model() {
     let jobs = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
     let more = r#"{"reasoning": "more jobs", "changes": [{"max_background_jobs": 6}]}"#;
     let subs = r#"{"reasoning": "subcompactions", "changes": [{"max_subcompactions": 2}]}"#;
-    let model = Scripted {
-        calls: vec![vec![pipelined], vec![jobs], vec![more], vec![subs]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let model = Scripted::new(vec![vec![pipelined], vec![jobs], vec![more], vec![subs]]);
     let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();

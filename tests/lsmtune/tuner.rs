@@ -21,7 +21,8 @@ use lsmtune::tune::{Quiet, Tuner};
 const MIB: f64 = (1 << 20) as f64;
 
 /// Throughput as a function of the configuration: a filter and a big enough cache help point
-/// reads; writes are fastest with 16 MiB memtables and 20% faster pipelined. Counts runs per configuration.
+/// reads; writes are fastest with 16 MiB memtables and 20% faster pipelined. Counts runs per
+/// configuration.
 pub(crate) struct FakeEngine {
     pub(crate) runs: Mutex<BTreeMap<String, usize>>,
     /// bytes_per_sync > 0 costs 10% throughput and cuts p99 to 40% (a latency trade-off).
@@ -196,6 +197,17 @@ pub(crate) struct Scripted {
     pub(crate) notes: Vec<Option<String>>,
 }
 
+impl Scripted {
+    /// A model whose turn N replies with `calls[N]` (the last one again after the end).
+    pub(crate) fn new(calls: Vec<Vec<&'static str>>) -> Scripted {
+        Scripted {
+            calls,
+            at: 0,
+            notes: Vec::new(),
+        }
+    }
+}
+
 impl Proposer for Scripted {
     fn name(&self) -> String {
         "scripted".into()
@@ -220,11 +232,7 @@ fn a_configuration_is_never_measured_twice_and_repeats_are_asked_again() {
     // nothing benchmarked, not asked again. 3: a new value.
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
-    let mut p = Scripted {
-        calls: vec![vec![filter], vec![filter, noop], vec![cache]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let mut p = Scripted::new(vec![vec![filter], vec![filter, noop], vec![cache]]);
     let its = run(
         settings(Kind::ReadRandom, 3, false),
         &engine,
@@ -249,11 +257,7 @@ fn a_configuration_is_never_measured_twice_and_repeats_are_asked_again() {
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
     let bits16 = r#"{"reasoning": "x", "changes": [{"table.filter_bits_per_key": 16}]}"#;
-    let mut p = Scripted {
-        calls: vec![vec![bits16]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let mut p = Scripted::new(vec![vec![bits16]]);
     let mut s = settings(Kind::ReadRandom, 2, false);
     s.min_effect = 10.0; // nothing is ever kept: the best stays the start
     let its = run(s, &engine, &mut p, dir.path());
@@ -285,16 +289,10 @@ fn a_configuration_is_never_measured_twice_and_repeats_are_asked_again() {
 fn a_kept_numeric_change_is_refined_by_measurement() {
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
-    let mut p = Scripted {
-        calls: vec![
-            vec![
-                r#"{"reasoning": "smaller memtables", "changes": [{"write_buffer_size": "32 MiB"}]}"#,
-            ],
-            vec![r#"{"reasoning": "pipelining", "changes": [{"enable_pipelined_write": true}]}"#],
-        ],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let mut p = Scripted::new(vec![
+        vec![r#"{"reasoning": "smaller memtables", "changes": [{"write_buffer_size": "32 MiB"}]}"#],
+        vec![r#"{"reasoning": "pipelining", "changes": [{"enable_pipelined_write": true}]}"#],
+    ]);
     let its = run(
         settings(Kind::FillRandom, 4, true),
         &engine,
@@ -548,11 +546,7 @@ fn a_journal_cut_anywhere_in_its_last_lines_resumes_and_finishes() {
         r#"{"reasoning": "no filter → add one", "changes": [{"table.filter_bits_per_key": 10}]}"#;
     let cache =
         r#"{"reasoning": "cache → 128 MiB", "changes": [{"table.block_cache_size": "128 MiB"}]}"#;
-    let script = || Scripted {
-        calls: vec![vec![filter], vec![cache]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let script = || Scripted::new(vec![vec![filter], vec![cache]]);
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
     run(
@@ -640,11 +634,7 @@ fn the_objective_and_the_constraints_decide_what_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(Kind::FillRandom, 1, false);
         s.goal = goal;
-        let mut p = Scripted {
-            calls: vec![vec![sync]],
-            at: 0,
-            notes: Vec::new(),
-        };
+        let mut p = Scripted::new(vec![vec![sync]]);
         let its = run(s, &engine, &mut p, dir.path());
         assert_eq!(its.len(), 1);
         let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
@@ -691,11 +681,7 @@ fn patience_time_budget_confirmation_and_keeping_the_start() {
     let useless = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 300}]}"#;
     let other = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 120}]}"#;
     let third = r#"{"reasoning": "noise", "changes": [{"stats_dump_period_sec": 60}]}"#;
-    let script = || Scripted {
-        calls: vec![vec![useless], vec![other], vec![third], vec![useless]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let script = || Scripted::new(vec![vec![useless], vec![other], vec![third], vec![useless]]);
     let engine = FakeEngine::new();
     // Patience 2: two iterations without a gain end the tune though 8 were allowed.
     let dir = tempfile::tempdir().unwrap();
@@ -743,11 +729,7 @@ fn patience_time_budget_confirmation_and_keeping_the_start() {
     // --repeats rounds, without the extra rounds an undecided one would get.
     let filter = r#"{"reasoning": "filter", "changes": [{"table.filter_bits_per_key": 10}]}"#;
     let dir = tempfile::tempdir().unwrap();
-    let mut p = Scripted {
-        calls: vec![vec![filter]],
-        at: 0,
-        notes: Vec::new(),
-    };
+    let mut p = Scripted::new(vec![vec![filter]]);
     let its = run(
         settings(Kind::ReadRandom, 1, false),
         &engine,
@@ -786,11 +768,7 @@ fn compare_curves_follow_the_objective() {
             tradeoff: true,
             ..FakeEngine::new()
         };
-        let mut p = Scripted {
-            calls: vec![vec![sync]],
-            at: 0,
-            notes: Vec::new(),
-        };
+        let mut p = Scripted::new(vec![vec![sync]]);
         let its = run(s, &engine, &mut p, &dir);
         let row = compare::row(out.path(), "fillrandom", &variant, &[7]).unwrap();
         assert_eq!(row.seeds, 1);

@@ -263,13 +263,15 @@ pub use base::{HINTS, WRITE_HEAVY};
 
 /// The hints that apply, most important first.
 pub fn hints(s: &Situation) -> Vec<Applied> {
+    let (_, writes, _) = s.workload.shares();
+    let write_heavy = writes >= 0.5;
     let mut out: Vec<Applied> = HINTS
         .iter()
         .filter_map(|h| {
             (h.applies)(s).map(|symptom| Applied {
                 hint: h,
                 symptom,
-                weight: weight(h, s),
+                weight: weight(h, write_heavy),
             })
         })
         .collect();
@@ -277,13 +279,12 @@ pub fn hints(s: &Situation) -> Vec<Applied> {
     out
 }
 
-/// A hint's weight for this workload: its own, or its entry in [`WRITE_HEAVY`] when at
-/// least half the measured operations write.
-fn weight(h: &Hint, s: &Situation) -> u32 {
-    let (_, writes, _) = s.workload.shares();
+/// A hint's weight: its own, or its entry in [`WRITE_HEAVY`] on a workload where at least half
+/// the measured operations write.
+fn weight(h: &Hint, write_heavy: bool) -> u32 {
     WRITE_HEAVY
         .iter()
-        .find(|w| writes >= 0.5 && w.id == h.id)
+        .find(|w| write_heavy && w.id == h.id)
         .map_or(h.weight, |w| w.weight)
 }
 
