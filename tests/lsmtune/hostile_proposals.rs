@@ -9,6 +9,7 @@
 //!
 //! Case count: `LSMTUNE_PROPTEST_CASES` (default 10000).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -204,6 +205,43 @@ fn render(entries: &[(String, V)], format: u8) -> String {
 /// Cases run so far (every tenth also opens on disk).
 static CASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// How long one open, write and read may take before it counts as a hang. In-memory it takes
+/// milliseconds; this only has to tell "slow on a busy machine" from "never".
+const HANG: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Run `use_db` (open a calibrated config, write, read) on its own thread and wait for it.
+///
+/// A config that deadlocks RocksDB (one did: unordered writes with a manually flushed WAL) leaves
+/// that thread stuck on a mutex inside RocksDB forever. Then this prints the calibrated file and
+/// the proposal and ends the test process with a failure, instead of blocking CI until its
+/// timeout. It does not return a case failure: shrinking would re-run the hang many times.
+fn within_deadline(
+    rendered: &str,
+    text: &str,
+    use_db: impl FnOnce() -> Result<Option<Vec<u8>>, String> + Send + 'static,
+) -> Result<Option<Vec<u8>>, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(use_db());
+    });
+    match rx.recv_timeout(HANG) {
+        Ok(got) => got,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err("opening the calibrated config panicked (see above)".into())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            // Straight to stderr: the test harness captures `eprintln!`, and exiting drops that.
+            let _ = writeln!(
+                std::io::stderr(),
+                "HANG: RocksDB did not finish opening, writing and reading a calibrated config \
+                 within {HANG:?}; the calibrator let a deadlocking combination through.\n\
+                 calibrated OPTIONS:\n{rendered}\nproposal:\n{text}"
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("LSMTUNE_PROPTEST_CASES")
         .ok()
@@ -260,24 +298,72 @@ proptest! {
         let file = dir.path().join("OPTIONS-calibrated.ini");
         result.config.doc.write(&file, "proptest").unwrap();
         let reread = OptionsDoc::read(&file).unwrap();
-        let scratch = rocks::open_scratch(&reread)
-            .map_err(|e| TestCaseError::fail(format!("RocksDB refused a calibrated config: {e}\ntext:\n{text}")))?;
-        scratch.db().put(b"key", b"value").unwrap();
-        let got = scratch.db().get(b"key").unwrap();
+        let rendered = reread.render("proptest");
+        let doc = reread.clone();
+        let got = within_deadline(&rendered, &text, move || {
+            let scratch = rocks::open_scratch(&doc)
+                .map_err(|e| format!("RocksDB refused a calibrated config: {e}"))?;
+            scratch.db().put(b"key", b"value").map_err(|e| e.to_string())?;
+            scratch.db().get(b"key").map_err(|e| e.to_string())
+        }).map_err(|e| TestCaseError::fail(format!("{e}\ntext:\n{text}")))?;
         prop_assert_eq!(got.as_deref(), Some(&b"value"[..]));
-        drop(scratch);
         // Every tenth case also on a real file system, as a user's program opens it: the
         // in-memory Env the checks use must not be the only judge of its own verdict.
         if CASE
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .is_multiple_of(10)
         {
-            let disk = tempfile::Builder::new().prefix("lsmtune-proptest-disk-").tempdir().unwrap();
-            let (db, _opts) = rocks::open(&reread, &disk.path().join("db"))
-                .map_err(|e| TestCaseError::fail(format!("RocksDB refused a calibrated config on disk: {e}\ntext:\n{text}")))?;
-            db.put(b"key", b"value").unwrap();
-            let got = db.get(b"key").unwrap();
+            let doc = reread.clone();
+            let got = within_deadline(&rendered, &text, move || {
+                let disk = tempfile::Builder::new().prefix("lsmtune-proptest-disk-").tempdir().unwrap();
+                let (db, _opts) = rocks::open(&doc, &disk.path().join("db"))
+                    .map_err(|e| format!("RocksDB refused a calibrated config on disk: {e}"))?;
+                db.put(b"key", b"value").map_err(|e| e.to_string())?;
+                db.get(b"key").map_err(|e| e.to_string())
+            }).map_err(|e| TestCaseError::fail(format!("{e}\ntext:\n{text}")))?;
             prop_assert_eq!(got.as_deref(), Some(&b"value"[..]));
         }
     }
+}
+
+/// The one combination that hung this test: unordered writes with a manually flushed WAL (and
+/// one write queue) open fine and deadlock on the first write. Allowed unsafe options must not
+/// let it through: the calibrator turns the manual flush off, and the database takes a write.
+#[test]
+fn unordered_writes_with_a_manual_wal_flush_take_a_write() {
+    let cat = catalog();
+    let cal = Calibrator::new(
+        cat,
+        CalibrateOptions {
+            memory_budget: 8 << 30,
+            allow_unsafe: true,
+            max_changes: 8,
+        },
+    );
+    let result = cal.calibrate_text(
+        &bases()[0],
+        r#"{"changes": {"unordered_write": true, "manual_wal_flush": true}}"#,
+    );
+    let changed = |k: &str| result.changes.get(k).map(|v| v.to_string());
+    assert_eq!(changed("unordered_write").as_deref(), Some("true"));
+    assert!(
+        result
+            .corrections
+            .iter()
+            .any(|c| c.key == "manual_wal_flush" && c.rule == Rule::Dependency),
+        "{:?}",
+        result.corrections
+    );
+    let doc = result.config.doc.clone();
+    let rendered = doc.render("test");
+    let got = within_deadline(&rendered, "unordered_write + manual_wal_flush", move || {
+        let scratch = rocks::open_scratch(&doc).map_err(|e| e.to_string())?;
+        scratch
+            .db()
+            .put(b"key", b"value")
+            .map_err(|e| e.to_string())?;
+        scratch.db().get(b"key").map_err(|e| e.to_string())
+    })
+    .unwrap();
+    assert_eq!(got.as_deref(), Some(&b"value"[..]));
 }

@@ -22,6 +22,10 @@ pub(super) const RULES: &[DependencyRule] = &[
     ("mmap_or_direct_io", mmap_or_direct_io),
     ("concurrent_memtable_writes", concurrent_memtable_writes),
     ("unordered_not_pipelined", unordered_not_pipelined),
+    (
+        "unordered_not_manual_wal_flush",
+        unordered_not_manual_wal_flush,
+    ),
     ("partitioned_filters_index", partitioned_filters_index),
     ("block_align_uncompressed", block_align_uncompressed),
     ("compression_per_level", compression_per_level),
@@ -293,6 +297,36 @@ fn unordered_not_pipelined(w: &mut Work) {
     }
 }
 
+/// Unordered writes with a manually flushed WAL and one write queue deadlock on the first write.
+///
+/// Source: RocksDB 11.8.1, db/db_impl/db_impl_write.cc. With `unordered_write` the write goes
+/// through `ConcurrentWriteGroupToWAL`, which takes `wal_write_mutex_` and calls `WriteToWAL`;
+/// that takes the same (non-recursive) mutex again when `manual_wal_flush && !two_write_queues`.
+/// `DB::Open` accepts the combination, and the first `Put` waits on itself forever (seen in this
+/// crate's hostile-proposal property test, stack `WriteImplWALOnly` -> `ConcurrentWriteGroupToWAL`
+/// -> `WriteToWAL` -> `InstrumentedMutex::Lock`). `two_write_queues` is outside the catalog, so
+/// it is read from the file; only a base that turned it on is safe.
+fn unordered_not_manual_wal_flush(w: &mut Work) {
+    let two_queues = w
+        .cand
+        .doc
+        .get(&Scope::Db.section(), "two_write_queues")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if w.flag("unordered_write") == Some(true)
+        && w.flag("manual_wal_flush") == Some(true)
+        && !two_queues
+    {
+        w.adjust(
+            "manual_wal_flush",
+            Value::Bool(false),
+            Rule::Dependency,
+            "unordered_write with manual_wal_flush deadlocks RocksDB's first write \
+             (WriteToWAL re-locks the WAL mutex) unless two_write_queues is on"
+                .into(),
+        );
+    }
+}
+
 /// Partitioned filters need the partitioned (two-level) index.
 fn partitioned_filters_index(w: &mut Work) {
     use Value::*;
@@ -522,6 +556,14 @@ mod tests {
                     ("enable_pipelined_write", Bool(true)),
                 ],
                 "enable_pipelined_write",
+            ),
+            (
+                "unordered_not_manual_wal_flush",
+                vec![
+                    ("unordered_write", Bool(true)),
+                    ("manual_wal_flush", Bool(true)),
+                ],
+                "manual_wal_flush",
             ),
             (
                 "partitioned_filters_index",
