@@ -629,7 +629,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let a = order(Kind::YcsbA);
-        assert_eq!(&a[..2], ["write.pipelined", "cpu.compression"], "{a:?}");
+        assert_eq!(&a[..2], ["cpu.compression", "write.pipelined"], "{a:?}");
         let rrwr = order(Kind::ReadRandomWriteRandom);
         assert_eq!(&rrwr[..2], ["read.filter", "read.cache"], "{rrwr:?}");
         for r in WRITE_HEAVY {
