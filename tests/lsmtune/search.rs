@@ -205,7 +205,7 @@ fn the_hybrid_searches_the_whole_space_when_the_model_keeps_nothing() {
             .reasoning
             .as_deref()
             .unwrap_or("")
-            .contains("the model's turns kept nothing"),
+            .contains("the model's last turns kept nothing"),
         "{:?}",
         its[2].reasoning
     );
@@ -224,11 +224,12 @@ fn the_hybrid_searches_the_whole_space_when_the_model_keeps_nothing() {
     assert!(final_gain(dir.path()) > 1.0, "{who:?}");
 }
 
-/// The hybrid whose model keeps a switch (pipelined writes, no value to search): the turns stay
-/// with the model, the whole-space search does not start (it is for a model that keeps nothing
-/// at all), and the model's next turns build on the kept switch.
+/// The hybrid whose model keeps a switch (pipelined writes, no value to search): the model's
+/// turns go on while they keep something; after two of them in a row keep nothing (the fake
+/// engine ignores background jobs), the search over the workload's whole space takes the turns,
+/// leaving the kept switch as it is.
 #[test]
-fn a_kept_switch_leaves_the_turns_to_the_model() {
+fn after_a_kept_switch_two_model_misses_hand_the_turns_to_the_whole_space_search() {
     let pipelined = r#"{"reasoning": "pipelining", "changes": [{"enable_pipelined_write": true}]}"#;
     let jobs = r#"{"reasoning": "jobs", "changes": [{"max_background_jobs": 4}]}"#;
     let more = r#"{"reasoning": "more jobs", "changes": [{"max_background_jobs": 6}]}"#;
@@ -237,12 +238,12 @@ fn a_kept_switch_leaves_the_turns_to_the_model() {
     let mut hybrid = Hybrid::new(Box::new(model), Method::Tpe, 3);
     let dir = tempfile::tempdir().unwrap();
     let engine = FakeEngine::new();
-    let mut s = settings(Kind::FillRandom, 4, false);
+    let mut s = settings(Kind::FillRandom, 5, false);
     s.max_changes = 16;
     s.search = true;
     let its = run(s, &engine, &mut hybrid, dir.path());
     let who = names(&its);
-    assert_eq!(its.len(), 4, "{who:?}");
+    assert_eq!(its.len(), 5, "{who:?}");
     assert_eq!(its[0].decision, Decision::Accepted, "{who:?}");
     assert_eq!(
         its[0]
@@ -253,13 +254,24 @@ fn a_kept_switch_leaves_the_turns_to_the_model() {
         "{:?}",
         its[0].changes
     );
-    // Three model turns after the kept switch, none kept (the fake engine ignores background
-    // jobs), and still no searched turn.
-    assert!(its.iter().all(|i| i.proposer == "scripted"), "{who:?}");
+    // Two model turns after the kept switch, neither kept: then the whole-space search.
+    assert!(its[..3].iter().all(|i| i.proposer == "scripted"), "{who:?}");
     assert!(
-        its[1..].iter().all(|i| i.decision != Decision::Accepted),
+        its[1..3].iter().all(|i| i.decision != Decision::Accepted),
         "{who:?}"
     );
+    for it in &its[3..] {
+        assert!(it.proposer.starts_with("search:"), "{who:?}");
+        let why = it.reasoning.as_deref().unwrap_or_default();
+        assert!(why.contains("search over the workload's options"), "{why}");
+        // It explores the rest and leaves the kept switch as it is.
+        assert!(!why.contains("enable_pipelined_write"), "{why}");
+        assert!(
+            !it.changes.contains_key("enable_pipelined_write"),
+            "{:?}",
+            it.changes
+        );
+    }
     assert!(final_gain(dir.path()) > 1.1, "{who:?}");
 }
 
