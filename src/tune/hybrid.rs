@@ -104,18 +104,19 @@ pub fn next_turn(ctx: &Context) -> Turn {
         .history
         .iter()
         .all(|it| it.decision != Decision::Accepted);
+    // Searched turns at the end of the history.
+    let streak = ctx
+        .history
+        .iter()
+        .rev()
+        .take_while(|it| searched(it))
+        .count();
     if !nothing_kept {
         // Something was kept, and the model's last MODEL_MISSES turns kept nothing: the search
         // over the whole space (from the best so far) takes SEARCH_STREAK turns, then the model
         // again. Measured on the write-heavy pair after the hint swap: after its kept first step
         // the 0.5B model spent up to five turns on one option's values, each within noise, while
         // the search alone reached 1.36x on ycsb-a against the hybrid's 1.07x.
-        let streak = ctx
-            .history
-            .iter()
-            .rev()
-            .take_while(|it| searched(it))
-            .count();
         let before = &ctx.history[..ctx.history.len() - streak];
         let model_misses = before
             .iter()
@@ -140,12 +141,6 @@ pub fn next_turn(ctx: &Context) -> Turn {
         // Nothing kept: the model's turns first; after MODEL_MISSES of them, the search over
         // the workload's whole space, SEARCH_STREAK turns at a time, then the model again.
         let model_turns = ctx.history.iter().filter(|it| !searched(it)).count();
-        let streak = ctx
-            .history
-            .iter()
-            .rev()
-            .take_while(|it| searched(it))
-            .count();
         if model_turns < MODEL_MISSES || streak >= SEARCH_STREAK {
             return Turn::Model;
         }
