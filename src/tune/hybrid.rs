@@ -151,16 +151,10 @@ pub fn next_turn(ctx: &Context) -> Turn {
             Turn::Explore(whole)
         };
     }
-    let tail: Vec<&Iteration> = ctx
-        .history
-        .iter()
-        .rev()
-        .take_while(|it| searched(it))
-        .collect();
     let Some(last) = ctx.history.last() else {
         return Turn::Model;
     };
-    if tail.is_empty() {
+    if streak == 0 {
         // The model (or a refinement) had the last turn: search once it was kept.
         return if last.decision == Decision::Accepted {
             Turn::Search(space)
@@ -168,11 +162,13 @@ pub fn next_turn(ctx: &Context) -> Turn {
             Turn::Model
         };
     }
-    let misses = tail
+    // The searched turns at the end that were not kept, latest first.
+    let misses = ctx.history[ctx.history.len() - streak..]
         .iter()
+        .rev()
         .take_while(|it| it.decision != Decision::Accepted)
         .count();
-    if misses >= SEARCH_MISSES || tail.len() >= SEARCH_STREAK {
+    if misses >= SEARCH_MISSES || streak >= SEARCH_STREAK {
         Turn::Model
     } else {
         Turn::Search(space)

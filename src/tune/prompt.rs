@@ -173,7 +173,7 @@ pub fn spent_options(history: &[Iteration]) -> Vec<String> {
         }
         if it.decision == Decision::Accepted {
             kept.extend(it.changes.keys().map(String::as_str));
-        } else if it.decision == Decision::Rejected && !it.proposer.starts_with("search") {
+        } else if it.decision == Decision::Rejected && !crate::tune::hybrid::searched(it) {
             for k in it.changes.keys() {
                 *tries.entry(k.as_str()).or_default() += 1;
             }
