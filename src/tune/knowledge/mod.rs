@@ -735,6 +735,12 @@ mod tests {
                 Metric::Throughput,
             ),
             (
+                "read.block_size.cached",
+                Kind::ReadRandom,
+                Diagnostics::default(),
+                Metric::Throughput,
+            ),
+            (
                 "read.filters_for_hits",
                 Kind::YcsbB,
                 cold,
@@ -783,10 +789,19 @@ mod tests {
                 );
             }
         }
+        let mut cached = config.clone();
+        cached.set_key(catalog, "table.block_cache_size", Value::Int(256 * MIB));
         for (id, kind, d, objective) in cases {
             let mut w = Workload::new(kind);
             (w.num, w.value_size, w.threads) = (300_000, 400, 2);
-            let mut s = situation(&w, &facts, catalog, &config, Some(d));
+            // The block-size step wants a cache that holds the data; every other hint fires on
+            // the defaults.
+            let config = if id == "read.block_size.cached" {
+                &cached
+            } else {
+                &config
+            };
+            let mut s = situation(&w, &facts, catalog, config, Some(d));
             s.objective = objective;
             let applied = hints(&s);
             let a = applied
@@ -801,6 +816,46 @@ mod tests {
             }
             assert!(!a.suggestions(&s).is_empty(), "{id}: nothing new to try");
         }
+    }
+
+    /// Larger blocks only while the block cache holds the data (at production scale a block
+    /// read from the device is read whole for one key), and only up to the size measured.
+    #[test]
+    fn larger_blocks_only_when_the_cache_holds_the_data() {
+        let catalog = crate::options::catalog().unwrap();
+        let facts = Facts::gather(&std::env::temp_dir(), "11.8.1");
+        let mut w = Workload::new(Kind::ReadRandom);
+        (w.num, w.value_size, w.threads) = (300_000, 400, 2);
+        let fires = |cache: i64, block: i64, kind: Kind| {
+            let mut config = crate::options::default_config().unwrap();
+            config.set_key(catalog, "table.block_cache_size", Value::Int(cache));
+            config.set_key(catalog, "table.block_size", Value::Int(block));
+            let mut w = w.clone();
+            w.kind = kind;
+            let s = situation(&w, &facts, catalog, &config, None);
+            hints(&s)
+                .iter()
+                .any(|a| a.hint.id == "read.block_size.cached")
+        };
+        let data = w.data_bytes() as i64;
+        assert!(fires(256 * MIB, 4096, Kind::ReadRandom));
+        assert!(
+            fires(data, 16 * 1024, Kind::ReadRandom),
+            "16 KiB measured nothing"
+        );
+        assert!(
+            !fires(data - 1, 4096, Kind::ReadRandom),
+            "the data does not fit"
+        );
+        assert!(
+            !fires(32 * MIB, 4096, Kind::ReadRandom),
+            "the default cache"
+        );
+        assert!(
+            !fires(256 * MIB, 32 * 1024, Kind::ReadRandom),
+            "already large"
+        );
+        assert!(!fires(256 * MIB, 4096, Kind::FillRandom), "no reads");
     }
 
     #[test]
